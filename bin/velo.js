@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+'use strict'
+// Fast path for --version: every velo call pays Node's start-up, so this one pays nothing more.
+const argv = process.argv.slice(2)
+if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0] === 'version')) {
+  const pkg = require('../package.json')
+  process.stdout.write(`velo/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`)
+  process.exit(0)
+}
+require('../dist/cli.js').run(__filename)

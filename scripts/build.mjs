@@ -1,0 +1,17 @@
+// Bundle the CLI with esbuild: the entry, @oclif/core and the command registry in one file,
+// so start-up reads one file instead of hundreds. Native addons (lmdb, blake-hash, node-pty) stay external.
+import {build} from 'esbuild'
+import {execFileSync} from 'node:child_process'
+
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  external: ['typescript', 'ts-node', 'lmdb', '@napi-rs/blake-hash', 'node-pty', 'dockerode', 'testcontainers', 'cpu-features', 'ssh2'],
+}
+await build({...common, entryPoints: {cli: 'src/cli.ts'}, minify: true, outdir: 'dist'})
+// oclif.manifest.json lets oclif answer --help and route commands without loading command code.
+execFileSync(process.execPath, ['node_modules/oclif/bin/run.js', 'manifest'], {stdio: ['ignore', 'ignore', 'inherit']})

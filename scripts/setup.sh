@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for velo on a fresh Debian 12 machine (run as root), then builds.
+# Safe to run twice: each step checks before it acts. Progress goes to stderr.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# Debian packages: build tools, the native parts' headers, the peers that tests and benches compare with.
+APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev busybox-static util-linux coreutils
+  b3sum libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io iproute2 procps psmisc)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${missing[*]} (run as root, or install them first)"; exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# npm packages: reinstall only when package-lock.json changed since the last install.
+stamp=node_modules/.velo-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  say "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  cp package-lock.json "$stamp"
+fi
+
+# The TypeScript bundle and the native build (make is incremental).
+if [ ! -f dist/cli.js ] || [ -n "$(find src package.json -newer dist/cli.js -print -quit 2>/dev/null)" ]; then
+  say "building the CLI bundle"
+  node scripts/build.mjs >&2
+fi
+make -s -C native >&2

@@ -1,0 +1,7 @@
+// The explicit command registry (oclif "explicit" strategy): one bundle, no directory globbing at start-up.
+// Command modules import their domain code lazily inside run(), so loading this file stays cheap.
+import Ingest from './commands/ingest'
+
+export const COMMANDS = {
+  ingest: Ingest,
+}

@@ -1,0 +1,73 @@
+import {Command, Flags, Interfaces} from '@oclif/core'
+import {VeloError} from './errors'
+import {resolveHome} from './home'
+
+/**
+ * Base of every velo command: `--json` (machine output only on stdout; human text and progress on stderr)
+ * and `--home` (the store). Errors are rendered once, here: code, message, suggestion, exit code.
+ */
+export abstract class VeloCommand<T extends typeof Command = typeof Command> extends Command {
+  static enableJsonFlag = true
+  static baseFlags = {
+    home: Flags.string({description: 'store location (default: $VELO_HOME, /var/lib/velo for root, $XDG_DATA_HOME/velo otherwise)', helpGroup: 'GLOBAL'}),
+  }
+
+  protected flags!: Interfaces.InferredFlags<(typeof VeloCommand)['baseFlags'] & T['flags']>
+  protected args!: Interfaces.InferredArgs<T['args']>
+
+  protected get home(): string {
+    return resolveHome((this.flags as {home?: string}).home)
+  }
+
+  /** Human-readable line on stderr (never stdout, so `--json` output stays clean). Silent with --json. */
+  protected info(msg: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(msg + '\n')
+  }
+
+  public async init(): Promise<void> {
+    await super.init()
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof VeloCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as never
+    this.args = args as never
+  }
+
+  protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    const e = toVeloError(err)
+    if (this.jsonEnabled()) {
+      process.stdout.write(JSON.stringify(e.toJSON(), null, 2) + '\n')
+    } else {
+      process.stderr.write(`velo: error [${e.code}]: ${e.message}\n`)
+      if (e.suggestion) process.stderr.write(`  suggestion: ${e.suggestion}\n`)
+      if (e.isBug && process.env.VELO_DEBUG) process.stderr.write(String((err as Error).stack) + '\n')
+      if (e.isBug) process.stderr.write('  this is a bug in velo; rerun with VELO_DEBUG=1 for a stack trace\n')
+    }
+    process.exitCode = e.exitCode
+    return this.exit(e.exitCode)
+  }
+}
+
+export function toVeloError(err: unknown): VeloError {
+  if (err instanceof VeloError) return err
+  const anyErr = err as {oclif?: {exit?: number}; message?: string; code?: string}
+  // oclif's own parse errors (unknown flag, missing arg) are usage errors.
+  if (anyErr?.oclif || /Unexpected argument|Missing required|Nonexistent flag|Expected --/.test(anyErr?.message ?? ''))
+    return new VeloError('USAGE', anyErr.message ?? 'usage error', {suggestion: 'see --help'})
+  return new VeloError('INTERNAL', anyErr?.message ?? String(err), {cause: err})
+}
+
+/** Format bytes for humans (base 1024). */
+export function fmtBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let i = 0
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024
+    i++
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${u[i]}`
+}

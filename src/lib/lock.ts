@@ -1,0 +1,42 @@
+import * as fs from 'node:fs'
+import {spawnSync} from 'node:child_process'
+import {VeloError} from './errors'
+
+/**
+ * Store-wide reader/writer lock on `$VELO_HOME/lock` with flock(2): writers (ingest, import, farm builds)
+ * take it shared, gc takes it exclusive over mark *and* sweep. Node has no flock binding, so the lock is
+ * taken by util-linux flock(1) on an fd we pass it: flock locks belong to the open file description, which
+ * the child shares with us, so the lock stays held by our fd after the child exits and the kernel drops it
+ * when this process closes the fd or dies, however it dies.
+ */
+export class StoreLock {
+  private fd: number | undefined
+
+  constructor(private readonly file: string) {}
+
+  acquire(mode: 'shared' | 'exclusive', opts: {wait?: boolean; timeoutSec?: number} = {}): this {
+    if (this.fd !== undefined) throw new VeloError('INTERNAL', 'lock already held')
+    const fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_CLOEXEC, 0o600)
+    const args = [mode === 'shared' ? '-s' : '-x']
+    if (opts.wait === false) args.push('-n')
+    else if (opts.timeoutSec !== undefined) args.push('-w', String(opts.timeoutSec))
+    args.push('3')
+    const r = spawnSync('flock', args, {stdio: ['ignore', 'ignore', 'pipe', fd]})
+    if (r.status !== 0) {
+      fs.closeSync(fd)
+      if (r.error) throw new VeloError('INTERNAL', `cannot run flock(1): ${r.error.message}`, {suggestion: 'install util-linux'})
+      throw new VeloError('BUSY', `the store is busy (${mode} lock on ${this.file} not granted)`, {
+        suggestion: mode === 'exclusive' ? 'wait for running ingests/imports to finish, then retry' : 'a gc is running; retry when it ends',
+      })
+    }
+    this.fd = fd
+    return this
+  }
+
+  release(): void {
+    if (this.fd !== undefined) {
+      fs.closeSync(this.fd)
+      this.fd = undefined
+    }
+  }
+}

@@ -1,0 +1,186 @@
+import {Blake3Hasher} from '@napi-rs/blake-hash'
+import {VeloError} from '../lib/errors'
+import {
+  encodeEntry,
+  entryKey,
+  ENTRY_VERSION,
+  FLAG_OPAQUE,
+  FLAG_WHITEOUT,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFMT,
+  S_IFREG,
+  ZERO_HASH,
+} from './entry'
+import type {LayerInfo} from './db'
+
+export interface Meta {
+  mode: number // full st_mode
+  uid: number
+  gid: number
+  mtimeSec: bigint
+  mtimeNsec: number
+  size?: bigint
+  rdev?: bigint
+  hash?: Buffer
+  target?: Buffer
+  flags?: number
+}
+
+/** A node of the in-memory tree a layer is built from. Hard-linked nodes share one `group`. */
+export interface TreeNode {
+  name: Buffer
+  meta: Meta
+  children?: Map<string, TreeNode>
+  group?: {members: number; ino?: number}
+}
+
+const key = (name: Buffer) => name.toString('latin1')
+
+/** Reject names that could step out of the layer: empty, '.', '..', or containing '/' or NUL. */
+export function checkName(name: Buffer, where: string): void {
+  if (name.length === 0 || name.length > 255 || name.includes(0) || name.includes(0x2f) || (name.length <= 2 && /^\.\.?$/.test(name.toString('latin1'))))
+    throw new VeloError('BAD_INPUT', `invalid path component ${JSON.stringify(name.toString('latin1'))} in ${where}`)
+}
+
+/**
+ * Builds one layer: an in-memory tree that the walk (or a tar stream) fills in any order; `finish()`
+ * numbers inodes in sorted depth-first order, so the same tree always yields the same bytes and the same
+ * layer id, and a directory always has a smaller ino than its children.
+ */
+export class LayerBuilder {
+  readonly root: TreeNode
+
+  constructor(rootMeta: Meta) {
+    this.root = {name: Buffer.alloc(0), meta: {...rootMeta, mode: S_IFDIR | (rootMeta.mode & 0o7777)}, children: new Map()}
+  }
+
+  /** Find a node by path components; with `create`, missing parents are made as 0755 root dirs (tar layers may omit them). */
+  resolveDir(parts: Buffer[], where: string, create = false): TreeNode {
+    let cur = this.root
+    for (const p of parts) {
+      checkName(p, where)
+      let next = cur.children!.get(key(p))
+      if (!next) {
+        if (!create) throw new VeloError('BAD_INPUT', `${where}: parent directory ${p.toString('latin1')} does not exist in the layer`)
+        next = {name: p, meta: {mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0}, children: new Map()}
+        cur.children!.set(key(p), next)
+      }
+      if (!next.children) throw new VeloError('BAD_INPUT', `${where}: ${p.toString('latin1')} is not a directory in the layer`)
+      cur = next
+    }
+    return cur
+  }
+
+  /** Add or replace `name` in `dir`. A directory replacing a directory keeps its children (tar semantics). */
+  put(dir: TreeNode, name: Buffer, meta: Meta, where: string): TreeNode {
+    checkName(name, where)
+    const k = key(name)
+    const old = dir.children!.get(k)
+    const isDir = (meta.mode & S_IFMT) === S_IFDIR
+    if (old && isDir && old.children) {
+      old.meta = meta
+      return old
+    }
+    if (old?.group) old.group.members--
+    const node: TreeNode = {name, meta, children: isDir ? new Map() : undefined}
+    dir.children!.set(k, node)
+    return node
+  }
+
+  /** Make `name` a hard link to `target` (a regular file already in this layer). */
+  link(dir: TreeNode, name: Buffer, target: TreeNode, where: string): TreeNode {
+    if ((target.meta.mode & S_IFMT) !== S_IFREG) throw new VeloError('BAD_INPUT', `${where}: hard link target is not a regular file`)
+    checkName(name, where)
+    if (!target.group) target.group = {members: 1}
+    const old = dir.children!.get(key(name))
+    if (old === target) return target
+    if (old?.group) old.group.members--
+    const node: TreeNode = {name, meta: target.meta, group: target.group}
+    target.group.members++
+    dir.children!.set(key(name), node)
+    return node
+  }
+
+  lookup(parts: Buffer[]): TreeNode | undefined {
+    let cur: TreeNode | undefined = this.root
+    for (const p of parts) {
+      cur = cur?.children?.get(key(p))
+      if (!cur) return undefined
+    }
+    return cur
+  }
+
+  finish(source: string, extra: Partial<LayerInfo> = {}): {info: LayerInfo; entries: Array<{key: Buffer; value: Buffer}>} {
+    const out: Array<{parentIno: number; name: Buffer; meta: Meta; ino: number; nlink: number}> = []
+    let next = 1
+    const stats = {files: 0, dirs: 0, symlinks: 0, others: 0, whiteouts: 0, logicalBytes: 0}
+    const visit = (node: TreeNode, parentIno: number) => {
+      let ino: number
+      let nlink = 1
+      if (node.group) {
+        if (node.group.ino === undefined) {
+          node.group.ino = next++
+          stats.logicalBytes += Number(node.meta.size ?? 0n)
+        }
+        ino = node.group.ino
+        nlink = node.group.members
+      } else {
+        ino = next++
+        if ((node.meta.mode & S_IFMT) === S_IFREG) stats.logicalBytes += Number(node.meta.size ?? 0n)
+      }
+      const m = node.meta
+      if ((m.flags ?? 0) & FLAG_WHITEOUT) stats.whiteouts++
+      else if (node.children) stats.dirs++
+      else if ((m.mode & S_IFMT) === S_IFREG) stats.files++
+      else if ((m.mode & S_IFMT) === S_IFLNK) stats.symlinks++
+      else stats.others++
+      out.push({parentIno, name: node.name, meta: m, ino, nlink})
+      if (node.children) {
+        const kids = [...node.children.values()].sort((a, b) => Buffer.compare(a.name, b.name))
+        for (const c of kids) visit(c, ino)
+      }
+    }
+    visit(this.root, 0)
+    const LAYER0 = Buffer.alloc(32)
+    const rows = out.map((r) => ({
+      parentIno: r.parentIno,
+      name: r.name,
+      value: encodeEntry({
+        hash: r.meta.hash ?? ZERO_HASH,
+        size: r.meta.size ?? (r.meta.target ? BigInt(r.meta.target.length) : 0n),
+        mtimeSec: r.meta.mtimeSec,
+        mtimeNsec: r.meta.mtimeNsec,
+        rdev: r.meta.rdev ?? 0n,
+        mode: r.meta.mode,
+        uid: r.meta.uid,
+        gid: r.meta.gid,
+        ino: r.ino,
+        nlink: r.nlink,
+        flags: r.meta.flags ?? 0,
+        target: r.meta.target,
+      }),
+    }))
+    // The layer id is the BLAKE3 of the sorted (key without layer id, value) pairs, length-prefixed.
+    rows.sort((a, b) => a.parentIno - b.parentIno || Buffer.compare(a.name, b.name))
+    const h = new Blake3Hasher()
+    h.update(Buffer.from(`velo-layer-v${ENTRY_VERSION}\n`))
+    const len = Buffer.alloc(8)
+    for (const r of rows) {
+      const k = entryKey(LAYER0, r.parentIno, r.name).subarray(32)
+      len.writeUInt32LE(k.length, 0)
+      len.writeUInt32LE(r.value.length, 4)
+      h.update(len)
+      h.update(k)
+      h.update(r.value)
+    }
+    const idHex = h.digest('hex')
+    const id = Buffer.from(idHex, 'hex')
+    const info: LayerInfo = {id: idHex, createdAt: new Date().toISOString(), source, entries: rows.length, ...stats, ...extra}
+    return {info, entries: rows.map((r) => ({key: entryKey(id, r.parentIno, r.name), value: r.value}))}
+  }
+}
+
+export const whiteoutMeta = (): Meta => ({mode: S_IFCHR, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0, rdev: 0n, flags: FLAG_WHITEOUT})
+export {FLAG_OPAQUE}

@@ -1,0 +1,207 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {open, RootDatabase, Database} from 'lmdb'
+import {VeloError} from '../lib/errors'
+import {decodeEntry, Entry, entryKey, KEY_PREFIX, ROOT_INO, S_IFDIR, S_IFMT, FLAG_WHITEOUT, FLAG_OPAQUE} from './entry'
+
+/** What a layer record says about itself (JSON in the `layers` DB, keyed by the raw 32-byte layer id). */
+export interface LayerInfo {
+  id: string // hex BLAKE3 over the layer's sorted (key, value) pairs
+  createdAt: string
+  source: string // what it came from: a directory, a tar member, a tenant upper dir
+  entries: number
+  files: number
+  dirs: number
+  symlinks: number
+  others: number
+  whiteouts: number
+  logicalBytes: number // sum of regular file sizes (hard links counted once)
+  diffId?: string // sha256 of the uncompressed layer tar, when it came from an image tarball
+}
+
+export interface ImageConfig {
+  env?: string[]
+  cmd?: string[]
+  entrypoint?: string[]
+  workingDir?: string
+  user?: string
+  [k: string]: unknown
+}
+
+/** Named, ordered list of layers, bottom first (JSON in the `images` DB, keyed by name). */
+export interface ImageRecord {
+  name: string
+  layers: string[]
+  createdAt: string
+  source: string
+  config?: ImageConfig
+}
+
+/** Something other than an image that keeps layers alive for gc, e.g. a sandbox ("tenant:NAME"). */
+export interface HoldRecord {
+  holder: string
+  layers: string[]
+  createdAt: string
+}
+
+export const DB_FILE = 'db/velo.lmdb'
+
+/**
+ * The manifest database: one LMDB environment (file `$VELO_HOME/db/velo.lmdb`, LMDB "no subdir" layout)
+ * with named DBs `entries` (binary, read by C), `layers`, `images`, `holds` (JSON).
+ */
+export class ManifestDb {
+  readonly env: RootDatabase
+  readonly entries: Database<Buffer, Buffer>
+  readonly layers: Database<LayerInfo, Buffer>
+  readonly images: Database<ImageRecord, string>
+  readonly holds: Database<HoldRecord, string>
+
+  private constructor(readonly file: string) {
+    // overlappingSync off: a commit returns only once it is on disk, so "committed" means durable.
+    this.env = open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false} as never)
+    this.entries = this.env.openDB({name: 'entries', keyEncoding: 'binary', encoding: 'binary'}) as never
+    this.layers = this.env.openDB({name: 'layers', keyEncoding: 'binary', encoding: 'json'}) as never
+    this.images = this.env.openDB({name: 'images', keyEncoding: 'ordered-binary', encoding: 'json'}) as never
+    this.holds = this.env.openDB({name: 'holds', keyEncoding: 'ordered-binary', encoding: 'json'}) as never
+  }
+
+  static open(home: string): ManifestDb {
+    const file = path.join(home, DB_FILE)
+    fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
+    try {
+      return new ManifestDb(file)
+    } catch (err) {
+      throw new VeloError('INTERNAL', `cannot open manifest database ${file}: ${(err as Error).message}`, {cause: err})
+    }
+  }
+
+  close(): void {
+    this.env.close()
+  }
+
+  // ---- layers -------------------------------------------------------------------------------------------
+
+  getLayer(id: string): LayerInfo | undefined {
+    return this.layers.get(Buffer.from(id, 'hex'))
+  }
+
+  hasLayer(id: string): boolean {
+    return this.layers.doesExist(Buffer.from(id, 'hex'))
+  }
+
+  listLayers(): LayerInfo[] {
+    return [...this.layers.getRange({}).map(({value}) => value)]
+  }
+
+  /** Every (key, value) of a layer in key order: a directory always comes before its children. */
+  *layerEntries(id: string): Generator<{parentIno: number; name: Buffer; entry: Entry}> {
+    const lid = Buffer.from(id, 'hex')
+    const end = Buffer.alloc(KEY_PREFIX, 0xff)
+    lid.copy(end)
+    for (const {key, value} of this.entries.getRange({start: lid, end})) {
+      const k = key as Buffer
+      yield {parentIno: k.readUInt32BE(32), name: Buffer.from(k.subarray(KEY_PREFIX)), entry: decodeEntry(value)}
+    }
+  }
+
+  /** Children of directory `ino` in a layer, in name order. */
+  *children(id: string, ino: number): Generator<{name: Buffer; entry: Entry}> {
+    const lid = Buffer.from(id, 'hex')
+    const start = entryKey(lid, ino, Buffer.alloc(0))
+    const end = entryKey(lid, ino + 1, Buffer.alloc(0))
+    for (const {key, value} of this.entries.getRange({start, end})) {
+      yield {name: Buffer.from((key as Buffer).subarray(KEY_PREFIX)), entry: decodeEntry(value)}
+    }
+  }
+
+  /** Look a path up in one layer, one B-tree lookup per component. `rel` is relative to the layer root. */
+  lookup(id: string, rel: Buffer | string): Entry | undefined {
+    const lid = Buffer.from(id, 'hex')
+    const root = this.entries.get(entryKey(lid, 0, Buffer.alloc(0)))
+    if (!root) return undefined
+    let cur = decodeEntry(root)
+    const parts = (typeof rel === 'string' ? Buffer.from(rel) : rel)
+      .toString('latin1')
+      .split('/')
+      .filter((p) => p !== '' && p !== '.')
+    for (const p of parts) {
+      if ((cur.mode & S_IFMT) !== S_IFDIR) return undefined
+      const v = this.entries.get(entryKey(lid, cur.ino, Buffer.from(p, 'latin1')))
+      if (!v) return undefined
+      cur = decodeEntry(v)
+    }
+    return cur
+  }
+
+  /**
+   * Write a whole layer in one transaction: its entries and its record. Idempotent: a layer id that exists
+   * already is left as it is (identical content has an identical id). Call only after the objects the
+   * entries name are durable (Store.sync()).
+   */
+  putLayerSync(info: LayerInfo, entries: Array<{key: Buffer; value: Buffer}>, after?: () => void): void {
+    const lid = Buffer.from(info.id, 'hex')
+    this.env.transactionSync(() => {
+      if (!this.layers.doesExist(lid)) {
+        for (const {key, value} of entries) this.entries.putSync(key, value)
+        this.layers.putSync(lid, info)
+      }
+      after?.()
+    })
+  }
+
+  /** Delete a layer's entries and record (gc only, under the exclusive store lock). */
+  deleteLayerSync(id: string): void {
+    const lid = Buffer.from(id, 'hex')
+    const end = Buffer.alloc(KEY_PREFIX, 0xff)
+    lid.copy(end)
+    this.env.transactionSync(() => {
+      for (const key of this.entries.getKeys({start: lid, end})) this.entries.removeSync(key as Buffer)
+      this.layers.removeSync(lid)
+    })
+  }
+
+  // ---- images ------------------------------------------------------------------------------------------
+
+  getImage(name: string): ImageRecord | undefined {
+    return this.images.get(name)
+  }
+
+  requireImage(name: string): ImageRecord {
+    const img = this.getImage(name)
+    if (!img)
+      throw new VeloError('NOT_FOUND', `no image named ${JSON.stringify(name)}`, {
+        suggestion: 'list images with `velo image ls`; create one with `velo ingest DIR --name NAME` or `velo image import`',
+      })
+    return img
+  }
+
+  listImages(): ImageRecord[] {
+    return [...this.images.getRange({}).map(({value}) => value)]
+  }
+
+  putImageSync(img: ImageRecord): void {
+    for (const l of img.layers) if (!this.hasLayer(l)) throw new VeloError('INTERNAL', `image ${img.name} names missing layer ${l}`)
+    this.images.putSync(img.name, img)
+  }
+
+  deleteImageSync(name: string): boolean {
+    return this.images.removeSync(name)
+  }
+
+  // ---- holds (gc roots other than images) -----------------------------------------------------------
+
+  putHoldSync(h: HoldRecord): void {
+    this.holds.putSync(h.holder, h)
+  }
+
+  deleteHoldSync(holder: string): void {
+    this.holds.removeSync(holder)
+  }
+
+  listHolds(): HoldRecord[] {
+    return [...this.holds.getRange({}).map(({value}) => value)]
+  }
+}
+
+export {ROOT_INO, FLAG_WHITEOUT, FLAG_OPAQUE}

@@ -1,0 +1,277 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import * as crypto from 'node:crypto'
+import {spawnSync} from 'node:child_process'
+import {Blake3Hasher} from '@napi-rs/blake-hash'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {isRoot} from '../lib/home'
+
+/**
+ * An object is one immutable file in the store: content named by BLAKE3, in the metadata variant a link
+ * farm needs (hard links share an inode, so mode/uid/gid must be part of the object identity, as in ostree's
+ * "bare" repos). Content dedup stays on the hash: the same bytes with the same metadata are stored once.
+ *
+ *   $VELO_HOME/cas/blake3/<h0h1>/<h2h3>/<hash>_<size>_<mode octal>_<uid>_<gid>
+ */
+export interface ObjectId {
+  hash: string // 64 lowercase hex
+  size: number
+  mode: number // permission bits incl. setuid/setgid/sticky (07777)
+  uid: number
+  gid: number
+}
+
+export interface WriteResult extends ObjectId {
+  isNew: boolean
+}
+
+const OBJECT_NAME = /^([0-9a-f]{64})_(\d+)_([0-7]{1,6})_(\d+)_(\d+)$/
+/** Files up to this size are read in one call; larger ones are streamed in CHUNK pieces. */
+const SMALL = 4 << 20
+const CHUNK = 1 << 20
+
+export function objectName(o: ObjectId): string {
+  return `${o.hash}_${o.size}_${(o.mode & 0o7777).toString(8)}_${o.uid}_${o.gid}`
+}
+
+export function parseObjectName(name: string): ObjectId | undefined {
+  const m = OBJECT_NAME.exec(name)
+  if (!m) return undefined
+  return {hash: m[1], size: Number(m[2]), mode: parseInt(m[3], 8), uid: Number(m[4]), gid: Number(m[5])}
+}
+
+export function hashBuffer(b: Buffer): string {
+  return new Blake3Hasher().update(b).digest('hex')
+}
+
+/** Hash a file by streaming it through a fixed buffer: memory stays flat whatever the size. */
+export function hashFile(file: string | Buffer): {hash: string; size: number} {
+  const fd = fs.openSync(file, 'r')
+  try {
+    return hashFd(fd)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function hashFd(fd: number, copyTo?: number): {hash: string; size: number} {
+  const h = new Blake3Hasher()
+  const buf = Buffer.allocUnsafe(CHUNK)
+  let size = 0
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, CHUNK, null)
+    if (n === 0) break
+    const chunk = n === CHUNK ? buf : buf.subarray(0, n)
+    h.update(chunk)
+    if (copyTo !== undefined) writeAll(copyTo, chunk)
+    size += n
+  }
+  return {hash: h.digest('hex'), size}
+}
+
+function writeAll(fd: number, b: Buffer): void {
+  let off = 0
+  while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off)
+}
+
+export class Store {
+  readonly casDir: string
+  readonly tmpDir: string
+  private readonly madeDirs = new Set<string>()
+  private readonly root = isRoot()
+
+  constructor(readonly home: string) {
+    this.casDir = path.join(home, 'cas', 'blake3')
+    this.tmpDir = path.join(home, 'tmp')
+  }
+
+  /** Create the store's directories. The home is 0700: objects keep their image's modes (setuid included), so only the owner may reach them. */
+  init(): this {
+    try {
+      fs.mkdirSync(this.home, {recursive: true, mode: 0o700})
+      fs.chmodSync(this.home, 0o700)
+      fs.mkdirSync(this.casDir, {recursive: true, mode: 0o700})
+      fs.mkdirSync(this.tmpDir, {recursive: true, mode: 0o700})
+    } catch (err) {
+      throw fromSystemError(err, `cannot create store at ${this.home}`)
+    }
+    return this
+  }
+
+  path(o: ObjectId): string {
+    return path.join(this.casDir, o.hash.slice(0, 2), o.hash.slice(2, 4), objectName(o))
+  }
+
+  has(o: ObjectId): boolean {
+    try {
+      fs.lstatSync(this.path(o))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  read(o: ObjectId): fs.ReadStream {
+    return fs.createReadStream(this.path(o))
+  }
+
+  /** Ingest one file from disk. Small files are read once; large ones hashed first (a dedup hit then costs no write), and hashed again while copied so the object is always named by the bytes it holds. */
+  writeFile(src: string | Buffer, meta: {mode: number; uid: number; gid: number; size: number}): WriteResult {
+    if (meta.size <= SMALL) {
+      let buf: Buffer
+      try {
+        buf = fs.readFileSync(src)
+      } catch (err) {
+        throw fromSystemError(err, `cannot read ${String(src)}`)
+      }
+      return this.writeBuffer(buf, meta)
+    }
+    let fd: number
+    try {
+      fd = fs.openSync(src, 'r')
+    } catch (err) {
+      throw fromSystemError(err, `cannot read ${String(src)}`)
+    }
+    try {
+      const first = hashFd(fd)
+      const want = {hash: first.hash, size: first.size, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+      if (this.has(want)) return {...want, isNew: false}
+      return this.writeTemp(meta, (tfd) => hashFd(fd, tfd))
+    } catch (err) {
+      throw fromSystemError(err, `cannot read ${String(src)}`)
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  writeBuffer(buf: Buffer, meta: {mode: number; uid: number; gid: number}): WriteResult {
+    const o = {hash: hashBuffer(buf), size: buf.length, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+    if (this.has(o)) return {...o, isNew: false}
+    return this.writeTemp(meta, (tfd) => {
+      writeAll(tfd, buf)
+      return {hash: o.hash, size: o.size}
+    })
+  }
+
+  /** Stream (e.g. a tar member) into the store: hashed while written, never buffered whole. */
+  async writeStream(src: AsyncIterable<Buffer>, meta: {mode: number; uid: number; gid: number}): Promise<WriteResult> {
+    const {fd, tmp} = this.openTemp()
+    const h = new Blake3Hasher()
+    let size = 0
+    try {
+      for await (const chunk of src) {
+        h.update(chunk)
+        writeAll(fd, chunk)
+        size += chunk.length
+      }
+    } catch (err) {
+      fs.closeSync(fd)
+      fs.rmSync(tmp, {force: true})
+      throw err
+    }
+    return this.finishTemp(fd, tmp, {hash: h.digest('hex'), size}, meta)
+  }
+
+  private openTemp(): {fd: number; tmp: string} {
+    const tmp = path.join(this.tmpDir, `obj-${process.pid}-${crypto.randomBytes(6).toString('hex')}`)
+    try {
+      return {fd: fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600), tmp}
+    } catch (err) {
+      throw fromSystemError(err, `cannot create a temp file in ${this.tmpDir}`)
+    }
+  }
+
+  private writeTemp(meta: {mode: number; uid: number; gid: number}, fill: (fd: number) => {hash: string; size: number}): WriteResult {
+    const {fd, tmp} = this.openTemp()
+    let got: {hash: string; size: number}
+    try {
+      got = fill(fd)
+    } catch (err) {
+      fs.closeSync(fd)
+      fs.rmSync(tmp, {force: true})
+      throw fromSystemError(err, 'cannot write object')
+    }
+    return this.finishTemp(fd, tmp, got, meta)
+  }
+
+  /** Give the temp file its final metadata and link it into place. EEXIST is a dedup hit, not an error. */
+  private finishTemp(fd: number, tmp: string, got: {hash: string; size: number}, meta: {mode: number; uid: number; gid: number}): WriteResult {
+    const o: ObjectId = {hash: got.hash, size: got.size, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+    try {
+      // chown before chmod: chown clears setuid/setgid bits.
+      if (this.root) fs.fchownSync(fd, o.uid, o.gid)
+      fs.fchmodSync(fd, o.mode)
+      fs.closeSync(fd)
+    } catch (err) {
+      try {
+        fs.closeSync(fd)
+      } catch {}
+      fs.rmSync(tmp, {force: true})
+      throw fromSystemError(err, 'cannot finish object')
+    }
+    const dest = this.path(o)
+    const dir = path.dirname(dest)
+    try {
+      if (!this.madeDirs.has(dir)) {
+        fs.mkdirSync(dir, {recursive: true, mode: 0o700})
+        this.madeDirs.add(dir)
+      }
+      fs.linkSync(tmp, dest)
+      return {...o, isNew: true}
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return {...o, isNew: false}
+      throw fromSystemError(err, `cannot link object ${objectName(o)}`)
+    } finally {
+      fs.rmSync(tmp, {force: true})
+    }
+  }
+
+  /** Every object in the store (parsed from its name), plus anything in cas/ that is not a valid object name. */
+  *list(): Generator<{id?: ObjectId; path: string; name: string}> {
+    let l1: string[]
+    try {
+      l1 = fs.readdirSync(this.casDir)
+    } catch {
+      return
+    }
+    for (const a of l1.sort()) {
+      const da = path.join(this.casDir, a)
+      for (const b of fs.readdirSync(da).sort()) {
+        const db = path.join(da, b)
+        for (const name of fs.readdirSync(db)) {
+          const id = parseObjectName(name)
+          const ok = id && id.hash.startsWith(a + b)
+          yield {id: ok ? id : undefined, path: path.join(db, name), name}
+        }
+      }
+    }
+  }
+
+  delete(o: ObjectId): void {
+    fs.rmSync(this.path(o), {force: true})
+  }
+
+  /** Re-hash an object: does its content still match its name (hash, size) and its inode the variant? */
+  verify(o: ObjectId): {ok: boolean; problem?: string} {
+    const p = this.path(o)
+    let st: fs.Stats
+    try {
+      st = fs.lstatSync(p)
+    } catch {
+      return {ok: false, problem: 'missing'}
+    }
+    if (!st.isFile()) return {ok: false, problem: 'not a regular file'}
+    if (st.size !== o.size) return {ok: false, problem: `size ${st.size}, name says ${o.size}`}
+    const {hash} = hashFile(p)
+    if (hash !== o.hash) return {ok: false, problem: `content hashes to ${hash}`}
+    if ((st.mode & 0o7777) !== o.mode) return {ok: false, problem: `mode ${(st.mode & 0o7777).toString(8)}, name says ${o.mode.toString(8)}`}
+    if (this.root && (st.uid !== o.uid || st.gid !== o.gid)) return {ok: false, problem: `owner ${st.uid}:${st.gid}, name says ${o.uid}:${o.gid}`}
+    return {ok: true}
+  }
+
+  /** Make everything written so far durable with one syncfs(2) (via coreutils `sync -f`), not an fsync per file. */
+  sync(): void {
+    const r = spawnSync('sync', ['-f', this.casDir], {stdio: ['ignore', 'ignore', 'pipe']})
+    if (r.status !== 0) throw new VeloError('INTERNAL', `syncfs of ${this.casDir} failed: ${r.stderr?.toString().trim() || r.error?.message}`)
+  }
+}

@@ -1,0 +1,178 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {StoreLock} from '../lib/lock'
+import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
+import {LayerBuilder, Meta, TreeNode} from '../manifest/builder'
+import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
+import {Store} from './cas'
+
+export interface Progress {
+  start(totalFiles: number, totalBytes: number): void
+  update(files: number, bytes: number): void
+  stop(): void
+}
+
+export interface IngestResult {
+  image: string
+  layer: string
+  files: number
+  dirs: number
+  symlinks: number
+  others: number
+  skippedSockets: number
+  logicalBytes: number
+  newObjects: number
+  newBytes: number
+  dedupRatio: number
+  seconds: number
+  layerExisted: boolean
+}
+
+const metaOf = (st: fs.BigIntStats): Meta => ({
+  mode: Number(st.mode),
+  uid: Number(st.uid),
+  gid: Number(st.gid),
+  mtimeSec: st.mtimeNs / 1_000_000_000n,
+  mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+})
+
+/** Paths are Buffers throughout: names may be any bytes but '/' and NUL, not just UTF-8. */
+const join = (dir: Buffer, name: Buffer) => Buffer.concat([dir, Buffer.from('/'), name])
+
+/**
+ * `velo ingest DIR`: walk (sorted, lstat only), then store every regular file (hash → temp → link, dedup
+ * on hit), then one syncfs, then one LMDB transaction with the layer and the image. A crash anywhere before
+ * the commit leaves only objects (valid under their names) and temp files, never a manifest naming an
+ * object that is not durable.
+ */
+export function ingestDirectory(home: string, dir: string, name: string, progress?: Progress): IngestResult {
+  const t0 = process.hrtime.bigint()
+  const src = path.resolve(dir)
+  let rootSt: fs.BigIntStats
+  try {
+    rootSt = fs.statSync(src, {bigint: true})
+  } catch (err) {
+    throw fromSystemError(err, `cannot ingest ${dir}`)
+  }
+  if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
+
+  const store = new Store(home).init()
+  const builder = new LayerBuilder(metaOf(rootSt))
+  const jobs: Array<{path: Buffer; node: TreeNode; size: number}> = []
+  const seen = new Map<string, TreeNode>() // dev:ino → first node, for hard links
+  let totalBytes = 0
+  let skippedSockets = 0
+
+  // Phase 1: walk. Sorted names make the layer deterministic.
+  const walk = (dirPath: Buffer, node: TreeNode) => {
+    let names: Buffer[]
+    try {
+      names = fs.readdirSync(dirPath, {encoding: 'buffer'}) as Buffer[]
+    } catch (err) {
+      throw fromSystemError(err, `cannot read directory ${dirPath.toString()}`)
+    }
+    names.sort(Buffer.compare)
+    for (const n of names) {
+      const p = join(dirPath, n)
+      let st: fs.BigIntStats
+      try {
+        st = fs.lstatSync(p, {bigint: true})
+      } catch (err) {
+        throw fromSystemError(err, `cannot stat ${p.toString()}`)
+      }
+      const meta = metaOf(st)
+      const type = Number(st.mode) & S_IFMT
+      const where = p.toString()
+      if (type === S_IFDIR) {
+        walk(p, builder.put(node, n, meta, where))
+      } else if (type === S_IFREG) {
+        if (st.nlink > 1n) {
+          const k = `${st.dev}:${st.ino}`
+          const first = seen.get(k)
+          if (first) {
+            builder.link(node, n, first, where)
+            continue
+          }
+          const child = builder.put(node, n, {...meta, size: st.size}, where)
+          seen.set(k, child)
+          if (st.size > 0n) jobs.push({path: p, node: child, size: Number(st.size)})
+          totalBytes += Number(st.size)
+          continue
+        }
+        const child = builder.put(node, n, {...meta, size: st.size}, where)
+        if (st.size > 0n) jobs.push({path: p, node: child, size: Number(st.size)})
+        totalBytes += Number(st.size)
+      } else if (type === S_IFLNK) {
+        let target: Buffer
+        try {
+          target = fs.readlinkSync(p, {encoding: 'buffer'}) as Buffer
+        } catch (err) {
+          throw fromSystemError(err, `cannot read link ${where}`)
+        }
+        builder.put(node, n, {...meta, target, size: BigInt(target.length)}, where)
+      } else if (type === S_IFSOCK) {
+        skippedSockets++ // as tar does: a socket is not content
+      } else {
+        builder.put(node, n, {...meta, rdev: st.rdev}, where)
+      }
+    }
+  }
+
+  const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  const db = ManifestDb.open(home)
+  try {
+    walk(Buffer.from(src), builder.root)
+
+    // Phase 2: content.
+    progress?.start(jobs.length, totalBytes)
+    let newObjects = 0
+    let newBytes = 0
+    let doneBytes = 0
+    for (let i = 0; i < jobs.length; i++) {
+      const j = jobs[i]
+      const m = j.node.meta
+      const r = store.writeFile(j.path, {mode: m.mode, uid: m.uid, gid: m.gid, size: j.size})
+      if (r.size !== j.size) {
+        // The file changed between the walk and the read: record what was actually stored.
+        m.size = BigInt(r.size)
+      }
+      m.hash = Buffer.from(r.hash, 'hex')
+      if (r.isNew) {
+        newObjects++
+        newBytes += r.size
+      }
+      doneBytes += r.size
+      progress?.update(i + 1, doneBytes)
+    }
+    progress?.stop()
+
+    // Phase 3: durable data, then the manifest that names it.
+    store.sync()
+    const {info, entries} = builder.finish(src)
+    const layerExisted = db.hasLayer(info.id)
+    const image: ImageRecord = {name, layers: [info.id], createdAt: new Date().toISOString(), source: src}
+    db.putLayerSync(info, entries, () => db.images.putSync(name, image))
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9
+    return {
+      image: name,
+      layer: info.id,
+      files: info.files,
+      dirs: info.dirs,
+      symlinks: info.symlinks,
+      others: info.others,
+      skippedSockets,
+      logicalBytes: info.logicalBytes,
+      newObjects,
+      newBytes,
+      dedupRatio: newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / newBytes,
+      seconds,
+      layerExisted,
+    }
+  } finally {
+    db.close()
+    lock.release()
+  }
+}
+
+export type {LayerInfo}

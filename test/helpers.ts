@@ -1,0 +1,46 @@
+import {spawnSync, SpawnSyncOptions} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+export const ROOT = path.resolve(__dirname, '..')
+export const VELO = path.join(ROOT, 'bin', 'velo.js')
+
+export interface RunResult {
+  status: number
+  stdout: string
+  stderr: string
+}
+
+/** Run the real CLI against a store. */
+export function velo(home: string, args: string[], opts: SpawnSyncOptions = {}): RunResult {
+  const r = spawnSync(process.execPath, [VELO, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+    ...opts,
+    env: {...process.env, VELO_HOME: home, ...(opts.env ?? {})},
+  })
+  if (r.error) throw r.error
+  return {status: r.status ?? 128 + 9, stdout: String(r.stdout), stderr: String(r.stderr)}
+}
+
+/** Run the CLI with --json and parse stdout; throws with stderr when the exit code is not 0. */
+export function veloJson<T = any>(home: string, args: string[], opts: SpawnSyncOptions = {}): T {
+  const r = velo(home, [...args, '--json'], opts)
+  if (r.status !== 0) throw new Error(`velo ${args.join(' ')} exited ${r.status}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+/** A temp dir removed after the test, whatever happened (register with afterEach/afterAll). */
+export function tmpDir(prefix = 'velo-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+}
+
+export function rmrf(p: string): void {
+  fs.rmSync(p, {recursive: true, force: true})
+}
+
+export function sh(cmd: string, opts: SpawnSyncOptions = {}): RunResult {
+  const r = spawnSync('bash', ['-c', cmd], {encoding: 'utf8', maxBuffer: 256 << 20, ...opts})
+  return {status: r.status ?? 137, stdout: String(r.stdout), stderr: String(r.stderr)}
+}
