@@ -7,7 +7,9 @@ import ImageInspect from './commands/image/inspect'
 import ImageLs from './commands/image/ls'
 import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
+import Mount from './commands/mount'
 import Status from './commands/status'
+import Umount from './commands/umount'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -17,5 +19,7 @@ export const COMMANDS = {
   'image:ls': ImageLs,
   'image:rm': ImageRm,
   ingest: Ingest,
+  mount: Mount,
   status: Status,
+  umount: Umount,
 }

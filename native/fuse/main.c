@@ -2,15 +2,19 @@
  *
  *   velo-fuse [options] HOME MOUNTPOINT LAYER_ID_TOP [LAYER_ID ...]
  *     --name NAME        image name, shown as the filesystem source (velo:NAME)
- *     --ready-fd N       write "ready\n" to fd N once mounted, then close it (how `velo mount` waits)
+ *     --daemon           detach: the calling process exits 0 (printing the daemon's pid) once the image is
+ *                        mounted, or 1 with the error on stderr; the daemon then logs to --log (or nowhere)
+ *     --log FILE         where a detached daemon writes its messages
+ *     --ready-fd N       write "ready PID\n" to fd N once mounted, then close it
  *     --allow-other      let every user reach the mount (root only; sandboxes need it)
  *     --max-fds N        CAS descriptors kept open (LRU), default 1024
  *     --threads N        most worker threads, default 16
  *     --timeout SEC      entry/attr cache timeout, default 86400 (the data is immutable)
  *     --debug            libfuse request tracing on stderr
  *
- * Runs in the foreground; `velo mount` detaches it. SIGINT/SIGTERM/SIGHUP or `umount MOUNTPOINT` end the
+ * Without --daemon it runs in the foreground. SIGINT/SIGTERM/SIGHUP or `umount MOUNTPOINT` end the
  * session; the daemon then unmounts (if still mounted) and exits 0. Layers are given TOP FIRST. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -19,12 +23,13 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "velo_fuse.h"
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: velo-fuse [--name NAME] [--ready-fd N] [--allow-other] [--max-fds N] [--threads N] [--timeout SEC]\n"
+          "usage: velo-fuse [--name NAME] [--daemon [--log FILE]] [--ready-fd N] [--allow-other] [--max-fds N] [--threads N] [--timeout SEC]\n"
           "                 [--debug] HOME MOUNTPOINT LAYER_ID_TOP [LAYER_ID ...]\n");
 }
 
@@ -57,8 +62,10 @@ int main(int argc, char **argv) {
                                            {"allow-other", no_argument, 0, 'a'},   {"max-fds", required_argument, 0, 'm'},
                                            {"threads", required_argument, 0, 't'}, {"timeout", required_argument, 0, 'T'},
                                            {"debug", no_argument, 0, 'd'},         {"help", no_argument, 0, 'h'},
+                                           {"daemon", no_argument, 0, 'D'},        {"log", required_argument, 0, 'l'},
                                            {0, 0, 0, 0}};
-  const char *name = "image";
+  const char *name = "image", *log_file = NULL;
+  int daemon = 0;
   int ready_fd = -1, allow_other = 0, debug = 0;
   long max_fds = 1024, threads = 16, timeout = 86400;
   int c;
@@ -71,6 +78,8 @@ int main(int argc, char **argv) {
     case 't': threads = parse_num(optarg, "--threads", 1, 1024); break;
     case 'T': timeout = parse_num(optarg, "--timeout", 0, 1L << 30); break;
     case 'd': debug = 1; break;
+    case 'D': daemon = 1; break;
+    case 'l': log_file = optarg; break;
     case 'h': usage(); return 0;
     default: usage(); return 2;
     }
@@ -79,7 +88,12 @@ int main(int argc, char **argv) {
     usage();
     return 2;
   }
-  const char *home = argv[optind], *mountpoint = argv[optind + 1];
+  const char *mountpoint = argv[optind + 1];
+  cleanup_free char *home = realpath(argv[optind], NULL);
+  if (!home) {
+    fprintf(stderr, "velo-fuse: store %s: %s\n", argv[optind], strerror(errno));
+    return 1;
+  }
   const char *const *layers = (const char *const *)argv + optind + 2;
   int n_layers = argc - optind - 2;
   for (const char *p = name; *p; p++)
@@ -90,6 +104,35 @@ int main(int argc, char **argv) {
 
   raise_nofile();
   signal(SIGPIPE, SIG_IGN);
+  /* Detach before anything else (LMDB environments and threads do not survive fork): the parent only waits
+   * for the child's word that the mount is up, and returns its pid, or fails with what the child said. */
+  if (daemon) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+      perror("velo-fuse: pipe");
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      perror("velo-fuse: fork");
+      return 1;
+    }
+    if (pid > 0) {
+      close(p[1]);
+      char buf[64] = {0};
+      ssize_t n = read(p[0], buf, sizeof buf - 1);
+      if (n > 6 && strncmp(buf, "ready ", 6) == 0) {
+        printf("%s", buf + 6);
+        return 0;
+      }
+      int status;
+      waitpid(pid, &status, 0);
+      return 1;
+    }
+    close(p[0]);
+    ready_fd = p[1];
+    setsid();
+  }
 
   static struct velo_fs fs;
   struct velo_err err = {0};
@@ -139,6 +182,17 @@ int main(int argc, char **argv) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return 1;
+  }
+  if (daemon) {
+    /* From here on nobody reads our stdout/stderr: the caller waits until they close. */
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int logfd = log_file ? open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : -1;
+    if (nul >= 0) dup2(nul, 0);
+    dup2(logfd >= 0 ? logfd : nul, 1);
+    dup2(logfd >= 0 ? logfd : nul, 2);
+    if (logfd >= 0) close(logfd);
+    if (nul >= 0) close(nul);
+    if (chdir("/") < 0) perror("velo-fuse: chdir /");
   }
   if (ready_fd >= 0) {
     dprintf(ready_fd, "ready %d\n", (int)getpid());
