@@ -15,7 +15,8 @@ import {ManifestDb} from '../manifest/db'
  * holds its layers for gc (`holds` entry "mount:<id>").
  *
  * A mount is *stale* when the kernel still has it but its daemon is gone (killed, crashed): every access
- * then fails with ENOTCONN ("Transport endpoint is not connected"). Stale mounts are detached lazily
+ * then fails with ENOTCONN ("Transport endpoint is not connected") or, once the kernel has
+ * aborted the connection, ECONNABORTED ("Software caused connection abort"). Stale mounts are detached lazily
  * (`umount -l`, or `fusermount3 -uz` without root) after aborting the dead connection.
  */
 export interface MountRecord {
@@ -195,7 +196,7 @@ function stopDaemon(rec: MountRecord): boolean {
 /** Does an access to DIR fail with ENOTCONN? Probed in a child with a time limit: a hung daemon must not hang us. */
 function probeStale(dir: string): boolean {
   const r = spawnSync('stat', ['-c', '%i', '--', dir], {encoding: 'utf8', timeout: 3000, killSignal: 'SIGKILL'})
-  return r.status !== 0 && /not connected|Transport endpoint/i.test(String(r.stderr))
+  return r.status !== 0 && /not connected|Transport endpoint|connection abort/i.test(String(r.stderr))
 }
 
 /** Abort the kernel side of a FUSE connection (unblocks anything waiting on a dead or hung daemon). */
@@ -263,7 +264,7 @@ function checkMountPoint(dir: string): void {
     st = fs.statSync(dir)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOTCONN')
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED')
       throw new VeloError('STATE', `${dir} is a stale mount (its daemon is gone)`, {suggestion: `velo umount ${dir}`})
     throw fromSystemError(err, `cannot mount on ${dir}`)
   }

@@ -116,7 +116,7 @@ export class MountGuard {
 
 /** velo mount IMAGE DIR (detached); registers DIR with GUARD. Throws with stderr when it fails. */
 export function mount(guard: MountGuard, home: string, image: string, dir: string): {pid: number; dir: string} {
-  fs.mkdirSync(dir, {recursive: true})
+  if (!fs.existsSync(dir)) fs.mkdirSync(dir, {recursive: true}) // (a stale mount point cannot be mkdir'ed)
   guard.add(home, dir)
   const r = velo(home, ['mount', image, dir, '--json'])
   if (r.status !== 0) throw new Error(`velo mount ${image} ${dir} exited ${r.status}: ${r.stderr}`)
