@@ -121,3 +121,53 @@ describe('velo mount under concurrent load', () => {
     }
   })
 })
+
+describe('velo-fuse descriptor cache', () => {
+  const dirs: string[] = []
+  afterEach(() => {
+    for (const d of dirs.splice(0)) {
+      sh(`umount -l '${d}/mnt' 2>/dev/null`)
+      rmrf(d)
+    }
+  })
+
+  it('keeps at most --max-fds CAS objects open however many files are read', () => {
+    const home = tmpDir('velo-fuse-home-')
+    const work = tmpDir('velo-fuse-work-')
+    dirs.push(work, home)
+    const src = path.join(work, 'src')
+    fs.mkdirSync(src)
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(src, `f${i}`), `file ${i}\n`)
+    const {layer} = veloJson(home, ['ingest', src, '--name', 'many'])
+    const mnt = path.join(work, 'mnt')
+    fs.mkdirSync(mnt)
+    const bin = path.join(__dirname, '../../native/build/velo-fuse')
+    const r = spawnSync(bin, ['--daemon', '--max-fds', '16', '--', home, mnt, layer], {encoding: 'utf8'})
+    expect(r.status, r.stderr).toBe(0)
+    const pid = Number(r.stdout.trim())
+    try {
+      // descriptors of CAS objects (the daemon also holds /dev/fuse clones, one per worker thread, and LMDB)
+      const fds = () =>
+        fs.readdirSync(`/proc/${pid}/fd`).filter((f) => {
+          try {
+            return fs.readlinkSync(`/proc/${pid}/fd/${f}`).startsWith(path.join(home, 'cas'))
+          } catch {
+            return false
+          }
+        }).length
+      // 300 files held open at once by one reader, each read: the daemon must not follow with 300 descriptors
+      const held = [...Array(300).keys()].map((i) => fs.openSync(path.join(mnt, `f${i}`), 'r'))
+      try {
+        const buf = Buffer.alloc(64)
+        held.forEach((fd, i) => expect(buf.subarray(0, fs.readSync(fd, buf, 0, 64, 0)).toString()).toBe(`file ${i}\n`))
+        expect(fds()).toBeLessThanOrEqual(16)
+        expect(fds()).toBeGreaterThan(0) // it does cache
+      } finally {
+        held.forEach((fd) => fs.closeSync(fd))
+      }
+    } finally {
+      sh(`umount '${mnt}'`)
+      process.kill(pid, 'SIGTERM')
+    }
+  })
+})
