@@ -147,6 +147,7 @@ int main(int argc, char **argv) {
   }
   fs.timeout = (double)timeout;
   fs.debug = debug;
+  fs.no_splice = getenv("VELO_FUSE_NO_SPLICE") && strcmp(getenv("VELO_FUSE_NO_SPLICE"), "1") == 0;
 
   /* The root, resolved before anything is mounted: a missing layer fails here, not on first access. */
   struct velo_dir root_dir;

@@ -359,6 +359,17 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     fuse_reply_err(req, -r);
     return;
   }
+  if (fs->no_splice) {
+    /* pread into a buffer, then one write to /dev/fuse */
+    char *buf = malloc(size);
+    ssize_t n = buf ? pread(fdc_fd(ent), buf, size, off) : -1;
+    int e = errno;
+    fdcache_put(&fs->fds, ent);
+    if (n < 0) fuse_reply_err(req, buf ? e : ENOMEM);
+    else fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+    return;
+  }
   struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
   bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
   bv.buf[0].fd = fdc_fd(ent);

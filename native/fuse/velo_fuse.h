@@ -65,6 +65,7 @@ struct velo_fs {
   struct fd_cache fds;
   double timeout; /* entry/attr timeout in seconds (the data is immutable) */
   int debug;
+  int no_splice; /* read with pread + write instead of splice (VELO_FUSE_NO_SPLICE=1, for comparison) */
 };
 
 extern const struct fuse_lowlevel_ops velo_fuse_ops;
