@@ -10,6 +10,8 @@
  *     --max-fds N        CAS descriptors kept open (LRU), default 1024
  *     --threads N        most worker threads, default 16
  *     --timeout SEC      entry/attr cache timeout, default 86400 (the data is immutable)
+ *     --no-passthrough   serve every read from the daemon (default: the kernel reads open files straight
+ *                        from their CAS object where it supports FUSE passthrough; also VELO_FUSE_PASSTHROUGH=0)
  *     --debug            libfuse request tracing on stderr
  *
  * Without --daemon it runs in the foreground. SIGINT/SIGTERM/SIGHUP or `umount MOUNTPOINT` end the
@@ -30,7 +32,7 @@
 static void usage(void) {
   fprintf(stderr,
           "usage: velo-fuse [--name NAME] [--daemon [--log FILE]] [--ready-fd N] [--allow-other] [--max-fds N] [--threads N] [--timeout SEC]\n"
-          "                 [--debug] HOME MOUNTPOINT LAYER_ID_TOP [LAYER_ID ...]\n");
+          "                 [--no-passthrough] [--debug] HOME MOUNTPOINT LAYER_ID_TOP [LAYER_ID ...]\n");
 }
 
 /* As many descriptors as we may have: the fd cache is bounded, but clients and libfuse use some too. */
@@ -63,9 +65,10 @@ int main(int argc, char **argv) {
                                            {"threads", required_argument, 0, 't'}, {"timeout", required_argument, 0, 'T'},
                                            {"debug", no_argument, 0, 'd'},         {"help", no_argument, 0, 'h'},
                                            {"daemon", no_argument, 0, 'D'},        {"log", required_argument, 0, 'l'},
+                                           {"no-passthrough", no_argument, 0, 'P'},
                                            {0, 0, 0, 0}};
   const char *name = "image", *log_file = NULL;
-  int daemon = 0;
+  int daemon = 0, passthrough = 1;
   int ready_fd = -1, allow_other = 0, debug = 0;
   long max_fds = 1024, threads = 16, timeout = 86400;
   int c;
@@ -79,6 +82,7 @@ int main(int argc, char **argv) {
     case 'T': timeout = parse_num(optarg, "--timeout", 0, 1L << 30); break;
     case 'd': debug = 1; break;
     case 'D': daemon = 1; break;
+    case 'P': passthrough = 0; break;
     case 'l': log_file = optarg; break;
     case 'h': usage(); return 0;
     default: usage(); return 2;
@@ -147,6 +151,9 @@ int main(int argc, char **argv) {
   }
   fs.timeout = (double)timeout;
   fs.debug = debug;
+  if (getenv("VELO_FUSE_PASSTHROUGH") && strcmp(getenv("VELO_FUSE_PASSTHROUGH"), "0") == 0) passthrough = 0;
+  fs.passthrough = passthrough;
+  passthrough_request(passthrough);
   fs.no_splice = getenv("VELO_FUSE_NO_SPLICE") && strcmp(getenv("VELO_FUSE_NO_SPLICE"), "1") == 0;
 
   /* The root, resolved before anything is mounted: a missing layer fails here, not on first access. */
@@ -184,6 +191,7 @@ int main(int argc, char **argv) {
     fuse_session_destroy(se);
     return 1;
   }
+  fs.dev_fd = fuse_session_fd(se);
   if (daemon) {
     /* From here on nobody reads our stdout/stderr: the caller waits until they close. */
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -331,6 +331,27 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
       fuse_reply_err(req, ENAMETOOLONG);
       return;
     }
+    if (__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED)) {
+      /* the kernel reads this open file from the object itself; its descriptor is registered once per open */
+      struct fdc_ent *ent;
+      int r = fdcache_get(&fs->fds, path, n->e.size, &ent);
+      if (r < 0) {
+        if (r == -EIO) fuse_log(FUSE_LOG_ERR, "velo-fuse: object %s is missing or has the wrong size\n", path);
+        fuse_reply_err(req, -r);
+        return;
+      }
+      int id = passthrough_register(fs->dev_fd, fdc_fd(ent));
+      fdcache_put(&fs->fds, ent);
+      if (id >= 0) {
+        fi->fh = VELO_PT_TAG << 32 | (uint32_t)id;
+        fi->noflush = 1; /* (keep_cache is refused with passthrough: the pages are the object's own) */
+        if (fuse_reply_open(req, fi) == -ENOENT) passthrough_unregister(fs->dev_fd, id);
+        return;
+      }
+      /* refused (old kernel, stacked store filesystem, no privilege): serve reads ourselves from now on */
+      fuse_log(FUSE_LOG_INFO, "velo-fuse: passthrough unavailable (%s); the daemon serves reads\n", strerror(-id));
+      __atomic_store_n(&fs->passthrough, 0, __ATOMIC_RELAXED);
+    }
     char *p = strdup(path);
     if (!p) {
       fuse_reply_err(req, ENOMEM);
@@ -346,7 +367,12 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   struct velo_fs *fs = FS(req);
   struct vnode *n = NODE(fs, ino);
+  char pbuf[4096];
   const char *path = (const char *)(uintptr_t)fi->fh;
+  if ((fi->fh >> 32) == VELO_PT_TAG) {
+    /* a passthrough open whose read still came here (the kernel may fall back): serve it */
+    path = velo_object_path(&fs->store, &n->e, pbuf, sizeof pbuf) < 0 ? NULL : pbuf;
+  }
   if (!path || off < 0 || (uint64_t)off >= n->e.size) {
     fuse_reply_buf(req, NULL, 0);
     return;
@@ -380,7 +406,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   (void)ino;
-  free((char *)(uintptr_t)fi->fh);
+  if ((fi->fh >> 32) == VELO_PT_TAG) passthrough_unregister(FS(req)->dev_fd, (int)(fi->fh & 0xffffffffu));
+  else free((char *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 

@@ -66,8 +66,17 @@ struct velo_fs {
   double timeout; /* entry/attr timeout in seconds (the data is immutable) */
   int debug;
   int no_splice; /* read with pread + write instead of splice (VELO_FUSE_NO_SPLICE=1, for comparison) */
+  int dev_fd;    /* the session's /dev/fuse descriptor (passthrough ioctls) */
+  int passthrough; /* 1 while the kernel accepts backing files; dropped to 0 at the first refusal */
 };
 
 extern const struct fuse_lowlevel_ops velo_fuse_ops;
+
+/* passthrough.c: open files read by the kernel from their CAS object (see there). An open reply's fh of
+ * (VELO_PT_TAG << 32 | backing id) asks for passthrough; no heap pointer has these upper bits. */
+#define VELO_PT_TAG 0x76656c6full
+void passthrough_request(int on);
+int passthrough_register(int dev_fd, int backing_fd); /* backing id, or -errno */
+void passthrough_unregister(int dev_fd, int id);
 
 #endif

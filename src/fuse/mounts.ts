@@ -414,7 +414,7 @@ export function unmount(home: string, dirArg: string, opts: {lazy?: boolean; for
   return withMountLock(home, () => cleanLocked(home, dir, opts))
 }
 
-/** Every recorded mount (and unrecorded velo mounts in this namespace) with its state. */
+/** Every mount recorded in this store (and unrecorded velo mounts under its mounts dir) with its state. */
 export function listMounts(home: string): MountStatus[] {
   const km = kernelMounts()
   const out: MountStatus[] = []
@@ -423,7 +423,10 @@ export function listMounts(home: string): MountStatus[] {
     km.delete(r.dir)
     out.push({dir: r.dir, image: r.image, pid: r.pid, state: !mounted ? 'unmounted' : daemonAlive(r) ? 'active' : 'stale', shared: r.shared, users: r.users})
   }
-  for (const k of km.values()) out.push({dir: k.dir, image: k.source.replace(/^velo:/, ''), state: probeStale(k.dir) ? 'stale' : 'active', shared: false, users: []})
+  // velo mounts without a record can belong to any store; only those inside this store's mounts dir are ours
+  for (const k of km.values())
+    if (k.dir.startsWith(mountsDir(home) + '/'))
+      out.push({dir: k.dir, image: k.source.replace(/^velo:/, ''), state: probeStale(k.dir) ? 'stale' : 'active', shared: false, users: []})
   return out.sort((a, b) => a.dir.localeCompare(b.dir))
 }
 

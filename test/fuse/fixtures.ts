@@ -114,11 +114,12 @@ export class MountGuard {
   }
 }
 
-/** velo mount IMAGE DIR (detached); registers DIR with GUARD. Throws with stderr when it fails. */
-export function mount(guard: MountGuard, home: string, image: string, dir: string): {pid: number; dir: string} {
+/** velo mount IMAGE DIR (detached); registers DIR with GUARD. Throws with stderr when it fails.
+ *  ENV reaches the daemon: VELO_FUSE_PASSTHROUGH=0 makes it serve every read itself. */
+export function mount(guard: MountGuard, home: string, image: string, dir: string, env: Record<string, string> = {}): {pid: number; dir: string} {
   if (!fs.existsSync(dir)) fs.mkdirSync(dir, {recursive: true}) // (a stale mount point cannot be mkdir'ed)
   guard.add(home, dir)
-  const r = velo(home, ['mount', image, dir, '--json'])
+  const r = velo(home, ['mount', image, dir, '--json'], {env})
   if (r.status !== 0) throw new Error(`velo mount ${image} ${dir} exited ${r.status}: ${r.stderr}`)
   return JSON.parse(r.stdout)
 }
