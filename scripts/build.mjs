@@ -12,6 +12,6 @@ const common = {
   logLevel: 'warning',
   external: ['typescript', 'ts-node', 'lmdb', '@napi-rs/blake-hash', 'node-pty', 'dockerode', 'testcontainers', 'cpu-features', 'ssh2'],
 }
-await build({...common, entryPoints: {cli: 'src/cli.ts'}, minify: true, outdir: 'dist'})
+await build({...common, entryPoints: {cli: 'src/cli.ts', 'ingest-worker': 'src/store/ingest-worker.ts'}, minify: true, outdir: 'dist'})
 // oclif.manifest.json lets oclif answer --help and route commands without loading command code.
 execFileSync(process.execPath, ['node_modules/oclif/bin/run.js', 'manifest'], {stdio: ['ignore', 'ignore', 'inherit']})
