@@ -198,6 +198,12 @@ static int dirlist_add(struct dirlist *d, const char *name, size_t len, uint64_t
 }
 
 static int collect(void *ctx, const char *name, size_t len, const struct velo_entry *e, int layer) {
+  /* The writer never stores such names; a damaged manifest must not make us list them (fail closed). */
+  if (len == 0 || len > 255 || memchr(name, '/', len) || memchr(name, 0, len) || (len == 1 && name[0] == '.') ||
+      (len == 2 && name[0] == '.' && name[1] == '.')) {
+    fuse_log(FUSE_LOG_ERR, "velo-fuse: manifest entry with an invalid name (%zu bytes) skipped; run velo fsck\n", len);
+    return 0;
+  }
   return dirlist_add(ctx, name, len, (uint64_t)layer << 32 | e->ino, e->mode) < 0 ? -ENOMEM : 0;
 }
 

@@ -256,3 +256,39 @@ describe('velo mount: a multi-layer image (whiteouts, opaque dirs, replacements)
     expect(has('dir-becomes-file/x')).toBe(false)
   })
 })
+
+describe('velo mount: a damaged manifest', () => {
+  const guard = new MountGuard()
+  const dirs: string[] = []
+  afterEach(() => {
+    guard.cleanup()
+    dirs.splice(0).forEach((d) => {
+      MountGuard.killAll(d)
+      rmrf(d)
+    })
+  })
+
+  it('never lists names a layer cannot hold (".", "..", with "/" or NUL), and the rest stays served', async () => {
+    const {ManifestDb} = await import('../../src/manifest/db')
+    const {entryKey, decodeEntry} = await import('../../src/manifest/entry')
+    const home = tmpDir('velo-fuse-home-')
+    const work = tmpDir('velo-fuse-work-')
+    dirs.push(home, work)
+    const [layer] = buildImage(home, 'damaged', [{good: 'fine\n', 'sub/x': 'x\n'}])
+    const db = ManifestDb.open(home)
+    try {
+      const lid = Buffer.from(layer, 'hex')
+      const good = db.entries.get(entryKey(lid, 1, Buffer.from('good')))!
+      decodeEntry(good) // a valid entry value, put under names the writer would never accept
+      for (const bad of ['..', '.', 'a/b', 'nul\0byte']) db.entries.putSync(entryKey(lid, 1, Buffer.from(bad)), good)
+    } finally {
+      db.close()
+    }
+    const mnt = path.join(work, 'mnt')
+    mount(guard, home, 'damaged', mnt)
+    expect(fs.readdirSync(mnt).sort()).toEqual(['good', 'sub'])
+    expect(sh(`ls -a '${mnt}'`).stdout.split('\n').filter(Boolean)).toEqual(['.', '..', 'good', 'sub'])
+    expect(fs.readFileSync(path.join(mnt, 'good'), 'utf8')).toBe('fine\n')
+    expect(fs.readFileSync(path.join(mnt, '..', 'mnt', 'sub', 'x'), 'utf8')).toBe('x\n')
+  })
+})
