@@ -291,9 +291,12 @@ function startDaemon(home: string, image: string, layers: string[], dir: string,
   if (r.status !== 0 || !Number.isInteger(pid) || pid <= 0) {
     dropHold(home, id)
     const why = String(r.stderr).trim() || r.error?.message || `exit ${r.status}`
-    throw new VeloError('NATIVE', `cannot mount image ${image} on ${dir}: ${why}`, {
-      suggestion: /fuse: device not found|\/dev\/fuse/.test(why) ? 'load the fuse module (modprobe fuse)' : 'see the message above',
-    })
+    const suggestion = /\/dev\/fuse: Permission denied|fusermount3?: .*(permission|not permitted)/i.test(why)
+      ? 'mounting without root needs read-write access to /dev/fuse and the setuid fusermount3; or run as root'
+      : /device not found|No such file or directory.*\/dev\/fuse|\/dev\/fuse.*No such/i.test(why)
+        ? 'load the fuse module (modprobe fuse)'
+        : `see the daemon's message above (log: ${log})`
+    throw new VeloError(/Permission denied|not permitted/i.test(why) ? 'PERMISSION_DENIED' : 'NATIVE', `cannot mount image ${image} on ${dir}: ${why}`, {suggestion})
   }
   const rec: MountRecord = {
     id,

@@ -233,4 +233,34 @@ describe('velo-fuse passthrough', () => {
       else expect(read, mode).toBeLessThan(1 << 20) // requests and replies only, no file data
     }
   })
+
+  it('falls back to serving reads itself when the kernel refuses a backing file (store on a stacked filesystem)', () => {
+    // an overlayfs store: its files sit one level deep in the stack, which a FUSE mount with
+    // max_stack_depth 1 may not use as backing files (ELOOP): every read must then come from the daemon
+    const work = tmpDir('velo-fuse-work-')
+    dirs.push(work)
+    for (const d of ['lower', 'upper', 'ovlwork', 'home']) fs.mkdirSync(path.join(work, d))
+    const home = path.join(work, 'home')
+    const ov = sh(`mount -t overlay overlay -o lowerdir='${work}/lower',upperdir='${work}/upper',workdir='${work}/ovlwork' '${home}'`)
+    expect(ov.status, ov.stderr).toBe(0)
+    try {
+      fs.mkdirSync(path.join(work, 'src'))
+      const data = Buffer.alloc(3 << 20)
+      for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i + 7, i)
+      fs.writeFileSync(path.join(work, 'src', 'f'), data)
+      veloJson(home, ['ingest', path.join(work, 'src'), '--name', 'ovl'])
+      const mnt = path.join(work, 'mnt')
+      mount(guard, home, 'ovl', mnt)
+      try {
+        expect(fs.readFileSync(path.join(mnt, 'f')).equals(data)).toBe(true)
+        expect(fs.readFileSync(path.join(mnt, 'f')).equals(data)).toBe(true) // and again, after the switch
+        const log = fs.readFileSync(listRecords(home)[0].log, 'utf8')
+        expect(log).toMatch(/passthrough unavailable/)
+      } finally {
+        guard.cleanup()
+      }
+    } finally {
+      sh(`umount '${home}'`)
+    }
+  })
 })
