@@ -177,6 +177,7 @@ int main(int argc, char **argv) {
   char *fargv[] = {argv[0], "-o", opts, debug ? "-d" : NULL, NULL};
   struct fuse_args args = FUSE_ARGS_INIT(debug ? 4 : 3, fargv);
   struct fuse_session *se = fuse_session_new(&args, &velo_fuse_ops, sizeof velo_fuse_ops, &fs);
+  fuse_opt_free_args(&args);
   if (!se) {
     fprintf(stderr, "velo-fuse: cannot create the FUSE session\n");
     return 1;
