@@ -11,7 +11,7 @@ const SIZE = '4m'
 
 /** Files written by fio with a crc32c verify header in every 4 KiB block, so any later read can check them. */
 function fioData(dir: string): void {
-  const r = spawnSync('fio', ['--name=data', `--directory=${dir}`, '--rw=randwrite', '--bs=4k', `--size=${SIZE}`, `--numjobs=${JOBS}`, '--verify=crc32c', '--do_verify=0', '--randseed=1234', '--ioengine=psync'], {encoding: 'utf8'})
+  const r = spawnSync('fio', ['--name=data', `--directory=${dir}`, '--rw=randwrite', '--bs=4k', `--size=${SIZE}`, `--numjobs=${JOBS}`, '--verify=crc32c', '--do_verify=0', '--verify_state_save=0', '--randseed=1234', '--ioengine=psync'], {encoding: 'utf8', cwd: dir})
   if (r.status !== 0) throw new Error(`fio write failed: ${r.stderr}`)
 }
 
@@ -19,8 +19,8 @@ function fioData(dir: string): void {
 function fioVerify(dir: string, engine: 'psync' | 'mmap', bs = '4k') {
   return spawnSync(
     'fio',
-    ['--readonly', '--name=data', `--directory=${dir}`, '--rw=randread', `--bs=${bs}`, '--verify_interval=4096', `--size=${SIZE}`, `--numjobs=${JOBS}`, '--verify=crc32c', `--ioengine=${engine}`, '--group_reporting', '--output-format=json'],
-    {encoding: 'utf8', timeout: 120_000},
+    ['--readonly', '--verify_state_save=0', '--name=data', `--directory=${dir}`, '--rw=randread', `--bs=${bs}`, '--verify_interval=4096', `--size=${SIZE}`, `--numjobs=${JOBS}`, '--verify=crc32c', `--ioengine=${engine}`, '--group_reporting', '--output-format=json'],
+    {encoding: 'utf8', timeout: 120_000, cwd: path.dirname(dir)},
   )
 }
 
@@ -96,11 +96,11 @@ describe('velo mount under concurrent load', () => {
       // needs the daemon); mmap readers fault pages in
       // (each in its own process group: fio forks one process per job, and cleanup must reach them all)
       const opts = {stdio: 'ignore', detached: true} as const
-      const direct = spawn('fio', ['--readonly', '--name=data', `--directory=${mnt}`, '--rw=randread', '--bs=4k', `--size=${SIZE}`, `--numjobs=${JOBS}`, '--direct=1', '--ioengine=psync', '--time_based', '--runtime=600'], opts)
+      const direct = spawn('fio', ['--readonly', '--verify_state_save=0', '--name=data', `--directory=${mnt}`, '--rw=randread', '--bs=4k', `--size=${SIZE}`, `--numjobs=${JOBS}`, '--direct=1', '--ioengine=psync', '--time_based', '--runtime=600'], opts)
       // in daemon mode the page cache is dropped each round so the reads go to the daemon again
       const drop = mode === 'daemon reads' ? 'echo 1 > /proc/sys/vm/drop_caches;' : ''
       const cat = spawn('bash', ['-c', `while :; do cat '${mnt}'/data.* >/dev/null || exit 0; ${drop} echo >> '${progress}'; done`], opts)
-      const mmap = spawn('fio', ['--readonly', '--name=data', `--directory=${mnt}`, '--rw=randread', '--bs=4k', `--size=${SIZE}`, '--numjobs=2', '--ioengine=mmap', '--time_based', '--runtime=600'], opts)
+      const mmap = spawn('fio', ['--readonly', '--verify_state_save=0', '--name=data', `--directory=${mnt}`, '--rw=randread', '--bs=4k', `--size=${SIZE}`, '--numjobs=2', '--ioengine=mmap', '--time_based', '--runtime=600'], opts)
       const group = (p: typeof cat, sig: NodeJS.Signals) => {
         try {
           process.kill(-p.pid!, sig)
