@@ -277,4 +277,43 @@ describe('ensureImageMount: one daemon per image for every sandbox', () => {
     a.release()
     expect(isMounted(b.dir)).toBe(false)
   })
+
+  it('kill -9 of a shared daemon under an overlay: readers through the overlay fail instead of hanging; cleanup works', async () => {
+    const home = tmpDir('velo-fuse-home-')
+    const work = tmpDir('velo-fuse-work-')
+    homes.push(home)
+    dirs.push(work)
+    fs.mkdirSync(path.join(work, 'src'))
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(work, 'src', `f${i}`), Buffer.alloc(1 << 20, i))
+    veloJson(home, ['ingest', path.join(work, 'src'), '--name', 'img'])
+    const m = ensureImageMount(home, 'img', 'tenant:a')
+    for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(work, d))
+    const ov = sh(`mount -t overlay overlay -o lowerdir='${m.dir}',upperdir='${work}/upper',workdir='${work}/work' '${work}/merged'`)
+    expect(ov.status, ov.stderr).toBe(0)
+    const progress = path.join(work, 'progress')
+    // a tenant-like reader: reopens every file through the overlay each round
+    const reader = spawn('bash', ['-c', `while :; do cat '${work}'/merged/f* >/dev/null || exit 0; echo 1 > /proc/sys/vm/drop_caches; echo >> '${progress}'; done`], {stdio: 'ignore', detached: true})
+    const exited = new Promise<void>((r) => reader.on('exit', () => r()))
+    try {
+      await until('reader running', () => fs.existsSync(progress) && fs.readFileSync(progress, 'utf8').length >= 2, 60_000)
+      kill9(m.pid)
+      expect(await Promise.race([exited.then(() => 'exited'), sleep(60_000).then(() => 'hung')])).toBe('exited')
+      const cleaned = cleanupStaleMounts(home)
+      expect(cleaned.map((c) => c.dir)).toEqual([m.dir])
+      expect(isMounted(m.dir)).toBe(false)
+      // the tenant's overlay can be unmounted (the sandbox would then remount on a fresh image mount)
+      expect(sh(`umount '${work}/merged'`).status).toBe(0)
+      const fresh = ensureImageMount(home, 'img', 'tenant:a')
+      expect(fresh.pid).not.toBe(m.pid)
+      expect(fs.readFileSync(path.join(fresh.dir, 'f3')).equals(Buffer.alloc(1 << 20, 3))).toBe(true)
+      fresh.release()
+      expect(isMounted(fresh.dir)).toBe(false)
+    } finally {
+      try {
+        process.kill(-reader.pid!, 'SIGKILL')
+      } catch {
+        /* gone */
+      }
+    }
+  })
 })
