@@ -279,6 +279,22 @@ function daemonArgs(home: string, image: string, layers: string[], dir: string, 
   return [...args, '--', path.resolve(home), dir, ...[...layers].reverse()]
 }
 
+/**
+ * FUSE mounts get the kernel's default 128 KiB readahead, so a sequential read the daemon serves is a chain of
+ * 128 KiB requests; 1 MiB requests (the negotiated maximum) measured ~25% faster here. Passthrough reads use
+ * the backing file's readahead and are not affected. Best effort (root only).
+ */
+function raiseReadahead(dir: string): void {
+  const km = kernelMounts().get(dir)
+  if (!km || !isRoot()) return
+  try {
+    fs.statSync(dir) // waits for the FUSE_INIT exchange, which would reset the value to the kernel's offer
+    fs.writeFileSync(`/sys/class/bdi/${km.dev}/read_ahead_kb`, '1024')
+  } catch {
+    /* no such bdi entry: keep the default */
+  }
+}
+
 /** Start a detached daemon for LAYERS on DIR and record it. Call under the mount lock. */
 function startDaemon(home: string, image: string, layers: string[], dir: string, shared: boolean, users: string[], debug?: boolean): MountRecord {
   const id = mountId(dir)
@@ -298,6 +314,7 @@ function startDaemon(home: string, image: string, layers: string[], dir: string,
         : `see the daemon's message above (log: ${log})`
     throw new VeloError(/Permission denied|not permitted/i.test(why) ? 'PERMISSION_DENIED' : 'NATIVE', `cannot mount image ${image} on ${dir}: ${why}`, {suggestion})
   }
+  raiseReadahead(dir)
   const rec: MountRecord = {
     id,
     dir,
