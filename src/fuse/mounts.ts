@@ -311,7 +311,7 @@ function startDaemon(home: string, image: string, layers: string[], dir: string,
       ? 'mounting without root needs read-write access to /dev/fuse and the setuid fusermount3; or run as root'
       : /device not found|No such file or directory.*\/dev\/fuse|\/dev\/fuse.*No such/i.test(why)
         ? 'load the fuse module (modprobe fuse)'
-        : `see the daemon's message above (log: ${log})`
+        : 'see the message above'
     throw new VeloError(/Permission denied|not permitted/i.test(why) ? 'PERMISSION_DENIED' : 'NATIVE', `cannot mount image ${image} on ${dir}: ${why}`, {suggestion})
   }
   raiseReadahead(dir)
