@@ -231,32 +231,34 @@ export interface MountOptions {
   debug?: boolean
 }
 
-function imageLayers(home: string, image: string): string[] {
+/**
+ * The manifest DB: the caller's handle when it passed one (a process that keeps one lmdb handle open, as the
+ * sandbox code does, must not have a second one opened and closed under it), else one opened for the call.
+ */
+let callerDb: ManifestDb | undefined
+function withDb<T>(home: string, fn: (db: ManifestDb) => T): T {
+  if (callerDb) return fn(callerDb)
   const db = ManifestDb.open(home)
   try {
-    return db.requireImage(image).layers
+    return fn(db)
   } finally {
     db.close()
+  }
+}
+function usingDb<T>(db: ManifestDb | undefined, fn: () => T): T {
+  const prev = callerDb
+  callerDb = db ?? prev
+  try {
+    return fn()
+  } finally {
+    callerDb = prev
   }
 }
 
-function putHold(home: string, id: string, layers: string[]): void {
-  const db = ManifestDb.open(home)
-  try {
-    db.putHoldSync({holder: holdName(id), layers, createdAt: new Date().toISOString()})
-  } finally {
-    db.close()
-  }
-}
-
-function dropHold(home: string, id: string): void {
-  const db = ManifestDb.open(home)
-  try {
-    db.deleteHoldSync(holdName(id))
-  } finally {
-    db.close()
-  }
-}
+const imageLayers = (home: string, image: string): string[] => withDb(home, (db) => db.requireImage(image).layers)
+const putHold = (home: string, id: string, layers: string[]): void =>
+  withDb(home, (db) => db.putHoldSync({holder: holdName(id), layers, createdAt: new Date().toISOString()}))
+const dropHold = (home: string, id: string): void => withDb(home, (db) => db.deleteHoldSync(holdName(id)))
 
 function checkMountPoint(dir: string): void {
   let st: fs.Stats
@@ -455,16 +457,16 @@ export function listMounts(home: string): MountStatus[] {
  * record and gc hold dropped). Shared image mounts that were stale are remounted by the next
  * ensureImageMount; sandboxes whose overlay sat on one must be restarted. Returns what was cleaned.
  */
-export function cleanupStaleMounts(home: string): UnmountResult[] {
+export function cleanupStaleMounts(home: string, opts: {db?: ManifestDb} = {}): UnmountResult[] {
   if (!fs.existsSync(mountsDir(home))) return []
-  return withMountLock(home, () => {
+  return usingDb(opts.db, () => withMountLock(home, () => {
     const out: UnmountResult[] = []
     for (const r of listRecords(home)) {
       if (daemonAlive(r)) continue
       out.push(cleanLocked(home, r.dir, {force: true}))
     }
     return out
-  })
+  }))
 }
 
 export interface ImageMount {
@@ -481,8 +483,14 @@ export interface ImageMount {
  * One daemon per image (per exact layer list) serves every holder: the first call mounts the image at
  * `$VELO_HOME/mounts/images/<key>`, later calls add HOLDER to the record's users (idempotent). A stale
  * shared mount (daemon killed) is cleaned and mounted afresh. Safe across processes (flock).
+ * opts.db: the caller's open ManifestDb, used instead of opening (and closing) another handle; the returned
+ * release() uses it too, so keep it open until then (or call releaseImageMount with a handle of your own).
  */
-export function ensureImageMount(home: string, image: string, holder: string): ImageMount {
+export function ensureImageMount(home: string, image: string, holder: string, opts: {db?: ManifestDb} = {}): ImageMount {
+  return usingDb(opts.db, () => ensureLocked(home, image, holder, opts))
+}
+
+function ensureLocked(home: string, image: string, holder: string, opts: {db?: ManifestDb}): ImageMount {
   const layers = imageLayers(home, image)
   const key = crypto.createHash('sha256').update(layers.join('\n')).digest('hex').slice(0, 16)
   const dir = path.join(mountsDir(home), 'images', key)
@@ -501,13 +509,13 @@ export function ensureImageMount(home: string, image: string, holder: string): I
     r = startDaemon(home, image, layers, dir, true, [...users, holder])
     return r
   })
-  return {dir, image, layers, pid: rec.pid, release: () => releaseImageMount(home, holder, dir)}
+  return {dir, image, layers, pid: rec.pid, release: () => releaseImageMount(home, holder, dir, opts)}
 }
 
 /** Drop HOLDER from the shared image mount(s) it uses (all of them when DIR is not given); unmount unused ones. */
-export function releaseImageMount(home: string, holder: string, dir?: string): void {
+export function releaseImageMount(home: string, holder: string, dir?: string, opts: {db?: ManifestDb} = {}): void {
   if (!fs.existsSync(mountsDir(home))) return
-  withMountLock(home, () => {
+  usingDb(opts.db, () => withMountLock(home, () => {
     for (const r of listRecords(home)) {
       if (!r.shared || (dir && r.dir !== dir) || !r.users.includes(holder)) continue
       r.users = r.users.filter((u) => u !== holder)
@@ -523,5 +531,5 @@ export function releaseImageMount(home: string, holder: string, dir?: string): v
         /* still busy or already gone */
       }
     }
-  })
+  }))
 }

@@ -265,7 +265,11 @@ describe('ensureImageMount: one daemon per image for every sandbox', () => {
     dirs.push(work)
     fs.writeFileSync(path.join(work, 'f'), 'x\n')
     veloJson(home, ['ingest', work, '--name', 'img'])
-    const a = ensureImageMount(home, 'img', 'tenant:a')
+    // the caller's own DB handle is used and stays open (the sandbox code keeps one per process)
+    const db = ManifestDb.open(home)
+    const a = ensureImageMount(home, 'img', 'tenant:a', {db})
+    expect(db.getImage('img')?.layers).toEqual(a.layers)
+    expect(db.listHolds().map((h) => h.holder)).toHaveLength(1)
     kill9(a.pid)
     expect(sh(`ls '${a.dir}'`).stderr).toMatch(/Transport endpoint is not connected|Software caused connection abort/)
     const b = ensureImageMount(home, 'img', 'tenant:b')
@@ -274,8 +278,10 @@ describe('ensureImageMount: one daemon per image for every sandbox', () => {
     // the holder of the dead mount is carried over: both must release
     expect(listRecords(home)[0].users.sort()).toEqual(['tenant:a', 'tenant:b'])
     b.release()
-    a.release()
+    a.release() // (with the caller's handle, still open)
     expect(isMounted(b.dir)).toBe(false)
+    expect(db.listHolds()).toEqual([])
+    db.close()
   })
 
   it('kill -9 of a shared daemon under an overlay: readers through the overlay fail instead of hanging; cleanup works', async () => {
