@@ -2,12 +2,12 @@ import {execFileSync, spawnSync} from 'node:child_process'
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 import {rmrf, sh, tmpDir, veloJson} from '../helpers'
 import {makeAwkwardTree} from '../store/tree'
 import {MountGuard, buildImage, mount, mtree, sha256All} from './fixtures'
 
-// One image, mounted once for the read-only checks below; every mount is undone in afterAll/afterEach.
+// One image (ingested and checked out once), mounted afresh for each test and unmounted after it, whatever happened.
 describe('velo mount: the mounted image equals its checkout', () => {
   const guard = new MountGuard()
   const dirs: string[] = []
@@ -34,13 +34,15 @@ describe('velo mount: the mounted image equals its checkout', () => {
     out = path.join(work, 'checkout')
     veloJson(home, ['image', 'checkout', 'awk', out])
     mnt = path.join(work, 'mnt')
+  })
+  beforeEach(() => {
     mount(guard, home, 'awk', mnt)
   })
-  afterAll(() => {
+  afterEach(() => {
     guard.cleanup()
     MountGuard.killAll(home)
-    dirs.forEach(rmrf)
   })
+  afterAll(() => dirs.forEach(rmrf))
 
   it('gives the same bsdtar mtree listing (type, mode incl. setuid/setgid/sticky, owner, size, ns mtime, link target, nlink, device, sha256)', () => {
     const m = mtree(mnt)
