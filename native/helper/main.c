@@ -50,7 +50,7 @@ static void sandbox_init(const struct plan *p, int syncfd) {
   /* (the memory cgroup's OOM killer picks the largest task; init stays tiny, so a tenant's hog goes first) */
   else if (setup_mounts(p, &e) < 0) {
   } else if (sethostname(p->hostname, strlen(p->hostname)) < 0) VERR(&e, "sethostname %s", p->hostname);
-  else if (loopback_up(&e) < 0) {
+  else if (!p->net_none && loopback_up(&e) < 0) {
   } else if (pivot_into(p->root, &e) < 0) {
   } else {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);

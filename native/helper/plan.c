@@ -77,6 +77,10 @@ int plan_parse(char *text, struct plan *p, struct verr *e) {
       else return verr_set(e, 0, "plan: unknown seccomp policy %s", v);
       p->has_seccomp = 1;
     } else if (!strcmp(k, "tty")) p->tty = !strcmp(v, "1");
+    else if (!strcmp(k, "net")) {
+      if (strcmp(v, "loopback") && strcmp(v, "none")) return verr_set(e, 0, "plan: unknown net mode %s", v);
+      p->net_none = !strcmp(v, "none");
+    }
     else return verr_set(e, 0, "plan: unknown key %s", k);
   }
   /* Fail closed: the security settings must be stated, never defaulted by omission. */

@@ -33,6 +33,7 @@ struct plan {
   int seccomp;                       /* 1 = default policy, 0 = unconfined (only from an explicit profile) */
   int has_seccomp;
   int tty;
+  int net_none;                      /* net none: own netns with lo left down */
 };
 
 int plan_parse(char *text, struct plan *p, struct verr *e);
