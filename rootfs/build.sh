@@ -31,7 +31,7 @@ done
 
 # node and its shared libraries, at the paths the dynamic loader looks in
 install -m 0755 "$node" usr/bin/node
-for lib in $(ldd "$node" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}'); do
+for lib in $(ldd "$node" | grep -o '/[^ ]*'); do
   real=$(readlink -f "$lib")
   cp -L "$real" "usr/lib/x86_64-linux-gnu/$(basename "$lib")"
 done
