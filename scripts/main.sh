@@ -6,5 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export VELO_HOME="${VELO_HOME:-$(mktemp -d /tmp/velo-main.XXXXXX)}"
-exec ./bin/velo.js sandbox run --rm --name hello-app --mount "$PWD/examples/hello-app:/app:ro" --workdir /app -- npm start --silent
+if [ -z "${VELO_HOME:-}" ]; then
+  export VELO_HOME=$(mktemp -d /tmp/velo-main.XXXXXX)
+  trap 'rm -rf "$VELO_HOME"' EXIT
+fi
+./bin/velo.js sandbox run --rm --name hello-app --mount "$PWD/examples/hello-app:/app:ro" --workdir /app -- npm start --silent
