@@ -15,7 +15,7 @@ export class SandboxHome {
 
   /** `velo sandbox exec NAME -- sh -c SCRIPT` */
   sh(name: string, script: string, opts: {input?: string; extra?: string[]} = {}): RunResult {
-    return velo(this.home, ['sandbox', 'exec', ...(opts.extra ?? []), name, '--', 'sh', '-c', script], {input: opts.input})
+    return velo(this.home, ['sandbox', 'exec', ...(opts.extra ?? []), name, '--', 'sh', '-c', script], {input: opts.input, timeout: 60_000})
   }
 
   exec(name: string, argv: string[], extra: string[] = []): RunResult {
