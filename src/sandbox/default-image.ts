@@ -5,12 +5,12 @@ import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {packageRoot} from '../lib/native'
-import {ManifestDb} from '../manifest/db'
 
 export const DEFAULT_IMAGE = 'default'
 
-function hasImage(home: string): boolean {
+async function hasImage(home: string): Promise<boolean> {
   if (!fs.existsSync(path.join(home, 'db', 'velo.lmdb'))) return false
+  const {ManifestDb} = await import('../manifest/db')
   const db = ManifestDb.open(home)
   try {
     return !!db.getImage(DEFAULT_IMAGE)
@@ -26,11 +26,11 @@ function hasImage(home: string): boolean {
  */
 export async function ensureDefaultImage(home: string): Promise<{built: boolean; seconds: number}> {
   const t0 = Date.now()
-  if (hasImage(home)) return {built: false, seconds: 0}
+  if (await hasImage(home)) return {built: false, seconds: 0}
   fs.mkdirSync(path.join(home, 'tmp'), {recursive: true, mode: 0o700})
   const lock = new StoreLock(path.join(home, 'default-image.lock')).acquire('exclusive', {timeoutSec: 300})
   try {
-    if (hasImage(home)) return {built: false, seconds: 0}
+    if (await hasImage(home)) return {built: false, seconds: 0}
     const dir = path.join(home, 'tmp', `default-rootfs-${process.pid}-${crypto.randomBytes(4).toString('hex')}`)
     try {
       const r = spawnSync('bash', [path.join(packageRoot(), 'rootfs', 'build.sh'), dir], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8'})

@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {applyMeta, MetaRecord} from '../lib/meta'
-import {ManifestDb} from '../manifest/db'
+import type {ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, kindOf} from '../manifest/entry'
 import {Store} from '../store/cas'
 

@@ -2,11 +2,10 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
-import {ManifestDb} from '../manifest/db'
+import type {ManifestDb as ManifestDbT} from '../manifest/db'
 import {capMask, checkEnvKey, checkPathValue, loadProfile, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
 import {cgroupDirs, cgroupStats, ensureCgroups, Limits, removeCgroups} from './cgroup'
-import {ensureDefaultImage, DEFAULT_IMAGE} from './default-image'
-import {ensureFarm} from './farm'
+import {DEFAULT_IMAGE} from './default-image'
 import {helperCreate, helperExec, helperKill} from './helper'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantsDir, writeState} from './state'
 
@@ -123,8 +122,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   // The image and its farms (built once per layer, shared by every tenant).
   let t = process.hrtime.bigint()
   const imageName = o.image ?? DEFAULT_IMAGE
-  if (imageName === DEFAULT_IMAGE) await ensureDefaultImage(home)
-  const db = ManifestDb.open(home)
+  const {ManifestDb} = await import('../manifest/db')
+  const {ensureFarm} = await import('./farm')
+  if (imageName === DEFAULT_IMAGE) await (await import('./default-image')).ensureDefaultImage(home)
+  const db: ManifestDbT = ManifestDb.open(home)
   let state: TenantState
   try {
     const img = db.requireImage(imageName)
@@ -269,6 +270,8 @@ export async function startSandbox(home: string, name: string): Promise<CreateRe
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`)
   const timings: Record<string, number> = {}
+  const {ManifestDb} = await import('../manifest/db')
+  const {ensureFarm} = await import('./farm')
   const db = ManifestDb.open(home)
   try {
     for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
@@ -313,6 +316,7 @@ export async function removeSandbox(home: string, name: string, force: boolean):
     killed = true
   }
   await removeCgroups(s?.cgroups ?? cgroupDirs(name))
+  const {ManifestDb} = await import('../manifest/db')
   const db = ManifestDb.open(home)
   try {
     db.deleteHoldSync(`tenant:${name}`)
