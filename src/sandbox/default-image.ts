@@ -36,7 +36,7 @@ export async function ensureDefaultImage(home: string): Promise<{built: boolean;
       const r = spawnSync('bash', [path.join(packageRoot(), 'rootfs', 'build.sh'), dir], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8'})
       if (r.status !== 0) throw new VeloError('NATIVE', `building the default image failed: ${String(r.stderr).trim()}`, {suggestion: 'see rootfs/README.md (needs busybox-static, node and npm on the host)'})
       const {ingestDirectory} = await import('../store/ingest')
-      ingestDirectory(home, dir, DEFAULT_IMAGE)
+      await ingestDirectory(home, dir, DEFAULT_IMAGE)
     } finally {
       fs.rmSync(dir, {recursive: true, force: true})
     }

@@ -2,12 +2,32 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
-import type {ManifestDb as ManifestDbT} from '../manifest/db'
+import type {ManifestDb} from '../manifest/db'
 import {capMask, checkEnvKey, checkPathValue, loadProfile, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
 import {cgroupDirs, cgroupStats, ensureCgroups, Limits, removeCgroups} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {helperCreate, helperExec, helperKill} from './helper'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantsDir, writeState} from './state'
+
+/**
+ * One manifest DB handle per store for the life of this process (loading lmdb and opening the env is the
+ * largest fixed cost of a create or rm; `sandbox run --rm` does both and pays it once). Closed at exit.
+ */
+const dbs = new Map<string, ManifestDb>()
+async function openDb(home: string): Promise<ManifestDb> {
+  let db = dbs.get(home)
+  if (!db) {
+    const m = await import('../manifest/db')
+    db = m.ManifestDb.open(home)
+    dbs.set(home, db)
+    if (dbs.size === 1) process.once('exit', () => dbs.forEach((d) => d.close()))
+  }
+  return db
+}
+function closeDb(home: string): void {
+  dbs.get(home)?.close()
+  dbs.delete(home)
+}
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -122,12 +142,15 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   // The image and its farms (built once per layer, shared by every tenant).
   let t = process.hrtime.bigint()
   const imageName = o.image ?? DEFAULT_IMAGE
-  const {ManifestDb} = await import('../manifest/db')
   const {ensureFarm} = await import('./farm')
-  if (imageName === DEFAULT_IMAGE) await (await import('./default-image')).ensureDefaultImage(home)
-  const db: ManifestDbT = ManifestDb.open(home)
+  let db = await openDb(home)
+  if (imageName === DEFAULT_IMAGE && !db.getImage(imageName)) {
+    closeDb(home)
+    await (await import('./default-image')).ensureDefaultImage(home)
+    db = await openDb(home)
+  }
   let state: TenantState
-  try {
+  {
     const img = db.requireImage(imageName)
     timings.image = ms(t)
     t = process.hrtime.bigint()
@@ -175,8 +198,6 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
       fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
       throw err
     }
-  } finally {
-    db.close()
   }
   try {
     boot(home, state, timings)
@@ -270,14 +291,9 @@ export async function startSandbox(home: string, name: string): Promise<CreateRe
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`)
   const timings: Record<string, number> = {}
-  const {ManifestDb} = await import('../manifest/db')
   const {ensureFarm} = await import('./farm')
-  const db = ManifestDb.open(home)
-  try {
-    for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
-  } finally {
-    db.close()
-  }
+  const db = await openDb(home)
+  for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
   // Whatever a crash left in the work dir is overlay's scratch space: start from an empty one.
   fs.rmSync(path.join(tenantDir(home, name), 'work'), {recursive: true, force: true})
   boot(home, s, timings)
@@ -299,7 +315,8 @@ export function stopSandbox(home: string, name: string, graceMs = 10_000): {name
 }
 
 /** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */
-export async function removeSandbox(home: string, name: string, force: boolean): Promise<{name: string; killed: boolean}> {
+export async function removeSandbox(home: string, name: string, force: boolean): Promise<{name: string; killed: boolean; ms: number; timings?: Record<string, number>}> {
+  const t0 = process.hrtime.bigint()
   validateName('sandbox', name)
   const dir = tenantDir(home, name)
   let s: TenantState | undefined
@@ -310,29 +327,32 @@ export async function removeSandbox(home: string, name: string, force: boolean):
     if (!force) throw err
   }
   let killed = false
+  const tm: Record<string, number> = {}
+  let t = process.hrtime.bigint()
   if (s && isRunning(s)) {
     if (!force) throw new VeloError('STATE', `sandbox ${name} is running`, {suggestion: `stop it first (velo sandbox stop ${name}) or use rm -f`})
     helperKill(s.pid!, s.pidStart!, 9, 5000)
     killed = true
   }
+  tm.kill = ms(t)
+  t = process.hrtime.bigint()
   await removeCgroups(s?.cgroups ?? cgroupDirs(name))
-  const {ManifestDb} = await import('../manifest/db')
-  const db = ManifestDb.open(home)
-  try {
-    db.deleteHoldSync(`tenant:${name}`)
-  } finally {
-    db.close()
-  }
+  tm.cgroups = ms(t)
+  t = process.hrtime.bigint()
+  ;(await openDb(home)).deleteHoldSync(`tenant:${name}`)
+  tm.hold = ms(t)
+  t = process.hrtime.bigint()
   // Move aside first (one rename), so a half-finished removal never looks like a live sandbox.
   const trash = path.join(tenantsDir(home), `.rm-${name}-${process.pid}`)
   try {
     fs.renameSync(dir, trash)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(err, `cannot remove sandbox ${name}`)
-    return {name, killed}
+    return {name, killed, ms: ms(t0)}
   }
   fs.rmSync(trash, {recursive: true, force: true})
-  return {name, killed}
+  tm.files = ms(t)
+  return {name, killed, ms: ms(t0), timings: tm}
 }
 
 export interface SandboxInfo {
