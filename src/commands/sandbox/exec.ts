@@ -12,7 +12,7 @@ export default class SandboxExec extends VeloCommand<typeof SandboxExec> {
   static flags = {...execFlags, env: Flags.string({char: 'e', description: 'environment variable KEY=VALUE (repeatable)', multiple: true})}
 
   async run() {
-    const {argv} = await this.parse(SandboxExec)
+    const {argv} = await this.parse({flags: SandboxExec.flags, baseFlags: VeloCommand.baseFlags, args: SandboxExec.args, strict: false, enableJsonFlag: SandboxExec.enableJsonFlag})
     const {execSandbox} = await import('../../sandbox/tenant')
     const cmd = (argv as string[]).slice(1)
     process.exitCode = await execSandbox(this.home, this.args.name, cmd, {env: this.flags.env, workdir: this.flags.workdir, user: this.flags.user, tty: this.flags.tty})

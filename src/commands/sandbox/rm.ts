@@ -8,7 +8,7 @@ export default class SandboxRm extends VeloCommand<typeof SandboxRm> {
   static flags = {force: Flags.boolean({char: 'f', description: 'kill it if it is running'})}
 
   async run() {
-    const {argv} = await this.parse(SandboxRm)
+    const {argv} = await this.parse({flags: SandboxRm.flags, baseFlags: VeloCommand.baseFlags, args: SandboxRm.args, strict: false, enableJsonFlag: SandboxRm.enableJsonFlag})
     const {removeSandbox} = await import('../../sandbox/tenant')
     const out = []
     for (const n of argv as string[]) {

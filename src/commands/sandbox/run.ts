@@ -15,7 +15,7 @@ export default class SandboxRun extends VeloCommand<typeof SandboxRun> {
   }
 
   async run() {
-    const {argv} = await this.parse(SandboxRun)
+    const {argv} = await this.parse({flags: SandboxRun.flags, baseFlags: VeloCommand.baseFlags, args: SandboxRun.args, strict: false, enableJsonFlag: SandboxRun.enableJsonFlag})
     const {createSandbox, execSandbox, removeSandbox} = await import('../../sandbox/tenant')
     const name = this.flags.name ?? `run-${require('node:crypto').randomBytes(5).toString('hex')}`
     await createSandbox(this.home, name, createOpts(this.flags))
