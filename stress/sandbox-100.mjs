@@ -47,7 +47,9 @@ try {
   const live = (await $`node ${VELO} sandbox ls --json`).stdout
   const running = JSON.parse(live).filter((s) => s.status === 'running').length
   const pids = JSON.parse(live).map((s) => s.pid)
-  const initRss = pids.reduce((a, p) => a + Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024, 0)
+  // proportional set size: shared pages (libc, libseccomp, the helper binary) split across the inits
+  const initPss = pids.reduce((a, p) => a + Number(/Pss:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024, 0)
+  const cgMem = names.reduce((a, n) => a + Number(fs.readFileSync(`/sys/fs/cgroup/memory/velo/${n}/memory.usage_in_bytes`, 'utf8')), 0)
   const peakUsed = mem0 - memAvailable()
 
   await pool(names, async (n) => {
@@ -86,14 +88,14 @@ try {
   console.log(`  rm     (velo's own):     ${fmt(rmOwn)}`)
   console.log(`  create own p99/p50:      ${(pct(createOwn, 99) / pct(createOwn, 50)).toFixed(2)}`)
   console.log(`  first 10 vs last 10 creates (own, mean): ${(createOwn.slice(0, 10).reduce((a, b) => a + b) / 10).toFixed(1)} ms vs ${(createOwn.slice(-10).reduce((a, b) => a + b) / 10).toFixed(1)} ms`)
-  console.log(`  peak memory: ${(peakUsed / 2 ** 20).toFixed(0)} MiB host-wide for ${running} live tenants (init RSS total ${(initRss / 2 ** 20).toFixed(1)} MiB)`)
+  console.log(`  peak memory, ${running} live tenants: init processes ${(initPss / 2 ** 20).toFixed(1)} MiB PSS in total (${(initPss / running / 1024).toFixed(0)} KiB each); charged to the tenants' memory cgroups ${(cgMem / 2 ** 20).toFixed(1)} MiB; host MemAvailable drop ${(peakUsed / 2 ** 20).toFixed(0)} MiB (noisy: other processes run too)`)
   console.log(`  left behind: mounts ${mounts.length}, processes ${procs.length}, cgroups ${cgroups.length}, tenant dirs ${dirs.length}`)
   if (mounts.length || procs.length || cgroups.length || dirs.length) failed = true
 } catch (err) {
   failed = true
   console.error('stress failed:', String(err.stderr ?? err.message ?? err).split('\n').slice(0, 5).join('\n'))
 } finally {
-  for (const n of names) await $`node ${VELO} sandbox rm -f ${n}`.nothrow()
+  for (const n of names) if (fs.existsSync(path.join(home, 'tenants', n))) await $`node ${VELO} sandbox rm -f ${n}`.nothrow().quiet()
   fs.rmSync(home, {recursive: true, force: true})
 }
 process.exit(failed ? 1 : 0)

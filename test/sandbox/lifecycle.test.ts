@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
+import {VELO} from '../helpers'
 import {leftovers, SandboxHome, uniq} from './fixture'
 
 function holders(home: string): string[] {
@@ -39,6 +40,26 @@ describe('sandbox lifecycle', () => {
     const r = sb.sh(S, 'id -u; id -g; grep CapEff /proc/self/status; echo $HOME', {extra: ['--user', 'node']})
     expect(r.stdout).toBe('1000\n1000\nCapEff:\t0000000000000000\n/home/node\n')
     expect(sb.sh(S, 'id -u', {extra: ['--user', '1234:55']}).stdout).toBe('1234\n')
+  })
+
+  it('-t gives a real terminal that follows window-size changes', async () => {
+    const pty = await import('node-pty')
+    const p = pty.spawn(process.execPath, [VELO, 'sandbox', 'exec', '-t', S, '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], {
+      cols: 100,
+      rows: 30,
+      env: {...process.env, VELO_HOME: sb.home} as Record<string, string>,
+    })
+    let out = ''
+    p.onData((d) => (out += d))
+    const exited = new Promise<number>((r) => p.onExit((e) => r(e.exitCode)))
+    for (let i = 0; i < 500 && !/30 100/.test(out); i++) await new Promise((r) => setTimeout(r, 20))
+    p.resize(120, 40)
+    await new Promise((r) => setTimeout(r, 200))
+    p.write('go\r')
+    expect(await exited).toBe(7)
+    expect(out).toMatch(/\/dev\/pts\/\d+/)
+    expect(out).toMatch(/30 100/)
+    expect(out).toMatch(/40 120/)
   })
 
   it('exec into an unknown or stopped sandbox is a clear error', () => {
