@@ -49,7 +49,12 @@ try {
   const pids = JSON.parse(live).map((s) => s.pid)
   // proportional set size: shared pages (libc, libseccomp, the helper binary) split across the inits
   const initPss = pids.reduce((a, p) => a + Number(/Pss:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024, 0)
-  const cgMem = names.reduce((a, n) => a + Number(fs.readFileSync(`/sys/fs/cgroup/memory/velo/${n}/memory.usage_in_bytes`, 'utf8')), 0)
+  const cgRead = (n) => {
+    for (const f of [`/sys/fs/cgroup/memory/velo/${n}/memory.usage_in_bytes`, `/sys/fs/cgroup/velo/${n}/memory.current`])
+      if (fs.existsSync(f)) return Number(fs.readFileSync(f, 'utf8'))
+    return 0
+  }
+  const cgMem = names.reduce((a, n) => a + cgRead(n), 0)
   const peakUsed = mem0 - memAvailable()
 
   await pool(names, async (n) => {
