@@ -29,6 +29,7 @@
 #include "pivot.h"
 #include "plan.h"
 #include "seccomp.h"
+#include "tty.h"
 
 extern char **environ;
 
@@ -128,6 +129,10 @@ static int cmd_exec(struct plan *p) {
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die_verr("exec", (VERR(&e, "set non-dumpable"), &e));
   if (ns_enter(&ns, &e) < 0) die_verr("exec", &e);
   ns_close(&ns);
+  /* -t: a pty of the sandbox's own devpts (so `tty` names it inside), relayed to our terminal */
+  struct sb_tty tty = {.master = -1};
+  int use_tty = p->tty && isatty(0);
+  if (use_tty && tty_open_in_sandbox(&tty, &e) < 0) die_verr("exec", &e);
   sigset_t set, old;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
@@ -139,12 +144,10 @@ static int cmd_exec(struct plan *p) {
     if (cgroup_join_fds(p, cg, &e) < 0) die_verr("exec", &e);
     for (size_t i = 0; i < p->n_cgroups; i++) close(cg[i]);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    setpgid(0, 0);
-    if (p->tty && isatty(0)) {
-      signal(SIGTTOU, SIG_IGN);
-      tcsetpgrp(0, getpid());
-      signal(SIGTTOU, SIG_DFL);
-    }
+    if (use_tty) {
+      if (tty_attach_child(&tty, &e) < 0) die_verr("exec", &e);
+    } else
+      setpgid(0, 0);
     const char *cwd = p->cwd ? p->cwd : "/";
     if (chdir(cwd) < 0) die_verr("exec", (VERR(&e, "chdir %s", cwd), &e));
     if (caps_drop_bounding(p->caps, &e) < 0) die_verr("exec", &e);
@@ -160,6 +163,7 @@ static int cmd_exec(struct plan *p) {
     _exit(err == ENOENT ? 127 : 126);
   }
   for (size_t i = 0; i < p->n_cgroups; i++) close(cg[i]);
+  if (use_tty) return tty_relay(&tty, child, FORWARD, sizeof FORWARD / sizeof FORWARD[0]);
   for (;;) {
     siginfo_t si;
     int sig = sigwaitinfo(&set, &si);
