@@ -33,12 +33,18 @@ export function helperExec(plan: string, tty: boolean): Promise<number> {
   return new Promise((resolve, reject) => {
     const child = spawn(bin, ['exec'], {env: {VELO_PLAN: plan}, stdio: 'inherit'})
     // The helper forwards signals to the workload; velo itself must outlive it to pass the exit code back.
+    // Terminal signals (^C, ^\\) reach the helper directly (same process group): velo only ignores them;
+    // signals sent to velo alone (kill PID) are passed on.
     const fwd = (sig: NodeJS.Signals) => () => {
       try {
         child.kill(sig)
       } catch {}
     }
-    const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]).map((s) => [s, fwd(s)])
+    const handlers: Array<[NodeJS.Signals, () => void]> = [
+      ...(['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]).map((s): [NodeJS.Signals, () => void] => [s, fwd(s)]),
+      ['SIGINT', () => {}],
+      ['SIGQUIT', () => {}],
+    ]
     for (const [s, h] of handlers) process.on(s, h)
     child.on('error', (err) => reject(new VeloError('NATIVE', `cannot run velo-helper: ${err.message}`)))
     child.on('exit', (code, signal) => {
