@@ -97,6 +97,38 @@ describe('sandbox isolation', () => {
     expect(r.stdout).toMatch(/No such file/)
   })
 
+  it('a bind target behind a symlink planted in the image resolves inside the root, never on the host', () => {
+    // an image whose /link points at a host directory by absolute path, and whose /tmpl points at /tmp
+    const hostDir = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-host-dir-'))
+    const img = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-evil-img-'))
+    const src = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-bind-src-'))
+    const E = uniq('evil')
+    const F = uniq('evil2')
+    const sub = path.basename(hostDir) + '-sub'
+    try {
+      for (const d of ['proc', 'sys', 'dev', 'tmp']) fs.mkdirSync(path.join(img, d))
+      fs.symlinkSync(hostDir, path.join(img, 'link'))
+      fs.symlinkSync('/tmp', path.join(img, 'tmpl'))
+      fs.writeFileSync(path.join(src, 'payload'), 'bound\n')
+      sb.json(['ingest', img, '--name', `evil-${E}`])
+      // 1. the symlink names a directory that exists only on the host: inside the root it does not, so create fails closed
+      const r = sb.velo(['sandbox', 'create', E, '--image', `evil-${E}`, '--mount', `${src}:/link/sub`])
+      expect(r.status).toBe(1)
+      expect(r.stderr).toMatch(/link\/sub/)
+      expect(fs.readdirSync(hostDir)).toEqual([])
+      expect(fs.existsSync(path.join(sb.home, 'tenants', E))).toBe(false)
+      // 2. the symlink names /tmp, which exists in both: the bind lands in the sandbox's /tmp, not the host's
+      sb.create(F, ['--image', `evil-${E}`, '--mount', `${src}:/tmpl/${sub}`])
+      expect(fs.existsSync(path.join('/tmp', sub))).toBe(false)
+      expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(hostDir)
+      expect(fs.existsSync(path.join(sb.home, 'tenants', F, 'upper', 'tmp', sub))).toBe(true)
+    } finally {
+      sb.velo(['sandbox', 'rm', '-f', E])
+      sb.velo(['sandbox', 'rm', '-f', F])
+      for (const d of [hostDir, img, src, path.join('/tmp', sub)]) fs.rmSync(d, {recursive: true, force: true})
+    }
+  })
+
   it('rewriting and deleting image files in a tenant leaves every CAS object hashing to its name', () => {
     const r = sb.sh(
       B,
