@@ -9,6 +9,15 @@ import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
 import Mount from './commands/mount'
 import Status from './commands/status'
+import SandboxCreate from './commands/sandbox/create'
+import SandboxDiff from './commands/sandbox/diff'
+import SandboxExec from './commands/sandbox/exec'
+import SandboxInspect from './commands/sandbox/inspect'
+import SandboxLs from './commands/sandbox/ls'
+import SandboxRm from './commands/sandbox/rm'
+import SandboxRun from './commands/sandbox/run'
+import SandboxStart from './commands/sandbox/start'
+import SandboxStop from './commands/sandbox/stop'
 import Umount from './commands/umount'
 
 export const COMMANDS = {
@@ -21,5 +30,14 @@ export const COMMANDS = {
   ingest: Ingest,
   mount: Mount,
   status: Status,
+  'sandbox:create': SandboxCreate,
+  'sandbox:diff': SandboxDiff,
+  'sandbox:exec': SandboxExec,
+  'sandbox:inspect': SandboxInspect,
+  'sandbox:ls': SandboxLs,
+  'sandbox:rm': SandboxRm,
+  'sandbox:run': SandboxRun,
+  'sandbox:start': SandboxStart,
+  'sandbox:stop': SandboxStop,
   umount: Umount,
 }
