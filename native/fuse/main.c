@@ -153,6 +153,7 @@ int main(int argc, char **argv) {
   fs.debug = debug;
   if (getenv("VELO_FUSE_PASSTHROUGH") && strcmp(getenv("VELO_FUSE_PASSTHROUGH"), "0") == 0) passthrough = 0;
   fs.passthrough = passthrough;
+  pthread_mutex_init(&fs.pt_lock, NULL);
   passthrough_request(passthrough);
   fs.no_splice = getenv("VELO_FUSE_NO_SPLICE") && strcmp(getenv("VELO_FUSE_NO_SPLICE"), "1") == 0;
 

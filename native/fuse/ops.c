@@ -315,6 +315,51 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 /* ---- files -------------------------------------------------------------------------------------------- */
 
+/* Passthrough: the kernel allows one backing file per inode at a time (a second, different one is refused
+ * with EBUSY, seen by the opener as EIO), so a node's object is registered once, at its first open, and the
+ * backing id is shared by every open of the node until the last one is released. Returns the backing id,
+ * -ENOSYS when this open is to be served by the daemon instead, or another -errno for the opener. */
+static int passthrough_acquire(struct velo_fs *fs, struct vnode *n, const char *path) {
+  pthread_mutex_lock(&fs->pt_lock);
+  if (n->pt_opens > 0) {
+    /* keep using it even if passthrough was switched off since: the kernel wants one mode per inode */
+    n->pt_opens++;
+    int id = n->pt_id;
+    pthread_mutex_unlock(&fs->pt_lock);
+    return id;
+  }
+  if (!fs->passthrough) {
+    pthread_mutex_unlock(&fs->pt_lock);
+    return -ENOSYS;
+  }
+  struct fdc_ent *ent;
+  int r = fdcache_get(&fs->fds, path, n->e.size, &ent);
+  if (r < 0) {
+    pthread_mutex_unlock(&fs->pt_lock);
+    if (r == -EIO) fuse_log(FUSE_LOG_ERR, "velo-fuse: object %s is missing or has the wrong size\n", path);
+    return r;
+  }
+  int id = passthrough_register(fs->dev_fd, fdc_fd(ent));
+  fdcache_put(&fs->fds, ent);
+  if (id >= 0) {
+    n->pt_id = id;
+    n->pt_opens = 1;
+  } else {
+    /* refused (old kernel, stacked store filesystem, no privilege): serve reads ourselves from now on */
+    fuse_log(FUSE_LOG_INFO, "velo-fuse: passthrough unavailable (%s); the daemon serves reads\n", strerror(-id));
+    fs->passthrough = 0;
+    id = -ENOSYS;
+  }
+  pthread_mutex_unlock(&fs->pt_lock);
+  return id;
+}
+
+static void passthrough_release(struct velo_fs *fs, struct vnode *n) {
+  pthread_mutex_lock(&fs->pt_lock);
+  if (n->pt_opens > 0 && --n->pt_opens == 0) passthrough_unregister(fs->dev_fd, n->pt_id);
+  pthread_mutex_unlock(&fs->pt_lock);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   struct velo_fs *fs = FS(req);
   struct vnode *n = NODE(fs, ino);
@@ -337,26 +382,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
       fuse_reply_err(req, ENAMETOOLONG);
       return;
     }
-    if (__atomic_load_n(&fs->passthrough, __ATOMIC_RELAXED)) {
-      /* the kernel reads this open file from the object itself; its descriptor is registered once per open */
-      struct fdc_ent *ent;
-      int r = fdcache_get(&fs->fds, path, n->e.size, &ent);
-      if (r < 0) {
-        if (r == -EIO) fuse_log(FUSE_LOG_ERR, "velo-fuse: object %s is missing or has the wrong size\n", path);
-        fuse_reply_err(req, -r);
-        return;
-      }
-      int id = passthrough_register(fs->dev_fd, fdc_fd(ent));
-      fdcache_put(&fs->fds, ent);
-      if (id >= 0) {
-        fi->fh = VELO_PT_TAG << 32 | (uint32_t)id;
-        fi->noflush = 1; /* (keep_cache is refused with passthrough: the pages are the object's own) */
-        if (fuse_reply_open(req, fi) == -ENOENT) passthrough_unregister(fs->dev_fd, id);
-        return;
-      }
-      /* refused (old kernel, stacked store filesystem, no privilege): serve reads ourselves from now on */
-      fuse_log(FUSE_LOG_INFO, "velo-fuse: passthrough unavailable (%s); the daemon serves reads\n", strerror(-id));
-      __atomic_store_n(&fs->passthrough, 0, __ATOMIC_RELAXED);
+    int id = passthrough_acquire(fs, n, path);
+    if (id >= 0) {
+      fi->fh = VELO_PT_TAG << 32 | (uint32_t)id;
+      fi->noflush = 1; /* (keep_cache is refused with passthrough: the pages are the object's own) */
+      if (fuse_reply_open(req, fi) == -ENOENT) passthrough_release(fs, n);
+      return;
+    }
+    if (id != -ENOSYS) {
+      fuse_reply_err(req, -id);
+      return;
     }
     char *p = strdup(path);
     if (!p) {
@@ -411,8 +446,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  (void)ino;
-  if ((fi->fh >> 32) == VELO_PT_TAG) passthrough_unregister(FS(req)->dev_fd, (int)(fi->fh & 0xffffffffu));
+  if ((fi->fh >> 32) == VELO_PT_TAG) passthrough_release(FS(req), NODE(FS(req), ino));
   else free((char *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }

@@ -20,6 +20,7 @@ struct vnode {
   struct velo_entry e; /* e.target is not used after creation: see target */
   char *target;        /* symlink target, NUL-terminated copy */
   struct velo_dir *dir; /* directories: contributing layers; NULL otherwise */
+  int pt_id, pt_opens;  /* passthrough backing id shared by the node's open files, and how many (fs->pt_lock) */
   struct vnode *hnext;
 };
 
@@ -67,7 +68,8 @@ struct velo_fs {
   int debug;
   int no_splice; /* read with pread + write instead of splice (VELO_FUSE_NO_SPLICE=1, for comparison) */
   int dev_fd;    /* the session's /dev/fuse descriptor (passthrough ioctls) */
-  int passthrough; /* 1 while the kernel accepts backing files; dropped to 0 at the first refusal */
+  int passthrough; /* 1 while the kernel accepts backing files; dropped to 0 at the first refusal (pt_lock) */
+  pthread_mutex_t pt_lock;
 };
 
 extern const struct fuse_lowlevel_ops velo_fuse_ops;

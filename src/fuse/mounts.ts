@@ -453,9 +453,10 @@ export function listMounts(home: string): MountStatus[] {
 }
 
 /**
- * Detect and clean stale mounts of this store: records whose daemon is gone (mount detached lazily,
- * record and gc hold dropped). Shared image mounts that were stale are remounted by the next
- * ensureImageMount; sandboxes whose overlay sat on one must be restarted. Returns what was cleaned.
+ * Detect and clean stale mounts of this store: records whose daemon is gone (mount detached lazily, record
+ * and gc hold dropped). A shared image mount that still has holders keeps its record (and hold): the next
+ * ensureImageMount mounts the image afresh for all of them; sandboxes whose overlay sat on the dead mount
+ * must be restarted (`velo sandbox stop` + `start` does that). Returns what was cleaned.
  */
 export function cleanupStaleMounts(home: string, opts: {db?: ManifestDb} = {}): UnmountResult[] {
   if (!fs.existsSync(mountsDir(home))) return []
@@ -463,6 +464,17 @@ export function cleanupStaleMounts(home: string, opts: {db?: ManifestDb} = {}): 
     const out: UnmountResult[] = []
     for (const r of listRecords(home)) {
       if (daemonAlive(r)) continue
+      if (r.shared && r.users.length > 0) {
+        // detach the dead mount but keep the record: its holders are carried over when ensureImageMount
+        // mounts the image afresh, and releaseImageMount still finds them
+        const km = kernelMounts().get(r.dir)
+        if (km) {
+          abortConnection(km)
+          lazyUnmount(r.dir)
+          out.push({dir: r.dir, image: r.image, wasStale: true, daemonKilled: false})
+        }
+        continue
+      }
       out.push(cleanLocked(home, r.dir, {force: true}))
     }
     return out

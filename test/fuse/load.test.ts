@@ -263,4 +263,41 @@ describe('velo-fuse passthrough', () => {
       sh(`umount '${home}'`)
     }
   })
+
+  it('serves one file opened many times at once (and executed while running) in passthrough mode', async () => {
+    const home = tmpDir('velo-fuse-home-')
+    const work = tmpDir('velo-fuse-work-')
+    dirs.push(home, work)
+    fs.mkdirSync(path.join(work, 'src'))
+    fs.copyFileSync('/bin/sleep', path.join(work, 'src', 'sleep'))
+    fs.chmodSync(path.join(work, 'src', 'sleep'), 0o755)
+    const data = Buffer.alloc(1 << 20, 9)
+    fs.writeFileSync(path.join(work, 'src', 'data'), data)
+    veloJson(home, ['ingest', path.join(work, 'src'), '--name', 'same'])
+    const mnt = path.join(work, 'mnt')
+    mount(guard, home, 'same', mnt)
+    // the kernel takes one backing file per inode: every open of a node must share the first one's
+    const fds = [...Array(8).keys()].map(() => fs.openSync(path.join(mnt, 'data'), 'r'))
+    try {
+      for (const fd of fds) {
+        const b = Buffer.alloc(data.length)
+        expect(fs.readSync(fd, b, 0, b.length, 0)).toBe(data.length)
+        expect(b.equals(data)).toBe(true)
+      }
+    } finally {
+      fds.forEach((fd) => fs.closeSync(fd))
+    }
+    // a binary running from the mount while it is executed again (exec holds it open)
+    const running = spawn(path.join(mnt, 'sleep'), ['30'], {stdio: 'ignore'})
+    try {
+      await new Promise((r) => setTimeout(r, 200))
+      const again = sh(`'${mnt}/sleep' 0 && echo ran`)
+      expect(again.stderr).toBe('')
+      expect(again.stdout.trim()).toBe('ran')
+    } finally {
+      running.kill('SIGKILL')
+    }
+    // after the last close a fresh open works again (the backing id was released, a new one is registered)
+    expect(fs.readFileSync(path.join(mnt, 'data')).equals(data)).toBe(true)
+  })
 })
