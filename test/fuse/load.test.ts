@@ -250,7 +250,7 @@ describe('velo-fuse passthrough', () => {
       fs.writeFileSync(path.join(work, 'src', 'f'), data)
       veloJson(home, ['ingest', path.join(work, 'src'), '--name', 'ovl'])
       const mnt = path.join(work, 'mnt')
-      mount(guard, home, 'ovl', mnt)
+      const m = mount(guard, home, 'ovl', mnt)
       try {
         expect(fs.readFileSync(path.join(mnt, 'f')).equals(data)).toBe(true)
         expect(fs.readFileSync(path.join(mnt, 'f')).equals(data)).toBe(true) // and again, after the switch
@@ -258,9 +258,11 @@ describe('velo-fuse passthrough', () => {
         expect(log).toMatch(/passthrough unavailable/)
       } finally {
         guard.cleanup()
+        // the lazy cleanup does not wait for the daemon, which still holds files of the store: wait for it
+        for (let i = 0; i < 500 && !/^(gone|Z|X)$/.test(procState(m.pid) ?? 'gone'); i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)
       }
     } finally {
-      sh(`umount '${home}'`)
+      if (sh(`umount '${home}'`).status !== 0) sh(`umount -l '${home}'`)
     }
   })
 
