@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -274,6 +275,15 @@ static int cmd_build(int argc, char **argv) {
   if (hl <= 0 && dir_empty(rootfd) != 1) {
     fprintf(stderr, "velo-project: %s exists, is not empty and is not a velo projection\n", root);
     return 3;
+  }
+  /* Building reads objects: hold the store's shared lock (as every writer does) so gc cannot sweep them
+   * mid-build. The fresh path above takes no lock: it reads nothing from the store. */
+  char lockpath[PATH_MAX];
+  snprintf(lockpath, sizeof lockpath, "%s/lock", home);
+  cleanup_fd int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lockfd < 0 || flock(lockfd, LOCK_SH) < 0) {
+    fprintf(stderr, "velo-project: cannot take the store lock %s: %s\n", lockpath, strerror(errno));
+    return 1;
   }
   if (fchmod(rootfd, 0700) < 0 || fsetxattr(rootfd, VELO_XATTR_STAMP, building, strlen(building), 0) < 0) {
     fprintf(stderr, "velo-project: cannot mark %s: %s (the filesystem must support user xattrs)\n", root, strerror(errno));

@@ -73,14 +73,21 @@ export function prepareProjection(home: string, image: string, opts: {at?: strin
       skel = phantomSkel(home, root, layers)
       fs.mkdirSync(path.dirname(skel), {recursive: true, mode: 0o700})
     }
-    const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
-    try {
-      const build = buildSkeleton(home, skel, layers)
-      if (build.state === 'built') db.putHoldSync({holder: `projection:${skel}`, layers: img.layers, createdAt: new Date().toISOString()})
-      return {image, layers, root, mode, skel, build}
-    } finally {
-      lock.release()
+    // gc root first (so a gc between build and registration cannot sweep what the skeleton names); a
+    // read when it exists already, so the usual run writes nothing to LMDB
+    const holder = `projection:${skel}`
+    const held = db.holds.get(holder)
+    if (!held || held.layers.join() !== img.layers.join()) {
+      const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+      try {
+        db.putHoldSync({holder, layers: img.layers, createdAt: new Date().toISOString()})
+      } finally {
+        lock.release()
+      }
     }
+    // velo-project takes the store's shared lock itself, and only when it has to build
+    const build = buildSkeleton(home, skel, layers)
+    return {image, layers, root, mode, skel, build}
   } finally {
     db.close()
   }
