@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "manifest.h"
 #include "real.h"
 
 char velo_cas[PATH_MAX];
@@ -42,16 +43,16 @@ int velo_ph_parse(const char *val, ssize_t n, struct velo_ph *ph) {
     else if (h) snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", h);
     else return 0;
   }
-  static const char hx[] = "0123456789abcdef";
-  char hex[65];
-  for (int i = 0; i < 32; i++) {
-    hex[2 * i] = hx[b[1 + i] >> 4];
-    hex[2 * i + 1] = hx[b[1 + i] & 15];
-  }
-  hex[64] = 0;
+  /* the object's path comes from native/common (velo_object_path), the one definition of the store layout */
+  struct velo_store st = {.cas_dir = velo_cas};
+  struct velo_entry e = {0};
+  memcpy(e.hash, b + 1, 32);
+  e.size = get_le(b + 33, 8);
+  e.mode = (uint32_t)get_le(b + 41, 4);
+  e.uid = (uint32_t)get_le(b + 45, 4);
+  e.gid = (uint32_t)get_le(b + 49, 4);
   ph->blocks = (long long)get_le(b + 53, 8);
-  int r = snprintf(ph->obj, sizeof ph->obj, "%s/%.2s/%.2s/%s_%llu_%llo_%llu_%llu", velo_cas, hex, hex + 2, hex, get_le(b + 33, 8),
-                   get_le(b + 41, 4), get_le(b + 45, 4), get_le(b + 49, 4));
+  int r = velo_object_path(&st, &e, ph->obj, sizeof ph->obj);
   return r > 0 && r < (int)sizeof ph->obj;
 }
 

@@ -5,7 +5,7 @@
  * "user.velo" = 61 bytes: 'V', BLAKE3 hash (32), size (u64), object mode (u32), uid (u32), gid (u32),
  * object st_blocks (u64), little-endian — small enough to live inside the inode (ext4: no xattr block, so
  * the placeholder keeps st_blocks == 0; velo-project checks this and refuses a filesystem where it fails).
- * The object is $cas/<h0h1>/<h2h3>/<hash>_<size>_<mode>_<uid>_<gid> (src/store/cas.ts). The shim
+ * The object's path is velo_object_path()'s (native/common, the same layout as src/store/cas.ts). The shim
  * recognises a placeholder from a stat result it already has (regular, size > 0, st_blocks == 0) and
  * confirms with the xattr, so ordinary files cost no extra system call, and the kernel keeps doing all
  * path resolution. */
