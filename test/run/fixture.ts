@@ -50,5 +50,9 @@ export function expectStoreIntact(home: string): number {
     n++
   }
   expect(n).toBeGreaterThan(0)
+  // and the store's own check agrees (re-hashes every object, checks every layer's references)
+  const f = velo(home, ['fsck', '--json'])
+  expect(f.status, f.stdout + f.stderr).toBe(0)
+  expect(JSON.parse(f.stdout).problems).toEqual([])
   return n
 }
