@@ -119,6 +119,16 @@ for (const pkg of ['typescript', 'express']) {
     {runs, warmup: 2},
   )
   rows.push(ratioRow('velo run start-up, 50,000-file image vs 500-file image', r['50000'], r['500'], '500 files', 1.2))
+  // what the CLI in front costs: velo run of /bin/true vs node doing nothing
+  const c = hyperfine(
+    [
+      {name: 'node -e 0', cmd: 'node -e 0'},
+      {name: 'velo --version', cmd: `node ${VELO} --version`},
+      {name: 'velo run -- /bin/true', cmd: `${v} run --image bench-500 --at ${at(500)} -- /bin/true`},
+    ],
+    {runs, warmup: 2},
+  )
+  notes.push(`CLI start-up: node -e 0 ${ms(c['node -e 0'].mean)}, velo --version ${ms(c['velo --version'].mean)}, velo run -- /bin/true ${ms(c['velo run -- /bin/true'].mean)}`)
   const p = hyperfine(
     [
       {name: '500', cmd: `${path.join(ROOT, 'native/build/velo-project')} build ${H} ${at(500)} ${sh(`${v} image inspect bench-500 --json | node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(0)).layers.reverse().join(' '))"`)}`},

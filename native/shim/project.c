@@ -57,6 +57,7 @@ struct ctx {
   struct velo_view *v;
   int rootfd;
   int as_root;
+  int resume; /* an interrupted build is being finished: names may exist already */
   char rel[PATH_MAX]; /* path of the current directory relative to ROOT ("" at the top) */
   size_t rel_len;
   struct link_slot *links;
@@ -147,7 +148,7 @@ static int visit(void *arg, const char *name, size_t len, const struct velo_entr
     if (set_meta_fd(c, sub, e, what) < 0) return -1;
     c->dirs++;
   } else if (type == S_IFLNK) {
-    if (unlinkat(dfd, nm, 0) < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(&c->err, "replace %s", what);
+    if (c->resume && unlinkat(dfd, nm, 0) < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(&c->err, "replace %s", what);
     char target[PATH_MAX];
     if (e->target_len >= sizeof target) return velo_fail(&c->err, ENAMETOOLONG, "symlink target of %s", what);
     memcpy(target, e->target, e->target_len);
@@ -158,7 +159,7 @@ static int visit(void *arg, const char *name, size_t len, const struct velo_entr
     if (utimensat(dfd, nm, ts, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(&c->err, "set times of %s", what);
     c->symlinks++;
   } else if (type == S_IFREG) {
-    if (unlinkat(dfd, nm, 0) < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(&c->err, "replace %s", what);
+    if (c->resume && unlinkat(dfd, nm, 0) < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(&c->err, "replace %s", what);
     if (e->nlink > 1) {
       struct link_slot *s = link_find(c, (uint16_t)layer, e->ino, 0);
       if (s) {
@@ -195,7 +196,7 @@ static int visit(void *arg, const char *name, size_t len, const struct velo_entr
     }
     c->files++;
   } else if (type == S_IFIFO || type == S_IFCHR || type == S_IFBLK) {
-    if (unlinkat(dfd, nm, 0) < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(&c->err, "replace %s", what);
+    if (c->resume && unlinkat(dfd, nm, 0) < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(&c->err, "replace %s", what);
     if (type != S_IFIFO && !c->as_root) {
       c->skipped++; /* devices need root; an unprivileged projection leaves them out (reported) */
       goto done;
@@ -268,6 +269,7 @@ static int cmd_build(int argc, char **argv) {
     printf("{\"state\":\"fresh\"}\n");
     return 0;
   }
+  c.resume = hl > 0 && !strcmp(have, building);
   if (hl > 0 && strcmp(have, building)) {
     fprintf(stderr, "velo-project: %s holds a projection of another image (%.80s)\n", root, have);
     return 3;
