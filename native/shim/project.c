@@ -10,6 +10,8 @@
  *   velo-project wake HOME ROOT
  *       Replace every placeholder under ROOT with a real copy of its object and drop the marks: the tree
  *       is then an ordinary directory, usable without velo.
+ *   velo-project probe HOME < NUL-separated paths
+ *       For each path that is a placeholder, print "path\\0object-path\\0" (velo ingest reads through them).
  *   velo-project stamp ROOT
  *       Print ROOT's stamp (empty line if none).
  * stdout: one JSON object; errors on stderr. */
@@ -397,7 +399,29 @@ static int cmd_wake(const char *home, const char *root) {
   return rc ? 1 : 0;
 }
 
+/* ---- probe: which of these files are placeholders, and of which object? (for velo ingest) ---- */
+static int cmd_probe(const char *home) {
+  velo_real_init();
+  snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", home);
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getdelim(&line, &cap, 0, stdin)) > 0) {
+    if (line[n - 1] == 0) n--;
+    line[n] = 0;
+    struct stat st;
+    struct velo_ph ph;
+    if (lstat(line, &st) == 0 && velo_ph_maybe(&st) && velo_ph_get_path(line, 0, &ph)) {
+      fwrite(line, 1, (size_t)n + 1, stdout);
+      fwrite(ph.obj, 1, strlen(ph.obj) + 1, stdout);
+    }
+  }
+  free(line);
+  return ferror(stdout) ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "probe")) return cmd_probe(argv[2]);
   if (argc >= 5 && !strcmp(argv[1], "build")) return cmd_build(argc, argv);
   if (argc == 4 && !strcmp(argv[1], "wake")) return cmd_wake(argv[2], argv[3]);
   if (argc == 3 && !strcmp(argv[1], "stamp")) {
@@ -407,6 +431,6 @@ int main(int argc, char **argv) {
     printf("%s\n", have);
     return 0;
   }
-  fprintf(stderr, "usage: velo-project build HOME ROOT LAYER_TOP [LAYER ...] | wake HOME ROOT | stamp ROOT\n");
+  fprintf(stderr, "usage: velo-project build HOME ROOT LAYER_TOP [LAYER ...] | wake HOME ROOT | probe HOME | stamp ROOT\n");
   return 2;
 }

@@ -45,3 +45,19 @@ export function wakeSkeleton(home: string, root: string): {materialized: number}
   if (r.status !== 0) throw new VeloError('NATIVE', (r.stderr || '').trim().replace(/^velo-project: /, '') || `velo-project wake exited ${r.status}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
 }
+
+/**
+ * Which of FILES are solid-projection placeholders, and which store object holds each one's content?
+ * (Without the shim a placeholder reads as zeros; `velo ingest` of a projected tree must read the object.)
+ */
+export function probePlaceholders(home: string, files: Buffer[]): Map<string, string> {
+  const out = new Map<string, string>()
+  if (files.length === 0) return out
+  const bin = path.join(nativeDir(), 'velo-project')
+  const input = Buffer.concat(files.flatMap((f) => [f, Buffer.alloc(1)]))
+  const r = spawnSync(bin, ['probe', home], {input, maxBuffer: 1 << 30})
+  if (r.error || r.status !== 0) throw new VeloError('NATIVE', `cannot probe for placeholders: ${r.error?.message ?? r.stderr.toString().trim()}`)
+  const parts = r.stdout.toString('latin1').split('\0')
+  for (let i = 0; i + 1 < parts.length; i += 2) out.set(parts[i], parts[i + 1])
+  return out
+}

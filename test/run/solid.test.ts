@@ -176,6 +176,21 @@ describe('break-before-write', () => {
   })
 })
 
+describe('re-ingest of a projected tree', () => {
+  it('velo ingest (without the shim) reads placeholders from the store and private copies from disk', () => {
+    ok(vrun(home, 'nm', proj, 'echo reingest >> node_modules/express/package.json'))
+    const r = velo(home, ['ingest', path.join(proj, 'node_modules'), '--name', 'nm2', '--json'])
+    expect(r.status, r.stderr).toBe(0)
+    const proj2 = path.join(dir, 'proj2')
+    fs.mkdirSync(proj2)
+    const sums = ok(vrun(home, 'nm2', proj2, 'find node_modules -type f -print0 | sort -z | xargs -0 sha256sum'))
+    expect(sums).toBe(ok(vrun(home, 'nm', proj, 'find node_modules -type f -print0 | sort -z | xargs -0 sha256sum')))
+    expect(ok(vrun(home, 'nm2', proj2, 'tail -n1 node_modules/express/package.json'))).toBe('reingest\n')
+    expect(sums).not.toMatch(/^af5570f5a1810b7af78caf4bc70a660f0df51e42baf91d4de5b2328de0e83dfc /m) // sha256 of 4096 zero bytes never shows up
+    expectStoreIntact(home)
+  })
+})
+
 describe('velo run itself', () => {
   it('passes exit codes and signals through', () => {
     expect(vrun(home, 'nm', proj, 'exit 7').status).toBe(7)
