@@ -42,5 +42,9 @@ describe('velo run as an unprivileged user', () => {
     expect(w.stdout).toBe('x\n')
     // nobody cannot write into the objects either way, and they still hash to their names
     expectStoreIntact(`${dir}/home`)
+    // a setuid program would run without the shim (the kernel's secure mode): refused, with the reason
+    const su = asNobody(`${velo} run --image nm -- /usr/bin/su --help`, `${dir}/proj`)
+    expect(su.status).toBe(1)
+    expect(su.stderr).toMatch(/UNSUPPORTED.*setuid/)
   })
 })
