@@ -158,6 +158,13 @@ static FILE *fopen_fix(FILE *f, const char *mode) {
   if (flags < 0) return f;
   int fd = fileno(f);
   int e = errno;
+  struct stat st;
+  int acc = flags & O_ACCMODE;
+  /* the common case (not a placeholder, nothing to drop) costs one fstat and nothing else */
+  if (R.fstatat(fd, "", &st, AT_EMPTY_PATH) < 0 || !S_ISREG(st.st_mode) || !((acc != O_RDONLY && (flags & O_TRUNC)) || velo_ph_maybe(&st))) {
+    errno = e;
+    return f;
+  }
   /* velo_open_fixup closes fd on failure; keep the FILE consistent by handing it a dup */
   int keep = R.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (keep < 0) return f;
