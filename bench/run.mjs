@@ -89,6 +89,20 @@ sh(`cd ${proj} && ${v} run --image bench-nm -- true && ${v} run --image bench-py
 // warm both sides (and the store) the same way: one run each
 sh(`find ${real} ${H}/cas -type f -print0 | xargs -0 cat >/dev/null`)
 
+// ---- 0. what loading the shim costs at all ----
+{
+  const r = hyperfine(
+    [
+      {name: 'plain', cmd: 'env /bin/true'},
+      {name: 'shim', cmd: `env LD_PRELOAD=${SHIM} VELO_SHIM_CAS=${H}/cas/blake3 /bin/true`},
+    ],
+    {runs: 200, warmup: 10},
+  )
+  const med = (x) => ({mean: x.median})
+  rows.push(ratioRow('/bin/true with the shim preloaded vs without (load cost, median)', med(r.shim), med(r.plain), 'no shim', 1.2))
+  rows.push(cpuRow('/bin/true with the shim preloaded vs without (load cost)', r.shim, r.plain, 'no shim', 1.2))
+}
+
 // ---- 1. node cold start ----
 for (const pkg of ['typescript', 'express']) {
   const js = (dir) => `node -e "require('${dir}/node_modules/${pkg}')"`
