@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -131,5 +133,33 @@ int main(int argc, char **argv) {
   while (d && readdir(d)) m++;
   if (d) closedir(d);
   printf("opendir/readdir: %d\n", m);
+
+  /* children started with a fresh, minimal environment must still see the projection */
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "printf 'child: '; head -c 16 %s; echo", f);
+  char *argv2[] = {"sh", "-c", cmd, NULL};
+  char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+  fflush(stdout);
+  pid_t pid;
+  if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv2, envp) == 0) waitpid(pid, NULL, 0);
+  if (posix_spawnp(&pid, "sh", NULL, NULL, argv2, envp) == 0) waitpid(pid, NULL, 0);
+  if ((pid = fork()) == 0) {
+    execve("/bin/sh", argv2, envp);
+    _exit(127);
+  }
+  waitpid(pid, NULL, 0);
+  if ((pid = fork()) == 0) {
+    unsetenv("LD_PRELOAD");
+    execlp("sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  waitpid(pid, NULL, 0);
+  unsetenv("LD_PRELOAD");
+  if (system(cmd) != 0) printf("system failed\n");
+  fflush(stdout);
+  FILE *p = popen(cmd, "r");
+  char line[256] = {0};
+  if (p && fgets(line, sizeof line, p)) printf("popen %s", line);
+  if (p) pclose(p);
   return 0;
 }
