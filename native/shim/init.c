@@ -26,7 +26,7 @@ void velo_real_init(void) {
   LOAD(fsetxattr); LOAD(fremovexattr); LOAD(removexattr);
   LOAD(truncate); LOAD(fchmod); LOAD(fchown); LOAD(futimens); LOAD(chmod); LOAD(lchown); LOAD(utimensat);
   LOAD(execve); LOAD(fexecve); LOAD(posix_spawn); LOAD(posix_spawnp); LOAD(dlopen); LOAD(system); LOAD(popen);
-  LOAD(opendir); LOAD(scandir); LOAD(scandir64); LOAD(chdir); LOAD(fchdir); LOAD(getcwd); LOAD(realpath);
+  LOAD(opendir); LOAD(fdopendir); LOAD(readdir); LOAD(closedir); LOAD(rewinddir); LOAD(scandir); LOAD(scandir64); LOAD(chdir); LOAD(fchdir); LOAD(getcwd); LOAD(realpath);
   LOAD(faccessat); LOAD(mkdirat); LOAD(unlinkat); LOAD(linkat); LOAD(symlinkat); LOAD(fchmodat); LOAD(fchownat);
   LOAD(mknodat);
   __atomic_store_n(&R.ready, 1, __ATOMIC_RELEASE);
@@ -82,6 +82,9 @@ __attribute__((constructor)) void velo_shim_init(void) {
     set_path(S.root, &S.root_len, root);
     set_path(S.skel, &S.skel_len, skel);
     S.phantom = S.root_len > 1 && S.skel_len > 1;
-    if (S.phantom) velo_cwd_changed();
+    if (S.phantom) {
+      velo_cwd_changed();
+      velo_phantom_dir_init();
+    }
   }
 }

@@ -116,17 +116,24 @@ const char *velo_map(int dirfd, const char *p, char *buf, size_t len) {
 VELO_EXPORT DIR *opendir(const char *p) {
   REAL_READY();
   MAPPED(AT_FDCWD, p);
-  return R.opendir(m_p);
+  DIR *d = R.opendir(m_p);
+  if (d && S.phantom) velo_phantom_track_dir(d);
+  return d;
 }
 VELO_EXPORT int scandir(const char *p, struct dirent ***nl, int (*f)(const struct dirent *), int (*c)(const struct dirent **, const struct dirent **)) {
   REAL_READY();
   MAPPED(AT_FDCWD, p);
-  return R.scandir(m_p, nl, f, c);
+  int n = R.scandir(m_p, nl, f, c);
+  return S.phantom && n >= 0 ? velo_phantom_scandir_fix(m_p, nl, n, f, c) : n;
 }
 VELO_EXPORT int scandir64(const char *p, struct dirent64 ***nl, int (*f)(const struct dirent64 *), int (*c)(const struct dirent64 **, const struct dirent64 **)) {
   REAL_READY();
   MAPPED(AT_FDCWD, p);
-  return R.scandir64(m_p, nl, f, c);
+  int n = R.scandir64(m_p, nl, f, c);
+  /* on x86-64 struct dirent64 is struct dirent */
+  return S.phantom && n >= 0 ? velo_phantom_scandir_fix(m_p, (struct dirent ***)nl, n, (int (*)(const struct dirent *))f,
+                                                        (int (*)(const struct dirent **, const struct dirent **))c)
+                             : n;
 }
 VELO_EXPORT int chdir(const char *p) {
   REAL_READY();

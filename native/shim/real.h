@@ -63,6 +63,10 @@ struct velo_real {
   FILE *(*popen)(const char *, const char *);
   /* phantom mode only */
   DIR *(*opendir)(const char *);
+  DIR *(*fdopendir)(int);
+  struct dirent *(*readdir)(DIR *);
+  int (*closedir)(DIR *);
+  void (*rewinddir)(DIR *);
   int (*scandir)(const char *, struct dirent ***, int (*)(const struct dirent *), int (*)(const struct dirent **, const struct dirent **));
   int (*scandir64)(const char *, struct dirent64 ***, int (*)(const struct dirent64 *), int (*)(const struct dirent64 **, const struct dirent64 **));
   int (*chdir)(const char *);

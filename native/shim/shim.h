@@ -1,6 +1,7 @@
 /* libvelo-shim.so internals. See docs/shim.md for the design. */
 #ifndef VELO_SHIM_H
 #define VELO_SHIM_H
+#include <dirent.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -60,6 +61,11 @@ const char *velo_map(int dirfd, const char *path, char *buf, size_t len);
 /* Map a real path (from the kernel) back to what the program should see, in place. */
 void velo_unmap(char *path, size_t len);
 void velo_cwd_changed(void);
+/* phantom: the projection root's name is listed in its parent directory (phantomdir.c) */
+void velo_phantom_dir_init(void);
+void velo_phantom_track_dir(DIR *d);
+int velo_phantom_scandir_fix(const char *real_dir, struct dirent ***list, int n, int (*filter)(const struct dirent *),
+                             int (*compar)(const struct dirent **, const struct dirent **));
 
 #define MAP(dirfd, p, buf) (S.phantom ? velo_map((dirfd), (p), (buf), sizeof(buf)) : (p))
 

@@ -39,6 +39,8 @@ describe('phantom projection', () => {
     same('du -s --apparent-size node_modules && tar c node_modules | tar t')
     same('cd node_modules/express && pwd -P | sed "s#.*/##" && node -e "console.log(require(\'./package.json\').name, process.cwd().endsWith(\'/node_modules/express\'))" && cat ../../package.json')
     same('npm ls --all 2>/dev/null | tail -n +2')
+    // the projection root is listed in its parent, by readdir (ls, find, python) and scandir (node)
+    same(`ls && find . -maxdepth 1 -printf '%p %y\\n' | sort && node -e "console.log(require('fs').readdirSync('.').sort().join())" && python3 -c "import os; print(sorted(os.listdir('.')))"`)
     expect(listing()).toBe(before)
     expect(fs.existsSync(path.join(proj, 'node_modules'))).toBe(false)
   })
