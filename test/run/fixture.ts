@@ -28,7 +28,7 @@ export function vrun(home: string, image: string, cwd: string, cmd: string, extr
 }
 
 export function ok(r: RunResult): string {
-  expect(r.stderr.replace(/^npm warn Unknown user config.*\n/gm, ''), `stderr of a run that should be clean (exit ${r.status})`).toBe('')
+  expect(r.stderr.replace(/^npm warn Unknown (user|env) config.*\n/gm, ''), `stderr of a run that should be clean (exit ${r.status})`).toBe('')
   expect(r.status).toBe(0)
   return r.stdout
 }

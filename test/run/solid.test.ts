@@ -176,6 +176,19 @@ describe('break-before-write', () => {
   })
 })
 
+describe('npm on a projected node_modules', () => {
+  it('npm install adds a package next to the projected ones; npm ls and require see both; the store stays intact', () => {
+    const p = path.join(dir, 'npmproj')
+    fs.mkdirSync(p)
+    sh(`cp ${real}/package.json ${p}/ && cp ${dir}/app/package-lock.json ${p}/`)
+    const out = ok(
+      vrun(home, 'nm', p, `npm install --prefer-offline --no-audit --no-fund --loglevel=error ms@2.1.3 >/dev/null && npm ls ms --depth=0 | tail -n +2 && node -e "console.log(require('ms')(60000), require('express').name)"`),
+    )
+    expect(out).toBe('└── ms@2.1.3\n\n1m createApplication\n')
+    expectStoreIntact(home)
+  })
+})
+
 describe('re-ingest of a projected tree', () => {
   it('velo ingest (without the shim) reads placeholders from the store and private copies from disk', () => {
     ok(vrun(home, 'nm', proj, 'echo reingest >> node_modules/express/package.json'))
