@@ -271,6 +271,18 @@ static int cmd_build(int argc, char **argv) {
     printf("{\"state\":\"fresh\"}\n");
     return 0;
   }
+  /* Two runs starting at once on the same place: one builds, the other waits and then finds it fresh.
+   * The lock is on ROOT itself and goes away with the process, however it dies. */
+  if (flock(rootfd, LOCK_EX) < 0) {
+    fprintf(stderr, "velo-project: cannot lock %s: %s\n", root, strerror(errno));
+    return 1;
+  }
+  hl = fgetxattr(rootfd, VELO_XATTR_STAMP, have, sizeof have - 1);
+  have[hl > 0 ? hl : 0] = 0;
+  if (hl > 0 && !strcmp(have, want)) {
+    printf("{\"state\":\"fresh\"}\n");
+    return 0;
+  }
   c.resume = hl > 0 && !strcmp(have, building);
   if (hl > 0 && strcmp(have, building)) {
     fprintf(stderr, "velo-project: %s holds a projection of another image (%.80s)\n", root, have);

@@ -36,6 +36,26 @@ describe('velo-project', () => {
     expectStoreIntact(home)
   })
 
+  it('concurrent first runs at the same place: one builds, the others wait and reuse it', async () => {
+    const at = path.join(dir, 'race', 'python3.11')
+    fs.mkdirSync(path.dirname(at))
+    const runs = [0, 1, 2, 3].map(
+      () =>
+        new Promise<{code: number | null; out: string; err: string}>((resolve) => {
+          const c = spawn(PROJECT, ['build', home, at, layer])
+          let out = ''
+          let err = ''
+          c.stdout.on('data', (d) => (out += d))
+          c.stderr.on('data', (d) => (err += d))
+          c.on('exit', (code) => resolve({code, out, err}))
+        }),
+    )
+    const res = await Promise.all(runs)
+    for (const r of res) expect(r.code, r.err).toBe(0)
+    expect(res.filter((r) => r.out.includes('"built"')).length).toBe(1)
+    expect(res.filter((r) => r.out.includes('"fresh"')).length).toBe(3)
+  })
+
   it('a projection of another image is refused, and left as it was', () => {
     const other = path.join(dir, 'other-src')
     fs.mkdirSync(other)
