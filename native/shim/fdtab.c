@@ -50,3 +50,14 @@ void velo_fd_dup(int from, int to) {
   if (velo_fd_get(from, &e)) velo_fd_set(to, &e);
   else velo_fd_clear(to);
 }
+
+void velo_fd_refresh(int fd) {
+  struct velo_fdent e;
+  if (!velo_fd_get(fd, &e)) return;
+  struct stat now;
+  if (R.fstatat(AT_FDCWD, e.path, &now, 0) == 0 && now.st_dev == e.ph.st_dev && now.st_ino == e.ph.st_ino) {
+    now.st_blocks = e.ph.st_blocks;
+    e.ph = now;
+    velo_fd_set(fd, &e);
+  }
+}

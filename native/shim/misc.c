@@ -103,19 +103,31 @@ static int redirected(int fd, struct velo_fdent *e) {
 VELO_EXPORT int fchmod(int fd, mode_t m) {
   REAL_READY();
   struct velo_fdent e;
-  if (redirected(fd, &e)) return R.chmod(e.path, m);
+  if (redirected(fd, &e)) {
+    int r = R.chmod(e.path, m);
+    if (r == 0) velo_fd_refresh(fd);
+    return r;
+  }
   return R.fchmod(fd, m);
 }
 VELO_EXPORT int fchown(int fd, uid_t u, gid_t g) {
   REAL_READY();
   struct velo_fdent e;
-  if (redirected(fd, &e)) return R.lchown(e.path, u, g);
+  if (redirected(fd, &e)) {
+    int r = R.fchownat(AT_FDCWD, e.path, u, g, 0);
+    if (r == 0) velo_fd_refresh(fd);
+    return r;
+  }
   return R.fchown(fd, u, g);
 }
 VELO_EXPORT int futimens(int fd, const struct timespec ts[2]) {
   REAL_READY();
   struct velo_fdent e;
-  if (redirected(fd, &e)) return R.utimensat(AT_FDCWD, e.path, ts, AT_SYMLINK_NOFOLLOW);
+  if (redirected(fd, &e)) {
+    int r = R.utimensat(AT_FDCWD, e.path, ts, 0);
+    if (r == 0) velo_fd_refresh(fd);
+    return r;
+  }
   return R.futimens(fd, ts);
 }
 VELO_EXPORT int fsetxattr(int fd, const char *name, const void *v, size_t s, int fl) {

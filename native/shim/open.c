@@ -16,7 +16,7 @@ static void close_quiet(int fd) {
   errno = e;
 }
 
-int velo_open_fixup(int fd, int flags) {
+int velo_open_fixup(int fd, int flags, const char *abs_hint) {
   if (fd < 0 || (flags & (O_PATH | O_DIRECTORY))) return fd;
   velo_fd_clear(fd);
   struct stat st;
@@ -42,7 +42,13 @@ int velo_open_fixup(int fd, int flags) {
     return fd;
   }
   struct velo_fdent ent;
-  if (velo_fd_path(fd, ent.path, sizeof ent.path) < 0) {
+  /* The placeholder's path (fd table, materialization). A read-only open given an absolute path keeps that
+   * path (it names the same inode; saves a /proc readlink per open). A write resolves the real final name,
+   * since the private copy must be renamed over the placeholder, not over a symlink to it. */
+  size_t hl = abs_hint && acc == O_RDONLY && abs_hint[0] == '/' && strncmp(abs_hint, "/proc/", 6) ? strlen(abs_hint) : 0;
+  if (hl && hl < sizeof ent.path) {
+    memcpy(ent.path, abs_hint, hl + 1);
+  } else if (velo_fd_path(fd, ent.path, sizeof ent.path) < 0) {
     close_quiet(fd);
     errno = EIO;
     return -1;
@@ -94,7 +100,7 @@ static mode_t va_mode(int flags, va_list ap) {
   REAL_READY();                                              \
   char mb_[PATH_MAX];                                        \
   const char *p_ = MAP(dirfd, path, mb_);                    \
-  return velo_open_fixup(realfn, flags)
+  return velo_open_fixup(realfn, flags, (dirfd) == AT_FDCWD ? p_ : NULL)
 
 VELO_EXPORT int open(const char *path, int flags, ...) {
   va_list ap;
@@ -168,7 +174,7 @@ static FILE *fopen_fix(FILE *f, const char *mode) {
   /* velo_open_fixup closes fd on failure; keep the FILE consistent by handing it a dup */
   int keep = R.fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (keep < 0) return f;
-  int r = velo_open_fixup(keep, flags);
+  int r = velo_open_fixup(keep, flags, NULL);
   if (r < 0) {
     e = errno;
     fclose(f);

@@ -32,18 +32,20 @@ void velo_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct velo_fdent {
   dev_t odev;
   ino_t oino;      /* the object's inode: guards against a stale entry after an untracked close */
-  struct stat ph;  /* the placeholder's stat (patched) at open time */
+  struct stat ph;  /* the placeholder's stat (patched) at open time, kept current by the f* wrappers */
   char path[PATH_MAX];
 };
 void velo_fd_set(int fd, const struct velo_fdent *e);
 int velo_fd_get(int fd, struct velo_fdent *out); /* 1 = tracked */
 void velo_fd_clear(int fd);
 void velo_fd_dup(int from, int to);
+/* after an fchmod/fchown/futimens on a redirected fd: refresh its placeholder snapshot */
+void velo_fd_refresh(int fd);
 
 /* ---- open (open.c) ---- */
 /* After a successful open: redirect a read-only open of a placeholder to its object; materialize it first
  * for a write open (O_TRUNC: just drop the placeholder mark). Returns fd, or -1 with errno (fd closed). */
-int velo_open_fixup(int fd, int flags);
+int velo_open_fixup(int fd, int flags, const char *abs_hint);
 
 /* ---- stat (stat.c) ---- */
 /* Patch a successful stat result of (dirfd, path, flags) when it describes a placeholder or a redirected fd. */

@@ -21,15 +21,9 @@ static int fd_fixup(int fd, struct stat *st) {
     velo_fd_clear(fd); /* stale: the fd was closed behind our back and reused */
     return 0;
   }
-  /* live view of the placeholder if it is still there, else the snapshot from open time */
-  struct stat now;
-  if (R.fstatat(AT_FDCWD, e.path, &now, 0) == 0 && now.st_dev == e.ph.st_dev && now.st_ino == e.ph.st_ino) {
-    struct velo_ph ph;
-    if (velo_ph_maybe(&now) && velo_ph_get_path(e.path, 1, &ph)) now.st_blocks = ph.blocks;
-    *st = now;
-  } else {
-    *st = e.ph;
-  }
+  /* the placeholder's stat from open time (no system call: node fstats every file it reads), kept current
+   * by fchmod/fchown/futimens on this fd */
+  *st = e.ph;
   return 1;
 }
 
