@@ -43,4 +43,22 @@ describe('glibc entry points', () => {
     expect(fs.readdirSync(path.join(dir, 'ph'))).toEqual([])
     expectStoreIntact(home)
   })
+
+  it('a placeholder whose store object is gone fails loudly (EIO and a message), never reads as zeros', () => {
+    // the only objects under 100 bytes are the "other N" files (8 bytes each)
+    const victim = sh(`find ${home}/cas -type f -size -100c | head -1`).stdout.trim()
+    expect(victim).not.toBe('')
+    const saved = `${dir}/saved-object`
+    sh(`mv ${victim} ${saved}`)
+    try {
+      const r = vrun(home, 'tree', path.join(dir, 'proj'), 'cat tree/d/other0 tree/d/other1 tree/d/other2 tree/d/other3 tree/d/other4')
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toMatch(/velo: cannot open the store object behind .*tree\/d\/other\d/)
+      expect(r.stderr).toMatch(/Input\/output error/)
+      expect(r.stdout).not.toContain('\0')
+    } finally {
+      sh(`mv ${saved} ${victim}`)
+    }
+    expectStoreIntact(home)
+  })
 })
