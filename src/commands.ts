@@ -19,6 +19,10 @@ import SandboxRun from './commands/sandbox/run'
 import SandboxStart from './commands/sandbox/start'
 import SandboxStop from './commands/sandbox/stop'
 import Umount from './commands/umount'
+import Run from './commands/run'
+import Inception from './commands/inception'
+import Wake from './commands/wake'
+import Hook from './commands/hook'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -40,4 +44,8 @@ export const COMMANDS = {
   'sandbox:start': SandboxStart,
   'sandbox:stop': SandboxStop,
   umount: Umount,
+  run: Run,
+  inception: Inception,
+  wake: Wake,
+  hook: Hook,
 }
