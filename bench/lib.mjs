@@ -31,22 +31,22 @@ export function hyperfine(cmds, {runs = 5, warmup = 1} = {}) {
   return Object.fromEntries(r.results.map((x) => [x.command, {mean: x.mean, stddev: x.stddev}]))
 }
 
-export function ratioRow(what, velo, peer, peerName, target, better = 'lower') {
+export function ratioRow(what, velo, peer, peerName, target, better = 'lower', unit = 's') {
   const ratio = velo.mean / peer.mean
   const ok = better === 'lower' ? ratio <= target : ratio >= target
-  return {what, velo: velo.mean, peer: peer.mean, peerName, ratio, target: `${better === 'lower' ? '≤' : '≥'} ${target}`, ok}
+  return {what, velo: velo.mean, peer: peer.mean, peerName, ratio, target: `${better === 'lower' ? '≤' : '≥'} ${target}`, ok, unit}
 }
 
 export function printRows(title, rows) {
   const lines = [`\n## ${title}`, '', '| what | velo | peer | ratio | target | |', '| --- | --- | --- | --- | --- | --- |']
   for (const r of rows)
-    lines.push(`| ${r.what} | ${fmt(r.velo)} | ${r.peerName} ${fmt(r.peer)} | ${r.ratio.toFixed(2)}× | ${r.target} | ${r.ok ? 'met' : 'NOT met'} |`)
+    lines.push(`| ${r.what} | ${fmt(r.velo, r.unit)} | ${r.peerName} ${fmt(r.peer, r.unit)} | ${r.ratio.toFixed(2)}× | ${r.target} | ${r.ok ? 'met' : 'NOT met'} |`)
   const text = lines.join('\n')
   console.log(text)
   return text
 }
 
-const fmt = (s) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(3)} s`)
+const fmt = (v, unit = 's') => (unit !== 's' ? `${v.toFixed(2)} ${unit}` : v < 1 ? `${(v * 1000).toFixed(1)} ms` : `${v.toFixed(3)} s`)
 
 export function sh(cmd, opts = {}) {
   return execFileSync('bash', ['-c', cmd], {encoding: 'utf8', maxBuffer: 1 << 28, ...opts})

@@ -78,8 +78,8 @@ r = hyperfine(
 )
 const GiB2 = 2 * 1024 ** 3
 const tp = (x) => ({mean: GiB2 / x.mean / 1e9})
-rows.push(ratioRow('hash throughput, 2 GiB file (GB/s; higher is better)', tp(r['velo hash (re-ingest)']), tp(r['b3sum']), 'b3sum', 0.8, 'higher'))
-rows.push(ratioRow('hash throughput vs single-threaded b3sum', tp(r['velo hash (re-ingest)']), tp(r['b3sum (1 thread)']), 'b3sum -j1', 0.8, 'higher'))
+rows.push(ratioRow('hash throughput, 2 GiB file (higher is better)', tp(r['velo hash (re-ingest)']), tp(r['b3sum']), 'b3sum', 0.8, 'higher', 'GB/s'))
+rows.push(ratioRow('hash throughput vs single-threaded b3sum', tp(r['velo hash (re-ingest)']), tp(r['b3sum (1 thread)']), 'b3sum -j1', 0.8, 'higher', 'GB/s'))
 
 // 5. Start-up.
 r = hyperfine(
