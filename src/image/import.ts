@@ -400,11 +400,13 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
         const cfg = await blobs!.json(plan.configPath, 'image config', plan.configDigest)
         const diffIds: unknown = cfg?.rootfs?.diff_ids
         if (!Array.isArray(diffIds)) throw new VeloError('BAD_INPUT', `image config ${plan.configPath}: no rootfs.diff_ids`)
+        const found: LayerResult[] = []
+        for (const [j, lp] of plan.layerPaths.entries()) found.push(await blobs!.layer(lp, `layer ${j + 1}/${plan.layerPaths.length}`, plan.layerDigests[j]))
         if (diffIds.length !== plan.layerPaths.length)
           throw new VeloError('BAD_INPUT', `image config ${plan.configPath}: ${diffIds.length} diff_ids for ${plan.layerPaths.length} layers`)
         const layers: LayerResult[] = []
         for (const [j, lp] of plan.layerPaths.entries()) {
-          const l = await blobs!.layer(lp, `layer ${j + 1}/${plan.layerPaths.length}`, plan.layerDigests[j])
+          const l = found[j]
           if (diffIds[j] !== `sha256:${l.diffId}`)
             throw new VeloError('INTEGRITY', `layer ${lp}: digest mismatch: its uncompressed tar hashes to sha256:${l.diffId}, the image config says ${String(diffIds[j])}`, {
               suggestion: 'the archive is corrupt or was tampered with; save or pull the image again',

@@ -208,6 +208,8 @@ export class LayerApplier {
         return
       }
       const target = base.subarray(WH.length)
+      const t = target.toString('latin1')
+      if (t === '' || t === '.' || t === '..') throw this.err(entry, `whiteout aimed at ${JSON.stringify(t)} is refused`)
       checkName(target, `${this.where}: whiteout entry ${entry}`)
       this.place(dir, target, whiteoutMeta(), entry)
       return

@@ -115,7 +115,7 @@ export class HashTap {
 
 export interface TarEntry {
   header: tar.Header & {pax?: Record<string, string> | null}
-  stream: AsyncIterable<Buffer> & {resume(): unknown}
+  stream: AsyncIterable<Buffer>
 }
 
 /**
@@ -148,17 +148,28 @@ export async function* tarEntries(src: AsyncIterable<Buffer>, where: string): As
       ex.destroy(err as Error)
     }
   })()
+  const translate = (err: unknown): unknown => {
+    const e = feedErr ?? err
+    if (e instanceof VeloError) return e
+    const msg = (e as Error).message ?? String(e)
+    if (/Unexpected end of data/.test(msg)) return new VeloError('BAD_INPUT', `${where}: the tar is truncated (${msg})`)
+    if (/Invalid tar header|Header exceeds|Invalid header|unknown format/i.test(msg)) return new VeloError('BAD_INPUT', `${where}: the tar is corrupt (${msg})`)
+    return new VeloError('BAD_INPUT', `${where}: cannot read the tar (${msg})`, {cause: e})
+  }
+  // Errors surface either from the entry iteration or from an entry's data stream; both are translated.
+  async function* data(s: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      for await (const c of s) yield c
+    } catch (err) {
+      throw translate(err)
+    }
+  }
   try {
     for await (const s of ex as AsyncIterable<unknown>) {
-      yield {header: (s as never as {header: TarEntry['header']}).header, stream: s as never}
+      yield {header: (s as never as {header: TarEntry['header']}).header, stream: data(s as AsyncIterable<Buffer>)}
     }
   } catch (err) {
-    const e = feedErr ?? err
-    if (e instanceof VeloError) throw e
-    const msg = (e as Error).message ?? String(e)
-    if (/Unexpected end of data/.test(msg)) throw new VeloError('BAD_INPUT', `${where}: the tar is truncated (${msg})`)
-    if (/Invalid tar header|Header exceeds|Invalid header|unknown format/i.test(msg)) throw new VeloError('BAD_INPUT', `${where}: the tar is corrupt (${msg})`)
-    throw new VeloError('BAD_INPUT', `${where}: cannot read the tar (${msg})`, {cause: e})
+    throw translate(err)
   } finally {
     if (!ex.destroyed) ex.destroy(undefined as never)
     await feeding
