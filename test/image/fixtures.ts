@@ -26,7 +26,7 @@ export async function mkTar(entries: TEntry[]): Promise<Buffer> {
   const p = tar.pack()
   const chunks: Buffer[] = []
   const done = new Promise<void>((resolve, reject) => {
-    p.on('data', (c: Buffer) => chunks.push(c))
+    p.on('data', (c: unknown) => chunks.push(c as Buffer))
     p.on('end', () => resolve())
     p.on('error', reject)
   })
@@ -37,7 +37,7 @@ export async function mkTar(entries: TEntry[]): Promise<Buffer> {
     await new Promise<void>((resolve, reject) =>
       p.entry(
         {name: e.name, type, mode, uid: e.uid ?? 0, gid: e.gid ?? 0, mtime: e.mtime ?? MTIME, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor, pax: e.pax, size: type === 'file' ? content.length : 0} as never,
-        type === 'file' ? content : undefined,
+        (type === 'file' ? content : undefined) as never,
         (err) => (err ? reject(err) : resolve()),
       ),
     )
