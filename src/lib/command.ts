@@ -37,7 +37,8 @@ export abstract class VeloCommand<T extends typeof Command = typeof Command> ext
     this.args = args as never
   }
 
-  protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+  protected async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}; code?: string}): Promise<unknown> {
+    if (err.code === 'EEXIT') throw err // this.exit(n) from a command: not an error to render
     const e = toVeloError(err)
     if (this.jsonEnabled()) {
       process.stdout.write(JSON.stringify(e.toJSON(), null, 2) + '\n')

@@ -16,7 +16,7 @@ export class StoreLock {
 
   acquire(mode: 'shared' | 'exclusive', opts: {wait?: boolean; timeoutSec?: number} = {}): this {
     if (this.fd !== undefined) throw new VeloError('INTERNAL', 'lock already held')
-    const fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_CLOEXEC, 0o600)
+    const fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600) // libuv opens with O_CLOEXEC already
     const args = [mode === 'shared' ? '-s' : '-x']
     if (opts.wait === false) args.push('-n')
     else if (opts.timeoutSec !== undefined) args.push('-w', String(opts.timeoutSec))

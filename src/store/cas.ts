@@ -59,7 +59,8 @@ function hashFd(fd: number, copyTo?: number): {hash: string; size: number} {
   const buf = Buffer.allocUnsafe(CHUNK)
   let size = 0
   for (;;) {
-    const n = fs.readSync(fd, buf, 0, CHUNK, null)
+    // explicit offsets: a second pass over the same fd starts at 0, not where the first one ended
+    const n = fs.readSync(fd, buf, 0, CHUNK, size)
     if (n === 0) break
     const chunk = n === CHUNK ? buf : buf.subarray(0, n)
     h.update(chunk)

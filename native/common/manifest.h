@@ -1,0 +1,103 @@
+/* Read-only access to velo's layer manifests (the LMDB file the Node side writes) and the merged view of
+ * an image's layers, shared by the LD_PRELOAD shim and the FUSE daemon. Format: docs/format.md and
+ * src/manifest/entry.ts — the two must agree byte for byte. */
+#ifndef VELO_MANIFEST_H
+#define VELO_MANIFEST_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "lmdb.h"
+#include "velo_err.h"
+
+#define VELO_ENTRY_SIZE 88
+#define VELO_ENTRY_VERSION 1
+#define VELO_KEY_PREFIX 36
+#define VELO_ROOT_INO 1
+#define VELO_FLAG_OPAQUE 1u
+#define VELO_FLAG_WHITEOUT 2u
+#define VELO_MAX_LAYERS 256
+
+struct velo_entry {
+  uint8_t hash[32];
+  uint64_t size;
+  int64_t mtime_sec;
+  uint64_t rdev;
+  uint32_t mtime_nsec;
+  uint32_t mode; /* full st_mode */
+  uint32_t uid, gid;
+  uint32_t ino;   /* layer-local */
+  uint32_t nlink; /* entries in the layer sharing ino */
+  uint32_t flags;
+  const char *target; /* symlink target, NOT NUL-terminated; points into the LMDB map (valid while the txn lives) */
+  size_t target_len;
+};
+
+struct velo_store {
+  MDB_env *env;
+  MDB_dbi entries;
+  char *home;
+  char *cas_dir; /* <home>/cas/blake3 */
+};
+
+/* An image's merged view: its layers, TOP FIRST (index 0 = uppermost). */
+struct velo_view {
+  struct velo_store *store;
+  int n_layers;
+  uint8_t layers[VELO_MAX_LAYERS][32];
+};
+
+/* A merged directory: the layers that contribute to it (top first) and the dir's ino in each. */
+struct velo_dir {
+  int n;
+  struct {
+    uint16_t layer;
+    uint32_t ino;
+  } at[VELO_MAX_LAYERS];
+};
+
+int velo_store_open(struct velo_store *st, const char *home, struct velo_err *err);
+void velo_store_close(struct velo_store *st);
+
+/* Parse 64 hex chars into 32 bytes; < 0 when malformed. */
+int velo_parse_layer_id(uint8_t out[32], const char *hex, struct velo_err *err);
+
+/* Decode a raw LMDB value into an entry; < 0 when too short or of another version. */
+int velo_entry_decode(const MDB_val *v, struct velo_entry *out, struct velo_err *err);
+
+/* Path of the CAS object holding a regular file's content (only for size > 0). */
+int velo_object_path(const struct velo_store *st, const struct velo_entry *e, char *buf, size_t len);
+
+/* One layer: child NAME of directory PARENT_INO. 1 = found, 0 = absent, < 0 = error. */
+int velo_layer_child(MDB_txn *txn, const struct velo_store *st, const uint8_t layer[32], uint32_t parent_ino,
+                     const char *name, size_t name_len, struct velo_entry *out, struct velo_err *err);
+
+/* Open a read transaction (MDB_RDONLY); the caller aborts it with mdb_txn_abort. */
+int velo_txn_begin(const struct velo_store *st, MDB_txn **txn, struct velo_err *err);
+
+int velo_view_init(struct velo_view *v, struct velo_store *st, const char *const *layer_ids_top_first, int n,
+                   struct velo_err *err);
+
+/* The merged root directory of the view. 1 = ok, < 0 error. Its entry is the top layer's root. */
+int velo_view_root(MDB_txn *txn, const struct velo_view *v, struct velo_dir *dir, struct velo_entry *entry,
+                   struct velo_err *err);
+
+/* Look NAME up in merged directory DIR with OCI/overlay semantics: the uppermost layer that has NAME wins;
+ * a whiteout hides it; a non-directory or an opaque directory hides lower layers. If the result is a
+ * directory and SUBDIR is non-NULL, SUBDIR receives its contributing layers. 1 = found, 0 = absent. */
+int velo_view_lookup(MDB_txn *txn, const struct velo_view *v, const struct velo_dir *dir, const char *name,
+                     size_t name_len, struct velo_entry *out, struct velo_dir *subdir, int *layer_out,
+                     struct velo_err *err);
+
+/* Resolve a relative path ("a/b/c", no leading slash needed; "" or "." is the root) component by component
+ * WITHOUT following symlinks in any component (the caller decides about symlinks). 1 found, 0 absent (also
+ * when a non-final component is not a directory), < 0 error. */
+int velo_view_resolve(MDB_txn *txn, const struct velo_view *v, const char *path, struct velo_entry *out,
+                      struct velo_dir *dir_out, int *layer_out, struct velo_err *err);
+
+/* Merged listing of DIR in name order: each visible name once (uppermost wins), whiteouts applied and never
+ * reported. The callback returns 0 to continue, non-zero to stop (that value is returned). */
+typedef int (*velo_readdir_cb)(void *ctx, const char *name, size_t name_len, const struct velo_entry *e, int layer);
+int velo_view_readdir(MDB_txn *txn, const struct velo_view *v, const struct velo_dir *dir, velo_readdir_cb cb,
+                      void *ctx, struct velo_err *err);
+
+#endif

@@ -1,0 +1,165 @@
+/* velo-meta ROOT [--no-chown]: applies file metadata to paths beneath ROOT, reading records from stdin.
+ *
+ * Node has no mknod, setxattr or nanosecond utimes, so the TypeScript side (checkout, link farms) writes
+ * contents itself and hands the metadata of a whole tree to this one process. Every path is resolved
+ * beneath ROOT with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a symlink in the tree (e.g. planted by
+ * an image) can never redirect an operation outside ROOT.
+ *
+ * A record is 9 NUL-terminated fields:
+ *   path (relative to ROOT; "." for ROOT itself)
+ *   type: f file, d dir, l symlink (all must exist), p fifo, c char dev, b block dev, w overlay whiteout
+ *         (p/c/b/w are created here if absent)
+ *   mode (octal permission bits, 07777), uid, gid, mtime_sec, mtime_nsec, rdev, flags (bit 0: opaque dir →
+ *   xattr trusted.overlay.opaque=y)
+ * Order: chown before chmod (chown clears setuid bits), times last. Send a directory after its children so
+ * creating them does not change its mtime afterwards. Exit 0 when all records applied; otherwise the first
+ * error is printed as "velo-meta: PATH: what: why" and the exit status is 1 (nothing after it is applied). */
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include "../common/velo_err.h"
+
+struct record {
+  char *path;
+  char type;
+  mode_t mode;
+  uid_t uid;
+  gid_t gid;
+  struct timespec mtime;
+  dev_t rdev;
+  unsigned flags;
+};
+
+static int open_beneath(int root, const char *path, int flags, struct velo_err *err) {
+  struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+  int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+  if (fd < 0) return VELO_FAIL_ERRNO(err, "%s: open beneath root", path);
+  return fd;
+}
+
+/* Split "a/b/c" into the parent dir fd (opened beneath root) and the last component. */
+static int open_parent(int root, char *path, const char **base, struct velo_err *err) {
+  char *slash = strrchr(path, '/');
+  if (!slash) {
+    *base = path;
+    return open_beneath(root, ".", O_PATH | O_DIRECTORY, err);
+  }
+  *slash = 0;
+  int fd = open_beneath(root, path, O_PATH | O_DIRECTORY, err);
+  *slash = '/';
+  *base = slash + 1;
+  return fd;
+}
+
+static int apply(int root, struct record *r, int do_chown, struct velo_err *err) {
+  const char *base = ".";
+  int is_root = strcmp(r->path, ".") == 0;
+  cleanup_fd int dir = is_root ? open_beneath(root, ".", O_PATH | O_DIRECTORY, err) : open_parent(root, r->path, &base, err);
+  if (dir < 0) return -1;
+  if (!is_root && (strcmp(base, "..") == 0 || strcmp(base, ".") == 0 || base[0] == 0)) return velo_fail(err, 0, "%s: invalid path", r->path);
+
+  switch (r->type) {
+  case 'p':
+  case 'c':
+  case 'b':
+  case 'w': {
+    mode_t fmt = r->type == 'p' ? S_IFIFO : r->type == 'b' ? S_IFBLK : S_IFCHR;
+    dev_t dev = r->type == 'w' ? makedev(0, 0) : r->rdev;
+    if (mknodat(dir, base, fmt | (r->mode & 07777), dev) < 0 && errno != EEXIST) return VELO_FAIL_ERRNO(err, "%s: mknod", r->path);
+    break;
+  }
+  case 'f':
+  case 'd':
+  case 'l':
+    break;
+  default:
+    return velo_fail(err, 0, "%s: unknown type '%c'", r->path, r->type);
+  }
+
+  struct stat st;
+  if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: stat", r->path);
+  int is_link = S_ISLNK(st.st_mode);
+  if (is_link != (r->type == 'l')) return velo_fail(err, 0, "%s: is %sa symlink, record says type %c", r->path, is_link ? "" : "not ", r->type);
+
+  if (do_chown && fchownat(dir, base, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: chown %u:%u", r->path, r->uid, r->gid);
+  if (!is_link && fchmodat(dir, base, r->mode & 07777, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: chmod %o", r->path, r->mode);
+  if (r->flags & 1) {
+    cleanup_fd int fd = openat(dir, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return VELO_FAIL_ERRNO(err, "%s: open", r->path);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (setxattr(proc, "trusted.overlay.opaque", "y", 1, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set trusted.overlay.opaque", r->path);
+  }
+  struct timespec ts[2] = {r->mtime, r->mtime};
+  if (utimensat(dir, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: set times", r->path);
+  return 0;
+}
+
+/* Read one NUL-terminated field; returns NULL at a clean EOF before the field starts. */
+static char *field(FILE *in, int *eof) {
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n = getdelim(&line, &cap, '\0', in);
+  if (n <= 0) {
+    free(line);
+    *eof = 1;
+    return NULL;
+  }
+  if (line[n - 1] != '\0') {
+    free(line);
+    *eof = 2; /* truncated record */
+    return NULL;
+  }
+  return line;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: velo-meta ROOT [--no-chown] < records\n");
+    return 2;
+  }
+  int do_chown = !(argc > 2 && strcmp(argv[2], "--no-chown") == 0);
+  cleanup_fd int root = open(argv[1], O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) {
+    fprintf(stderr, "velo-meta: %s: %s\n", argv[1], strerror(errno));
+    return 1;
+  }
+  struct velo_err err = {0};
+  for (unsigned long n = 0;; n++) {
+    char *f[9];
+    int eof = 0, i;
+    for (i = 0; i < 9; i++) {
+      f[i] = field(stdin, &eof);
+      if (!f[i]) break;
+    }
+    if (i == 0 && eof == 1) return 0;
+    if (i < 9) {
+      fprintf(stderr, "velo-meta: record %lu is truncated\n", n);
+      return 1;
+    }
+    struct record r = {
+        .path = f[0],
+        .type = f[1][0],
+        .mode = (mode_t)strtoul(f[2], NULL, 8),
+        .uid = (uid_t)strtoul(f[3], NULL, 10),
+        .gid = (gid_t)strtoul(f[4], NULL, 10),
+        .mtime = {.tv_sec = strtoll(f[5], NULL, 10), .tv_nsec = strtol(f[6], NULL, 10)},
+        .rdev = (dev_t)strtoull(f[7], NULL, 10),
+        .flags = (unsigned)strtoul(f[8], NULL, 10),
+    };
+    int rc = apply(root, &r, do_chown, &err);
+    for (i = 0; i < 9; i++) free(f[i]);
+    if (rc < 0) {
+      fprintf(stderr, "velo-meta: %s\n", err.msg);
+      return 1;
+    }
+  }
+}

@@ -1,0 +1,20 @@
+import {Flags} from '@oclif/core'
+import {VeloCommand, fmtBytes} from '../lib/command'
+
+export default class Gc extends VeloCommand<typeof Gc> {
+  static summary = 'Delete layers and objects no image or sandbox uses, and stray temp files'
+  static flags = {
+    'dry-run': Flags.boolean({description: 'report what would be removed, remove nothing'}),
+    wait: Flags.integer({description: 'seconds to wait for running writers to finish', default: 300}),
+  }
+
+  async run() {
+    const {gc} = await import('../store/maintenance')
+    const r = gc(this.home, {dryRun: this.flags['dry-run'], waitSec: this.flags.wait})
+    this.info(
+      `${r.dryRun ? 'would remove' : 'removed'} ${r.removedLayers} layer(s), ${r.removedObjects} object(s) (${fmtBytes(r.removedBytes)}), ` +
+        `${r.removedTempFiles} temp file(s), ${r.removedFarms} farm(s); kept ${r.keptObjects} object(s)`,
+    )
+    return r
+  }
+}

@@ -1,0 +1,25 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError} from './errors'
+
+let root: string | undefined
+
+/** The package root (where package.json and native/ live), found from this file whether bundled or not. */
+export function packageRoot(): string {
+  if (root) return root
+  let d = __dirname
+  for (;;) {
+    if (fs.existsSync(path.join(d, 'native', 'Makefile')) && fs.existsSync(path.join(d, 'package.json'))) return (root = d)
+    const up = path.dirname(d)
+    if (up === d) throw new VeloError('INTERNAL', `cannot find velo's package root from ${__dirname}`)
+    d = up
+  }
+}
+
+/** Path of a native binary built by `make -C native`; a clear error when the build is missing. */
+export function nativeBin(name: string): string {
+  const p = path.join(packageRoot(), 'native', 'build', name)
+  if (!fs.existsSync(p))
+    throw new VeloError('NATIVE', `native binary ${name} is not built`, {suggestion: `run: make -C ${path.join(packageRoot(), 'native')}`})
+  return p
+}

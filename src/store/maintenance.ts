@@ -1,0 +1,270 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {StoreLock} from '../lib/lock'
+import {VeloError} from '../lib/errors'
+import {ManifestDb, LayerInfo} from '../manifest/db'
+import {kindOf, S_IFMT, S_IFREG} from '../manifest/entry'
+import {ObjectId, objectName, parseObjectName, Store} from './cas'
+
+const objectOf = (e: {hash: Buffer; size: bigint; mode: number; uid: number; gid: number}): ObjectId => ({
+  hash: e.hash.toString('hex'),
+  size: Number(e.size),
+  mode: e.mode & 0o7777,
+  uid: e.uid,
+  gid: e.gid,
+})
+
+/** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
+function* layerObjects(db: ManifestDb, layer: string): Generator<{path: string; object: ObjectId}> {
+  const dirs = new Map<number, string>()
+  for (const {parentIno, name, entry} of db.layerEntries(layer)) {
+    const parent = parentIno === 0 ? '' : dirs.get(parentIno) ?? `?${parentIno}`
+    const p = parentIno === 0 ? '/' : (parent === '/' ? '' : parent) + '/' + name.toString()
+    if (kindOf(entry) === 'dir') dirs.set(entry.ino, p)
+    else if ((entry.mode & S_IFMT) === S_IFREG && entry.size > 0n) yield {path: p, object: objectOf(entry)}
+  }
+}
+
+function dirCount(p: string): number {
+  try {
+    return fs.readdirSync(p).length
+  } catch {
+    return 0
+  }
+}
+
+// ---- status ----------------------------------------------------------------------------------------
+
+export interface StatusReport {
+  home: string
+  objects: number
+  physicalBytes: number
+  logicalBytes: number
+  dedupRatio: number | null
+  layers: number
+  images: Array<{name: string; layers: number; files: number; logicalBytes: number; createdAt: string}>
+  tenants: number
+  farms: number
+  tempFiles: number
+}
+
+export function status(home: string): StatusReport {
+  const store = new Store(home)
+  let objects = 0
+  let physicalBytes = 0
+  for (const o of store.list()) {
+    if (!o.id) continue
+    objects++
+    physicalBytes += o.id.size
+  }
+  const db = ManifestDb.open(home)
+  try {
+    const layers = new Map<string, LayerInfo>(db.listLayers().map((l) => [l.id, l]))
+    const images = db.listImages().map((img) => {
+      const ls = img.layers.map((l) => layers.get(l))
+      return {
+        name: img.name,
+        layers: img.layers.length,
+        files: ls.reduce((n, l) => n + (l?.files ?? 0), 0),
+        logicalBytes: ls.reduce((n, l) => n + (l?.logicalBytes ?? 0), 0),
+        createdAt: img.createdAt,
+      }
+    })
+    const logicalBytes = images.reduce((n, i) => n + i.logicalBytes, 0)
+    return {
+      home,
+      objects,
+      physicalBytes,
+      logicalBytes,
+      dedupRatio: physicalBytes > 0 ? logicalBytes / physicalBytes : null,
+      layers: layers.size,
+      images,
+      tenants: dirCount(path.join(home, 'tenants')),
+      farms: dirCount(path.join(home, 'farms')),
+      tempFiles: dirCount(store.tmpDir),
+    }
+  } finally {
+    db.close()
+  }
+}
+
+// ---- fsck ------------------------------------------------------------------------------------------
+
+export interface FsckProblem {
+  kind: 'bad-object' | 'stray-file' | 'missing-object' | 'missing-layer'
+  object?: string
+  problem: string
+  image?: string
+  layer?: string
+  paths?: string[]
+}
+
+export interface FsckReport {
+  objectsChecked: number
+  layersChecked: number
+  imagesChecked: number
+  problems: FsckProblem[]
+  affectedImages: string[]
+  tempFiles: number
+  repaired: {removedObjects: number; removedStray: number} | null
+}
+
+/**
+ * Re-hash every object, check every manifest entry resolves to a good object, map problems to the images
+ * and paths they hit. With repair, bad objects and stray files are removed (the images that named them
+ * then need re-ingesting: they are listed). Runs under the shared lock: ingests may run alongside.
+ */
+export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: number) => void} = {}): FsckReport {
+  const store = new Store(home)
+  const lock = new StoreLock(path.join(home, 'lock'))
+  if (fs.existsSync(home)) lock.acquire('shared')
+  const db = ManifestDb.open(home)
+  try {
+    const problems: FsckProblem[] = []
+    const bad = new Map<string, string>() // object name → problem
+    const present = new Set<string>()
+    let checked = 0
+    for (const o of store.list()) {
+      if (!o.id) {
+        problems.push({kind: 'stray-file', object: o.path, problem: 'not a valid object name'})
+        continue
+      }
+      const v = store.verify(o.id)
+      checked++
+      opts.onProgress?.(checked)
+      if (!v.ok) {
+        bad.set(o.name, v.problem!)
+        problems.push({kind: 'bad-object', object: o.name, problem: v.problem!})
+      } else present.add(o.name)
+    }
+    const layerHits = new Map<string, {paths: string[]; missing: number; badObjects: number}>()
+    const layers = db.listLayers()
+    for (const l of layers) {
+      for (const {path: p, object} of layerObjects(db, l.id)) {
+        const name = objectName(object)
+        if (present.has(name)) continue
+        const hit = layerHits.get(l.id) ?? {paths: [], missing: 0, badObjects: 0}
+        hit.paths.push(p)
+        if (bad.has(name)) hit.badObjects++
+        else hit.missing++
+        layerHits.set(l.id, hit)
+        if (!bad.has(name)) problems.push({kind: 'missing-object', object: name, layer: l.id, paths: [p], problem: 'named by the manifest, absent from the store'})
+      }
+    }
+    const images = db.listImages()
+    const affected = new Set<string>()
+    for (const img of images) {
+      for (const l of img.layers) {
+        if (!db.hasLayer(l)) {
+          problems.push({kind: 'missing-layer', image: img.name, layer: l, problem: 'image names a layer that does not exist'})
+          affected.add(img.name)
+        } else if (layerHits.has(l)) affected.add(img.name)
+      }
+    }
+    // Attach the images and paths to each bad object, so the report says what a flipped byte breaks.
+    for (const p of problems) {
+      if (p.kind !== 'bad-object') continue
+      const hits: string[] = []
+      const imgs = new Set<string>()
+      for (const l of layers) {
+        for (const {path: lp, object} of layerObjects(db, l.id)) {
+          if (objectName(object) === p.object) {
+            hits.push(lp)
+            for (const img of images) if (img.layers.includes(l.id)) imgs.add(img.name)
+          }
+        }
+      }
+      p.paths = hits
+      p.image = [...imgs].join(', ') || undefined
+    }
+    let repaired: FsckReport['repaired'] = null
+    if (opts.repair) {
+      let removedObjects = 0
+      let removedStray = 0
+      for (const p of problems) {
+        if (p.kind === 'bad-object' && p.object) {
+          const id = parseObjectName(p.object)!
+          store.delete(id)
+          removedObjects++
+        } else if (p.kind === 'stray-file' && p.object) {
+          fs.rmSync(p.object, {recursive: true, force: true})
+          removedStray++
+        }
+      }
+      repaired = {removedObjects, removedStray}
+    }
+    return {
+      objectsChecked: checked,
+      layersChecked: layers.length,
+      imagesChecked: images.length,
+      problems,
+      affectedImages: [...affected].sort(),
+      tempFiles: dirCount(store.tmpDir),
+      repaired,
+    }
+  } finally {
+    db.close()
+    lock.release()
+  }
+}
+
+// ---- gc --------------------------------------------------------------------------------------------
+
+export interface GcReport {
+  removedLayers: number
+  removedObjects: number
+  removedBytes: number
+  removedTempFiles: number
+  removedFarms: number
+  keptObjects: number
+  dryRun: boolean
+}
+
+/**
+ * Mark (layers named by images and holds, then every object those layers name) and sweep (objects, temp
+ * files, farms of dead layers), all under the EXCLUSIVE store lock: a writer holds the shared lock from its
+ * first object to its manifest commit, so nothing it links can be swept between its dedup hit and commit.
+ */
+export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}): GcReport {
+  if (!fs.existsSync(home)) throw new VeloError('NOT_FOUND', `no store at ${home}`)
+  const store = new Store(home)
+  const lock = new StoreLock(path.join(home, 'lock')).acquire('exclusive', {timeoutSec: opts.waitSec ?? 300})
+  const db = ManifestDb.open(home)
+  try {
+    const live = new Set<string>()
+    for (const img of db.listImages()) img.layers.forEach((l) => live.add(l))
+    for (const h of db.listHolds()) h.layers.forEach((l) => live.add(l))
+    let removedLayers = 0
+    for (const l of db.listLayers()) {
+      if (live.has(l.id)) continue
+      removedLayers++
+      if (!opts.dryRun) db.deleteLayerSync(l.id)
+    }
+    const keep = new Set<string>()
+    for (const l of live) for (const {object} of layerObjects(db, l)) keep.add(objectName(object))
+    let removedObjects = 0
+    let removedBytes = 0
+    for (const o of store.list()) {
+      if (o.id && keep.has(o.name)) continue
+      removedObjects++
+      removedBytes += o.id?.size ?? 0
+      if (!opts.dryRun) fs.rmSync(o.path, {force: true, recursive: true})
+    }
+    let removedTempFiles = 0
+    for (const t of fs.existsSync(store.tmpDir) ? fs.readdirSync(store.tmpDir) : []) {
+      removedTempFiles++
+      if (!opts.dryRun) fs.rmSync(path.join(store.tmpDir, t), {force: true, recursive: true})
+    }
+    let removedFarms = 0
+    const farms = path.join(home, 'farms')
+    for (const f of fs.existsSync(farms) ? fs.readdirSync(farms) : []) {
+      if (live.has(f)) continue
+      removedFarms++
+      if (!opts.dryRun) fs.rmSync(path.join(farms, f), {force: true, recursive: true})
+    }
+    return {removedLayers, removedObjects, removedBytes, removedTempFiles, removedFarms, keptObjects: keep.size, dryRun: !!opts.dryRun}
+  } finally {
+    db.close()
+    lock.release()
+  }
+}
