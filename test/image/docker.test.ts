@@ -1,0 +1,169 @@
+import {spawn} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {ManifestDb} from '../../src/manifest/db'
+import {listImage, ListingRow} from '../../src/image/view'
+import {rmrf, sh, tmpDir, velo, veloJson} from '../helpers'
+import {Dockerd, startDockerd} from './dockerd'
+import {fmtRows, listDir, listTarStream} from './listing'
+
+/**
+ * Proof against the real thing: images built by a real dockerd (docker import of a busybox rootfs, then two
+ * `docker commit`s whose diffs hold whiteouts, opaque dirs, replaced types, hard links), saved with
+ * `docker save`, imported into velo. Docker's view (`docker export` of a created container) must equal velo's
+ * (a `velo image checkout` on disk, and the merged view computed from the manifests): path, type, mode,
+ * uid, gid, size, content hash, link target, device number.
+ */
+
+// Paths dockerd's init layer adds or rewrites in every container; they are not part of the image.
+const INIT = new Set(['.', '.dockerenv', 'dev', 'dev/console', 'dev/pts', 'dev/shm', 'etc', 'etc/hostname', 'etc/hosts', 'etc/mtab', 'etc/resolv.conf', 'proc', 'sys'])
+const imageOnly = (rows: ListingRow[]) => rows.filter((r) => !INIT.has(r.path))
+
+let d: Dockerd
+let w: string
+let home: string
+
+const ok = (r: {status: number; stdout: string; stderr: string}, what: string) => {
+  if (r.status !== 0) throw new Error(`${what} failed (${r.status}): ${r.stderr}`)
+  return r.stdout.trim()
+}
+
+/** `docker export` of a created (never started) container of IMAGE: what a container of it sees. */
+async function dockerListing(image: string): Promise<ListingRow[]> {
+  const id = ok(d.docker(['create', '--network', 'none', image, '/bin/true']), 'docker create')
+  try {
+    const p = spawn('docker', ['--host', d.host, 'export', id], {stdio: ['ignore', 'pipe', 'inherit']})
+    const rows = await listTarStream(p.stdout as AsyncIterable<Buffer>)
+    const code = await new Promise<number>((r) => p.on('close', (c) => r(c ?? 1)))
+    if (code !== 0) throw new Error('docker export failed')
+    return imageOnly(rows)
+  } finally {
+    d.docker(['rm', '-f', id])
+  }
+}
+
+function veloListings(h: string, name: string): {view: ListingRow[]; checkout: ListingRow[]} {
+  const db = ManifestDb.open(h)
+  let view: ListingRow[]
+  try {
+    view = imageOnly(listImage(db, name))
+  } finally {
+    db.close()
+  }
+  const dir = path.join(w, `co-${name.replace(/[^a-z0-9]/gi, '_')}-${Math.random().toString(36).slice(2)}`)
+  veloJson(h, ['image', 'checkout', name, dir])
+  const checkout = imageOnly(listDir(dir))
+  rmrf(dir)
+  return {view, checkout}
+}
+
+function buildRootfs(dir: string): void {
+  const r = (p: string) => path.join(dir, p)
+  for (const p of ['bin', 'etc/dir', 'opt/sub', 'srv', 'usr/bin', 'usr/lib', 'var', 'dev', 'home/ünï', 'replace-dir/child', 'deep/' + 'd'.repeat(90) + '/' + 'e'.repeat(90)])
+    fs.mkdirSync(r(p), {recursive: true})
+  fs.copyFileSync('/bin/busybox', r('bin/busybox'))
+  fs.chmodSync(r('bin/busybox'), 0o755)
+  for (const a of ['sh', 'ls', 'rm', 'mkdir', 'chmod', 'chown', 'ln', 'echo', 'cat', 'true', 'mknod', 'touch']) fs.symlinkSync('busybox', r(`bin/${a}`))
+  fs.writeFileSync(r('etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n')
+  fs.writeFileSync(r('etc/group'), 'root:x:0:\nuser:x:1000:\n')
+  fs.writeFileSync(r('etc/keep'), 'keep\n')
+  fs.chownSync(r('etc/keep'), 1000, 1000)
+  fs.writeFileSync(r('etc/gone'), 'gone\n')
+  fs.writeFileSync(r('etc/dir/nested'), 'nested\n')
+  fs.writeFileSync(r('opt/old1'), 'old1\n')
+  fs.writeFileSync(r('opt/sub/old2'), 'old2\n')
+  fs.chmodSync(r('opt'), 0o700)
+  fs.writeFileSync(r('srv/hard1'), 'shared inode\n')
+  fs.linkSync(r('srv/hard1'), r('srv/hard2'))
+  fs.writeFileSync(r('usr/bin/suid'), '#!/bin/sh\n')
+  fs.chmodSync(r('usr/bin/suid'), 0o4755)
+  fs.writeFileSync(r('usr/lib/libold.so'), 'old lib\n')
+  fs.symlinkSync('usr/lib', r('lib'))
+  sh(`mkfifo ${r('var/fifo')} && mknod ${r('dev/null2')} c 1 3 && chmod 666 ${r('dev/null2')}`)
+  fs.writeFileSync(r('home/ünï/naïve.txt'), 'unicode\n')
+  fs.chownSync(r('home/ünï'), 1000, 1000)
+  fs.writeFileSync(r('deep/' + 'd'.repeat(90) + '/' + 'e'.repeat(90) + '/long-name-' + 'f'.repeat(80)), 'long path\n')
+  fs.writeFileSync(r('empty'), '')
+  fs.writeFileSync(r('replace-dir/child/x'), 'x\n')
+  fs.writeFileSync(r('replace-file'), 'file\n')
+  fs.writeFileSync(r('big'), Buffer.alloc(3 << 20, 0x61))
+}
+
+beforeAll(async () => {
+  w = tmpDir('velo-docker-')
+  home = path.join(w, 'home')
+  d = await startDockerd()
+  const root = path.join(w, 'rootfs')
+  buildRootfs(root)
+  ok(sh(`tar -C ${root} -cf ${w}/base.tar .`), 'tar')
+  ok(d.docker(['import', `${w}/base.tar`, 'base:1']), 'docker import')
+  // Layer 2 (docker's own overlay2 diff): deletions, an opaque dir, type changes, chmod/chown, a new hard link.
+  const step1 = [
+    'rm /etc/gone',
+    'rm -rf /etc/dir',
+    'rm -rf /opt && mkdir -m 750 /opt && echo new > /opt/new',
+    'echo changed > /etc/keep && chmod 640 /etc/keep',
+    'chown 123:456 /srv/hard1',
+    'ln /srv/hard1 /srv/hard3',
+    'rm -rf /replace-dir && echo now-a-file > /replace-dir',
+    'rm /replace-file && mkdir /replace-file && echo in > /replace-file/in',
+    'ln -s /etc/keep /lib2',
+    'echo new lib > /lib/libnew.so',
+    'mknod /dev/zero2 c 1 5',
+    'touch /empty2',
+  ].join(' && ')
+  ok(d.docker(['run', '--network', 'none', '--name', 's1', 'base:1', '/bin/sh', '-c', step1]), 'docker run step1')
+  ok(d.docker(['commit', '--change', 'ENV HELLO=world', '--change', 'WORKDIR /srv', '--change', 'CMD ["/bin/sh","-c","echo hi"]', 's1', 'child:1']), 'docker commit')
+  // Layer 3: whiteouts of things layer 2 added, re-creating a deleted path, an opaque dir over an opaque dir.
+  const step2 = ['rm /opt/new', 'echo back > /etc/gone', 'rm /srv/hard3', 'rm -rf /replace-file', 'rm -rf /opt && mkdir /opt && echo newer > /opt/newer'].join(' && ')
+  ok(d.docker(['run', '--network', 'none', '--name', 's2', 'child:1', '/bin/sh', '-c', step2]), 'docker run step2')
+  ok(d.docker(['commit', 's2', 'child:2']), 'docker commit 2')
+  ok(d.docker(['rm', 's1', 's2']), 'docker rm')
+  ok(d.docker(['save', '-o', `${w}/child.tar`, 'child:2']), 'docker save')
+}, 120_000)
+
+afterAll(async () => {
+  await d?.stop()
+  if (w) rmrf(w)
+})
+
+describe('velo image import vs a real dockerd', () => {
+  it('a docker save of a 3-layer image shows exactly the tree Docker shows', async () => {
+    const r = veloJson(home, ['image', 'import', `${w}/child.tar`])
+    expect(r.format).toBe('docker-save')
+    expect(r.images[0].name).toBe('child:2')
+    expect(r.images[0].layers).toHaveLength(3)
+    const docker = await dockerListing('child:2')
+    expect(docker.length).toBeGreaterThan(20)
+    const {view, checkout} = veloListings(home, 'child:2')
+    expect(fmtRows(view)).toEqual(fmtRows(docker))
+    expect(fmtRows(checkout)).toEqual(fmtRows(docker))
+    // Sanity: the listing really holds the interesting cases.
+    const p = docker.map((x) => x.path)
+    expect(p).toContain('etc/gone')
+    expect(p).not.toContain('etc/dir')
+    expect(p).toContain('opt/newer')
+    expect(p).not.toContain('opt/new')
+    expect(p).not.toContain('replace-file')
+    expect(docker.find((x) => x.path === 'replace-dir')!.type).toBe('file')
+    const db = ManifestDb.open(home)
+    try {
+      expect(db.requireImage('child:2').config).toMatchObject({env: expect.arrayContaining(['HELLO=world']), workingDir: '/srv'})
+    } finally {
+      db.close()
+    }
+  })
+
+  it('the base image shares its layer with the child image', async () => {
+    ok(d.docker(['save', '-o', `${w}/base.save.tar`, 'base:1']), 'docker save base')
+    const r = veloJson(home, ['image', 'import', `${w}/base.save.tar`])
+    const child = veloJson(home, ['image', 'inspect', 'child:2'])
+    expect(r.layers[0].existed).toBe(true)
+    expect(r.newBytes).toBe(0)
+    expect(JSON.stringify(child)).toContain(r.images[0].layers[0])
+    const docker = await dockerListing('base:1')
+    const {view} = veloListings(home, 'base:1')
+    expect(fmtRows(view)).toEqual(fmtRows(docker))
+  })
+})
