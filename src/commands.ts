@@ -9,6 +9,7 @@ import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
 import Status from './commands/status'
 import ImageImport from './commands/image/import'
+import ImageExport from './commands/image/export'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -20,4 +21,5 @@ export const COMMANDS = {
   ingest: Ingest,
   status: Status,
   'image:import': ImageImport,
+  'image:export': ImageExport,
 }

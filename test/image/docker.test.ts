@@ -167,3 +167,40 @@ describe('velo image import vs a real dockerd', () => {
     expect(fmtRows(view)).toEqual(fmtRows(docker))
   })
 })
+
+describe('velo image export → docker load', () => {
+  it('docker run of the loaded image sees the velo image tree; re-importing gives the same layers', async () => {
+    // child:2 was imported by the first test of this file (same store); make sure of it here too.
+    veloJson(home, ['image', 'import', `${w}/child.tar`])
+    const e = veloJson(home, ['image', 'export', 'child:2', '-o', `${w}/exported.tar`, '--tag', 'roundtrip:1'])
+    expect(e.layers).toHaveLength(3)
+    expect(fs.readdirSync(w).filter((n) => n.startsWith('.exported'))).toEqual([]) // no temp files left
+    ok(d.docker(['load', '-i', `${w}/exported.tar`]), 'docker load')
+    const docker = await dockerListing('roundtrip:1')
+    const {view} = veloListings(home, 'child:2')
+    expect(fmtRows(docker)).toEqual(fmtRows(view))
+    // The config survives: docker sees the image's Env / WorkingDir / Cmd.
+    const inspect = JSON.parse(ok(d.docker(['image', 'inspect', 'roundtrip:1']), 'inspect'))[0]
+    expect(inspect.Config.Env).toContain('HELLO=world')
+    expect(inspect.Config.WorkingDir).toBe('/srv')
+    const original = JSON.parse(ok(d.docker(['image', 'inspect', 'child:2']), 'inspect'))[0]
+    expect(inspect.Config.Cmd).toEqual(original.Config.Cmd)
+    expect(inspect.Config.Env).toEqual(original.Config.Env)
+    // A container of it really runs (through the exported layers) and sees the same files.
+    const out = ok(d.docker(['run', '--rm', '--network', 'none', 'roundtrip:1', '/bin/cat', '/etc/keep', '/etc/gone', '/opt/newer']), 'docker run')
+    expect(out).toBe('changed\nback\nnewer')
+    // velo → docker → velo: the same layer ids (content, metadata and whiteouts all survived).
+    ok(d.docker(['save', '-o', `${w}/again.tar`, 'roundtrip:1']), 'docker save')
+    const again = veloJson(home, ['image', 'import', `${w}/again.tar`, '--name', 'again'])
+    const orig = veloJson(home, ['image', 'inspect', 'child:2'])
+    for (const l of again.images[0].layers) expect(JSON.stringify(orig)).toContain(l)
+    expect(again.newBytes).toBe(0)
+  })
+
+  it('refuses an unknown image and leaves no output file', () => {
+    const r = velo(home, ['image', 'export', 'nope', '-o', `${w}/nope.tar`])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/NOT_FOUND.*nope/)
+    expect(fs.existsSync(`${w}/nope.tar`)).toBe(false)
+  })
+})

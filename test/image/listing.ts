@@ -44,8 +44,8 @@ export async function listTarStream(src: AsyncIterable<Buffer>): Promise<Listing
   const ex = tar.extract()
   const rows = new Map<string, ListingRow>()
   const feed = (async () => {
-    for await (const c of src) if (!ex.write(c)) await new Promise((r) => ex.once('drain', r))
-    ex.end()
+    for await (const c of src) if (!ex.write(c)) await new Promise<void>((r) => ex.once("drain", () => r()))
+    ex.end(undefined as never)
   })()
   for await (const e of ex as AsyncIterable<any>) {
     const h = e.header
