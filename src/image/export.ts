@@ -59,18 +59,30 @@ function packBuf(pack: tar.Pack, name: string, data: string | Buffer): Promise<v
 }
 
 async function packEntry(pack: tar.Pack, header: Record<string, unknown>, content?: string): Promise<void> {
+  // Open first: a missing object fails here, before a half-written entry exists.
+  let fd: number | undefined
+  if (content !== undefined) {
+    try {
+      fd = fs.openSync(content, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new VeloError('INTEGRITY', `${String(header.name)}: its object ${path.basename(content)} is missing from the store`, {suggestion: 'run `velo fsck`'})
+      throw fromSystemError(err, `cannot read ${content}`)
+    }
+  }
   await new Promise<void>((resolve, reject) => {
     const sink = pack.entry(header as never, (err) => (err ? reject(err) : resolve()))
-    if (content === undefined) {
+    sink.on('error', () => undefined) // reported through the callback / rejection
+    if (fd === undefined) {
       sink.end(undefined as never)
       return
     }
     ;(async () => {
-      for await (const c of fs.createReadStream(content, {highWaterMark: 1 << 20})) if (!sink.write(c as Buffer)) await waitDrain(sink as never)
+      for await (const c of fs.createReadStream('', {fd, highWaterMark: 1 << 20})) if (!sink.write(c as Buffer)) await waitDrain(sink as never)
       sink.end(undefined as never)
     })().catch((err) => {
+      reject(fromSystemError(err, `cannot read ${content}`))
       sink.destroy(err)
-      reject(err)
     })
   })
 }
@@ -84,6 +96,7 @@ export function fmtPaxTime(sec: bigint, nsec: number): string {
 /** Generate one velo layer as an OCI/Docker layer tar into `fd`; returns its sha256 (the diff id) and size. */
 async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: number): Promise<{diffId: string; bytes: number}> {
   const pack = tar.pack()
+  pack.on('error', () => undefined) // surfaced through the consumer
   const hash = crypto.createHash('sha256')
   const consumer = drainTo(pack as AsyncIterable<Buffer>, fd, hash)
   try {
@@ -157,8 +170,7 @@ async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: nu
   } catch (err) {
     pack.destroy(err as Error)
     await consumer.catch(() => undefined)
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new VeloError('INTEGRITY', `layer ${layer}: an object it names is missing from the store (${(err as Error).message})`, {suggestion: 'run `velo fsck`'})
+    if (err instanceof VeloError) throw new VeloError(err.code, `layer ${layer}: ${err.message}`, {suggestion: err.suggestion})
     throw err
   }
   const bytes = await consumer
