@@ -10,6 +10,7 @@ import Ingest from './commands/ingest'
 import Status from './commands/status'
 import ImageImport from './commands/image/import'
 import ImageExport from './commands/image/export'
+import ImagePull from './commands/image/pull'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -22,4 +23,5 @@ export const COMMANDS = {
   status: Status,
   'image:import': ImageImport,
   'image:export': ImageExport,
+  'image:pull': ImagePull,
 }

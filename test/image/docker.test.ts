@@ -204,3 +204,40 @@ describe('velo image export → docker load', () => {
     expect(fs.existsSync(`${w}/nope.tar`)).toBe(false)
   })
 })
+
+describe('velo image pull', () => {
+  it('streams the image out of the daemon: same layers as importing its docker save', () => {
+    const h = path.join(w, 'pullhome')
+    const r = veloJson(h, ['image', 'pull', 'child:2'], {env: {DOCKER_HOST: d.host}})
+    expect(r.images[0].name).toBe('child:2')
+    const imported = veloJson(home, ['image', 'inspect', 'child:2'])
+    for (const l of r.images[0].layers) expect(JSON.stringify(imported)).toContain(l)
+    expect(r.images[0].layers).toHaveLength(3)
+    // --name, and a second pull of an image sharing the base stores nothing new.
+    const again = veloJson(h, ['image', 'pull', 'base:1', '--name', 'mybase'], {env: {DOCKER_HOST: d.host}})
+    expect(again.images[0].name).toBe('mybase')
+    expect(again.layers[0].existed).toBe(true)
+    expect(again.newBytes).toBe(0)
+  })
+
+  it('says clearly when the image or the daemon is missing', () => {
+    const h = path.join(w, 'pullhome2')
+    const r = velo(h, ['image', 'pull', 'no-such-image:1'], {env: {DOCKER_HOST: d.host}})
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/NOT_FOUND.*no image "no-such-image:1"/)
+    const n = velo(h, ['image', 'pull', 'child:2'], {env: {DOCKER_HOST: `unix://${w}/no-daemon.sock`}})
+    expect(n.status).toBe(1)
+    expect(n.stderr).toMatch(/STATE.*cannot reach a Docker daemon at unix:\/\/.*no-daemon\.sock \(ENOENT\)/)
+    // A path that is not a socket at all (connect fails with ECONNREFUSED).
+    fs.writeFileSync(path.join(w, 'x'), '')
+    const c = velo(h, ['image', 'pull', 'child:2'], {env: {DOCKER_HOST: `unix://${path.join(w, 'x')}`}})
+    expect(c.status).toBe(1)
+    expect(c.stderr).toMatch(/STATE.*cannot reach a Docker daemon/)
+    const db = ManifestDb.open(h)
+    try {
+      expect(db.listImages()).toEqual([])
+    } finally {
+      db.close()
+    }
+  })
+})
