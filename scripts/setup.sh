@@ -23,11 +23,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# npm packages: reinstall only when package-lock.json changed since the last install.
+# npm packages: (re)install only when package-lock.json changed since the last install.
 stamp=node_modules/.velo-lock-stamp
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  say "installing npm packages (npm ci)"
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # Not `npm ci`: with this machine's npm (11, omit-lockfile-registry-resolved) the lock file leaves out other
+  # platforms' optional packages and npm ci then refuses it as out of sync. `npm install --no-save` installs
+  # the locked versions and leaves package-lock.json untouched. Build scripts run only for the packages
+  # listed in package.json "allowScripts".
+  say "installing npm packages"
+  npm install --no-save --no-audit --no-fund --loglevel=error >&2
   cp package-lock.json "$stamp"
 fi
 

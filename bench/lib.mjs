@@ -1,0 +1,50 @@
+// Shared bench helpers: hyperfine runs with JSON export, ratio tables.
+import {execFileSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import * as os from 'node:os'
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+export const VELO = path.join(ROOT, 'bin', 'velo.js')
+
+/**
+ * Time commands with hyperfine (warm-up, several runs, optional prepare per command). Returns the mean
+ * and stddev in seconds per command name.
+ */
+export function hyperfine(cmds, {runs = 5, warmup = 1} = {}) {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'velo-hf-')), 'r.json')
+  const args = ['--style', 'basic', '--export-json', out, '--runs', String(runs), '--warmup', String(warmup), '-N']
+  for (const c of cmds) {
+    args.push('--command-name', c.name)
+    if (c.prepare) args.push('--prepare', c.prepare)
+    args.push(c.cmd)
+  }
+  // -N (no shell) needs --prepare to be run by a shell anyway; hyperfine does that. Commands with shell
+  // syntax set shell: true.
+  if (cmds.some((c) => c.shell)) args.splice(args.indexOf('-N'), 1)
+  execFileSync('hyperfine', args, {stdio: ['ignore', 'inherit', 'inherit']})
+  const r = JSON.parse(fs.readFileSync(out, 'utf8'))
+  fs.rmSync(path.dirname(out), {recursive: true, force: true})
+  return Object.fromEntries(r.results.map((x) => [x.command, {mean: x.mean, stddev: x.stddev}]))
+}
+
+export function ratioRow(what, velo, peer, peerName, target, better = 'lower') {
+  const ratio = velo.mean / peer.mean
+  const ok = better === 'lower' ? ratio <= target : ratio >= target
+  return {what, velo: velo.mean, peer: peer.mean, peerName, ratio, target: `${better === 'lower' ? '≤' : '≥'} ${target}`, ok}
+}
+
+export function printRows(title, rows) {
+  const lines = [`\n## ${title}`, '', '| what | velo | peer | ratio | target | |', '| --- | --- | --- | --- | --- | --- |']
+  for (const r of rows)
+    lines.push(`| ${r.what} | ${fmt(r.velo)} | ${r.peerName} ${fmt(r.peer)} | ${r.ratio.toFixed(2)}× | ${r.target} | ${r.ok ? 'met' : 'NOT met'} |`)
+  const text = lines.join('\n')
+  console.log(text)
+  return text
+}
+
+const fmt = (s) => (s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(3)} s`)
+
+export function sh(cmd, opts = {}) {
+  return execFileSync('bash', ['-c', cmd], {encoding: 'utf8', maxBuffer: 1 << 28, ...opts})
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env node
+// Store benchmark: velo ingest / re-ingest / checkout vs `cp -a`, hashing vs `b3sum`, start-up vs `node -e 0`,
+// all measured side by side in one run (hyperfine). Usage: node bench/store.mjs [--runs N]
+// Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-store), kept between runs for the npm install.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+
+const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5
+const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-store'
+fs.mkdirSync(W, {recursive: true})
+sh(`bash ${ROOT}/scripts/setup.sh`)
+
+// A real node_modules tree from the npm registry (a few thousand files).
+const proj = path.join(W, 'proj')
+const nm = path.join(proj, 'node_modules')
+if (!fs.existsSync(path.join(nm, '.package-lock.json'))) {
+  console.error('bench: installing a node_modules tree from the npm registry ...')
+  fs.mkdirSync(proj, {recursive: true})
+  fs.writeFileSync(path.join(proj, 'package.json'), JSON.stringify({name: 'bench-proj', private: true}))
+  sh(`cd ${proj} && npm install --no-audit --no-fund --loglevel=error typescript@5 webpack@5 eslint@8 @babel/core@7 express@4 lodash@4`)
+}
+const files = Number(sh(`find ${nm} -type f | wc -l`).trim())
+const bytes = Number(sh(`du -sb ${nm} | cut -f1`).trim())
+console.error(`bench: node_modules has ${files} files, ${(bytes / 1e6).toFixed(1)} MB`)
+sh(`cat $(find ${nm} -type f) > /dev/null 2>&1 || true`) // warm the page cache for both sides
+
+const H = path.join(W, 'home')
+const v = `node ${VELO}`
+const rows = []
+
+// 1. First ingest (fresh store every run) vs cp -a.
+let r = hyperfine(
+  [
+    {name: 'cp -a', prepare: `rm -rf ${W}/cp`, cmd: `cp -a ${nm} ${W}/cp`},
+    {name: 'velo ingest (first)', prepare: `rm -rf ${H}`, cmd: `${v} ingest ${nm} --name nm --home ${H}`},
+  ],
+  {runs},
+)
+rows.push(ratioRow(`first ingest of node_modules (${files} files)`, r['velo ingest (first)'], r['cp -a'], 'cp -a', 1.5))
+
+// 2. Re-ingest of the unchanged tree vs cp -a.
+sh(`rm -rf ${H} && ${v} ingest ${nm} --name nm --home ${H}`)
+r = hyperfine(
+  [
+    {name: 'cp -a', prepare: `rm -rf ${W}/cp`, cmd: `cp -a ${nm} ${W}/cp`},
+    {name: 'velo ingest (again)', cmd: `${v} ingest ${nm} --name nm --home ${H}`},
+  ],
+  {runs},
+)
+rows.push(ratioRow('re-ingest of the unchanged tree', r['velo ingest (again)'], r['cp -a'], 'cp -a', 0.5))
+
+// 3. Checkout vs cp -a.
+r = hyperfine(
+  [
+    {name: 'cp -a', prepare: `rm -rf ${W}/cp`, cmd: `cp -a ${nm} ${W}/cp`},
+    {name: 'velo image checkout', prepare: `rm -rf ${W}/co`, cmd: `${v} image checkout nm ${W}/co --home ${H}`},
+  ],
+  {runs},
+)
+rows.push(ratioRow('image checkout', r['velo image checkout'], r['cp -a'], 'cp -a', 1.5))
+
+// 4. Hashing one large file: a re-ingest of a directory holding one 2 GiB file is exactly one hashing pass
+//    (dedup hit, nothing written) plus start-up; b3sum (mmap, all cores) hashes the same file.
+const bigDir = path.join(W, 'bigdir')
+if (!fs.existsSync(path.join(bigDir, 'big'))) {
+  fs.mkdirSync(bigDir, {recursive: true})
+  sh(`head -c 2G /dev/urandom > ${bigDir}/big`)
+}
+sh(`cat ${bigDir}/big > /dev/null; ${v} ingest ${bigDir} --name big --home ${H}`)
+r = hyperfine(
+  [
+    {name: 'b3sum', cmd: `b3sum ${bigDir}/big`},
+    {name: 'b3sum (1 thread)', cmd: `b3sum --num-threads 1 ${bigDir}/big`},
+    {name: 'velo hash (re-ingest)', cmd: `${v} ingest ${bigDir} --name big --home ${H}`},
+  ],
+  {runs},
+)
+const GiB2 = 2 * 1024 ** 3
+const tp = (x) => ({mean: GiB2 / x.mean / 1e9})
+rows.push(ratioRow('hash throughput, 2 GiB file (GB/s; higher is better)', tp(r['velo hash (re-ingest)']), tp(r['b3sum']), 'b3sum', 0.8, 'higher'))
+rows.push(ratioRow('hash throughput vs single-threaded b3sum', tp(r['velo hash (re-ingest)']), tp(r['b3sum (1 thread)']), 'b3sum -j1', 0.8, 'higher'))
+
+// 5. Start-up.
+r = hyperfine(
+  [
+    {name: 'node -e 0', cmd: 'node -e 0'},
+    {name: 'velo --version', cmd: `${v} --version`},
+    {name: 'velo image ls', cmd: `${v} image ls --home ${H} --json`},
+  ],
+  {runs: Math.max(runs, 20), warmup: 3},
+)
+rows.push(ratioRow('velo --version', r['velo --version'], r['node -e 0'], 'node -e 0', 1.5))
+rows.push(ratioRow('velo image ls --json (a whole command)', r['velo image ls'], r['node -e 0'], 'node -e 0', 2.0))
+
+const text = printRows(`Store (bench/store.mjs, ${new Date().toISOString().slice(0, 10)}, ${files} files / ${(bytes / 1e6).toFixed(0)} MB node_modules)`, rows)
+fs.mkdirSync(path.join(ROOT, 'bench', 'results'), {recursive: true})
+fs.writeFileSync(path.join(ROOT, 'bench', 'results', 'store.md'), text + '\n')
