@@ -40,6 +40,9 @@ export interface LayerResult {
   skipped: string[]
 }
 
+/** Files up to this size are read into memory and hashed before any write (dedup hits then write nothing). */
+const SMALL_FILE = 1 << 20
+
 const WH = '.wh.'
 const WH_META = '.wh..wh.'
 const WH_OPQ = '.wh..wh..opq'
@@ -225,7 +228,21 @@ export class LayerApplier {
         const size = h.size ?? 0
         meta.size = BigInt(size)
         if (size > 0) {
-          const r = await this.store.writeStream(e.stream, {mode: meta.mode, uid: meta.uid, gid: meta.gid})
+          let r
+          if (size <= SMALL_FILE) {
+            // Small: hashed in memory first, so a file already in the store costs one lstat and no write.
+            const chunks: Buffer[] = []
+            let got = 0
+            for await (const c of e.stream) {
+              chunks.push(c)
+              got += c.length
+            }
+            if (got !== size) throw this.err(entry, `content is ${got} bytes, header says ${size} (truncated tar)`)
+            r = this.store.writeBuffer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, got), meta)
+          } else {
+            // Large: streamed into the store (hashed while written), never buffered whole.
+            r = await this.store.writeStream(e.stream, {mode: meta.mode, uid: meta.uid, gid: meta.gid})
+          }
           if (r.size !== size) throw this.err(entry, `content is ${r.size} bytes, header says ${size} (truncated tar)`)
           meta.hash = Buffer.from(r.hash, 'hex')
           if (r.isNew) {
