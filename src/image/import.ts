@@ -55,6 +55,8 @@ export interface ImportResult {
   newObjects: number
   newBytes: number
   seconds: number
+  /** Things the import could not keep, said out loud (e.g. extended attributes: no manifest field yet). */
+  warnings: string[]
 }
 
 type Member = {kind: 'layer'; layer: LayerResult} | {kind: 'data'; sha256: string; size: number; buf?: Buffer}
@@ -366,7 +368,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
         format = 'rootfs'
         const diffId = tap.digest()
         const {info, entries} = applier!.finish(label, {diffId: `sha256:${diffId}`})
-        rootfsLayer = {info, entries, diffId, blobDigest: diffId, blobSize: tap.bytes, compression: 'none', newObjects: applier!.newObjects, newBytes: applier!.newBytes, skipped: applier!.skipped}
+        rootfsLayer = {info, entries, diffId, blobDigest: diffId, blobSize: tap.bytes, compression: 'none', newObjects: applier!.newObjects, newBytes: applier!.newBytes, skipped: applier!.skipped, xattrEntries: applier!.xattrEntries, xattrSamples: applier!.xattrSamples}
         plans = []
       } else if (tb.has('manifest.json')) {
         format = 'docker-save'
@@ -461,7 +463,15 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
       }
     })
     const layers = [...seen.values()]
+    const warnings: string[] = []
+    const used = new Set<LayerResult>(images.flatMap((i) => i.layers))
+    const withX = [...used].filter((l) => l.xattrEntries > 0)
+    if (withX.length)
+      warnings.push(
+        `extended attributes were not imported (the manifest format has no field for them yet) on ${withX.reduce((a, l) => a + l.xattrEntries, 0)} entries, e.g. ${withX.flatMap((l) => l.xattrSamples).slice(0, 3).join('; ')}`,
+      )
     return {
+      warnings,
       format: format!,
       images: out,
       layers,

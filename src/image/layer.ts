@@ -38,6 +38,8 @@ export interface LayerResult {
   newObjects: number
   newBytes: number
   skipped: string[]
+  xattrEntries: number
+  xattrSamples: string[]
 }
 
 /** Files up to this size are read into memory and hashed before any write (dedup hits then write nothing). */
@@ -99,6 +101,9 @@ export class LayerApplier {
   newObjects = 0
   newBytes = 0
   readonly skipped: string[] = []
+  /** Entries that carried extended attributes (PAX SCHILY.xattr.*): the manifest format has no field for them yet. */
+  xattrEntries = 0
+  readonly xattrSamples: string[] = []
 
   constructor(private readonly store: Store, private readonly where: string) {
     this.builder = new LayerBuilder({mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0})
@@ -187,6 +192,14 @@ export class LayerApplier {
 
   private async addInner(e: TarEntry, raw: Buffer, entry: string): Promise<void> {
     const h = e.header
+    const pax = h.pax as Record<string, string> | null | undefined
+    if (pax) {
+      const keys = Object.keys(pax).filter((k) => k.startsWith('SCHILY.xattr.') || k.startsWith('LIBARCHIVE.xattr.'))
+      if (keys.length) {
+        this.xattrEntries++
+        if (this.xattrSamples.length < 10) this.xattrSamples.push(`${raw.toString('utf8')} (${keys.map((k) => k.replace(/^(SCHILY|LIBARCHIVE)\.xattr\./, '')).join(', ')})`)
+      }
+    }
     const parts = splitName(raw, `${this.where}: entry ${entry}`)
     if (parts.length === 0) {
       // The root ("./"): its metadata becomes the layer root's.
@@ -326,5 +339,7 @@ export async function importLayerStream(store: Store, src: AsyncIterable<Buffer>
     newObjects: applier.newObjects,
     newBytes: applier.newBytes,
     skipped: applier.skipped,
+    xattrEntries: applier.xattrEntries,
+    xattrSamples: applier.xattrSamples,
   }
 }
