@@ -7,4 +7,9 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
   process.stdout.write(`velo/${pkg.version} ${process.platform}-${process.arch} node-${process.version}\n`)
   process.exit(0)
 }
-require('../dist/cli.js').run(__filename)
+// Commands run through dist/fast.js (the same command classes without @oclif/core's start-up cost); help,
+// unknown commands, and VELO_NO_FAST=1 go to real oclif.
+;(async () => {
+  if (!process.env.VELO_NO_FAST && (await require('../dist/fast.js').main(argv))) return
+  await require('../dist/cli.js').run(__filename)
+})()

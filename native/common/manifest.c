@@ -104,7 +104,7 @@ int velo_object_path(const struct velo_store *st, const struct velo_entry *e, ch
     hex[2 * i + 1] = hx[e->hash[i] & 15];
   }
   hex[64] = 0;
-  int n = snprintf(buf, len, "%s/%.2s/%.2s/%s_%llu_%o_%u_%u", st->cas_dir, hex, hex + 2, hex, (unsigned long long)e->size,
+  int n = snprintf(buf, len, "%s/%.2s/%s_%llu_%o_%u_%u", st->cas_dir, hex, hex, (unsigned long long)e->size,
                    e->mode & 07777, e->uid, e->gid);
   return (n < 0 || (size_t)n >= len) ? -1 : n;
 }

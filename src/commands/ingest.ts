@@ -14,7 +14,7 @@ export default class Ingest extends VeloCommand<typeof Ingest> {
     const {ingestDirectory} = await import('../store/ingest')
     const {stderrProgress} = await import('../lib/progress')
     const name = validateName('image', this.flags.name ?? path.basename(path.resolve(this.args.dir)))
-    const r = ingestDirectory(this.home, this.args.dir, name, stderrProgress('ingest', !this.jsonEnabled()))
+    const r = await ingestDirectory(this.home, this.args.dir, name, stderrProgress('ingest', !this.jsonEnabled()))
     const ratio = r.newBytes === 0 ? 'all deduplicated' : `${r.dedupRatio.toFixed(2)}x`
     this.info(
       `ingested ${this.args.dir} as image ${r.image} (layer ${r.layer.slice(0, 12)})\n` +

@@ -48,6 +48,29 @@ export interface StatusReport {
   tempFiles: number
 }
 
+/** Images with their sizes, from the manifest database alone (no walk of the object store). */
+export function listImages(home: string): StatusReport['images'] {
+  const db = ManifestDb.open(home)
+  try {
+    return imageRows(db, new Map<string, LayerInfo>(db.listLayers().map((l) => [l.id, l])))
+  } finally {
+    db.close()
+  }
+}
+
+function imageRows(db: ManifestDb, layers: Map<string, LayerInfo>): StatusReport['images'] {
+  return db.listImages().map((img) => {
+    const ls = img.layers.map((l) => layers.get(l))
+    return {
+      name: img.name,
+      layers: img.layers.length,
+      files: ls.reduce((n, l) => n + (l?.files ?? 0), 0),
+      logicalBytes: ls.reduce((n, l) => n + (l?.logicalBytes ?? 0), 0),
+      createdAt: img.createdAt,
+    }
+  })
+}
+
 export function status(home: string): StatusReport {
   const store = new Store(home)
   let objects = 0
@@ -60,16 +83,7 @@ export function status(home: string): StatusReport {
   const db = ManifestDb.open(home)
   try {
     const layers = new Map<string, LayerInfo>(db.listLayers().map((l) => [l.id, l]))
-    const images = db.listImages().map((img) => {
-      const ls = img.layers.map((l) => layers.get(l))
-      return {
-        name: img.name,
-        layers: img.layers.length,
-        files: ls.reduce((n, l) => n + (l?.files ?? 0), 0),
-        logicalBytes: ls.reduce((n, l) => n + (l?.logicalBytes ?? 0), 0),
-        createdAt: img.createdAt,
-      }
-    })
+    const images = imageRows(db, layers)
     const logicalBytes = images.reduce((n, i) => n + i.logicalBytes, 0)
     return {
       home,

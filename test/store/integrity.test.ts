@@ -72,7 +72,9 @@ describe('store integrity', () => {
     const child = spawn(process.execPath, [VELO, 'ingest', src, '--name', 'partial'], {env: {...process.env, VELO_HOME: home}, stdio: 'ignore'})
     // wait until it has stored some objects, then kill it hard
     const casDir = path.join(home, 'cas', 'blake3')
-    for (let i = 0; i < 2000 && !(fs.existsSync(casDir) && fs.readdirSync(casDir).length > 5); i++) await new Promise((r) => setTimeout(r, 5))
+    const stored = () => (fs.existsSync(casDir) ? fs.readdirSync(casDir).reduce((n, d) => n + fs.readdirSync(path.join(casDir, d)).length, 0) : 0)
+    for (let i = 0; i < 1000 && stored() < 200; i++) await new Promise((r) => setTimeout(r, 10))
+    expect(stored()).toBeGreaterThanOrEqual(200)
     child.kill('SIGKILL')
     await new Promise((r) => child.on('exit', r))
     expectObjectsMatchNames(home)
@@ -80,6 +82,7 @@ describe('store integrity', () => {
     const g = veloJson(home, ['gc'])
     expect(g.removedTempFiles).toBeGreaterThanOrEqual(0)
     expect(fs.readdirSync(path.join(home, 'tmp'))).toEqual([])
+    expect(velo(home, ['image', 'ls', '--json']).stdout.trim()).toBe('[]')
     expect(velo(home, ['fsck']).status).toBe(0)
     // and the same ingest then completes and checks out correctly
     veloJson(home, ['ingest', src, '--name', 'partial'])

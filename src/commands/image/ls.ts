@@ -6,8 +6,8 @@ export default class ImageLs extends VeloCommand<typeof ImageLs> {
   static aliases = ['image list', 'images']
 
   async run() {
-    const {status} = await import('../../store/maintenance')
-    const images = status(this.home).images
+    const {listImages} = await import('../../store/maintenance')
+    const images = listImages(this.home)
     if (!this.jsonEnabled())
       process.stdout.write(
         table(
