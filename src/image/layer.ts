@@ -23,7 +23,9 @@ import {decompress, drain, HashTap, TarEntry, tarEntries} from './stream'
  *    applies each layer into its own empty diff directory, so a link to a lower layer fails there too).
  *  - the same path twice (or a path and its whiteout) → refused. A directory created implicitly by a child
  *    entry may be given explicitly later (tar writers may emit parents after children).
- *  - whiteouts of `..`/`.`/names with '/' → refused by checkName; other `.wh..wh.` metadata (aufs) is skipped.
+ *  - a relative symlink target that climbs above the layer root (`a -> ../../etc`) → refused, as Docker's
+ *    unpacker refuses it ("invalid symlink"); absolute targets are fine (resolved inside the container root).
+ *  - whiteouts of `..`/`.`/names with '/' → refused; other `.wh..wh.` metadata (aufs) is skipped.
  */
 
 export interface LayerResult {
@@ -270,6 +272,16 @@ export class LayerApplier {
         const target = nameBytes(h, 'linkname')
         if (target.length === 0) throw this.err(entry, 'symlink with an empty target')
         if (target.includes(0)) throw this.err(entry, 'symlink target contains NUL')
+        // As Docker's unpacker: a relative target that climbs above the layer root is a breakout attempt.
+        if (target[0] !== 0x2f) {
+          let depth = parts.length - 1
+          for (const c of target.toString('latin1').split('/')) {
+            if (c === '..') depth--
+            else if (c !== '' && c !== '.') depth++
+            if (depth < 0)
+              throw this.err(entry, `symlink target ${show(target)} climbs above the layer root`, 'Docker refuses such a layer too ("invalid symlink"); use an absolute target or fewer ".."')
+          }
+        }
         this.place(dir, base, {...this.metaOf(h, S_IFLNK), target, size: BigInt(target.length)}, entry)
         return
       }

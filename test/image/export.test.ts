@@ -39,7 +39,7 @@ describe('velo image export', () => {
       {name: 'fifo', type: 'fifo'},
       {name: 'd/', type: 'directory'},
       {name: 'd/x', content: 'x'},
-      {name: 'l', type: 'symlink', linkname: '../../etc/passwd'},
+      {name: 'd/l', type: 'symlink', linkname: '../etc/passwd'},
       {name: `long/${'n'.repeat(200)}`, content: 'long'},
     ])
     const upper = await mkTar([{name: '.wh.a', content: ''}, {name: 'd/', type: 'directory'}, {name: 'd/.wh..wh..opq', content: ''}, {name: 'd/y', content: 'y'}])

@@ -264,6 +264,10 @@ describe('velo image import: hostile input', () => {
     )
   })
 
+  it('refuses relative symlinks that climb above the layer root (as Docker does)', async () => {
+    await refuse(await inImage([{name: 'a/b/l', type: 'symlink', linkname: '../../../etc/shadow'}]), /entry "a\/b\/l": symlink target "\.\.\/\.\.\/\.\.\/etc\/shadow" climbs above the layer root/)
+  })
+
   it('refuses hard links that point outside the layer', async () => {
     await refuse(await inImage([{name: 'shadow', type: 'link', linkname: '../../../etc/shadow'}]), /hard link "shadow" → "\.\.\/\.\.\/\.\.\/etc\/shadow".*'\.\.'/)
     await refuse(await inImage([{name: 'shadow', type: 'link', linkname: '/etc/shadow'}]), /hard link "shadow".*absolute path/)
