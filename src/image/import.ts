@@ -354,6 +354,8 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
         count++
         const raw = e.header.name ?? ''
         if (mode === undefined) mode = IMAGE_MEMBER.test(normMember(Buffer.from(raw, 'latin1').toString('utf8'))) ? 'image' : 'rootfs'
+        // The archive's own digest is the diff id of a rootfs tarball; an image archive's is not needed.
+        if (mode === 'image') tap.hashing = false
         if (mode === 'rootfs') {
           applier ??= new LayerApplier(store, label)
           await applier.add(e)

@@ -329,6 +329,8 @@ export class LayerApplier {
 export async function importLayerStream(store: Store, src: AsyncIterable<Buffer>, where: string, source: string): Promise<LayerResult> {
   const blobTap = new HashTap()
   const {compression, stream} = await decompress(blobTap.wrap(src), where)
+  // Uncompressed: the blob digest IS the diff id; hash the bytes once, not twice.
+  if (compression === 'none') blobTap.hashing = false
   const diffTap = new HashTap()
   const applier = new LayerApplier(store, where)
   let count = 0
@@ -345,7 +347,7 @@ export async function importLayerStream(store: Store, src: AsyncIterable<Buffer>
     info,
     entries,
     diffId,
-    blobDigest: blobTap.digest(),
+    blobDigest: compression === 'none' ? diffId : blobTap.digest(),
     blobSize: blobTap.bytes,
     compression,
     newObjects: applier.newObjects,

@@ -92,11 +92,13 @@ export async function decompress(src: AsyncIterable<Buffer>, where: string): Pro
 export class HashTap {
   readonly hash = crypto.createHash('sha256')
   bytes = 0
+  /** Set to false once the digest is known to be unneeded (it is then invalid): saves a SHA-256 pass. */
+  hashing = true
   private last: Buffer = Buffer.alloc(0)
 
   async *wrap(src: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     for await (const c of src) {
-      this.hash.update(c)
+      if (this.hashing) this.hash.update(c)
       this.bytes += c.length
       this.last = c.length >= 512 ? c.subarray(c.length - 512) : Buffer.concat([this.last, c]).subarray(-512)
       yield c
