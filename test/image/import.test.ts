@@ -132,6 +132,31 @@ describe('velo image import: formats', () => {
     expect(d.images[0].layers).toEqual(legacy.images[0].layers)
   })
 
+  it('follows legacy docker save symlinks between identical layer dirs (<id>/layer.tar -> ../<other>/layer.tar)', async () => {
+    const base = await mkTar(BASE)
+    const members = await listTar(await dockerSaveLegacy([{tag: 'app:1', layers: [base, await mkTar(UPPER)]}]))
+    const man = JSON.parse(members.get('manifest.json')!.toString())
+    const [first, second] = man[0].Layers as string[]
+    // A third layer path that is a symlink to the first layer's tar (how Docker < 25 wrote duplicate layers).
+    const alias = `${'a'.repeat(64)}/layer.tar`
+    man[0].Layers = [first, second, alias]
+    const cfgName = man[0].Config as string
+    const cfg = JSON.parse(members.get(cfgName)!.toString())
+    cfg.rootfs.diff_ids.push(cfg.rootfs.diff_ids[0])
+    const cfgBuf = Buffer.from(JSON.stringify(cfg))
+    man[0].Config = `${sha256(cfgBuf)}.json`
+    members.delete(cfgName)
+    members.delete('manifest.json')
+    const entries: TEntry[] = [...members.entries()].map(([name, content]) => ({name, content}))
+    entries.push({name: `${'a'.repeat(64)}/`, type: 'directory'}, {name: alias, type: 'symlink', linkname: `../${first}`})
+    entries.push({name: man[0].Config, content: cfgBuf}, {name: 'manifest.json', content: JSON.stringify(man)})
+    const home = mk()
+    const r = veloJson(home, ['image', 'import', put(mk(), 'sym.tar', await mkTar(entries))])
+    expect(r.images[0].layers).toHaveLength(3)
+    expect(r.images[0].layers[2]).toBe(r.images[0].layers[0])
+    expect(r.layers).toHaveLength(2)
+  })
+
   it('takes gzip layers, a nested multi-platform index, a gzipped archive and stdin', async () => {
     const base = zlib.gzipSync(await mkTar(BASE))
     const upper = zlib.gzipSync(await mkTar(UPPER))
