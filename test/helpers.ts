@@ -2,6 +2,7 @@ import {spawnSync, SpawnSyncOptions} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import {afterEach} from 'vitest'
 
 export const ROOT = path.resolve(__dirname, '..')
 export const VELO = path.join(ROOT, 'bin', 'velo.js')
@@ -43,4 +44,15 @@ export function rmrf(p: string): void {
 export function sh(cmd: string, opts: SpawnSyncOptions = {}): RunResult {
   const r = spawnSync('bash', ['-c', cmd], {encoding: 'utf8', maxBuffer: 256 << 20, ...opts})
   return {status: r.status ?? 137, stdout: String(r.stdout), stderr: String(r.stderr)}
+}
+
+/** Call inside a describe(): returns a maker of temp dirs that are all removed after each test. */
+export function tmpDirs(prefix = 'velo-test-'): () => string {
+  const dirs: string[] = []
+  afterEach(() => dirs.splice(0).forEach(rmrf))
+  return () => {
+    const d = tmpDir(prefix)
+    dirs.push(d)
+    return d
+  }
 }

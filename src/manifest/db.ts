@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {open, RootDatabase, Database} from 'lmdb'
+import type {RootDatabase, Database} from 'lmdb'
+import {lmdb} from './lmdb'
 import {VeloError} from '../lib/errors'
 import {decodeEntry, Entry, entryKey, KEY_PREFIX, ROOT_INO, S_IFDIR, S_IFMT, FLAG_WHITEOUT, FLAG_OPAQUE} from './entry'
 
@@ -59,7 +60,7 @@ export class ManifestDb {
 
   private constructor(readonly file: string) {
     // overlappingSync off: a commit returns only once it is on disk, so "committed" means durable.
-    this.env = open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false} as never)
+    this.env = lmdb.open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false} as never)
     this.entries = this.env.openDB({name: 'entries', keyEncoding: 'binary', encoding: 'binary'}) as never
     this.layers = this.env.openDB({name: 'layers', keyEncoding: 'binary', encoding: 'json'}) as never
     this.images = this.env.openDB({name: 'images', keyEncoding: 'ordered-binary', encoding: 'json'}) as never

@@ -162,8 +162,8 @@ export function checkoutImage(home: string, name: string, dest: string, progress
     const recs = [...meta.values()]
     const depth = (r: MetaRecord) => (r.path as Buffer).filter((c) => c === 0x2f).length
     const nonDirs = recs.filter((r) => r.type !== 'd')
-    const dirRecs = recs.filter((r) => r.type === 'd').sort((a, b) => depth(b) - depth(a))
-    dirRecs.sort((a, b) => (a.path as Buffer).equals(DOT) ? 1 : (b.path as Buffer).equals(DOT) ? -1 : depth(b) - depth(a))
+    const isRoot = (r: MetaRecord) => (r.path as Buffer).equals(DOT)
+    const dirRecs = recs.filter((r) => r.type === 'd').sort((a, b) => Number(isRoot(a)) - Number(isRoot(b)) || depth(b) - depth(a))
     applyMeta(out, [...nonDirs, ...dirRecs])
     return {image: name, dest: out, layers: img.layers.length, files, bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9}
   } finally {

@@ -151,45 +151,42 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         problems.push({kind: 'bad-object', object: o.name, problem: v.problem!})
       } else present.add(o.name)
     }
-    const layerHits = new Map<string, {paths: string[]; missing: number; badObjects: number}>()
+    // One pass over every layer: each entry whose object is bad or absent is a hit on that layer and path.
     const layers = db.listLayers()
+    const hitsByObject = new Map<string, Array<{layer: string; path: string}>>()
+    const hitLayers = new Set<string>()
     for (const l of layers) {
       for (const {path: p, object} of layerObjects(db, l.id)) {
         const name = objectName(object)
         if (present.has(name)) continue
-        const hit = layerHits.get(l.id) ?? {paths: [], missing: 0, badObjects: 0}
-        hit.paths.push(p)
-        if (bad.has(name)) hit.badObjects++
-        else hit.missing++
-        layerHits.set(l.id, hit)
-        if (!bad.has(name)) problems.push({kind: 'missing-object', object: name, layer: l.id, paths: [p], problem: 'named by the manifest, absent from the store'})
+        hitLayers.add(l.id)
+        const hits = hitsByObject.get(name) ?? []
+        hits.push({layer: l.id, path: p})
+        hitsByObject.set(name, hits)
       }
     }
     const images = db.listImages()
+    const imagesOf = (layer: string) => images.filter((img) => img.layers.includes(layer)).map((img) => img.name)
+    for (const [name, hits] of hitsByObject) {
+      if (bad.has(name)) continue
+      for (const h of hits)
+        problems.push({kind: 'missing-object', object: name, layer: h.layer, image: imagesOf(h.layer).join(', ') || undefined, paths: [h.path], problem: 'named by the manifest, absent from the store'})
+    }
+    // Attach the images and paths to each bad object, so the report says what a flipped byte breaks.
+    for (const p of problems) {
+      if (p.kind !== 'bad-object') continue
+      const hits = hitsByObject.get(p.object!) ?? []
+      p.paths = hits.map((h) => h.path)
+      p.image = [...new Set(hits.flatMap((h) => imagesOf(h.layer)))].join(', ') || undefined
+    }
     const affected = new Set<string>()
     for (const img of images) {
       for (const l of img.layers) {
         if (!db.hasLayer(l)) {
           problems.push({kind: 'missing-layer', image: img.name, layer: l, problem: 'image names a layer that does not exist'})
           affected.add(img.name)
-        } else if (layerHits.has(l)) affected.add(img.name)
+        } else if (hitLayers.has(l)) affected.add(img.name)
       }
-    }
-    // Attach the images and paths to each bad object, so the report says what a flipped byte breaks.
-    for (const p of problems) {
-      if (p.kind !== 'bad-object') continue
-      const hits: string[] = []
-      const imgs = new Set<string>()
-      for (const l of layers) {
-        for (const {path: lp, object} of layerObjects(db, l.id)) {
-          if (objectName(object) === p.object) {
-            hits.push(lp)
-            for (const img of images) if (img.layers.includes(l.id)) imgs.add(img.name)
-          }
-        }
-      }
-      p.paths = hits
-      p.image = [...imgs].join(', ') || undefined
     }
     let repaired: FsckReport['repaired'] = null
     if (opts.repair) {

@@ -1,8 +1,8 @@
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir, velo, veloJson, VELO} from '../helpers'
+import {describe, expect, it} from 'vitest'
+import {tmpDirs, velo, veloJson, VELO} from '../helpers'
 import {listing} from './tree'
 
 function run(home: string, args: string[]): Promise<{status: number; stdout: string; stderr: string}> {
@@ -25,13 +25,7 @@ function project(root: string, seed: number): void {
 }
 
 describe('concurrent writers', () => {
-  const dirs: string[] = []
-  const mk = () => {
-    const d = tmpDir()
-    dirs.push(d)
-    return d
-  }
-  afterEach(() => dirs.splice(0).forEach(rmrf))
+  const mk = tmpDirs()
 
   it('two ingests at once into one store both succeed and both check out correctly', async () => {
     const home = mk()

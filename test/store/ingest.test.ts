@@ -1,16 +1,10 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir, velo, veloJson} from '../helpers'
+import {describe, expect, it} from 'vitest'
+import {tmpDirs, velo, veloJson} from '../helpers'
 
 describe('velo ingest', () => {
-  const dirs: string[] = []
-  const mk = () => {
-    const d = tmpDir()
-    dirs.push(d)
-    return d
-  }
-  afterEach(() => dirs.splice(0).forEach(rmrf))
+  const mk = tmpDirs()
 
   it('stores a tree once and dedups a second ingest', () => {
     const home = mk()

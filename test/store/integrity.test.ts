@@ -1,8 +1,8 @@
 import {spawn, execFileSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir, velo, veloJson, VELO} from '../helpers'
+import {describe, expect, it} from 'vitest'
+import {tmpDirs, velo, veloJson, VELO} from '../helpers'
 import {listing} from './tree'
 
 const objects = (home: string) =>
@@ -22,13 +22,7 @@ function expectObjectsMatchNames(home: string) {
 }
 
 describe('store integrity', () => {
-  const dirs: string[] = []
-  const mk = () => {
-    const d = tmpDir()
-    dirs.push(d)
-    return d
-  }
-  afterEach(() => dirs.splice(0).forEach(rmrf))
+  const mk = tmpDirs()
 
   it('fsck finds a flipped byte, names the image and path, and --repair says what to re-ingest', () => {
     const home = mk()

@@ -1,18 +1,12 @@
 import {execFileSync, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir, velo, veloJson, VELO} from '../helpers'
+import {describe, expect, it} from 'vitest'
+import {tmpDirs, velo, veloJson, VELO} from '../helpers'
 import {listing, makeAwkwardTree} from './tree'
 
 describe('ingest → checkout round trip', () => {
-  const dirs: string[] = []
-  const mk = () => {
-    const d = tmpDir()
-    dirs.push(d)
-    return d
-  }
-  afterEach(() => dirs.splice(0).forEach(rmrf))
+  const mk = tmpDirs()
 
   it('gives back an identical tree: content, modes, owners, ns mtimes, links, names, fifos', () => {
     const home = mk()
