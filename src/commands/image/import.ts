@@ -1,6 +1,19 @@
 import {Args, Flags} from '@oclif/core'
 import {VeloCommand, fmtBytes} from '../../lib/command'
 
+/** A one-line byte counter on stderr, only on a terminal (CI logs stay clean), at most 10 redraws a second. */
+export function progressLine(enabled: boolean): ((n: number, total: number) => void) | undefined {
+  if (!enabled || !process.stderr.isTTY) return undefined
+  let last = 0
+  return (n, total) => {
+    const now = Date.now()
+    if (now - last < 100) return
+    last = now
+    const pct = total > 0 ? ` ${Math.min(100, Math.floor((n / total) * 100))}%` : ''
+    process.stderr.write(`\rimport${pct} ${fmtBytes(n)}${total > 0 ? ` / ${fmtBytes(total)}` : ''}\x1b[K`)
+  }
+}
+
 export default class ImageImport extends VeloCommand<typeof ImageImport> {
   static summary = 'Import a docker save tar, an OCI image layout (dir or tar) or a rootfs tarball'
   static description =
@@ -19,7 +32,8 @@ export default class ImageImport extends VeloCommand<typeof ImageImport> {
 
   async run() {
     const {importImage} = await import('../../image/import')
-    const r = await importImage(this.home, this.args.file, {name: this.flags.name, format: this.flags.format as never})
+    const r = await importImage(this.home, this.args.file, {name: this.flags.name, format: this.flags.format as never, onProgress: progressLine(!this.jsonEnabled())})
+    if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
     for (const img of r.images)
       this.info(`imported ${img.name} (${img.layers.length} layer${img.layers.length === 1 ? '' : 's'}${img.replaced ? ', replaced the old image of that name' : ''})`)
     const existed = r.layers.filter((l) => l.existed).length

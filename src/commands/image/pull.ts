@@ -11,7 +11,9 @@ export default class ImagePull extends VeloCommand<typeof ImagePull> {
 
   async run() {
     const {pullImage} = await import('../../image/pull')
-    const r = await pullImage(this.home, this.args.ref, {name: this.flags.name})
+    const {progressLine} = await import('./import')
+    const r = await pullImage(this.home, this.args.ref, {name: this.flags.name, onProgress: progressLine(!this.jsonEnabled())})
+    if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
     const existed = r.layers.filter((l) => l.existed).length
     this.info(
       `pulled ${r.ref} as ${r.images.map((i) => i.name).join(', ')}: ${r.layers.length} layers (${existed} already stored), ` +
