@@ -1,4 +1,3 @@
-import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
@@ -29,17 +28,21 @@ const ok = (r: {status: number; stdout: string; stderr: string}, what: string) =
   return r.stdout.trim()
 }
 
-/** `docker export` of a created (never started) container of IMAGE: what a container of it sees. */
+/**
+ * A container of IMAGE started with testcontainers (Ryuk off: no registry here; our own daemon), its root
+ * filesystem read with `docker export` (dockerode): what a running container of the image sees.
+ */
 async function dockerListing(image: string): Promise<ListingRow[]> {
-  const id = ok(d.docker(['create', '--network', 'none', image, '/bin/true']), 'docker create')
+  const env = {DOCKER_HOST: d.host, TESTCONTAINERS_HOST_OVERRIDE: 'localhost', TESTCONTAINERS_RYUK_DISABLED: 'true'}
+  Object.assign(process.env, env)
+  const {GenericContainer} = await import('testcontainers')
+  const {default: Docker} = await import('dockerode')
+  const c = await new GenericContainer(image).withNetworkMode('none').withCommand(['/bin/sh', '-c', 'sleep 60']).start()
   try {
-    const p = spawn('docker', ['--host', d.host, 'export', id], {stdio: ['ignore', 'pipe', 'inherit']})
-    const rows = await listTarStream(p.stdout as AsyncIterable<Buffer>)
-    const code = await new Promise<number>((r) => p.on('close', (c) => r(c ?? 1)))
-    if (code !== 0) throw new Error('docker export failed')
-    return imageOnly(rows)
+    const exp = await new Docker({socketPath: d.socket}).getContainer(c.getId()).export()
+    return imageOnly(await listTarStream(exp as AsyncIterable<Buffer>))
   } finally {
-    d.docker(['rm', '-f', id])
+    await c.stop({timeout: 0, remove: true} as never)
   }
 }
 
