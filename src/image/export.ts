@@ -217,6 +217,8 @@ export async function exportImage(home: string, name: string, file: string, opts
   let outFd: number | undefined
   try {
     const img = db.requireImage(name)
+    if (fs.existsSync(out) && fs.statSync(out).isDirectory())
+      throw new VeloError('USAGE', `${file} is a directory`, {suggestion: 'give a file name, e.g. -o image.tar'})
     const tag = opts.tag ?? dockerTag(name)
     // 1. Each distinct layer as a tar, hashed while written.
     const layerTars = new Map<string, {diffId: string; bytes: number; file: string}>()

@@ -163,16 +163,25 @@ class DirBlobs implements Blobs {
   private readonly layers = new Map<string, LayerResult>()
   constructor(private readonly dir: string, private readonly store: Store, private readonly source: string) {}
 
+  /** A blob's file: inside the layout, a regular file (a symlink could point anywhere on the host). */
   private file(p: string, what: string): string {
     const n = normMember(p)
     if (n.startsWith('..') || path.isAbsolute(n)) throw new VeloError('BAD_INPUT', `${what}: path ${JSON.stringify(p)} leaves the layout`)
     const f = path.join(this.dir, n)
+    let st: fs.Stats | undefined
+    try {
+      st = fs.lstatSync(f)
+    } catch {
+      st = undefined // missing: reported by the caller
+    }
+    if (st && !st.isFile()) throw new VeloError('BAD_INPUT', `${what}: ${JSON.stringify(p)} is not a regular file in the layout (symlinks are refused)`)
     return f
   }
 
   has(p: string): boolean {
     return fs.existsSync(this.file(p, 'blob'))
   }
+
 
   async json(p: string, what: string, digest?: string, size?: number): Promise<any> {
     const f = this.file(p, what)

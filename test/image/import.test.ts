@@ -311,6 +311,19 @@ describe('velo image import: hostile input', () => {
     await refuse(await inImage([{name: 'f', content: 'one'}, {name: '.wh.f', content: ''}]), /entry "\.wh\.f": both "f" and its whiteout/)
   })
 
+  it('refuses symlinked blobs in an OCI layout directory', async () => {
+    const od = path.join(w, 'layout-sym')
+    ociDir(od, [{tag: 'x:1', layers: [await mkTar([{name: 'a', content: 'a'}])]}])
+    const idx = JSON.parse(fs.readFileSync(path.join(od, 'index.json'), 'utf8'))
+    const man = path.join(od, 'blobs', idx.manifests[0].digest.replace(':', '/'))
+    const layer = JSON.parse(fs.readFileSync(man, 'utf8')).layers[0].digest.replace('sha256:', '')
+    fs.renameSync(path.join(od, 'blobs', 'sha256', layer), path.join(w, 'outside-layer'))
+    fs.symlinkSync(path.join(w, 'outside-layer'), path.join(od, 'blobs', 'sha256', layer))
+    const r = velo(home, ['image', 'import', od])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(new RegExp(`blobs/sha256/${layer}" is not a regular file in the layout \\(symlinks are refused\\)`))
+  })
+
   it('refuses truncated and corrupt tars', async () => {
     const good = await mkTar([{name: 'a', content: Buffer.alloc(5000, 1)}, {name: 'b', content: 'b'}])
     await refuse(good.subarray(0, 3000), /truncated/)
