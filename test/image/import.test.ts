@@ -215,6 +215,21 @@ describe('velo image import: formats', () => {
     expect(e.stderr).toMatch(/needs --name/)
   })
 
+  it('imports every image of a multi-image docker save by its tags; --name then is a usage error', async () => {
+    const base = await mkTar([{name: 'base', content: 'base'}])
+    const f = put(mk(), 'multi.tar', await dockerSaveLegacy([
+      {tag: 'org/one:1', layers: [base, await mkTar([{name: 'one', content: '1'}])]},
+      {tag: 'two:latest', layers: [base]},
+    ]))
+    const home = mk()
+    const r = veloJson(home, ['image', 'import', f])
+    expect(r.images.map((i: {name: string}) => i.name)).toEqual(['org_one:1', 'two:latest'])
+    expect(r.images[1].layers[0]).toBe(r.images[0].layers[0])
+    const e = velo(home, ['image', 'import', f, '--name', 'x'])
+    expect(e.status).toBe(2)
+    expect(e.stderr).toMatch(/USAGE.*holds 2 images/)
+  })
+
   it('stores a second image that shares base layers once: same layer ids, only new content written', async () => {
     const base = await mkTar([
       {name: 'big', content: Buffer.alloc(300_000, 7)},
