@@ -7,7 +7,7 @@ import {validateName} from '../lib/names'
 import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
 import {Store} from '../store/cas'
 import {importLayerStream, LayerApplier, LayerResult} from './layer'
-import {decompress, HashTap, looksLikeTar, peek, readAll, sniffCompression, TarEntry, tarEntries} from './stream'
+import {decompress, HashTap, looksLikeTar, peek, sniffCompression, TarEntry, tarEntries} from './stream'
 
 /**
  * `velo image import`: docker save (legacy `manifest.json` + `<id>/layer.tar`, and the OCI-layout form Docker
@@ -545,4 +545,3 @@ async function collectMember(tb: TarBlobs, store: Store, e: TarEntry, label: str
   tb.members.set(name, {kind: 'data', sha256: hash.digest('hex'), size, buf: size <= KEEP_MAX ? Buffer.concat(keep) : undefined})
 }
 
-export {readAll}

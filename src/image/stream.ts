@@ -179,18 +179,6 @@ export async function* tarEntries(src: AsyncIterable<Buffer>, where: string): As
   if (feedErr) throw feedErr
 }
 
-/** Read a whole (small) stream into memory, refusing more than `max` bytes. */
-export async function readAll(src: AsyncIterable<Buffer>, max: number, where: string): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  let n = 0
-  for await (const c of src) {
-    n += c.length
-    if (n > max) throw new VeloError('BAD_INPUT', `${where}: larger than ${max} bytes, too large for an image metadata file`)
-    chunks.push(c)
-  }
-  return Buffer.concat(chunks)
-}
-
 export async function drain(src: AsyncIterable<Buffer>): Promise<void> {
   for await (const _ of src) {
     // discard
