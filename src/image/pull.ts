@@ -30,24 +30,24 @@ function daemonError(err: unknown, ref: string): VeloError {
 export async function pullImage(home: string, ref: string, opts: {name?: string; onProgress?: (n: number, total: number) => void} = {}): Promise<ImportResult & {ref: string}> {
   const name = validateName('image', opts.name ?? nameFromRef(ref))
   const {default: Docker} = await import('dockerode')
+  const http = await import('node:http')
+  // No keep-alive: an idle pooled socket would hold the process open for seconds after the import is done.
+  const agent = new http.Agent({keepAlive: false})
   let docker: InstanceType<typeof Docker>
   try {
-    docker = new Docker()
+    docker = new Docker({agent} as never)
   } catch (err) {
     throw new VeloError('USAGE', `DOCKER_HOST=${process.env.DOCKER_HOST}: ${(err as Error).message}`, {suggestion: 'set DOCKER_HOST=unix:///path/to/docker.sock'})
   }
   const image = docker.getImage(ref)
   let size = 0
+  let stream: NodeJS.ReadableStream
   try {
     const info = await image.inspect()
     size = Number(info.Size ?? 0)
-  } catch (err) {
-    throw daemonError(err, ref)
-  }
-  let stream: NodeJS.ReadableStream
-  try {
     stream = await image.get()
   } catch (err) {
+    agent.destroy()
     throw daemonError(err, ref)
   }
   try {
@@ -55,5 +55,6 @@ export async function pullImage(home: string, ref: string, opts: {name?: string;
     return {...r, ref}
   } finally {
     ;(stream as unknown as {destroy?: () => void}).destroy?.()
+    agent.destroy()
   }
 }
