@@ -2,7 +2,7 @@
 // Image benchmark, velo and Docker side by side in one run (hyperfine):
 //   1. `velo image import` of a `docker save` tar vs `docker load` of the same tar (target ≤ 1×)
 //   2. a second image sharing the base layer: bytes velo stores vs bytes Docker's data-root grows
-//   3. `velo image pull` (daemon → velo store) vs `docker save -o FILE` (daemon → file)
+//   3. `velo image pull` (daemon → velo store) vs `docker save > FILE` (daemon → file)
 // Usage: node bench/image.mjs [--runs N]
 // Needs root (a private dockerd with --bridge=none --iptables=false in the work dir; stopped at the end).
 // Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-image); the Debian rootfs (debootstrap
@@ -114,12 +114,12 @@ try {
   // 3. pull (daemon → velo store) vs docker save to a file.
   r = hyperfine(
     [
-      {name: 'docker save -o', prepare: `rm -f ${W}/saved.tar`, cmd: `${docker} save -o ${W}/saved.tar debian:bench`},
+      {name: 'docker save > file', prepare: `rm -f ${W}/saved.tar`, cmd: `${docker} save debian:bench > ${W}/saved.tar`, shell: true},
       {name: 'velo image pull', prepare: `rm -rf ${W}/pullhome`, cmd: `env DOCKER_HOST=${host} ${v} image pull debian:bench --home ${W}/pullhome`, shell: true},
     ],
     {runs},
   )
-  rows.push(ratioRow('pull of the Debian image from the daemon (velo: into the store; Docker: `docker save` to a file)', r['velo image pull'], r['docker save -o'], 'docker save -o', 1.5))
+  rows.push(ratioRow('pull of the Debian image from the daemon (velo: into the store; Docker: `docker save > file`)', r['velo image pull'], r['docker save > file'], 'docker save > file', 2))
 
   const text = printRows('Images', rows) + '\n\n' + notes.map((n) => `- ${n}`).join('\n') + '\n'
   console.log('\n' + notes.join('\n'))
