@@ -8,6 +8,15 @@ import ImageLs from './commands/image/ls'
 import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
 import Status from './commands/status'
+import SandboxCreate from './commands/sandbox/create'
+import SandboxDiff from './commands/sandbox/diff'
+import SandboxExec from './commands/sandbox/exec'
+import SandboxInspect from './commands/sandbox/inspect'
+import SandboxLs from './commands/sandbox/ls'
+import SandboxRm from './commands/sandbox/rm'
+import SandboxRun from './commands/sandbox/run'
+import SandboxStart from './commands/sandbox/start'
+import SandboxStop from './commands/sandbox/stop'
 import ImageImport from './commands/image/import'
 import ImageExport from './commands/image/export'
 import ImagePull from './commands/image/pull'
@@ -21,6 +30,15 @@ export const COMMANDS = {
   'image:rm': ImageRm,
   ingest: Ingest,
   status: Status,
+  'sandbox:create': SandboxCreate,
+  'sandbox:diff': SandboxDiff,
+  'sandbox:exec': SandboxExec,
+  'sandbox:inspect': SandboxInspect,
+  'sandbox:ls': SandboxLs,
+  'sandbox:rm': SandboxRm,
+  'sandbox:run': SandboxRun,
+  'sandbox:start': SandboxStart,
+  'sandbox:stop': SandboxStop,
   'image:import': ImageImport,
   'image:export': ImageExport,
   'image:pull': ImagePull,

@@ -308,8 +308,16 @@ export class Command {
   }
 
   protected async parse(options?: Dict, argv = this.argv): Promise<ParseOutput> {
-    const o = options ?? {flags: this.ctor.flags, baseFlags: this.ctor.baseFlags, args: this.ctor.args, strict: this.ctor.strict, enableJsonFlag: this.ctor.enableJsonFlag}
-    const r = await parse(argv, {...o, enableJsonFlag: o.enableJsonFlag ?? this.ctor.enableJsonFlag})
+    // `options` may be a command class (oclif accepts both): read its statics by name, since a spread
+    // would copy only own properties and lose inherited ones such as VeloCommand's baseFlags.
+    const o = options ?? this.ctor
+    const r = await parse(argv, {
+      flags: o.flags,
+      baseFlags: o.baseFlags ?? this.ctor.baseFlags,
+      args: o.args,
+      strict: o.strict,
+      enableJsonFlag: o.enableJsonFlag ?? this.ctor.enableJsonFlag,
+    })
     this.parsed = true
     return r
   }

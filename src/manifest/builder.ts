@@ -1,4 +1,4 @@
-import {Blake3Hasher} from '@napi-rs/blake-hash'
+import {newHasher} from '../lib/blake3'
 import {VeloError} from '../lib/errors'
 import {
   encodeEntry,
@@ -164,7 +164,7 @@ export class LayerBuilder {
     }))
     // The layer id is the BLAKE3 of the sorted (key without layer id, value) pairs, length-prefixed.
     rows.sort((a, b) => a.parentIno - b.parentIno || Buffer.compare(a.name, b.name))
-    const h = new Blake3Hasher()
+    const h = newHasher()
     h.update(Buffer.from(`velo-layer-v${ENTRY_VERSION}\n`))
     const len = Buffer.alloc(8)
     for (const r of rows) {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as crypto from 'node:crypto'
 import {spawnSync} from 'node:child_process'
-import {Blake3Hasher} from '@napi-rs/blake-hash'
+import {newHasher} from '../lib/blake3'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 
@@ -45,7 +45,7 @@ export function parseObjectName(name: string): ObjectId | undefined {
 }
 
 export function hashBuffer(b: Buffer): string {
-  return new Blake3Hasher().update(b).digest('hex')
+  return newHasher().update(b).digest('hex')
 }
 
 /** Hash a file by streaming it through a fixed buffer: memory stays flat whatever the size. */
@@ -59,7 +59,7 @@ export function hashFile(file: string | Buffer): {hash: string; size: number} {
 }
 
 function hashFd(fd: number, copyTo?: number): {hash: string; size: number} {
-  const h = new Blake3Hasher()
+  const h = newHasher()
   const buf = Buffer.allocUnsafe(CHUNK)
   let size = 0
   for (;;) {
@@ -169,7 +169,7 @@ export class Store {
   /** Stream (e.g. a tar member) into the store: hashed while written, never buffered whole. */
   async writeStream(src: AsyncIterable<Buffer>, meta: {mode: number; uid: number; gid: number}): Promise<WriteResult> {
     const {fd, tmp} = this.openTemp()
-    const h = new Blake3Hasher()
+    const h = newHasher()
     let size = 0
     try {
       for await (const chunk of src) {

@@ -1,0 +1,101 @@
+#include "tty.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+int tty_open_in_sandbox(struct sb_tty *t, struct verr *e) {
+  t->master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (t->master < 0) return VERR(e, "open the sandbox's /dev/ptmx");
+  if (unlockpt(t->master) < 0) return VERR(e, "unlockpt");
+  if (ptsname_r(t->master, t->slave, sizeof t->slave) != 0) return VERR(e, "ptsname");
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(t->master, TIOCSWINSZ, &ws);
+  return 0;
+}
+
+int tty_attach_child(const struct sb_tty *t, struct verr *e) {
+  if (setsid() < 0) return VERR(e, "setsid");
+  int s = open(t->slave, O_RDWR); /* session leader without a terminal: this becomes its controlling tty */
+  if (s < 0) return VERR(e, "open %s", t->slave);
+  if (ioctl(s, TIOCSCTTY, 0) < 0) return VERR(e, "make %s the controlling terminal", t->slave);
+  if (dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(s, 2) < 0) return VERR(e, "stdio to %s", t->slave);
+  if (s > 2) close(s);
+  close(t->master);
+  return 0;
+}
+
+static struct termios saved;
+static int raw_set;
+
+static void restore(void) {
+  if (raw_set) tcsetattr(0, TCSADRAIN, &saved);
+}
+
+static int pump(int from, int to) {
+  char buf[16384];
+  ssize_t n = read(from, buf, sizeof buf);
+  if (n <= 0) return n < 0 && (errno == EINTR || errno == EAGAIN) ? 0 : -1;
+  return write_all(to, buf, (size_t)n);
+}
+
+int tty_relay(struct sb_tty *t, pid_t child, const int *forward, size_t n_forward) {
+  if (tcgetattr(0, &saved) == 0) {
+    struct termios raw = saved;
+    cfmakeraw(&raw);
+    if (tcsetattr(0, TCSADRAIN, &raw) == 0) raw_set = 1, atexit(restore);
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  for (size_t i = 0; i < n_forward; i++) sigaddset(&set, forward[i]);
+  int sfd = signalfd(-1, &set, SFD_CLOEXEC); /* the signals are already blocked by the caller */
+  int in_open = 1, status = -1;
+  for (;;) {
+    struct pollfd p[3] = {{.fd = t->master, .events = POLLIN}, {.fd = sfd, .events = POLLIN}, {.fd = in_open ? 0 : -1, .events = POLLIN}};
+    if (poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents & POLLIN) pump(t->master, 1);
+    else if (p[0].revents & (POLLHUP | POLLERR)) {
+      if (status >= 0) break; /* child gone and its output drained */
+    }
+    if (p[2].revents & (POLLIN | POLLHUP)) {
+      if (pump(0, t->master) < 0) in_open = 0;
+    }
+    if (p[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) != sizeof si) continue;
+      if (si.ssi_signo == SIGWINCH) {
+        struct winsize ws;
+        if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(t->master, TIOCSWINSZ, &ws); /* the kernel signals the fg group */
+      } else if (si.ssi_signo == SIGCHLD) {
+        int st;
+        if (waitpid(child, &st, WNOHANG) == child) {
+          status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+          /* drain what the child wrote before it exited */
+          int fl = fcntl(t->master, F_GETFL);
+          fcntl(t->master, F_SETFL, fl | O_NONBLOCK);
+          while (pump(t->master, 1) == 0) {
+            struct pollfd q = {.fd = t->master, .events = POLLIN};
+            if (poll(&q, 1, 0) <= 0 || !(q.revents & POLLIN)) break;
+          }
+          break;
+        }
+      } else {
+        kill(child, (int)si.ssi_signo);
+      }
+    }
+  }
+  restore();
+  raw_set = 0;
+  return status < 0 ? 125 : status;
+}

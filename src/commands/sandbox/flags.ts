@@ -1,0 +1,30 @@
+import {Flags} from '@oclif/core'
+
+/** Flags shared by `sandbox create` and `sandbox run`. */
+export const createFlags = {
+  image: Flags.string({description: 'image to run (default: the built-in "default" image: busybox + node + npm)'}),
+  profile: Flags.string({description: 'profile name (profiles/NAME.json) or path to a profile .json', default: 'default'}),
+  env: Flags.string({description: 'environment variable KEY=VALUE (repeatable)', multiple: true}),
+  mount: Flags.string({description: 'bind mount SRC:DST[:ro|rw] (repeatable)', multiple: true}),
+  memory: Flags.string({description: 'memory limit, e.g. 512m, 2g'}),
+  pids: Flags.string({description: 'maximum number of tasks'}),
+  cpus: Flags.string({description: 'CPU limit, e.g. 1.5'}),
+  hostname: Flags.string({description: 'host name inside the sandbox (default: the sandbox name)'}),
+}
+
+export const execFlags = {
+  tty: Flags.boolean({char: 't', description: 'allocate a terminal (window size follows yours)'}),
+  workdir: Flags.string({char: 'w', description: 'working directory inside the sandbox'}),
+  user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
+}
+
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; hostname?: string}) => ({
+  image: f.image,
+  profile: f.profile,
+  env: f.env,
+  mounts: f.mount,
+  memory: f.memory,
+  pids: f.pids,
+  cpus: f.cpus,
+  hostname: f.hostname,
+})

@@ -1,0 +1,96 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {validateName} from '../lib/names'
+import type {Limits} from './cgroup'
+import type {MountSpec} from '../profiles/profile'
+
+/** Everything a fresh velo process needs to run, start, exec into or remove a sandbox. */
+export interface TenantState {
+  version: 1
+  name: string
+  image: string
+  layers: string[] // bottom first
+  lowers: string[] // farm dirs, top first (overlay lowerdir order)
+  profile: string
+  hostname: string
+  network: 'loopback' | 'none'
+  env: string[] // K=V, image config + profile + --env
+  mounts: MountSpec[]
+  limits: Limits
+  capabilities: string[]
+  seccomp: 'default' | 'unconfined'
+  user?: string
+  workdir: string
+  cgroups: string[]
+  createdAt: string
+  pid?: number
+  pidStart?: string // /proc/PID/stat field 22: guards against pid reuse
+  startedAt?: string
+}
+
+export const tenantsDir = (home: string) => path.join(home, 'tenants')
+export const tenantDir = (home: string, name: string) => path.join(tenantsDir(home), name)
+
+export function readState(home: string, name: string): TenantState {
+  validateName('sandbox', name)
+  const f = path.join(tenantDir(home, name), 'state.json')
+  let text: string
+  try {
+    text = fs.readFileSync(f, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      const exists = fs.existsSync(tenantDir(home, name))
+      throw new VeloError(exists ? 'STATE' : 'NOT_FOUND', exists ? `sandbox ${name} is being created or was left half-made` : `no sandbox named ${JSON.stringify(name)}`, {
+        suggestion: exists ? `wait, or remove it with \`velo sandbox rm -f ${name}\`` : 'list sandboxes with `velo sandbox ls`; create one with `velo sandbox create NAME`',
+      })
+    }
+    throw fromSystemError(err, `cannot read state of sandbox ${name}`)
+  }
+  try {
+    return JSON.parse(text) as TenantState
+  } catch {
+    throw new VeloError('STATE', `state of sandbox ${name} is damaged (${f})`, {suggestion: `remove it with \`velo sandbox rm -f ${name}\``})
+  }
+}
+
+export function writeState(home: string, s: TenantState): void {
+  const dir = tenantDir(home, s.name)
+  const tmp = path.join(dir, `.state.${process.pid}.tmp`)
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', {mode: 0o600})
+    fs.renameSync(tmp, path.join(dir, 'state.json'))
+  } catch (err) {
+    throw fromSystemError(err, `cannot write state of sandbox ${s.name}`)
+  }
+}
+
+/** /proc/PID/stat: start time (field 22) and state letter, or undefined when the pid is gone. */
+export function procStat(pid: number): {start: string; state: string} | undefined {
+  let s: string
+  try {
+    s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1')
+  } catch {
+    return undefined
+  }
+  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ')
+  return {state: rest[0], start: rest[19]}
+}
+
+/** Running = its init is alive and is the same process (start time) that velo started. */
+export function isRunning(s: TenantState): boolean {
+  if (!s.pid || !s.pidStart) return false
+  const st = procStat(s.pid)
+  return !!st && st.start === s.pidStart && st.state !== 'Z' && st.state !== 'X'
+}
+
+export function listTenantNames(home: string): string[] {
+  try {
+    return fs
+      .readdirSync(tenantsDir(home))
+      .filter((n) => !n.startsWith('.'))
+      .sort()
+  } catch {
+    return []
+  }
+}

@@ -1,0 +1,434 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {validateName} from '../lib/names'
+import type {ManifestDb} from '../manifest/db'
+import {capMask, checkEnvKey, checkPathValue, loadProfile, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
+import {cgroupDirs, cgroupStats, ensureCgroups, Limits, removeCgroups} from './cgroup'
+import {DEFAULT_IMAGE} from './default-image'
+import {helperCreate, helperExec, helperKill} from './helper'
+import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantsDir, writeState} from './state'
+
+/**
+ * One manifest DB handle per store for the life of this process (loading lmdb and opening the env is the
+ * largest fixed cost of a create or rm; `sandbox run --rm` does both and pays it once). Closed at exit.
+ */
+const dbs = new Map<string, ManifestDb>()
+async function openDb(home: string): Promise<ManifestDb> {
+  let db = dbs.get(home)
+  if (!db) {
+    const m = await import('../manifest/db')
+    db = m.ManifestDb.open(home)
+    dbs.set(home, db)
+    if (dbs.size === 1) process.once('exit', () => dbs.forEach((d) => d.close()))
+  }
+  return db
+}
+function closeDb(home: string): void {
+  dbs.get(home)?.close()
+  dbs.delete(home)
+}
+
+export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+export interface CreateOptions {
+  image?: string
+  profile?: string
+  env?: string[]
+  mounts?: string[]
+  memory?: string
+  pids?: string
+  cpus?: string
+  hostname?: string
+}
+
+export interface CreateResult {
+  name: string
+  image: string
+  pid: number
+  profile: string
+  timings: Record<string, number> // ms per phase, inside this process (no Node start-up)
+}
+
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6
+
+function parseEnv(list: string[] | undefined, what: string): string[] {
+  return (list ?? []).map((kv) => {
+    const i = kv.indexOf('=')
+    if (i <= 0) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv)}: expected KEY=VALUE`)
+    checkEnvKey(kv.slice(0, i), what)
+    if (/[\0\n]/.test(kv)) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv.slice(0, i))}: value must not contain NUL or newline`)
+    return kv
+  })
+}
+
+/** "SRC:DST[:ro|rw]" → mount spec; SRC must exist on the host. */
+export function parseMount(spec: string): MountSpec {
+  const parts = spec.split(':')
+  let readonly = false
+  if (parts.length === 3) {
+    if (parts[2] !== 'ro' && parts[2] !== 'rw') throw new VeloError('USAGE', `--mount ${spec}: the third part must be ro or rw`)
+    readonly = parts[2] === 'ro'
+  } else if (parts.length !== 2) throw new VeloError('USAGE', `--mount ${spec}: expected SRC:DST[:ro]`)
+  const source = path.resolve(parts[0])
+  try {
+    checkPathValue(source, '--mount source')
+    checkPathValue(parts[1], '--mount target')
+  } catch (err) {
+    throw new VeloError('USAGE', `--mount ${spec}: ${(err as Error).message.replace(/^profile: /, '')}`)
+  }
+  if (!fs.existsSync(source)) throw new VeloError('NOT_FOUND', `--mount ${spec}: ${source} does not exist`)
+  return {source, target: path.posix.normalize(parts[1]), readonly}
+}
+
+function envMerge(...lists: string[][]): string[] {
+  const m = new Map<string, string>()
+  for (const l of lists) for (const kv of l) m.set(kv.slice(0, kv.indexOf('=')), kv)
+  return [...m.values()]
+}
+
+function createPlan(home: string, s: TenantState): string {
+  const d = tenantDir(home, s.name)
+  const lines = [
+    `name ${s.name}`,
+    `hostname ${s.hostname}`,
+    `root ${path.join(d, 'root')}`,
+    ...s.lowers.map((l) => `lower ${l}`),
+    `upper ${path.join(d, 'upper')}`,
+    `work ${path.join(d, 'work')}`,
+    ...s.mounts.map((m) => `bind ${m.source}\t${m.target}\t${m.readonly ? 'ro' : 'rw'}`),
+    ...s.cgroups.map((c) => `cgroup ${c}`),
+    `net ${s.network}`,
+    `caps ${capMask(s.capabilities)}`,
+    `seccomp ${s.seccomp}`,
+  ]
+  return lines.join('\n') + '\n'
+}
+
+/** Start the sandbox's init (namespaces, mounts, pid 1) and record its pid. */
+function boot(home: string, s: TenantState, timings: Record<string, number>): void {
+  let t = process.hrtime.bigint()
+  s.cgroups = ensureCgroups(s.name, s.limits)
+  timings.cgroups = ms(t)
+  t = process.hrtime.bigint()
+  const d = tenantDir(home, s.name)
+  for (const sub of ['upper', 'work', 'root']) fs.mkdirSync(path.join(d, sub), {recursive: true, mode: 0o755})
+  const {pid, pidStart} = helperCreate(createPlan(home, s))
+  timings.helper = ms(t)
+  s.pid = pid
+  s.pidStart = pidStart
+  s.startedAt = new Date().toISOString()
+  writeState(home, s)
+}
+
+export async function createSandbox(home: string, name: string, o: CreateOptions): Promise<CreateResult> {
+  const t0 = process.hrtime.bigint()
+  const timings: Record<string, number> = {}
+  validateName('sandbox', name)
+  const profile: Profile = loadProfile(o.profile ?? 'default')
+  const limits: Limits = {...profile.limits}
+  if (o.memory !== undefined) limits.memory = parseBytes(o.memory, '--memory')
+  if (o.pids !== undefined) limits.pids = parsePids(o.pids, '--pids')
+  if (o.cpus !== undefined) limits.cpus = parseCpus(o.cpus, '--cpus')
+  const hostname = o.hostname ?? profile.hostname ?? name.replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 63)
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname)) throw new VeloError('USAGE', `invalid --hostname ${JSON.stringify(hostname)}`)
+  const env = envMerge(
+    Object.entries(profile.env).map(([k, v]) => `${k}=${v}`),
+    parseEnv(o.env, '--env'),
+  )
+  const mounts = [...profile.mounts, ...(o.mounts ?? []).map(parseMount)]
+  timings.parse = ms(t0)
+
+  // The image and its farms (built once per layer, shared by every tenant).
+  let t = process.hrtime.bigint()
+  const imageName = o.image ?? DEFAULT_IMAGE
+  const {ensureFarm} = await import('./farm')
+  let db = await openDb(home)
+  if (imageName === DEFAULT_IMAGE && !db.getImage(imageName)) {
+    closeDb(home)
+    await (await import('./default-image')).ensureDefaultImage(home)
+    db = await openDb(home)
+  }
+  let state: TenantState
+  {
+    const img = db.requireImage(imageName)
+    timings.image = ms(t)
+    t = process.hrtime.bigint()
+    const lowers = [...img.layers].reverse().map((l) => {
+      ensureFarm(home, db, l)
+      return path.join(home, 'farms', l)
+    })
+    timings.farms = ms(t)
+
+    // Claim the name: mkdir is atomic, so of two racing creates exactly one gets here.
+    t = process.hrtime.bigint()
+    fs.mkdirSync(tenantsDir(home), {recursive: true, mode: 0o700})
+    try {
+      fs.mkdirSync(tenantDir(home, name), {mode: 0o700})
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new VeloError('ALREADY_EXISTS', `a sandbox named ${name} already exists`, {suggestion: `pick another name, or remove it first: velo sandbox rm -f ${name}`})
+      throw fromSystemError(err, `cannot create sandbox ${name}`)
+    }
+    const imgEnv = img.config?.env ?? []
+    state = {
+      version: 1,
+      name,
+      image: imageName,
+      layers: img.layers,
+      lowers,
+      profile: profile.name,
+      hostname,
+      network: profile.network,
+      env: envMerge([DEFAULT_PATH, 'HOME=/root'], imgEnv, env),
+      mounts,
+      limits,
+      capabilities: profile.capabilities,
+      seccomp: profile.seccomp,
+      user: profile.user ?? img.config?.user ?? undefined,
+      workdir: profile.workdir ?? img.config?.workingDir ?? '/',
+      cgroups: cgroupDirs(name),
+      createdAt: new Date().toISOString(),
+    }
+    try {
+      writeState(home, state)
+      db.putHoldSync({holder: `tenant:${name}`, layers: img.layers, createdAt: state.createdAt})
+      timings.claim = ms(t)
+    } catch (err) {
+      fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+      throw err
+    }
+  }
+  try {
+    boot(home, state, timings)
+  } catch (err) {
+    await removeSandbox(home, name, true).catch(() => undefined)
+    throw err
+  }
+  timings.total = ms(t0)
+  return {name, image: imageName, pid: state.pid!, profile: profile.name, timings}
+}
+
+export interface ExecOptions {
+  env?: string[]
+  workdir?: string
+  user?: string
+  tty?: boolean
+}
+
+/** Look a user up in the sandbox's /etc/passwd (upper dir first, then the farms, top first); no symlinks followed. */
+function lookupUser(home: string, s: TenantState, user: string): {uid: number; gid: number; home?: string} {
+  const [u, g] = user.split(':')
+  const readTable = (file: string): string[][] | undefined => {
+    for (const base of [path.join(tenantDir(home, s.name), 'upper'), ...s.lowers]) {
+      try {
+        const etc = fs.lstatSync(path.join(base, 'etc'))
+        const f = fs.lstatSync(path.join(base, 'etc', file))
+        if (!etc.isDirectory() || !f.isFile()) continue
+        return fs
+          .readFileSync(path.join(base, 'etc', file), 'utf8')
+          .split('\n')
+          .map((l) => l.split(':'))
+      } catch {}
+    }
+    return undefined
+  }
+  let uid: number
+  let gid: number | undefined
+  let homeDir: string | undefined
+  if (/^\d+$/.test(u)) uid = Number(u)
+  else {
+    const row = readTable('passwd')?.find((r) => r[0] === u)
+    if (!row) throw new VeloError('NOT_FOUND', `no user ${JSON.stringify(u)} in sandbox ${s.name}'s /etc/passwd`, {suggestion: 'use a numeric UID[:GID]'})
+    uid = Number(row[2])
+    gid = Number(row[3])
+    homeDir = row[5]
+  }
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g)
+    else {
+      const row = readTable('group')?.find((r) => r[0] === g)
+      if (!row) throw new VeloError('NOT_FOUND', `no group ${JSON.stringify(g)} in sandbox ${s.name}'s /etc/group`)
+      gid = Number(row[2])
+    }
+  }
+  if (homeDir === undefined && /^\d+$/.test(u)) homeDir = readTable('passwd')?.find((r) => r[2] === u)?.[5]
+  return {uid, gid: gid ?? uid, home: homeDir}
+}
+
+export function execPlan(home: string, s: TenantState, argv: string[], o: ExecOptions): string {
+  const lines = [`pid ${s.pid}`, `pidstart ${s.pidStart}`, ...s.cgroups.map((c) => `cgroup ${c}`), `caps ${capMask(s.capabilities)}`, `seccomp ${s.seccomp}`]
+  const workdir = o.workdir ?? s.workdir
+  if (!workdir.startsWith('/') || /[\0\n]/.test(workdir)) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(workdir)}`)
+  lines.push(`cwd ${workdir}`)
+  const env = [...s.env]
+  const user = o.user ?? s.user
+  if (user && user !== 'root' && user !== '0' && user !== '0:0') {
+    const u = lookupUser(home, s, user)
+    lines.push(`user ${u.uid}:${u.gid}`)
+    if (u.home) env.push(`HOME=${u.home}`)
+  } else lines.push('user 0:0')
+  env.push(`HOSTNAME=${s.hostname}`)
+  if (o.tty) env.push(`TERM=${process.env.TERM || 'xterm-256color'}`)
+  for (const kv of envMerge(env, parseEnv(o.env, '--env'))) lines.push(`env ${kv}`)
+  if (o.tty) lines.push('tty 1')
+  if (argv.length === 0) throw new VeloError('USAGE', 'no command given', {suggestion: 'velo sandbox exec NAME -- CMD ARGS...'})
+  for (const a of argv) {
+    if (/[\0\n]/.test(a)) throw new VeloError('USAGE', 'command arguments must not contain NUL or newline characters')
+    lines.push(`arg ${a}`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+export async function execSandbox(home: string, name: string, argv: string[], o: ExecOptions): Promise<number> {
+  const s = readState(home, name)
+  if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is stopped`, {suggestion: `start it with \`velo sandbox start ${name}\``})
+  return helperExec(execPlan(home, s, argv, o), !!o.tty)
+}
+
+export async function startSandbox(home: string, name: string): Promise<CreateResult> {
+  const t0 = process.hrtime.bigint()
+  const s = readState(home, name)
+  if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`)
+  const timings: Record<string, number> = {}
+  const {ensureFarm} = await import('./farm')
+  const db = await openDb(home)
+  for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
+  // Whatever a crash left in the work dir is overlay's scratch space: start from an empty one.
+  fs.rmSync(path.join(tenantDir(home, name), 'work'), {recursive: true, force: true})
+  boot(home, s, timings)
+  timings.total = ms(t0)
+  return {name, image: s.image, pid: s.pid!, profile: s.profile, timings}
+}
+
+/** SIGTERM to init (it forwards to every process and exits when they are gone), SIGKILL after the grace period. */
+export function stopSandbox(home: string, name: string, graceMs = 10_000): {name: string; wasRunning: boolean; forced: boolean} {
+  const s = readState(home, name)
+  if (!isRunning(s)) return {name, wasRunning: false, forced: false}
+  let forced = false
+  const r = helperKill(s.pid!, s.pidStart!, 15, graceMs)
+  if (r === 'timeout') {
+    forced = true
+    helperKill(s.pid!, s.pidStart!, 9, 5000)
+  }
+  return {name, wasRunning: true, forced}
+}
+
+/** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */
+export async function removeSandbox(home: string, name: string, force: boolean): Promise<{name: string; killed: boolean; ms: number; timings?: Record<string, number>}> {
+  const t0 = process.hrtime.bigint()
+  validateName('sandbox', name)
+  const dir = tenantDir(home, name)
+  let s: TenantState | undefined
+  try {
+    s = readState(home, name)
+  } catch (err) {
+    if ((err as VeloError).code === 'NOT_FOUND') throw err
+    if (!force) throw err
+  }
+  let killed = false
+  const tm: Record<string, number> = {}
+  let t = process.hrtime.bigint()
+  if (s && isRunning(s)) {
+    if (!force) throw new VeloError('STATE', `sandbox ${name} is running`, {suggestion: `stop it first (velo sandbox stop ${name}) or use rm -f`})
+    helperKill(s.pid!, s.pidStart!, 9, 5000)
+    killed = true
+  }
+  tm.kill = ms(t)
+  t = process.hrtime.bigint()
+  await removeCgroups(s?.cgroups ?? cgroupDirs(name))
+  tm.cgroups = ms(t)
+  t = process.hrtime.bigint()
+  ;(await openDb(home)).deleteHoldSync(`tenant:${name}`)
+  tm.hold = ms(t)
+  t = process.hrtime.bigint()
+  // Move aside first (one rename), so a half-finished removal never looks like a live sandbox.
+  const trash = path.join(tenantsDir(home), `.rm-${name}-${process.pid}`)
+  try {
+    fs.renameSync(dir, trash)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(err, `cannot remove sandbox ${name}`)
+    return {name, killed, ms: ms(t0)}
+  }
+  fs.rmSync(trash, {recursive: true, force: true})
+  tm.files = ms(t)
+  return {name, killed, ms: ms(t0), timings: tm}
+}
+
+export interface SandboxInfo {
+  name: string
+  status: 'running' | 'stopped'
+  image: string
+  profile: string
+  pid: number | null
+  createdAt: string
+  startedAt?: string
+}
+
+export function listSandboxes(home: string): SandboxInfo[] {
+  const out: SandboxInfo[] = []
+  for (const n of listTenantNames(home)) {
+    let s: TenantState
+    try {
+      s = readState(home, n)
+    } catch {
+      continue
+    }
+    const running = isRunning(s)
+    out.push({name: n, status: running ? 'running' : 'stopped', image: s.image, profile: s.profile, pid: running ? s.pid! : null, createdAt: s.createdAt, startedAt: s.startedAt})
+  }
+  return out
+}
+
+export function inspectSandbox(home: string, name: string): Record<string, unknown> {
+  const s = readState(home, name)
+  const running = isRunning(s)
+  return {
+    ...s,
+    status: running ? 'running' : 'stopped',
+    pid: running ? s.pid : null,
+    dir: tenantDir(home, name),
+    usage: running ? cgroupStats(s.cgroups) : undefined,
+  }
+}
+
+export interface DiffEntry {
+  kind: 'A' | 'C' | 'D'
+  path: string
+}
+
+/** What the tenant changed: walk its upper dir; whiteouts are deletions, paths the image has are changes. */
+export function diffSandbox(home: string, name: string): DiffEntry[] {
+  const s = readState(home, name)
+  const upper = path.join(tenantDir(home, name), 'upper')
+  const inLower = (rel: string) =>
+    s.lowers.some((l) => {
+      try {
+        fs.lstatSync(path.join(l, rel))
+        return true
+      } catch {
+        return false
+      }
+    })
+  const out: DiffEntry[] = []
+  const walk = (rel: string) => {
+    let names: string[]
+    try {
+      names = fs.readdirSync(path.join(upper, rel)).sort()
+    } catch {
+      return
+    }
+    for (const n of names) {
+      const r = rel ? `${rel}/${n}` : n
+      const st = fs.lstatSync(path.join(upper, r))
+      if (st.isCharacterDevice() && st.rdev === 0) {
+        out.push({kind: 'D', path: '/' + r})
+        continue
+      }
+      out.push({kind: inLower(r) ? 'C' : 'A', path: '/' + r})
+      if (st.isDirectory()) walk(r)
+    }
+  }
+  walk('')
+  return out
+}

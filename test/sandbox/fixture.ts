@@ -1,0 +1,81 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {spawn} from 'node:child_process'
+import {rmrf, tmpDir, velo, veloJson, VELO, RunResult} from '../helpers'
+
+/** One store per test file, with the built-in default image built on the first create. */
+export class SandboxHome {
+  readonly home = tmpDir('velo-sb-')
+  private readonly created = new Set<string>()
+
+  create(name: string, extra: string[] = []): any {
+    this.created.add(name)
+    return veloJson(this.home, ['sandbox', 'create', name, ...extra])
+  }
+
+  /** `velo sandbox exec NAME -- sh -c SCRIPT` */
+  sh(name: string, script: string, opts: {input?: string; extra?: string[]} = {}): RunResult {
+    return velo(this.home, ['sandbox', 'exec', ...(opts.extra ?? []), name, '--', 'sh', '-c', script], {input: opts.input, timeout: 60_000})
+  }
+
+  exec(name: string, argv: string[], extra: string[] = []): RunResult {
+    return velo(this.home, ['sandbox', 'exec', ...extra, name, '--', ...argv])
+  }
+
+  velo(args: string[]): RunResult {
+    return velo(this.home, args)
+  }
+
+  json(args: string[]): any {
+    return veloJson(this.home, args)
+  }
+
+  track(name: string): void {
+    this.created.add(name)
+  }
+
+  /** Async CLI call (for races and concurrent tenants). */
+  veloAsync(args: string[]): Promise<RunResult> {
+    return new Promise((resolve) => {
+      const c = spawn(process.execPath, [VELO, ...args], {env: {...process.env, VELO_HOME: this.home}})
+      let stdout = ''
+      let stderr = ''
+      c.stdout.on('data', (d) => (stdout += d))
+      c.stderr.on('data', (d) => (stderr += d))
+      c.on('close', (code, sig) => resolve({status: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr}))
+    })
+  }
+
+  /** Remove every sandbox (rm -f), then the store; report anything left behind. */
+  cleanup(): Leftovers {
+    const names = new Set([...this.created, ...fs.readdirSync(path.join(this.home, 'tenants'), {withFileTypes: false}).filter((n) => !String(n).startsWith('.'))].map(String))
+    for (const n of names) velo(this.home, ['sandbox', 'rm', '-f', n])
+    const left = leftovers(this.home, [...names])
+    rmrf(this.home)
+    return left
+  }
+}
+
+export interface Leftovers {
+  mounts: string[]
+  cgroups: string[]
+  tenants: string[]
+}
+
+/** Mounts under the store, cgroups and tenant dirs of the given sandboxes that still exist. */
+export function leftovers(home: string, names: string[]): Leftovers {
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(home))
+  const cgroups: string[] = []
+  for (const base of ['/sys/fs/cgroup/memory/velo', '/sys/fs/cgroup/pids/velo', '/sys/fs/cgroup/cpu/velo', '/sys/fs/cgroup/velo'])
+    for (const n of names) if (fs.existsSync(path.join(base, n))) cgroups.push(path.join(base, n))
+  let tenants: string[] = []
+  try {
+    tenants = fs.readdirSync(path.join(home, 'tenants'))
+  } catch {}
+  return {mounts, cgroups, tenants}
+}
+
+export const uniq = (p: string) => `${p}-${process.pid}-${Math.random().toString(36).slice(2, 7)}`

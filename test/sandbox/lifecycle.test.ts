@@ -1,0 +1,147 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {ManifestDb} from '../../src/manifest/db'
+import {VELO} from '../helpers'
+import {leftovers, SandboxHome, uniq} from './fixture'
+
+function holders(home: string): string[] {
+  const db = ManifestDb.open(home)
+  try {
+    return db.listHolds().map((h) => h.holder)
+  } finally {
+    db.close()
+  }
+}
+
+describe('sandbox lifecycle', () => {
+  const sb = new SandboxHome()
+  const S = uniq('life')
+
+  beforeAll(() => {
+    sb.create(S)
+  })
+  afterAll(() => {
+    expect(sb.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+  })
+
+  it('passes exit codes 0, 1 and 137 (SIGKILL) back, and stdin through', () => {
+    expect(sb.exec(S, ['true']).status).toBe(0)
+    expect(sb.exec(S, ['false']).status).toBe(1)
+    expect(sb.sh(S, 'exit 42').status).toBe(42)
+    expect(sb.sh(S, 'kill -9 $$').status).toBe(137)
+    const r = sb.sh(S, 'tr a-z A-Z', {input: 'hello stdin\n'})
+    expect(r.stdout).toBe('HELLO STDIN\n')
+    const nf = sb.exec(S, ['/no/such/binary'])
+    expect(nf.status).toBe(127)
+  })
+
+  it('runs as another user with --user, with no capabilities left', () => {
+    const r = sb.sh(S, 'id -u; id -g; grep CapEff /proc/self/status; echo $HOME', {extra: ['--user', 'node']})
+    expect(r.stdout).toBe('1000\n1000\nCapEff:\t0000000000000000\n/home/node\n')
+    expect(sb.sh(S, 'id -u', {extra: ['--user', '1234:55']}).stdout).toBe('1234\n')
+  })
+
+  it('-t gives a real terminal that follows window-size changes', async () => {
+    const pty = await import('node-pty')
+    const p = pty.spawn(process.execPath, [VELO, 'sandbox', 'exec', '-t', S, '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], {
+      cols: 100,
+      rows: 30,
+      env: {...process.env, VELO_HOME: sb.home} as Record<string, string>,
+    })
+    let out = ''
+    p.onData((d) => (out += d))
+    const exited = new Promise<number>((r) => p.onExit((e) => r(e.exitCode)))
+    for (let i = 0; i < 500 && !/30 100/.test(out); i++) await new Promise((r) => setTimeout(r, 20))
+    p.resize(120, 40)
+    await new Promise((r) => setTimeout(r, 200))
+    p.write('go\r')
+    expect(await exited).toBe(7)
+    expect(out).toMatch(/^\/dev\/pts\/0\r*$/m) // a pty of the sandbox's own devpts
+    expect(out).toMatch(/30 100/)
+    expect(out).toMatch(/40 120/)
+  })
+
+  it('exec into an unknown or stopped sandbox is a clear error', () => {
+    const r = sb.exec('no-such-sandbox', ['true'])
+    expect(r.status).toBe(1)
+    expect(r.stderr).toMatch(/NOT_FOUND.*no-such-sandbox/)
+    const T = uniq('stopped')
+    sb.create(T)
+    expect(sb.json(['sandbox', 'stop', T]).wasRunning).toBe(true)
+    const s = sb.exec(T, ['true'])
+    expect(s.status).toBe(1)
+    expect(s.stderr).toMatch(/STATE.*stopped/)
+    expect(s.stderr).toMatch(/velo sandbox start/)
+    expect(sb.velo(['sandbox', 'rm', T]).status).toBe(0)
+  })
+
+  it('rejects bad names before touching anything', () => {
+    for (const bad of ['../evil', 'a/b', '.hidden', '-x', 'x'.repeat(200)]) {
+      const r = sb.velo(['sandbox', 'create', '--', bad])
+      expect(r.status).toBe(2)
+      expect(r.stderr).toMatch(/INVALID_NAME/)
+    }
+    expect(fs.readdirSync(path.join(sb.home, 'tenants')).filter((n) => !n.startsWith('.')).sort()).toEqual([S])
+  })
+
+  it('two concurrent creates of one name: one wins, the other errors', async () => {
+    const N = uniq('race')
+    sb.track(N)
+    const [a, b] = await Promise.all([sb.veloAsync(['sandbox', 'create', N, '--json']), sb.veloAsync(['sandbox', 'create', N, '--json'])])
+    const codes = [a.status, b.status].sort()
+    expect(codes).toEqual([0, 1])
+    const loser = a.status === 1 ? a : b
+    expect(JSON.parse(loser.stdout).error.code).toBe('ALREADY_EXISTS')
+    // the winner is intact and usable
+    expect(sb.exec(N, ['true']).status).toBe(0)
+    expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
+  })
+
+  it('stop/start keeps the upper dir; a fresh velo process sees the state', () => {
+    sb.sh(S, 'echo kept > /root/file')
+    expect(sb.json(['sandbox', 'stop', S]).wasRunning).toBe(true)
+    expect(sb.json(['sandbox', 'ls']).find((x: any) => x.name === S).status).toBe('stopped')
+    sb.json(['sandbox', 'start', S])
+    expect(sb.json(['sandbox', 'ls']).find((x: any) => x.name === S).status).toBe('running')
+    expect(sb.sh(S, 'cat /root/file').stdout).toBe('kept\n')
+  })
+
+  it('after its processes die (kill -9 of init, as a reboot would) it shows stopped and starts again intact', () => {
+    sb.sh(S, 'echo survives > /root/after-crash; sleep 1000 >/dev/null 2>&1 &')
+    const pid = sb.json(['sandbox', 'inspect', S]).pid
+    process.kill(pid, 'SIGKILL')
+    // the kernel kills the whole pid namespace with its init; the overlay lived only in its mount namespace
+    for (let i = 0; i < 200 && sb.json(['sandbox', 'ls']).find((x: any) => x.name === S).status !== 'stopped'; i++) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)
+    expect(sb.json(['sandbox', 'ls']).find((x: any) => x.name === S).status).toBe('stopped')
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(path.join(sb.home, 'tenants', S))
+    const ex = sb.exec(S, ['true'])
+    expect(ex.stderr).toMatch(/stopped/)
+    sb.json(['sandbox', 'start', S])
+    expect(sb.sh(S, 'cat /root/after-crash /root/file; ps -o comm | grep -c "^sleep$"').stdout).toBe('survives\nkept\n0\n') // the old processes are gone
+  })
+
+  it('diff lists what the tenant added, changed and deleted', () => {
+    sb.sh(S, 'echo new > /added.txt; echo x >> /etc/hosts; rm /etc/os-release')
+    const d = sb.json(['sandbox', 'diff', S]) as Array<{kind: string; path: string}>
+    expect(d).toContainEqual({kind: 'A', path: '/added.txt'})
+    expect(d).toContainEqual({kind: 'C', path: '/etc/hosts'})
+    expect(d).toContainEqual({kind: 'D', path: '/etc/os-release'})
+  })
+
+  it('rm leaves no mount, process, cgroup, hold or directory behind', () => {
+    const R = uniq('rm')
+    const c = sb.create(R)
+    expect(holders(sb.home)).toContain(`tenant:${R}`)
+    sb.sh(R, 'sleep 1000 >/dev/null 2>&1 & sleep 1000 >/dev/null 2>&1 & echo started')
+    const running = sb.velo(['sandbox', 'rm', R])
+    expect(running.status).toBe(1)
+    expect(running.stderr).toMatch(/STATE.*running/)
+    expect(sb.velo(['sandbox', 'rm', '-f', R]).status).toBe(0)
+    expect(fs.existsSync(`/proc/${c.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8'))).toBe(false)
+    expect(leftovers(sb.home, [R])).toEqual({mounts: [], cgroups: [], tenants: [S]})
+    expect(holders(sb.home)).not.toContain(`tenant:${R}`)
+    expect(holders(sb.home)).toContain(`tenant:${S}`)
+    expect(sb.velo(['sandbox', 'inspect', R]).status).toBe(1)
+  })
+})
