@@ -8,6 +8,7 @@ import ImageLs from './commands/image/ls'
 import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
 import Status from './commands/status'
+import SandboxCommit from './commands/sandbox/commit'
 import SandboxCreate from './commands/sandbox/create'
 import SandboxDiff from './commands/sandbox/diff'
 import SandboxExec from './commands/sandbox/exec'
@@ -30,6 +31,7 @@ export const COMMANDS = {
   'image:rm': ImageRm,
   ingest: Ingest,
   status: Status,
+  'sandbox:commit': SandboxCommit,
   'sandbox:create': SandboxCreate,
   'sandbox:diff': SandboxDiff,
   'sandbox:exec': SandboxExec,

@@ -176,3 +176,24 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
   }
 }
 
+
+/**
+ * `velo sandbox commit TENANT NAME`: image NAME = the tenant's image layers + its upper dir as one more layer.
+ * The tenant must be stopped (its upper dir must not change while it is read; `velo sandbox stop` keeps the
+ * files). The new image keeps the tenant image's config (Env, Cmd, WorkingDir, User, ...).
+ */
+export async function commitSandbox(home: string, tenant: string, name: string): Promise<CommitResult & {sandbox: string}> {
+  const {readState, isRunning, tenantDir} = await import('../sandbox/state')
+  const s = readState(home, tenant)
+  if (isRunning(s))
+    throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `stop it first (its files are kept): velo sandbox stop ${tenant}`})
+  let config: ImageConfig | undefined
+  const db = ManifestDb.open(home)
+  try {
+    config = db.getImage(s.image)?.config
+  } finally {
+    db.close()
+  }
+  const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`})
+  return {...r, sandbox: tenant}
+}
