@@ -244,3 +244,26 @@ describe('velo image pull', () => {
     }
   })
 })
+
+describe('a velo sandbox of the imported image vs a docker container of it', () => {
+  // The same listing taken from inside both (busybox find/stat/sha256sum on the root filesystem only).
+  const SCRIPT =
+    '/bin/busybox find / -xdev -exec /bin/busybox stat -c "%n|%f|%u|%g|%s|%N" {} + | /bin/busybox sort; echo ==; ' +
+    '/bin/busybox find / -xdev -type f -exec /bin/busybox sha256sum {} + | /bin/busybox sort'
+  const SKIP = /^\/(proc|sys|dev|tmp|run|\.dockerenv|etc\/(hostname|hosts|resolv\.conf|mtab))(\/|\||  |$)|^\/\|/
+  const clean = (out: string) =>
+    out
+      .split('\n')
+      .filter((l) => l && !SKIP.test(l) && !SKIP.test(l.replace(/^[0-9a-f]{64}  /, '')))
+      .join('\n')
+
+  it('both see the same tree (paths, types, modes, owners, sizes, link targets, content)', () => {
+    veloJson(home, ['image', 'import', `${w}/child.tar`])
+    const dk = ok(d.docker(['run', '--rm', '--network', 'none', 'child:2', '/bin/sh', '-c', SCRIPT]), 'docker run')
+    const name = `cmp-${process.pid}`
+    const v = velo(home, ['sandbox', 'run', '--rm', '--name', name, '--image', 'child:2', '--', '/bin/sh', '-c', SCRIPT])
+    expect(v.status, v.stderr).toBe(0)
+    expect(clean(dk).split('\n').length).toBeGreaterThan(40)
+    expect(clean(v.stdout)).toBe(clean(dk))
+  })
+})
