@@ -14,9 +14,12 @@ export const VELO = path.join(ROOT, 'bin', 'velo.js')
 export function hyperfine(cmds, {runs = 5, warmup = 1} = {}) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'velo-hf-')), 'r.json')
   const args = ['--style', 'basic', '--export-json', out, '--runs', String(runs), '--warmup', String(warmup), '-N']
+  // hyperfine applies a single --prepare to EVERY command: when any command has one, give each its own
+  // (a no-op `true` for those without), so a cache-dropping prepare never leaks into a warm benchmark
+  const anyPrepare = cmds.some((c) => c.prepare)
   for (const c of cmds) {
     args.push('--command-name', c.name)
-    if (c.prepare) args.push('--prepare', c.prepare)
+    if (anyPrepare) args.push('--prepare', c.prepare || 'true')
     args.push(c.cmd)
   }
   // -N (no shell) needs --prepare to be run by a shell anyway; hyperfine does that. Commands with shell

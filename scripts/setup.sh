@@ -8,7 +8,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages: build tools, the native parts' headers, the peers that tests and benches compare with.
 APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev busybox-static util-linux coreutils
-  b3sum libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io iproute2 procps psmisc)
+  b3sum libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io iproute2 procps psmisc
+  git python3 tar)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -7,6 +7,7 @@ import ImageInspect from './commands/image/inspect'
 import ImageLs from './commands/image/ls'
 import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
+import Mount from './commands/mount'
 import Status from './commands/status'
 import SandboxCommit from './commands/sandbox/commit'
 import SandboxCreate from './commands/sandbox/create'
@@ -18,6 +19,11 @@ import SandboxRm from './commands/sandbox/rm'
 import SandboxRun from './commands/sandbox/run'
 import SandboxStart from './commands/sandbox/start'
 import SandboxStop from './commands/sandbox/stop'
+import Umount from './commands/umount'
+import Run from './commands/run'
+import Inception from './commands/inception'
+import Wake from './commands/wake'
+import Hook from './commands/hook'
 import ImageImport from './commands/image/import'
 import ImageExport from './commands/image/export'
 import ImagePull from './commands/image/pull'
@@ -30,6 +36,7 @@ export const COMMANDS = {
   'image:ls': ImageLs,
   'image:rm': ImageRm,
   ingest: Ingest,
+  mount: Mount,
   status: Status,
   'sandbox:commit': SandboxCommit,
   'sandbox:create': SandboxCreate,
@@ -41,6 +48,11 @@ export const COMMANDS = {
   'sandbox:run': SandboxRun,
   'sandbox:start': SandboxStart,
   'sandbox:stop': SandboxStop,
+  umount: Umount,
+  run: Run,
+  inception: Inception,
+  wake: Wake,
+  hook: Hook,
   'image:import': ImageImport,
   'image:export': ImageExport,
   'image:pull': ImagePull,

@@ -11,7 +11,8 @@ export interface TenantState {
   name: string
   image: string
   layers: string[] // bottom first
-  lowers: string[] // farm dirs, top first (overlay lowerdir order)
+  lowers: string[] // farm dirs, top first (overlay lowerdir order); backend fuse: the image's FUSE mount
+  backend?: 'farm' | 'fuse' // absent: farm
   profile: string
   hostname: string
   network: 'loopback' | 'none'

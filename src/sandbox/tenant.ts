@@ -40,6 +40,8 @@ export interface CreateOptions {
   pids?: string
   cpus?: string
   hostname?: string
+  /** farm (default): overlay over the image's hard-link farms; fuse: over one velo-fuse mount of the image */
+  backend?: string
 }
 
 export interface CreateResult {
@@ -137,6 +139,9 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     parseEnv(o.env, '--env'),
   )
   const mounts = [...profile.mounts, ...(o.mounts ?? []).map(parseMount)]
+  const backend = o.backend ?? 'farm'
+  if (backend !== 'farm' && backend !== 'fuse')
+    throw new VeloError('USAGE', `unknown --backend ${JSON.stringify(backend)}`, {suggestion: 'use farm (hard-link farms, the default) or fuse (one velo-fuse mount per image)'})
   timings.parse = ms(t0)
 
   // The image and its farms (built once per layer, shared by every tenant).
@@ -154,10 +159,15 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     const img = db.requireImage(imageName)
     timings.image = ms(t)
     t = process.hrtime.bigint()
-    const lowers = [...img.layers].reverse().map((l) => {
-      ensureFarm(home, db, l)
-      return path.join(home, 'farms', l)
-    })
+    // farms are built before the name is claimed (shared, harmless if the create then fails); the FUSE mount
+    // gets this tenant as a holder, so that only happens once the name is ours (below)
+    let lowers =
+      backend === 'farm'
+        ? [...img.layers].reverse().map((l) => {
+            ensureFarm(home, db, l)
+            return path.join(home, 'farms', l)
+          })
+        : []
     timings.farms = ms(t)
 
     // Claim the name: mkdir is atomic, so of two racing creates exactly one gets here.
@@ -170,6 +180,16 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         throw new VeloError('ALREADY_EXISTS', `a sandbox named ${name} already exists`, {suggestion: `pick another name, or remove it first: velo sandbox rm -f ${name}`})
       throw fromSystemError(err, `cannot create sandbox ${name}`)
     }
+    if (backend === 'fuse') {
+      t = process.hrtime.bigint()
+      try {
+        lowers = [(await import('../fuse/mounts')).ensureImageMount(home, imageName, `tenant:${name}`, {db}).dir]
+      } catch (err) {
+        fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+        throw err
+      }
+      timings.fuse = ms(t)
+    }
     const imgEnv = img.config?.env ?? []
     state = {
       version: 1,
@@ -177,6 +197,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
       image: imageName,
       layers: img.layers,
       lowers,
+      ...(backend === 'fuse' ? {backend} : {}),
       profile: profile.name,
       hostname,
       network: profile.network,
@@ -196,6 +217,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
       timings.claim = ms(t)
     } catch (err) {
       fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+      if (backend === 'fuse') (await import('../fuse/mounts')).releaseImageMount(home, `tenant:${name}`, undefined, {db})
       throw err
     }
   }
@@ -291,9 +313,14 @@ export async function startSandbox(home: string, name: string): Promise<CreateRe
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`)
   const timings: Record<string, number> = {}
-  const {ensureFarm} = await import('./farm')
   const db = await openDb(home)
-  for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
+  if (s.backend === 'fuse') {
+    // the image's shared mount, (re)mounted if it went away or went stale (daemon killed) since the last start
+    s.lowers = [(await import('../fuse/mounts')).ensureImageMount(home, s.image, `tenant:${name}`, {db}).dir]
+  } else {
+    const {ensureFarm} = await import('./farm')
+    for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
+  }
   // Whatever a crash left in the work dir is overlay's scratch space: start from an empty one.
   fs.rmSync(path.join(tenantDir(home, name), 'work'), {recursive: true, force: true})
   boot(home, s, timings)
@@ -340,6 +367,8 @@ export async function removeSandbox(home: string, name: string, force: boolean):
   tm.cgroups = ms(t)
   t = process.hrtime.bigint()
   ;(await openDb(home)).deleteHoldSync(`tenant:${name}`)
+  // a FUSE sandbox (or one whose state is unreadable) drops its reference on the image's shared mount
+  if (!s || s.backend === 'fuse') (await import('../fuse/mounts')).releaseImageMount(home, `tenant:${name}`, undefined, {db: await openDb(home)})
   tm.hold = ms(t)
   t = process.hrtime.bigint()
   // Move aside first (one rename), so a half-finished removal never looks like a live sandbox.

@@ -8,6 +8,7 @@ import {LayerBuilder, Meta, TreeNode} from '../manifest/builder'
 import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
+import {probePlaceholders} from '../run/native'
 
 export interface Progress {
   start(totalFiles: number, totalBytes: number): void
@@ -61,7 +62,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
 
   const store = new Store(home).init()
   const builder = new LayerBuilder(metaOf(rootSt))
-  const jobs: Array<{path: Buffer; node: TreeNode; size: number}> = []
+  const jobs: Array<{path: Buffer; node: TreeNode; size: number; sparse?: boolean}> = []
   const seen = new Map<string, TreeNode>() // dev:ino → first node, for hard links
   let totalBytes = 0
   let skippedSockets = 0
@@ -98,12 +99,12 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
           }
           const child = builder.put(node, n, {...meta, size: st.size}, where)
           seen.set(k, child)
-          if (st.size > 0n) jobs.push({path: p, node: child, size: Number(st.size)})
+          if (st.size > 0n) jobs.push({path: p, node: child, size: Number(st.size), sparse: st.blocks === 0n})
           totalBytes += Number(st.size)
           continue
         }
         const child = builder.put(node, n, {...meta, size: st.size}, where)
-        if (st.size > 0n) jobs.push({path: p, node: child, size: Number(st.size)})
+        if (st.size > 0n) jobs.push({path: p, node: child, size: Number(st.size), sparse: st.blocks === 0n})
         totalBytes += Number(st.size)
       } else if (type === S_IFLNK) {
         let target: Buffer
@@ -125,6 +126,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   const db = ManifestDb.open(home)
   try {
     walk(Buffer.from(src), builder.root)
+    readThroughPlaceholders(home, jobs)
 
     // Phase 2: content, on worker threads when there is enough of it to pay for starting them.
     progress?.start(jobs.length, totalBytes)
@@ -176,6 +178,26 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   } finally {
     db.close()
     lock.release()
+  }
+}
+
+/**
+ * A solid `velo run` projection holds placeholders (sparse, no blocks, marked with an xattr) that read as
+ * zeros without the shim: ingest their store object instead. Only files with size > 0 and no blocks are
+ * asked about (one velo-project call for all of them), so ordinary trees pay nothing.
+ */
+function readThroughPlaceholders(home: string, jobs: Array<{path: Buffer; sparse?: boolean}>): void {
+  const cands = jobs.filter((j) => j.sparse)
+  if (cands.length === 0) return
+  const objs = probePlaceholders(home, cands.map((j) => j.path))
+  for (const j of cands) {
+    const obj = objs.get(j.path.toString('latin1'))
+    if (!obj) continue
+    if (!fs.existsSync(obj))
+      throw new VeloError('BAD_INPUT', `${j.path.toString()} is a velo placeholder whose content is not in this store (${obj})`, {
+        suggestion: 'ingest it into the store it was projected from, or run `velo wake` there first',
+      })
+    j.path = Buffer.from(obj)
   }
 }
 

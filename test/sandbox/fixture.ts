@@ -8,9 +8,12 @@ export class SandboxHome {
   readonly home = tmpDir('velo-sb-')
   private readonly created = new Set<string>()
 
+  /** createArgs: added to every `sandbox create` this fixture runs (e.g. ['--backend', 'fuse']) */
+  constructor(readonly createArgs: string[] = []) {}
+
   create(name: string, extra: string[] = []): any {
     this.created.add(name)
-    return veloJson(this.home, ['sandbox', 'create', name, ...extra])
+    return veloJson(this.home, ['sandbox', 'create', name, ...this.createArgs, ...extra])
   }
 
   /** `velo sandbox exec NAME -- sh -c SCRIPT` */

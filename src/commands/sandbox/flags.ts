@@ -10,6 +10,7 @@ export const createFlags = {
   pids: Flags.string({description: 'maximum number of tasks'}),
   cpus: Flags.string({description: 'CPU limit, e.g. 1.5'}),
   hostname: Flags.string({description: 'host name inside the sandbox (default: the sandbox name)'}),
+  backend: Flags.string({description: 'lower layer: farm (hard-link farms of the layers) or fuse (one velo-fuse mount of the image, shared by its tenants)', options: ['farm', 'fuse'], default: 'farm'}),
 }
 
 export const execFlags = {
@@ -18,7 +19,7 @@ export const execFlags = {
   user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
 }
 
-export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; hostname?: string}) => ({
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; hostname?: string; backend?: string}) => ({
   image: f.image,
   profile: f.profile,
   env: f.env,
@@ -27,4 +28,5 @@ export const createOpts = (f: {image?: string; profile?: string; env?: string[];
   pids: f.pids,
   cpus: f.cpus,
   hostname: f.hostname,
+  backend: f.backend,
 })

@@ -1,0 +1,63 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {spawnSync} from 'node:child_process'
+import {VeloError} from '../lib/errors'
+
+/** native/build of this installation (dist/cli.js → ../native/build; src/run/x.ts → ../../native/build). */
+export function nativeDir(): string {
+  for (const d of [path.resolve(__dirname, '..', 'native', 'build'), path.resolve(__dirname, '..', '..', 'native', 'build')])
+    if (fs.existsSync(path.join(d, 'libvelo-shim.so'))) return d
+  throw new VeloError('NATIVE', 'the velo shim is not built (native/build/libvelo-shim.so is missing)', {
+    suggestion: 'run `make -C native` in the velo installation (npm install does it)',
+  })
+}
+
+export const shimPath = () => path.join(nativeDir(), 'libvelo-shim.so')
+
+export interface BuildResult {
+  state: 'fresh' | 'built'
+  files?: number
+  placeholders?: number
+  dirs?: number
+  symlinks?: number
+  others?: number
+  skipped?: number
+}
+
+/** Run velo-project (the C skeleton builder, reading the manifests from LMDB). Exit 3 = the directory holds something else. */
+export function buildSkeleton(home: string, root: string, layersTopFirst: string[]): BuildResult {
+  const bin = path.join(nativeDir(), 'velo-project')
+  const r = spawnSync(bin, ['build', home, root, ...layersTopFirst], {encoding: 'utf8'})
+  if (r.error) throw new VeloError('NATIVE', `cannot run ${bin}: ${r.error.message}`)
+  const err = (r.stderr || '').trim().replace(/^velo-project: /, '')
+  if (r.status === 3)
+    throw new VeloError('STATE', err || `${root} is not a projection of this image`, {
+      suggestion: `choose another place with --at, or remove ${root} (or run \`velo wake\` there to keep it as plain files)`,
+    })
+  if (r.status !== 0) throw new VeloError('NATIVE', err || `velo-project exited ${r.status}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop()!)
+}
+
+export function wakeSkeleton(home: string, root: string): {materialized: number} {
+  const bin = path.join(nativeDir(), 'velo-project')
+  const r = spawnSync(bin, ['wake', home, root], {encoding: 'utf8'})
+  if (r.error) throw new VeloError('NATIVE', `cannot run ${bin}: ${r.error.message}`)
+  if (r.status !== 0) throw new VeloError('NATIVE', (r.stderr || '').trim().replace(/^velo-project: /, '') || `velo-project wake exited ${r.status}`)
+  return JSON.parse(r.stdout.trim().split('\n').pop()!)
+}
+
+/**
+ * Which of FILES are solid-projection placeholders, and which store object holds each one's content?
+ * (Without the shim a placeholder reads as zeros; `velo ingest` of a projected tree must read the object.)
+ */
+export function probePlaceholders(home: string, files: Buffer[]): Map<string, string> {
+  const out = new Map<string, string>()
+  if (files.length === 0) return out
+  const bin = path.join(nativeDir(), 'velo-project')
+  const input = Buffer.concat(files.flatMap((f) => [f, Buffer.alloc(1)]))
+  const r = spawnSync(bin, ['probe', home], {input, maxBuffer: 1 << 30})
+  if (r.error || r.status !== 0) throw new VeloError('NATIVE', `cannot probe for placeholders: ${r.error?.message ?? r.stderr.toString().trim()}`)
+  const parts = r.stdout.toString('latin1').split('\0')
+  for (let i = 0; i + 1 < parts.length; i += 2) out.set(parts[i], parts[i + 1])
+  return out
+}
