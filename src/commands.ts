@@ -9,6 +9,7 @@ import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
 import Mount from './commands/mount'
 import Status from './commands/status'
+import SandboxCommit from './commands/sandbox/commit'
 import SandboxCreate from './commands/sandbox/create'
 import SandboxDiff from './commands/sandbox/diff'
 import SandboxExec from './commands/sandbox/exec'
@@ -23,6 +24,9 @@ import Run from './commands/run'
 import Inception from './commands/inception'
 import Wake from './commands/wake'
 import Hook from './commands/hook'
+import ImageImport from './commands/image/import'
+import ImageExport from './commands/image/export'
+import ImagePull from './commands/image/pull'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -34,6 +38,7 @@ export const COMMANDS = {
   ingest: Ingest,
   mount: Mount,
   status: Status,
+  'sandbox:commit': SandboxCommit,
   'sandbox:create': SandboxCreate,
   'sandbox:diff': SandboxDiff,
   'sandbox:exec': SandboxExec,
@@ -48,4 +53,7 @@ export const COMMANDS = {
   inception: Inception,
   wake: Wake,
   hook: Hook,
+  'image:import': ImageImport,
+  'image:export': ImageExport,
+  'image:pull': ImagePull,
 }

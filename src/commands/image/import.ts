@@ -1,0 +1,47 @@
+import {Args, Flags} from '@oclif/core'
+import {VeloCommand, fmtBytes} from '../../lib/command'
+
+/** A one-line byte counter on stderr, only on a terminal (CI logs stay clean), at most 10 redraws a second. */
+export function progressLine(enabled: boolean): ((n: number, total: number) => void) | undefined {
+  if (!enabled || !process.stderr.isTTY) return undefined
+  let last = 0
+  return (n, total) => {
+    const now = Date.now()
+    if (now - last < 100) return
+    last = now
+    const pct = total > 0 ? ` ${Math.min(100, Math.floor((n / total) * 100))}%` : ''
+    process.stderr.write(`\rimport${pct} ${fmtBytes(n)}${total > 0 ? ` / ${fmtBytes(total)}` : ''}\x1b[K`)
+  }
+}
+
+export default class ImageImport extends VeloCommand<typeof ImageImport> {
+  static summary = 'Import a docker save tar, an OCI image layout (dir or tar) or a rootfs tarball'
+  static description =
+    'Streams the archive once (FILE, or - for stdin); gzip-compressed archives and layers are fine. Each image layer becomes one velo layer, so images that share base layers share storage. Every digest is verified; nothing is stored as an image unless the whole archive checks out.'
+  static examples = [
+    '<%= config.bin %> image import busybox.tar',
+    'docker save debian:12 | <%= config.bin %> image import -',
+    '<%= config.bin %> image import rootfs.tar.gz --name base --format rootfs',
+    '<%= config.bin %> image import ./oci-layout-dir --name app',
+  ]
+  static args = {file: Args.string({required: true, description: 'archive file, OCI layout directory, or - for stdin'})}
+  static flags = {
+    name: Flags.string({description: 'image name (default: the image tag in the archive; for a rootfs tar, the file name)'}),
+    format: Flags.string({description: 'archive kind (auto: detected from the first member)', options: ['auto', 'image', 'rootfs'], default: 'auto'}),
+  }
+
+  async run() {
+    const {importImage} = await import('../../image/import')
+    const r = await importImage(this.home, this.args.file, {name: this.flags.name, format: this.flags.format as never, onProgress: progressLine(!this.jsonEnabled())})
+    if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
+    for (const img of r.images)
+      this.info(`imported ${img.name} (${img.layers.length} layer${img.layers.length === 1 ? '' : 's'}${img.replaced ? ', replaced the old image of that name' : ''})`)
+    const existed = r.layers.filter((l) => l.existed).length
+    this.info(
+      `  format ${r.format}, layers ${r.layers.length} (${existed} already stored), logical ${fmtBytes(r.logicalBytes)}, ` +
+        `new objects ${r.newObjects}, new bytes ${fmtBytes(r.newBytes)}, ${r.seconds.toFixed(2)} s`,
+    )
+    for (const w of r.warnings) process.stderr.write(`velo: warning: ${w}\n`)
+    return r
+  }
+}

@@ -1,0 +1,199 @@
+import {spawnSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {StoreLock} from '../lib/lock'
+import {validateName} from '../lib/names'
+import {nativeBin} from '../lib/native'
+import {LayerBuilder, Meta, TreeNode, whiteoutMeta} from '../manifest/builder'
+import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
+import {FLAG_OPAQUE, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
+import {Store} from '../store/cas'
+
+/**
+ * An overlayfs upper directory → one velo layer (what `velo sandbox commit` stores on top of the tenant's
+ * image layers). The kernel's own representation maps one to one onto velo's (and Docker's overlay2's):
+ *  - a character device 0/0 is a whiteout → a WHITEOUT entry;
+ *  - a directory with overlay.opaque=y → the OPAQUE flag;
+ *  - everything else is content of the layer (copied-up files are whole files: velo mounts without metacopy).
+ * Redirected directories (overlay.redirect, a renamed lower dir with redirect_dir=on) and metacopy files cannot
+ * be expressed as a layer: they are refused, naming the path. xattrs Node cannot read come from native
+ * velo-upper, which walks the tree without following symlinks.
+ */
+
+export interface CommitResult {
+  image: string
+  layer: string
+  layers: string[]
+  files: number
+  whiteouts: number
+  opaqueDirs: number
+  newObjects: number
+  newBytes: number
+  layerExisted: boolean
+  seconds: number
+}
+
+const metaOf = (st: fs.BigIntStats): Meta => ({
+  mode: Number(st.mode),
+  uid: Number(st.uid),
+  gid: Number(st.gid),
+  mtimeSec: st.mtimeNs / 1_000_000_000n,
+  mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+})
+
+/** Read the overlay xattrs of an upper dir (opaque dirs; refuse redirects and metacopy). */
+function overlayMarks(upper: string): Set<string> {
+  const r = spawnSync(nativeBin('velo-upper'), [upper], {maxBuffer: 1 << 30})
+  if (r.status !== 0) throw new VeloError('UNREADABLE', `cannot read the overlay metadata of ${upper}: ${String(r.stderr).trim() || r.error?.message}`)
+  const f = r.stdout.toString('latin1').split('\0')
+  const opaque = new Set<string>()
+  for (let i = 0; i + 1 < f.length; i += 2) {
+    const [kind, p] = [f[i], f[i + 1]]
+    const shown = JSON.stringify(Buffer.from(p, 'latin1').toString('utf8'))
+    if (kind === 'o') opaque.add(p)
+    else if (kind === 'r') throw new VeloError('UNSUPPORTED', `${shown} is a redirected (renamed) lower directory; a layer cannot express that`, {suggestion: 'mount overlays with redirect_dir=off (velo does) so renames copy up'})
+    else if (kind === 'm') throw new VeloError('UNSUPPORTED', `${shown} is a metacopy-only file; a layer cannot express that`, {suggestion: 'mount overlays without metacopy (velo does)'})
+    else if (kind === 'x') throw new VeloError('UNSUPPORTED', `${shown} carries an xattr whiteout; a layer cannot express that`)
+  }
+  return opaque
+}
+
+/** Build the layer from `upper` into `builder`, writing file content into the store. */
+function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: LayerBuilder; newObjects: number; newBytes: number} {
+  let rootSt: fs.BigIntStats
+  try {
+    rootSt = fs.lstatSync(upper, {bigint: true})
+  } catch (err) {
+    throw fromSystemError(err, `cannot read ${upper}`)
+  }
+  if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `${upper} is not a directory`)
+  const builder = new LayerBuilder(metaOf(rootSt))
+  if (opaque.has('.')) builder.root.meta.flags = FLAG_OPAQUE
+  const seen = new Map<string, TreeNode>()
+  let newObjects = 0
+  let newBytes = 0
+  const walk = (dir: Buffer, rel: string, node: TreeNode) => {
+    let names: Buffer[]
+    try {
+      names = (fs.readdirSync(dir, {encoding: 'buffer'}) as Buffer[]).sort(Buffer.compare)
+    } catch (err) {
+      throw fromSystemError(err, `cannot read ${dir.toString()}`)
+    }
+    for (const n of names) {
+      const p = Buffer.concat([dir, Buffer.from('/'), n])
+      const r = rel ? `${rel}/${n.toString('latin1')}` : n.toString('latin1')
+      const where = p.toString()
+      let st: fs.BigIntStats
+      try {
+        st = fs.lstatSync(p, {bigint: true})
+      } catch (err) {
+        throw fromSystemError(err, `cannot stat ${where}`)
+      }
+      const meta = metaOf(st)
+      const t = meta.mode & S_IFMT
+      if (t === S_IFCHR && st.rdev === 0n) {
+        builder.put(node, n, whiteoutMeta(), where)
+      } else if (t === S_IFDIR) {
+        const child = builder.put(node, n, {...meta, flags: opaque.has(r) ? FLAG_OPAQUE : 0}, where)
+        walk(p, r, child)
+      } else if (t === S_IFREG) {
+        const k = `${st.dev}:${st.ino}`
+        if (st.nlink > 1n && seen.has(k)) {
+          builder.link(node, n, seen.get(k)!, where)
+          continue
+        }
+        const child = builder.put(node, n, {...meta, size: st.size}, where)
+        if (st.nlink > 1n) seen.set(k, child)
+        if (st.size > 0n) {
+          const o = store.writeFile(p, {mode: meta.mode, uid: meta.uid, gid: meta.gid, size: Number(st.size)})
+          child.meta.hash = Buffer.from(o.hash, 'hex')
+          child.meta.size = BigInt(o.size)
+          if (o.isNew) {
+            newObjects++
+            newBytes += o.size
+          }
+        }
+      } else if (t === S_IFLNK) {
+        const target = fs.readlinkSync(p, {encoding: 'buffer'}) as Buffer
+        builder.put(node, n, {...meta, target, size: BigInt(target.length)}, where)
+      } else if (t === S_IFSOCK) {
+        // a socket is not content (tar and Docker skip it too)
+      } else {
+        builder.put(node, n, {...meta, rdev: st.rdev}, where)
+      }
+    }
+  }
+  walk(Buffer.from(upper), '', builder.root)
+  return {builder, newObjects, newBytes}
+}
+
+/**
+ * Store `upper` as a new layer and record image `name` = `baseLayers` + that layer, in one transaction after
+ * one syncfs. The caller makes sure nothing writes to `upper` meanwhile (a stopped or frozen tenant).
+ */
+export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string}): CommitResult {
+  const t0 = process.hrtime.bigint()
+  validateName('image', opts.name)
+  const store = new Store(home).init()
+  const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  const db = ManifestDb.open(home)
+  try {
+    for (const l of opts.baseLayers) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
+    const opaque = overlayMarks(opts.upperDir)
+    const {builder, newObjects, newBytes} = walkUpper(store, opts.upperDir, opaque)
+    store.sync()
+    const {info, entries} = builder.finish(opts.source)
+    const layers = [...opts.baseLayers, info.id]
+    const rec: ImageRecord = {name: opts.name, layers, createdAt: new Date().toISOString(), source: opts.source}
+    if (opts.config && Object.keys(opts.config).length) rec.config = opts.config
+    let layerExisted = false
+    db.env.transactionSync(() => {
+      const lid = Buffer.from(info.id, 'hex')
+      layerExisted = db.layers.doesExist(lid)
+      if (!layerExisted) {
+        for (const {key, value} of entries) db.entries.putSync(key, value)
+        db.layers.putSync(lid, info)
+      }
+      for (const l of opts.baseLayers) if (!db.layers.doesExist(Buffer.from(l, 'hex'))) throw new VeloError('NOT_FOUND', `base layer ${l} vanished`)
+      db.images.putSync(opts.name, rec)
+    })
+    return {
+      image: opts.name,
+      layer: info.id,
+      layers,
+      files: info.files,
+      whiteouts: info.whiteouts,
+      opaqueDirs: opaque.size,
+      newObjects,
+      newBytes,
+      layerExisted,
+      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+    }
+  } finally {
+    db.close()
+    lock.release()
+  }
+}
+
+
+/**
+ * `velo sandbox commit TENANT NAME`: image NAME = the tenant's image layers + its upper dir as one more layer.
+ * The tenant must be stopped (its upper dir must not change while it is read; `velo sandbox stop` keeps the
+ * files). The new image keeps the tenant image's config (Env, Cmd, WorkingDir, User, ...).
+ */
+export async function commitSandbox(home: string, tenant: string, name: string): Promise<CommitResult & {sandbox: string}> {
+  const {readState, isRunning, tenantDir} = await import('../sandbox/state')
+  const s = readState(home, tenant)
+  if (isRunning(s))
+    throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `stop it first (its files are kept): velo sandbox stop ${tenant}`})
+  let config: ImageConfig | undefined
+  const db = ManifestDb.open(home)
+  try {
+    config = db.getImage(s.image)?.config
+  } finally {
+    db.close()
+  }
+  const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`})
+  return {...r, sandbox: tenant}
+}

@@ -1,0 +1,89 @@
+import {spawn, spawnSync, ChildProcess} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+/**
+ * A private dockerd for one test file: own data-root, exec-root, pidfile and socket in a temp dir, no bridge,
+ * no iptables (this machine has no registry and must not touch the host network). `stop()` kills it (and the
+ * containerd it spawned), unmounts anything left under its dirs and removes them — call it in afterAll.
+ */
+export interface Dockerd {
+  dir: string
+  socket: string
+  host: string
+  docker(args: string[], opts?: {input?: Buffer | string; encoding?: 'buffer'}): {status: number; stdout: string; stderr: string; raw: Buffer}
+  stop(): Promise<void>
+}
+
+export async function startDockerd(): Promise<Dockerd> {
+  // A short path: unix socket paths are limited to 108 bytes.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vd-'))
+  const socket = path.join(dir, 'd.sock')
+  const host = `unix://${socket}`
+  const log = fs.openSync(path.join(dir, 'dockerd.log'), 'a')
+  const proc: ChildProcess = spawn(
+    'dockerd',
+    [
+      '--bridge=none',
+      '--iptables=false',
+      '--ip6tables=false',
+      '--ip-masq=false',
+      '--userland-proxy=false',
+      `--data-root=${path.join(dir, 'data')}`,
+      `--exec-root=${path.join(dir, 'exec')}`,
+      `--pidfile=${path.join(dir, 'dockerd.pid')}`,
+      `--host=${host}`,
+      '--storage-driver=overlay2',
+      '--log-level=warn',
+    ],
+    {stdio: ['ignore', log, log], detached: false},
+  )
+  fs.closeSync(log)
+  let exited = false
+  proc.on('exit', () => (exited = true))
+  const docker: Dockerd['docker'] = (args, opts = {}) => {
+    const r = spawnSync('docker', ['--host', host, ...args], {input: opts.input, maxBuffer: 1 << 30, env: {...process.env, DOCKER_CONFIG: path.join(dir, 'cli')}})
+    const raw = r.stdout ?? Buffer.alloc(0)
+    return {status: r.status ?? 137, stdout: raw.toString(), stderr: String(r.stderr ?? ''), raw}
+  }
+  const stop = async () => {
+    if (!exited && proc.pid) {
+      proc.kill('SIGTERM')
+      for (let i = 0; i < 100 && !exited; i++) await new Promise((r) => setTimeout(r, 100))
+      if (!exited) proc.kill('SIGKILL')
+      for (let i = 0; i < 50 && !exited; i++) await new Promise((r) => setTimeout(r, 100))
+    }
+    // containerd started by dockerd (its pidfile lives under exec-root); it normally exits with dockerd.
+    const cpid = path.join(dir, 'exec', 'containerd', 'containerd.pid')
+    try {
+      const pid = Number(fs.readFileSync(cpid, 'utf8').trim())
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {}
+      }
+    } catch {}
+    // Anything still mounted under our dirs (overlay mounts of containers, netns bind mounts) goes first.
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m && m.startsWith(dir))
+      .sort((a, b) => b.length - a.length)
+    for (const m of mounts) spawnSync('umount', ['-l', m])
+    fs.rmSync(dir, {recursive: true, force: true})
+  }
+  try {
+    for (let i = 0; ; i++) {
+      if (exited) throw new Error(`dockerd exited early:\n${fs.readFileSync(path.join(dir, 'dockerd.log'), 'utf8').slice(-3000)}`)
+      if (fs.existsSync(socket) && docker(['version', '--format', '{{.Server.Version}}']).status === 0) break
+      if (i > 300) throw new Error(`dockerd did not come up in 30 s:\n${fs.readFileSync(path.join(dir, 'dockerd.log'), 'utf8').slice(-3000)}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return {dir, socket, host, docker, stop}
+}

@@ -1,0 +1,82 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {Blake3Hasher} from '@napi-rs/blake-hash'
+import * as tar from 'tar-stream'
+import type {ListingRow} from '../../src/image/view'
+
+/**
+ * Full listings (path, type, mode, uid, gid, size, BLAKE3 of content, link target, rdev) of a directory tree
+ * on disk and of a tar stream (e.g. `docker export`), in the same shape as src/image/view.ts listView().
+ */
+
+const hashFile = (p: string) => {
+  const h = new Blake3Hasher()
+  h.update(fs.readFileSync(p))
+  return h.digest('hex')
+}
+
+export function listDir(root: string): ListingRow[] {
+  const out: ListingRow[] = []
+  const visit = (rel: string) => {
+    const p = rel ? path.join(root, rel) : root
+    const st = fs.lstatSync(p)
+    const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFIFO() ? 'fifo' : st.isCharacterDevice() ? 'char' : st.isBlockDevice() ? 'block' : 'socket'
+    out.push({
+      path: rel || '.',
+      type,
+      mode: (st.mode & 0o7777).toString(8),
+      uid: st.uid,
+      gid: st.gid,
+      size: type === 'file' ? st.size : 0,
+      hash: type === 'file' && st.size > 0 ? hashFile(p) : '',
+      target: type === 'symlink' ? fs.readlinkSync(p) : '',
+      rdev: type === 'char' || type === 'block' ? String(st.rdev) : '',
+    })
+    if (type === 'dir') for (const n of fs.readdirSync(p).sort()) visit(rel ? `${rel}/${n}` : n)
+  }
+  visit('')
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+const TYPES: Record<string, string> = {file: 'file', 'contiguous-file': 'file', directory: 'dir', symlink: 'symlink', fifo: 'fifo', 'character-device': 'char', 'block-device': 'block'}
+
+export async function listTarStream(src: AsyncIterable<Buffer>): Promise<ListingRow[]> {
+  const ex = tar.extract()
+  const rows = new Map<string, ListingRow>()
+  const feed = (async () => {
+    for await (const c of src) if (!ex.write(c)) await new Promise<void>((r) => ex.once("drain", () => r()))
+    ex.end(undefined as never)
+  })()
+  for await (const e of ex as AsyncIterable<any>) {
+    const h = e.header
+    const p = h.name.replace(/^\.\//, '').replace(/\/$/, '') || '.'
+    const hasher = new Blake3Hasher()
+    let size = 0
+    for await (const c of e) {
+      hasher.update(c)
+      size += c.length
+    }
+    if (h.type === 'link') {
+      const t = rows.get(h.linkname.replace(/^\.\//, ''))
+      if (!t) throw new Error(`hard link ${p} to unknown ${h.linkname}`)
+      rows.set(p, {...t, path: p})
+      continue
+    }
+    const type = TYPES[h.type] ?? h.type
+    rows.set(p, {
+      path: p,
+      type,
+      mode: (h.mode & 0o7777).toString(8),
+      uid: h.uid,
+      gid: h.gid,
+      size: type === 'file' ? size : 0,
+      hash: type === 'file' && size > 0 ? hasher.digest('hex') : '',
+      target: type === 'symlink' ? h.linkname : '',
+      rdev: type === 'char' || type === 'block' ? String((h.devminor & 0xff) | (h.devmajor << 8) | ((h.devminor & ~0xff) << 12)) : '',
+    })
+  }
+  await feed
+  return [...rows.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+export const fmtRows = (rows: ListingRow[]) => rows.map((r) => `${r.path} ${r.type} ${r.mode} ${r.uid}:${r.gid} ${r.size} ${r.hash.slice(0, 16)} ${r.target} ${r.rdev}`)
