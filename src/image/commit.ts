@@ -5,7 +5,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
 import {nativeBin} from '../lib/native'
-import {LayerBuilder, Meta, TreeNode, whiteoutMeta} from '../manifest/builder'
+import {LayerBuilder, Meta, metaFromStat, TreeNode, whiteoutMeta} from '../manifest/builder'
 import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from '../store/cas'
@@ -34,13 +34,6 @@ export interface CommitResult {
   seconds: number
 }
 
-const metaOf = (st: fs.BigIntStats): Meta => ({
-  mode: Number(st.mode),
-  uid: Number(st.uid),
-  gid: Number(st.gid),
-  mtimeSec: st.mtimeNs / 1_000_000_000n,
-  mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-})
 
 /** Read the overlay xattrs of an upper dir (opaque dirs; refuse redirects and metacopy). */
 function overlayMarks(upper: string): Set<string> {
@@ -68,7 +61,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
     throw fromSystemError(err, `cannot read ${upper}`)
   }
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `${upper} is not a directory`)
-  const builder = new LayerBuilder(metaOf(rootSt))
+  const builder = new LayerBuilder(metaFromStat(rootSt))
   if (opaque.has('.')) builder.root.meta.flags = FLAG_OPAQUE
   const seen = new Map<string, TreeNode>()
   let newObjects = 0
@@ -90,7 +83,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
       } catch (err) {
         throw fromSystemError(err, `cannot stat ${where}`)
       }
-      const meta = metaOf(st)
+      const meta = metaFromStat(st)
       const t = meta.mode & S_IFMT
       if (t === S_IFCHR && st.rdev === 0n) {
         builder.put(node, n, whiteoutMeta(), where)

@@ -16,6 +16,16 @@ export interface MetaRecord {
   opaque?: boolean // trusted.overlay.opaque=y
 }
 
+/** The metadata record of a manifest entry at relative path `rel` (velo-meta applies it). */
+export function entryMeta(
+  rel: Buffer,
+  e: {mode: number; uid: number; gid: number; mtimeSec: bigint; mtimeNsec: number; rdev: bigint; flags: number},
+  type: MetaRecord['type'],
+  opts: {opaque?: boolean} = {},
+): MetaRecord {
+  return {path: rel, type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, rdev: e.rdev, opaque: opts.opaque}
+}
+
 const NUL = Buffer.from([0])
 
 export function encodeMeta(records: MetaRecord[]): Buffer {

@@ -28,6 +28,15 @@ export interface Meta {
   flags?: number
 }
 
+/** The metadata a layer keeps of a file on disk (lstat with bigint: nanosecond mtimes). */
+export const metaFromStat = (st: import('node:fs').BigIntStats): Meta => ({
+  mode: Number(st.mode),
+  uid: Number(st.uid),
+  gid: Number(st.gid),
+  mtimeSec: st.mtimeNs / 1_000_000_000n,
+  mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+})
+
 /** A node of the in-memory tree a layer is built from. Hard-linked nodes share one `group`. */
 export interface TreeNode {
   name: Buffer

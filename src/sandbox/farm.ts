@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
-import {applyMeta, MetaRecord} from '../lib/meta'
+import {applyMeta, entryMeta, MetaRecord} from '../lib/meta'
 import type {ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, kindOf} from '../manifest/entry'
 import {Store} from '../store/cas'
@@ -50,17 +50,7 @@ export function ensureFarm(home: string, db: ManifestDb, layer: string): FarmSta
     let links = 0
     let copies = 0
     for (const {parentIno, name, entry: e} of db.layerEntries(layer)) {
-      const meta = (rel: Buffer, type: MetaRecord['type']): MetaRecord => ({
-        path: rel,
-        type,
-        mode: e.mode & 0o7777,
-        uid: e.uid,
-        gid: e.gid,
-        mtimeSec: e.mtimeSec,
-        mtimeNsec: e.mtimeNsec,
-        rdev: e.rdev,
-        opaque: (e.flags & FLAG_OPAQUE) !== 0,
-      })
+      const meta = (rel: Buffer, type: MetaRecord['type']): MetaRecord => entryMeta(rel, e, type, {opaque: (e.flags & FLAG_OPAQUE) !== 0})
       if (parentIno === 0) {
         dirs.set(e.ino, DOT)
         dirRecs.push({...meta(DOT, 'd'), depth: -1})

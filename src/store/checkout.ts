@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
-import {applyMeta, MetaRecord} from '../lib/meta'
+import {applyMeta, entryMeta, MetaRecord} from '../lib/meta'
 import {ManifestDb} from '../manifest/db'
 import {Entry, FLAG_OPAQUE, kindOf} from '../manifest/entry'
 import {Store} from './cas'
@@ -68,16 +68,8 @@ export function checkoutImage(home: string, name: string, dest: string, progress
       for (const key of meta.keys()) if (key.startsWith(pre)) meta.delete(key)
     }
     const record = (rel: Buffer, e: Entry) => {
-      meta.set(rel.toString('latin1'), {
-        path: rel,
-        type: TYPE[kindOf(e)] ?? 'f',
-        mode: e.mode & 0o7777,
-        uid: e.uid,
-        gid: e.gid,
-        mtimeSec: e.mtimeSec,
-        mtimeNsec: e.mtimeNsec,
-        rdev: e.rdev,
-      })
+      // opaque dirs are applied by deleting what lies below, so no overlay xattr in a checkout
+      meta.set(rel.toString('latin1'), entryMeta(rel, e, TYPE[kindOf(e)] ?? 'f'))
     }
 
     const totalFiles = img.layers.reduce((n, l) => n + (db.getLayer(l)?.files ?? 0), 0)

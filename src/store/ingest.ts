@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
-import {LayerBuilder, Meta, TreeNode} from '../manifest/builder'
+import {LayerBuilder, metaFromStat, TreeNode} from '../manifest/builder'
 import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
@@ -32,13 +32,6 @@ export interface IngestResult {
   layerExisted: boolean
 }
 
-const metaOf = (st: fs.BigIntStats): Meta => ({
-  mode: Number(st.mode),
-  uid: Number(st.uid),
-  gid: Number(st.gid),
-  mtimeSec: st.mtimeNs / 1_000_000_000n,
-  mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
-})
 
 /** Paths are Buffers throughout: names may be any bytes but '/' and NUL, not just UTF-8. */
 const join = (dir: Buffer, name: Buffer) => Buffer.concat([dir, Buffer.from('/'), name])
@@ -61,7 +54,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
 
   const store = new Store(home).init()
-  const builder = new LayerBuilder(metaOf(rootSt))
+  const builder = new LayerBuilder(metaFromStat(rootSt))
   const jobs: Array<{path: Buffer; node: TreeNode; size: number; sparse?: boolean}> = []
   const seen = new Map<string, TreeNode>() // dev:ino → first node, for hard links
   let totalBytes = 0
@@ -84,7 +77,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       } catch (err) {
         throw fromSystemError(err, `cannot stat ${p.toString()}`)
       }
-      const meta = metaOf(st)
+      const meta = metaFromStat(st)
       const type = Number(st.mode) & S_IFMT
       const where = p.toString()
       if (type === S_IFDIR) {
