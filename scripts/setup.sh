@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian packages: build tools, the native parts' headers, the peers that tests and benches compare with.
+# Debian packages: build tools, the native parts' headers and crate sources (native/b3 builds offline from
+# Debian's packaged Rust crates), the peers that tests and benches compare with.
 APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev busybox-static util-linux coreutils
-  b3sum libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io iproute2 procps psmisc
+  b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io iproute2 procps psmisc
   git python3 tar)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
