@@ -60,12 +60,14 @@ r = hyperfine(
 )
 rows.push(ratioRow('image checkout', r['velo image checkout'], r['cp -a'], 'cp -a', 1.5))
 
-// 4. Hashing one large file: a re-ingest of a directory holding one 2 GiB file is exactly one hashing pass
-//    (dedup hit, nothing written) plus start-up; b3sum (mmap, all cores) hashes the same file.
-const bigDir = path.join(W, 'bigdir')
+// 4. Hashing one large file: a re-ingest of a directory holding one large file is one hashing pass (dedup
+//    hit, nothing written) plus velo's fixed start-up; b3sum (mmap, all cores) hashes the same file. The file
+//    is large (VELO_BENCH_HASH_GIB, default 6) so the comparison is about throughput, not start-up.
+const gib = Number(process.env.VELO_BENCH_HASH_GIB || 6)
+const bigDir = path.join(W, `bigdir-${gib}g`)
 if (!fs.existsSync(path.join(bigDir, 'big'))) {
   fs.mkdirSync(bigDir, {recursive: true})
-  sh(`head -c 2G /dev/urandom > ${bigDir}/big`)
+  sh(`head -c ${gib}G /dev/urandom > ${bigDir}/big`)
 }
 sh(`cat ${bigDir}/big > /dev/null; ${v} ingest ${bigDir} --name big --home ${H}`)
 r = hyperfine(
@@ -76,9 +78,9 @@ r = hyperfine(
   ],
   {runs},
 )
-const GiB2 = 2 * 1024 ** 3
-const tp = (x) => ({mean: GiB2 / x.mean / 1e9})
-rows.push(ratioRow('hash throughput, 2 GiB file (higher is better)', tp(r['velo hash (re-ingest)']), tp(r['b3sum']), 'b3sum', 0.8, 'higher', 'GB/s'))
+const bigBytes = gib * 1024 ** 3
+const tp = (x) => ({mean: bigBytes / x.mean / 1e9})
+rows.push(ratioRow(`hash throughput, ${gib} GiB file, whole velo call (higher is better)`, tp(r['velo hash (re-ingest)']), tp(r['b3sum']), 'b3sum', 0.8, 'higher', 'GB/s'))
 rows.push(ratioRow('hash throughput vs single-threaded b3sum', tp(r['velo hash (re-ingest)']), tp(r['b3sum (1 thread)']), 'b3sum -j1', 0.8, 'higher', 'GB/s'))
 
 // 5. Start-up.
