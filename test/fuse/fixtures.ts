@@ -5,7 +5,8 @@ import {LayerBuilder, Meta, whiteoutMeta, FLAG_OPAQUE} from '../../src/manifest/
 import {ManifestDb} from '../../src/manifest/db'
 import {S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG} from '../../src/manifest/entry'
 import {Store} from '../../src/store/cas'
-import {sh, velo} from '../helpers'
+import {afterEach} from 'vitest'
+import {rmrf, sh, tmpDir, velo} from '../helpers'
 
 /** One entry of a test layer, by path. Parents missing from the layer are created as 0755 root dirs. */
 export type Node =
@@ -111,6 +112,30 @@ export class MountGuard {
         /* unreadable record */
       }
     }
+  }
+}
+
+/**
+ * Call inside a describe(): a MountGuard and a maker of temp dirs. After each test, whatever happened, every
+ * mount is detached, every daemon recorded in those dirs killed, and the dirs removed.
+ */
+export function mountFixture(): {guard: MountGuard; tmp: (prefix: string) => string} {
+  const guard = new MountGuard()
+  const dirs: string[] = []
+  afterEach(() => {
+    guard.cleanup()
+    for (const d of dirs.splice(0)) {
+      MountGuard.killAll(d)
+      rmrf(d)
+    }
+  })
+  return {
+    guard,
+    tmp: (prefix) => {
+      const d = tmpDir(prefix)
+      dirs.push(d)
+      return d
+    },
   }
 }
 

@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {listRecords} from '../../src/fuse/mounts'
 import {rmrf, sh, tmpDir, veloJson} from '../helpers'
-import {MountGuard, isMounted, mount} from './fixtures'
+import {MountGuard, isMounted, mount, mountFixture} from './fixtures'
 
 const JOBS = 4
 const SIZE = '4m'
@@ -34,20 +34,11 @@ const procState = (pid: number): string | undefined => {
 }
 
 describe('velo mount under concurrent load', () => {
-  const guard = new MountGuard()
-  const dirs: string[] = []
-  afterEach(() => {
-    guard.cleanup()
-    for (const d of dirs.splice(0)) {
-      MountGuard.killAll(d)
-      rmrf(d)
-    }
-  })
+  const {guard, tmp} = mountFixture()
 
   function setup(): {home: string; work: string} {
-    const home = tmpDir('velo-fuse-home-')
-    const work = tmpDir('velo-fuse-work-')
-    dirs.push(home, work)
+    const home = tmp('velo-fuse-home-')
+    const work = tmp('velo-fuse-work-')
     fs.mkdirSync(path.join(work, 'src'))
     fioData(path.join(work, 'src'))
     veloJson(home, ['ingest', path.join(work, 'src'), '--name', 'fio'])
@@ -198,20 +189,11 @@ describe('velo-fuse descriptor cache', () => {
 })
 
 describe('velo-fuse passthrough', () => {
-  const guard = new MountGuard()
-  const dirs: string[] = []
-  afterEach(() => {
-    guard.cleanup()
-    for (const d of dirs.splice(0)) {
-      MountGuard.killAll(d)
-      rmrf(d)
-    }
-  })
+  const {guard, tmp} = mountFixture()
 
   it('lets the kernel read open files from their CAS object (the daemon reads nothing); VELO_FUSE_PASSTHROUGH=0 turns it off', () => {
-    const home = tmpDir('velo-fuse-home-')
-    const work = tmpDir('velo-fuse-work-')
-    dirs.push(home, work)
+    const home = tmp('velo-fuse-home-')
+    const work = tmp('velo-fuse-work-')
     fs.mkdirSync(path.join(work, 'src'))
     const data = Buffer.alloc(32 << 20)
     for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i)
@@ -237,8 +219,7 @@ describe('velo-fuse passthrough', () => {
   it('falls back to serving reads itself when the kernel refuses a backing file (store on a stacked filesystem)', () => {
     // an overlayfs store: its files sit one level deep in the stack, which a FUSE mount with
     // max_stack_depth 1 may not use as backing files (ELOOP): every read must then come from the daemon
-    const work = tmpDir('velo-fuse-work-')
-    dirs.push(work)
+    const work = tmp('velo-fuse-work-')
     for (const d of ['lower', 'upper', 'ovlwork', 'home']) fs.mkdirSync(path.join(work, d))
     const home = path.join(work, 'home')
     const ov = sh(`mount -t overlay overlay -o lowerdir='${work}/lower',upperdir='${work}/upper',workdir='${work}/ovlwork' '${home}'`)
@@ -267,9 +248,8 @@ describe('velo-fuse passthrough', () => {
   })
 
   it('serves one file opened many times at once (and executed while running) in passthrough mode', async () => {
-    const home = tmpDir('velo-fuse-home-')
-    const work = tmpDir('velo-fuse-work-')
-    dirs.push(home, work)
+    const home = tmp('velo-fuse-home-')
+    const work = tmp('velo-fuse-work-')
     fs.mkdirSync(path.join(work, 'src'))
     fs.copyFileSync('/bin/sleep', path.join(work, 'src', 'sleep'))
     fs.chmodSync(path.join(work, 'src', 'sleep'), 0o755)

@@ -5,7 +5,7 @@ import * as path from 'node:path'
 import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 import {rmrf, sh, tmpDir, veloJson} from '../helpers'
 import {makeAwkwardTree} from '../store/tree'
-import {MountGuard, buildImage, mount, mtree, sha256All} from './fixtures'
+import {MountGuard, buildImage, mount, mountFixture, mtree, sha256All} from './fixtures'
 
 // One image (ingested and checked out once), mounted afresh for each test and unmounted after it, whatever happened.
 describe('velo mount: the mounted image equals its checkout', () => {
@@ -178,20 +178,11 @@ describe('velo mount: the mounted image equals its checkout', () => {
 })
 
 describe('velo mount: a multi-layer image (whiteouts, opaque dirs, replacements) equals its checkout', () => {
-  const guard = new MountGuard()
-  const dirs: string[] = []
-  afterEach(() => {
-    guard.cleanup()
-    dirs.splice(0).forEach((d) => {
-      MountGuard.killAll(d)
-      rmrf(d)
-    })
-  })
+  const {guard, tmp} = mountFixture()
 
   it('applies each layer over the ones below exactly as the checkout does', () => {
-    const home = tmpDir('velo-fuse-home-')
-    const work = tmpDir('velo-fuse-work-')
-    dirs.push(home, work)
+    const home = tmp('velo-fuse-home-')
+    const work = tmp('velo-fuse-work-')
     buildImage(home, 'layered', [
       {
         'etc/passwd': 'root:x:0:0\n',
@@ -260,22 +251,13 @@ describe('velo mount: a multi-layer image (whiteouts, opaque dirs, replacements)
 })
 
 describe('velo mount: a damaged manifest', () => {
-  const guard = new MountGuard()
-  const dirs: string[] = []
-  afterEach(() => {
-    guard.cleanup()
-    dirs.splice(0).forEach((d) => {
-      MountGuard.killAll(d)
-      rmrf(d)
-    })
-  })
+  const {guard, tmp} = mountFixture()
 
   it('never lists names a layer cannot hold (".", "..", with "/" or NUL), and the rest stays served', async () => {
     const {ManifestDb} = await import('../../src/manifest/db')
     const {entryKey, decodeEntry} = await import('../../src/manifest/entry')
-    const home = tmpDir('velo-fuse-home-')
-    const work = tmpDir('velo-fuse-work-')
-    dirs.push(home, work)
+    const home = tmp('velo-fuse-home-')
+    const work = tmp('velo-fuse-work-')
     const [layer] = buildImage(home, 'damaged', [{good: 'fine\n', 'sub/x': 'x\n'}])
     const db = ManifestDb.open(home)
     try {
