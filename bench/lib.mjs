@@ -25,10 +25,13 @@ export function hyperfine(cmds, {runs = 5, warmup = 1} = {}) {
   // -N (no shell) needs --prepare to be run by a shell anyway; hyperfine does that. Commands with shell
   // syntax set shell: true.
   if (cmds.some((c) => c.shell)) args.splice(args.indexOf('-N'), 1)
-  execFileSync('hyperfine', args, {stdio: ['ignore', 'inherit', 'inherit']})
-  const r = JSON.parse(fs.readFileSync(out, 'utf8'))
-  fs.rmSync(path.dirname(out), {recursive: true, force: true})
-  return Object.fromEntries(r.results.map((x) => [x.command, {mean: x.mean, stddev: x.stddev}]))
+  try {
+    execFileSync('hyperfine', args, {stdio: ['ignore', 'inherit', 'inherit']})
+    const r = JSON.parse(fs.readFileSync(out, 'utf8'))
+    return Object.fromEntries(r.results.map((x) => [x.command, {mean: x.mean, stddev: x.stddev}]))
+  } finally {
+    fs.rmSync(path.dirname(out), {recursive: true, force: true}) // also when hyperfine fails
+  }
 }
 
 export function ratioRow(what, velo, peer, peerName, target, better = 'lower', unit = 's') {
