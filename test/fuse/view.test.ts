@@ -110,15 +110,7 @@ describe('velo mount: the mounted image equals its checkout', () => {
       ['utimes', () => fs.utimesSync(p('same-a'), 1, 1)],
       ['copy into', () => fs.copyFileSync('/etc/hostname', p('copied'))],
     ]
-    for (const [what, fn] of attempts) {
-      let code = 'no error'
-      try {
-        fn()
-      } catch (err) {
-        code = (err as NodeJS.ErrnoException).code ?? String(err)
-      }
-      expect(`${what}: ${code}`).toBe(`${what}: EROFS`)
-    }
+    for (const [what, fn] of attempts) expect(`${what}: ${errnoOf(fn)}`).toBe(`${what}: EROFS`)
     const tools = [
       `mkfifo '${p('new-fifo')}'`,
       `mknod '${p('new-dev')}' c 1 3`,
@@ -154,13 +146,7 @@ describe('velo mount: the mounted image equals its checkout', () => {
         ['symlink', () => fs.symlinkSync('x', p('new-link'))],
         ['link', () => fs.linkSync(p('same-a'), p('new-hard'))],
       ] as Array<[string, () => unknown]>) {
-        let code = 'no error'
-        try {
-          fn()
-        } catch (err) {
-          code = (err as NodeJS.ErrnoException).code ?? String(err)
-        }
-        expect(`${what}: ${code}`).toBe(`${what}: EROFS`)
+        expect(`${what}: ${errnoOf(fn)}`).toBe(`${what}: EROFS`)
       }
     } finally {
       sh(`mount -i -o remount,ro '${mnt}'`)
@@ -276,3 +262,13 @@ describe('velo mount: a damaged manifest', () => {
     expect(fs.readFileSync(path.join(mnt, '..', 'mnt', 'sub', 'x'), 'utf8')).toBe('x\n')
   })
 })
+
+/** The errno code a call fails with, or 'no error'. */
+function errnoOf(fn: () => unknown): string {
+  try {
+    fn()
+    return 'no error'
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err)
+  }
+}

@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {execFileSync} from 'node:child_process'
 import {expect} from 'vitest'
-import {ROOT, sh, velo, RunResult} from '../helpers'
+import {ROOT, sh, tmpDir, velo, RunResult} from '../helpers'
 
 export const SHIM = path.join(ROOT, 'native', 'build', 'libvelo-shim.so')
 
@@ -55,4 +55,21 @@ export function expectStoreIntact(home: string): number {
   expect(f.status, f.stdout + f.stderr).toBe(0)
   expect(JSON.parse(f.stdout).problems).toEqual([])
   return n
+}
+
+/**
+ * The projection fixture both modes compare against: a node_modules image `nm` in `home`, a real copy of the
+ * app in `real`, and a project dir `proj` holding only package.json (where the image gets projected).
+ */
+export function projectionFixture(prefix: string): {dir: string; home: string; real: string; proj: string} {
+  const dir = tmpDir(prefix)
+  const home = path.join(dir, 'home')
+  const app = npmApp(dir)
+  ingest(home, path.join(app, 'node_modules'), 'nm')
+  const real = path.join(dir, 'real')
+  const proj = path.join(dir, 'proj')
+  fs.mkdirSync(real)
+  fs.mkdirSync(proj)
+  sh(`cp -a ${app}/node_modules ${app}/package.json ${real}/ && cp -a ${app}/package.json ${proj}/`)
+  return {dir, home, real, proj}
 }

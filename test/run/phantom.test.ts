@@ -1,24 +1,16 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {rmrf, sh, tmpDir} from '../helpers'
-import {expectStoreIntact, ingest, npmApp, ok, vrun} from './fixture'
+import {rmrf, sh} from '../helpers'
+import {expectStoreIntact, ok, projectionFixture, vrun} from './fixture'
 
 // Phantom mode: the same image, with nothing written into the project directory.
 let dir: string, home: string, real: string, proj: string, cache: string
 const env = () => ({VELO_CACHE_HOME: cache})
 
 beforeAll(() => {
-  dir = tmpDir('velo-phantom-')
-  home = path.join(dir, 'home')
+  ;({dir, home, real, proj} = projectionFixture('velo-phantom-'))
   cache = path.join(dir, 'cache')
-  const app = npmApp(dir)
-  ingest(home, path.join(app, 'node_modules'), 'nm')
-  real = path.join(dir, 'real')
-  proj = path.join(dir, 'proj')
-  fs.mkdirSync(real)
-  fs.mkdirSync(proj)
-  sh(`cp -a ${app}/node_modules ${app}/package.json ${real}/ && cp -a ${app}/package.json ${proj}/`)
 })
 afterAll(() => rmrf(dir))
 

@@ -1,22 +1,14 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {rmrf, sh, tmpDir, velo, VELO} from '../helpers'
-import {expectStoreIntact, ingest, npmApp, ok, vrun} from './fixture'
+import {rmrf, sh, velo, VELO} from '../helpers'
+import {expectStoreIntact, ingest, ok, projectionFixture, vrun} from './fixture'
 
 // One projected node_modules (solid mode) against a real copy of the same tree, compared with outside tools.
 let dir: string, home: string, real: string, proj: string
 
 beforeAll(() => {
-  dir = tmpDir('velo-run-')
-  home = path.join(dir, 'home')
-  const app = npmApp(dir)
-  ingest(home, path.join(app, 'node_modules'), 'nm')
-  real = path.join(dir, 'real')
-  proj = path.join(dir, 'proj')
-  fs.mkdirSync(real)
-  fs.mkdirSync(proj)
-  sh(`cp -a ${app}/node_modules ${app}/package.json ${real}/ && cp -a ${app}/package.json ${proj}/`)
+  ;({dir, home, real, proj} = projectionFixture('velo-run-'))
   ok(vrun(home, 'nm', proj, 'true')) // builds the skeleton
 })
 afterAll(() => rmrf(dir))
