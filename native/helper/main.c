@@ -186,18 +186,33 @@ static int cmd_kill(int argc, char **argv) {
     fprintf(stderr, "usage: velo-helper kill PID STARTTIME SIGNAL TIMEOUT_MS\n");
     return 125;
   }
-  pid_t pid = (pid_t)atoi(argv[2]);
-  unsigned long long want = strtoull(argv[3], NULL, 10), start;
-  int sig = atoi(argv[4]), timeout = atoi(argv[5]);
-  if (pid < 2) return 125;
+  char *end;
+  errno = 0;
+  long pid_l = strtol(argv[2], &end, 10);
+  int bad = errno || *end || pid_l < 2 || pid_l > 4194304;
+  unsigned long long want = strtoull(argv[3], &end, 10), start;
+  bad |= !*argv[3] || *end;
+  long sig = strtol(argv[4], &end, 10);
+  bad |= !*argv[4] || *end || sig < 1 || sig > 64;
+  long timeout = strtol(argv[5], &end, 10);
+  bad |= !*argv[5] || *end || timeout < 0 || timeout > 3600000;
+  if (bad) {
+    fprintf(stderr, "velo-helper kill: bad arguments (PID STARTTIME SIGNAL 1-64 TIMEOUT_MS)\n");
+    return 125;
+  }
+  pid_t pid = (pid_t)pid_l;
   cleanup_fd int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
   char state;
   if (pfd < 0 || proc_starttime(pid, &start, &state) < 0 || start != want || state == 'Z' || state == 'X') return 3;
-  if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0) return errno == ESRCH ? 3 : 125;
+  if (syscall(SYS_pidfd_send_signal, pfd, (int)sig, NULL, 0) < 0) {
+    if (errno == ESRCH) return 3;
+    fprintf(stderr, "velo-helper kill: signal %ld to pid %d: %s\n", sig, (int)pid, strerror(errno));
+    return 125;
+  }
   if (timeout <= 0) return 0;
   struct pollfd pf = {.fd = pfd, .events = POLLIN};
   int r;
-  do r = poll(&pf, 1, timeout);
+  do r = poll(&pf, 1, (int)timeout);
   while (r < 0 && errno == EINTR);
   return r > 0 ? 0 : 2;
 }

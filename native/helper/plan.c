@@ -48,6 +48,8 @@ int plan_parse(char *text, struct plan *p, struct verr *e) {
       *dst++ = 0;
       *mode++ = 0;
       if (*v != '/' || *dst != '/') return verr_set(e, 0, "plan: bind paths must be absolute");
+      /* fail closed: only the two documented modes, never "anything but ro is writable" */
+      if (strcmp(mode, "ro") && strcmp(mode, "rw")) return verr_set(e, 0, "plan: bind mode must be ro or rw, got '%s'", mode);
       struct bind *b = realloc(p->binds, sizeof *b * (p->n_binds + 1));
       if (!b) return VERR(e, "plan: out of memory");
       p->binds = b;
@@ -86,5 +88,7 @@ int plan_parse(char *text, struct plan *p, struct verr *e) {
   /* Fail closed: the security settings must be stated, never defaulted by omission. */
   if (!p->has_caps) return verr_set(e, 0, "plan: no caps line");
   if (!p->has_seccomp) return verr_set(e, 0, "plan: no seccomp line");
+  /* limits too: without a cgroup line the tenant would run in velo's own cgroup, unlimited */
+  if (!p->n_cgroups) return verr_set(e, 0, "plan: no cgroup line");
   return 0;
 }

@@ -23,7 +23,10 @@ export function helperKill(pid: number, pidStart: string, signal: number, timeou
   if (r.status === 0) return 'exited'
   if (r.status === 2) return 'timeout'
   if (r.status === 3) return 'gone'
-  throw new VeloError('NATIVE', `velo-helper kill failed (${r.status}): ${String(r.stderr).trim()}`)
+  const msg = String(r.stderr).trim().replace(/^velo-helper kill: /, '') || `velo-helper kill exited ${r.status}`
+  if (/Operation not permitted|Permission denied/.test(msg))
+    throw new VeloError('PERMISSION_DENIED', `cannot signal the sandbox's init: ${msg}`, {suggestion: 'sandboxes need root (namespaces, mounts, cgroups)'})
+  throw new VeloError('NATIVE', `cannot signal the sandbox's init: ${msg}`)
 }
 
 /** Run `velo-helper exec` with stdio passed through; resolves to the exit code (128+N for signal N). */
