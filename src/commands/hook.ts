@@ -11,7 +11,7 @@ export default class Hook extends VeloCommand<typeof Hook> {
   static flags = {shell: Flags.string({description: 'shell', options: ['bash', 'zsh'], default: 'bash'})}
 
   async run() {
-    const {hookScript} = await import('../run/inception')
+    const {hookScript} = await import('../run/hook')
     const script = hookScript(this.flags.shell as 'bash' | 'zsh')
     if (!this.jsonEnabled()) process.stdout.write(script)
     return {shell: this.flags.shell, script}

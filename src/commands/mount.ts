@@ -1,6 +1,5 @@
 import {Args, Flags} from '@oclif/core'
 import {VeloCommand} from '../lib/command'
-import {table} from '../lib/table'
 
 export default class Mount extends VeloCommand<typeof Mount> {
   static summary = 'Serve an image read-only on a directory through FUSE (no copies, any filesystem)'
@@ -26,7 +25,7 @@ export default class Mount extends VeloCommand<typeof Mount> {
       const mounts = listMounts(this.home)
       if (!this.jsonEnabled())
         process.stdout.write(
-          table(
+          (await import('../lib/table')).table(
             ['DIR', 'IMAGE', 'STATE', 'PID', 'USERS'],
             mounts.map((m) => [m.dir, m.image ?? '-', m.state, m.pid ?? '-', m.shared ? m.users.join(',') || '-' : '-']),
           ) + '\n',

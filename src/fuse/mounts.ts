@@ -84,12 +84,21 @@ function readRecord(home: string, id: string): MountRecord | undefined {
 function writeRecord(home: string, rec: MountRecord): void {
   const f = recordFile(home, rec.id)
   const tmp = `${f}.${process.pid}.tmp`
-  fs.writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n', {mode: 0o600})
-  fs.renameSync(tmp, f)
+  try {
+    fs.writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n', {mode: 0o600})
+    fs.renameSync(tmp, f)
+  } catch (err) {
+    fs.rmSync(tmp, {force: true})
+    throw fromSystemError(err, `cannot write the mount record ${f}`)
+  }
 }
 
 function removeRecord(home: string, id: string): void {
-  fs.rmSync(recordFile(home, id), {force: true})
+  try {
+    fs.rmSync(recordFile(home, id), {force: true})
+  } catch (err) {
+    throw fromSystemError(err, `cannot remove the mount record ${recordFile(home, id)}`)
+  }
 }
 
 export function listRecords(home: string): MountRecord[] {

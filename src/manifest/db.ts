@@ -60,7 +60,7 @@ export class ManifestDb {
 
   private constructor(readonly file: string) {
     // overlappingSync off: a commit returns only once it is on disk, so "committed" means durable.
-    this.env = lmdb.open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false} as never)
+    this.env = lmdb().open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false} as never)
     this.entries = this.env.openDB({name: 'entries', keyEncoding: 'binary', encoding: 'binary'}) as never
     this.layers = this.env.openDB({name: 'layers', keyEncoding: 'binary', encoding: 'json'}) as never
     this.images = this.env.openDB({name: 'images', keyEncoding: 'ordered-binary', encoding: 'json'}) as never
@@ -141,14 +141,20 @@ export class ManifestDb {
    * entries name are durable (Store.sync()).
    */
   putLayerSync(info: LayerInfo, entries: Array<{key: Buffer; value: Buffer}>, after?: () => void): void {
-    const lid = Buffer.from(info.id, 'hex')
     this.env.transactionSync(() => {
-      if (!this.layers.doesExist(lid)) {
-        for (const {key, value} of entries) this.entries.putSync(key, value)
-        this.layers.putSync(lid, info)
-      }
+      this.putLayerInTxn(info, entries)
       after?.()
     })
+  }
+
+  /** The body of putLayerSync, for callers that write several layers in one transaction of their own.
+   *  Returns whether the layer existed already (then nothing is written). */
+  putLayerInTxn(info: LayerInfo, entries: Array<{key: Buffer; value: Buffer}>): boolean {
+    const lid = Buffer.from(info.id, 'hex')
+    if (this.layers.doesExist(lid)) return true
+    for (const {key, value} of entries) this.entries.putSync(key, value)
+    this.layers.putSync(lid, info)
+    return false
   }
 
   /** Delete a layer's entries and record (gc only, under the exclusive store lock). */

@@ -9,11 +9,21 @@ import * as fs from 'node:fs'
  *   binary and JSON values, never msgpack, so the accelerator is switched off.
  * Both variables are removed again afterwards so no child process inherits them.
  */
-const set = (k: string, v: string) => (k in process.env ? undefined : ((process.env[k] = v), k))
-const added = [
-  set('LIBC', fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc'),
-  set('MSGPACKR_NATIVE_ACCELERATION_DISABLED', 'true'),
-]
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-export const lmdb = require('lmdb') as typeof import('lmdb')
-for (const k of added) if (k) delete process.env[k]
+let mod: typeof import('lmdb') | undefined
+
+/** The lmdb package, loaded on first use (opening a database), so importing ManifestDb costs nothing. */
+export function lmdb(): typeof import('lmdb') {
+  if (mod) return mod
+  const set = (k: string, v: string) => (k in process.env ? undefined : ((process.env[k] = v), k))
+  const added = [
+    set('LIBC', fs.existsSync('/etc/alpine-release') ? 'musl' : 'glibc'),
+    set('MSGPACKR_NATIVE_ACCELERATION_DISABLED', 'true'),
+  ]
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('lmdb') as typeof import('lmdb')
+  } finally {
+    for (const k of added) if (k) delete process.env[k]
+  }
+  return mod
+}

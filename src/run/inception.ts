@@ -1,10 +1,11 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {VeloError} from '../lib/errors'
+import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb} from '../manifest/db'
 import {wakeSkeleton} from './native'
 import {Mode, prepareProjection, projectionEnv, Projection} from './projection'
+import {HOOK_VARS} from './hook'
 
 /** `.velo/state.json` of a project directory in inception mode. */
 export interface InceptionState {
@@ -38,16 +39,18 @@ function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`
 }
 
-/** Keys of the projection environment that the shell hook exports (and unsets on leaving). */
-export const HOOK_VARS = ['LD_PRELOAD', 'VELO_SHIM_CAS', 'VELO_SHIM_IMAGE', 'UV_USE_IO_URING', 'VELO_SHIM_PHANTOM_ROOT', 'VELO_SHIM_PHANTOM_SKEL']
-
 /**
  * `velo inception`: project IMAGE for this directory persistently. State in .velo/ (state.json, and env: the
  * variables `velo hook` exports so that plain `node`, `npm`, `python3` here run projected). The projection is
  * built now, so later commands start in O(1).
  */
 export function incept(home: string, dir: string, opts: {image: string; at?: string; mode: Mode}): {state: InceptionState; projection: Projection} {
-  const project = fs.realpathSync(dir)
+  let project: string
+  try {
+    project = fs.realpathSync(dir)
+  } catch (err) {
+    throw fromSystemError(err, `cannot use ${dir} as a project directory`)
+  }
   const existing = findInception(project)
   if (existing && existing.dir === project)
     throw new VeloError('ALREADY_EXISTS', `${project} is already in inception mode (image ${existing.state.image})`, {
@@ -65,13 +68,17 @@ export function incept(home: string, dir: string, opts: {image: string; at?: str
     createdAt: new Date().toISOString(),
   }
   const sd = path.join(project, STATE_DIR)
-  fs.mkdirSync(sd, {recursive: true, mode: 0o700})
-  const env = projectionEnv(home, projection, {})
-  const lines = HOOK_VARS.filter((k) => k !== 'LD_PRELOAD' && env[k] !== undefined).map((k) => `export ${k}=${shq(env[k]!)}`)
-  // LD_PRELOAD is prepended to whatever the shell already has
-  lines.unshift(`export LD_PRELOAD=${shq(env.LD_PRELOAD!)}\${LD_PRELOAD:+:\$LD_PRELOAD}`)
-  fs.writeFileSync(path.join(sd, 'env'), lines.join('\n') + '\n')
-  fs.writeFileSync(path.join(sd, 'state.json'), JSON.stringify(state, null, 2) + '\n')
+  try {
+    fs.mkdirSync(sd, {recursive: true, mode: 0o700})
+    const env = projectionEnv(home, projection, {})
+    const lines = HOOK_VARS.filter((k) => k !== 'LD_PRELOAD' && env[k] !== undefined).map((k) => `export ${k}=${shq(env[k]!)}`)
+    // LD_PRELOAD is prepended to whatever the shell already has
+    lines.unshift(`export LD_PRELOAD=${shq(env.LD_PRELOAD!)}\${LD_PRELOAD:+:\$LD_PRELOAD}`)
+    fs.writeFileSync(path.join(sd, 'env'), lines.join('\n') + '\n')
+    fs.writeFileSync(path.join(sd, 'state.json'), JSON.stringify(state, null, 2) + '\n')
+  } catch (err) {
+    throw fromSystemError(err, `cannot write ${sd}`)
+  }
   return {state, projection}
 }
 
@@ -90,7 +97,7 @@ export function wake(dir: string): {root: string; materialized: number; mode: Mo
     try {
       fs.renameSync(state.skel, state.root)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw fromSystemError(err, `cannot move ${state.skel} to ${state.root}`)
       throw new VeloError('CROSS_DEVICE', `the phantom skeleton ${state.skel} is on another filesystem than ${state.root}`, {
         suggestion: 'set VELO_CACHE_HOME to a directory on the project filesystem before `velo inception --phantom`',
       })
@@ -107,37 +114,4 @@ export function wake(dir: string): {root: string; materialized: number; mode: Mo
   }
   fs.rmSync(path.join(found.dir, STATE_DIR), {recursive: true, force: true})
   return {root: state.root, materialized: r.materialized, mode: state.mode}
-}
-
-/** `velo hook --shell bash|zsh`: shell code that enters/leaves the projection environment as you cd. */
-export function hookScript(shell: 'bash' | 'zsh'): string {
-  const vars = HOOK_VARS.join(' ')
-  const body = `
-_velo_hook() {
-  local d="$PWD" f=""
-  while :; do
-    if [ -f "$d/.velo/env" ]; then f="$d/.velo/env"; break; fi
-    [ "$d" = / ] && break
-    d="\${d%/*}"; [ -z "$d" ] && d=/
-  done
-  [ "$f" = "\${_VELO_ACTIVE-}" ] && return
-  if [ -n "\${_VELO_ACTIVE-}" ]; then
-    local v
-    for v in ${vars}; do
-      eval "if [ -n \\"\\\${_VELO_SAVED_\$v+x}\\" ]; then export \$v=\\"\\\$_VELO_SAVED_\$v\\"; else unset \$v; fi; unset _VELO_SAVED_\$v"
-    done
-    unset _VELO_ACTIVE
-  fi
-  if [ -n "$f" ]; then
-    local v
-    for v in ${vars}; do
-      eval "if [ -n \\"\\\${\$v+x}\\" ]; then _VELO_SAVED_\$v=\\"\\\$\$v\\"; fi"
-    done
-    . "$f"
-    _VELO_ACTIVE="$f"
-  fi
-}
-`
-  if (shell === 'zsh') return `${body}\nautoload -Uz add-zsh-hook\nadd-zsh-hook precmd _velo_hook\nadd-zsh-hook chpwd _velo_hook\n_velo_hook\n`
-  return `${body}\ncase ";\${PROMPT_COMMAND-};" in *";_velo_hook;"*) ;; *) PROMPT_COMMAND="_velo_hook\${PROMPT_COMMAND:+;\$PROMPT_COMMAND}";; esac\n_velo_hook\n`
 }

@@ -1,18 +1,8 @@
-import * as fs from 'node:fs'
-import * as path from 'node:path'
 import {spawnSync} from 'node:child_process'
 import {VeloError} from '../lib/errors'
+import {nativeBin} from '../lib/native'
 
-/** native/build of this installation (dist/cli.js → ../native/build; src/run/x.ts → ../../native/build). */
-export function nativeDir(): string {
-  for (const d of [path.resolve(__dirname, '..', 'native', 'build'), path.resolve(__dirname, '..', '..', 'native', 'build')])
-    if (fs.existsSync(path.join(d, 'libvelo-shim.so'))) return d
-  throw new VeloError('NATIVE', 'the velo shim is not built (native/build/libvelo-shim.so is missing)', {
-    suggestion: 'run `make -C native` in the velo installation (npm install does it)',
-  })
-}
-
-export const shimPath = () => path.join(nativeDir(), 'libvelo-shim.so')
+export const shimPath = () => nativeBin('libvelo-shim.so')
 
 export interface BuildResult {
   state: 'fresh' | 'built'
@@ -26,7 +16,7 @@ export interface BuildResult {
 
 /** Run velo-project (the C skeleton builder, reading the manifests from LMDB). Exit 3 = the directory holds something else. */
 export function buildSkeleton(home: string, root: string, layersTopFirst: string[]): BuildResult {
-  const bin = path.join(nativeDir(), 'velo-project')
+  const bin = nativeBin('velo-project')
   const r = spawnSync(bin, ['build', home, root, ...layersTopFirst], {encoding: 'utf8'})
   if (r.error) throw new VeloError('NATIVE', `cannot run ${bin}: ${r.error.message}`)
   const err = (r.stderr || '').trim().replace(/^velo-project: /, '')
@@ -39,10 +29,13 @@ export function buildSkeleton(home: string, root: string, layersTopFirst: string
 }
 
 export function wakeSkeleton(home: string, root: string): {materialized: number} {
-  const bin = path.join(nativeDir(), 'velo-project')
+  const bin = nativeBin('velo-project')
   const r = spawnSync(bin, ['wake', home, root], {encoding: 'utf8'})
   if (r.error) throw new VeloError('NATIVE', `cannot run ${bin}: ${r.error.message}`)
-  if (r.status !== 0) throw new VeloError('NATIVE', (r.stderr || '').trim().replace(/^velo-project: /, '') || `velo-project wake exited ${r.status}`)
+  if (r.status !== 0)
+    throw new VeloError('NATIVE', (r.stderr || '').trim().replace(/^velo-project: /, '') || `velo-project wake exited ${r.status}`, {
+      suggestion: 'the projection may be partly woken: fix the cause above and run `velo wake` again',
+    })
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
 }
 
@@ -53,7 +46,7 @@ export function wakeSkeleton(home: string, root: string): {materialized: number}
 export function probePlaceholders(home: string, files: Buffer[]): Map<string, string> {
   const out = new Map<string, string>()
   if (files.length === 0) return out
-  const bin = path.join(nativeDir(), 'velo-project')
+  const bin = nativeBin('velo-project')
   const input = Buffer.concat(files.flatMap((f) => [f, Buffer.alloc(1)]))
   const r = spawnSync(bin, ['probe', home], {input, maxBuffer: 1 << 30})
   if (r.error || r.status !== 0) throw new VeloError('NATIVE', `cannot probe for placeholders: ${r.error?.message ?? r.stderr.toString().trim()}`)
