@@ -142,14 +142,9 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
     if (opts.config && Object.keys(opts.config).length) rec.config = opts.config
     let layerExisted = false
     db.env.transactionSync(() => {
-      const lid = Buffer.from(info.id, 'hex')
-      layerExisted = db.layers.doesExist(lid)
-      if (!layerExisted) {
-        for (const {key, value} of entries) db.entries.putSync(key, value)
-        db.layers.putSync(lid, info)
-      }
-      for (const l of opts.baseLayers) if (!db.layers.doesExist(Buffer.from(l, 'hex'))) throw new VeloError('NOT_FOUND', `base layer ${l} vanished`)
-      db.images.putSync(opts.name, rec)
+      layerExisted = db.putLayerInTxn(info, entries)
+      // putImageSync refuses an image naming a layer that is gone (a gc between the tenant's hold and now)
+      db.putImageSync(rec)
     })
     return {
       image: opts.name,

@@ -449,12 +449,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
       for (const img of images) {
         for (const l of img.layers) {
           if (seen.has(l.info.id)) continue
-          const lid = Buffer.from(l.info.id, 'hex')
-          const existed = db.layers.doesExist(lid)
-          if (!existed) {
-            for (const {key, value} of l.entries) db.entries.putSync(key, value)
-            db.layers.putSync(lid, l.info)
-          }
+          const existed = db.putLayerInTxn(l.info, l.entries)
           seen.set(l.info.id, {
             id: l.info.id,
             diffId: `sha256:${l.diffId}`,
@@ -470,7 +465,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
         const rec: ImageRecord = {name: img.name, layers: img.layers.map((l) => l.info.id), createdAt: now, source: label}
         if (img.config && Object.keys(img.config).length) rec.config = img.config
         const replaced = db.images.doesExist(img.name)
-        db.images.putSync(img.name, rec)
+        db.putImageSync(rec)
         out.push({name: img.name, layers: rec.layers, replaced})
       }
     })
