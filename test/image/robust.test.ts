@@ -85,7 +85,7 @@ describe('velo image import under kill -9 and concurrency', () => {
         const c = spawn(process.execPath, [VELO, 'image', 'import', f, '--json'], {env: {...process.env, VELO_HOME: home}, stdio: ['ignore', 'pipe', 'pipe']})
         let out = ''
         c.stdout.on('data', (d) => (out += d))
-        c.on('exit', (code) => resolve({code, out}))
+        c.on('close', (code) => resolve({code, out})) // after stdout is drained
       })
     const [a, b] = await Promise.all([run(path.join(w, 'a.tar')), run(path.join(w, 'b.tar'))])
     expect(a.code).toBe(0)

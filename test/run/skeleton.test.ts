@@ -47,7 +47,7 @@ describe('velo-project', () => {
           let err = ''
           c.stdout.on('data', (d) => (out += d))
           c.stderr.on('data', (d) => (err += d))
-          c.on('exit', (code) => resolve({code, out, err}))
+          c.on('close', (code) => resolve({code, out, err})) // 'close': after stdout has been read to its end ('exit' may come first)
         }),
     )
     const res = await Promise.all(runs)

@@ -12,7 +12,7 @@ function run(home: string, args: string[]): Promise<{status: number; stdout: str
     let stderr = ''
     c.stdout.on('data', (d) => (stdout += d))
     c.stderr.on('data', (d) => (stderr += d))
-    c.on('exit', (code) => resolve({status: code ?? 137, stdout, stderr}))
+    c.on('close', (code) => resolve({status: code ?? 137, stdout, stderr})) // after stdio is drained
   })
 }
 
