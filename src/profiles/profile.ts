@@ -206,7 +206,7 @@ export function loadProfile(ref = 'default'): Profile {
   try {
     doc = JSON.parse(text)
   } catch (err) {
-    throw new VeloError('BAD_INPUT', `profile ${file}: not valid JSON: ${(err as Error).message}`)
+    throw new VeloError('BAD_INPUT', `profile ${file}: not valid JSON: ${(err as Error).message}`, {suggestion: 'fix the JSON: profiles/default.json shows the shape, docs/sandbox.md the schema'})
   }
   return validateProfile(doc, file)
 }

@@ -57,7 +57,7 @@ const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6
 function parseEnv(list: string[] | undefined, what: string): string[] {
   return (list ?? []).map((kv) => {
     const i = kv.indexOf('=')
-    if (i <= 0) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv)}: expected KEY=VALUE`)
+    if (i <= 0) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv)}: expected KEY=VALUE`, {suggestion: `e.g. ${what} NODE_ENV=production`})
     checkEnvKey(kv.slice(0, i), what)
     if (/[\0\n]/.test(kv)) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv.slice(0, i))}: value must not contain NUL or newline`)
     return kv
@@ -69,9 +69,9 @@ export function parseMount(spec: string): MountSpec {
   const parts = spec.split(':')
   let readonly = false
   if (parts.length === 3) {
-    if (parts[2] !== 'ro' && parts[2] !== 'rw') throw new VeloError('USAGE', `--mount ${spec}: the third part must be ro or rw`)
+    if (parts[2] !== 'ro' && parts[2] !== 'rw') throw new VeloError('USAGE', `--mount ${spec}: the third part must be ro or rw`, {suggestion: 'e.g. --mount ./src:/src:ro'})
     readonly = parts[2] === 'ro'
-  } else if (parts.length !== 2) throw new VeloError('USAGE', `--mount ${spec}: expected SRC:DST[:ro]`)
+  } else if (parts.length !== 2) throw new VeloError('USAGE', `--mount ${spec}: expected SRC:DST[:ro]`, {suggestion: 'e.g. --mount ./src:/src:ro (paths cannot contain a colon)'})
   const source = path.resolve(parts[0])
   try {
     checkPathValue(source, '--mount source')
@@ -79,7 +79,7 @@ export function parseMount(spec: string): MountSpec {
   } catch (err) {
     throw new VeloError('USAGE', `--mount ${spec}: ${(err as Error).message.replace(/^profile: /, '')}`)
   }
-  if (!fs.existsSync(source)) throw new VeloError('NOT_FOUND', `--mount ${spec}: ${source} does not exist`)
+  if (!fs.existsSync(source)) throw new VeloError('NOT_FOUND', `--mount ${spec}: ${source} does not exist`, {suggestion: 'create it first, or fix the path (a relative path is taken from the current directory)'})
   return {source, target: path.posix.normalize(parts[1]), readonly}
 }
 
@@ -133,7 +133,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   if (o.pids !== undefined) limits.pids = parsePids(o.pids, '--pids')
   if (o.cpus !== undefined) limits.cpus = parseCpus(o.cpus, '--cpus')
   const hostname = o.hostname ?? profile.hostname ?? name.replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 63)
-  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname)) throw new VeloError('USAGE', `invalid --hostname ${JSON.stringify(hostname)}`)
+  if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname)) throw new VeloError('USAGE', `invalid --hostname ${JSON.stringify(hostname)}`, {suggestion: 'letters, digits, dots and dashes, starting with a letter or digit, at most 64 characters'})
   const env = envMerge(
     Object.entries(profile.env).map(([k, v]) => `${k}=${v}`),
     parseEnv(o.env, '--env'),
@@ -311,7 +311,7 @@ export async function execSandbox(home: string, name: string, argv: string[], o:
 export async function startSandbox(home: string, name: string): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
   const s = readState(home, name)
-  if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`)
+  if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`, {suggestion: `run commands in it with velo sandbox exec ${name} -- CMD, or stop it first`})
   const timings: Record<string, number> = {}
   const db = await openDb(home)
   if (s.backend === 'fuse') {
