@@ -11,7 +11,7 @@
 
 struct velo_err {
   int errnum;     /* errno at the failure, or 0 for a logical error */
-  char msg[512];  /* "what: why" */
+  char msg[768];  /* "what: why" (room for a path or two) */
 };
 
 /* Record an error; captures errno first so nothing in between can clobber it. Always returns -1. */

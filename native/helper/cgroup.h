@@ -2,7 +2,7 @@
 #define VELO_CGROUP_H
 #include "plan.h"
 /* Open DIR/cgroup.procs for each of the plan's cgroups (v1: one per controller; v2: one dir). */
-int cgroup_open_all(const struct plan *p, int *fds, struct verr *e);
+int cgroup_open_all(const struct plan *p, int *fds, struct velo_err *e);
 /* Move the calling process into every opened cgroup. */
-int cgroup_join_fds(const struct plan *p, const int *fds, struct verr *e);
+int cgroup_join_fds(const struct plan *p, const int *fds, struct velo_err *e);
 #endif

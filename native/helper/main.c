@@ -35,10 +35,10 @@ extern char **environ;
 
 #define INIT_GRACE_MS 10000
 
-static int lock_down(uint64_t caps, int seccomp, struct verr *e) {
+static int lock_down(uint64_t caps, int seccomp, struct velo_err *e) {
   if (caps_drop_bounding(caps, e) < 0) return -1;
   if (caps_set(caps, e) < 0) return -1;
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return VERR(e, "no_new_privs");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return VELO_FAIL_ERRNO(e, "no_new_privs");
   if (seccomp && seccomp_default(e) < 0) return -1;
   return 0;
 }
@@ -46,17 +46,17 @@ static int lock_down(uint64_t caps, int seccomp, struct verr *e) {
 /* pid 1 of the new sandbox: build its world, lock itself down, report, then reap forever. */
 static void sandbox_init(const struct plan *p, int syncfd) __attribute__((noreturn));
 static void sandbox_init(const struct plan *p, int syncfd) {
-  struct verr e = {0};
-  if (setsid() < 0) VERR(&e, "setsid");
+  struct velo_err e = {0};
+  if (setsid() < 0) VELO_FAIL_ERRNO(&e, "setsid");
   /* (the memory cgroup's OOM killer picks the largest task; init stays tiny, so a tenant's hog goes first) */
   else if (setup_mounts(p, &e) < 0) {
-  } else if (sethostname(p->hostname, strlen(p->hostname)) < 0) VERR(&e, "sethostname %s", p->hostname);
+  } else if (sethostname(p->hostname, strlen(p->hostname)) < 0) VELO_FAIL_ERRNO(&e, "sethostname %s", p->hostname);
   else if (!p->net_none && loopback_up(&e) < 0) {
   } else if (pivot_into(p->root, &e) < 0) {
   } else {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) VERR(&e, "stdio to /dev/null");
-    else if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) VERR(&e, "set non-dumpable");
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) VELO_FAIL_ERRNO(&e, "stdio to /dev/null");
+    else if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) VELO_FAIL_ERRNO(&e, "set non-dumpable");
     /* init only signals and reaps: it keeps CAP_KILL and nothing else */
     else if (lock_down(1ULL << CAP_KILL, 1, &e) == 0) {
       if (null > 2) close(null);
@@ -65,14 +65,14 @@ static void sandbox_init(const struct plan *p, int syncfd) {
       init_loop(INIT_GRACE_MS);
     }
   }
-  char msg[800];
+  char msg[sizeof e.msg + 2];
   int n = snprintf(msg, sizeof msg, "E%s", e.msg);
   write_all(syncfd, msg, (size_t)n);
   _exit(1);
 }
 
 static int cmd_create(struct plan *p) {
-  struct verr e = {0};
+  struct velo_err e = {0};
   if (!p->root || !p->upper || !p->work || !p->n_lowers || !p->hostname) {
     fprintf(stderr, "velo-helper: create: plan needs root, upper, work, lower and hostname\n");
     return 125;
@@ -80,7 +80,7 @@ static int cmd_create(struct plan *p) {
   int cg[PLAN_MAX_LIST];
   if (cgroup_open_all(p, cg, &e) < 0 || cgroup_join_fds(p, cg, &e) < 0) die_verr("create", &e);
   int sp[2];
-  if (pipe2(sp, O_CLOEXEC) < 0) die_verr("create", (VERR(&e, "pipe"), &e));
+  if (pipe2(sp, O_CLOEXEC) < 0) die_verr("create", (VELO_FAIL_ERRNO(&e, "pipe"), &e));
   pid_t pid = clone_into_new_ns(SANDBOX_NS_FLAGS, &e);
   if (pid < 0) die_verr("create", &e);
   if (pid == 0) {
@@ -116,7 +116,7 @@ static int cmd_create(struct plan *p) {
 static const int FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 
 static int cmd_exec(struct plan *p) {
-  struct verr e = {0};
+  struct velo_err e = {0};
   if (!p->pid || !p->n_argv) {
     fprintf(stderr, "velo-helper: exec: plan needs pid and arg\n");
     return 125;
@@ -126,7 +126,7 @@ static int cmd_exec(struct plan *p) {
   int cg[PLAN_MAX_LIST];
   if (cgroup_open_all(p, cg, &e) < 0) die_verr("exec", &e);
   /* Not dumpable: a tenant process must never ptrace us or our child while it still holds full caps. */
-  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die_verr("exec", (VERR(&e, "set non-dumpable"), &e));
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die_verr("exec", (VELO_FAIL_ERRNO(&e, "set non-dumpable"), &e));
   if (ns_enter(&ns, &e) < 0) die_verr("exec", &e);
   ns_close(&ns);
   /* -t: a pty of the sandbox's own devpts (so `tty` names it inside), relayed to our terminal */
@@ -139,7 +139,7 @@ static int cmd_exec(struct plan *p) {
   for (size_t i = 0; i < sizeof FORWARD / sizeof FORWARD[0]; i++) sigaddset(&set, FORWARD[i]);
   sigprocmask(SIG_BLOCK, &set, &old);
   pid_t child = fork();
-  if (child < 0) die_verr("exec", (VERR(&e, "fork"), &e));
+  if (child < 0) die_verr("exec", (VELO_FAIL_ERRNO(&e, "fork"), &e));
   if (child == 0) {
     if (cgroup_join_fds(p, cg, &e) < 0) die_verr("exec", &e);
     for (size_t i = 0; i < p->n_cgroups; i++) close(cg[i]);
@@ -149,11 +149,11 @@ static int cmd_exec(struct plan *p) {
     } else
       setpgid(0, 0);
     const char *cwd = p->cwd ? p->cwd : "/";
-    if (chdir(cwd) < 0) die_verr("exec", (VERR(&e, "chdir %s", cwd), &e));
+    if (chdir(cwd) < 0) die_verr("exec", (VELO_FAIL_ERRNO(&e, "chdir %s", cwd), &e));
     if (caps_drop_bounding(p->caps, &e) < 0) die_verr("exec", &e);
     if (p->has_user && switch_user(p->uid, p->gid, &e) < 0) die_verr("exec", &e);
     if (caps_set(p->caps, &e) < 0) die_verr("exec", &e);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die_verr("exec", (VERR(&e, "no_new_privs"), &e));
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die_verr("exec", (VELO_FAIL_ERRNO(&e, "no_new_privs"), &e));
     if (p->seccomp && seccomp_default(&e) < 0) die_verr("exec", &e);
     static char *empty[] = {NULL};
     environ = p->env ? p->env : empty;
@@ -230,7 +230,7 @@ int main(int argc, char **argv) {
   }
   char *text = strdup(env);
   struct plan p;
-  struct verr e = {0};
+  struct velo_err e = {0};
   if (!text || plan_parse(text, &p, &e) < 0) die_verr("plan", &e);
   if (!strcmp(argv[1], "create")) return cmd_create(&p);
   if (!strcmp(argv[1], "exec")) return cmd_exec(&p);

@@ -36,6 +36,6 @@ struct plan {
   int net_none;                      /* net none: own netns with lo left down */
 };
 
-int plan_parse(char *text, struct plan *p, struct verr *e);
+int plan_parse(char *text, struct plan *p, struct velo_err *e);
 
 #endif

@@ -23,26 +23,26 @@ static void release(scmp_filter_ctx *c) {
   if (*c) seccomp_release(*c);
 }
 
-int seccomp_default(struct verr *e) {
+int seccomp_default(struct velo_err *e) {
   __attribute__((cleanup(release))) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-  if (!ctx) return verr_set(e, ENOMEM, "seccomp_init");
+  if (!ctx) return velo_fail(e, ENOMEM, "seccomp_init");
   int r;
-  if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) < 0) return verr_set(e, -r, "seccomp bad-arch action");
+  if ((r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) < 0) return velo_fail(e, -r, "seccomp bad-arch action");
   for (size_t i = 0; i < sizeof DENY / sizeof DENY[0]; i++) {
     int nr = seccomp_syscall_resolve_name(DENY[i]);
     if (nr == __NR_SCMP_ERROR) continue; /* not a syscall on this architecture */
-    if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0)) < 0) return verr_set(e, -r, "seccomp rule %s", DENY[i]);
+    if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0)) < 0) return velo_fail(e, -r, "seccomp rule %s", DENY[i]);
   }
   for (size_t i = 0; i < sizeof NOSYS / sizeof NOSYS[0]; i++) {
     int nr = seccomp_syscall_resolve_name(NOSYS[i]);
     if (nr == __NR_SCMP_ERROR) continue;
-    if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0)) < 0) return verr_set(e, -r, "seccomp rule %s", NOSYS[i]);
+    if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0)) < 0) return velo_fail(e, -r, "seccomp rule %s", NOSYS[i]);
   }
   /* clone with any namespace flag: no new namespaces (user namespaces especially) from inside. */
   static const unsigned long NSFLAGS[] = {CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
   for (size_t i = 0; i < sizeof NSFLAGS / sizeof NSFLAGS[0]; i++)
     if ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1, SCMP_A0(SCMP_CMP_MASKED_EQ, NSFLAGS[i], NSFLAGS[i]))) < 0)
-      return verr_set(e, -r, "seccomp clone rule");
-  if ((r = seccomp_load(ctx)) < 0) return verr_set(e, -r, "seccomp_load");
+      return velo_fail(e, -r, "seccomp clone rule");
+  if ((r = seccomp_load(ctx)) < 0) return velo_fail(e, -r, "seccomp_load");
   return 0;
 }

@@ -5,17 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-int verr_set(struct verr *e, int errnum, const char *fmt, ...) {
-  va_list ap;
-  e->err = errnum;
-  va_start(ap, fmt);
-  int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-  va_end(ap);
-  if (errnum && n >= 0 && (size_t)n < sizeof e->msg)
-    snprintf(e->msg + n, sizeof e->msg - n, ": %s", strerror(errnum));
-  return -1;
-}
-
 int write_all(int fd, const void *buf, size_t n) {
   const char *p = buf;
   while (n > 0) {
@@ -30,10 +19,10 @@ int write_all(int fd, const void *buf, size_t n) {
   return 0;
 }
 
-int write_file_at(int dirfd, const char *path, const char *data, struct verr *e) {
+int write_file_at(int dirfd, const char *path, const char *data, struct velo_err *e) {
   cleanup_fd int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return VERR(e, "open %s", path);
-  if (write_all(fd, data, strlen(data)) < 0) return VERR(e, "write %s to %s", data, path);
+  if (fd < 0) return VELO_FAIL_ERRNO(e, "open %s", path);
+  if (write_all(fd, data, strlen(data)) < 0) return VELO_FAIL_ERRNO(e, "write %s to %s", data, path);
   return 0;
 }
 
@@ -59,7 +48,7 @@ int proc_starttime(pid_t pid, unsigned long long *start, char *state) {
   return 0;
 }
 
-void die_verr(const char *what, const struct verr *e) {
+void die_verr(const char *what, const struct velo_err *e) {
   fprintf(stderr, "velo-helper: %s: %s\n", what, e->msg);
   exit(125);
 }
