@@ -16,7 +16,7 @@ const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-fuse'
 fs.mkdirSync(W, {recursive: true})
 sh(`bash ${ROOT}/scripts/setup.sh`)
 const H = path.join(W, 'home')
-const velo = (args) => `node ${VELO} ${args} --home ${H}`
+const velo = (args) => `${VELO} ${args} --home ${H}`
 const mounts = []
 const umountAll = () => {
   for (const m of mounts.splice(0)) sh(`${velo(`umount ${m}`)} >/dev/null 2>&1 || umount -l ${m} 2>/dev/null || true`)

@@ -42,7 +42,7 @@ const dockerd = spawn(
 let exited = false
 dockerd.on('exit', () => (exited = true))
 const docker = `docker --host ${host}`
-const v = `node ${VELO}`
+const v = `${VELO}`
 const stop = async () => {
   if (!exited) dockerd.kill('SIGTERM')
   for (let i = 0; i < 100 && !exited; i++) await new Promise((r) => setTimeout(r, 100))

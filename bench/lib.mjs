@@ -5,7 +5,7 @@ import * as path from 'node:path'
 import * as os from 'node:os'
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
-export const VELO = path.join(ROOT, 'bin', 'velo.js')
+export const VELO = path.join(ROOT, 'bin', 'velo') // as users run it: native front-end, Node CLI behind it
 
 /**
  * Time commands with hyperfine (warm-up, several runs, optional prepare per command). Returns the mean

@@ -35,7 +35,7 @@ const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 10
 const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-run'
 fs.mkdirSync(W, {recursive: true})
 const H = path.join(W, 'home')
-const v = `env VELO_HOME=${H} node ${VELO}`
+const v = `env VELO_HOME=${H} ${VELO}`
 const SHIM = path.join(ROOT, 'native', 'build', 'libvelo-shim.so')
 const shimEnv = `env LD_PRELOAD=${SHIM} VELO_SHIM_CAS=${H}/cas/blake3 UV_USE_IO_URING=0`
 const plainEnv = `env UV_USE_IO_URING=0`
@@ -161,7 +161,7 @@ for (const pkg of ['typescript', 'express']) {
   const c = hyperfine(
     [
       {name: 'node -e 0', cmd: 'node -e 0'},
-      {name: 'velo --version', cmd: `node ${VELO} --version`},
+      {name: 'velo --version', cmd: `${VELO} --version`},
       {name: 'velo run -- /bin/true', cmd: `${v} run --image bench-500 --at ${at(500)} -- /bin/true`},
     ],
     {runs, warmup: 2},

@@ -14,7 +14,7 @@ const runs = Number(arg('--runs', 10))
 const fleetN = Number(arg('--fleet', 100))
 const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-sandbox'
 const H = path.join(W, 'home')
-const v = `node ${VELO}`
+const v = `${VELO}`
 const SOCK = path.join(W, 'docker.sock')
 const d = `docker -H unix://${SOCK}`
 const log = (m) => console.error(`bench: ${m}`)

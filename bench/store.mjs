@@ -26,7 +26,7 @@ console.error(`bench: node_modules has ${files} files, ${(bytes / 1e6).toFixed(1
 sh(`cat $(find ${nm} -type f) > /dev/null 2>&1 || true`) // warm the page cache for both sides
 
 const H = path.join(W, 'home')
-const v = `node ${VELO}`
+const v = `${VELO}`
 const rows = []
 
 // 1. First ingest (fresh store every run) vs cp -a.

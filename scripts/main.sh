@@ -10,4 +10,4 @@ if [ -z "${VELO_HOME:-}" ]; then
   export VELO_HOME=$(mktemp -d /tmp/velo-main.XXXXXX)
   trap 'rm -rf "$VELO_HOME"' EXIT
 fi
-./bin/velo.js sandbox run --rm --name hello-app --mount "$PWD/examples/hello-app:/app:ro" --workdir /app -- npm start --silent
+./bin/velo sandbox run --rm --name hello-app --mount "$PWD/examples/hello-app:/app:ro" --workdir /app -- npm start --silent

@@ -10,7 +10,7 @@ import * as path from 'node:path'
 
 $.verbose = false
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
-const VELO = path.join(ROOT, 'bin', 'velo.js')
+const VELO = path.join(ROOT, 'bin', 'velo')
 const N = Number(argv.tenants ?? 100)
 const P = Number(argv.parallel ?? 1)
 const home = fs.mkdtempSync(path.join('/var/tmp', 'velo-stress-sb-'))
@@ -34,17 +34,17 @@ async function pool(items, fn) {
 
 let failed = false
 try {
-  await $`node ${VELO} sandbox run --rm -- true` // builds the default image and its farm once
+  await $`${VELO} sandbox run --rm -- true` // builds the default image and its farm once
   const mem0 = memAvailable()
   const create = [], createOwn = [], exec = [], rm = [], rmOwn = []
 
   await pool(names, async (n) => {
     const t = now()
-    const r = JSON.parse((await $`node ${VELO} sandbox create ${n} --json`).stdout)
+    const r = JSON.parse((await $`${VELO} sandbox create ${n} --json`).stdout)
     create.push(now() - t)
     createOwn.push(r.timings.total)
   })
-  const live = (await $`node ${VELO} sandbox ls --json`).stdout
+  const live = (await $`${VELO} sandbox ls --json`).stdout
   const running = JSON.parse(live).filter((s) => s.status === 'running').length
   const pids = JSON.parse(live).map((s) => s.pid)
   // proportional set size: shared pages (libc, libseccomp, the helper binary) split across the inits
@@ -60,14 +60,14 @@ try {
   await pool(names, async (n) => {
     const t = now()
     // writes its own marker, then counts markers: exactly one (its own) must be visible
-    const out = (await $`node ${VELO} sandbox exec ${n} -- sh -c ${`echo ${n} > /marker-${n} && ls / | grep -c '^marker-' && cat /marker-${n}`}`).stdout
+    const out = (await $`${VELO} sandbox exec ${n} -- sh -c ${`echo ${n} > /marker-${n} && ls / | grep -c '^marker-' && cat /marker-${n}`}`).stdout
     exec.push(now() - t)
     if (out !== `1\n${n}\n`) throw new Error(`tenant ${n} saw ${JSON.stringify(out)}`)
   })
 
   await pool(names, async (n) => {
     const t = now()
-    const r = JSON.parse((await $`node ${VELO} sandbox rm -f ${n} --json`).stdout)
+    const r = JSON.parse((await $`${VELO} sandbox rm -f ${n} --json`).stdout)
     rm.push(now() - t)
     rmOwn.push(r[0].ms)
   })
@@ -100,7 +100,7 @@ try {
   failed = true
   console.error('stress failed:', String(err.stderr ?? err.message ?? err).split('\n').slice(0, 5).join('\n'))
 } finally {
-  for (const n of names) if (fs.existsSync(path.join(home, 'tenants', n))) await $`node ${VELO} sandbox rm -f ${n}`.nothrow().quiet()
+  for (const n of names) if (fs.existsSync(path.join(home, 'tenants', n))) await $`${VELO} sandbox rm -f ${n}`.nothrow().quiet()
   fs.rmSync(home, {recursive: true, force: true})
 }
 process.exit(failed ? 1 : 0)

@@ -180,7 +180,7 @@ describe('velo mount / umount lifecycle', () => {
       const mnt = path.join(work, 'mnt')
       fs.mkdirSync(mnt)
       guard.add(home, mnt)
-      const child = spawn(process.execPath, [VELO, 'mount', 'img', mnt, '--foreground'], {env: {...process.env, VELO_HOME: home}, stdio: ['ignore', 'pipe', 'pipe']})
+      const child = spawn(VELO, ['mount', 'img', mnt, '--foreground'], {env: {...process.env, VELO_HOME: home}, stdio: ['ignore', 'pipe', 'pipe']})
       let stderr = ''
       child.stderr.on('data', (d) => (stderr += d))
       const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))

@@ -48,7 +48,7 @@ describe('velo image import under kill -9 and concurrency', () => {
     veloJson(home, ['image', 'rm', 'warm'])
     veloJson(home, ['gc'])
     const before = countFiles(path.join(home, 'cas'))
-    const child = spawn(process.execPath, [VELO, 'image', 'import', tar], {env: {...process.env, VELO_HOME: home}, stdio: 'ignore'})
+    const child = spawn(VELO, ['image', 'import', tar], {env: {...process.env, VELO_HOME: home}, stdio: 'ignore'})
     // Kill it once it has written some objects, well before it could finish.
     for (let i = 0; i < 600 && countFiles(path.join(home, 'cas')) < before + 50; i++) await new Promise((r) => setTimeout(r, 10))
     child.kill('SIGKILL')
@@ -82,7 +82,7 @@ describe('velo image import under kill -9 and concurrency', () => {
     fs.writeFileSync(path.join(w, 'b.tar'), await dockerSaveLegacy([{tag: 'b:1', layers: [base, await mkTar([{name: 'b', content: 'b'}])]}]))
     const run = (f: string) =>
       new Promise<{code: number | null; out: string}>((resolve) => {
-        const c = spawn(process.execPath, [VELO, 'image', 'import', f, '--json'], {env: {...process.env, VELO_HOME: home}, stdio: ['ignore', 'pipe', 'pipe']})
+        const c = spawn(VELO, ['image', 'import', f, '--json'], {env: {...process.env, VELO_HOME: home}, stdio: ['ignore', 'pipe', 'pipe']})
         let out = ''
         c.stdout.on('data', (d) => (out += d))
         c.on('close', (code) => resolve({code, out})) // after stdout is drained

@@ -39,7 +39,7 @@ describe('velo inception / hook / wake', () => {
       // the shell hook: inside the project node sees the image; outside, the environment is as before
       const js = `console.log(require(process.cwd() + '/node_modules/express').name)`
       const hook = sh(
-        `export VELO_HOME=${home}; LD_PRELOAD=; unset LD_PRELOAD; eval "$(${process.execPath} ${VELO} hook --shell bash)"
+        `export VELO_HOME=${home}; LD_PRELOAD=; unset LD_PRELOAD; eval "$(${VELO} hook --shell bash)"
          cd ${proj} && _velo_hook && node -e "${js}" && [ -n "$LD_PRELOAD" ] && echo in
          cd ${dir} && _velo_hook && echo "out:\${LD_PRELOAD-unset}"`,
       )

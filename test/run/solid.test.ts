@@ -200,7 +200,7 @@ describe('velo run itself', () => {
   it('passes exit codes and signals through', () => {
     expect(vrun(home, 'nm', proj, 'exit 7').status).toBe(7)
     // the child dies of SIGTERM; velo re-raises it on itself, so the shell sees 128 + 15
-    const r = sh(`VELO_HOME=${home} ${process.execPath} ${VELO} run --image nm -- sh -c 'kill -TERM $$'; echo "status $?"`, {cwd: proj})
+    const r = sh(`VELO_HOME=${home} ${VELO} run --image nm -- sh -c 'kill -TERM $$'; echo "status $?"`, {cwd: proj})
     expect(r.stdout).toBe('status 143\n')
   })
   it('refuses static binaries and says why', () => {

@@ -26,7 +26,7 @@ afterAll(() => rmrf(dir))
 
 describe('velo run as an unprivileged user', () => {
   it('ingests, projects (solid and phantom), runs node, breaks on write, and never writes the store', () => {
-    const velo = `${process.execPath} ${VELO}`
+    const velo = `${VELO}`
     expect(asNobody('id -u', dir).stdout.trim()).toBe(String(NOBODY))
     const ing = asNobody(`${velo} ingest ${dir}/src/node_modules --name nm --json`, dir)
     expect(ing.status, ing.stderr).toBe(0)

@@ -40,7 +40,7 @@ export class SandboxHome {
   /** Async CLI call (for races and concurrent tenants). */
   veloAsync(args: string[]): Promise<RunResult> {
     return new Promise((resolve) => {
-      const c = spawn(process.execPath, [VELO, ...args], {env: {...process.env, VELO_HOME: this.home}})
+      const c = spawn(VELO, [...args], {env: {...process.env, VELO_HOME: this.home}})
       let stdout = ''
       let stderr = ''
       c.stdout.on('data', (d) => (stdout += d))

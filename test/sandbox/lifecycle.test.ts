@@ -44,7 +44,7 @@ describe('sandbox lifecycle', () => {
 
   it('-t gives a real terminal that follows window-size changes', async () => {
     const pty = await import('node-pty')
-    const p = pty.spawn(process.execPath, [VELO, 'sandbox', 'exec', '-t', S, '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], {
+    const p = pty.spawn(VELO, ['sandbox', 'exec', '-t', S, '--', 'sh', '-c', 'tty; stty size; read x; stty size; exit 7'], {
       cols: 100,
       rows: 30,
       env: {...process.env, VELO_HOME: sb.home} as Record<string, string>,

@@ -49,7 +49,7 @@ describe('bad input gets a clear error and leaves the store consistent', () => {
     fs.chmodSync(path.dirname(src), 0o755)
     fs.chmodSync(path.dirname(home), 0o755)
     const userHome = path.join(home, 'store')
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, VELO, 'ingest', src, '--name', 'x'], {
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', VELO, 'ingest', src, '--name', 'x'], {
       env: {...process.env, VELO_HOME: userHome, HOME: '/nonexistent'},
       encoding: 'utf8',
     })

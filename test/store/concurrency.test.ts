@@ -7,7 +7,7 @@ import {listing} from './tree'
 
 function run(home: string, args: string[]): Promise<{status: number; stdout: string; stderr: string}> {
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [VELO, ...args], {env: {...process.env, VELO_HOME: home}})
+    const c = spawn(VELO, [...args], {env: {...process.env, VELO_HOME: home}})
     let stdout = ''
     let stderr = ''
     c.stdout.on('data', (d) => (stdout += d))

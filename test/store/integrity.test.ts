@@ -63,7 +63,7 @@ describe('store integrity', () => {
     }
     // a large file so that the kill lands while an object is being written
     execFileSync('dd', ['if=/dev/urandom', `of=${path.join(src, 'big')}`, 'bs=1M', 'count=200', 'status=none'])
-    const child = spawn(process.execPath, [VELO, 'ingest', src, '--name', 'partial'], {env: {...process.env, VELO_HOME: home}, stdio: 'ignore'})
+    const child = spawn(VELO, ['ingest', src, '--name', 'partial'], {env: {...process.env, VELO_HOME: home}, stdio: 'ignore'})
     // wait until it has stored some objects, then kill it hard
     const casDir = path.join(home, 'cas', 'blake3')
     const stored = () => (fs.existsSync(casDir) ? fs.readdirSync(casDir).reduce((n, d) => n + fs.readdirSync(path.join(casDir, d)).length, 0) : 0)

@@ -48,7 +48,7 @@ describe('ingest → checkout round trip', () => {
     for (let i = 0; i < 64; i++) fs.writeSync(fd, Buffer.from(execFileSync('head', ['-c', '65536', '/dev/urandom'])), 0, 65536, i * 17 * 1024 * 1024)
     fs.closeSync(fd)
     // peak RSS of the whole velo process, from GNU time's %M (KiB)
-    const t = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, VELO, 'ingest', src, '--name', 'big', '--json'], {
+    const t = spawnSync('/usr/bin/time', ['-f', '%M', VELO, 'ingest', src, '--name', 'big', '--json'], {
       env: {...process.env, VELO_HOME: home},
       encoding: 'utf8',
     })

@@ -1,0 +1,34 @@
+/* The native front-end (native/build/velo, started by bin/velo). Each fast path serves one command exactly as
+ * the Node CLI (bin/velo.js) would: same flags, output, state files, errors and exit codes. When it meets
+ * anything it does not serve (an unknown flag, --help, a case only Node handles), it returns FRONT_FALLBACK
+ * BEFORE any side effect, and main() execs the Node CLI with the unchanged argv. VELO_NATIVE=0 disables every
+ * fast path (test/cli/front.test.ts runs both ways and compares). */
+#ifndef VELO_FRONT_H
+#define VELO_FRONT_H
+#include <stdbool.h>
+#include "velo_err.h"
+
+#define FRONT_FALLBACK (-1000)
+
+struct front_ctx {
+  const char *pkgroot; /* the package root: bin/, native/build/, profiles/ */
+  const char *argv0;
+};
+
+/* A fast path: argv[0] is the first word after the command's words (e.g. after "sandbox exec"). Returns the
+ * process exit code, or FRONT_FALLBACK. */
+typedef int (*front_fn)(const struct front_ctx *ctx, int argc, char **argv);
+
+/* The store root, as src/lib/home.ts resolves it: --home, $VELO_HOME, /var/lib/velo for root, else
+ * $XDG_DATA_HOME/velo or ~/.local/share/velo. Returns a malloc'd absolute path. */
+char *front_home(const char *flag);
+
+/* Render an error as VeloCommand.catch does (code, message, suggestion; JSON on stdout with --json) and
+ * return its exit code (the codes of src/lib/errors.ts). suggestion may be NULL. */
+int front_error(bool json, const char *code, const char *message, const char *suggestion);
+int front_exit_code(const char *code);
+
+/* Write s as a JSON string (quoted, escaped) to f. */
+void front_json_str(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,67 @@
+/* velo's native front-end: see front.h. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "front.h"
+
+/* The fast paths. Each is defined in its own file; none is required: an empty table sends every call to Node. */
+struct front_cmd {
+  const char *topic; /* NULL for a top-level command */
+  const char *verb;
+  front_fn fn;
+};
+
+static const struct front_cmd COMMANDS[] = {
+#include "commands.inc"
+    {NULL, NULL, NULL},
+};
+
+/* native/build/velo → the package root two levels up */
+static char *package_root(void) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return NULL;
+  exe[n] = 0;
+  for (int i = 0; i < 3; i++) {
+    char *s = strrchr(exe, '/');
+    if (!s) return NULL;
+    *s = 0;
+  }
+  return strdup(exe[0] ? exe : "/");
+}
+
+static int run_node(const char *root, int argc, char **argv) {
+  char script[PATH_MAX];
+  snprintf(script, sizeof script, "%s/bin/velo.js", root);
+  char **args = calloc((size_t)argc + 2, sizeof *args);
+  if (!args) return front_error(false, "INTERNAL", "out of memory", NULL);
+  args[0] = "node";
+  args[1] = script;
+  for (int i = 1; i < argc; i++) args[i + 1] = argv[i];
+  execvp("node", args);
+  char msg[PATH_MAX + 64];
+  snprintf(msg, sizeof msg, "cannot run node (%s): %s", script, strerror(errno));
+  return front_error(false, "NATIVE", msg, "install Node.js 20 or newer and put it on PATH");
+}
+
+int main(int argc, char **argv) {
+  char *root = package_root();
+  if (!root) return front_error(false, "INTERNAL", "cannot find velo's package root from /proc/self/exe", NULL);
+  const char *native = getenv("VELO_NATIVE");
+  if (!native || strcmp(native, "0")) {
+    for (const struct front_cmd *c = COMMANDS; c->fn; c++) {
+      int words = c->topic ? 2 : 1;
+      if (argc <= words) continue;
+      if (c->topic ? (strcmp(argv[1], c->topic) || strcmp(argv[2], c->verb)) : strcmp(argv[1], c->verb)) continue;
+      struct front_ctx ctx = {.pkgroot = root, .argv0 = argv[0]};
+      int rc = c->fn(&ctx, argc - 1 - words, argv + 1 + words);
+      if (rc != FRONT_FALLBACK) return rc;
+      break;
+    }
+  }
+  return run_node(root, argc, argv);
+}
