@@ -8,7 +8,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages: build tools, the native parts' headers and crate sources (native/b3 builds offline from
 # Debian's packaged Rust crates), the peers that tests and benches compare with.
-APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev busybox-static util-linux coreutils
+APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev libjson-c-dev busybox-static util-linux coreutils
   b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io iproute2 procps psmisc
   git python3 tar)
 missing=()

@@ -75,6 +75,38 @@ int velo_parse_layer_id(uint8_t out[32], const char *hex, struct velo_err *err) 
   return 0;
 }
 
+int velo_image_get(const struct velo_store *st, const char *name, char **json, struct velo_err *err) {
+  *json = NULL;
+  size_t n = strlen(name);
+  /* ordered-binary writes a string key as its UTF-8 bytes unless it starts with a byte below 0x20 (names never do) */
+  if (n == 0 || (unsigned char)name[0] < 0x20) return 0;
+  MDB_txn *txn;
+  if (velo_txn_begin(st, &txn, err) < 0) return -1;
+  MDB_dbi images;
+  int rc = mdb_dbi_open(txn, "images", 0, &images);
+  if (rc == MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return 0;
+  }
+  MDB_val k = {n, (void *)name}, v;
+  if (rc == 0) rc = mdb_get(txn, images, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    mdb_txn_abort(txn);
+    return 0;
+  }
+  if (rc) {
+    mdb_txn_abort(txn);
+    return velo_fail(err, 0, "cannot read image %s: %s", name, mdb_strerror(rc));
+  }
+  *json = malloc(v.mv_size + 1);
+  if (*json) {
+    memcpy(*json, v.mv_data, v.mv_size);
+    (*json)[v.mv_size] = 0;
+  }
+  mdb_txn_abort(txn);
+  return *json ? 1 : velo_fail(err, ENOMEM, "cannot read image %s", name);
+}
+
 int velo_entry_decode(const MDB_val *v, struct velo_entry *e, struct velo_err *err) {
   const uint8_t *p = v->mv_data;
   if (v->mv_size < VELO_ENTRY_SIZE) return velo_fail(err, 0, "manifest entry too short (%zu bytes)", v->mv_size);

@@ -74,6 +74,11 @@ int velo_layer_child(MDB_txn *txn, const struct velo_store *st, const uint8_t la
 /* Open a read transaction (MDB_RDONLY); the caller aborts it with mdb_txn_abort. */
 int velo_txn_begin(const struct velo_store *st, MDB_txn **txn, struct velo_err *err);
 
+/* An image's record (the JSON value of the `images` DB, keyed by the name as plain UTF-8, which is how
+ * ordered-binary stores a string key): *json is a malloc'd NUL-terminated copy. Returns 1 when found, 0 when
+ * there is no such image (or no images table yet), -1 on error. */
+int velo_image_get(const struct velo_store *st, const char *name, char **json, struct velo_err *err);
+
 int velo_view_init(struct velo_view *v, struct velo_store *st, const char *const *layer_ids_top_first, int n,
                    struct velo_err *err);
 
