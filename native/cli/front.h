@@ -31,4 +31,7 @@ int front_exit_code(const char *code);
 /* Write s as a JSON string (quoted, escaped) to f. */
 void front_json_str(FILE *f, const char *s);
 
+/* `velo run` (run.c) */
+int front_run(const struct front_ctx *ctx, int argc, char **argv);
+
 #endif

@@ -42,6 +42,7 @@ int front_image_load(const char *home, const char *name, struct front_image *img
     return velo_fail(err, 0, "image %s: damaged record in the manifest database", name);
   }
   img->name = strdup(name);
+  img->source = opt_string(root, "source");
   img->layers = string_array(layers, &img->n_layers);
   if (json_object_object_get_ex(root, "config", &config) && json_object_is_type(config, json_type_object)) {
     json_object_object_get_ex(config, "env", &env);
@@ -75,5 +76,6 @@ void front_image_free(struct front_image *img) {
   free(img->user);
   free(img->workdir);
   free(img->json);
+  free(img->source);
   memset(img, 0, sizeof *img);
 }

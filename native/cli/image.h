@@ -13,6 +13,7 @@ struct front_image {
   char *user;       /* config.user or NULL */
   char *workdir;    /* config.workingDir or NULL */
   char *json;       /* the raw record */
+  char *source;     /* ImageRecord.source (what was ingested; `velo run` projects at ./<its basename>) or NULL */
 };
 
 /* 1 = found, 0 = no such image, -1 = error (err filled). */

@@ -76,27 +76,31 @@ int velo_parse_layer_id(uint8_t out[32], const char *hex, struct velo_err *err) 
 }
 
 int velo_image_get(const struct velo_store *st, const char *name, char **json, struct velo_err *err) {
+  return velo_record_get(st, "images", name, json, err);
+}
+
+int velo_record_get(const struct velo_store *st, const char *db, const char *key, char **json, struct velo_err *err) {
   *json = NULL;
-  size_t n = strlen(name);
+  size_t n = strlen(key);
   /* ordered-binary writes a string key as its UTF-8 bytes unless it starts with a byte below 0x20 (names never do) */
-  if (n == 0 || (unsigned char)name[0] < 0x20) return 0;
+  if (n == 0 || (unsigned char)key[0] < 0x20) return 0;
   MDB_txn *txn;
   if (velo_txn_begin(st, &txn, err) < 0) return -1;
-  MDB_dbi images;
-  int rc = mdb_dbi_open(txn, "images", 0, &images);
+  MDB_dbi dbi;
+  int rc = mdb_dbi_open(txn, db, 0, &dbi);
   if (rc == MDB_NOTFOUND) {
     mdb_txn_abort(txn);
     return 0;
   }
-  MDB_val k = {n, (void *)name}, v;
-  if (rc == 0) rc = mdb_get(txn, images, &k, &v);
+  MDB_val k = {n, (void *)key}, v;
+  if (rc == 0) rc = mdb_get(txn, dbi, &k, &v);
   if (rc == MDB_NOTFOUND) {
     mdb_txn_abort(txn);
     return 0;
   }
   if (rc) {
     mdb_txn_abort(txn);
-    return velo_fail(err, 0, "cannot read image %s: %s", name, mdb_strerror(rc));
+    return velo_fail(err, 0, "cannot read %s from %s: %s", key, db, mdb_strerror(rc));
   }
   *json = malloc(v.mv_size + 1);
   if (*json) {
@@ -104,7 +108,7 @@ int velo_image_get(const struct velo_store *st, const char *name, char **json, s
     (*json)[v.mv_size] = 0;
   }
   mdb_txn_abort(txn);
-  return *json ? 1 : velo_fail(err, ENOMEM, "cannot read image %s", name);
+  return *json ? 1 : velo_fail(err, ENOMEM, "cannot read %s from %s", key, db);
 }
 
 int velo_entry_decode(const MDB_val *v, struct velo_entry *e, struct velo_err *err) {

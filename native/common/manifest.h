@@ -79,6 +79,9 @@ int velo_txn_begin(const struct velo_store *st, MDB_txn **txn, struct velo_err *
  * there is no such image (or no images table yet), -1 on error. */
 int velo_image_get(const struct velo_store *st, const char *name, char **json, struct velo_err *err);
 
+/* Any record of a JSON-valued DB keyed by a string (`images`, `holds`): same contract as velo_image_get. */
+int velo_record_get(const struct velo_store *st, const char *db, const char *key, char **json, struct velo_err *err);
+
 int velo_view_init(struct velo_view *v, struct velo_store *st, const char *const *layer_ids_top_first, int n,
                    struct velo_err *err);
 
