@@ -4,7 +4,9 @@
 //  2. python3 -c 'import json' with the stdlib projected vs a real copy of it
 //  3. velo run start-up on a 50,000-file image vs a 500-file image (and the one-time skeleton build)
 // "shim" rows run the program with the shim preloaded (what `velo inception` + the shell hook give you);
-// "velo run" rows include the velo CLI itself (node + oclif) in front of the program.
+// "velo run" rows include the velo CLI itself in front of the program: the native front-end (native/cli/run.c,
+// which execs the program in its own process) and, for comparison in the same run, the Node CLI behind it
+// (VELO_NATIVE=0).
 // Usage: node bench/run.mjs [--runs N]   Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-run).
 import * as fs from 'node:fs'
 import * as path from 'node:path'
@@ -36,6 +38,7 @@ const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-run'
 fs.mkdirSync(W, {recursive: true})
 const H = path.join(W, 'home')
 const v = `env VELO_HOME=${H} ${VELO}`
+const vNode = `env VELO_HOME=${H} VELO_NATIVE=0 ${VELO}`
 const SHIM = path.join(ROOT, 'native', 'build', 'libvelo-shim.so')
 const shimEnv = `env LD_PRELOAD=${SHIM} VELO_SHIM_CAS=${H}/cas/blake3 UV_USE_IO_URING=0`
 const plainEnv = `env UV_USE_IO_URING=0`
@@ -111,13 +114,16 @@ for (const pkg of ['typescript', 'express']) {
       {name: 'real', cmd: `${plainEnv} ${js(real)}`},
       {name: 'shim', cmd: `${shimEnv} ${js(proj)}`},
       {name: 'velo run', cmd: `${v} run --image bench-nm --at ${proj}/node_modules -- ${js(proj)}`},
+      {name: 'velo run (Node CLI)', cmd: `${vNode} run --image bench-nm --at ${proj}/node_modules -- ${js(proj)}`},
     ],
     {runs, warmup: 2},
   )
   rows.push(ratioRow(`node require('${pkg}'), shim preloaded vs real copy`, r.shim, r.real, 'real copy', 1.2))
   rows.push(cpuRow(`node require('${pkg}'), shim preloaded vs real copy`, r.shim, r.real, 'real copy', 1.2))
   rows.push(ratioRow(`node require('${pkg}'), whole \`velo run\` vs real copy`, r['velo run'], r.real, 'real copy', 1.2))
-  notes.push(`node require('${pkg}'): real ${ms(r.real.mean)}, shim ${ms(r.shim.mean)}, velo run ${ms(r['velo run'].mean)} (budget: npm start < 200 ms)`)
+  rows.push(cpuRow(`node require('${pkg}'), whole \`velo run\` vs real copy`, r['velo run'], r.real, 'real copy', 1.2))
+  rows.push(ratioRow(`node require('${pkg}'), \`velo run\` through the Node CLI (VELO_NATIVE=0) vs real copy`, r['velo run (Node CLI)'], r.real, 'real copy', 1.2))
+  notes.push(`node require('${pkg}'): real ${ms(r.real.mean)}, shim ${ms(r.shim.mean)}, velo run ${ms(r['velo run'].mean)}, velo run via the Node CLI ${ms(r['velo run (Node CLI)'].mean)} (budget: npm start < 200 ms)`)
 }
 
 // ---- 2. python stdlib ----
@@ -128,13 +134,16 @@ for (const pkg of ['typescript', 'express']) {
       {name: 'real', cmd: `${plainEnv} ${py(real)}`},
       {name: 'shim', cmd: `${shimEnv} ${py(proj)}`},
       {name: 'velo run', cmd: `${v} run --image bench-py --at ${proj}/lib/python3.11 -- /usr/bin/env PYTHONHOME=${proj} /usr/bin/python3 -c 'import json'`},
+      {name: 'velo run (Node CLI)', cmd: `${vNode} run --image bench-py --at ${proj}/lib/python3.11 -- /usr/bin/env PYTHONHOME=${proj} /usr/bin/python3 -c 'import json'`},
     ],
     {runs, warmup: 2},
   )
   rows.push(ratioRow("python3 -c 'import json', stdlib projected (shim) vs real copy", r.shim, r.real, 'real copy', 1.2))
   rows.push(cpuRow("python3 -c 'import json', stdlib projected (shim) vs real copy", r.shim, r.real, 'real copy', 1.2))
   rows.push(ratioRow("python3 -c 'import json', whole `velo run` vs real copy", r['velo run'], r.real, 'real copy', 1.2))
-  notes.push(`python3 -c 'import json': real ${ms(r.real.mean)}, shim ${ms(r.shim.mean)}, velo run ${ms(r['velo run'].mean)} (budget: < 100 ms)`)
+  rows.push(cpuRow("python3 -c 'import json', whole `velo run` vs real copy", r['velo run'], r.real, 'real copy', 1.2))
+  rows.push(ratioRow("python3 -c 'import json', `velo run` through the Node CLI (VELO_NATIVE=0) vs real copy", r['velo run (Node CLI)'], r.real, 'real copy', 1.2))
+  notes.push(`python3 -c 'import json': real ${ms(r.real.mean)}, shim ${ms(r.shim.mean)}, velo run ${ms(r['velo run'].mean)}, velo run via the Node CLI ${ms(r['velo run (Node CLI)'].mean)} (budget: < 100 ms)`)
 }
 
 // ---- 3. start-up vs image size ----
@@ -163,10 +172,13 @@ for (const pkg of ['typescript', 'express']) {
       {name: 'node -e 0', cmd: 'node -e 0'},
       {name: 'velo --version', cmd: `${VELO} --version`},
       {name: 'velo run -- /bin/true', cmd: `${v} run --image bench-500 --at ${at(500)} -- /bin/true`},
+      {name: 'velo run -- /bin/true (Node CLI)', cmd: `${vNode} run --image bench-500 --at ${at(500)} -- /bin/true`},
+      {name: '/bin/true', cmd: '/bin/true'},
     ],
     {runs, warmup: 2},
   )
-  notes.push(`CLI start-up: node -e 0 ${ms(c['node -e 0'].mean)}, velo --version ${ms(c['velo --version'].mean)}, velo run -- /bin/true ${ms(c['velo run -- /bin/true'].mean)}`)
+  rows.push(ratioRow('velo run -- /bin/true: native front-end vs the Node CLI (what velo itself costs)', c['velo run -- /bin/true'], c['velo run -- /bin/true (Node CLI)'], 'Node CLI', 1.0))
+  notes.push(`CLI start-up: /bin/true ${ms(c['/bin/true'].mean)}, node -e 0 ${ms(c['node -e 0'].mean)}, velo --version ${ms(c['velo --version'].mean)}, velo run -- /bin/true ${ms(c['velo run -- /bin/true'].mean)} (CPU ${ms(c['velo run -- /bin/true'].cpu.mean)}), through the Node CLI ${ms(c['velo run -- /bin/true (Node CLI)'].mean)}`)
   const p = hyperfine(
     [
       {name: '500', cmd: `${path.join(ROOT, 'native/build/velo-project')} build ${H} ${at(500)} ${sh(`${v} image inspect bench-500 --json | node -e "process.stdout.write(JSON.parse(require('fs').readFileSync(0)).layers.reverse().join(' '))"`)}`},

@@ -13,12 +13,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "elfdeps.h"
 #include "front.h"
 #include "image.h"
 #include "loadable.h"
+#include "ph.h"
 #include "projection.h"
+#include "real.h"
 
 struct run_flags {
   const char *image, *at, *home;
@@ -224,6 +228,15 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
   char **args = calloc((size_t)f.ncmd + 1, sizeof *args);
   if (!args) return FRONT_FALLBACK;
   memcpy(args, f.cmd, (size_t)f.ncmd * sizeof *args);
+  /* the kernel and ld.so read the program and its libraries without the shim: any that is a placeholder is
+   * made real first, as the shim does for every exec inside the tree (velo-project prepare on the Node path) */
+  velo_real_init();
+  snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", home);
+  struct stat st;
+  char real[PATH_MAX];
+  struct velo_ph ph;
+  if (stat(file, &st) == 0 && velo_ph_maybe(&st) && realpath(file, real) && velo_ph_get_path(real, 0, &ph)) velo_ph_materialize(real);
+  velo_prepare_deps(file, NULL, getenv("LD_LIBRARY_PATH"));
   as_node_spawns();
   execve(file, args, env);
   /* ENOEXEC, EACCES, ...: nothing has been changed, so Node can run the call and report it its own way */

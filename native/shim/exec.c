@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "elfdeps.h"
 #include "shim.h"
 
 extern char **environ;
@@ -103,7 +104,16 @@ static void check_binary(const char *path) {
   R.close(fd);
 }
 
-void velo_prepare_exec(const char *path) {
+static const char *map_dir(const char *dir, char *buf, size_t len) { return S.phantom ? velo_map(AT_FDCWD, dir, buf, len) : dir; }
+
+static const char *env_get(char *const envp[], const char *name) {
+  size_t n = strlen(name);
+  for (char *const *e = envp; e && *e; e++)
+    if (!strncmp(*e, name, n) && (*e)[n] == '=') return *e + n + 1;
+  return NULL;
+}
+
+void velo_prepare_exec(const char *path, char *const envp[]) {
   if (!path) return;
   struct stat st;
   int e = errno;
@@ -112,6 +122,8 @@ void velo_prepare_exec(const char *path) {
     char real[PATH_MAX];
     if (velo_ph_get_path(path, 1, &ph) && R.realpath && R.realpath(path, real)) velo_ph_materialize(real);
   }
+  /* and the libraries ld.so will open for it by itself (DT_NEEDED), which the shim never sees */
+  velo_prepare_deps(path, map_dir, env_get(envp, "LD_LIBRARY_PATH"));
   errno = e;
 }
 
@@ -140,7 +152,7 @@ static int exec_common(const char *path, char *const argv[], char *const envp[],
     return -1;
   }
   target = MAP(AT_FDCWD, target, mb);
-  velo_prepare_exec(target);
+  velo_prepare_exec(target, envp);
   check_binary(target);
   struct envbuf eb;
   char *const *env = env_fix(envp, &eb);
@@ -212,7 +224,7 @@ static int spawn_common(pid_t *pid, const char *path, const posix_spawn_file_act
   const char *target = search ? search_path(path, sb, sizeof sb) : path;
   if (!target) return ENOENT;
   target = MAP(AT_FDCWD, target, mb);
-  velo_prepare_exec(target);
+  velo_prepare_exec(target, envp ? envp : environ);
   check_binary(target);
   struct envbuf eb;
   char *const *env = env_fix(envp ? envp : environ, &eb);
@@ -257,7 +269,7 @@ VELO_EXPORT void *dlopen(const char *file, int mode) {
   char mb[PATH_MAX];
   if (file && strchr(file, '/')) {
     file = MAP(AT_FDCWD, file, mb);
-    velo_prepare_exec(file);
+    velo_prepare_exec(file, environ); /* ld.so read LD_LIBRARY_PATH at start-up; the environment is the best guess */
   }
   return R.dlopen(file, mode);
 }

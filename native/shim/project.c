@@ -14,6 +14,10 @@
  *       For each path that is a placeholder, print "path\\0object-path\\0" (velo ingest reads through them).
  *   velo-project stamp ROOT
  *       Print ROOT's stamp (empty line if none).
+ *   velo-project prepare HOME FILE
+ *       Make FILE real if it is a placeholder, and every placeholder among the shared libraries ld.so will
+ *       load for it ($LD_LIBRARY_PATH as set): what the shim does before an exec, for the exec `velo run`
+ *       itself does (the kernel and ld.so read those files without any shim). Best effort, silent.
  * stdout: one JSON object; errors on stderr. */
 #include <dirent.h>
 #include <errno.h>
@@ -27,26 +31,11 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "elfdeps.h"
 #include "manifest.h"
 #include "ph.h"
 #include "real.h"
 
-struct velo_real R;
-void velo_real_init(void) {
-  R.openat = openat;
-  R.fstatat = fstatat;
-  R.close = close;
-  R.rename = rename;
-  R.readlink = readlink;
-  R.getxattr = getxattr;
-  R.lgetxattr = lgetxattr;
-  R.fgetxattr = fgetxattr;
-  R.fchown = fchown;
-  R.fchmod = fchmod;
-  R.futimens = futimens;
-  R.unlinkat = unlinkat;
-  R.ready = 1;
-}
 
 struct link_slot {
   uint16_t layer;
@@ -432,8 +421,20 @@ static int cmd_probe(const char *home) {
   return ferror(stdout) ? 1 : 0;
 }
 
+static int cmd_prepare(const char *home, const char *file) {
+  velo_real_init();
+  snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", home);
+  struct stat st;
+  char real[PATH_MAX];
+  struct velo_ph ph;
+  if (stat(file, &st) == 0 && velo_ph_maybe(&st) && realpath(file, real) && velo_ph_get_path(real, 0, &ph)) velo_ph_materialize(real);
+  velo_prepare_deps(file, NULL, getenv("LD_LIBRARY_PATH"));
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "probe")) return cmd_probe(argv[2]);
+  if (argc == 4 && !strcmp(argv[1], "prepare")) return cmd_prepare(argv[2], argv[3]);
   if (argc >= 5 && !strcmp(argv[1], "build")) return cmd_build(argc, argv);
   if (argc == 4 && !strcmp(argv[1], "wake")) return cmd_wake(argv[2], argv[3]);
   if (argc == 3 && !strcmp(argv[1], "stamp")) {
@@ -443,6 +444,6 @@ int main(int argc, char **argv) {
     printf("%s\n", have);
     return 0;
   }
-  fprintf(stderr, "usage: velo-project build HOME ROOT LAYER_TOP [LAYER ...] | wake HOME ROOT | probe HOME | stamp ROOT\n");
+  fprintf(stderr, "usage: velo-project build HOME ROOT LAYER_TOP [LAYER ...] | wake HOME ROOT | probe HOME | stamp ROOT | prepare HOME FILE\n");
   return 2;
 }

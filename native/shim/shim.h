@@ -53,8 +53,9 @@ void velo_stat_fixup(int dirfd, const char *path, int flags, struct stat *st);
 int velo_statx_impl(int dirfd, const char *path, int flags, unsigned mask, struct statx *stx);
 
 /* ---- exec (exec.c) ---- */
-/* Make the file about to be executed or dlopen'ed real (the kernel and ld.so read it without the shim). */
-void velo_prepare_exec(const char *path);
+/* Make the file about to be executed or dlopen'ed real (the kernel and ld.so read it without the shim), and
+ * the libraries ld.so will load for it (ENVP: the environment it will run with, for LD_LIBRARY_PATH). */
+void velo_prepare_exec(const char *path, char *const envp[]);
 
 /* ---- phantom path mapping (phantom.c) ---- */
 /* Map a path the program gave (relative to dirfd) to the path the kernel should see. Returns path itself

@@ -54,3 +54,12 @@ export function probePlaceholders(home: string, files: Buffer[]): Map<string, st
   for (let i = 0; i + 1 < parts.length; i += 2) out.set(parts[i], parts[i + 1])
   return out
 }
+
+/**
+ * Make FILE (about to be exec'd by `velo run` itself, not through the shim) and the shared libraries ld.so
+ * will load for it real, where they are placeholders: the kernel and ld.so read them without any shim.
+ * Best effort: what cannot be prepared fails at exec with the loader's own message.
+ */
+export function prepareExec(home: string, file: string): void {
+  spawnSync(nativeBin('velo-project'), ['prepare', home, file], {stdio: 'ignore'})
+}

@@ -1,6 +1,7 @@
 import {spawn} from 'node:child_process'
 import * as os from 'node:os'
 import {assertLoadable} from './elf'
+import {prepareExec} from './native'
 import {Mode, prepareProjection, projectionEnv, Projection} from './projection'
 
 export interface RunOptions {
@@ -25,6 +26,7 @@ export async function runProjected(o: RunOptions): Promise<RunResult> {
   const file = assertLoadable(o.cmd)
   const projection = prepareProjection(o.home, o.image, {at: o.at, mode: o.mode})
   const env = projectionEnv(o.home, projection)
+  prepareExec(o.home, file)
   const child = spawn(file, o.args, {stdio: 'inherit', env, argv0: o.cmd})
   const handlers = FORWARD.map((sig) => {
     const h = () => {
