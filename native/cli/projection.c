@@ -11,6 +11,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "build.h"
 #include "front.h"
 #include "loadable.h"
 #include "manifest.h"
@@ -164,8 +165,8 @@ int front_proj_ready(const char *home, const struct front_image *img, const char
   } else if (!(p->skel = strdup(root))) {
     goto fallback;
   }
-  if (img->n_layers == 0 || !held(home, p->skel, img) || !fresh(p->skel, img)) goto fallback;
-  return 0;
+  if (img->n_layers == 0 || !held(home, p->skel, img)) goto fallback;
+  return fresh(p->skel, img) ? 0 : 1;
 fallback:
   front_proj_free(p);
   return FRONT_FALLBACK;
@@ -249,4 +250,20 @@ char **front_proj_env(const char *pkgroot, const char *home, const char *image, 
   }
   env[m] = NULL;
   return env;
+}
+
+int front_proj_build(bool json, const char *home, const struct front_image *img, const struct front_proj *p) {
+  const char *top_first[VELO_MAX_LAYERS];
+  if (img->n_layers > VELO_MAX_LAYERS) return front_error(json, "NATIVE", "too many layers", NULL);
+  for (size_t i = 0; i < img->n_layers; i++) top_first[i] = img->layers[img->n_layers - 1 - i];
+  struct velo_build_result r;
+  struct velo_err err = {0};
+  int rc = velo_project_build(home, p->skel, top_first, (int)img->n_layers, &r, &err);
+  if (rc == 0) return 0;
+  if (rc == VELO_BUILD_OTHER) {
+    cleanup_free char *sugg = NULL;
+    if (asprintf(&sugg, "choose another place with --at, or remove %s (or run `velo wake` there to keep it as plain files)", p->skel) < 0) sugg = NULL;
+    return front_error(json, "STATE", err.msg, sugg);
+  }
+  return front_error(json, "NATIVE", err.msg, NULL);
 }

@@ -16,10 +16,15 @@ struct front_proj {
 /* resolveRoot(at ?? defaultRoot(img.source)). 0 or FRONT_FALLBACK. */
 int front_proj_root(const char *at, const struct front_image *img, char **root);
 
-/* prepareProjection() for a skeleton that already exists: 0 = ready (held by "projection:<skel>" with the
- * image's layers, stamped complete for them); FRONT_FALLBACK = Node must build, hold or create something
- * (or report an error this does not render). */
+/* prepareProjection() where the gc hold "projection:<skel>" exists with the image's layers: 0 = the skeleton
+ * is stamped complete for them (the usual run), 1 = it must be built first (front_proj_build: a first run
+ * after the hold was made, e.g. the directory was removed or a build was interrupted), FRONT_FALLBACK =
+ * Node must write the hold or create a directory (or report an error this does not render). */
 int front_proj_ready(const char *home, const struct front_image *img, const char *root, bool phantom, struct front_proj *p);
+
+/* buildSkeleton(), in-process (native/shim/build.c, velo-project's code). 0, or the exit code of the error
+ * it rendered as the Node CLI does (STATE when the place holds something else, NATIVE otherwise). */
+int front_proj_build(bool json, const char *home, const struct front_image *img, const struct front_proj *p);
 void front_proj_free(struct front_proj *p);
 
 /* projectionEnv(): a malloc'd envp for the program (environ order kept, new variables appended as

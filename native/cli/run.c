@@ -216,9 +216,16 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
   }
   cleanup_free char *root = NULL;
   struct front_proj p;
-  if (front_proj_root(at, &img, &root) < 0 || front_proj_ready(home, &img, root, phantom, &p) < 0) {
+  int ready;
+  if (front_proj_root(at, &img, &root) < 0 || (ready = front_proj_ready(home, &img, root, phantom, &p)) < 0) {
     front_image_free(&img);
     return FRONT_FALLBACK;
+  }
+  /* from here on the call is ours: the first side effect is the skeleton build, if one is needed */
+  if (ready == 1 && (r = front_proj_build(f.json, home, &img, &p)) != 0) {
+    front_image_free(&img);
+    front_proj_free(&p);
+    return r;
   }
   front_image_free(&img);
   char **env = front_proj_env(ctx->pkgroot, home, image, &p);

@@ -158,6 +158,36 @@ describe('velo run: the native path', () => {
     same(['--bogus', '--', 'true'])
   })
 
+  it('a held projection whose skeleton is gone is rebuilt in-process (velo-project\'s code); one that holds something else is refused as Node does', async () => {
+    const p = path.join(dir, 'rebuild')
+    fs.mkdirSync(p)
+    expect(await servedNatively(['--image', 'img'], {cwd: p})).toBe(false) // first run: Node writes the hold and builds
+    const lib = path.join(p, 'lib')
+    for (const phantom of [false, true]) {
+      const extra = phantom ? ['--phantom'] : []
+      if (phantom) expect(await servedNatively(['--image', 'img', ...extra], {cwd: p})).toBe(false)
+      const skel = phantom ? path.join(cache, 'phantom', fs.readdirSync(path.join(cache, 'phantom'))[0]) : lib
+      if (phantom) expect(fs.readdirSync(path.join(cache, 'phantom'))).toHaveLength(1)
+      rmrf(skel)
+      expect(await servedNatively(['--image', 'img', ...extra], {cwd: p})).toBe(true)
+      expect(fs.statSync(path.join(skel, 'a.txt')).blocks).toBe(0)
+      expect(run(['--image', 'img', ...extra, '--', 'cat', 'lib/a.txt'], true, {cwd: p}).stdout).toBe('hello from the image\n')
+      rmrf(path.join(cache, 'phantom'))
+      fs.mkdirSync(path.join(cache, 'phantom'))
+    }
+    // the place holds something else: the same STATE error both ways, and it is left as it was
+    rmrf(lib)
+    fs.mkdirSync(lib)
+    fs.writeFileSync(path.join(lib, 'mine'), 'x')
+    const o = same(['--image', 'img', '--', 'true'], {cwd: p})
+    expect(o.status).toBe(1)
+    expect(o.stderr).toContain('[STATE]')
+    expect(o.stderr).toContain('is not empty and is not a velo projection')
+    expect(fs.readdirSync(lib)).toEqual(['mine'])
+    const j = same(['--json', '--image', 'img', '--', 'true'], {cwd: p})
+    expect(JSON.parse(j.stdout).error.code).toBe('STATE')
+  })
+
   it('without --image, in an inception directory, it runs natively with the inception state', async () => {
     const p = path.join(dir, 'incepted')
     fs.mkdirSync(p)
