@@ -23,6 +23,10 @@ typedef int (*front_fn)(const struct front_ctx *ctx, int argc, char **argv);
  * $XDG_DATA_HOME/velo or ~/.local/share/velo. Returns a malloc'd absolute path. */
 char *front_home(const char *flag);
 
+/* Node's path.resolve(p): joined onto the cwd, ".", ".." and "//" removed lexically (no symlinks
+ * resolved); NULL when the cwd is gone. malloc'd. */
+char *front_path_resolve(const char *p);
+
 /* Render an error as VeloCommand.catch does (code, message, suggestion; JSON on stdout with --json) and
  * return its exit code (the codes of src/lib/errors.ts). suggestion may be NULL. */
 int front_error(bool json, const char *code, const char *message, const char *suggestion);

@@ -10,41 +10,6 @@
 
 #include "front.h"
 
-/* Node's path.resolve: join onto the cwd, then drop "", "." and ".." components lexically. */
-char *front_path_resolve(const char *p) {
-  char cwd[PATH_MAX];
-  char *joined;
-  if (p[0] == '/') {
-    joined = strdup(p);
-  } else {
-    if (!getcwd(cwd, sizeof cwd)) return NULL;
-    if (asprintf(&joined, "%s/%s", cwd, p) < 0) joined = NULL;
-  }
-  if (!joined) return NULL;
-  char *out = malloc(strlen(joined) + 2);
-  if (!out) {
-    free(joined);
-    return NULL;
-  }
-  size_t n = 0;
-  for (char *save = NULL, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-    if (!strcmp(c, ".")) continue;
-    if (!strcmp(c, "..")) {
-      while (n > 0 && out[n - 1] != '/') n--;
-      if (n > 0) n--; /* the slash before the dropped component */
-      continue;
-    }
-    out[n++] = '/';
-    size_t l = strlen(c);
-    memcpy(out + n, c, l);
-    n += l;
-  }
-  if (n == 0) out[n++] = '/';
-  out[n] = 0;
-  free(joined);
-  return out;
-}
-
 int front_resolve_command(const char *cmd, char **file) {
   *file = NULL;
   struct stat st;

@@ -13,7 +13,4 @@ int front_resolve_command(const char *cmd, char **file);
  * FRONT_FALLBACK when the ELF header is one Node's reader would trip over. */
 int front_check_loadable(const char *file, enum loadable *verdict, char **judged);
 
-/* Lexical path.resolve(p) against the cwd (no symlinks resolved); NULL when the cwd is gone. malloc'd. */
-char *front_path_resolve(const char *p);
-
 #endif

@@ -100,13 +100,16 @@ describe('velo run: the native path', () => {
     await servedNatively(['--image', 'img', '--phantom'])
     const noFlag = (o: Out) => ({...o, stdout: o.stdout.replace(/^VELO_NATIVE=.*\n/m, '')})
     const env = {LD_PRELOAD: '/lib/x86_64-linux-gnu/libm.so.6 /lib/x86_64-linux-gnu/libm.so.6:', UV_USE_IO_URING: '', VELO_SHIM_PHANTOM_ROOT: '/nowhere'}
+    // a store named through a symlink keeps that name (path.resolve, not realpath), as the Node CLI does
+    const link = path.join(dir, 'home-link')
+    if (!fs.existsSync(link)) fs.symlinkSync(home, link)
     for (const extra of [[], ['--phantom']]) {
-      for (const e of [{}, env]) {
+      for (const e of [{}, env, {VELO_HOME: link + '/./'}]) {
         const a = noFlag(run(['--image', 'img', ...extra, '--', 'env'], false, {env: e}))
         const b = noFlag(run(['--image', 'img', ...extra, '--', 'env'], true, {env: e}))
         expect(a.status).toBe(0)
         expect(b).toEqual(a)
-        expect(b.stdout).toContain(`VELO_SHIM_CAS=${home}/cas/blake3\n`)
+        expect(b.stdout).toContain(`VELO_SHIM_CAS=${'VELO_HOME' in e ? link : home}/cas/blake3\n`)
         expect(b.stdout.includes('VELO_SHIM_PHANTOM_SKEL=')).toBe(extra.length > 0)
       }
     }
