@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "front.h"
+#include "ph.h"
+#include "real.h"
 
 int front_resolve_command(const char *cmd, char **file) {
   *file = NULL;
@@ -59,6 +61,15 @@ static int check(const char *file, int depth, enum loadable *verdict, char **jud
     *judged = strdup(file);
     return 0;
   }
+  /* a placeholder is judged by the content it stands for (velo run makes it real before the exec) */
+  struct velo_ph mark;
+  if (velo_cas[0] && velo_ph_maybe(&st) && velo_ph_get_fd(fd, &mark)) {
+    int ofd = open(mark.obj, O_RDONLY | O_CLOEXEC);
+    if (ofd >= 0) {
+      close(fd);
+      fd = ofd;
+    }
+  }
   unsigned char head[4096];
   ssize_t n = read(fd, head, sizeof head);
   if (n < 0) return FRONT_FALLBACK;
@@ -104,5 +115,6 @@ static int check(const char *file, int depth, enum loadable *verdict, char **jud
 
 int front_check_loadable(const char *file, enum loadable *verdict, char **judged) {
   *judged = NULL;
+  velo_real_init();
   return check(file, 0, verdict, judged);
 }

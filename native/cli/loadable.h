@@ -10,6 +10,7 @@ enum loadable { LOADABLE_OK, LOADABLE_STATIC, LOADABLE_SETUID };
 int front_resolve_command(const char *cmd, char **file);
 
 /* checkLoadable(): *judged receives the file the verdict is about (CMD or its #! interpreter), malloc'd.
+ * A placeholder is judged by its store object (velo_cas must name the store's cas/blake3).
  * FRONT_FALLBACK when the ELF header is one Node's reader would trip over. */
 int front_check_loadable(const char *file, enum loadable *verdict, char **judged);
 

@@ -178,6 +178,10 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
     if (!f.phantom) phantom = inc.phantom;
   }
 
+  cleanup_free char *home = front_home(f.home);
+  if (!home) return FRONT_FALLBACK;
+  snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", home);
+
   /* assertLoadable comes before the image is looked at */
   cleanup_free char *file = NULL, *judged = NULL;
   int r = front_resolve_command(f.cmd[0], &file);
@@ -197,8 +201,6 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
     return front_error(f.json, "UNSUPPORTED", msg, "run it inside a sandbox (`velo sandbox`), or materialize the files first (`velo wake`)");
   }
 
-  cleanup_free char *home = front_home(f.home);
-  if (!home) return FRONT_FALLBACK;
   struct front_image img;
   struct velo_err err;
   r = front_image_load(home, image, &img, &err);

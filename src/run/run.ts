@@ -23,7 +23,7 @@ const FORWARD: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SI
 
 /** `velo run`: project the image, then run CMD with the shim preloaded; signals are forwarded to it. */
 export async function runProjected(o: RunOptions): Promise<RunResult> {
-  const file = assertLoadable(o.cmd)
+  const file = assertLoadable(o.cmd, o.home)
   const projection = prepareProjection(o.home, o.image, {at: o.at, mode: o.mode})
   const env = projectionEnv(o.home, projection)
   prepareExec(o.home, file)

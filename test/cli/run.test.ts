@@ -21,6 +21,7 @@ beforeAll(() => {
   fs.writeFileSync(path.join(src, 'a.txt'), 'hello from the image\n')
   fs.writeFileSync(path.join(src, 'sub', 'b.txt'), 'b'.repeat(10000))
   fs.writeFileSync(path.join(src, 'tool.sh'), '#!/bin/sh\necho "tool $*"\nexit 7\n', {mode: 0o755})
+  fs.copyFileSync('/bin/busybox', path.join(src, 'static')) // a static program that lives in the image
   ingest(home, src, 'img')
   ingest(home, path.join(dir, 'src'), 'other')
   proj = path.join(dir, 'proj')
@@ -115,7 +116,7 @@ describe('velo run: the native path', () => {
     }
   })
 
-  it("velo's own errors are the same both ways, in text and JSON", () => {
+  it("velo's own errors are the same both ways, in text and JSON", async () => {
     const cases: [string[], string, number][] = [
       [['--image', 'nope', '--', 'true'], 'NOT_FOUND', 1],
       [['--image', 'img', '--', 'no-such-command-xyz'], 'NOT_FOUND', 1],
@@ -133,6 +134,11 @@ describe('velo run: the native path', () => {
       expect(j.status).toBe(exit)
       expect(JSON.parse(j.stdout).error.code).toBe(code)
     }
+    // a projected static program is judged by its content, not by its placeholder's zeros, and left as it is
+    await servedNatively(['--image', 'img'])
+    const st = same(['--image', 'img', '--', 'lib/static', 'true'])
+    expect(st.stderr).toContain(`${fs.realpathSync(proj)}/lib/static is statically linked`)
+    expect(fs.statSync(path.join(proj, 'lib', 'static')).blocks).toBe(0)
     // a script whose #! interpreter is static is judged by the interpreter
     const s = path.join(dir, 'via-busybox')
     fs.writeFileSync(s, '#!/bin/busybox sh\necho hi\n', {mode: 0o755})
