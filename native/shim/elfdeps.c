@@ -148,9 +148,11 @@ static void visit(const char *path, velo_dir_map map, const char *llp, struct se
   __attribute__((cleanup(frame_free))) struct frame *f = mem(sizeof *f);
   if (!f) return;
   char *real = f->real, *origin = f->origin;
-  if (!R.realpath || !R.realpath(path, real)) return;
+  int have_real = 0;
   if (velo_ph_maybe(&st)) {
     struct velo_ph ph;
+    if (!R.realpath || !R.realpath(path, real)) return;
+    have_real = 1;
     if (!velo_ph_get_path(real, 0, &ph) || velo_ph_materialize(real) < 0) return;
     if (R.fstatat(AT_FDCWD, real, &st, 0) < 0) return;
   }
@@ -161,24 +163,31 @@ static void visit(const char *path, velo_dir_map map, const char *llp, struct se
   seen->at[seen->n].ino = st.st_ino;
   seen->n++;
 
-  __attribute__((cleanup(closefd))) int fd = R.openat(AT_FDCWD, real, O_RDONLY | O_CLOEXEC);
+  __attribute__((cleanup(closefd))) int fd = R.openat(AT_FDCWD, have_real ? real : path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
   struct elf_dyn d;
   if (read_dyn(fd, &d) < 0) return;
-  snprintf(origin, PATH_MAX, "%s", real);
-  char *slash = strrchr(origin, '/');
-  if (slash) *(slash == origin ? slash + 1 : slash) = 0;
-  for (int i = 0; i < d.n_needed; i++) {
-    const char *name = dstr(&d, d.needed[i]);
-    if (!*name) continue;
-    if (strchr(name, '/')) { /* a path: ld.so opens it as it is */
-      struct stat ns;
-      if (R.fstatat(AT_FDCWD, name, &ns, 0) == 0 && S_ISREG(ns.st_mode)) visit(name, map, llp, seen, depth + 1);
-      continue;
+  /* the usual exec (a system program, no run path, no LD_LIBRARY_PATH) ends here: nothing of ours to find */
+  int paths = 0;
+  for (int i = 0; i < d.n_needed; i++) paths |= strchr(dstr(&d, d.needed[i]), '/') != NULL;
+  if (paths || d.rpath >= 0 || d.runpath >= 0 || (llp && *llp)) {
+    /* $ORIGIN: the directory of the file as ld.so resolved it (symlinks followed) */
+    if (!have_real && (!R.realpath || !R.realpath(path, real))) snprintf(real, PATH_MAX, "%s", path);
+    snprintf(origin, PATH_MAX, "%s", real);
+    char *slash = strrchr(origin, '/');
+    if (slash) *(slash == origin ? slash + 1 : slash) = 0;
+    for (int i = 0; i < d.n_needed; i++) {
+      const char *name = dstr(&d, d.needed[i]);
+      if (!*name) continue;
+      if (strchr(name, '/')) { /* a path: ld.so opens it as it is */
+        struct stat ns;
+        if (R.fstatat(AT_FDCWD, name, &ns, 0) == 0 && S_ISREG(ns.st_mode)) visit(name, map, llp, seen, depth + 1);
+        continue;
+      }
+      if (d.runpath < 0 && d.rpath >= 0 && search(dstr(&d, (unsigned long)d.rpath), origin, name, map, llp, seen, depth)) continue;
+      if (search(llp, origin, name, map, llp, seen, depth)) continue;
+      if (d.runpath >= 0) search(dstr(&d, (unsigned long)d.runpath), origin, name, map, llp, seen, depth);
     }
-    if (d.runpath < 0 && d.rpath >= 0 && search(dstr(&d, (unsigned long)d.rpath), origin, name, map, llp, seen, depth)) continue;
-    if (search(llp, origin, name, map, llp, seen, depth)) continue;
-    if (d.runpath >= 0) search(dstr(&d, (unsigned long)d.runpath), origin, name, map, llp, seen, depth);
   }
   munmap(d.strtab, d.strsz + 1);
 }
