@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "front.h"
@@ -48,7 +49,48 @@ static int run_node(const char *root, int argc, char **argv) {
   return front_error(false, "NATIVE", msg, "install Node.js 20 or newer and put it on PATH");
 }
 
+/* velo's own processes never run with a velo shim preloaded. A shell with the inception hook active (or a
+ * velo call inside a projected tree) has it in LD_PRELOAD; the shim hides velo's marks (the skeleton's
+ * stamp, the placeholders' xattrs) from every program, velo included, so `velo run` would see no
+ * projection and `velo wake` would find no placeholder to materialize. Drop it and start again: the
+ * environment a projected program gets is rebuilt by `velo run` anyway. */
+static void unshim(char **argv) {
+  const char *pre = getenv("LD_PRELOAD");
+  if (!pre || !strstr(pre, "libvelo-shim.so")) return;
+  char *out = malloc(strlen(pre) + 1);
+  if (!out) return;
+  size_t n = 0;
+  int dropped = 0;
+  for (const char *p = pre; *p;) {
+    size_t l = strcspn(p, ": ");
+    const char *base = p + l;
+    while (base > p && base[-1] != '/') base--;
+    if ((size_t)(p + l - base) == strlen("libvelo-shim.so") && !strncmp(base, "libvelo-shim.so", l - (size_t)(base - p))) {
+      dropped = 1;
+    } else if (l) {
+      if (n) out[n++] = ':';
+      memcpy(out + n, p, l);
+      n += l;
+    }
+    p += l;
+    if (*p) p++;
+  }
+  out[n] = 0;
+  if (!dropped) {
+    free(out);
+    return;
+  }
+  if (n) setenv("LD_PRELOAD", out, 1);
+  else unsetenv("LD_PRELOAD");
+  free(out);
+  /* the raw system call: the shim's execve wrapper would put itself back into the environment */
+  extern char **environ;
+  syscall(SYS_execve, "/proc/self/exe", argv, environ);
+  /* cannot re-exec: carry on (the Node CLI gets the cleaned environment) */
+}
+
 int main(int argc, char **argv) {
+  unshim(argv);
   char *root = package_root();
   if (!root) return front_error(false, "INTERNAL", "cannot find velo's package root from /proc/self/exe", NULL);
   const char *native = getenv("VELO_NATIVE");

@@ -63,4 +63,26 @@ describe('velo inception / hook / wake', () => {
       expectStoreIntact(home)
     })
   }
+
+  for (const mode of ['solid', 'phantom'] as const) {
+    it(`${mode}: velo run and velo wake from a shell where the hook is active (the shim in velo's own LD_PRELOAD)`, () => {
+      const proj = path.join(dir, `hooked-${mode}`)
+      fs.mkdirSync(proj)
+      const env = {VELO_CACHE_HOME: path.join(dir, 'cache')}
+      expect(velo(home, ['inception', '--image', 'nm', `--${mode}`], {cwd: proj, env}).status).toBe(0)
+      const js = `console.log(require(process.cwd() + '/node_modules/express').name)`
+      const r = sh(
+        `export VELO_HOME=${home} VELO_CACHE_HOME=${env.VELO_CACHE_HOME}; eval "$(${VELO} hook --shell bash)"
+         cd ${proj} && _velo_hook && [ -n "$LD_PRELOAD" ] || exit 9
+         ${VELO} run -- node -e "${js}" && VELO_NATIVE=0 ${VELO} run -- node -e "${js}" && ${VELO} wake --json >/dev/null`,
+      )
+      expect(r.stderr).toBe('')
+      expect(r.stdout).toBe('createApplication\ncreateApplication\n')
+      // wake really materialized: plain files, the image's content, no marks
+      expect(fs.existsSync(path.join(proj, '.velo'))).toBe(false)
+      expect(sums(proj)).toBe(sums(app))
+      expect(xattrs(path.join(proj, 'node_modules'))).toBe('0')
+      expectStoreIntact(home)
+    })
+  }
 })
