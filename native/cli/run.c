@@ -167,8 +167,11 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
   const char *image = f.image, *at = f.at;
   bool phantom = f.phantom;
   struct inception inc = {0};
+  cleanup_free char *inc_image = NULL, *inc_root = NULL; /* freed however this returns */
   if (!image) {
     int r = find_inception(&inc);
+    inc_image = inc.image;
+    inc_root = inc.root;
     if (r < 0) return FRONT_FALLBACK;
     if (r == 0)
       return front_error(f.json, "USAGE", "no --image given and this directory is not in inception mode",
@@ -240,7 +243,6 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
   /* the kernel and ld.so read the program and its libraries without the shim: any that is a placeholder is
    * made real first, as the shim does for every exec inside the tree (velo-project prepare on the Node path) */
   velo_real_init();
-  snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", home);
   struct stat st;
   char real[PATH_MAX];
   struct velo_ph ph;
@@ -248,6 +250,7 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
   velo_prepare_deps(file, NULL, getenv("LD_LIBRARY_PATH"));
   as_node_spawns();
   execve(file, args, env);
-  /* ENOEXEC, EACCES, ...: nothing has been changed, so Node can run the call and report it its own way */
+  /* ENOEXEC, EACCES, ...: Node runs the call again and reports it its own way. What was done here (a
+   * skeleton built, a file made real) is what Node would have done, and it finds it done. */
   return FRONT_FALLBACK;
 }
