@@ -6,7 +6,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ImageRecord, ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, FLAG_WHITEOUT, kindOf, ZERO_HASH} from '../manifest/entry'
-import {Store} from '../store/cas'
+import {objectOf, Store} from '../store/cas'
 import {majorMinor} from './layer'
 
 /**
@@ -145,7 +145,7 @@ async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: nu
             await packEntry(pack, {...base, name: p, type: 'file', size: 0})
             break
           }
-          const obj = store.path({hash: e.hash.toString('hex'), size, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid})
+          const obj = store.path(objectOf(e))
           await packEntry(pack, {...base, name: p, type: 'file', size}, obj)
           break
         }
