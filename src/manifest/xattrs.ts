@@ -148,3 +148,13 @@ export function filterXattrs(
   }
   return kept.length ? normalizeXattrs(kept) : undefined
 }
+
+/** One warning line for what the policy dropped (import, ingest, commit). */
+export function xattrWarning(filters: XattrFilter[]): string {
+  const n = filters.reduce((a, f) => a + f.droppedCount, 0)
+  const samples = filters.flatMap((f) => f.dropped).slice(0, 3)
+  return (
+    `extended attributes dropped on ${n} entr${n === 1 ? 'y' : 'ies'}, e.g. ${samples.join('; ')} ` +
+    '(kept: user.* on files and directories, trusted.* and security.* when running as root; system.* and other namespaces are not kept)'
+  )
+}
