@@ -95,6 +95,13 @@ export function classifyXattr(name: Buffer): 'keep' | 'overlay' | 'velo' | 'othe
   return 'other'
 }
 
+/** What the kernel's cap_convert_nscap accepts: a v2 (20-byte) or v3 (24-byte) vfs_cap_data. */
+export function validCapability(v: Buffer): boolean {
+  if (v.length < 4) return false
+  const rev = v.readUInt32LE(0) & 0xff000000
+  return (v.length === 20 && rev === 0x02000000) || (v.length === 24 && rev === 0x03000000)
+}
+
 export interface XattrFilter {
   /** what was dropped, for warnings: "path (name, name)" */
   dropped: string[]
@@ -127,6 +134,10 @@ export function filterXattrs(
     if (x.value.length > XATTR_SIZE_MAX)
       throw new VeloError('BAD_INPUT', `${ctx.where}: entry ${ctx.entry}: extended attribute ${showXattr(x.name)} is ${x.value.length} bytes (Linux allows ${XATTR_SIZE_MAX})`)
     const c = classifyXattr(x.name)
+    if (x.name.toString('latin1') === 'security.capability' && !validCapability(x.value))
+      throw new VeloError('BAD_INPUT', `${ctx.where}: entry ${ctx.entry}: security.capability is not a valid file capability (${x.value.length} bytes)`, {
+        suggestion: 'the kernel accepts VFS_CAP_REVISION_2 (20 bytes) or _3 (24 bytes) values, as setcap writes them',
+      })
     if (c === 'overlay') {
       if (ctx.overlay === 'ignore') continue
       throw new VeloError('BAD_INPUT', `${ctx.where}: entry ${ctx.entry}: carries overlayfs' own attribute ${showXattr(x.name)}; it would steer the overlay, so it is refused`, {

@@ -91,6 +91,18 @@ function buildRootfs(dir: string): void {
   fs.writeFileSync(r('replace-dir/child/x'), 'x\n')
   fs.writeFileSync(r('replace-file'), 'file\n')
   fs.writeFileSync(r('big'), Buffer.alloc(3 << 20, 0x61))
+  // File capabilities (what ping carries): the one xattr Docker's own tar writer (docker export, docker
+  // commit) keeps, so this listing comparison covers it end to end. Other namespaces: see the xattr tests below.
+  fs.copyFileSync('/bin/busybox', r('usr/bin/ping'))
+  fs.chmodSync(r('usr/bin/ping'), 0o755)
+  setXattr(r('usr/bin/ping'), 'security.capability', CAP_NET_RAW)
+}
+
+/** VFS_CAP_REVISION_2, effective, permitted = CAP_NET_RAW (bit 13): `setcap cap_net_raw+ep`. */
+const CAP_NET_RAW = '0100000200200000000000000000000000000000'
+
+function setXattr(p: string, name: string, hex: string): void {
+  ok(sh(`python3 -c 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)' '${p}' '${name}' '${hex}'`), `setxattr ${name}`)
 }
 
 beforeAll(async () => {
@@ -99,7 +111,7 @@ beforeAll(async () => {
   d = await startDockerd()
   const root = path.join(w, 'rootfs')
   buildRootfs(root)
-  ok(sh(`tar -C ${root} -cf ${w}/base.tar .`), 'tar')
+  ok(sh(`tar --xattrs --xattrs-include=security.capability -C ${root} -cf ${w}/base.tar .`), 'tar')
   ok(d.docker(['import', `${w}/base.tar`, 'base:1']), 'docker import')
   // Layer 2 (docker's own overlay2 diff): deletions, an opaque dir, type changes, chmod/chown, a new hard link.
   const step1 = [
@@ -150,6 +162,7 @@ describe('velo image import vs a real dockerd', () => {
     expect(p).not.toContain('opt/new')
     expect(p).not.toContain('replace-file')
     expect(docker.find((x) => x.path === 'replace-dir')!.type).toBe('file')
+    expect(docker.find((x) => x.path === 'usr/bin/ping')!.xattrs).toBe(`security.capability=${CAP_NET_RAW}`)
     const db = ManifestDb.open(home)
     try {
       expect(db.requireImage('child:2').config).toMatchObject({env: expect.arrayContaining(['HELLO=world']), workingDir: '/srv'})
