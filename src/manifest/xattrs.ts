@@ -84,13 +84,13 @@ export const showXattr = (n: Buffer) => JSON.stringify(n.toString('utf8'))
  *  - 'keep': user.*, trusted.*, security.* (security.capability: file capabilities such as ping's);
  *  - 'overlay': trusted.overlay.* / user.overlay.* — overlayfs' own. In a layer they would act in the
  *    overlay lower (forged opaque dirs, redirects, metacopy): never taken from input;
- *  - 'velo': user.velo.* — velo's own marks (`velo run` placeholders, projection stamps): not content;
+ *  - 'velo': user.velo and user.velo.* — velo's own marks (`velo run` placeholders, projection stamps): not content;
  *  - 'other': system.* (ACLs are POSIX ACL records, not data here) and unknown namespaces.
  */
 export function classifyXattr(name: Buffer): 'keep' | 'overlay' | 'velo' | 'other' {
   const s = name.toString('latin1')
   if (s.startsWith('trusted.overlay.') || s.startsWith('user.overlay.')) return 'overlay'
-  if (s.startsWith('user.velo.')) return 'velo'
+  if (s === 'user.velo' || s.startsWith('user.velo.')) return 'velo'
   if (s.startsWith('user.') || s.startsWith('trusted.') || s.startsWith('security.')) return 'keep'
   return 'other'
 }

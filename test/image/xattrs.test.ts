@@ -156,6 +156,20 @@ describe('velo image import of a layer with xattrs', () => {
     ok(sb.velo(['sandbox', 'rm', '-f', T]), 'rm')
   })
 
+  it.each([[[]], [['--phantom']]])('velo run %j (the shim projection) shows them', (extra) => {
+    const cwd = path.join(w, `run${extra.length}`)
+    fs.mkdirSync(cwd)
+    const prog = 'import os\nfor p in ["img/data/a","img/data/b","img/data/dir","img/usr/bin/ping"]: print(p, open(p).read() if os.path.isfile(p) else "-", sorted((n, os.getxattr(p, n).hex()) for n in os.listxattr(p)))'
+    const r = velo(home, ['run', '--image', 'xi', '--at', './img', ...extra, '--', 'python3', '-c', prog], {cwd})
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toBe(
+      `img/data/a same bytes\n [('user.bin', '00ff01'), ('user.color', '${hex('red')}')]\n` +
+        `img/data/b same bytes\n []\n` +
+        `img/data/dir - [('user.dir', '${hex('1')}')]\n` +
+        `img/usr/bin/ping not really ping\n [('security.capability', '${CAP_NET_RAW}')]\n`,
+    )
+  })
+
   it('velo image export writes them as PAX SCHILY.xattr; importing the export gives the same layer', async () => {
     const out = path.join(w, 'xi-export.tar')
     veloJson(home, ['image', 'export', 'xi', '-o', out])

@@ -153,9 +153,12 @@ describe('velo ingest of a directory with xattrs', () => {
   it("refuses overlayfs' own attributes in the input; ignores velo's own placeholder marks", () => {
     const home = mk()
     const src = tree()
-    setX([[path.join(src, 'b'), 'user.velo.obj', 'not content']])
+    setX([
+      [path.join(src, 'b'), 'user.velo', 'a placeholder mark'],
+      [path.join(src, 'c'), 'user.velo.image', 'a projection stamp'],
+    ])
     const ok = veloJson(home, ['ingest', src, '--name', 'marks'])
-    expect(sh(`python3 -c 'import os,sys; os.removexattr(sys.argv[1], "user.velo.obj")' ${path.join(src, 'b')}`).status).toBe(0)
+    expect(sh(`python3 -c 'import os,sys; os.removexattr(sys.argv[1], "user.velo"); os.removexattr(sys.argv[2], "user.velo.image")' ${path.join(src, 'b')} ${path.join(src, 'c')}`).status).toBe(0)
     const again = veloJson(home, ['ingest', src, '--name', 'plain'])
     expect(ok.layer).toBe(again.layer) // the mark is not part of the layer
     setX([[path.join(src, 'd'), 'trusted.overlay.opaque', 'y']])
