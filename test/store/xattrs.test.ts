@@ -137,6 +137,25 @@ describe('velo ingest of a directory with xattrs', () => {
     expect(ls.stdout.toString()).toMatch(/^\.\/l\tl\t777\t.*\ta$/m) // a v2 symlink entry: target intact
   })
 
+  it('fsck finds an object whose xattrs no longer match its name', () => {
+    const home = mk()
+    const src = tree()
+    veloJson(home, ['ingest', src, '--name', 'xi'])
+    expect(veloJson(home, ['fsck']).problems).toEqual([])
+    const db = ManifestDb.open(home)
+    let obj: string
+    try {
+      obj = new Store(home).path(objectOf(db.lookup(db.requireImage('xi').layers[0], 'a')!))
+    } finally {
+      db.close()
+    }
+    expect(sh(`python3 -c 'import os,sys; os.removexattr(sys.argv[1], "user.one")' ${obj}`).status).toBe(0)
+    const r = velo(home, ['fsck', '--json'])
+    expect(r.status).toBe(3)
+    const probs = JSON.parse(r.stdout).problems ?? JSON.parse(r.stdout).error?.details?.problems
+    expect(JSON.stringify(probs)).toMatch(/bad-object.*xattrs none, name says [0-9a-f]{32}.*\/a/)
+  })
+
   it('ingesting the same tree again stores nothing new; the tar of it imports to the same layer', () => {
     const home = mk()
     const src = tree()
