@@ -158,6 +158,17 @@ describe('velo image import of a layer with xattrs', () => {
     ok(sb.velo(['sandbox', 'rm', '-f', T]), 'rm')
   })
 
+  it('a sandbox on the FUSE backend sees them too (velo-fuse serves them as the overlay lower)', () => {
+    const T = uniq('xattr-fuse')
+    sb.create(T, ['--image', 'xi', '--backend', 'fuse'])
+    try {
+      const inside = listDir(`/proc/${readState(home, T).pid}/root/data`)
+      expect(fmtRows(inside).slice(1)).toEqual(fmtRows(listDir(path.join(src, 'data'))).slice(1))
+    } finally {
+      ok(sb.velo(['sandbox', 'rm', '-f', T]), 'rm')
+    }
+  })
+
   it.each([[[]], [['--phantom']]])('velo run %j (the shim projection) shows them', (extra) => {
     const cwd = path.join(w, `run${extra.length}`)
     fs.mkdirSync(cwd)
