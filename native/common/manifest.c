@@ -115,7 +115,8 @@ int velo_entry_decode(const MDB_val *v, struct velo_entry *e, struct velo_err *e
   const uint8_t *p = v->mv_data;
   if (v->mv_size < VELO_ENTRY_SIZE) return velo_fail(err, 0, "manifest entry too short (%zu bytes)", v->mv_size);
   uint32_t version = rd32(p + 84);
-  if (version != VELO_ENTRY_VERSION) return velo_fail(err, 0, "manifest entry version %u not supported", version);
+  if (version != VELO_ENTRY_VERSION && version != VELO_ENTRY_VERSION_XATTRS)
+    return velo_fail(err, 0, "manifest entry version %u not supported", version);
   memcpy(e->hash, p, 32);
   e->size = rd64(p + 32);
   e->mtime_sec = (int64_t)rd64(p + 40);
@@ -127,8 +128,21 @@ int velo_entry_decode(const MDB_val *v, struct velo_entry *e, struct velo_err *e
   e->ino = rd32(p + 72);
   e->nlink = rd32(p + 76);
   e->flags = rd32(p + 80);
-  e->target_len = v->mv_size - VELO_ENTRY_SIZE;
-  e->target = e->target_len ? (const char *)p + VELO_ENTRY_SIZE : NULL;
+  e->xattrs = NULL;
+  e->xattrs_len = 0;
+  if (version == VELO_ENTRY_VERSION) {
+    e->target_len = v->mv_size - VELO_ENTRY_SIZE;
+    e->target = e->target_len ? (const char *)p + VELO_ENTRY_SIZE : NULL;
+    return 0;
+  }
+  if (v->mv_size < VELO_ENTRY_V2_FIXED) return velo_fail(err, 0, "manifest entry too short (%zu bytes)", v->mv_size);
+  uint32_t tl = rd32(p + 88), xl = rd32(p + 92);
+  if ((size_t)VELO_ENTRY_V2_FIXED + tl + xl != v->mv_size || xl < 4) return velo_fail(err, 0, "manifest entry lengths do not add up");
+  e->target_len = tl;
+  e->target = tl ? (const char *)p + VELO_ENTRY_V2_FIXED : NULL;
+  e->xattrs = p + VELO_ENTRY_V2_FIXED + tl;
+  e->xattrs_len = xl;
+  memcpy(e->xattr_digest, p + 96, 16);
   return 0;
 }
 
@@ -140,8 +154,18 @@ int velo_object_path(const struct velo_store *st, const struct velo_entry *e, ch
     hex[2 * i + 1] = hx[e->hash[i] & 15];
   }
   hex[64] = 0;
-  int n = snprintf(buf, len, "%s/%.2s/%s_%llu_%o_%u_%u", st->cas_dir, hex, hex, (unsigned long long)e->size,
-                   e->mode & 07777, e->uid, e->gid);
+  char xs[36] = "";
+  if (e->xattrs) { /* the variant that carries the entry's xattrs */
+    xs[0] = '_';
+    xs[1] = 'x';
+    for (int i = 0; i < 16; i++) {
+      xs[2 + 2 * i] = hx[e->xattr_digest[i] >> 4];
+      xs[3 + 2 * i] = hx[e->xattr_digest[i] & 15];
+    }
+    xs[34] = 0;
+  }
+  int n = snprintf(buf, len, "%s/%.2s/%s_%llu_%o_%u_%u%s", st->cas_dir, hex, hex, (unsigned long long)e->size,
+                   e->mode & 07777, e->uid, e->gid, xs);
   return (n < 0 || (size_t)n >= len) ? -1 : n;
 }
 

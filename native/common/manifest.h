@@ -11,6 +11,10 @@
 
 #define VELO_ENTRY_SIZE 88
 #define VELO_ENTRY_VERSION 1
+/* Entries with extended attributes (docs/format.md): u32 target_len @88, u32 xattrs_len @92, 16-byte xattr
+ * digest @96 (the CAS object-name suffix), target @112, then the xattr block (velo_xattrs.h). */
+#define VELO_ENTRY_VERSION_XATTRS 2
+#define VELO_ENTRY_V2_FIXED 112
 #define VELO_KEY_PREFIX 36
 #define VELO_ROOT_INO 1
 #define VELO_FLAG_OPAQUE 1u
@@ -30,6 +34,10 @@ struct velo_entry {
   uint32_t flags;
   const char *target; /* symlink target, NOT NUL-terminated; points into the LMDB map (valid while the txn lives) */
   size_t target_len;
+  /* extended attributes (v2 entries): the canonical block (velo_xattrs.h) in the LMDB map, or NULL/0 */
+  const void *xattrs;
+  size_t xattrs_len;
+  uint8_t xattr_digest[16]; /* valid when xattrs != NULL: object-name suffix "_x<32 hex>" */
 };
 
 struct velo_store {

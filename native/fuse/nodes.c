@@ -29,6 +29,7 @@ int nodes_init(struct node_table *t, struct vnode *root, struct velo_err *err) {
 void vnode_free(struct vnode *n) {
   if (!n) return;
   free(n->target);
+  free((void *)n->e.xattrs);
   free(n->dir);
   free(n);
 }
@@ -116,6 +117,16 @@ struct vnode *vnode_new(const struct velo_entry *e, int layer, const struct velo
   n->e = *e;
   n->e.target = NULL;
   n->e.target_len = 0;
+  n->e.xattrs = NULL; /* the entry's block lives in the LMDB map only while the txn does: keep a copy */
+  if (e->xattrs) {
+    void *x = malloc(e->xattrs_len);
+    if (!x) {
+      vnode_free(n);
+      return NULL;
+    }
+    memcpy(x, e->xattrs, e->xattrs_len);
+    n->e.xattrs = x;
+  }
   if ((e->mode & S_IFMT) == S_IFLNK) {
     n->target = malloc(e->target_len + 1);
     if (!n->target) {

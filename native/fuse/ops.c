@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
+#include "../common/velo_xattrs.h"
 #include "velo_fuse.h"
 
 static struct velo_fs *FS(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -483,18 +484,51 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask) {
   fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
 }
 
-/* No extended attributes are stored (yet): every name is absent, the list is empty. */
+/* Extended attributes come from the entry's canonical block (copied into the node by vnode_new). A block the
+ * parser refuses (malformed, or carrying overlayfs' own attributes, which no writer of velo's produces) is
+ * served as EIO: fail closed rather than expose part of it. */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  (void)ino;
-  (void)name;
-  (void)size;
-  fuse_reply_err(req, ENODATA);
+  struct vnode *n = NODE(FS(req), ino);
+  struct velo_err err = {0};
+  struct velo_xattr_it it;
+  struct velo_xattr x;
+  int r = n->e.xattrs ? velo_xattrs_begin(&it, n->e.xattrs, n->e.xattrs_len, &err) : 0;
+  if (r < 0 || !n->e.xattrs) {
+    fuse_reply_err(req, r < 0 ? EIO : ENODATA);
+    return;
+  }
+  while ((r = velo_xattrs_next(&it, &x, &err)) > 0) {
+    if (strcmp(x.name, name) != 0) continue;
+    if (size == 0) fuse_reply_xattr(req, x.value_len);
+    else if (size < x.value_len) fuse_reply_err(req, ERANGE);
+    else fuse_reply_buf(req, x.value, x.value_len);
+    return;
+  }
+  fuse_reply_err(req, r < 0 ? EIO : ENODATA);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  (void)ino;
-  if (size == 0) fuse_reply_xattr(req, 0);
-  else fuse_reply_buf(req, NULL, 0);
+  struct vnode *n = NODE(FS(req), ino);
+  struct velo_err err = {0};
+  struct velo_xattr_it it;
+  struct velo_xattr x;
+  char list[65536];
+  size_t len = 0;
+  int r = n->e.xattrs ? velo_xattrs_begin(&it, n->e.xattrs, n->e.xattrs_len, &err) : 0;
+  while (r == 0 && n->e.xattrs && (r = velo_xattrs_next(&it, &x, &err)) > 0) {
+    size_t l = strlen(x.name) + 1;
+    if (len + l > sizeof list) {
+      r = -1;
+      break;
+    }
+    memcpy(list + len, x.name, l);
+    len += l;
+    r = 0;
+  }
+  if (r < 0) fuse_reply_err(req, EIO);
+  else if (size == 0) fuse_reply_xattr(req, len);
+  else if (size < len) fuse_reply_err(req, ERANGE);
+  else fuse_reply_buf(req, list, len);
 }
 
 /* ---- every mutating operation: EROFS ------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "manifest.h"
+#include "velo_xattrs.h"
 #include "ph.h"
 #include "real.h"
 
@@ -68,9 +69,31 @@ static struct link_slot *link_find(struct ctx *c, uint16_t layer, uint32_t ino, 
   return &c->links[j];
 }
 
+/* The entry's extended attributes on the projected inode (fd, or DFD/NM for a symlink). Unprivileged, the
+ * trusted.* and security.* ones cannot be set: they are left out, as devices are (the projection is a
+ * convenience, not an exact copy; sandboxes and checkouts are exact). */
+static int set_xattrs(struct ctx *c, int fd, int dfd, const char *nm, const struct velo_entry *e, const char *what) {
+  if (!e->xattrs) return 0;
+  struct velo_xattr_it it;
+  struct velo_xattr x;
+  if (velo_xattrs_begin(&it, e->xattrs, e->xattrs_len, &c->err) < 0) return -1;
+  char p[PATH_MAX];
+  if (fd < 0 && (size_t)snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dfd, nm) >= sizeof p) return velo_fail(&c->err, ENAMETOOLONG, "%s", what);
+  int r;
+  while ((r = velo_xattrs_next(&it, &x, &c->err)) > 0) {
+    int rc = fd >= 0 ? fsetxattr(fd, x.name, x.value, x.value_len, 0) : lsetxattr(p, x.name, x.value, x.value_len, 0);
+    if (rc < 0) {
+      if (!c->as_root && (errno == EPERM || errno == ENOTSUP) && strncmp(x.name, "user.", 5) != 0) continue;
+      return VELO_FAIL_ERRNO(&c->err, "set xattr %s on %s", x.name, what);
+    }
+  }
+  return r;
+}
+
 static int set_meta_fd(struct ctx *c, int fd, const struct velo_entry *e, const char *what) {
   if (c->as_root && fchown(fd, e->uid, e->gid) < 0) return VELO_FAIL_ERRNO(&c->err, "chown %s", what);
   if (fchmod(fd, e->mode & 07777) < 0) return VELO_FAIL_ERRNO(&c->err, "chmod %s", what);
+  if (set_xattrs(c, fd, -1, NULL, e, what) < 0) return -1; /* after chown: it clears security.capability */
   struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec}, {e->mtime_sec, e->mtime_nsec}};
   if (futimens(fd, ts) < 0) return VELO_FAIL_ERRNO(&c->err, "set times of %s", what);
   return 0;
@@ -127,6 +150,7 @@ static int visit(void *arg, const char *name, size_t len, const struct velo_entr
     target[e->target_len] = 0;
     if (symlinkat(target, dfd, nm) < 0) return VELO_FAIL_ERRNO(&c->err, "symlink %s", what);
     if (c->as_root && fchownat(dfd, nm, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(&c->err, "chown %s", what);
+    if (set_xattrs(c, -1, dfd, nm, e, what) < 0) return -1;
     struct timespec ts[2] = {{e->mtime_sec, e->mtime_nsec}, {e->mtime_sec, e->mtime_nsec}};
     if (utimensat(dfd, nm, ts, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(&c->err, "set times of %s", what);
     c->symlinks++;
@@ -142,7 +166,20 @@ static int visit(void *arg, const char *name, size_t len, const struct velo_entr
     }
     cleanup_fd int fd = openat(dfd, nm, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return VELO_FAIL_ERRNO(&c->err, "create %s", what);
-    if (e->size > 0) {
+    if (e->size > 0 && e->xattrs) {
+      /* A placeholder names its object by (hash, size, mode, owner) only, and its inode would have to carry the
+       * file's xattrs anyway: files with xattrs (rare) are projected as real copies instead. */
+      char obj[PATH_MAX];
+      if (velo_object_path(c->v->store, e, obj, sizeof obj) < 0) return velo_fail(&c->err, ENAMETOOLONG, "object path of %s", what);
+      cleanup_fd int in = open(obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (in < 0) return VELO_FAIL_ERRNO(&c->err, "store object of %s (%s)", what, obj);
+      for (uint64_t done = 0; done < e->size;) {
+        ssize_t n = copy_file_range(in, NULL, fd, NULL, e->size - done, 0);
+        if (n < 0) return VELO_FAIL_ERRNO(&c->err, "copy %s", what);
+        if (n == 0) return velo_fail(&c->err, 0, "store object %s is shorter than the manifest says", obj);
+        done += (uint64_t)n;
+      }
+    } else if (e->size > 0) {
       char obj[PATH_MAX];
       unsigned char val[VELO_PH_VALUE_LEN];
       if (velo_object_path(c->v->store, e, obj, sizeof obj) < 0) return velo_fail(&c->err, ENAMETOOLONG, "object path of %s", what);

@@ -5,13 +5,15 @@
  * beneath ROOT with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): a symlink in the tree (e.g. planted by
  * an image) can never redirect an operation outside ROOT.
  *
- * A record is 9 NUL-terminated fields:
+ * A record is 10 NUL-terminated fields:
  *   path (relative to ROOT; "." for ROOT itself)
  *   type: f file, d dir, l symlink (all must exist), p fifo, c char dev, b block dev, w overlay whiteout
  *         (p/c/b/w are created here if absent)
  *   mode (octal permission bits, 07777), uid, gid, mtime_sec, mtime_nsec, rdev, flags (bit 0: opaque dir →
- *   xattr trusted.overlay.opaque=y)
- * Order: chown before chmod (chown clears setuid bits), times last. Send a directory after its children so
+ *   xattr trusted.overlay.opaque=y), xattrs (hex of a canonical xattr block, native/common/velo_xattrs.h;
+ *   empty = none; overlayfs' own attributes in it are refused: only the opaque flag may set one)
+ * Order: chown before chmod (chown clears setuid bits), xattrs after both (chown clears security.capability),
+ * times last. Send a directory after its children so
  * creating them does not change its mtime afterwards. Exit 0 when all records applied; otherwise the first
  * error is printed as "velo-meta: PATH: what: why" and the exit status is 1 (nothing after it is applied). */
 #include <fcntl.h>
@@ -26,6 +28,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include "../common/velo_err.h"
+#include "../common/velo_xattrs.h"
 
 struct record {
   char *path;
@@ -36,7 +39,44 @@ struct record {
   struct timespec mtime;
   dev_t rdev;
   unsigned flags;
+  const char *xattrs_hex;
 };
+
+static int unhex(const char *hex, uint8_t **out, size_t *len, struct velo_err *err) {
+  size_t n = strlen(hex);
+  if (n % 2) return velo_fail(err, 0, "odd-length hex");
+  *out = malloc(n / 2 + 1);
+  if (!*out) return velo_fail(err, ENOMEM, "out of memory");
+  for (size_t i = 0; i < n; i += 2) {
+    unsigned v;
+    if (sscanf(hex + i, "%2x", &v) != 1) return velo_fail(err, 0, "bad hex");
+    (*out)[i / 2] = (uint8_t)v;
+  }
+  *len = n / 2;
+  return 0;
+}
+
+/* Set the attributes of a canonical block on DIR/BASE (no final symlink followed: the l* call on
+ * /proc/self/fd/<dir>/<base> resolves BASE inside the fd opened beneath root). */
+static int apply_xattrs(int dir, const char *base, const char *path, const char *hex, struct velo_err *err) {
+  cleanup_free uint8_t *block = NULL;
+  size_t len = 0;
+  if (unhex(hex, &block, &len, err) < 0) return velo_fail(err, 0, "%s: malformed xattr field", path);
+  char p[4096];
+  if ((size_t)snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dir, base) >= sizeof p) return velo_fail(err, ENAMETOOLONG, "%s", path);
+  struct velo_xattr_it it;
+  struct velo_xattr x;
+  if (velo_xattrs_begin(&it, block, len, err) < 0) return -1;
+  int r;
+  while ((r = velo_xattrs_next(&it, &x, err)) > 0)
+    if (lsetxattr(p, x.name, x.value, x.value_len, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set xattr %s", path, x.name);
+  if (r < 0) {
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return velo_fail(err, 0, "%s: %s", path, why);
+  }
+  return 0;
+}
 
 static int open_beneath(int root, const char *path, int flags, struct velo_err *err) {
   struct open_how how = {.flags = (uint64_t)flags | O_CLOEXEC, .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
@@ -98,6 +138,7 @@ static int apply(int root, struct record *r, int do_chown, struct velo_err *err)
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     if (setxattr(proc, "trusted.overlay.opaque", "y", 1, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set trusted.overlay.opaque", r->path);
   }
+  if (r->xattrs_hex && r->xattrs_hex[0] && apply_xattrs(dir, base, r->path, r->xattrs_hex, err) < 0) return -1;
   struct timespec ts[2] = {r->mtime, r->mtime};
   if (utimensat(dir, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: set times", r->path);
   return 0;
@@ -134,14 +175,14 @@ int main(int argc, char **argv) {
   }
   struct velo_err err = {0};
   for (unsigned long n = 0;; n++) {
-    char *f[9];
+    char *f[10];
     int eof = 0, i;
-    for (i = 0; i < 9; i++) {
+    for (i = 0; i < 10; i++) {
       f[i] = field(stdin, &eof);
       if (!f[i]) break;
     }
     if (i == 0 && eof == 1) return 0;
-    if (i < 9) {
+    if (i < 10) {
       fprintf(stderr, "velo-meta: record %lu is truncated\n", n);
       return 1;
     }
@@ -154,9 +195,10 @@ int main(int argc, char **argv) {
         .mtime = {.tv_sec = strtoll(f[5], NULL, 10), .tv_nsec = strtol(f[6], NULL, 10)},
         .rdev = (dev_t)strtoull(f[7], NULL, 10),
         .flags = (unsigned)strtoul(f[8], NULL, 10),
+        .xattrs_hex = f[9],
     };
     int rc = apply(root, &r, do_chown, &err);
-    for (i = 0; i < 9; i++) free(f[i]);
+    for (i = 0; i < 10; i++) free(f[i]);
     if (rc < 0) {
       fprintf(stderr, "velo-meta: %s\n", err.msg);
       return 1;

@@ -9,6 +9,9 @@ import {LayerBuilder, Meta, metaFromStat, TreeNode, whiteoutMeta} from '../manif
 import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from '../store/cas'
+import {isRoot} from '../lib/home'
+import {filterXattrs, newXattrFilter, xattrWarning, XattrFilter, Xattrs} from '../manifest/xattrs'
+import {readXattrTree} from '../store/xattr-io'
 
 /**
  * An overlayfs upper directory → one velo layer (what `velo sandbox commit` stores on top of the tenant's
@@ -32,6 +35,7 @@ export interface CommitResult {
   newBytes: number
   layerExisted: boolean
   seconds: number
+  warnings: string[]
 }
 
 
@@ -53,7 +57,7 @@ function overlayMarks(upper: string): Set<string> {
 }
 
 /** Build the layer from `upper` into `builder`, writing file content into the store. */
-function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: LayerBuilder; newObjects: number; newBytes: number} {
+function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: LayerBuilder; newObjects: number; newBytes: number; xfilter: XattrFilter} {
   let rootSt: fs.BigIntStats
   try {
     rootSt = fs.lstatSync(upper, {bigint: true})
@@ -62,6 +66,16 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
   }
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `${upper} is not a directory`)
   const builder = new LayerBuilder(metaFromStat(rootSt))
+  // The tenant's xattrs (copy-up keeps the image's; setfattr in the sandbox adds its own). overlayfs' own
+  // (trusted./user.overlay.*: opaque, origin, impure, ...) are its bookkeeping, already interpreted above.
+  const treeX = readXattrTree(upper)
+  const xfilter = newXattrFilter()
+  const root = isRoot()
+  const xattrsOf = (rel: string, kind: 'file' | 'dir' | 'symlink' | 'other', where: string): Xattrs | undefined => {
+    const x = treeX.get(rel)
+    return x ? filterXattrs(x, {where: `commit of ${upper}`, entry: where, kind, root, overlay: 'ignore', filter: xfilter}) : undefined
+  }
+  builder.root.meta.xattrs = xattrsOf('.', 'dir', upper)
   if (opaque.has('.')) builder.root.meta.flags = FLAG_OPAQUE
   const seen = new Map<string, TreeNode>()
   let newObjects = 0
@@ -85,6 +99,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
       }
       const meta = metaFromStat(st)
       const t = meta.mode & S_IFMT
+      if (treeX.size) meta.xattrs = xattrsOf(r, t === S_IFDIR ? 'dir' : t === S_IFREG ? 'file' : t === S_IFLNK ? 'symlink' : 'other', where)
       if (t === S_IFCHR && st.rdev === 0n) {
         builder.put(node, n, whiteoutMeta(), where)
       } else if (t === S_IFDIR) {
@@ -99,7 +114,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
         const child = builder.put(node, n, {...meta, size: st.size}, where)
         if (st.nlink > 1n) seen.set(k, child)
         if (st.size > 0n) {
-          const o = store.writeFile(p, {mode: meta.mode, uid: meta.uid, gid: meta.gid, size: Number(st.size)})
+          const o = store.writeFile(p, {mode: meta.mode, uid: meta.uid, gid: meta.gid, size: Number(st.size), xattrs: meta.xattrs})
           child.meta.hash = Buffer.from(o.hash, 'hex')
           child.meta.size = BigInt(o.size)
           if (o.isNew) {
@@ -118,7 +133,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
     }
   }
   walk(Buffer.from(upper), '', builder.root)
-  return {builder, newObjects, newBytes}
+  return {builder, newObjects, newBytes, xfilter}
 }
 
 /**
@@ -134,7 +149,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
   try {
     for (const l of opts.baseLayers) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
     const opaque = overlayMarks(opts.upperDir)
-    const {builder, newObjects, newBytes} = walkUpper(store, opts.upperDir, opaque)
+    const {builder, newObjects, newBytes, xfilter} = walkUpper(store, opts.upperDir, opaque)
     store.sync()
     const {info, entries} = builder.finish(opts.source)
     const layers = [...opts.baseLayers, info.id]
@@ -157,6 +172,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
       newBytes,
       layerExisted,
       seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+      warnings: xfilter.droppedCount ? [xattrWarning([xfilter])] : [],
     }
   } finally {
     db.close()

@@ -6,8 +6,10 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ImageRecord, ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, FLAG_WHITEOUT, kindOf, ZERO_HASH} from '../manifest/entry'
-import {Store} from '../store/cas'
+import {objectOf, Store} from '../store/cas'
 import {majorMinor} from './layer'
+import {encodeTarHeader, TAR_END, tarPadding} from './tar-write'
+export {fmtPaxTime} from './tar-write'
 
 /**
  * `velo image export NAME -o FILE`: a `docker save` archive in the legacy layout that every `docker load`
@@ -87,78 +89,118 @@ async function packEntry(pack: tar.Pack, header: Record<string, unknown>, conten
   })
 }
 
-/** PAX time: seconds with a 9-digit fraction (negative times as the PAX spec writes them: -1.5 = 1.5 s before the epoch). */
-export function fmtPaxTime(sec: bigint, nsec: number): string {
-  if (sec < 0n && nsec > 0) return `-${-sec - 1n}.${String(1_000_000_000 - nsec).padStart(9, '0')}`
-  return `${sec}.${String(nsec).padStart(9, '0')}`
+/** Writes a tar into an fd while hashing it (sha256: the diff id). */
+class LayerSink {
+  readonly hash = crypto.createHash('sha256')
+  bytes = 0
+  constructor(private readonly fd: number) {}
+  write(b: Buffer): void {
+    this.hash.update(b)
+    let off = 0
+    while (off < b.length) off += fs.writeSync(this.fd, b, off, b.length - off)
+    this.bytes += b.length
+  }
 }
 
-/** Generate one velo layer as an OCI/Docker layer tar into `fd`; returns its sha256 (the diff id) and size. */
-async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: number): Promise<{diffId: string; bytes: number}> {
-  const pack = tar.pack()
-  pack.on('error', () => undefined) // surfaced through the consumer
-  const hash = crypto.createHash('sha256')
-  const consumer = drainTo(pack as AsyncIterable<Buffer>, fd, hash)
+const CHUNK = 1 << 20
+
+/** Copy an object's bytes into the tar; exactly `size` bytes or an INTEGRITY error. */
+function copyObject(sink: LayerSink, obj: string, size: number, where: string): void {
+  let fd: number
   try {
-    const dirs = new Map<number, string>() // dir ino → path ('' for the root)
-    const firstPath = new Map<number, string>() // hard-link groups: ino → path written first
+    fd = fs.openSync(obj, 'r')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new VeloError('INTEGRITY', `${where}: its object ${path.basename(obj)} is missing from the store`, {suggestion: 'run `velo fsck`'})
+    throw fromSystemError(err, `cannot read ${obj}`)
+  }
+  try {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(size, 1)))
+    let done = 0
+    while (done < size) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, size - done), done)
+      if (n === 0) throw new VeloError('INTEGRITY', `${where}: its object ${path.basename(obj)} is shorter than its name says`, {suggestion: 'run `velo fsck`'})
+      sink.write(n === buf.length ? buf : buf.subarray(0, n))
+      done += n
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  sink.write(tarPadding(size))
+}
+
+const SLASH = Buffer.from('/')
+const WH = Buffer.from('.wh.')
+const OPQ = Buffer.from('.wh..wh..opq')
+
+/**
+ * Generate one velo layer as an OCI/Docker layer tar into `fd`; returns its sha256 (the diff id) and size.
+ * Names, link targets and xattr values are written as the bytes the manifest holds (src/image/tar-write.ts).
+ */
+async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: number): Promise<{diffId: string; bytes: number}> {
+  const sink = new LayerSink(fd)
+  const marker = (name: Buffer, where: string) =>
+    sink.write(encodeTarHeader({name, type: 'file', mode: 0, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0, size: 0}, where))
+  try {
+    const dirs = new Map<number, Buffer>() // dir ino → path with trailing '/' ('' for the root)
+    const firstPath = new Map<number, Buffer>() // hard-link groups: ino → path written first
     for (const {parentIno, name, entry: e} of db.layerEntries(layer)) {
+      const base = {mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, xattrs: e.xattrs}
       if (parentIno === 0) {
-        dirs.set(e.ino, '')
+        dirs.set(e.ino, Buffer.alloc(0))
         // The root as "./" (as docker import layers have it), so its metadata round-trips.
-        const big = e.uid > 0o777777 || e.gid > 0o777777
-        await packEntry(pack, {name: './', type: 'directory', mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime: new Date(Number(e.mtimeSec) * 1000), ...(big ? {pax: {uid: String(e.uid), gid: String(e.gid)}} : {})})
-        if (e.flags & FLAG_OPAQUE) await packEntry(pack, {name: '.wh..wh..opq', type: 'file', mode: 0, size: 0, mtime: new Date(0)})
+        sink.write(encodeTarHeader({...base, name: Buffer.from('./'), type: 'directory'}, 'layer root'))
+        if (e.flags & FLAG_OPAQUE) marker(OPQ, 'layer root')
         continue
       }
       const parent = dirs.get(parentIno)
       if (parent === undefined) throw new VeloError('INTEGRITY', `layer ${layer}: entry ${name.toString()} has no parent directory`, {suggestion: 'run `velo fsck`'})
-      const p = parent === '' ? name.toString('utf8') : `${parent}/${name.toString('utf8')}`
+      const p = Buffer.concat([parent, name])
+      const where = JSON.stringify(p.toString('utf8'))
       const kind = kindOf(e)
-      const mtime = new Date(Number(e.mtimeSec) * 1000 + Math.floor(e.mtimeNsec / 1e6))
-      const pax: Record<string, string> = {}
-      if (e.uid > 0o777777 || e.gid > 0o777777) Object.assign(pax, {uid: String(e.uid), gid: String(e.gid)})
-      if (e.mtimeNsec !== 0 || e.mtimeSec < 0n || e.mtimeSec > 0o77777777777n) pax.mtime = fmtPaxTime(e.mtimeSec, e.mtimeNsec)
-      const base = {mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime, ...(Object.keys(pax).length ? {pax} : {})}
       if (kind === 'whiteout' || e.flags & FLAG_WHITEOUT) {
-        const wp = parent === '' ? `.wh.${name.toString('utf8')}` : `${parent}/.wh.${name.toString('utf8')}`
-        await packEntry(pack, {name: wp, type: 'file', mode: 0, size: 0, mtime: new Date(0)})
+        marker(Buffer.concat([parent, WH, name]), where)
         continue
       }
       switch (kind) {
-        case 'dir':
-          dirs.set(e.ino, p)
-          await packEntry(pack, {...base, name: `${p}/`, type: 'directory'})
-          if (e.flags & FLAG_OPAQUE) await packEntry(pack, {name: `${p}/.wh..wh..opq`, type: 'file', mode: 0, size: 0, mtime: new Date(0)})
+        case 'dir': {
+          const d = Buffer.concat([p, SLASH])
+          dirs.set(e.ino, d)
+          sink.write(encodeTarHeader({...base, name: d, type: 'directory'}, where))
+          if (e.flags & FLAG_OPAQUE) marker(Buffer.concat([d, OPQ]), where)
           break
+        }
         case 'file': {
           if (e.nlink > 1) {
             const first = firstPath.get(e.ino)
             if (first !== undefined) {
-              await packEntry(pack, {...base, name: p, type: 'link', linkname: first, size: 0})
+              // Docker repeats the inode's attributes on link entries too; they are the same inode's
+              sink.write(encodeTarHeader({...base, name: p, type: 'link', linkname: first, size: 0}, where))
               break
             }
             firstPath.set(e.ino, p)
           }
           const size = Number(e.size)
           if (size === 0 || e.hash.equals(ZERO_HASH)) {
-            await packEntry(pack, {...base, name: p, type: 'file', size: 0})
+            sink.write(encodeTarHeader({...base, name: p, type: 'file', size: 0}, where))
             break
           }
-          const obj = store.path({hash: e.hash.toString('hex'), size, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid})
-          await packEntry(pack, {...base, name: p, type: 'file', size}, obj)
+          const obj = store.path(objectOf(e))
+          if (!fs.existsSync(obj)) throw new VeloError('INTEGRITY', `${where}: its object ${path.basename(obj)} is missing from the store`, {suggestion: 'run `velo fsck`'})
+          sink.write(encodeTarHeader({...base, name: p, type: 'file', size}, where))
+          copyObject(sink, obj, size, where)
           break
         }
         case 'symlink':
-          await packEntry(pack, {...base, name: p, type: 'symlink', linkname: (e.target ?? Buffer.alloc(0)).toString('utf8')})
+          sink.write(encodeTarHeader({...base, name: p, type: 'symlink', linkname: e.target ?? Buffer.alloc(0)}, where))
           break
         case 'fifo':
-          await packEntry(pack, {...base, name: p, type: 'fifo'})
+          sink.write(encodeTarHeader({...base, name: p, type: 'fifo'}, where))
           break
         case 'char':
         case 'block': {
           const {major, minor} = majorMinor(e.rdev)
-          await packEntry(pack, {...base, name: p, type: kind === 'char' ? 'character-device' : 'block-device', devmajor: major, devminor: minor})
+          sink.write(encodeTarHeader({...base, name: p, type: kind, devmajor: major, devminor: minor}, where))
           break
         }
         default:
@@ -166,15 +208,12 @@ async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: nu
           break
       }
     }
-    pack.finalize()
+    sink.write(TAR_END)
   } catch (err) {
-    pack.destroy(err as Error)
-    await consumer.catch(() => undefined)
     if (err instanceof VeloError) throw new VeloError(err.code, `layer ${layer}: ${err.message}`, {suggestion: err.suggestion})
     throw err
   }
-  const bytes = await consumer
-  return {diffId: hash.digest('hex'), bytes}
+  return {diffId: sink.hash.digest('hex'), bytes: sink.bytes}
 }
 
 function dockerConfig(img: ImageRecord, diffIds: string[]): Buffer {

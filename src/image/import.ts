@@ -7,6 +7,7 @@ import {validateName} from '../lib/names'
 import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
 import {Store} from '../store/cas'
 import {importLayerStream, LayerApplier, LayerResult} from './layer'
+import {xattrWarning} from '../manifest/xattrs'
 import {decompress, HashTap, looksLikeTar, peek, sniffCompression, TarEntry, tarEntries} from './stream'
 
 /**
@@ -380,7 +381,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
         format = 'rootfs'
         const diffId = tap.digest()
         const {info, entries} = applier!.finish(label, {diffId: `sha256:${diffId}`})
-        rootfsLayer = {info, entries, diffId, blobDigest: diffId, blobSize: tap.bytes, compression: 'none', newObjects: applier!.newObjects, newBytes: applier!.newBytes, skipped: applier!.skipped, xattrEntries: applier!.xattrEntries, xattrSamples: applier!.xattrSamples}
+        rootfsLayer = {info, entries, diffId, blobDigest: diffId, blobSize: tap.bytes, compression: 'none', newObjects: applier!.newObjects, newBytes: applier!.newBytes, skipped: applier!.skipped, xattrEntries: applier!.xattrEntries, xattrDropped: applier!.xattrDropped}
         plans = []
       } else if (tb.has('manifest.json')) {
         format = 'docker-save'
@@ -472,11 +473,8 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
     const layers = [...seen.values()]
     const warnings: string[] = []
     const used = new Set<LayerResult>(images.flatMap((i) => i.layers))
-    const withX = [...used].filter((l) => l.xattrEntries > 0)
-    if (withX.length)
-      warnings.push(
-        `extended attributes were not imported (the manifest format has no field for them yet) on ${withX.reduce((a, l) => a + l.xattrEntries, 0)} entries, e.g. ${withX.flatMap((l) => l.xattrSamples).slice(0, 3).join('; ')}`,
-      )
+    const withDropped = [...used].filter((l) => l.xattrDropped.droppedCount > 0)
+    if (withDropped.length) warnings.push(xattrWarning(withDropped.map((l) => l.xattrDropped)))
     return {
       warnings,
       format: format!,

@@ -3,6 +3,8 @@ import {LayerBuilder, Meta, TreeNode, checkName, whiteoutMeta} from '../manifest
 import type {LayerInfo} from '../manifest/db'
 import {FLAG_OPAQUE, FLAG_WHITEOUT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG} from '../manifest/entry'
 import type {Store} from '../store/cas'
+import {isRoot} from '../lib/home'
+import {filterXattrs, newXattrFilter, sameXattrs, XattrFilter, Xattrs} from '../manifest/xattrs'
 import {decompress, drain, HashTap, TarEntry, tarEntries} from './stream'
 
 /**
@@ -40,8 +42,10 @@ export interface LayerResult {
   newObjects: number
   newBytes: number
   skipped: string[]
+  /** entries that keep extended attributes */
   xattrEntries: number
-  xattrSamples: string[]
+  /** attributes dropped by policy (src/manifest/xattrs.ts), for the import's warnings */
+  xattrDropped: XattrFilter
 }
 
 /** Files up to this size are read into memory and hashed before any write (dedup hits then write nothing). */
@@ -82,12 +86,50 @@ export function splitName(raw: Buffer, what: string): Buffer[] {
   return parts
 }
 
-/** The bytes of a member name: PAX paths are UTF-8, ustar/GNU names were decoded as latin1 (= raw bytes). */
+/** The bytes of a member name: every name and PAX record was decoded as latin1 (= raw bytes, see tarEntries). */
 function nameBytes(h: TarEntry['header'], which: 'name' | 'linkname'): Buffer {
   const pax = h.pax as Record<string, string> | null | undefined
   const fromPax = which === 'name' ? pax?.path : pax?.linkpath
-  if (fromPax !== undefined) return Buffer.from(fromPax, 'utf8')
+  if (fromPax !== undefined) return Buffer.from(fromPax, 'latin1')
   return Buffer.from((h[which] as string | null) ?? '', 'latin1')
+}
+
+const SCHILY = 'SCHILY.xattr.'
+const LIBARCHIVE = 'LIBARCHIVE.xattr.'
+
+/** libarchive percent-encodes xattr names in LIBARCHIVE.xattr.* keys (RFC 3986 style). */
+function percentDecode(s: string): Buffer {
+  const out: number[] = []
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
+      out.push(parseInt(s.slice(i + 1, i + 3), 16))
+      i += 2
+    } else out.push(s.charCodeAt(i) & 0xff)
+  }
+  return Buffer.from(out)
+}
+
+/**
+ * Extended attributes of a tar entry: PAX `SCHILY.xattr.NAME=VALUE` (GNU tar, Docker, star; the value is the
+ * raw bytes) and `LIBARCHIVE.xattr.NAME=BASE64` (bsdtar; name percent-encoded). bsdtar writes both for the
+ * same attribute; the SCHILY form wins where both exist.
+ */
+export function paxXattrs(pax: Record<string, string> | null | undefined): Xattrs {
+  if (!pax) return []
+  const m = new Map<string, {name: Buffer; value: Buffer}>()
+  for (const [k, v] of Object.entries(pax)) {
+    if (k.startsWith(LIBARCHIVE)) {
+      const name = percentDecode(k.slice(LIBARCHIVE.length))
+      if (!m.has(name.toString('latin1'))) m.set(name.toString('latin1'), {name, value: Buffer.from(v, 'base64')})
+    }
+  }
+  for (const [k, v] of Object.entries(pax)) {
+    if (k.startsWith(SCHILY)) {
+      const name = Buffer.from(k.slice(SCHILY.length), 'latin1')
+      m.set(name.toString('latin1'), {name, value: Buffer.from(v, 'latin1')})
+    }
+  }
+  return [...m.values()]
 }
 
 function paxNumber(pax: Record<string, string> | null | undefined, k: string): number | undefined {
@@ -103,9 +145,10 @@ export class LayerApplier {
   newObjects = 0
   newBytes = 0
   readonly skipped: string[] = []
-  /** Entries that carried extended attributes (PAX SCHILY.xattr.*): the manifest format has no field for them yet. */
+  /** Entries that keep extended attributes; what the policy dropped (src/manifest/xattrs.ts). */
   xattrEntries = 0
-  readonly xattrSamples: string[] = []
+  readonly xattrDropped = newXattrFilter()
+  private readonly root = isRoot()
 
   constructor(private readonly store: Store, private readonly where: string) {
     this.builder = new LayerBuilder({mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0})
@@ -194,20 +237,19 @@ export class LayerApplier {
 
   private async addInner(e: TarEntry, raw: Buffer, entry: string): Promise<void> {
     const h = e.header
-    const pax = h.pax as Record<string, string> | null | undefined
-    if (pax) {
-      const keys = Object.keys(pax).filter((k) => k.startsWith('SCHILY.xattr.') || k.startsWith('LIBARCHIVE.xattr.'))
-      if (keys.length) {
-        this.xattrEntries++
-        if (this.xattrSamples.length < 10) this.xattrSamples.push(`${raw.toString('utf8')} (${keys.map((k) => k.replace(/^(SCHILY|LIBARCHIVE)\.xattr\./, '')).join(', ')})`)
-      }
+    const rawX = paxXattrs(h.pax as Record<string, string> | null | undefined)
+    const xattrsFor = (kind: 'file' | 'dir' | 'symlink' | 'other'): Xattrs | undefined => {
+      if (rawX.length === 0) return undefined
+      const x = filterXattrs(rawX, {where: this.where, entry, kind, root: this.root, filter: this.xattrDropped})
+      if (x) this.xattrEntries++
+      return x
     }
     const parts = splitName(raw, `${this.where}: entry ${entry}`)
     if (parts.length === 0) {
       // The root ("./"): its metadata becomes the layer root's.
       if (h.type !== 'directory') throw this.err(entry, 'the layer root is not a directory')
       if (this.explicit.has(this.builder.root)) throw this.err(entry, 'duplicate entry (the root appears twice)')
-      this.builder.root.meta = {...this.metaOf(h, S_IFDIR), flags: (this.builder.root.meta.flags ?? 0) & FLAG_OPAQUE}
+      this.builder.root.meta = {...this.metaOf(h, S_IFDIR), flags: (this.builder.root.meta.flags ?? 0) & FLAG_OPAQUE, xattrs: xattrsFor('dir')}
       this.explicit.add(this.builder.root)
       return
     }
@@ -216,6 +258,7 @@ export class LayerApplier {
     const dir = this.parentOf(parts.slice(0, -1), entry)
 
     if (baseStr.startsWith(WH)) {
+      xattrsFor('other') // a marker carries no attributes: refuse overlay ones, drop (and report) the rest
       if (baseStr === WH_OPQ) {
         if ((dir.meta.flags ?? 0) & FLAG_OPAQUE) throw this.err(entry, 'duplicate opaque marker')
         dir.meta = {...dir.meta, flags: (dir.meta.flags ?? 0) | FLAG_OPAQUE}
@@ -235,11 +278,12 @@ export class LayerApplier {
 
     switch (h.type) {
       case 'directory':
-        this.place(dir, base, this.metaOf(h, S_IFDIR), entry)
+        this.place(dir, base, {...this.metaOf(h, S_IFDIR), xattrs: xattrsFor('dir')}, entry)
         return
       case 'file':
       case 'contiguous-file': {
         const meta = this.metaOf(h, S_IFREG)
+        meta.xattrs = xattrsFor('file')
         const size = h.size ?? 0
         meta.size = BigInt(size)
         if (size > 0) {
@@ -256,7 +300,7 @@ export class LayerApplier {
             r = this.store.writeBuffer(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, got), meta)
           } else {
             // Large: streamed into the store (hashed while written), never buffered whole.
-            r = await this.store.writeStream(e.stream, {mode: meta.mode, uid: meta.uid, gid: meta.gid})
+            r = await this.store.writeStream(e.stream, {mode: meta.mode, uid: meta.uid, gid: meta.gid, xattrs: meta.xattrs})
           }
           if (r.size !== size) throw this.err(entry, `content is ${r.size} bytes, header says ${size} (truncated tar)`)
           meta.hash = Buffer.from(r.hash, 'hex')
@@ -282,7 +326,7 @@ export class LayerApplier {
               throw this.err(entry, `symlink target ${show(target)} climbs above the layer root`, 'Docker refuses such a layer too ("invalid symlink"); use an absolute target or fewer ".."')
           }
         }
-        this.place(dir, base, {...this.metaOf(h, S_IFLNK), target, size: BigInt(target.length)}, entry)
+        this.place(dir, base, {...this.metaOf(h, S_IFLNK), target, size: BigInt(target.length), xattrs: xattrsFor('symlink')}, entry)
         return
       }
       case 'link': {
@@ -299,6 +343,11 @@ export class LayerApplier {
           throw this.err(entry, `hard link target ${show(lraw)} is not a regular file`)
         const old = dir.children!.get(baseStr)
         if (old) throw this.err(entry, 'duplicate entry (the path appears twice in the layer)')
+        // Hard links share one inode and so one set of attributes. Writers repeat the target's on the link
+        // entry (Docker does) or give none; different ones have no single meaning.
+        const lx = xattrsFor('file')
+        if (lx && !sameXattrs(lx, target.meta.xattrs))
+          throw this.err(entry, `hard link carries extended attributes different from its target ${show(lraw)}'s`, 'hard links share one inode; give the attributes on the target entry only')
         const node = this.builder.link(dir, base, target, entry)
         this.explicit.add(node)
         return
@@ -308,6 +357,7 @@ export class LayerApplier {
       case 'fifo': {
         const t = h.type === 'fifo' ? S_IFIFO : h.type === 'block-device' ? S_IFBLK : S_IFCHR
         const meta = this.metaOf(h, t)
+        meta.xattrs = xattrsFor('other')
         if (t !== S_IFIFO) meta.rdev = makedev(h.devmajor ?? 0, h.devminor ?? 0)
         this.place(dir, base, meta, entry)
         return
@@ -354,6 +404,6 @@ export async function importLayerStream(store: Store, src: AsyncIterable<Buffer>
     newBytes: applier.newBytes,
     skipped: applier.skipped,
     xattrEntries: applier.xattrEntries,
-    xattrSamples: applier.xattrSamples,
+    xattrDropped: applier.xattrDropped,
   }
 }

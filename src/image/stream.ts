@@ -127,6 +127,7 @@ export interface TarEntry {
  */
 export async function* tarEntries(src: AsyncIterable<Buffer>, where: string): AsyncGenerator<TarEntry> {
   const ex = tar.extract({filenameEncoding: 'latin1'} as never)
+  rawPax(ex)
   let feedErr: unknown
   const feeding = (async () => {
     try {
@@ -177,6 +178,40 @@ export async function* tarEntries(src: AsyncIterable<Buffer>, where: string): As
     await feeding
   }
   if (feedErr) throw feedErr
+}
+
+/**
+ * PAX records as raw bytes (each byte one latin1 char), like the ustar names (filenameEncoding latin1):
+ * tar-stream decodes PAX values as UTF-8, which corrupts binary SCHILY.xattr values (security.capability)
+ * and non-UTF-8 path records. Same record grammar as tar-stream's decodePax ("LEN KEY=VALUE\n").
+ */
+export function decodePaxRaw(buf: Buffer): Record<string, string> {
+  const out: Record<string, string> = {}
+  let off = 0
+  while (off < buf.length) {
+    let i = off
+    while (i < buf.length && buf[i] !== 0x20) i++
+    const len = parseInt(buf.toString('latin1', off, i), 10)
+    if (!len || off + len > buf.length || i >= off + len) break
+    const rec = buf.subarray(i + 1, off + len - 1) // without the trailing newline
+    const eq = rec.indexOf(0x3d)
+    if (eq === -1) break
+    out[rec.toString('latin1', 0, eq)] = rec.toString('latin1', eq + 1)
+    off += len
+  }
+  return out
+}
+
+/** Make one tar-stream extractor decode PAX headers with decodePaxRaw (tar-stream 3's _decodeLongHeader). */
+function rawPax(ex: tar.Extract): void {
+  const x = ex as unknown as {_decodeLongHeader?: (buf: Buffer) => void; _header: {type: string}; _pax: Record<string, string> | null; _paxGlobal: Record<string, string> | null}
+  const orig = x._decodeLongHeader
+  if (typeof orig !== 'function') throw new VeloError('INTERNAL', 'tar-stream changed: cannot read PAX records as bytes')
+  x._decodeLongHeader = function (this: typeof x, buf: Buffer) {
+    if (this._header.type === 'pax-header') this._pax = this._paxGlobal === null ? decodePaxRaw(buf) : {...this._paxGlobal, ...decodePaxRaw(buf)}
+    else if (this._header.type === 'pax-global-header') this._paxGlobal = decodePaxRaw(buf)
+    else orig.call(this, buf)
+  }
 }
 
 export async function drain(src: AsyncIterable<Buffer>): Promise<void> {

@@ -61,7 +61,15 @@ export interface ListingRow {
   hash: string // BLAKE3 of the content (files); '' otherwise
   target: string // symlink target
   rdev: string
+  xattrs: string // "name=hexvalue" sorted by name, comma-separated; '' when none
 }
+
+/** The listing form of a set of xattrs (what tests compare across velo, disk and Docker). */
+export const fmtXattrs = (x: Array<{name: Buffer; value: Buffer}> | undefined): string =>
+  (x ?? [])
+    .map((a) => `${a.name.toString('utf8')}=${a.value.toString('hex')}`)
+    .sort()
+    .join(',')
 
 /** A full listing of a view, sorted by path: what tests compare with a Docker container's tree. */
 export function listView(root: ViewNode): ListingRow[] {
@@ -79,6 +87,7 @@ export function listView(root: ViewNode): ListingRow[] {
       hash: kind === 'file' && !e.hash.equals(ZERO_HASH) ? e.hash.toString('hex') : '',
       target: e.target ? e.target.toString('utf8') : '',
       rdev: kind === 'char' || kind === 'block' ? String(e.rdev) : '',
+      xattrs: fmtXattrs(e.xattrs),
     })
     if (node.children) for (const [k, c] of [...node.children.entries()].sort((a, b) => (a[0] < b[0] ? -1 : 1))) visit(c, p ? `${p}/${Buffer.from(k, 'latin1').toString('utf8')}` : Buffer.from(k, 'latin1').toString('utf8'))
   }

@@ -2,6 +2,7 @@ import {spawnSync} from 'node:child_process'
 import {VeloError} from './errors'
 import {isRoot} from './home'
 import {nativeBin} from './native'
+import {encodeXattrs, Xattrs} from '../manifest/xattrs'
 
 /** Metadata for one path beneath a root, applied by native/build/velo-meta (see native/tools/velo-meta.c). */
 export interface MetaRecord {
@@ -14,16 +15,19 @@ export interface MetaRecord {
   mtimeNsec: number
   rdev?: bigint
   opaque?: boolean // trusted.overlay.opaque=y
+  xattrs?: Xattrs // set after chown/chmod (chown clears security.capability)
 }
 
 /** The metadata record of a manifest entry at relative path `rel` (velo-meta applies it). */
 export function entryMeta(
   rel: Buffer,
-  e: {mode: number; uid: number; gid: number; mtimeSec: bigint; mtimeNsec: number; rdev: bigint; flags: number},
+  e: {mode: number; uid: number; gid: number; mtimeSec: bigint; mtimeNsec: number; rdev: bigint; flags: number; xattrs?: Xattrs},
   type: MetaRecord['type'],
-  opts: {opaque?: boolean} = {},
+  opts: {opaque?: boolean; xattrs?: boolean} = {},
 ): MetaRecord {
-  return {path: rel, type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, rdev: e.rdev, opaque: opts.opaque}
+  const r: MetaRecord = {path: rel, type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtimeSec: e.mtimeSec, mtimeNsec: e.mtimeNsec, rdev: e.rdev, opaque: opts.opaque}
+  if (opts.xattrs !== false && e.xattrs?.length) r.xattrs = e.xattrs
+  return r
 }
 
 const NUL = Buffer.from([0])
@@ -34,7 +38,7 @@ export function encodeMeta(records: MetaRecord[]): Buffer {
     const p = typeof r.path === 'string' ? Buffer.from(r.path) : r.path
     if (p.includes(0)) throw new VeloError('INTERNAL', 'path with NUL byte')
     parts.push(p, NUL)
-    const rest = [r.type, (r.mode & 0o7777).toString(8), r.uid, r.gid, r.mtimeSec, r.mtimeNsec, r.rdev ?? 0n, r.opaque ? 1 : 0]
+    const rest = [r.type, (r.mode & 0o7777).toString(8), r.uid, r.gid, r.mtimeSec, r.mtimeNsec, r.rdev ?? 0n, r.opaque ? 1 : 0, r.xattrs?.length ? encodeXattrs(r.xattrs).toString('hex') : '']
     parts.push(Buffer.from(rest.join('\0') + '\0'))
   }
   return Buffer.concat(parts)

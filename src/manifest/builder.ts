@@ -3,7 +3,6 @@ import {VeloError} from '../lib/errors'
 import {
   encodeEntry,
   entryKey,
-  ENTRY_VERSION,
   FLAG_OPAQUE,
   FLAG_WHITEOUT,
   S_IFCHR,
@@ -14,6 +13,7 @@ import {
   ZERO_HASH,
 } from './entry'
 import type {LayerInfo} from './db'
+import type {Xattrs} from './xattrs'
 
 export interface Meta {
   mode: number // full st_mode
@@ -26,6 +26,8 @@ export interface Meta {
   hash?: Buffer
   target?: Buffer
   flags?: number
+  /** extended attributes, already filtered by policy (src/manifest/xattrs.ts); hard links share them */
+  xattrs?: Xattrs
 }
 
 /** The metadata a layer keeps of a file on disk (lstat with bigint: nanosecond mtimes). */
@@ -169,12 +171,14 @@ export class LayerBuilder {
         nlink: r.nlink,
         flags: r.meta.flags ?? 0,
         target: r.meta.target,
+        xattrs: r.meta.xattrs,
       }),
     }))
     // The layer id is the BLAKE3 of the sorted (key without layer id, value) pairs, length-prefixed.
     rows.sort((a, b) => a.parentIno - b.parentIno || Buffer.compare(a.name, b.name))
     const h = newHasher()
-    h.update(Buffer.from(`velo-layer-v${ENTRY_VERSION}\n`))
+    // "v1" for good: entries with xattrs are v2 entries, but layers without any keep their ids.
+    h.update(Buffer.from('velo-layer-v1\n'))
     const len = Buffer.alloc(8)
     for (const r of rows) {
       const k = entryKey(LAYER0, r.parentIno, r.name).subarray(32)

@@ -15,15 +15,25 @@
  *                         ino is the parent_ino in its children's keys
  *   76     4  nlink       u32, entries in this layer that share ino (1 unless hard linked)
  *   80     4  flags       u32, bit 0 OPAQUE (dir hides lower layers' children), bit 1 WHITEOUT (hides NAME below)
- *   84     4  version     u32 = ENTRY_VERSION
- *   88     n  target      symlink target bytes (S_IFLNK only), n = value length - 88
+ *   84     4  version     u32: 1, or 2 when the entry has extended attributes
+ *   88     n  target      v1: symlink target bytes (S_IFLNK only), n = value length - 88
+ * Version 2 (only written for entries WITH xattrs, so every xattr-free layer keeps its v1 bytes and its id):
+ *   88     4  target_len  u32
+ *   92     4  xattrs_len  u32, length of the xattr block
+ *   96    16  xattr_digest  first 16 bytes of BLAKE3(xattr block): the CAS object-name suffix `_x<hex>`
+ *  112     n  target, then the xattr block (src/manifest/xattrs.ts)
  *
  * All integers little-endian. Key: layer id (32 raw bytes) ‖ parent ino (u32 big-endian, so LMDB's bytewise
  * order groups a directory's children) ‖ name bytes (no '/', no NUL, 1..255 bytes; the root has parent 0 and
  * an empty name).
  */
+import {decodeXattrs, encodeXattrs, xattrDigest, Xattrs} from './xattrs'
+
 export const ENTRY_SIZE = 88
 export const ENTRY_VERSION = 1
+/** Entries with extended attributes (see above). Readers accept 1 and 2; older readers refuse 2 (fail closed). */
+export const ENTRY_VERSION_XATTRS = 2
+export const ENTRY_V2_FIXED = 112
 export const KEY_PREFIX = 36
 export const ROOT_INO = 1
 
@@ -54,6 +64,10 @@ export interface Entry {
   nlink: number
   flags: number
   target?: Buffer
+  /** extended attributes (sorted, unique); absent = none */
+  xattrs?: Xattrs
+  /** 32 hex: digest of the xattr block (the object-name suffix); set iff xattrs is */
+  xattrDigest?: string
 }
 
 export const ZERO_HASH = Buffer.alloc(32)
@@ -82,7 +96,8 @@ export function kindOf(e: Pick<Entry, 'mode' | 'flags'>): Kind {
 
 export function encodeEntry(e: Entry): Buffer {
   const t = e.target ?? Buffer.alloc(0)
-  const b = Buffer.alloc(ENTRY_SIZE + t.length)
+  const xb = e.xattrs?.length ? encodeXattrs(e.xattrs) : undefined
+  const b = Buffer.alloc(xb ? ENTRY_V2_FIXED + t.length + xb.length : ENTRY_SIZE + t.length)
   e.hash.copy(b, 0, 0, 32)
   b.writeBigUInt64LE(e.size, 32)
   b.writeBigInt64LE(e.mtimeSec, 40)
@@ -94,15 +109,24 @@ export function encodeEntry(e: Entry): Buffer {
   b.writeUInt32LE(e.ino >>> 0, 72)
   b.writeUInt32LE(e.nlink >>> 0, 76)
   b.writeUInt32LE(e.flags >>> 0, 80)
-  b.writeUInt32LE(ENTRY_VERSION, 84)
-  t.copy(b, ENTRY_SIZE)
+  if (!xb) {
+    b.writeUInt32LE(ENTRY_VERSION, 84)
+    t.copy(b, ENTRY_SIZE)
+    return b
+  }
+  b.writeUInt32LE(ENTRY_VERSION_XATTRS, 84)
+  b.writeUInt32LE(t.length, 88)
+  b.writeUInt32LE(xb.length, 92)
+  Buffer.from(xattrDigest(xb), 'hex').copy(b, 96)
+  t.copy(b, ENTRY_V2_FIXED)
+  xb.copy(b, ENTRY_V2_FIXED + t.length)
   return b
 }
 
 export function decodeEntry(b: Buffer): Entry {
   if (b.length < ENTRY_SIZE) throw new Error(`manifest entry too short (${b.length} bytes)`)
   const version = b.readUInt32LE(84)
-  if (version !== ENTRY_VERSION) throw new Error(`manifest entry version ${version} is not supported`)
+  if (version !== ENTRY_VERSION && version !== ENTRY_VERSION_XATTRS) throw new Error(`manifest entry version ${version} is not supported`)
   const e: Entry = {
     hash: Buffer.from(b.subarray(0, 32)),
     size: b.readBigUInt64LE(32),
@@ -116,7 +140,19 @@ export function decodeEntry(b: Buffer): Entry {
     nlink: b.readUInt32LE(76),
     flags: b.readUInt32LE(80),
   }
-  if (b.length > ENTRY_SIZE) e.target = Buffer.from(b.subarray(ENTRY_SIZE))
+  if (version === ENTRY_VERSION) {
+    if (b.length > ENTRY_SIZE) e.target = Buffer.from(b.subarray(ENTRY_SIZE))
+    return e
+  }
+  if (b.length < ENTRY_V2_FIXED) throw new Error(`manifest entry too short (${b.length} bytes)`)
+  const tl = b.readUInt32LE(88)
+  const xl = b.readUInt32LE(92)
+  if (ENTRY_V2_FIXED + tl + xl !== b.length) throw new Error('manifest entry lengths do not add up')
+  if (tl) e.target = Buffer.from(b.subarray(ENTRY_V2_FIXED, ENTRY_V2_FIXED + tl))
+  const xb = b.subarray(ENTRY_V2_FIXED + tl)
+  e.xattrDigest = b.toString('hex', 96, 112)
+  if (xattrDigest(xb) !== e.xattrDigest) throw new Error('manifest entry xattr digest does not match its xattrs')
+  e.xattrs = decodeXattrs(xb)
   return e
 }
 

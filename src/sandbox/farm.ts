@@ -6,7 +6,7 @@ import {StoreLock} from '../lib/lock'
 import {applyMeta, entryMeta, MetaRecord} from '../lib/meta'
 import type {ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, kindOf} from '../manifest/entry'
-import {Store} from '../store/cas'
+import {objectOf, Store} from '../store/cas'
 
 const SLASH = Buffer.from('/')
 const DOT = Buffer.from('.')
@@ -80,8 +80,8 @@ export function ensureFarm(home: string, db: ManifestDb, layer: string): FarmSta
               fs.writeFileSync(abs(rel), '', {flag: 'wx', mode: 0o600})
               nonDirs.push(meta(rel, 'f'))
             } else {
-              const o = {hash: e.hash.toString('hex'), size: Number(e.size), mode: e.mode & 0o7777, uid: e.uid, gid: e.gid}
-              const src = store.path(o)
+              // the object inode carries mode, owner and xattrs (they are part of its name)
+              const src = store.path(objectOf(e))
               try {
                 fs.linkSync(src, abs(rel))
                 links++

@@ -6,6 +6,8 @@ import {newHasher} from '../lib/blake3'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {nativeBin} from '../lib/native'
+import {encodeXattrs, xattrDigest, Xattrs} from '../manifest/xattrs'
+import {readXattrs, setXattrs} from './xattr-io'
 
 /**
  * An object is one immutable file in the store: content named by BLAKE3, in the metadata variant a link
@@ -24,25 +26,52 @@ export interface ObjectId {
   mode: number // permission bits incl. setuid/setgid/sticky (07777)
   uid: number
   gid: number
+  /** 32 hex: digest of the canonical xattr block the inode carries (src/manifest/xattrs.ts); absent = none */
+  xattrs?: string
+}
+
+/** Metadata of an object variant to write: the inode gets exactly this mode/owner and these xattrs. */
+export interface VariantMeta {
+  mode: number
+  uid: number
+  gid: number
+  xattrs?: Xattrs
+}
+
+/** The object a manifest entry (regular file, size > 0) names. */
+export function objectOf(e: {hash: Buffer; size: bigint; mode: number; uid: number; gid: number; xattrDigest?: string}): ObjectId {
+  const o: ObjectId = {hash: e.hash.toString('hex'), size: Number(e.size), mode: e.mode & 0o7777, uid: e.uid, gid: e.gid}
+  if (e.xattrDigest) o.xattrs = e.xattrDigest
+  return o
 }
 
 export interface WriteResult extends ObjectId {
   isNew: boolean
 }
 
-const OBJECT_NAME = /^([0-9a-f]{64})_(\d+)_([0-7]{1,6})_(\d+)_(\d+)$/
+const OBJECT_NAME = /^([0-9a-f]{64})_(\d+)_([0-7]{1,6})_(\d+)_(\d+)(?:_x([0-9a-f]{32}))?$/
 /** Files up to this size are read in one call; larger ones are streamed in CHUNK pieces. */
 const SMALL = 4 << 20
 const CHUNK = 1 << 20
 
 export function objectName(o: ObjectId): string {
-  return `${o.hash}_${o.size}_${(o.mode & 0o7777).toString(8)}_${o.uid}_${o.gid}`
+  const base = `${o.hash}_${o.size}_${(o.mode & 0o7777).toString(8)}_${o.uid}_${o.gid}`
+  return o.xattrs ? `${base}_x${o.xattrs}` : base
 }
 
 export function parseObjectName(name: string): ObjectId | undefined {
   const m = OBJECT_NAME.exec(name)
   if (!m) return undefined
-  return {hash: m[1], size: Number(m[2]), mode: parseInt(m[3], 8), uid: Number(m[4]), gid: Number(m[5])}
+  const o: ObjectId = {hash: m[1], size: Number(m[2]), mode: parseInt(m[3], 8), uid: Number(m[4]), gid: Number(m[5])}
+  if (m[6]) o.xattrs = m[6]
+  return o
+}
+
+/** The object id of content {hash,size} in variant `meta` (with the xattr digest when it has xattrs). */
+function variantId(got: {hash: string; size: number}, meta: VariantMeta): ObjectId {
+  const o: ObjectId = {hash: got.hash, size: got.size, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+  if (meta.xattrs?.length) o.xattrs = xattrDigest(encodeXattrs(meta.xattrs))
+  return o
 }
 
 export function hashBuffer(b: Buffer): string {
@@ -165,7 +194,7 @@ export class Store {
   }
 
   /** Ingest one file from disk. Small files are read once; large ones hashed first (a dedup hit then costs no write), and hashed again while copied so the object is always named by the bytes it holds. */
-  writeFile(src: string | Buffer, meta: {mode: number; uid: number; gid: number; size: number}): WriteResult {
+  writeFile(src: string | Buffer, meta: VariantMeta & {size: number}): WriteResult {
     if (meta.size <= SMALL) {
       let buf: Buffer
       try {
@@ -178,7 +207,7 @@ export class Store {
     if (meta.size >= NATIVE_HASH_MIN) {
       const first = nativeHash(src)
       if (first) {
-        const want = {hash: first.hash, size: first.size, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+        const want = variantId(first, meta)
         if (this.has(want)) return {...want, isNew: false}
         // New content: kernel copy into the temp file, then hash what was written (the name must match
         // the object's own bytes even if the source changed meanwhile).
@@ -204,7 +233,7 @@ export class Store {
     }
     try {
       const first = hashFd(fd)
-      const want = {hash: first.hash, size: first.size, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+      const want = variantId(first, meta)
       if (this.has(want)) return {...want, isNew: false}
       return this.writeTemp(meta, (tfd) => hashFd(fd, tfd))
     } catch (err) {
@@ -214,8 +243,8 @@ export class Store {
     }
   }
 
-  writeBuffer(buf: Buffer, meta: {mode: number; uid: number; gid: number}): WriteResult {
-    const o = {hash: hashBuffer(buf), size: buf.length, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+  writeBuffer(buf: Buffer, meta: VariantMeta): WriteResult {
+    const o = variantId({hash: hashBuffer(buf), size: buf.length}, meta)
     if (this.has(o)) return {...o, isNew: false}
     return this.writeTemp(meta, (tfd) => {
       writeAll(tfd, buf)
@@ -224,7 +253,7 @@ export class Store {
   }
 
   /** Stream (e.g. a tar member) into the store: hashed while written, never buffered whole. */
-  async writeStream(src: AsyncIterable<Buffer>, meta: {mode: number; uid: number; gid: number}): Promise<WriteResult> {
+  async writeStream(src: AsyncIterable<Buffer>, meta: VariantMeta): Promise<WriteResult> {
     const {fd, tmp} = this.openTemp()
     const h = newHasher()
     let size = 0
@@ -257,7 +286,7 @@ export class Store {
     }
   }
 
-  private writeTemp(meta: {mode: number; uid: number; gid: number}, fill: (fd: number) => {hash: string; size: number}): WriteResult {
+  private writeTemp(meta: VariantMeta, fill: (fd: number) => {hash: string; size: number}): WriteResult {
     const {fd, tmp} = this.openTemp()
     let got: {hash: string; size: number}
     try {
@@ -271,13 +300,16 @@ export class Store {
   }
 
   /** Give the temp file its final metadata and link it into place. EEXIST is a dedup hit, not an error. */
-  private finishTemp(fd: number, tmp: string, got: {hash: string; size: number}, meta: {mode: number; uid: number; gid: number}): WriteResult {
-    const o: ObjectId = {hash: got.hash, size: got.size, mode: meta.mode & 0o7777, uid: meta.uid, gid: meta.gid}
+  private finishTemp(fd: number, tmp: string, got: {hash: string; size: number}, meta: VariantMeta): WriteResult {
+    const o = variantId(got, meta)
     try {
       // chown before chmod: chown clears setuid/setgid bits. Skip the chown when we already own it as wanted.
       if (this.root && (o.uid !== this.uid || o.gid !== this.gid)) fs.fchownSync(fd, o.uid, o.gid)
       fs.fchmodSync(fd, o.mode)
       fs.closeSync(fd)
+      // xattrs last: chown clears security.capability. Set before the link, so the name never exists
+      // without the attributes it promises.
+      if (o.xattrs) setXattrs(tmp, meta.xattrs!)
     } catch (err) {
       try {
         fs.closeSync(fd)
@@ -327,7 +359,7 @@ export class Store {
   }
 
   /** Re-hash an object: does its content still match its name (hash, size) and its inode the variant? */
-  verify(o: ObjectId): {ok: boolean; problem?: string} {
+  verify(o: ObjectId, inodeXattrs?: Xattrs): {ok: boolean; problem?: string} {
     const p = this.path(o)
     let st: fs.Stats
     try {
@@ -341,6 +373,10 @@ export class Store {
     if (hash !== o.hash) return {ok: false, problem: `content hashes to ${hash}`}
     if ((st.mode & 0o7777) !== o.mode) return {ok: false, problem: `mode ${(st.mode & 0o7777).toString(8)}, name says ${o.mode.toString(8)}`}
     if (this.root && (st.uid !== o.uid || st.gid !== o.gid)) return {ok: false, problem: `owner ${st.uid}:${st.gid}, name says ${o.uid}:${o.gid}`}
+    // The inode's xattrs (those velo manages; the kernel may add e.g. security.selinux) must match the name.
+    const x = (inodeXattrs ?? readXattrs([p]).get(p) ?? []).filter((a) => !a.name.toString('latin1').startsWith('security.selinux'))
+    const have = x.length ? xattrDigest(encodeXattrs(x)) : undefined
+    if (have !== o.xattrs) return {ok: false, problem: `xattrs ${have ?? 'none'}, name says ${o.xattrs ?? 'none'}`}
     return {ok: true}
   }
 

@@ -4,7 +4,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {applyMeta, entryMeta, MetaRecord} from '../lib/meta'
 import {ManifestDb} from '../manifest/db'
 import {Entry, FLAG_OPAQUE, kindOf} from '../manifest/entry'
-import {Store} from './cas'
+import {objectOf, Store} from './cas'
 import type {Progress} from './ingest'
 
 export interface CheckoutResult {
@@ -124,7 +124,7 @@ export function checkoutImage(home: string, name: string, dest: string, progress
             }
             if (e.size === 0n) fs.writeFileSync(p, '', {flag: 'wx'})
             else {
-              const o = {hash: e.hash.toString('hex'), size: Number(e.size), mode: e.mode & 0o7777, uid: e.uid, gid: e.gid}
+              const o = objectOf(e) // a copy: its xattrs come from the manifest via velo-meta
               try {
                 fs.copyFileSync(store.path(o), p as unknown as string, fs.constants.COPYFILE_EXCL)
               } catch (err) {

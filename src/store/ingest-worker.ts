@@ -3,6 +3,7 @@
 import {parentPort, workerData} from 'node:worker_threads'
 import {VeloError} from '../lib/errors'
 import {Store} from './cas'
+import {decodeXattrs} from '../manifest/xattrs'
 
 export interface WorkerJob {
   path: Uint8Array
@@ -10,6 +11,7 @@ export interface WorkerJob {
   uid: number
   gid: number
   size: number
+  xattrs?: Uint8Array // canonical block
 }
 
 export type WorkerResult = {hash: string; size: number; isNew: boolean} | {error: {code: string; message: string; suggestion?: string}}
@@ -19,7 +21,8 @@ parentPort!.on('message', (jobs: WorkerJob[]) => {
   const out: WorkerResult[] = []
   for (const j of jobs) {
     try {
-      const r = store.writeFile(Buffer.from(j.path.buffer, j.path.byteOffset, j.path.byteLength), j)
+      const xattrs = j.xattrs ? decodeXattrs(Buffer.from(j.xattrs.buffer, j.xattrs.byteOffset, j.xattrs.byteLength)) : undefined
+      const r = store.writeFile(Buffer.from(j.path.buffer, j.path.byteOffset, j.path.byteLength), {mode: j.mode, uid: j.uid, gid: j.gid, size: j.size, xattrs})
       out.push({hash: r.hash, size: r.size, isNew: r.isNew})
     } catch (err) {
       const e = err instanceof VeloError ? err : new VeloError('INTERNAL', (err as Error).message)

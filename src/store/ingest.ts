@@ -9,6 +9,9 @@ import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
 import {probePlaceholders} from '../run/native'
+import {isRoot} from '../lib/home'
+import {encodeXattrs, filterXattrs, newXattrFilter, xattrWarning, Xattrs} from '../manifest/xattrs'
+import {readXattrTree} from './xattr-io'
 
 export interface Progress {
   start(totalFiles: number, totalBytes: number): void
@@ -30,6 +33,7 @@ export interface IngestResult {
   dedupRatio: number
   seconds: number
   layerExisted: boolean
+  warnings: string[]
 }
 
 
@@ -60,8 +64,19 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   let totalBytes = 0
   let skippedSockets = 0
 
+  // Extended attributes of the whole tree in one native walk (Node cannot read them), filtered by policy:
+  // overlayfs' own refused, velo's own placeholder marks ignored (src/manifest/xattrs.ts).
+  const treeX = readXattrTree(src)
+  const xfilter = newXattrFilter()
+  const root = isRoot()
+  const xattrsOf = (rel: string, kind: 'file' | 'dir' | 'symlink' | 'other', where: string): Xattrs | undefined => {
+    const x = treeX.get(rel)
+    return x ? filterXattrs(x, {where: `ingest of ${src}`, entry: where, kind, root, filter: xfilter}) : undefined
+  }
+  if (treeX.has('.')) builder.root.meta.xattrs = xattrsOf('.', 'dir', src)
+
   // Phase 1: walk. Sorted names make the layer deterministic.
-  const walk = (dirPath: Buffer, node: TreeNode) => {
+  const walk = (dirPath: Buffer, node: TreeNode, rel: string) => {
     let names: Buffer[]
     try {
       names = fs.readdirSync(dirPath, {encoding: 'buffer'}) as Buffer[]
@@ -71,6 +86,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     names.sort(Buffer.compare)
     for (const n of names) {
       const p = join(dirPath, n)
+      const r = rel ? `${rel}/${n.toString('latin1')}` : n.toString('latin1')
       let st: fs.BigIntStats
       try {
         st = fs.lstatSync(p, {bigint: true})
@@ -80,8 +96,9 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       const meta = metaFromStat(st)
       const type = Number(st.mode) & S_IFMT
       const where = p.toString()
+      if (treeX.size) meta.xattrs = xattrsOf(r, type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other', where)
       if (type === S_IFDIR) {
-        walk(p, builder.put(node, n, meta, where))
+        walk(p, builder.put(node, n, meta, where), r)
       } else if (type === S_IFREG) {
         if (st.nlink > 1n) {
           const k = `${st.dev}:${st.ino}`
@@ -118,7 +135,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   try {
-    walk(Buffer.from(src), builder.root)
+    walk(Buffer.from(src), builder.root, '')
     readThroughPlaceholders(home, jobs)
 
     // Phase 2: content, on worker threads when there is enough of it to pay for starting them.
@@ -138,7 +155,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       progress?.update(counts.doneFiles, counts.doneBytes)
     }
     if (jobs.length >= PARALLEL_MIN_FILES && os.availableParallelism() > 1) await storeInWorkers(home, jobs, record)
-    else for (const j of jobs) record(j, store.writeFile(j.path, {mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size}))
+    else for (const j of jobs) record(j, store.writeFile(j.path, {mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size, xattrs: j.node.meta.xattrs}))
     progress?.stop()
     const {newObjects, newBytes} = counts
 
@@ -167,6 +184,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       dedupRatio: newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / newBytes,
       seconds,
       layerExisted,
+      warnings: xfilter.droppedCount ? [xattrWarning([xfilter])] : [],
     }
   } finally {
     db.close()
@@ -220,7 +238,9 @@ async function storeInWorkers(home: string, jobs: Job[], record: (j: Job, r: {ha
               if (failure || next >= jobs.length) return resolve()
               batch = jobs.slice(next, next + BATCH)
               next += batch.length
-              w.postMessage(batch.map((j) => ({path: j.path, mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size})))
+              w.postMessage(
+                batch.map((j) => ({path: j.path, mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size, xattrs: j.node.meta.xattrs?.length ? encodeXattrs(j.node.meta.xattrs) : undefined})),
+              )
             }
             w.on('message', (results: WorkerResult[]) => {
               for (let i = 0; i < results.length; i++) {

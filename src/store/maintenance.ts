@@ -4,15 +4,9 @@ import {StoreLock} from '../lib/lock'
 import {VeloError} from '../lib/errors'
 import {ManifestDb, LayerInfo} from '../manifest/db'
 import {kindOf, S_IFMT, S_IFREG} from '../manifest/entry'
-import {ObjectId, objectName, parseObjectName, Store} from './cas'
+import {ObjectId, objectName, objectOf, parseObjectName, Store} from './cas'
+import {readXattrs} from './xattr-io'
 
-const objectOf = (e: {hash: Buffer; size: bigint; mode: number; uid: number; gid: number}): ObjectId => ({
-  hash: e.hash.toString('hex'),
-  size: Number(e.size),
-  mode: e.mode & 0o7777,
-  uid: e.uid,
-  gid: e.gid,
-})
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
 function* layerObjects(db: ManifestDb, layer: string): Generator<{path: string; object: ObjectId}> {
@@ -138,12 +132,15 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     const bad = new Map<string, string>() // object name → problem
     const present = new Set<string>()
     let checked = 0
-    for (const o of store.list()) {
+    const all = [...store.list()]
+    // Every object's xattrs in one native pass (a process per object would dominate fsck)
+    const inodeXattrs = readXattrs(all.filter((o) => o.id).map((o) => o.path))
+    for (const o of all) {
       if (!o.id) {
         problems.push({kind: 'stray-file', object: o.path, problem: 'not a valid object name'})
         continue
       }
-      const v = store.verify(o.id)
+      const v = store.verify(o.id, inodeXattrs.get(o.path) ?? [])
       checked++
       opts.onProgress?.(checked)
       if (!v.ok) {

@@ -5,6 +5,7 @@ import * as path from 'node:path'
 import {afterAll, afterEach, beforeAll, beforeEach, describe, expect, it} from 'vitest'
 import {rmrf, sh, tmpDir, veloJson} from '../helpers'
 import {makeAwkwardTree} from '../store/tree'
+import {readXattrTree} from '../../src/store/xattr-io'
 import {MountGuard, buildImage, mount, mountFixture, mtree, sha256All} from './fixtures'
 
 // One image (ingested and checked out once), mounted afresh for each test and unmounted after it, whatever happened.
@@ -30,6 +31,10 @@ describe('velo mount: the mounted image equals its checkout', () => {
     fs.chownSync(path.join(src, 'owned'), 1000, 1000)
     fs.writeFileSync(path.join(src, 'owned', 'g'), 'setgid\n')
     fs.chmodSync(path.join(src, 'owned', 'g'), 0o2711)
+    // extended attributes, served by the daemon from the manifest (binary value, a dir, a privileged namespace)
+    const setx = `import os,sys; r=sys.argv[1]; os.setxattr(r+'/same-exec','user.a',b'\\x00\\xff'); os.setxattr(r+'/same-exec','user.b',b'bee'); ` +
+      `os.setxattr(r+'/owned','trusted.t',b't'); os.setxattr(r+'/owned/g','security.capability',bytes.fromhex('0100000200200000000000000000000000000000'))`
+    execFileSync('python3', ['-c', setx, src])
     veloJson(home, ['ingest', src, '--name', 'awk'])
     out = path.join(work, 'checkout')
     veloJson(home, ['image', 'checkout', 'awk', out])
@@ -152,6 +157,15 @@ describe('velo mount: the mounted image equals its checkout', () => {
       sh(`mount -i -o remount,ro '${mnt}'`)
     }
     expect(mtree(mnt)).toBe(mtree(out))
+  })
+
+  it('serves the extended attributes of the image (getxattr, listxattr), and none where there are none', () => {
+    const fmt = (m: Map<string, Array<{name: Buffer; value: Buffer}>>) => [...m].map(([p, xs]) => `${p} ${xs.map((a) => `${a.name}=${a.value.toString('hex')}`).join(',')}`).sort()
+    const served = fmt(readXattrTree(mnt))
+    expect(served).toEqual(fmt(readXattrTree(src)))
+    expect(served).toContain(`same-exec user.a=00ff,user.b=${Buffer.from('bee').toString('hex')}`)
+    const r = sh(`python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "user.b")); print(sorted(os.listxattr(sys.argv[1])))' '${path.join(mnt, 'same-exec')}'`)
+    expect(r.stdout).toBe("b'bee'\n['user.a', 'user.b']\n")
   })
 
   it('reports no extended attributes, and statfs says read-only with nothing free', () => {

@@ -91,6 +91,18 @@ function buildRootfs(dir: string): void {
   fs.writeFileSync(r('replace-dir/child/x'), 'x\n')
   fs.writeFileSync(r('replace-file'), 'file\n')
   fs.writeFileSync(r('big'), Buffer.alloc(3 << 20, 0x61))
+  // File capabilities (what ping carries): the one xattr Docker's own tar writer (docker export, docker
+  // commit) keeps, so this listing comparison covers it end to end. Other namespaces: see the xattr tests below.
+  fs.copyFileSync('/bin/busybox', r('usr/bin/ping'))
+  fs.chmodSync(r('usr/bin/ping'), 0o755)
+  setXattr(r('usr/bin/ping'), 'security.capability', CAP_NET_RAW)
+}
+
+/** VFS_CAP_REVISION_2, effective, permitted = CAP_NET_RAW (bit 13): `setcap cap_net_raw+ep`. */
+const CAP_NET_RAW = '0100000200200000000000000000000000000000'
+
+function setXattr(p: string, name: string, hex: string): void {
+  ok(sh(`python3 -c 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3]), follow_symlinks=False)' '${p}' '${name}' '${hex}'`), `setxattr ${name}`)
 }
 
 beforeAll(async () => {
@@ -99,7 +111,7 @@ beforeAll(async () => {
   d = await startDockerd()
   const root = path.join(w, 'rootfs')
   buildRootfs(root)
-  ok(sh(`tar -C ${root} -cf ${w}/base.tar .`), 'tar')
+  ok(sh(`tar --xattrs --xattrs-include=security.capability -C ${root} -cf ${w}/base.tar .`), 'tar')
   ok(d.docker(['import', `${w}/base.tar`, 'base:1']), 'docker import')
   // Layer 2 (docker's own overlay2 diff): deletions, an opaque dir, type changes, chmod/chown, a new hard link.
   const step1 = [
@@ -150,6 +162,7 @@ describe('velo image import vs a real dockerd', () => {
     expect(p).not.toContain('opt/new')
     expect(p).not.toContain('replace-file')
     expect(docker.find((x) => x.path === 'replace-dir')!.type).toBe('file')
+    expect(docker.find((x) => x.path === 'usr/bin/ping')!.xattrs).toBe(`security.capability=${CAP_NET_RAW}`)
     const db = ManifestDb.open(home)
     try {
       expect(db.requireImage('child:2').config).toMatchObject({env: expect.arrayContaining(['HELLO=world']), workingDir: '/srv'})
@@ -265,5 +278,86 @@ describe('a velo sandbox of the imported image vs a docker container of it', () 
     expect(v.status, v.stderr).toBe(0)
     expect(clean(dk).split('\n').length).toBeGreaterThan(40)
     expect(clean(v.stdout)).toBe(clean(dk))
+  })
+})
+
+describe('extended attributes: velo and a real dockerd show the same', () => {
+  // Docker's own tar writer (docker export, docker commit) keeps only security.capability, while docker
+  // import/load apply every SCHILY.xattr and docker save re-emits an imported layer's original tar. So this
+  // comparison reads a running container's root filesystem on the host (its overlay2 merged dir), which shows
+  // every attribute the container sees; `docker export` is compared for security.capability alone.
+  async function containerRoot(image: string): Promise<{merged: ListingRow[]; exported: ListingRow[]}> {
+    const env = {DOCKER_HOST: d.host, TESTCONTAINERS_HOST_OVERRIDE: 'localhost', TESTCONTAINERS_RYUK_DISABLED: 'true'}
+    Object.assign(process.env, env)
+    const {GenericContainer} = await import('testcontainers')
+    const {default: Docker} = await import('dockerode')
+    const c = await new GenericContainer(image).withNetworkMode('none').withCommand(['/bin/sh', '-c', 'sleep 60']).start()
+    try {
+      const info = JSON.parse(ok(d.docker(['inspect', c.getId()]), 'inspect'))[0]
+      const merged = imageOnly(listDir(info.GraphDriver.Data.MergedDir))
+      const exp = await new Docker({socketPath: d.socket}).getContainer(c.getId()).export()
+      return {merged, exported: imageOnly(await listTarStream(exp as AsyncIterable<Buffer>))}
+    } finally {
+      await c.stop({timeout: 0, remove: true} as never)
+    }
+  }
+  const capsOnly = (rows: ListingRow[]) => rows.map((r) => ({...r, xattrs: r.xattrs.split(',').filter((a) => a.startsWith('security.capability=')).join(',')}))
+
+  beforeAll(() => {
+    const r = (p: string) => path.join(w, 'xroot', p)
+    for (const p of ['bin', 'etc', 'data/dir', 'usr/bin']) fs.mkdirSync(r(p), {recursive: true})
+    fs.copyFileSync('/bin/busybox', r('bin/busybox'))
+    fs.chmodSync(r('bin/busybox'), 0o755)
+    for (const a of ['sh', 'sleep', 'cat']) fs.symlinkSync('busybox', r(`bin/${a}`))
+    for (const f of ['a', 'b']) fs.writeFileSync(r(`data/${f}`), 'same bytes\n')
+    fs.writeFileSync(r('data/bin'), 'binary value\n')
+    fs.symlinkSync('a', r('data/link'))
+    fs.copyFileSync('/bin/busybox', r('usr/bin/ping'))
+    fs.chmodSync(r('usr/bin/ping'), 0o755)
+    setXattr(r('data/a'), 'user.color', Buffer.from('red').toString('hex'))
+    setXattr(r('data/bin'), 'user.bin', '00ff0102')
+    setXattr(r('data/dir'), 'user.dir', '31')
+    setXattr(r('data/link'), 'trusted.sym', '76')
+    setXattr(r('data'), 'trusted.t', '74')
+    setXattr(r('usr/bin/ping'), 'security.capability', CAP_NET_RAW)
+    ok(sh(`tar --xattrs --xattrs-include='*' -C ${path.join(w, 'xroot')} -cf ${w}/xa.tar .`), 'tar')
+    ok(d.docker(['import', `${w}/xa.tar`, 'xa:1']), 'docker import')
+    ok(d.docker(['save', '-o', `${w}/xa.save.tar`, 'xa:1']), 'docker save')
+  })
+
+  it('an image Docker imported: the container, velo’s view, a checkout and a sandbox show the same xattrs', async () => {
+    veloJson(home, ['image', 'import', `${w}/xa.save.tar`])
+    const {merged, exported} = await containerRoot('xa:1')
+    const {view, checkout} = veloListings(home, 'xa:1')
+    expect(merged.find((x) => x.path === 'data/a')!.xattrs).toBe(`user.color=${Buffer.from('red').toString('hex')}`)
+    expect(merged.find((x) => x.path === 'usr/bin/ping')!.xattrs).toBe(`security.capability=${CAP_NET_RAW}`)
+    expect(fmtRows(view)).toEqual(fmtRows(merged))
+    expect(fmtRows(checkout)).toEqual(fmtRows(merged))
+    expect(fmtRows(capsOnly(view))).toEqual(fmtRows(exported))
+    const name = `xattr-${process.pid}`
+    ok(velo(home, ['sandbox', 'create', name, '--image', 'xa:1']), 'sandbox create')
+    try {
+      const {readState} = await import('../../src/sandbox/state')
+      // the image's own top-level trees, read through the tenant's root (proc, sys, dev are mounts there)
+      const tops = ['bin', 'data', 'usr']
+      const root = `/proc/${readState(home, name).pid}/root`
+      const inside = tops.flatMap((t) => listDir(`${root}/${t}`).map((x) => ({...x, path: x.path === '.' ? t : `${t}/${x.path}`})))
+      const wanted = merged.filter((x) => tops.some((t) => x.path === t || x.path.startsWith(`${t}/`)))
+      expect(inside.length).toBeGreaterThan(8)
+      expect(fmtRows(inside)).toEqual(fmtRows(wanted))
+    } finally {
+      velo(home, ['sandbox', 'rm', '-f', name])
+    }
+  })
+
+  it('velo image export → docker load: the container shows the xattrs velo has', async () => {
+    veloJson(home, ['image', 'import', `${w}/xa.save.tar`])
+    veloJson(home, ['image', 'export', 'xa:1', '-o', `${w}/xa.velo.tar`, '--tag', 'xrt:1'])
+    ok(d.docker(['load', '-i', `${w}/xa.velo.tar`]), 'docker load')
+    const {merged, exported} = await containerRoot('xrt:1')
+    const {view} = veloListings(home, 'xa:1')
+    expect(fmtRows(merged)).toEqual(fmtRows(view))
+    expect(fmtRows(exported)).toEqual(fmtRows(capsOnly(view)))
+    expect(merged.find((x) => x.path === 'data/bin')!.xattrs).toBe('user.bin=00ff0102')
   })
 })

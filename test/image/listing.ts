@@ -1,12 +1,16 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {Blake3Hasher} from '@napi-rs/blake-hash'
-import * as tar from 'tar-stream'
-import type {ListingRow} from '../../src/image/view'
+import {fmtXattrs, ListingRow} from '../../src/image/view'
+import {tarEntries} from '../../src/image/stream'
+import {paxXattrs} from '../../src/image/layer'
+import {readXattrTree} from '../../src/store/xattr-io'
 
 /**
  * Full listings (path, type, mode, uid, gid, size, BLAKE3 of content, link target, rdev) of a directory tree
- * on disk and of a tar stream (e.g. `docker export`), in the same shape as src/image/view.ts listView().
+ * on disk and of a tar stream (e.g. `docker export`), in the same shape as src/image/view.ts listView(), with
+ * extended attributes (on disk: read by native velo-xattr without following symlinks; in a tar: PAX
+ * SCHILY.xattr records read as bytes).
  */
 
 const hashFile = (p: string) => {
@@ -17,6 +21,7 @@ const hashFile = (p: string) => {
 
 export function listDir(root: string): ListingRow[] {
   const out: ListingRow[] = []
+  const xt = new Map([...readXattrTree(root)].map(([k, v]) => [Buffer.from(k, 'latin1').toString('utf8'), v]))
   const visit = (rel: string) => {
     const p = rel ? path.join(root, rel) : root
     const st = fs.lstatSync(p)
@@ -31,6 +36,7 @@ export function listDir(root: string): ListingRow[] {
       hash: type === 'file' && st.size > 0 ? hashFile(p) : '',
       target: type === 'symlink' ? fs.readlinkSync(p) : '',
       rdev: type === 'char' || type === 'block' ? String(st.rdev) : '',
+      xattrs: fmtXattrs(xt.get(rel || '.')),
     })
     if (type === 'dir') for (const n of fs.readdirSync(p).sort()) visit(rel ? `${rel}/${n}` : n)
   }
@@ -41,18 +47,14 @@ export function listDir(root: string): ListingRow[] {
 const TYPES: Record<string, string> = {file: 'file', 'contiguous-file': 'file', directory: 'dir', symlink: 'symlink', fifo: 'fifo', 'character-device': 'char', 'block-device': 'block'}
 
 export async function listTarStream(src: AsyncIterable<Buffer>): Promise<ListingRow[]> {
-  const ex = tar.extract()
   const rows = new Map<string, ListingRow>()
-  const feed = (async () => {
-    for await (const c of src) if (!ex.write(c)) await new Promise<void>((r) => ex.once("drain", () => r()))
-    ex.end(undefined as never)
-  })()
-  for await (const e of ex as AsyncIterable<any>) {
-    const h = e.header
+  const utf8 = (s: string | null | undefined) => Buffer.from(s ?? '', 'latin1').toString('utf8') // names come as raw bytes
+  for await (const e of tarEntries(src, 'listing')) {
+    const h = {...(e.header as any), name: utf8(e.header.name), linkname: utf8(e.header.linkname)}
     const p = h.name.replace(/^\.\//, '').replace(/\/$/, '') || '.'
     const hasher = new Blake3Hasher()
     let size = 0
-    for await (const c of e) {
+    for await (const c of e.stream) {
       hasher.update(c)
       size += c.length
     }
@@ -73,10 +75,10 @@ export async function listTarStream(src: AsyncIterable<Buffer>): Promise<Listing
       hash: type === 'file' && size > 0 ? hasher.digest('hex') : '',
       target: type === 'symlink' ? h.linkname : '',
       rdev: type === 'char' || type === 'block' ? String((h.devminor & 0xff) | (h.devmajor << 8) | ((h.devminor & ~0xff) << 12)) : '',
+      xattrs: fmtXattrs(paxXattrs(h.pax)),
     })
   }
-  await feed
   return [...rows.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 }
 
-export const fmtRows = (rows: ListingRow[]) => rows.map((r) => `${r.path} ${r.type} ${r.mode} ${r.uid}:${r.gid} ${r.size} ${r.hash.slice(0, 16)} ${r.target} ${r.rdev}`)
+export const fmtRows = (rows: ListingRow[]) => rows.map((r) => `${r.path} ${r.type} ${r.mode} ${r.uid}:${r.gid} ${r.size} ${r.hash.slice(0, 16)} ${r.target} ${r.rdev} ${r.xattrs}`)
