@@ -36,5 +36,6 @@ int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv);
 int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv);
 int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv);
 int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv);
 
 #endif

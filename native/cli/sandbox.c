@@ -150,8 +150,8 @@ static void trim(char *s) {
   if (lead) memmove(s, s + lead, n - lead + 1);
 }
 
-/* helperKill: 0 exited, 2 timeout, 3 gone; or an exit code with the error rendered (*rendered = true) */
-static int helper_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered) {
+/* helperKill (velo-helper kill): 0 exited, 2 timeout, 3 gone; or an exit code with the error rendered (*rendered = true) */
+int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered) {
   char pid[32], sigs[8], to[16];
   snprintf(pid, sizeof pid, "%ld", s->pid);
   snprintf(sigs, sizeof sigs, "%d", sig);
@@ -239,7 +239,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
       return sb_err(json, "STATE", msg, sug);
     }
     bool rendered;
-    int r = helper_kill(ctx, st, 9, 5000, json, &rendered);
+    int r = sb_kill(ctx, st, 9, 5000, json, &rendered);
     if (rendered) return r;
     *killed = true;
   }
@@ -486,6 +486,8 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   struct tstate *s = &r->st;
   const char *name = o->name;
   if (!name_valid(name)) return SB_FALLBACK;
+  /* the store path goes into plan lines (one value per line, binds tab-separated) */
+  if (strpbrk(home, "\n\t")) return SB_FALLBACK;
   if (o->backend && strcmp(o->backend, "farm")) return SB_FALLBACK;
   struct profile p;
   if (profile_load_cached(ctx->pkgroot, home, o->profile ? o->profile : "default", &p) < 0) return SB_FALLBACK;

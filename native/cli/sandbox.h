@@ -46,6 +46,10 @@ char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user
 bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
                       const char *const *argv, int argc);
 
+/* helperKill: signal the tenant's init through a pidfd and wait up to timeout_ms. 0 exited, 2 timeout, 3 gone;
+ * otherwise *rendered = true and the return value is the exit code of the rendered error. */
+int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered);
+
 /* Path of velo-helper. */
 void sb_helper_path(const struct front_ctx *ctx, char *buf, size_t len);
 

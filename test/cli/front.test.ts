@@ -188,6 +188,27 @@ describe('native front-end: sandbox fast paths', () => {
     expect(fs.existsSync(path.join(sb.home, 'tenants', R))).toBe(false)
   })
 
+  it('stop: same output and exit codes natively as through Node', () => {
+    const S = uniq('stp')
+    sb.track(S)
+    expect(v(['sandbox', 'create', S], NO_NODE).status).toBe(0)
+    const a = v(['sandbox', 'stop', S, '--json'], NO_NODE)
+    expect(a.status, a.stderr).toBe(0)
+    expect(JSON.parse(a.stdout)).toEqual({name: S, wasRunning: true, forced: false})
+    expect(v(['sandbox', 'ls', '--json']).stdout).toMatch(new RegExp(`"name": "${S}",\\s*"status": "stopped"`))
+    for (const args of [
+      ['sandbox', 'stop', S],
+      ['sandbox', 'stop', S, '--json'],
+      ['sandbox', 'stop', '-t', '1', 'no-such-sandbox'],
+    ]) {
+      const x = v(args, NO_NODE)
+      expect(x).toEqual(v(args, NODE_ONLY))
+    }
+    expect(v(['sandbox', 'start', S]).status).toBe(0)
+    const h = v(['sandbox', 'stop', '-t', '5', S], NO_NODE)
+    expect(h).toEqual({status: 0, stdout: '', stderr: `stopped ${S}\n`})
+  })
+
   it('run --rm: output and exit codes as Node, nothing left behind', () => {
     const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
     for (const [cmd, code] of [
