@@ -157,6 +157,38 @@ describe('native front-end: sandbox fast paths', () => {
     expect(fs.readdirSync(path.join(sb.home, 'tenants')).filter((n) => n.startsWith('x-'))).toEqual([])
   })
 
+  it('never reads or writes through a symlink planted in a tenant dir; an empty store goes to Node', () => {
+    const P = uniq('plant')
+    sb.track(P)
+    expect(v(['sandbox', 'create', P], NO_NODE).status).toBe(0)
+    const f = path.join(sb.home, 'tenants', P, 'state.json')
+    const real = fs.readFileSync(f, 'utf8')
+    const decoy = path.join(sb.home, 'decoy.json')
+    fs.writeFileSync(decoy, real)
+    fs.rmSync(f)
+    fs.symlinkSync(decoy, f)
+    for (const args of [
+      ['sandbox', 'exec', P, '--', 'true'],
+      ['sandbox', 'rm', '-f', P],
+      ['sandbox', 'stop', P],
+    ])
+      expect(v(args, NO_NODE).stderr, args.join(' ')).toMatch(/Cannot find module/)
+    fs.rmSync(f)
+    fs.writeFileSync(f, real, {mode: 0o600})
+    expect(v(['sandbox', 'rm', '-f', P], NO_NODE).status).toBe(0)
+    expect(fs.readFileSync(decoy, 'utf8')).toBe(real)
+    fs.rmSync(decoy)
+    // a store without the default image (nothing built yet): Node builds it, so the fast path must not act
+    const empty = tmpDir('velo-front-empty-')
+    try {
+      const r = velo(empty, ['sandbox', 'create', 'x1'], {env: NO_NODE})
+      expect(r.stderr).toMatch(/Cannot find module/)
+      expect(fs.existsSync(path.join(empty, 'tenants'))).toBe(false)
+    } finally {
+      rmrf(empty)
+    }
+  })
+
   it('an edited profile is not served from the stale compiled copy', () => {
     const cache = path.join(sb.home, 'cache', 'profiles', 'default.json')
     const c = JSON.parse(fs.readFileSync(cache, 'utf8'))
