@@ -7,16 +7,11 @@
 
 #include "front.h"
 
-static char *absolute(const char *p) {
-  if (p[0] == '/') return realpath(p, NULL) ?: strdup(p);
-  char *r = realpath(p, NULL);
-  if (r) return r;
-  char cwd[PATH_MAX];
-  if (!getcwd(cwd, sizeof cwd)) return strdup(p);
-  char *out;
-  if (asprintf(&out, "%s/%s", cwd, p) < 0) return NULL;
-  return out;
-}
+#include "util.h"
+
+/* path.resolve, as src/lib/home.ts: the store path is written into state files and plans, so it must be the
+ * same string Node would use (no realpath: a home reached through a symlink keeps its name) */
+static char *absolute(const char *p) { return path_resolve(p); }
 
 char *front_home(const char *flag) {
   if (flag && *flag) return absolute(flag);

@@ -31,4 +31,11 @@ int front_exit_code(const char *code);
 /* Write s as a JSON string (quoted, escaped) to f. */
 void front_json_str(FILE *f, const char *s);
 
+/* The sandbox fast paths (sandbox_*.c). */
+int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv);
+
 #endif
