@@ -175,6 +175,7 @@ try {
       {name: 'velo --version', cmd: `${v} --version`},
       {name: 'velo sandbox ls', cmd: `${v} sandbox ls --home ${H}`},
       {name: 'velo sandbox exec true', cmd: `${v} sandbox exec probe --home ${H} -- true`},
+      {name: 'velo sandbox exec true (Node CLI)', shell: true, cmd: `VELO_NATIVE=0 ${v} sandbox exec probe --home ${H} -- true`},
       {name: 'velo-helper exec true', shell: true, cmd: `VELO_PLAN="$(cat ${W}/probe.plan)" ${ROOT}/native/build/velo-helper exec`},
       {name: 'sh -c true', shell: true, cmd: `VELO_PLAN="$(cat ${W}/probe.plan)" true`},
     ],
@@ -188,10 +189,10 @@ try {
   const avg = (k) => (own.reduce((a, t) => a + t[k], 0) / own.length).toFixed(1)
   notes.push(
     `call breakdown (means): node -e 0 ${(r['node -e 0'].mean * 1000).toFixed(1)} ms; velo --version ${(r['velo --version'].mean * 1000).toFixed(1)} ms; ` +
-      `velo sandbox ls ${(r['velo sandbox ls'].mean * 1000).toFixed(1)} ms; velo sandbox exec true ${(r['velo sandbox exec true'].mean * 1000).toFixed(1)} ms ` +
+      `velo sandbox ls ${(r['velo sandbox ls'].mean * 1000).toFixed(1)} ms (Node); velo sandbox exec true ${(r['velo sandbox exec true'].mean * 1000).toFixed(1)} ms native, ${(r['velo sandbox exec true (Node CLI)'].mean * 1000).toFixed(1)} ms with VELO_NATIVE=0 ` +
       `(of which the native helper's setns + fork + caps + seccomp + exec: ${((r['velo-helper exec true'].mean - r['sh -c true'].mean) * 1000).toFixed(1)} ms, measured as helper run minus an empty shell command)`,
   )
-  notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup + lmdb load ${avg('image')} ms, farms ${avg('farms')} ms, claim (state + hold) ${avg('claim')} ms, cgroups ${avg('cgroups')} ms, helper (namespaces, mounts, init) ${avg('helper')} ms`)
+  notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup (LMDB, under the shared store lock) ${avg('image')} ms, farms ${avg('farms')} ms, claim (mkdir + state.json, the gc hold) ${avg('claim')} ms, cgroups ${avg('cgroups')} ms, helper (namespaces, mounts, init) ${avg('helper')} ms`)
   sh(`${v} sandbox rm -f probe --home ${H} >/dev/null 2>&1`)
 } finally {
   cleanupVelo()

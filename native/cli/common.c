@@ -7,46 +7,16 @@
 
 #include "front.h"
 
-/* Node's path.resolve: join onto the cwd, then drop "", "." and ".." components lexically. */
-char *front_path_resolve(const char *p) {
-  char cwd[PATH_MAX];
-  char *joined;
-  if (p[0] == '/') {
-    joined = strdup(p);
-  } else {
-    if (!getcwd(cwd, sizeof cwd)) return NULL;
-    if (asprintf(&joined, "%s/%s", cwd, p) < 0) joined = NULL;
-  }
-  if (!joined) return NULL;
-  char *out = malloc(strlen(joined) + 2);
-  if (!out) {
-    free(joined);
-    return NULL;
-  }
-  size_t n = 0;
-  for (char *save = NULL, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-    if (!strcmp(c, ".")) continue;
-    if (!strcmp(c, "..")) {
-      while (n > 0 && out[n - 1] != '/') n--;
-      if (n > 0) n--; /* the slash before the dropped component */
-      continue;
-    }
-    out[n++] = '/';
-    size_t l = strlen(c);
-    memcpy(out + n, c, l);
-    n += l;
-  }
-  if (n == 0) out[n++] = '/';
-  out[n] = 0;
-  free(joined);
-  return out;
-}
+#include "util.h"
+
+/* path.resolve, as src/lib/home.ts: the store path is written into state files and plans, so it must be the
+ * same string Node would use (no realpath: a home reached through a symlink keeps its name) */
+static char *absolute(const char *p) { return path_resolve(p); }
 
 char *front_home(const char *flag) {
-  /* path.resolve: lexical, symlinks kept (the store path ends up in the environment: VELO_SHIM_CAS) */
-  if (flag && *flag) return front_path_resolve(flag);
+  if (flag && *flag) return absolute(flag);
   const char *env = getenv("VELO_HOME");
-  if (env && *env) return front_path_resolve(env);
+  if (env && *env) return absolute(env);
   if (getuid() == 0) return strdup("/var/lib/velo");
   const char *xdg = getenv("XDG_DATA_HOME");
   char *out;

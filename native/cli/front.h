@@ -23,9 +23,6 @@ typedef int (*front_fn)(const struct front_ctx *ctx, int argc, char **argv);
  * $XDG_DATA_HOME/velo or ~/.local/share/velo. Returns a malloc'd absolute path. */
 char *front_home(const char *flag);
 
-/* Node's path.resolve(p): joined onto the cwd, ".", ".." and "//" removed lexically (no symlinks
- * resolved); NULL when the cwd is gone. malloc'd. */
-char *front_path_resolve(const char *p);
 
 /* Render an error as VeloCommand.catch does (code, message, suggestion; JSON on stdout with --json) and
  * return its exit code (the codes of src/lib/errors.ts). suggestion may be NULL. */
@@ -34,6 +31,13 @@ int front_exit_code(const char *code);
 
 /* Write s as a JSON string (quoted, escaped) to f. */
 void front_json_str(FILE *f, const char *s);
+
+/* The sandbox fast paths (sandbox_*.c). */
+int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv);
 
 /* `velo run` (run.c) */
 int front_run(const struct front_ctx *ctx, int argc, char **argv);

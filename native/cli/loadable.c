@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "front.h"
+#include "util.h"
 #include "ph.h"
 #include "real.h"
 
@@ -17,7 +18,7 @@ int front_resolve_command(const char *cmd, char **file) {
   struct stat st;
   if (strchr(cmd, '/')) {
     if (stat(cmd, &st) < 0) return 0; /* existsSync follows symlinks */
-    *file = front_path_resolve(cmd);
+    *file = path_resolve(cmd);
     return *file ? 1 : FRONT_FALLBACK;
   }
   const char *path = getenv("PATH");
@@ -31,7 +32,7 @@ int front_resolve_command(const char *cmd, char **file) {
     if (asprintf(&cand, "%.*s/%s", (int)(e - d), d, cmd) < 0) return FRONT_FALLBACK;
     if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
       /* path.join normalises the joined path ("/usr//bin" → "/usr/bin", "/a/../b" → "/b") */
-      *file = front_path_resolve(cand);
+      *file = path_resolve(cand);
       free(cand);
       return *file ? 1 : FRONT_FALLBACK;
     }

@@ -13,6 +13,7 @@
 
 #include "build.h"
 #include "front.h"
+#include "util.h"
 #include "loadable.h"
 #include "manifest.h"
 #include "sha256.h"
@@ -29,7 +30,7 @@ int front_proj_root(const char *at, const struct front_image *img, char **root) 
   *root = NULL;
   cleanup_free char *abs = NULL;
   if (at) {
-    abs = front_path_resolve(at);
+    abs = path_resolve(at);
   } else {
     /* defaultRoot: basename of the source with trailing slashes dropped, joined onto the cwd */
     if (!img->source) return FRONT_FALLBACK;
@@ -38,7 +39,7 @@ int front_proj_root(const char *at, const struct front_image *img, char **root) 
     size_t n = strlen(src);
     while (n > 0 && src[n - 1] == '/') src[--n] = 0;
     const char *base = strrchr(src, '/') ? strrchr(src, '/') + 1 : src;
-    abs = front_path_resolve(*base ? base : "image");
+    abs = path_resolve(*base ? base : "image");
   }
   if (!abs || !strcmp(abs, "/")) return FRONT_FALLBACK;
   /* the parent must exist; symlinks in it are resolved (fs.realpathSync), the last name is kept */
@@ -61,7 +62,7 @@ static int cache_dir(const char *home, char **out) {
   *out = NULL;
   const char *v = getenv("VELO_CACHE_HOME");
   if (v && *v) {
-    *out = front_path_resolve(v);
+    *out = path_resolve(v);
     return *out ? 0 : FRONT_FALLBACK;
   }
   const char *xdg = getenv("XDG_CACHE_HOME");
@@ -77,7 +78,7 @@ static int cache_dir(const char *home, char **out) {
   int rc = 1; /* 1 = no candidate yet */
   for (int i = 0; i < 2 && rc == 1; i++) {
     if (!cands[i]) continue;
-    cleanup_free char *c = front_path_resolve(cands[i]);
+    cleanup_free char *c = path_resolve(cands[i]);
     struct stat st;
     int r = c ? stat(c, &st) : -1;
     if (!c || (r < 0 && errno == ENOENT)) rc = FRONT_FALLBACK; /* mkdirSync would create it */

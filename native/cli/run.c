@@ -18,6 +18,7 @@
 
 #include "elfdeps.h"
 #include "front.h"
+#include "util.h"
 #include "image.h"
 #include "loadable.h"
 #include "ph.h"
@@ -77,7 +78,7 @@ struct inception {
  * FRONT_FALLBACK when what it holds is not what Node's code expects. */
 static int find_inception(struct inception *inc) {
   memset(inc, 0, sizeof inc[0]);
-  cleanup_free char *d = front_path_resolve(".");
+  cleanup_free char *d = path_resolve(".");
   if (!d) return FRONT_FALLBACK;
   for (;;) {
     char f[PATH_MAX];

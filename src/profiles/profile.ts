@@ -210,3 +210,43 @@ export function loadProfile(ref = 'default'): Profile {
   }
   return validateProfile(doc, file)
 }
+
+/**
+ * loadProfile, and for a profile given by name, a compiled copy for the native front-end
+ * (<home>/cache/profiles/NAME.json: the validated profile plus the source file's dev, ino, size, mtime and
+ * ctime in ns). native/cli/profile.c uses that copy only while the source file's stat still matches, so the
+ * schema is validated in one place (here). The cache is only an optimisation: failing to write it is ignored.
+ */
+export function loadProfileCached(home: string, ref = 'default'): Profile {
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(ref)) return loadProfile(ref)
+  const file = path.join(profilesDir(), `${ref}.json`)
+  let before: fs.BigIntStats
+  try {
+    before = fs.statSync(file, {bigint: true})
+  } catch {
+    return loadProfile(ref)
+  }
+  const p = loadProfile(ref)
+  try {
+    const after = fs.statSync(file, {bigint: true})
+    const stamp = (st: fs.BigIntStats) => ({dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs)})
+    const s0 = stamp(before)
+    const s1 = stamp(after)
+    // changed while we read it: no cache (the next call validates again)
+    if (JSON.stringify(s0) !== JSON.stringify(s1) || !after.isFile()) return p
+    const text = JSON.stringify({source: file, ...s1, profile: p}) + '\n'
+    const dir = path.join(home, 'cache', 'profiles')
+    const dest = path.join(dir, `${ref}.json`)
+    let old: string | undefined
+    try {
+      old = fs.readFileSync(dest, 'utf8')
+    } catch {}
+    if (old !== text) {
+      fs.mkdirSync(dir, {recursive: true, mode: 0o700})
+      const tmp = path.join(dir, `.${ref}.${process.pid}.tmp`)
+      fs.writeFileSync(tmp, text, {mode: 0o600})
+      fs.renameSync(tmp, dest)
+    }
+  } catch {}
+  return p
+}

@@ -3,10 +3,11 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
-import {capMask, checkEnvKey, checkPathValue, loadProfile, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
+import {capMask, checkEnvKey, checkPathValue, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
 import {cgroupDirs, cgroupStats, ensureCgroups, Limits, removeCgroups} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {helperCreate, helperExec, helperKill} from './helper'
+import {StoreLock} from '../lib/lock'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantsDir, writeState} from './state'
 
 /**
@@ -127,7 +128,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   const t0 = process.hrtime.bigint()
   const timings: Record<string, number> = {}
   validateName('sandbox', name)
-  const profile: Profile = loadProfile(o.profile ?? 'default')
+  const profile: Profile = loadProfileCached(home, o.profile ?? 'default')
   const limits: Limits = {...profile.limits}
   if (o.memory !== undefined) limits.memory = parseBytes(o.memory, '--memory')
   if (o.pids !== undefined) limits.pids = parsePids(o.pids, '--pids')
@@ -170,55 +171,64 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         : []
     timings.farms = ms(t)
 
-    // Claim the name: mkdir is atomic, so of two racing creates exactly one gets here.
+    // Claim the name: mkdir is atomic, so of two racing creates exactly one gets here. The claim runs under
+    // the store's shared lock, and the farms are checked again under it: gc (exclusive lock) reads every
+    // tenants/*/state.json as a gc hold, so from the moment the state file names the layers they are kept,
+    // and before it, gc cannot run. (The native front-end claims the same way: native/cli/sandbox.c.)
     t = process.hrtime.bigint()
-    fs.mkdirSync(tenantsDir(home), {recursive: true, mode: 0o700})
+    const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
     try {
-      fs.mkdirSync(tenantDir(home, name), {mode: 0o700})
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-        throw new VeloError('ALREADY_EXISTS', `a sandbox named ${name} already exists`, {suggestion: `pick another name, or remove it first: velo sandbox rm -f ${name}`})
-      throw fromSystemError(err, `cannot create sandbox ${name}`)
-    }
-    if (backend === 'fuse') {
-      t = process.hrtime.bigint()
+      if (backend === 'farm') for (const l of img.layers) ensureFarm(home, db, l)
+      fs.mkdirSync(tenantsDir(home), {recursive: true, mode: 0o700})
       try {
-        lowers = [(await import('../fuse/mounts')).ensureImageMount(home, imageName, `tenant:${name}`, {db}).dir]
+        fs.mkdirSync(tenantDir(home, name), {mode: 0o700})
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+          throw new VeloError('ALREADY_EXISTS', `a sandbox named ${name} already exists`, {suggestion: `pick another name, or remove it first: velo sandbox rm -f ${name}`})
+        throw fromSystemError(err, `cannot create sandbox ${name}`)
+      }
+      if (backend === 'fuse') {
+        t = process.hrtime.bigint()
+        try {
+          lowers = [(await import('../fuse/mounts')).ensureImageMount(home, imageName, `tenant:${name}`, {db}).dir]
+        } catch (err) {
+          fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+          throw err
+        }
+        timings.fuse = ms(t)
+      }
+      const imgEnv = img.config?.env ?? []
+      state = {
+        version: 1,
+        name,
+        image: imageName,
+        layers: img.layers,
+        lowers,
+        ...(backend === 'fuse' ? {backend} : {}),
+        profile: profile.name,
+        hostname,
+        network: profile.network,
+        env: envMerge([DEFAULT_PATH, 'HOME=/root'], imgEnv, env),
+        mounts,
+        limits,
+        capabilities: profile.capabilities,
+        seccomp: profile.seccomp,
+        user: profile.user ?? img.config?.user ?? undefined,
+        workdir: profile.workdir ?? img.config?.workingDir ?? '/',
+        cgroups: cgroupDirs(name),
+        createdAt: new Date().toISOString(),
+      }
+      try {
+        // no LMDB hold: the state file is the tenant's gc hold (src/store/maintenance.ts gc)
+        writeState(home, state)
+        timings.claim = ms(t)
       } catch (err) {
         fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+        if (backend === 'fuse') (await import('../fuse/mounts')).releaseImageMount(home, `tenant:${name}`, undefined, {db})
         throw err
       }
-      timings.fuse = ms(t)
-    }
-    const imgEnv = img.config?.env ?? []
-    state = {
-      version: 1,
-      name,
-      image: imageName,
-      layers: img.layers,
-      lowers,
-      ...(backend === 'fuse' ? {backend} : {}),
-      profile: profile.name,
-      hostname,
-      network: profile.network,
-      env: envMerge([DEFAULT_PATH, 'HOME=/root'], imgEnv, env),
-      mounts,
-      limits,
-      capabilities: profile.capabilities,
-      seccomp: profile.seccomp,
-      user: profile.user ?? img.config?.user ?? undefined,
-      workdir: profile.workdir ?? img.config?.workingDir ?? '/',
-      cgroups: cgroupDirs(name),
-      createdAt: new Date().toISOString(),
-    }
-    try {
-      writeState(home, state)
-      db.putHoldSync({holder: `tenant:${name}`, layers: img.layers, createdAt: state.createdAt})
-      timings.claim = ms(t)
-    } catch (err) {
-      fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
-      if (backend === 'fuse') (await import('../fuse/mounts')).releaseImageMount(home, `tenant:${name}`, undefined, {db})
-      throw err
+    } finally {
+      lock.release()
     }
   }
   try {
@@ -366,7 +376,12 @@ export async function removeSandbox(home: string, name: string, force: boolean):
   await removeCgroups(s?.cgroups ?? cgroupDirs(name))
   tm.cgroups = ms(t)
   t = process.hrtime.bigint()
-  ;(await openDb(home)).deleteHoldSync(`tenant:${name}`)
+  // tenants created before state files became gc holds have an LMDB hold: drop it (the native front-end
+  // leaves those tenants to this path)
+  {
+    const db = await openDb(home)
+    if (db.holds.get(`tenant:${name}`)) db.deleteHoldSync(`tenant:${name}`)
+  }
   // a FUSE sandbox (or one whose state is unreadable) drops its reference on the image's shared mount
   if (!s || s.backend === 'fuse') (await import('../fuse/mounts')).releaseImageMount(home, `tenant:${name}`, undefined, {db: await openDb(home)})
   tm.hold = ms(t)

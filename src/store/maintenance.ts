@@ -216,6 +216,32 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
   }
 }
 
+/**
+ * Every sandbox's state file is a gc hold on its image's layers (creates claim under the shared store lock,
+ * so none is half-written while gc holds the exclusive one). A tenant dir whose state file is missing or
+ * unreadable stops gc (fail closed: its layers are unknown) until it is removed.
+ */
+function tenantLayers(home: string): string[] {
+  const dir = path.join(home, 'tenants')
+  const out: string[] = []
+  for (const n of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    if (n.startsWith('.')) continue // .rm-NAME-PID: a removal in progress
+    const f = path.join(dir, n, 'state.json')
+    let layers: unknown
+    try {
+      layers = (JSON.parse(fs.readFileSync(f, 'utf8')) as {layers?: unknown}).layers
+    } catch {
+      layers = undefined
+    }
+    if (!Array.isArray(layers) || layers.some((l) => typeof l !== 'string'))
+      throw new VeloError('STATE', `cannot tell which layers sandbox ${n} uses (${f} is missing or damaged); gc keeps everything`, {
+        suggestion: `remove it with \`velo sandbox rm -f ${n}\`, then run gc again`,
+      })
+    out.push(...(layers as string[]))
+  }
+  return out
+}
+
 // ---- gc --------------------------------------------------------------------------------------------
 
 export interface GcReport {
@@ -242,6 +268,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     const live = new Set<string>()
     for (const img of db.listImages()) img.layers.forEach((l) => live.add(l))
     for (const h of db.listHolds()) h.layers.forEach((l) => live.add(l))
+    for (const l of tenantLayers(home)) live.add(l)
     let removedLayers = 0
     for (const l of db.listLayers()) {
       if (live.has(l.id)) continue

@@ -1,0 +1,710 @@
+#include "sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "manifest.h"
+#include "profile.h"
+#include "util.h"
+
+static int sb_err(bool json, const char *code, const char *msg, const char *sug) {
+  return front_mute ? front_exit_code(code) : front_error(json, code, msg, sug);
+}
+
+/* removeSandbox(home, name, true).catch(() => undefined) after a failed boot */
+static void cleanup_tenant(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *s) {
+  bool k, h;
+  struct timing tm[4];
+  front_mute = true;
+  sb_remove(ctx, home, name, s, true, false, &k, tm, &h);
+  front_mute = false;
+}
+
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* src/profiles/profile.ts CAPS */
+static const char *const CAP_NAMES[] = {
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP", "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT",
+    "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE",
+    "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ",
+    "PERFMON", "BPF", "CHECKPOINT_RESTORE"};
+
+/* capMask: the kept set as lowercase hex; -1 for a name Node would not know (Node fails on it) */
+static int cap_mask(const struct strlist *caps, char *out, size_t len) {
+  unsigned long long m = 0;
+  for (size_t i = 0; i < caps->n; i++) {
+    int bit = -1;
+    for (size_t c = 0; c < sizeof CAP_NAMES / sizeof *CAP_NAMES; c++)
+      if (!strcmp(caps->v[i], CAP_NAMES[c])) bit = (int)c;
+    if (bit < 0) return -1;
+    m |= 1ULL << bit;
+  }
+  snprintf(out, len, "%llx", m);
+  return 0;
+}
+
+static bool env_key_ok(const char *k, size_t n) {
+  if (n == 0 || !((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z') || k[0] == '_')) return false;
+  for (size_t i = 1; i < n; i++)
+    if (!((k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_')) return false;
+  return true;
+}
+
+/* parseEnv: KEY=VALUE with a valid key and no newline; false = Node renders the error */
+static bool env_ok(const char *kv) {
+  const char *eq = strchr(kv, '=');
+  return eq && eq > kv && env_key_ok(kv, (size_t)(eq - kv)) && !strchr(kv, '\n');
+}
+
+/* envMerge: later lists win, a key keeps the position of its first appearance (a JS Map) */
+static int env_merge(struct strlist *out, const char *kv) {
+  const char *eq = strchr(kv, '=');
+  if (!eq) return -1;
+  size_t kl = (size_t)(eq - kv);
+  for (size_t i = 0; i < out->n; i++)
+    if (!strncmp(out->v[i], kv, kl) && out->v[i][kl] == '=') {
+      char *d = strdup(kv);
+      if (!d) return -1;
+      free(out->v[i]);
+      out->v[i] = d;
+      return 0;
+    }
+  return strlist_push(out, kv);
+}
+
+void sb_helper_path(const struct front_ctx *ctx, char *buf, size_t len) { snprintf(buf, len, "%s/native/build/velo-helper", ctx->pkgroot); }
+
+int sb_wait_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 128 + 9;
+}
+
+/* Run velo-helper with VELO_PLAN as its whole environment (as helper.ts spawns it), stdin /dev/null,
+ * stdout and stderr captured. Returns the wait status or -1. */
+static int run_helper(const struct front_ctx *ctx, char *const argv[], const char *plan, char *out, size_t out_len, char *err, size_t err_len) {
+  char bin[4200];
+  sb_helper_path(ctx, bin, sizeof bin);
+  int po[2], pe[2];
+  if (pipe2(po, O_CLOEXEC) < 0) return -1;
+  if (pipe2(pe, O_CLOEXEC) < 0) {
+    close(po[0]);
+    close(po[1]);
+    return -1;
+  }
+  char *envp[2] = {NULL, NULL};
+  if (plan && asprintf(&envp[0], "VELO_PLAN=%s", plan) < 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0) _exit(127);
+    execve(bin, argv, envp);
+    dprintf(2, "cannot run velo-helper: %s", strerror(errno));
+    _exit(127);
+  }
+  free(envp[0]);
+  close(po[1]);
+  close(pe[1]);
+  size_t no = 0, ne = 0;
+  /* the helper writes little (a line, or one error): drain stdout then stderr */
+  for (int which = 0; which < 2; which++) {
+    int fd = which ? pe[0] : po[0];
+    char *b = which ? err : out;
+    size_t cap = which ? err_len : out_len, *got = which ? &ne : &no;
+    for (;;) {
+      char tmp[512];
+      ssize_t n = read(fd, tmp, sizeof tmp);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      size_t k = (size_t)n < cap - 1 - *got ? (size_t)n : cap - 1 - *got;
+      memcpy(b + *got, tmp, k);
+      *got += k;
+    }
+    b[*got] = 0;
+    close(fd);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return st;
+}
+
+static void trim(char *s) {
+  size_t n = strlen(s);
+  while (n && strchr(" \t\r\n", s[n - 1])) s[--n] = 0;
+  size_t lead = strspn(s, " \t\r\n");
+  if (lead) memmove(s, s + lead, n - lead + 1);
+}
+
+/* helperKill (velo-helper kill): 0 exited, 2 timeout, 3 gone; or an exit code with the error rendered (*rendered = true) */
+int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered) {
+  char pid[32], sigs[8], to[16];
+  snprintf(pid, sizeof pid, "%ld", s->pid);
+  snprintf(sigs, sizeof sigs, "%d", sig);
+  snprintf(to, sizeof to, "%d", timeout_ms);
+  char *argv[] = {"velo-helper", "kill", pid, s->pid_start, sigs, to, NULL};
+  char out[256], err[1024];
+  int st = run_helper(ctx, argv, NULL, out, sizeof out, err, sizeof err);
+  *rendered = false;
+  if (st >= 0 && WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 2 || WEXITSTATUS(st) == 3)) return WEXITSTATUS(st);
+  trim(err);
+  const char *m = err;
+  if (!strncmp(m, "velo-helper kill: ", 18)) m += 18;
+  char msg[1200], alt[64];
+  if (!*m) {
+    if (st >= 0 && WIFEXITED(st)) snprintf(alt, sizeof alt, "velo-helper kill exited %d", WEXITSTATUS(st));
+    else snprintf(alt, sizeof alt, "velo-helper kill exited null");
+    m = alt;
+  }
+  snprintf(msg, sizeof msg, "cannot signal the sandbox's init: %s", m);
+  *rendered = true;
+  if (strstr(m, "Operation not permitted") || strstr(m, "Permission denied"))
+    return sb_err(json, "PERMISSION_DENIED", msg, "sandboxes need root (namespaces, mounts, cgroups)");
+  return sb_err(json, "NATIVE", msg, NULL);
+}
+
+/* fs.rmSync(p, {recursive, force}) below an open dir: never follows a symlink, stays on names */
+static int rm_rf_at(int dfd, const char *name) {
+  if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) return 0;
+  if (errno != EISDIR && errno != EPERM) return -1;
+  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return -1;
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return -1;
+  }
+  struct dirent *de;
+  int r = 0;
+  while ((de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    if (rm_rf_at(fd, de->d_name) < 0) r = -1;
+  }
+  closedir(d);
+  if (r < 0) return -1;
+  return unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int sb_legacy_hold(const char *home, const char *name) {
+  char db[4200];
+  snprintf(db, sizeof db, "%s/db/velo.lmdb", home);
+  if (access(db, F_OK) < 0) return errno == ENOENT ? 0 : -1;
+  struct velo_store st;
+  struct velo_err e = {0};
+  if (velo_store_open(&st, home, &e) < 0) return -1;
+  MDB_txn *txn;
+  int found = -1;
+  if (velo_txn_begin(&st, &txn, &e) == 0) {
+    MDB_dbi holds;
+    int rc = mdb_dbi_open(txn, "holds", 0, &holds);
+    if (rc == MDB_NOTFOUND) found = 0;
+    else if (rc == 0) {
+      char key[256];
+      /* ordered-binary stores a string key as its UTF-8 bytes (it does not start below 0x20) */
+      int n = snprintf(key, sizeof key, "tenant:%s", name);
+      MDB_val k = {(size_t)n, key}, v;
+      rc = mdb_get(txn, holds, &k, &v);
+      found = rc == 0 ? 1 : rc == MDB_NOTFOUND ? 0 : -1;
+    }
+    mdb_txn_abort(txn);
+  }
+  velo_store_close(&st);
+  return found;
+}
+
+int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
+              bool *killed, struct timing tm[4], bool *had_timings) {
+  *killed = false;
+  *had_timings = false;
+  double t = now_ms();
+  if (st && state_running(st)) {
+    if (!force) {
+      char msg[300], sug[300];
+      snprintf(msg, sizeof msg, "sandbox %s is running", name);
+      snprintf(sug, sizeof sug, "stop it first (velo sandbox stop %s) or use rm -f", name);
+      return sb_err(json, "STATE", msg, sug);
+    }
+    bool rendered;
+    int r = sb_kill(ctx, st, 9, 5000, json, &rendered);
+    if (rendered) return r;
+    *killed = true;
+  }
+  tm[0] = (struct timing){"kill", ms_since(t)};
+  t = now_ms();
+  struct strlist dirs = {0};
+  const struct strlist *cg = st ? &st->cgroups : NULL;
+  if (!cg) {
+    if (cgroup_dirs(name, &dirs) < 0) return sb_err(json, "UNSUPPORTED", "cgroup layout not served", NULL);
+    cg = &dirs;
+  }
+  char what[4400];
+  if (cgroup_remove(cg, what, sizeof what) < 0) return front_sys_error(json, errno, what);
+  tm[1] = (struct timing){"cgroups", ms_since(t)};
+  t = now_ms();
+  /* no LMDB write: the tenant's state file is its gc hold (the caller left legacy LMDB holds to Node) */
+  tm[2] = (struct timing){"hold", ms_since(t)};
+  t = now_ms();
+  /* move aside first (one rename), so a half-finished removal never looks like a live sandbox */
+  char tdir[4200];
+  snprintf(tdir, sizeof tdir, "%s/tenants", home);
+  int dfd = open(tdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  char trash[300];
+  snprintf(trash, sizeof trash, ".rm-%s-%d", name, (int)getpid());
+  if (dfd < 0 || renameat(dfd, name, dfd, trash) < 0) {
+    int e = errno;
+    if (dfd >= 0) close(dfd);
+    if (e == ENOENT) return 0;
+    char w[400];
+    snprintf(w, sizeof w, "cannot remove sandbox %s", name);
+    return front_sys_error(json, e, w);
+  }
+  int r = rm_rf_at(dfd, trash);
+  int e = errno;
+  close(dfd);
+  if (r < 0) {
+    char w[4600];
+    snprintf(w, sizeof w, "cannot remove %s/%s", tdir, trash);
+    return front_sys_error(json, e, w);
+  }
+  tm[3] = (struct timing){"files", ms_since(t)};
+  *had_timings = true;
+  return 0;
+}
+
+/* ---- exec ----------------------------------------------------------------------------------------- */
+
+static bool user_is_root(const char *u) { return !u || !*u || !strcmp(u, "root") || !strcmp(u, "0") || !strcmp(u, "0:0"); }
+
+bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
+                      const char *const *argv, int argc) {
+  const char *w = workdir ? workdir : s->workdir;
+  if (!w || w[0] != '/' || strchr(w, '\n')) return false;
+  if (!user_is_root(user ? user : s->user)) return false;
+  for (int i = 0; i < n_env; i++)
+    if (!env_ok(env[i])) return false;
+  if (argc == 0) return false;
+  for (int i = 0; i < argc; i++)
+    if (strchr(argv[i], '\n')) return false;
+  char mask[32];
+  if (cap_mask(&s->caps, mask, sizeof mask) < 0) return false;
+  if (strcmp(s->seccomp, "default") && strcmp(s->seccomp, "unconfined")) return false;
+  return true;
+}
+
+char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
+                   const char *const *argv, int argc) {
+  if (!sb_exec_servable(s, workdir, user, env, n_env, argv, argc)) return NULL;
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  char mask[32];
+  cap_mask(&s->caps, mask, sizeof mask);
+  fprintf(f, "pid %ld\npidstart %s\n", s->pid, s->pid_start);
+  for (size_t i = 0; i < s->cgroups.n; i++) fprintf(f, "cgroup %s\n", s->cgroups.v[i]);
+  fprintf(f, "caps %s\nseccomp %s\ncwd %s\nuser 0:0\n", mask, s->seccomp, workdir ? workdir : s->workdir);
+  struct strlist e = {0};
+  bool ok = true;
+  for (size_t i = 0; i < s->env.n && ok; i++) ok = env_merge(&e, s->env.v[i]) == 0;
+  char *hn = NULL;
+  ok = ok && asprintf(&hn, "HOSTNAME=%s", s->hostname) >= 0 && env_merge(&e, hn) == 0;
+  free(hn);
+  for (int i = 0; i < n_env && ok; i++) ok = env_merge(&e, env[i]) == 0;
+  for (size_t i = 0; i < e.n; i++) fprintf(f, "env %s\n", e.v[i]);
+  for (int i = 0; i < argc; i++) fprintf(f, "arg %s\n", argv[i]);
+  if (fclose(f) != 0 || !ok) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+/* ---- create --------------------------------------------------------------------------------------- */
+
+/* parseBytes for the plain forms ("512m", "1g", "1048576"); anything else (fractions, "mib", spaces) → Node */
+static int parse_bytes(const char *v, double *out) {
+  size_t d = strspn(v, "0123456789");
+  if (d == 0 || d > 12) return -1;
+  double mult = 1;
+  const char *u = v + d;
+  if (*u) {
+    switch (*u | 0x20) {
+    case 'k': mult = 1024.0; break;
+    case 'm': mult = 1024.0 * 1024; break;
+    case 'g': mult = 1024.0 * 1024 * 1024; break;
+    case 't': mult = 1024.0 * 1024 * 1024 * 1024; break;
+    default: return -1;
+    }
+    if (u[1]) return -1;
+  }
+  double n = floor(strtod(v, NULL) * mult);
+  if (n < 4 * 1024 * 1024 || n > 9007199254740991.0) return -1;
+  *out = n;
+  return 0;
+}
+
+static int parse_pids(const char *v, double *out) {
+  size_t d = strspn(v, "0123456789");
+  if (d == 0 || d > 7 || v[d]) return -1;
+  double n = strtod(v, NULL);
+  if (n < 8 || n > 4194304) return -1;
+  *out = n;
+  return 0;
+}
+
+static int parse_cpus(const char *v, double *out) {
+  size_t d = strspn(v, "0123456789");
+  if (d == 0 || d > 4) return -1;
+  if (v[d] == '.') {
+    size_t f = strspn(v + d + 1, "0123456789");
+    if (f == 0 || f > 6 || v[d + 1 + f]) return -1;
+  } else if (v[d])
+    return -1;
+  double n = strtod(v, NULL);
+  if (!(n >= 0.01 && n <= 1024)) return -1;
+  *out = n;
+  return 0;
+}
+
+static void set_limit(struct tstate *s, const char *key, double v) {
+  for (int i = 0; i < s->n_limits; i++)
+    if (!strcmp(s->limits[i].key, key)) {
+      s->limits[i].value = v;
+      return;
+    }
+  s->limits[s->n_limits++] = (struct tlimit){key, v};
+}
+
+/* a path already in the form path.resolve / path.posix.normalize would give back unchanged */
+static bool normal_abs_path(const char *p) {
+  if (p[0] != '/' || strpbrk(p, "\n\t")) return false;
+  if (!strcmp(p, "/")) return true;
+  if (p[strlen(p) - 1] == '/' || strstr(p, "//") || strstr(p, "/./") || strstr(p, "/../")) return false;
+  size_t n = strlen(p);
+  if ((n >= 2 && !strcmp(p + n - 2, "/.")) || (n >= 3 && !strcmp(p + n - 3, "/.."))) return false;
+  return true;
+}
+
+static void timing(struct create_result *r, const char *k, double ms) { r->timings[r->n_timings++] = (struct timing){k, ms}; }
+
+static int hostname_ok(const char *h) {
+  size_t n = strlen(h);
+  if (n == 0 || n > 64) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = h[i];
+    bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '.' && c != '-'))) return 0;
+  }
+  return 1;
+}
+
+static char *plan_create(const char *home, const struct tstate *s) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return NULL;
+  char mask[32];
+  if (cap_mask(&s->caps, mask, sizeof mask) < 0) {
+    fclose(f);
+    free(buf);
+    return NULL;
+  }
+  fprintf(f, "name %s\nhostname %s\nroot %s/tenants/%s/root\n", s->name, s->hostname, home, s->name);
+  for (size_t i = 0; i < s->lowers.n; i++) fprintf(f, "lower %s\n", s->lowers.v[i]);
+  fprintf(f, "upper %s/tenants/%s/upper\nwork %s/tenants/%s/work\n", home, s->name, home, s->name);
+  for (size_t i = 0; i < s->n_mounts; i++)
+    fprintf(f, "bind %s\t%s\t%s\n", s->mounts[i].source, s->mounts[i].target, s->mounts[i].readonly ? "ro" : "rw");
+  for (size_t i = 0; i < s->cgroups.n; i++) fprintf(f, "cgroup %s\n", s->cgroups.v[i]);
+  fprintf(f, "net %s\ncaps %s\nseccomp %s\n", s->network, mask, s->seccomp);
+  if (fclose(f) != 0) {
+    free(buf);
+    return NULL;
+  }
+  return buf;
+}
+
+/* the image record's config: user and workingDir as Node's `?? undefined` / `?? '/'` read them */
+static int image_config(const char *json, struct tstate *s, const struct profile *p, struct strlist *img_env) {
+  json_object *root = json_tokener_parse(json), *cfg = NULL, *v;
+  if (!root) return -1;
+  int rc = -1;
+  const char *user = NULL, *wd = NULL;
+  if (json_object_object_get_ex(root, "config", &cfg) && json_object_is_type(cfg, json_type_object)) {
+    if (json_object_object_get_ex(cfg, "user", &v) && !json_object_is_type(v, json_type_null)) {
+      if (!json_object_is_type(v, json_type_string)) goto out;
+      user = json_object_get_string(v);
+    }
+    if (json_object_object_get_ex(cfg, "workingDir", &v) && !json_object_is_type(v, json_type_null)) {
+      if (!json_object_is_type(v, json_type_string)) goto out;
+      wd = json_object_get_string(v);
+    }
+    if (json_object_object_get_ex(cfg, "env", &v) && !json_object_is_type(v, json_type_null)) {
+      if (!json_object_is_type(v, json_type_array)) goto out;
+      for (size_t i = 0; i < json_object_array_length(v); i++) {
+        json_object *e = json_object_array_get_idx(v, i);
+        if (!json_object_is_type(e, json_type_string)) goto out;
+        const char *kv = json_object_get_string(e);
+        if (!strchr(kv, '=') || strchr(kv, '\n') || (size_t)json_object_get_string_len(e) != strlen(kv)) goto out;
+        if (strlist_push(img_env, kv) < 0) goto out;
+      }
+    }
+  }
+  const char *u = p->user ? p->user : user;
+  if (u && (strchr(u, '\n') || !(s->user = strdup(u)))) goto out;
+  const char *w = p->workdir ? p->workdir : wd ? wd : "/";
+  if (strchr(w, '\n') || !(s->workdir = strdup(w))) goto out;
+  rc = 0;
+out:
+  json_object_put(root);
+  return rc;
+}
+
+static void strlist_free(struct strlist *l) {
+  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+  free(l->v);
+  memset(l, 0, sizeof *l);
+}
+
+int sb_create(const struct front_ctx *ctx, const char *home, const struct create_opts *o, bool json, create_check check,
+              void *check_arg, struct create_result *r) {
+  double t0 = now_ms(), t;
+  memset(r, 0, sizeof *r);
+  struct tstate *s = &r->st;
+  const char *name = o->name;
+  if (!name_valid(name)) return SB_FALLBACK;
+  /* the store path goes into plan lines (one value per line, binds tab-separated) */
+  if (strpbrk(home, "\n\t")) return SB_FALLBACK;
+  if (o->backend && strcmp(o->backend, "farm")) return SB_FALLBACK;
+  struct profile p;
+  if (profile_load_cached(ctx->pkgroot, home, o->profile ? o->profile : "default", &p) < 0) return SB_FALLBACK;
+  memcpy(s->limits, p.limits, sizeof p.limits);
+  s->n_limits = p.n_limits;
+  double v;
+  if (o->memory) {
+    if (parse_bytes(o->memory, &v) < 0) return SB_FALLBACK;
+    set_limit(s, "memory", v);
+  }
+  if (o->pids) {
+    if (parse_pids(o->pids, &v) < 0) return SB_FALLBACK;
+    set_limit(s, "pids", v);
+  }
+  if (o->cpus) {
+    if (parse_cpus(o->cpus, &v) < 0) return SB_FALLBACK;
+    set_limit(s, "cpus", v);
+  }
+  char hn[64];
+  const char *hostname = o->hostname ? o->hostname : p.hostname;
+  if (!hostname) {
+    size_t i = 0;
+    for (; name[i] && i < 63; i++) {
+      char c = name[i];
+      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-';
+      hn[i] = ok ? c : '-';
+    }
+    hn[i] = 0;
+    hostname = hn;
+  }
+  if (!hostname_ok(hostname)) return SB_FALLBACK;
+  struct strlist flag_env = {0};
+  for (size_t i = 0; i < p.env.n; i++)
+    if (env_merge(&flag_env, p.env.v[i]) < 0) return SB_FALLBACK;
+  for (int i = 0; i < o->n_env; i++)
+    if (!env_ok(o->env[i]) || env_merge(&flag_env, o->env[i]) < 0) return SB_FALLBACK;
+  s->n_mounts = p.n_mounts + (size_t)o->n_mounts;
+  s->mounts = calloc(s->n_mounts + 1, sizeof *s->mounts);
+  if (!s->mounts) return SB_FALLBACK;
+  memcpy(s->mounts, p.mounts, p.n_mounts * sizeof *p.mounts);
+  for (int i = 0; i < o->n_mounts; i++) {
+    /* parseMount: only SRC:DST[:ro|rw] whose paths are already absolute and normal; SRC must exist */
+    char *spec = strdup(o->mounts[i]);
+    if (!spec) return SB_FALLBACK;
+    char *f[4] = {0};
+    int n = 0;
+    for (char *c = spec, *save = NULL; n < 4 && (c = strsep(&spec, ":"));) f[n++] = c, (void)save;
+    if (spec || n < 2 || n > 3 || (n == 3 && strcmp(f[2], "ro") && strcmp(f[2], "rw"))) return SB_FALLBACK;
+    if (!normal_abs_path(f[0]) || !normal_abs_path(f[1]) || strstr(f[0], "/..") || strstr(f[1], "/..")) return SB_FALLBACK;
+    struct stat st;
+    if (stat(f[0], &st) < 0) return SB_FALLBACK;
+    s->mounts[p.n_mounts + (size_t)i] = (struct tmount){f[0], f[1], n == 3 && !strcmp(f[2], "ro")};
+  }
+  if (cgroup_dirs(name, &s->cgroups) < 0) return SB_FALLBACK;
+  timing(r, "parse", ms_since(t0));
+
+  /* The image, its farms and the claim, under the store's shared lock: gc (exclusive) cannot sweep a farm
+   * or object between our check and the moment state.json — this tenant's gc hold — names its layers. */
+  t = now_ms();
+  char lockp[4200];
+  snprintf(lockp, sizeof lockp, "%s/lock", home);
+  cleanup_fd int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (lock < 0) return SB_FALLBACK;
+  while (flock(lock, LOCK_SH) < 0)
+    if (errno != EINTR) return SB_FALLBACK;
+  const char *image = o->image ? o->image : "default";
+  struct velo_store store;
+  struct velo_err e = {0};
+  char *rec = NULL;
+  if (velo_store_open(&store, home, &e) < 0) return SB_FALLBACK;
+  int found = velo_image_get(&store, image, &rec, &e);
+  velo_store_close(&store);
+  if (found <= 0) return SB_FALLBACK; /* no such image (or the default one not built yet): Node */
+  json_object *root = json_tokener_parse(rec), *layers;
+  if (!root || !json_object_object_get_ex(root, "layers", &layers) || !json_object_is_type(layers, json_type_array)) return SB_FALLBACK;
+  s->layers.v = calloc(1, sizeof(char *));
+  s->lowers.v = calloc(1, sizeof(char *));
+  for (size_t i = 0; i < json_object_array_length(layers); i++) {
+    json_object *l = json_object_array_get_idx(layers, i);
+    const char *id = json_object_is_type(l, json_type_string) ? json_object_get_string(l) : "";
+    if (strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64 || strlist_push(&s->layers, id) < 0) return SB_FALLBACK;
+  }
+  json_object_put(root);
+  struct strlist img_env = {0};
+  if (image_config(rec, s, &p, &img_env) < 0) return SB_FALLBACK;
+  timing(r, "image", ms_since(t));
+  t = now_ms();
+  for (size_t i = s->layers.n; i-- > 0;) {
+    char farm[4300];
+    snprintf(farm, sizeof farm, "%s/farms/%s", home, s->layers.v[i]);
+    struct stat st;
+    if (stat(farm, &st) < 0) return SB_FALLBACK; /* Node builds it */
+    if (strlist_push(&s->lowers, farm) < 0) return SB_FALLBACK;
+  }
+  timing(r, "farms", ms_since(t));
+  s->name = strdup(name);
+  s->image = strdup(image);
+  s->profile = strdup(p.name);
+  s->hostname = strdup(hostname);
+  s->network = strdup(p.network);
+  s->seccomp = strdup(p.seccomp);
+  s->caps = p.caps;
+  s->env.v = calloc(1, sizeof(char *));
+  if (env_merge(&s->env, DEFAULT_PATH) < 0 || env_merge(&s->env, "HOME=/root") < 0) return SB_FALLBACK;
+  for (size_t i = 0; i < img_env.n; i++)
+    if (env_merge(&s->env, img_env.v[i]) < 0) return SB_FALLBACK;
+  for (size_t i = 0; i < flag_env.n; i++)
+    if (env_merge(&s->env, flag_env.v[i]) < 0) return SB_FALLBACK;
+  strlist_free(&img_env);
+  strlist_free(&flag_env);
+  char mask[32];
+  if (cap_mask(&s->caps, mask, sizeof mask) < 0) return SB_FALLBACK;
+  if (check && check(s, check_arg) == SB_FALLBACK) return SB_FALLBACK;
+  r->profile_name = s->profile;
+
+  /* Claim the name: mkdir is atomic, so of two racing creates exactly one gets here. */
+  t = now_ms();
+  char tdir[4200], dir[4300];
+  snprintf(tdir, sizeof tdir, "%s/tenants", home);
+  snprintf(dir, sizeof dir, "%s/%s", tdir, name);
+  if (mkdir(tdir, 0700) < 0 && errno != EEXIST) return SB_FALLBACK;
+  if (mkdir(dir, 0700) < 0) {
+    char msg[400], sug[400];
+    if (errno == EEXIST) {
+      snprintf(msg, sizeof msg, "a sandbox named %s already exists", name);
+      snprintf(sug, sizeof sug, "pick another name, or remove it first: velo sandbox rm -f %s", name);
+      return sb_err(json, "ALREADY_EXISTS", msg, sug);
+    }
+    int en = errno;
+    snprintf(msg, sizeof msg, "cannot create sandbox %s", name);
+    return front_sys_error(json, en, msg);
+  }
+  char now[40];
+  iso_now(now, sizeof now);
+  s->created_at = strdup(now);
+  if (state_write(home, s) < 0) {
+    int en = errno;
+    int dfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      rm_rf_at(dfd, name);
+      close(dfd);
+    }
+    char msg[400];
+    snprintf(msg, sizeof msg, "cannot write state of sandbox %s", name);
+    return front_sys_error(json, en, msg);
+  }
+  flock(lock, LOCK_UN);
+  timing(r, "claim", ms_since(t));
+
+  /* boot: cgroups, the tenant's dirs, velo-helper create (namespaces, mounts, init) */
+  t = now_ms();
+  char what[4400];
+  if (cgroup_ensure(&s->cgroups, s->limits, s->n_limits, what, sizeof what) < 0) {
+    int en = errno;
+    cleanup_tenant(ctx, home, name, s);
+    return front_sys_error(json, en, what);
+  }
+  timing(r, "cgroups", ms_since(t));
+  t = now_ms();
+  static const char *const subs[] = {"upper", "work", "root"};
+  for (int i = 0; i < 3; i++) {
+    char d[4400];
+    snprintf(d, sizeof d, "%s/%s", dir, subs[i]);
+    if (mkdir(d, 0755) < 0 && errno != EEXIST) {
+      int en = errno;
+      cleanup_tenant(ctx, home, name, s);
+      char w[4500];
+      snprintf(w, sizeof w, "cannot create %s", d);
+      return front_sys_error(json, en, w);
+    }
+  }
+  char *plan = plan_create(home, s);
+  char out[256], err[2048];
+  char *argv[] = {"velo-helper", "create", NULL};
+  int st = plan ? run_helper(ctx, argv, plan, out, sizeof out, err, sizeof err) : -1;
+  free(plan);
+  unsigned long long pid = 0, start = 0;
+  char extra;
+  trim(out);
+  bool good = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && sscanf(out, "%llu %llu%c", &pid, &start, &extra) == 2 && out[0] >= '0' &&
+              out[0] <= '9' && pid > 0 && pid < 4194305;
+  if (!good) {
+    cleanup_tenant(ctx, home, name, s);
+    char msg[2300];
+    if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+      snprintf(msg, sizeof msg, "velo-helper create printed \"%s\"", out);
+      return sb_err(json, "NATIVE", msg, NULL);
+    }
+    trim(err);
+    const char *m = err;
+    if (!strncmp(m, "velo-helper: ", 13)) m += 13;
+    char alt[64];
+    if (!*m) {
+      if (st >= 0 && WIFEXITED(st)) snprintf(alt, sizeof alt, "velo-helper exited %d", WEXITSTATUS(st));
+      else snprintf(alt, sizeof alt, "velo-helper exited null");
+      m = alt;
+    }
+    snprintf(msg, sizeof msg, "cannot start sandbox: %s", m);
+    bool perm = strstr(m, "Operation not permitted") || strstr(m, "Permission denied");
+    bool sug = strstr(m, "not permitted") || strstr(m, "denied");
+    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, sug ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
+  }
+  timing(r, "helper", ms_since(t));
+  s->has_pid = true;
+  s->pid = (long)pid;
+  char sbuf[32];
+  snprintf(sbuf, sizeof sbuf, "%llu", start);
+  s->pid_start = strdup(sbuf);
+  iso_now(now, sizeof now);
+  s->started_at = strdup(now);
+  if (state_write(home, s) < 0) {
+    int en = errno;
+    cleanup_tenant(ctx, home, name, s);
+    char msg[400];
+    snprintf(msg, sizeof msg, "cannot write state of sandbox %s", name);
+    return front_sys_error(json, en, msg);
+  }
+  timing(r, "total", ms_since(t0));
+  return 0;
+}

@@ -1,0 +1,69 @@
+/* The sandbox fast paths' shared core: create, exec plan, remove — each the C twin of a function in
+ * src/sandbox/tenant.ts. The namespaces, mounts and init stay in velo-helper: create runs `velo-helper
+ * create` (fork + exec), exec execs `velo-helper exec` in place of this process, rm runs `velo-helper kill`. */
+#ifndef VELO_FRONT_SANDBOX_H
+#define VELO_FRONT_SANDBOX_H
+#include <stdbool.h>
+#include "front.h"
+#include "state.h"
+
+/* A result code for "Node serves this call" inside the fast paths (nothing has been changed yet). */
+#define SB_FALLBACK FRONT_FALLBACK
+
+struct create_opts {
+  const char *name, *image, *profile, *memory, *pids, *cpus, *hostname, *backend;
+  const char *const *env;
+  int n_env;
+  const char *const *mounts;
+  int n_mounts;
+};
+
+struct timing {
+  const char *key;
+  double ms;
+};
+
+struct create_result {
+  struct tstate st;
+  char *profile_name;
+  struct timing timings[8];
+  int n_timings;
+};
+
+/* Called once the state is known and before anything is changed: SB_FALLBACK hands the call to Node. */
+typedef int (*create_check)(const struct tstate *st, void *arg);
+
+/* createSandbox. Returns 0, SB_FALLBACK (before any side effect), or an exit code with the error rendered. */
+int sb_create(const struct front_ctx *ctx, const char *home, const struct create_opts *o, bool json, create_check check,
+              void *check_arg, struct create_result *r);
+
+/* execPlan for a running tenant (no -t; the user must be root: a name needs the tenant's /etc/passwd).
+ * Returns a malloc'd plan, or NULL when Node must serve (a value it would reject, or a user to look up). */
+char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
+                   const char *const *argv, int argc);
+
+/* Would sb_exec_plan serve these exec options for this state? (run checks before it creates anything) */
+bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
+                      const char *const *argv, int argc);
+
+/* helperKill: signal the tenant's init through a pidfd and wait up to timeout_ms. 0 exited, 2 timeout, 3 gone;
+ * otherwise *rendered = true and the return value is the exit code of the rendered error. */
+int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered);
+
+/* Path of velo-helper. */
+void sb_helper_path(const struct front_ctx *ctx, char *buf, size_t len);
+
+/* removeSandbox for a tenant whose state was read (st) or is missing/damaged (st == NULL, force only).
+ * Fills *killed and timings (kill, cgroups, hold, files). Returns 0 or an exit code (error rendered);
+ * *had_timings = false when the tenant dir was already gone. */
+int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
+              bool *killed, struct timing tm[4], bool *had_timings);
+
+/* Does LMDB hold a `tenant:NAME` gc hold from before state files were holds? (Node removes those.) 1 yes,
+ * 0 no, < 0 cannot tell. */
+int sb_legacy_hold(const char *home, const char *name);
+
+/* The exit code of a velo-helper exec child as Node reports it (128+N for a signal). */
+int sb_wait_code(int status);
+
+#endif

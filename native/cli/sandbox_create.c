@@ -1,0 +1,172 @@
+/* `velo sandbox create NAME [flags]` without Node (see sb_create in sandbox.c), and `velo sandbox run`. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "sandbox.h"
+#include "util.h"
+
+/* createFlags (src/commands/sandbox/flags.ts) + the global ones; run adds execFlags, --rm and --name */
+enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_JSON, F_TTY, F_WORKDIR, F_USER, F_RM, F_NAME, N_FLAGS };
+static const struct flag_def FLAGS[N_FLAGS] = {
+    [F_HOME] = {"home", 0, true, false},       [F_IMAGE] = {"image", 0, true, false},       [F_PROFILE] = {"profile", 0, true, false},
+    [F_ENV] = {"env", 0, true, true},          [F_MOUNT] = {"mount", 0, true, true},        [F_MEMORY] = {"memory", 0, true, false},
+    [F_PIDS] = {"pids", 0, true, false},       [F_CPUS] = {"cpus", 0, true, false},         [F_HOSTNAME] = {"hostname", 0, true, false},
+    [F_BACKEND] = {"backend", 0, true, false}, [F_JSON] = {"json", 0, false, false},        [F_TTY] = {"tty", 't', false, false},
+    [F_WORKDIR] = {"workdir", 'w', true, false}, [F_USER] = {"user", 'u', true, false},     [F_RM] = {"rm", 0, false, false},
+    [F_NAME] = {"name", 0, true, false},
+};
+#define N_CREATE_FLAGS (F_JSON + 1) /* create: the flags up to --json */
+
+static void opts_from(const struct parsed_args *a, struct create_opts *o) {
+  o->image = args_one(a, F_IMAGE);
+  o->profile = args_one(a, F_PROFILE);
+  o->memory = args_one(a, F_MEMORY);
+  o->pids = args_one(a, F_PIDS);
+  o->cpus = args_one(a, F_CPUS);
+  o->hostname = args_one(a, F_HOSTNAME);
+  o->backend = args_one(a, F_BACKEND);
+  o->env = a->flags[F_ENV].values;
+  o->n_env = a->flags[F_ENV].count;
+  o->mounts = a->flags[F_MOUNT].values;
+  o->n_mounts = a->flags[F_MOUNT].count;
+}
+
+int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv) {
+  static struct parsed_args a;
+  if (args_parse(FLAGS, N_CREATE_FLAGS, argc, argv, &a) < 0 || a.n_args != 1) return FRONT_FALLBACK;
+  char *home = front_home(args_one(&a, F_HOME));
+  if (!home) return FRONT_FALLBACK;
+  struct create_opts o = {.name = a.args[0]};
+  opts_from(&a, &o);
+  struct create_result r;
+  int rc = sb_create(ctx, home, &o, a.json, NULL, NULL, &r);
+  if (rc) return rc;
+  if (!a.json) {
+    fprintf(stderr, "created sandbox %s (image %s, profile %s, init pid %ld)\n", r.st.name, r.st.image, r.profile_name, r.st.pid);
+    return 0;
+  }
+  struct jw w = {.f = stdout};
+  jw_begin_obj(&w);
+  jw_key(&w, "name");
+  jw_str(&w, r.st.name);
+  jw_key(&w, "image");
+  jw_str(&w, r.st.image);
+  char pid[32];
+  snprintf(pid, sizeof pid, "%ld", r.st.pid);
+  jw_key(&w, "pid");
+  jw_raw(&w, pid);
+  jw_key(&w, "profile");
+  jw_str(&w, r.profile_name);
+  jw_key(&w, "timings");
+  jw_begin_obj(&w);
+  for (int i = 0; i < r.n_timings; i++) {
+    jw_key(&w, r.timings[i].key);
+    jw_num(&w, r.timings[i].ms);
+  }
+  jw_end_obj(&w);
+  jw_end_obj(&w);
+  fflush(stdout);
+  return 0;
+}
+
+/* ---- run -------------------------------------------------------------------------------------------- */
+
+struct run_check {
+  const struct parsed_args *a;
+};
+
+static int run_servable(const struct tstate *s, void *arg) {
+  const struct parsed_args *a = ((struct run_check *)arg)->a;
+  /* execPlan needs only the state's user, workdir, env, caps and seccomp: known before anything is created */
+  struct tstate t = *s;
+  t.has_pid = true;
+  return sb_exec_servable(&t, args_one(a, F_WORKDIR), args_one(a, F_USER), a->flags[F_ENV].values, a->flags[F_ENV].count, a->args,
+                          a->n_args)
+             ? 0
+             : SB_FALLBACK;
+}
+
+static volatile pid_t run_child;
+static void forward(int sig) {
+  if (run_child > 0) kill(run_child, sig);
+}
+
+int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
+  static struct parsed_args a;
+  if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.json || a.flags[F_TTY].count || a.n_args < 1) return FRONT_FALLBACK;
+  /* --json is not a flag of run (Node: "Nonexistent flag"); args_parse only counted it */
+  char *home = front_home(args_one(&a, F_HOME));
+  if (!home) return FRONT_FALLBACK;
+  char gen[20];
+  const char *name = args_one(&a, F_NAME);
+  if (!name) {
+    unsigned char rnd[5];
+    if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return FRONT_FALLBACK;
+    snprintf(gen, sizeof gen, "run-%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4]);
+    name = gen;
+  }
+  struct create_opts o = {.name = name};
+  opts_from(&a, &o);
+  struct create_result r;
+  struct run_check chk = {&a};
+  int rc = sb_create(ctx, home, &o, false, run_servable, &chk, &r);
+  if (rc) return rc;
+  int code;
+  if (!state_running(&r.st)) {
+    char msg[300], sug[300];
+    snprintf(msg, sizeof msg, "sandbox %s is stopped", name);
+    snprintf(sug, sizeof sug, "start it with `velo sandbox start %s`", name);
+    code = front_error(false, "STATE", msg, sug);
+  } else {
+    char *plan = sb_exec_plan(&r.st, args_one(&a, F_WORKDIR), args_one(&a, F_USER), a.flags[F_ENV].values, a.flags[F_ENV].count, a.args,
+                              a.n_args);
+    char bin[4200], *envp[2] = {NULL, NULL};
+    sb_helper_path(ctx, bin, sizeof bin);
+    if (!plan || asprintf(&envp[0], "VELO_PLAN=%s", plan) < 0) {
+      code = front_error(false, "INTERNAL", "cannot build the exec plan", NULL);
+    } else {
+      /* as helperExec: velo outlives the helper to pass the exit code back; ^C/^\ reach the helper directly
+       * (same process group) and are ignored here; signals sent to velo alone are passed on */
+      struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward, .sa_flags = SA_RESTART};
+      sigaction(SIGINT, &ign, NULL);
+      sigaction(SIGQUIT, &ign, NULL);
+      int fsig[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
+      for (size_t i = 0; i < 4; i++) sigaction(fsig[i], &fwd, NULL);
+      fflush(NULL);
+      pid_t pid = fork();
+      if (pid == 0) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        for (size_t i = 0; i < 4; i++) signal(fsig[i], SIG_DFL);
+        char *hargv[] = {"velo-helper", "exec", NULL};
+        execve(bin, hargv, envp);
+        dprintf(2, "velo: error [NATIVE]: cannot run velo-helper: %s\n", strerror(errno));
+        _exit(1);
+      }
+      if (pid < 0) code = front_error(false, "NATIVE", "cannot run velo-helper: fork failed", NULL);
+      else {
+        run_child = pid;
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+        code = sb_wait_code(st);
+        for (size_t i = 0; i < 4; i++) signal(fsig[i], SIG_DFL);
+      }
+    }
+  }
+  if (a.flags[F_RM].count) {
+    bool k, h;
+    struct timing tm[4];
+    int e = sb_remove(ctx, home, name, &r.st, true, false, &k, tm, &h);
+    if (e) return e;
+  }
+  return code;
+}

@@ -1,0 +1,66 @@
+/* `velo sandbox exec NAME [-e K=V]... [-w DIR] [-u 0|root] -- CMD ARGS...` without Node: read the state, build
+ * the plan exactly as execPlan (src/sandbox/tenant.ts) does, and exec velo-helper in place of this process —
+ * no extra process; stdio, signals and the exit code (128+N for a signal) pass through as they do when Node
+ * spawns it. -t (node-pty), a user name (the tenant's /etc/passwd) and anything unusual go to Node. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "sandbox.h"
+#include "util.h"
+
+enum { F_HOME, F_TTY, F_WORKDIR, F_USER, F_ENV, N_FLAGS };
+static const struct flag_def FLAGS[N_FLAGS] = {
+    [F_HOME] = {"home", 0, true, false},
+    [F_TTY] = {"tty", 't', false, false},
+    [F_WORKDIR] = {"workdir", 'w', true, false},
+    [F_USER] = {"user", 'u', true, false},
+    [F_ENV] = {"env", 'e', true, true},
+};
+
+/* the errors execSandbox renders before anything happens: unknown / half-made / stopped sandbox */
+int sb_state_error(const char *name, int r, bool json) {
+  char msg[400], sug[400];
+  if (r == STATE_NOENT) {
+    snprintf(msg, sizeof msg, "no sandbox named \"%s\"", name);
+    return front_error(json, "NOT_FOUND", msg, "list sandboxes with `velo sandbox ls`; create one with `velo sandbox create NAME`");
+  }
+  snprintf(msg, sizeof msg, "sandbox %s is being created or was left half-made", name);
+  snprintf(sug, sizeof sug, "wait, or remove it with `velo sandbox rm -f %s`", name);
+  return front_error(json, "STATE", msg, sug);
+}
+
+int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv) {
+  static struct parsed_args a;
+  if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.n_args < 1 || a.flags[F_TTY].count) return FRONT_FALLBACK;
+  const char *name = a.args[0];
+  /* JSON.stringify(name) in the NOT_FOUND message: only names that need no escaping are served */
+  if (!name_valid(name)) return FRONT_FALLBACK;
+  char *home = front_home(args_one(&a, F_HOME));
+  if (!home) return FRONT_FALLBACK;
+  struct tstate s;
+  int r = state_read(home, name, &s);
+  if (r == STATE_UNSERVED) return FRONT_FALLBACK;
+  if (r != STATE_OK) return sb_state_error(name, r, false);
+  if (!state_running(&s)) {
+    char msg[300], sug[300];
+    snprintf(msg, sizeof msg, "sandbox %s is stopped", name);
+    snprintf(sug, sizeof sug, "start it with `velo sandbox start %s`", name);
+    return front_error(false, "STATE", msg, sug);
+  }
+  char *plan = sb_exec_plan(&s, args_one(&a, F_WORKDIR), args_one(&a, F_USER), a.flags[F_ENV].values, a.flags[F_ENV].count,
+                            a.args + 1, a.n_args - 1);
+  if (!plan) return FRONT_FALLBACK;
+  char bin[4200], *envp[2] = {NULL, NULL};
+  sb_helper_path(ctx, bin, sizeof bin);
+  if (asprintf(&envp[0], "VELO_PLAN=%s", plan) < 0) return FRONT_FALLBACK;
+  char *hargv[] = {"velo-helper", "exec", NULL};
+  fflush(NULL);
+  execve(bin, hargv, envp);
+  char msg[4400];
+  snprintf(msg, sizeof msg, "cannot run velo-helper: %s", strerror(errno));
+  return front_error(false, "NATIVE", msg, NULL);
+}

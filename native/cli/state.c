@@ -1,0 +1,229 @@
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../helper/util.h"
+#include "util.h"
+
+int strlist_push(struct strlist *l, const char *v) {
+  char **n = realloc(l->v, (l->n + 2) * sizeof *n);
+  if (!n) return -1;
+  l->v = n;
+  if (!(l->v[l->n] = strdup(v))) return -1;
+  l->v[++l->n] = NULL;
+  return 0;
+}
+
+static char *read_all_nofollow(int dirfd, const char *name, int *err) {
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    *err = errno;
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (16 << 20)) {
+    *err = EINVAL;
+    close(fd);
+    return NULL;
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  size_t got = 0;
+  while (buf && got < (size_t)st.st_size) {
+    ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  if (!buf || got != (size_t)st.st_size) {
+    free(buf);
+    *err = EIO;
+    return NULL;
+  }
+  buf[got] = 0;
+  return buf;
+}
+
+/* typed getters: false when the key is there with another type (or absent and required) */
+static bool get_str(json_object *o, const char *k, char **out, bool required) {
+  json_object *v;
+  *out = NULL;
+  if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null)) return !required;
+  if (!json_object_is_type(v, json_type_string)) return false;
+  const char *s = json_object_get_string(v);
+  /* the values go into plan lines and paths: nothing with NUL (json-c would cut it) or newline */
+  if ((size_t)json_object_get_string_len(v) != strlen(s) || strchr(s, '\n')) return false;
+  return (*out = strdup(s)) != NULL;
+}
+
+static bool get_list(json_object *o, const char *k, struct strlist *out) {
+  json_object *v;
+  memset(out, 0, sizeof *out);
+  if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_array)) return false;
+  out->v = calloc(1, sizeof(char *));
+  if (!out->v) return false;
+  for (size_t i = 0; i < json_object_array_length(v); i++) {
+    json_object *e = json_object_array_get_idx(v, i);
+    if (!json_object_is_type(e, json_type_string)) return false;
+    const char *s = json_object_get_string(e);
+    if ((size_t)json_object_get_string_len(e) != strlen(s) || strchr(s, '\n')) return false;
+    if (strlist_push(out, s) < 0) return false;
+  }
+  return true;
+}
+
+int state_read(const char *home, const char *name, struct tstate *s) {
+  memset(s, 0, sizeof *s);
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/tenants/%s", home, name);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    if (errno == ENOENT) return STATE_NOENT;
+    return STATE_UNSERVED;
+  }
+  int err = 0;
+  char *text = read_all_nofollow(dfd, "state.json", &err);
+  close(dfd);
+  if (!text) return err == ENOENT ? STATE_HALF : STATE_UNSERVED;
+  json_tokener *tok = json_tokener_new();
+  if (!tok) {
+    free(text);
+    return STATE_UNSERVED;
+  }
+  json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+  size_t tlen = strlen(text);
+  json_object *o = json_tokener_parse_ex(tok, text, (int)tlen);
+  /* JSON.parse: one value, then only whitespace */
+  if (o && json_tokener_get_error(tok) == json_tokener_success) {
+    for (size_t i = json_tokener_get_parse_end(tok); i < tlen; i++)
+      if (!strchr(" \t\r\n", text[i])) {
+        json_object_put(o);
+        o = NULL;
+        break;
+      }
+  } else if (o) {
+    json_object_put(o);
+    o = NULL;
+  }
+  json_tokener_free(tok);
+  free(text);
+  if (!o || !json_object_is_type(o, json_type_object)) {
+    if (o) json_object_put(o);
+    return STATE_UNSERVED;
+  }
+  bool ok = get_str(o, "name", &s->name, true) && get_str(o, "image", &s->image, true) && get_list(o, "layers", &s->layers) &&
+            get_list(o, "lowers", &s->lowers) && get_str(o, "backend", &s->backend, false) && get_str(o, "profile", &s->profile, true) &&
+            get_str(o, "hostname", &s->hostname, true) && get_str(o, "network", &s->network, true) && get_list(o, "env", &s->env) &&
+            get_list(o, "capabilities", &s->caps) && get_str(o, "seccomp", &s->seccomp, true) && get_str(o, "user", &s->user, false) &&
+            get_str(o, "workdir", &s->workdir, true) && get_list(o, "cgroups", &s->cgroups) &&
+            get_str(o, "pidStart", &s->pid_start, false) && strcmp(s->name, name) == 0;
+  json_object *pid;
+  if (ok && json_object_object_get_ex(o, "pid", &pid) && !json_object_is_type(pid, json_type_null)) {
+    if (!json_object_is_type(pid, json_type_int)) ok = false;
+    else {
+      s->has_pid = true;
+      s->pid = (long)json_object_get_int64(pid);
+    }
+  }
+  json_object_put(o);
+  return ok ? STATE_OK : STATE_UNSERVED;
+}
+
+bool state_running(const struct tstate *s) {
+  if (!s->has_pid || s->pid <= 0 || !s->pid_start || !*s->pid_start) return false;
+  unsigned long long start;
+  char st;
+  if (s->pid > 4194304 || proc_starttime((pid_t)s->pid, &start, &st) < 0) return false;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%llu", start);
+  return !strcmp(buf, s->pid_start) && st != 'Z' && st != 'X';
+}
+
+static void list(struct jw *w, const char *key, const struct strlist *l) {
+  jw_key(w, key);
+  jw_begin_arr(w);
+  for (size_t i = 0; i < l->n; i++) jw_str(w, l->v[i]);
+  jw_end_arr(w);
+}
+
+static void str(struct jw *w, const char *key, const char *v) {
+  jw_key(w, key);
+  jw_str(w, v);
+}
+
+int state_write(const char *home, const struct tstate *s) {
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  if (!f) return -1;
+  struct jw w = {.f = f};
+  jw_begin_obj(&w);
+  jw_key(&w, "version");
+  jw_raw(&w, "1");
+  str(&w, "name", s->name);
+  str(&w, "image", s->image);
+  list(&w, "layers", &s->layers);
+  list(&w, "lowers", &s->lowers);
+  if (s->backend) str(&w, "backend", s->backend);
+  str(&w, "profile", s->profile);
+  str(&w, "hostname", s->hostname);
+  str(&w, "network", s->network);
+  list(&w, "env", &s->env);
+  jw_key(&w, "mounts");
+  jw_begin_arr(&w);
+  for (size_t i = 0; i < s->n_mounts; i++) {
+    jw_begin_obj(&w);
+    str(&w, "source", s->mounts[i].source);
+    str(&w, "target", s->mounts[i].target);
+    jw_key(&w, "readonly");
+    jw_raw(&w, s->mounts[i].readonly ? "true" : "false");
+    jw_end_obj(&w);
+  }
+  jw_end_arr(&w);
+  jw_key(&w, "limits");
+  jw_begin_obj(&w);
+  for (int i = 0; i < s->n_limits; i++) {
+    jw_key(&w, s->limits[i].key);
+    jw_num(&w, s->limits[i].value);
+  }
+  jw_end_obj(&w);
+  list(&w, "capabilities", &s->caps);
+  str(&w, "seccomp", s->seccomp);
+  if (s->user) str(&w, "user", s->user);
+  str(&w, "workdir", s->workdir);
+  list(&w, "cgroups", &s->cgroups);
+  str(&w, "createdAt", s->created_at);
+  if (s->has_pid) {
+    char b[32];
+    snprintf(b, sizeof b, "%ld", s->pid);
+    jw_key(&w, "pid");
+    jw_raw(&w, b);
+    str(&w, "pidStart", s->pid_start);
+    str(&w, "startedAt", s->started_at);
+  }
+  jw_end_obj(&w);
+  if (fclose(f) != 0) {
+    free(buf);
+    return -1;
+  }
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    free(buf);
+    return -1;
+  }
+  int r = write_file_atomic(dfd, "state.json", buf, len);
+  int e = errno;
+  close(dfd);
+  free(buf);
+  errno = e;
+  return r;
+}

@@ -1,0 +1,59 @@
+/* A tenant's state file, tenants/NAME/state.json: the same fields, order and format as src/sandbox/state.ts
+ * (TenantState, written with JSON.stringify(s, null, 2) + "\n", temp file then rename, mode 0600). */
+#ifndef VELO_FRONT_STATE_H
+#define VELO_FRONT_STATE_H
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strlist {
+  char **v;
+  size_t n;
+};
+
+struct tmount {
+  char *source, *target;
+  bool readonly;
+};
+
+/* limits in the order JSON.stringify meets them ({...profile.limits} then the flags that add keys) */
+struct tlimit {
+  const char *key; /* "memory" | "pids" | "cpus" */
+  double value;
+};
+
+struct tstate {
+  char *name, *image;
+  struct strlist layers, lowers;
+  char *backend; /* NULL: absent (farm) */
+  char *profile, *hostname, *network;
+  struct strlist env;
+  struct tmount *mounts;
+  size_t n_mounts;
+  struct tlimit limits[3];
+  int n_limits;
+  struct strlist caps;
+  char *seccomp;
+  char *user; /* NULL: absent */
+  char *workdir;
+  struct strlist cgroups;
+  char *created_at;
+  bool has_pid;
+  long pid;
+  char *pid_start, *started_at;
+};
+
+enum { STATE_OK = 0, STATE_NOENT = 1, STATE_HALF = 2, STATE_UNSERVED = -1 };
+
+/* Read tenants/NAME/state.json. STATE_NOENT: no such sandbox; STATE_HALF: the dir without a state file;
+ * STATE_UNSERVED: anything else (damaged, unreadable, a field of an unexpected type) — Node says what. */
+int state_read(const char *home, const char *name, struct tstate *s);
+
+/* Write it (temp → rename, 0600, no symlink followed). < 0 with errno on failure. */
+int state_write(const char *home, const struct tstate *s);
+
+/* src/sandbox/state.ts isRunning: init alive, same start time, not a zombie */
+bool state_running(const struct tstate *s);
+
+int strlist_push(struct strlist *l, const char *v);
+
+#endif

@@ -1,0 +1,303 @@
+/**
+ * The native front-end (native/cli): `sandbox create/exec/rm/run` served in C must behave exactly as the Node
+ * CLI does (VELO_NATIVE=0), and everything it does not serve must reach Node.
+ *
+ * How a test knows which side served a call: NODE_OPTIONS=--require=<missing file> makes every Node start fail,
+ * while a fast path never starts Node (it execs velo-helper with a plan as its only environment). So with
+ * NO_NODE a call that succeeds was served natively, and one that is handed to Node fails with Node's
+ * "Cannot find module" — a fallback test can fail.
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {spawn} from 'node:child_process'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {ManifestDb} from '../../src/manifest/db'
+import {RunResult, tmpDir, rmrf, velo, VELO} from '../helpers'
+import {leftovers, SandboxHome, uniq} from '../sandbox/fixture'
+
+const NO_NODE = {NODE_OPTIONS: '--require=/nonexistent/velo-front-test.js'}
+const NODE_ONLY = {VELO_NATIVE: '0'}
+
+/** state.json with what differs between two tenants of the same options blanked: names, times, pids */
+function normState(home: string, name: string): any {
+  const s = JSON.parse(fs.readFileSync(path.join(home, 'tenants', name, 'state.json'), 'utf8'))
+  const text = JSON.stringify({...s, createdAt: 'T', startedAt: 'T', pid: 0, pidStart: '0'}).split(name).join('NAME')
+  return JSON.parse(text)
+}
+
+function asyncVelo(home: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const c = spawn(VELO, args, {env: {...process.env, VELO_HOME: home, ...env}})
+    let stdout = ''
+    let stderr = ''
+    c.stdout.on('data', (d) => (stdout += d))
+    c.stderr.on('data', (d) => (stderr += d))
+    c.on('close', (code, sig) => resolve({status: code ?? 128 + (sig === 'SIGKILL' ? 9 : 15), stdout, stderr}))
+  })
+}
+
+describe('native front-end: sandbox fast paths', () => {
+  const sb = new SandboxHome()
+  const v = (args: string[], env: Record<string, string> = {}, input?: string) => velo(sb.home, args, {env, input})
+  const N = uniq('nat')
+  const M = uniq('node')
+
+  beforeAll(() => {
+    // the first create goes through Node: it builds the default image and the compiled profile cache
+    const r = v(['sandbox', 'create', uniq('warm'), '--json'])
+    expect(r.status).toBe(0)
+    sb.track(JSON.parse(r.stdout).name)
+    expect(fs.existsSync(path.join(sb.home, 'cache', 'profiles', 'default.json'))).toBe(true)
+  })
+  afterAll(() => {
+    const left = sb.cleanup()
+    expect(left.mounts).toEqual([])
+    expect(left.cgroups).toEqual([])
+  })
+
+  it('create: same state file, output shape and limits natively as through Node', () => {
+    const flags = ['--env', 'A=1', '--env', 'B=x y', '--memory', '256m', '--pids', '64', '--cpus', '0.5', '--hostname', 'h-1']
+    sb.track(N)
+    sb.track(M)
+    const a = v(['sandbox', 'create', N, ...flags, '--json'], NO_NODE)
+    expect(a.status, a.stderr).toBe(0)
+    const b = v(['sandbox', 'create', M, ...flags, '--json'], NODE_ONLY)
+    expect(b.status, b.stderr).toBe(0)
+    const ja = JSON.parse(a.stdout)
+    const jb = JSON.parse(b.stdout)
+    expect(Object.keys(ja)).toEqual(Object.keys(jb))
+    expect(Object.keys(ja.timings)).toEqual(Object.keys(jb.timings))
+    expect({...ja, name: 0, pid: 0, timings: 0}).toEqual({...jb, name: 0, pid: 0, timings: 0})
+    expect(normState(sb.home, N)).toEqual(normState(sb.home, M))
+    const st = fs.statSync(path.join(sb.home, 'tenants', N, 'state.json'))
+    expect(st.mode & 0o777).toBe(0o600)
+    expect(fs.statSync(path.join(sb.home, 'tenants')).mode & 0o777).toBe(0o700)
+    expect(fs.readFileSync(`/sys/fs/cgroup/pids/velo/${N}/pids.max`, 'utf8').trim()).toBe('64')
+    expect(fs.readFileSync(`/sys/fs/cgroup/cpu/velo/${N}/cpu.cfs_quota_us`, 'utf8').trim()).toBe('50000')
+    // human output: one line on stderr, nothing on stdout
+    const H = uniq('hum')
+    sb.track(H)
+    const h = v(['sandbox', 'create', H], NO_NODE)
+    expect(h.status).toBe(0)
+    expect(h.stdout).toBe('')
+    expect(h.stderr).toMatch(new RegExp(`^created sandbox ${H} \\(image default, profile default, init pid \\d+\\)\\n$`))
+  })
+
+  it('exec: output, stdin, env, workdir and exit codes 0/1/137 match Node', () => {
+    const cases: Array<[string[], string?]> = [
+      [['sandbox', 'exec', N, '--', 'sh', '-c', 'echo $A:$B:$HOSTNAME:$HOME; pwd; echo err >&2']],
+      [['sandbox', 'exec', '-e', 'C=3', '--workdir', '/tmp', N, '--', 'sh', '-c', 'echo $C; pwd']],
+      [['sandbox', 'exec', N, '--', 'false']],
+      [['sandbox', 'exec', N, '--', 'sh', '-c', 'kill -9 $$']],
+      [['sandbox', 'exec', N, '--', 'tr', 'a-z', 'A-Z'], 'hello\n'],
+      [['sandbox', 'exec', N, '--', '/no/such/binary']],
+    ]
+    const want = [0, 0, 1, 137, 0, 127]
+    cases.forEach(([args, input], i) => {
+      const a = v(args, NO_NODE, input)
+      const b = v(args, NODE_ONLY, input)
+      expect(a.status).toBe(want[i])
+      expect(a).toEqual(b)
+    })
+  })
+
+  it('errors: unknown, stopped, bad name, running without -f — same text and exit code both ways', () => {
+    const S = uniq('stop')
+    sb.track(S)
+    const c = JSON.parse(v(['sandbox', 'create', S, '--json'], NO_NODE).stdout)
+    process.kill(c.pid, 'SIGKILL')
+    for (let i = 0; i < 200 && fs.existsSync(`/proc/${c.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8')); i++)
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10)
+    const calls: string[][] = [
+      ['sandbox', 'exec', 'no-such-sandbox', '--', 'true'],
+      ['sandbox', 'exec', S, '--', 'true'],
+      ['sandbox', 'rm', 'no-such-sandbox'],
+      ['sandbox', 'rm', 'no-such-sandbox', '--json'],
+      ['sandbox', 'rm', N],
+      ['sandbox', 'rm', N, '--json'],
+    ]
+    for (const args of calls) {
+      const a = v(args, NO_NODE)
+      const b = v(args, NODE_ONLY)
+      expect(a.status).toBe(1)
+      expect(a).toEqual(b)
+    }
+    // a bad name is Node's to render: the fast path hands it over before touching anything
+    for (const args of [
+      ['sandbox', 'exec', '../x', '--', 'true'],
+      ['sandbox', 'create', '-bad'],
+      ['sandbox', 'create', 'a/b'],
+    ]) {
+      expect(v(args, NO_NODE).stderr).toMatch(/Cannot find module|nonexistent/)
+      const b = v(args)
+      expect(b.status).not.toBe(0)
+      expect(v(args, NODE_ONLY)).toEqual(b)
+    }
+  })
+
+  it('hands --help, -t, unknown flags, --backend fuse, --user NAME and --mount with a relative path to Node', () => {
+    const fallbacks = [
+      ['sandbox', 'exec', N, '--help'],
+      ['sandbox', 'create', '--help'],
+      ['sandbox', 'exec', '-t', N, '--', 'true'],
+      ['sandbox', 'exec', '--user', 'node', N, '--', 'true'],
+      ['sandbox', 'exec', '--bogus', N, '--', 'true'],
+      ['sandbox', 'create', uniq('x'), '--backend', 'fuse'],
+      ['sandbox', 'create', uniq('x'), '--mount', './src:/src:ro'],
+      ['sandbox', 'create', uniq('x'), '--profile', './profiles/default.json'],
+      ['sandbox', 'rm', '--bogus', N],
+      ['sandbox', 'run', '--json', '--', 'true'],
+    ]
+    for (const args of fallbacks) {
+      const r = v(args, NO_NODE)
+      expect(r.status, args.join(' ')).not.toBe(0)
+      expect(r.stderr, args.join(' ')).toMatch(/Cannot find module/)
+    }
+    expect(v(['sandbox', 'exec', N, '--help']).stdout).toMatch(/USAGE/)
+    expect(fs.readdirSync(path.join(sb.home, 'tenants')).filter((n) => n.startsWith('x-'))).toEqual([])
+  })
+
+  it('never reads or writes through a symlink planted in a tenant dir; an empty store goes to Node', () => {
+    const P = uniq('plant')
+    sb.track(P)
+    expect(v(['sandbox', 'create', P], NO_NODE).status).toBe(0)
+    const f = path.join(sb.home, 'tenants', P, 'state.json')
+    const real = fs.readFileSync(f, 'utf8')
+    const decoy = path.join(sb.home, 'decoy.json')
+    fs.writeFileSync(decoy, real)
+    fs.rmSync(f)
+    fs.symlinkSync(decoy, f)
+    for (const args of [
+      ['sandbox', 'exec', P, '--', 'true'],
+      ['sandbox', 'rm', '-f', P],
+      ['sandbox', 'stop', P],
+    ])
+      expect(v(args, NO_NODE).stderr, args.join(' ')).toMatch(/Cannot find module/)
+    fs.rmSync(f)
+    fs.writeFileSync(f, real, {mode: 0o600})
+    expect(v(['sandbox', 'rm', '-f', P], NO_NODE).status).toBe(0)
+    expect(fs.readFileSync(decoy, 'utf8')).toBe(real)
+    fs.rmSync(decoy)
+    // a store without the default image (nothing built yet): Node builds it, so the fast path must not act
+    const empty = tmpDir('velo-front-empty-')
+    try {
+      const r = velo(empty, ['sandbox', 'create', 'x1'], {env: NO_NODE})
+      expect(r.stderr).toMatch(/Cannot find module/)
+      expect(fs.existsSync(path.join(empty, 'tenants'))).toBe(false)
+    } finally {
+      rmrf(empty)
+    }
+  })
+
+  it('an edited profile is not served from the stale compiled copy', () => {
+    const cache = path.join(sb.home, 'cache', 'profiles', 'default.json')
+    const c = JSON.parse(fs.readFileSync(cache, 'utf8'))
+    fs.writeFileSync(cache, JSON.stringify({...c, mtimeNs: '1'}))
+    const r = v(['sandbox', 'create', uniq('x')], NO_NODE)
+    expect(r.stderr).toMatch(/Cannot find module/)
+    fs.writeFileSync(cache, JSON.stringify(c))
+  })
+
+  it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {
+    const R = uniq('race')
+    sb.track(R)
+    const rs = await Promise.all([asyncVelo(sb.home, ['sandbox', 'create', R], NO_NODE), asyncVelo(sb.home, ['sandbox', 'create', R], NO_NODE)])
+    expect(rs.map((r) => r.status).sort()).toEqual([0, 1])
+    expect(rs.find((r) => r.status === 1)!.stderr).toBe(
+      `velo: error [ALREADY_EXISTS]: a sandbox named ${R} already exists\n  suggestion: pick another name, or remove it first: velo sandbox rm -f ${R}\n`,
+    )
+    const a = v(['sandbox', 'rm', '-f', R, '--json'], NO_NODE)
+    expect(a.status).toBe(0)
+    const ja = JSON.parse(a.stdout)
+    const R2 = uniq('race2')
+    sb.track(R2)
+    v(['sandbox', 'create', R2])
+    const jb = JSON.parse(v(['sandbox', 'rm', '-f', R2, '--json'], NODE_ONLY).stdout)
+    expect(ja.map((x: any) => Object.keys(x))).toEqual(jb.map((x: any) => Object.keys(x)))
+    expect(Object.keys(ja[0].timings)).toEqual(Object.keys(jb[0].timings))
+    expect(ja[0]).toMatchObject({name: R, killed: true})
+    expect(leftovers(sb.home, [R, R2]).cgroups).toEqual([])
+    expect(fs.existsSync(path.join(sb.home, 'tenants', R))).toBe(false)
+  })
+
+  it('stop: same output and exit codes natively as through Node', () => {
+    const S = uniq('stp')
+    sb.track(S)
+    expect(v(['sandbox', 'create', S], NO_NODE).status).toBe(0)
+    const a = v(['sandbox', 'stop', S, '--json'], NO_NODE)
+    expect(a.status, a.stderr).toBe(0)
+    expect(JSON.parse(a.stdout)).toEqual({name: S, wasRunning: true, forced: false})
+    expect(v(['sandbox', 'ls', '--json']).stdout).toMatch(new RegExp(`"name": "${S}",\\s*"status": "stopped"`))
+    for (const args of [
+      ['sandbox', 'stop', S],
+      ['sandbox', 'stop', S, '--json'],
+      ['sandbox', 'stop', '-t', '1', 'no-such-sandbox'],
+    ]) {
+      const x = v(args, NO_NODE)
+      expect(x).toEqual(v(args, NODE_ONLY))
+    }
+    expect(v(['sandbox', 'start', S]).status).toBe(0)
+    const h = v(['sandbox', 'stop', '-t', '5', S], NO_NODE)
+    expect(h).toEqual({status: 0, stdout: '', stderr: `stopped ${S}\n`})
+  })
+
+  it('run --rm: output and exit codes as Node, nothing left behind', () => {
+    const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
+    for (const [cmd, code] of [
+      [['true'], 0],
+      [['sh', '-c', 'echo out; echo err >&2; exit 3'], 3],
+      [['sh', '-c', 'kill -9 $$'], 137],
+    ] as Array<[string[], number]>) {
+      const a = v(['sandbox', 'run', '--rm', '--env', 'Q=1', '--', ...cmd], NO_NODE)
+      const b = v(['sandbox', 'run', '--rm', '--env', 'Q=1', '--', ...cmd], NODE_ONLY)
+      expect(a.status).toBe(code)
+      expect(a).toEqual(b)
+    }
+    expect(fs.readdirSync(path.join(sb.home, 'tenants')).sort()).toEqual(before)
+  })
+
+  it('a tenant state file is its gc hold: gc racing creates keeps every created tenant\'s layers', async () => {
+    const src = tmpDir('velo-front-img-')
+    try {
+      fs.writeFileSync(path.join(src, 'hello.txt'), `layer for ${uniq('x')}\n`)
+      expect(v(['ingest', src, '--name', 'gcimg', '--json']).status).toBe(0)
+      // the farm is built by the first (Node) create; the racing ones are native
+      const W = uniq('gcw')
+      sb.track(W)
+      expect(v(['sandbox', 'create', W, '--image', 'gcimg']).status).toBe(0)
+      const layers: string[] = JSON.parse(fs.readFileSync(path.join(sb.home, 'tenants', W, 'state.json'), 'utf8')).layers
+      expect(v(['sandbox', 'rm', '-f', W]).status).toBe(0)
+      const names = [0, 1, 2, 3].map(() => uniq('gcr'))
+      names.forEach((n) => sb.track(n))
+      const racers = names.map((n) => asyncVelo(sb.home, ['sandbox', 'create', n, '--image', 'gcimg'], NO_NODE))
+      const rmGc = (async () => {
+        await asyncVelo(sb.home, ['image', 'rm', 'gcimg', '--json'])
+        return asyncVelo(sb.home, ['gc', '--json'])
+      })()
+      const [gc1, ...rs] = await Promise.all([rmGc, ...racers])
+      expect(gc1.status, gc1.stderr + gc1.stdout).toBe(0)
+      const won = names.filter((_, i) => rs[i].status === 0)
+      for (const n of won) for (const l of layers) expect(fs.existsSync(path.join(sb.home, 'farms', l))).toBe(true)
+      // with a tenant alive, the image's layer survives every gc; once the last one is gone, gc sweeps it
+      if (won.length) {
+        const g = JSON.parse(v(['gc', '--json']).stdout)
+        expect(g.removedLayers).toBe(0)
+        expect(g.removedFarms).toBe(0)
+        expect(g.removedObjects).toBe(0)
+        expect(fs.readFileSync(path.join(sb.home, 'farms', layers[0], 'hello.txt'), 'utf8')).toMatch(/^layer for /)
+      }
+      for (const n of won) expect(v(['sandbox', 'rm', '-f', n], NO_NODE).status).toBe(0)
+      const g2 = JSON.parse(v(['gc', '--json']).stdout)
+      expect(fs.existsSync(path.join(sb.home, 'farms', layers[0]))).toBe(false)
+      expect(g2.removedLayers + (JSON.parse(gc1.stdout).removedLayers ?? 0)).toBeGreaterThanOrEqual(1)
+      const db = ManifestDb.open(sb.home)
+      try {
+        expect(db.listHolds().filter((h) => h.holder.startsWith('tenant:'))).toEqual([])
+      } finally {
+        db.close()
+      }
+    } finally {
+      rmrf(src)
+    }
+  })
+})
