@@ -173,7 +173,8 @@ describe('velo image import of a layer with xattrs', () => {
     const cwd = path.join(w, `run${extra.length}`)
     fs.mkdirSync(cwd)
     const prog = 'import os\nfor p in ["img/data/a","img/data/b","img/data/dir","img/usr/bin/ping"]: print(p, open(p).read() if os.path.isfile(p) else "-", sorted((n, os.getxattr(p, n).hex()) for n in os.listxattr(p)))'
-    const r = velo(home, ['run', '--image', 'xi', '--at', './img', ...extra, '--', 'python3', '-c', prog], {cwd})
+    // the phantom skeleton in the test's own dir, not in ~/.cache (removed with it)
+    const r = velo(home, ['run', '--image', 'xi', '--at', './img', ...extra, '--', 'python3', '-c', prog], {cwd, env: {VELO_CACHE_HOME: path.join(w, 'cache')}})
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toBe(
       `img/data/a same bytes\n [('user.bin', '00ff01'), ('user.color', '${hex('red')}')]\n` +
