@@ -5,6 +5,7 @@ import {spawn, spawnSync} from 'node:child_process'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
+import {procStat, writeFileAtomic} from '../lib/fsutil'
 import {nativeBin} from '../lib/native'
 import {ManifestDb} from '../manifest/db'
 
@@ -83,12 +84,9 @@ function readRecord(home: string, id: string): MountRecord | undefined {
 
 function writeRecord(home: string, rec: MountRecord): void {
   const f = recordFile(home, rec.id)
-  const tmp = `${f}.${process.pid}.tmp`
   try {
-    fs.writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n', {mode: 0o600})
-    fs.renameSync(tmp, f)
+    writeFileAtomic(f, JSON.stringify(rec, null, 2) + '\n')
   } catch (err) {
-    fs.rmSync(tmp, {force: true})
     throw fromSystemError(err, `cannot write the mount record ${f}`)
   }
 }
@@ -160,14 +158,9 @@ export function kernelMounts(): Map<string, KernelMount> {
 
 /** Start time of PID in clock ticks since boot (field 22 of /proc/PID/stat), or undefined if it is gone. */
 export function pidStartTime(pid: number): string | undefined {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ')
-    if (rest[0] === 'Z' || rest[0] === 'X') return undefined // a zombie serves nothing
-    return rest[19]
-  } catch {
-    return undefined
-  }
+  const st = procStat(pid)
+  if (!st || st.state === 'Z' || st.state === 'X') return undefined // a zombie serves nothing
+  return st.start
 }
 
 const daemonAlive = (rec: MountRecord): boolean => rec.pid > 0 && pidStartTime(rec.pid) === rec.pidStart

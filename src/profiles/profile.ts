@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
+import {writeFileAtomic} from '../lib/fsutil'
 import {packageRoot} from '../lib/native'
 
 /**
@@ -243,9 +244,7 @@ export function loadProfileCached(home: string, ref = 'default'): Profile {
     } catch {}
     if (old !== text) {
       fs.mkdirSync(dir, {recursive: true, mode: 0o700})
-      const tmp = path.join(dir, `.${ref}.${process.pid}.tmp`)
-      fs.writeFileSync(tmp, text, {mode: 0o600})
-      fs.renameSync(tmp, dest)
+      writeFileAtomic(dest, text)
     }
   } catch {}
   return p

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
+import {writeFileAtomic} from '../lib/fsutil'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb} from '../manifest/db'
 import {wakeSkeleton} from './native'
@@ -74,8 +75,8 @@ export function incept(home: string, dir: string, opts: {image: string; at?: str
     const lines = HOOK_VARS.filter((k) => k !== 'LD_PRELOAD' && env[k] !== undefined).map((k) => `export ${k}=${shq(env[k]!)}`)
     // LD_PRELOAD is prepended to whatever the shell already has
     lines.unshift(`export LD_PRELOAD=${shq(env.LD_PRELOAD!)}\${LD_PRELOAD:+:\$LD_PRELOAD}`)
-    fs.writeFileSync(path.join(sd, 'env'), lines.join('\n') + '\n')
-    fs.writeFileSync(path.join(sd, 'state.json'), JSON.stringify(state, null, 2) + '\n')
+    writeFileAtomic(path.join(sd, 'env'), lines.join('\n') + '\n', 0o644)
+    writeFileAtomic(path.join(sd, 'state.json'), JSON.stringify(state, null, 2) + '\n', 0o644)
   } catch (err) {
     throw fromSystemError(err, `cannot write ${sd}`)
   }

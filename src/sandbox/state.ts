@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
+import {procStat, writeFileAtomic} from '../lib/fsutil'
 import type {Limits} from './cgroup'
 import type {MountSpec} from '../profiles/profile'
 
@@ -56,27 +57,13 @@ export function readState(home: string, name: string): TenantState {
 }
 
 export function writeState(home: string, s: TenantState): void {
-  const dir = tenantDir(home, s.name)
-  const tmp = path.join(dir, `.state.${process.pid}.tmp`)
   try {
-    fs.writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', {mode: 0o600})
-    fs.renameSync(tmp, path.join(dir, 'state.json'))
+    writeFileAtomic(path.join(tenantDir(home, s.name), 'state.json'), JSON.stringify(s, null, 2) + '\n')
   } catch (err) {
     throw fromSystemError(err, `cannot write state of sandbox ${s.name}`)
   }
 }
 
-/** /proc/PID/stat: start time (field 22) and state letter, or undefined when the pid is gone. */
-export function procStat(pid: number): {start: string; state: string} | undefined {
-  let s: string
-  try {
-    s = fs.readFileSync(`/proc/${pid}/stat`, 'latin1')
-  } catch {
-    return undefined
-  }
-  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ')
-  return {state: rest[0], start: rest[19]}
-}
 
 /** Running = its init is alive and is the same process (start time) that velo started. */
 export function isRunning(s: TenantState): boolean {
