@@ -7,6 +7,7 @@ import {StoreLock} from '../lib/lock'
 import {ImageRecord, ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, FLAG_WHITEOUT, kindOf, ZERO_HASH} from '../manifest/entry'
 import {objectOf, Store} from '../store/cas'
+import {configToDocker, hostGoArch} from './config'
 import {majorMinor} from './layer'
 import {encodeTarHeader, TAR_END, tarPadding} from './tar-write'
 export {fmtPaxTime} from './tar-write'
@@ -218,17 +219,8 @@ async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: nu
 
 function dockerConfig(img: ImageRecord, diffIds: string[]): Buffer {
   const c = img.config ?? {}
-  const config: Record<string, unknown> = {}
-  if (c.env) config.Env = c.env
-  if (c.cmd) config.Cmd = c.cmd
-  if (c.entrypoint) config.Entrypoint = c.entrypoint
-  if (c.workingDir) config.WorkingDir = c.workingDir
-  if (c.user) config.User = c.user
-  if (c.labels) config.Labels = c.labels
-  if (c.exposedPorts) config.ExposedPorts = c.exposedPorts
-  if (c.volumes) config.Volumes = c.volumes
-  if (c.stopSignal) config.StopSignal = c.stopSignal
-  const arch = typeof c.architecture === 'string' ? c.architecture : ({x64: 'amd64', arm64: 'arm64'} as Record<string, string>)[process.arch] ?? process.arch
+  const config = configToDocker(c)
+  const arch = typeof c.architecture === 'string' ? c.architecture : hostGoArch()
   return Buffer.from(
     JSON.stringify({
       architecture: arch,

@@ -6,6 +6,7 @@ import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
 import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
 import {Store} from '../store/cas'
+import {configFromDocker, hostGoArch} from './config'
 import {importLayerStream, LayerApplier, LayerResult} from './layer'
 import {xattrWarning} from '../manifest/xattrs'
 import {decompress, HashTap, looksLikeTar, peek, sniffCompression, TarEntry, tarEntries} from './stream'
@@ -242,15 +243,13 @@ const blobPath = (digest: unknown, what: string): string => {
   return `blobs/sha256/${m[1]}`
 }
 
-const GOARCH: Record<string, string> = {x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', ia32: '386'}
-
 /** OCI image layout: index.json → (nested indexes) → manifests → config + layers. */
 async function plansFromOciIndex(blobs: Blobs, depth = 0, p = 'index.json', digest?: string, inheritedName?: string): Promise<ImagePlan[]> {
   if (depth > 4) throw new VeloError('BAD_INPUT', `${p}: image indexes nested too deep`)
   const idx = await blobs.json(p, depth === 0 ? 'index.json' : 'image index', digest)
   if (!Array.isArray(idx?.manifests)) throw new VeloError('BAD_INPUT', `${p}: no manifests list`)
   const out: ImagePlan[] = []
-  const arch = GOARCH[process.arch] ?? process.arch
+  const arch = hostGoArch()
   const candidates = idx.manifests as any[]
   const nested = candidates.filter((d) => INDEX_TYPES.has(d?.mediaType))
   const direct = candidates.filter((d) => !INDEX_TYPES.has(d?.mediaType))
@@ -288,22 +287,6 @@ async function plansFromOciIndex(blobs: Blobs, depth = 0, p = 'index.json', dige
   return out
 }
 
-function imageConfigOf(cfg: any): ImageConfig {
-  const c = cfg?.config ?? {}
-  const out: ImageConfig = {}
-  if (Array.isArray(c.Env)) out.env = c.Env
-  if (Array.isArray(c.Cmd)) out.cmd = c.Cmd
-  if (Array.isArray(c.Entrypoint)) out.entrypoint = c.Entrypoint
-  if (typeof c.WorkingDir === 'string' && c.WorkingDir) out.workingDir = c.WorkingDir
-  if (typeof c.User === 'string' && c.User) out.user = c.User
-  if (c.Labels && typeof c.Labels === 'object') out.labels = c.Labels
-  if (c.ExposedPorts && typeof c.ExposedPorts === 'object') out.exposedPorts = c.ExposedPorts
-  if (c.Volumes && typeof c.Volumes === 'object') out.volumes = c.Volumes
-  if (typeof c.StopSignal === 'string') out.stopSignal = c.StopSignal
-  if (typeof cfg?.architecture === 'string') out.architecture = cfg.architecture
-  if (typeof cfg?.os === 'string') out.os = cfg.os
-  return out
-}
 
 function inputLabel(input: string): string {
   return input === '-' ? 'stdin' : path.resolve(input)
@@ -434,10 +417,10 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
           if (!tag) throw new VeloError('USAGE', `image ${i + 1} in the archive has no tag`, {suggestion: 'give --name NAME'})
           name = nameFromRef(tag)
         }
-        images.push({name: validateName('image', name), layers, config: imageConfigOf(cfg)})
+        images.push({name: validateName('image', name), layers, config: configFromDocker(cfg)})
         // Extra tags of the same image become extra names for the same layers.
         if (!opts.name)
-          for (const t of plan.tags.slice(1)) images.push({name: validateName('image', nameFromRef(t)), layers, config: imageConfigOf(cfg)})
+          for (const t of plan.tags.slice(1)) images.push({name: validateName('image', nameFromRef(t)), layers, config: configFromDocker(cfg)})
       }
     }
 
