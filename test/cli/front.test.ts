@@ -83,6 +83,34 @@ describe('native front-end: sandbox fast paths', () => {
     expect(h.stderr).toMatch(new RegExp(`^created sandbox ${H} \\(image default, profile default, init pid \\d+\\)\\n$`))
   })
 
+  it('a memory limit of 1e15 bytes or more is written out in full, as Node writes it (not as 1.1e+15)', () => {
+    const A = uniq('big')
+    const B = uniq('bign')
+    sb.track(A)
+    sb.track(B)
+    const a = v(['sandbox', 'create', A, '--memory', '1000t'], NO_NODE)
+    expect(a.status, a.stderr).toBe(0)
+    expect(v(['sandbox', 'create', B, '--memory', '1000t'], NODE_ONLY).status).toBe(0)
+    expect(normState(sb.home, A)).toEqual(normState(sb.home, B))
+    expect(fs.readFileSync(path.join(sb.home, 'tenants', A, 'state.json'), 'utf8')).toMatch(/"memory": 1099511627776000\b/)
+    expect(fs.readFileSync(`/sys/fs/cgroup/memory/velo/${A}/memory.limit_in_bytes`, 'utf8')).toBe(fs.readFileSync(`/sys/fs/cgroup/memory/velo/${B}/memory.limit_in_bytes`, 'utf8'))
+    for (const n of [A, B]) expect(v(['sandbox', 'rm', '-f', n]).status).toBe(0)
+  })
+
+  it('rm -f NAME NAME: removes it once and then fails on the second, as Node does', () => {
+    const D = uniq('dup')
+    sb.track(D)
+    for (const env of [NO_NODE, NODE_ONLY]) {
+      expect(v(['sandbox', 'create', D]).status).toBe(0)
+      const r = v(['sandbox', 'rm', '-f', D, D], env === NO_NODE ? {} : env)
+      expect(r.status).toBe(1)
+      expect(r.stderr).toBe(
+        `removed ${D}\nvelo: error [NOT_FOUND]: no sandbox named "${D}"\n  suggestion: list sandboxes with \`velo sandbox ls\`; create one with \`velo sandbox create NAME\`\n`,
+      )
+      expect(fs.existsSync(path.join(sb.home, 'tenants', D))).toBe(false)
+    }
+  })
+
   it('exec: output, stdin, env, workdir and exit codes 0/1/137 match Node', () => {
     const cases: Array<[string[], string?]> = [
       [['sandbox', 'exec', N, '--', 'sh', '-c', 'echo $A:$B:$HOSTNAME:$HOME; pwd; echo err >&2']],
