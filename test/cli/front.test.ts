@@ -226,6 +226,44 @@ describe('native front-end: sandbox fast paths', () => {
     fs.writeFileSync(cache, JSON.stringify(c))
   })
 
+  it('the compiled profile in the store grants nothing the profile could not: a tampered copy goes to Node', () => {
+    // Node validates profiles/NAME.json (in the package) on every create; the store's compiled copy must not be a
+    // way around that for whoever can write to the store
+    const cache = path.join(sb.home, 'cache', 'profiles', 'default.json')
+    const text = fs.readFileSync(cache, 'utf8')
+    const c = JSON.parse(text)
+    const tampered: Array<Record<string, unknown>> = [
+      {capabilities: [...c.profile.capabilities, 'SYS_ADMIN']},
+      {capabilities: [...c.profile.capabilities, 'CHOWN']},
+      {mounts: [{source: '/etc/../etc', target: '/host', readonly: false}]},
+      {mounts: [{source: '/etc', target: '/x/..', readonly: true}]},
+      {env: {'A=B': 'x'}},
+      {limits: {pids: 8.5}},
+      {limits: {memory: 100}},
+      {hostname: '-h'},
+      {user: 'a b'},
+      {workdir: 'rel'},
+    ]
+    try {
+      for (const t of tampered) {
+        fs.writeFileSync(cache, JSON.stringify({...c, profile: {...c.profile, ...t}}), {mode: 0o600})
+        const r = v(['sandbox', 'run', '--rm', '--', 'true'], NO_NODE)
+        expect(r.stderr, JSON.stringify(t)).toMatch(/Cannot find module/)
+      }
+      // an untampered copy that someone else could have written: not trusted either
+      fs.writeFileSync(cache, text)
+      fs.chmodSync(cache, 0o620)
+      expect(v(['sandbox', 'run', '--rm', '--', 'true'], NO_NODE).stderr).toMatch(/Cannot find module/)
+      fs.chmodSync(cache, 0o600)
+      // and the real copy is served
+      const ok = v(['sandbox', 'run', '--rm', '--', 'true'], NO_NODE)
+      expect(ok.status, ok.stderr).toBe(0)
+    } finally {
+      fs.writeFileSync(cache, text)
+      fs.chmodSync(cache, 0o600)
+    }
+  })
+
   it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {
     const R = uniq('race')
     sb.track(R)
