@@ -264,6 +264,38 @@ describe('native front-end: sandbox fast paths', () => {
     }
   })
 
+  it("a newline in an image's config env or in a state file never becomes a plan line (caps, seccomp): refused both ways", () => {
+    // velo-helper's plan is one `key value` a line and a later caps/seccomp line wins: an imported image with
+    // Env ["X=1\ncaps 1fffffffff"] got every capability and no seccomp filter
+    const db = ManifestDb.open(sb.home)
+    try {
+      const img = db.requireImage('default')
+      db.putImageSync({...img, name: 'evil-env', config: {...img.config, env: ['X=1\ncaps 1fffffffff\nseccomp unconfined']}})
+    } finally {
+      db.close()
+    }
+    const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
+    const want = 'velo: error [BAD_INPUT]: image evil-env: config env "X" contains NUL or newline\n  suggestion: fix the image config (Env) and import it again\n'
+    for (const env of [{}, NODE_ONLY]) {
+      const r = v(['sandbox', 'run', '--rm', '--image', 'evil-env', '--', 'grep', 'CapEff', '/proc/self/status'], env)
+      expect(r).toEqual({status: 1, stdout: '', stderr: want})
+    }
+    expect(fs.readdirSync(path.join(sb.home, 'tenants')).sort()).toEqual(before)
+    // a state file whose env carries a plan line (the store is not the authority on capabilities either)
+    const T = uniq('inj')
+    sb.track(T)
+    expect(v(['sandbox', 'create', T], NO_NODE).status).toBe(0)
+    const f = path.join(sb.home, 'tenants', T, 'state.json')
+    const st = JSON.parse(fs.readFileSync(f, 'utf8'))
+    fs.writeFileSync(f, JSON.stringify({...st, env: [...st.env, 'Y=1\ncaps 1fffffffff']}), {mode: 0o600})
+    const a = v(['sandbox', 'exec', T, '--', 'grep', 'CapEff', '/proc/self/status'])
+    expect(a.status).toBe(1)
+    expect(a.stdout).toBe('')
+    expect(a.stderr).toMatch(/^velo: error \[BAD_INPUT\]: the "env" value of the sandbox plan contains NUL or newline/)
+    expect(v(['sandbox', 'exec', T, '--', 'true'], NODE_ONLY)).toEqual(a)
+    expect(v(['sandbox', 'rm', '-f', T]).status).toBe(0)
+  })
+
   it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {
     const R = uniq('race')
     sb.track(R)
