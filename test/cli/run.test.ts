@@ -239,4 +239,14 @@ describe('velo run: the native path', () => {
       rmrf(d)
     }
   })
+
+  it('an inception state file with invalid UTF-8 is read as Node reads it (U+FFFD): the native path leaves it to Node', () => {
+    const p = path.join(dir, 'incepted-bad-utf8')
+    fs.mkdirSync(path.join(p, '.velo'), {recursive: true})
+    fs.writeFileSync(path.join(p, '.velo', 'state.json'), Buffer.concat([Buffer.from('{"image":"r'), Buffer.from([0xff]), Buffer.from(`x","root":"${p}/lib","mode":"solid"}`)]))
+    expect(run(['--', 'true'], true, {cwd: p, env: NO_NODE}).stderr).toMatch(/Cannot find module/)
+    const o = same(['--', 'true'], {cwd: p})
+    expect(o.status).toBe(1)
+    expect(o.stderr).toContain('no image named "r\ufffdx"')
+  })
 })
