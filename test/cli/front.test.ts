@@ -296,6 +296,22 @@ describe('native front-end: sandbox fast paths', () => {
     expect(v(['sandbox', 'rm', '-f', T]).status).toBe(0)
   })
 
+  it('a state file with invalid UTF-8 goes to Node, which reads it as UTF-8 (the tenant gets U+FFFD, not the raw byte)', () => {
+    const U = uniq('utf')
+    sb.track(U)
+    expect(v(['sandbox', 'create', U, '--env', 'Z=a-b'], NO_NODE).status).toBe(0)
+    const f = path.join(sb.home, 'tenants', U, 'state.json')
+    const text = fs.readFileSync(f)
+    const i = text.indexOf('Z=a-b')
+    fs.writeFileSync(f, Buffer.concat([text.subarray(0, i + 3), Buffer.from([0xff]), text.subarray(i + 4)]), {mode: 0o600})
+    const args = ['sandbox', 'exec', U, '--', 'sh', '-c', 'printf %s "$Z" | od -An -tx1']
+    expect(v(args, NO_NODE).stderr).toMatch(/Cannot find module/)
+    const a = v(args)
+    expect(a.stdout.trim()).toBe('61 ef bf bd 62')
+    expect(v(args, NODE_ONLY)).toEqual(a)
+    expect(v(['sandbox', 'rm', '-f', U]).status).toBe(0)
+  })
+
   it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {
     const R = uniq('race')
     sb.track(R)
