@@ -643,6 +643,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   if (cgroup_ensure(&s->cgroups, s->limits, s->n_limits, what, sizeof what) < 0) {
     int en = errno;
     cleanup_tenant(ctx, home, name, s);
+    if (en == EEXIST) return sb_err(json, "INTERNAL", what, NULL); /* fromSystemError: INTERNAL, libuv's text */
     return front_sys_error(json, en, what);
   }
   timing(r, "cgroups", ms_since(t));

@@ -312,6 +312,20 @@ describe('native front-end: sandbox fast paths', () => {
     expect(v(['sandbox', 'rm', '-f', U]).status).toBe(0)
   })
 
+  it('a sandbox named after a cgroup control file (tasks, cgroup.procs): the same error both ways, and no tenant left stuck', () => {
+    // its cgroup "dir" would be a file of velo's parent cgroup: the create fails, and the clean-up (rmdir gets
+    // ENOTDIR) must not leave a tenant that no rm -f can remove
+    for (const n of ['tasks', 'cgroup.procs']) {
+      const a = v(['sandbox', 'create', n, '--json'], NO_NODE)
+      const b = v(['sandbox', 'create', n, '--json'], NODE_ONLY)
+      expect(a.status).toBe(70)
+      expect(a).toEqual(b)
+      expect(JSON.parse(a.stdout).error.message).toBe(`cannot set up cgroups for ${n}: EEXIST: file already exists, mkdir '/sys/fs/cgroup/memory/velo/${n}'`)
+      expect(fs.existsSync(path.join(sb.home, 'tenants', n))).toBe(false)
+      expect(fs.statSync(`/sys/fs/cgroup/memory/velo/${n}`).isFile()).toBe(true)
+    }
+  })
+
   it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {
     const R = uniq('race')
     sb.track(R)
