@@ -326,6 +326,24 @@ describe('native front-end: sandbox fast paths', () => {
     }
   })
 
+  it('a $VELO_CGROUP_ROOT with a newline (it reaches the plan\'s cgroup lines) goes to Node before anything is created', () => {
+    const base = tmpDir('velo-front-cg-')
+    const root = base + '/cg\nbind /etc\t/hostetc\trw\nx'
+    try {
+      for (const c of ['memory', 'pids', 'cpu']) {
+        fs.mkdirSync(path.join(root, c), {recursive: true})
+        fs.writeFileSync(path.join(root, c, 'cgroup.procs'), '')
+      }
+      const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
+      const r = v(['sandbox', 'run', '--rm', '--', 'true'], {...NO_NODE, VELO_CGROUP_ROOT: root})
+      expect(r.stderr).toMatch(/Cannot find module/)
+      expect(fs.readdirSync(path.join(sb.home, 'tenants')).sort()).toEqual(before)
+      expect(fs.readdirSync(path.join(root, 'memory'))).toEqual(['cgroup.procs'])
+    } finally {
+      rmrf(base)
+    }
+  })
+
   it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {
     const R = uniq('race')
     sb.track(R)
