@@ -330,6 +330,13 @@ char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user
     free(buf);
     return NULL;
   }
+  /* fail closed, as plan_create: one line per value, or Node serves the call */
+  size_t lines = 0, want = 2 + s->cgroups.n + 4 + e.n + (size_t)argc;
+  for (const char *c = buf; (c = strchr(c, '\n')); c++) lines++;
+  if (lines != want) {
+    free(buf);
+    return NULL;
+  }
   return buf;
 }
 
