@@ -41,8 +41,18 @@ int cgroup_dirs(const char *name, struct strlist *out) {
   return 0;
 }
 
+/* fs.mkdirSync(path, {recursive: true}): an existing directory is fine, an existing file is EEXIST (a sandbox
+ * named after a cgroup control file, "tasks" or "cgroup.procs": its "cgroup" would be that file) */
+static int exists_as_dir(const char *path) {
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+  errno = EEXIST;
+  return -1;
+}
+
 static int mkdir_p(const char *path) {
-  if (mkdir(path, 0777) == 0 || errno == EEXIST) return 0;
+  if (mkdir(path, 0777) == 0) return 0;
+  if (errno == EEXIST) return exists_as_dir(path);
   if (errno != ENOENT) return -1;
   char *dup = strdup(path);
   if (!dup) return -1;
@@ -53,7 +63,8 @@ static int mkdir_p(const char *path) {
     free(dup);
     if (r < 0) return -1;
   } else free(dup);
-  return mkdir(path, 0777) == 0 || errno == EEXIST ? 0 : -1;
+  if (mkdir(path, 0777) == 0) return 0;
+  return errno == EEXIST ? exists_as_dir(path) : -1;
 }
 
 /* fs.writeFileSync(file, value): one write of the whole value */
@@ -82,7 +93,11 @@ int cgroup_ensure(const struct strlist *dirs, const struct tlimit *limits, int n
   for (size_t i = 0; i < dirs->n; i++)
     if (mkdir_p(dirs->v[i]) < 0) {
       const char *name = strrchr(dirs->v[i], '/') + 1;
-      snprintf(what, what_len, "cannot set up cgroups for %s", name);
+      int e = errno;
+      /* EEXIST: the whole message as Node words it (libuv's text; the caller renders it as is) */
+      if (e == EEXIST) snprintf(what, what_len, "cannot set up cgroups for %s: EEXIST: file already exists, mkdir '%s'", name, dirs->v[i]);
+      else snprintf(what, what_len, "cannot set up cgroups for %s", name);
+      errno = e;
       return -1;
     }
   const char *mem = dirs->v[0], *pids = dirs->v[1], *cpu = dirs->v[2];
@@ -128,7 +143,8 @@ int cgroup_remove(const struct strlist *dirs, char *what, size_t what_len) {
   double deadline = now_ms() + 5000;
   for (size_t i = 0; i < dirs->n; i++) {
     for (;;) {
-      if (rmdir(dirs->v[i]) == 0 || errno == ENOENT) break;
+      /* ENOTDIR: not a cgroup (a control file of velo's parent cgroup, for a sandbox named after one) */
+      if (rmdir(dirs->v[i]) == 0 || errno == ENOENT || errno == ENOTDIR) break;
       if (errno != EBUSY || now_ms() > deadline) {
         int e = errno;
         snprintf(what, what_len, "cannot remove cgroup %s", dirs->v[i]);

@@ -13,24 +13,32 @@
  * same string Node would use (no realpath: a home reached through a symlink keeps its name) */
 static char *absolute(const char *p) { return path_resolve(p); }
 
+/* path.join(dir, tail) for an absolute dir: normalised (a $XDG_DATA_HOME of "/x/" gives /x/velo, not /x//velo).
+ * A relative dir (an empty or relative $HOME or $XDG_DATA_HOME) gives Node a relative store path: NULL, so
+ * Node serves the call. */
+static char *join_abs(const char *dir, const char *tail) {
+  if (dir[0] != '/') return NULL;
+  char *joined, *out;
+  if (asprintf(&joined, "%s/%s", dir, tail) < 0) return NULL;
+  out = path_resolve(joined);
+  free(joined);
+  return out;
+}
+
 char *front_home(const char *flag) {
   if (flag && *flag) return absolute(flag);
   const char *env = getenv("VELO_HOME");
   if (env && *env) return absolute(env);
   if (getuid() == 0) return strdup("/var/lib/velo");
   const char *xdg = getenv("XDG_DATA_HOME");
-  char *out;
-  if (xdg && *xdg) {
-    if (asprintf(&out, "%s/velo", xdg) < 0) return NULL;
-    return out;
-  }
+  if (xdg && *xdg) return join_abs(xdg, "velo");
+  /* os.homedir(): $HOME whenever it is set (even empty), else the passwd entry */
   const char *h = getenv("HOME");
-  if (!h || !*h) {
+  if (!h) {
     struct passwd *pw = getpwuid(getuid());
     h = pw ? pw->pw_dir : "/";
   }
-  if (asprintf(&out, "%s/.local/share/velo", h) < 0) return NULL;
-  return out;
+  return join_abs(h, ".local/share/velo");
 }
 
 /* the exit codes of src/lib/errors.ts: 1 user error, 2 usage, 3 integrity, 70 bug */

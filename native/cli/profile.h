@@ -2,7 +2,9 @@
  * validated result to <home>/cache/profiles/NAME.json together with the source file's dev, ino, size, mtime
  * and ctime (src/profiles/profile.ts writeProfileCache). The fast path uses that compiled form only while the
  * source file's stat still matches; otherwise (first use, an edited profile, a profile given by path) Node
- * serves the call, validates, and refreshes the cache. */
+ * serves the call, validates, and refreshes the cache. The copy sits in the store, so it is not trusted beyond
+ * that: it must be this user's own file (writable by no one else) and every value one validateProfile could
+ * have produced (no forbidden capability, no '..' in a mount, valid env keys, limits in range); else Node. */
 #ifndef VELO_FRONT_PROFILE_H
 #define VELO_FRONT_PROFILE_H
 #include <stdbool.h>

@@ -113,7 +113,12 @@ static int find_inception(struct inception *inc) {
             json_object_is_type(root, json_type_string) && json_object_object_get_ex(o, "mode", &mode) &&
             json_object_is_type(mode, json_type_string) && *json_object_get_string(img) && *json_object_get_string(root)) {
           const char *m = json_object_get_string(mode);
-          if (!strcmp(m, "solid") || !strcmp(m, "phantom")) {
+          /* Node reads the file as UTF-8 (invalid bytes become U+FFFD) and keeps a NUL inside a string: a
+           * string either would change is Node's to read */
+          bool same_text = utf8_valid(json_object_get_string(img)) && utf8_valid(json_object_get_string(root)) &&
+                           (size_t)json_object_get_string_len(img) == strlen(json_object_get_string(img)) &&
+                           (size_t)json_object_get_string_len(root) == strlen(json_object_get_string(root));
+          if (same_text && (!strcmp(m, "solid") || !strcmp(m, "phantom"))) {
             inc->image = strdup(json_object_get_string(img));
             inc->root = strdup(json_object_get_string(root));
             inc->phantom = !strcmp(m, "phantom");

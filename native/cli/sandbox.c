@@ -330,6 +330,13 @@ char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user
     free(buf);
     return NULL;
   }
+  /* fail closed, as plan_create: one line per value, or Node serves the call */
+  size_t lines = 0, want = 2 + s->cgroups.n + 4 + e.n + (size_t)argc;
+  for (const char *c = buf; (c = strchr(c, '\n')); c++) lines++;
+  if (lines != want) {
+    free(buf);
+    return NULL;
+  }
   return buf;
 }
 
@@ -431,6 +438,13 @@ static char *plan_create(const char *home, const struct tstate *s) {
   for (size_t i = 0; i < s->cgroups.n; i++) fprintf(f, "cgroup %s\n", s->cgroups.v[i]);
   fprintf(f, "net %s\ncaps %s\nseccomp %s\n", s->network, mask, s->seccomp);
   if (fclose(f) != 0) {
+    free(buf);
+    return NULL;
+  }
+  /* fail closed: every value was checked where it came in; a line count that does not add up means one was not */
+  size_t lines = 0, want = 3 + s->lowers.n + 2 + s->n_mounts + s->cgroups.n + 3;
+  for (const char *c = buf; (c = strchr(c, '\n')); c++) lines++;
+  if (lines != want) {
     free(buf);
     return NULL;
   }
@@ -542,6 +556,9 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     s->mounts[p.n_mounts + (size_t)i] = (struct tmount){f[0], f[1], n == 3 && !strcmp(f[2], "ro")};
   }
   if (cgroup_dirs(name, &s->cgroups) < 0) return SB_FALLBACK;
+  /* $VELO_CGROUP_ROOT reaches the plan's cgroup lines (Node refuses a newline there, after the claim) */
+  for (size_t i = 0; i < s->cgroups.n; i++)
+    if (strchr(s->cgroups.v[i], '\n')) return SB_FALLBACK;
   timing(r, "parse", ms_since(t0));
 
   /* The image, its farms and the claim, under the store's shared lock: gc (exclusive) cannot sweep a farm
@@ -643,6 +660,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   if (cgroup_ensure(&s->cgroups, s->limits, s->n_limits, what, sizeof what) < 0) {
     int en = errno;
     cleanup_tenant(ctx, home, name, s);
+    if (en == EEXIST) return sb_err(json, "INTERNAL", what, NULL); /* fromSystemError: INTERNAL, libuv's text */
     return front_sys_error(json, en, what);
   }
   timing(r, "cgroups", ms_since(t));

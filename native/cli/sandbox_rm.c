@@ -31,6 +31,10 @@ int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv) {
   for (int i = 0; i < a.n_args; i++) {
     const char *name = a.args[i];
     if (!name_valid(name)) return FRONT_FALLBACK;
+    /* a name given twice: Node removes it, then fails on the second one (NOT_FOUND); every state here is read
+     * up front, so the second would find the first one's stale state and "remove" it again */
+    for (int j = 0; j < i; j++)
+      if (!strcmp(a.args[j], name)) return FRONT_FALLBACK;
     rs[i] = state_read(home, name, &st[i]);
     /* Node removes a half-made or unreadable tenant only with -f, and then also drops a FUSE mount reference */
     if (rs[i] == STATE_UNSERVED || rs[i] == STATE_HALF) return FRONT_FALLBACK;

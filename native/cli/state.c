@@ -58,8 +58,9 @@ static bool get_str(json_object *o, const char *k, char **out, bool required) {
   if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null)) return !required;
   if (!json_object_is_type(v, json_type_string)) return false;
   const char *s = json_object_get_string(v);
-  /* the values go into plan lines and paths: nothing with NUL (json-c would cut it) or newline */
-  if ((size_t)json_object_get_string_len(v) != strlen(s) || strchr(s, '\n')) return false;
+  /* the values go into plan lines and paths: nothing with NUL (json-c would cut it) or newline; and only valid
+   * UTF-8 (Node reads the file as UTF-8: an invalid byte would reach the tenant as U+FFFD that way) */
+  if ((size_t)json_object_get_string_len(v) != strlen(s) || strchr(s, '\n') || !utf8_valid(s)) return false;
   return (*out = strdup(s)) != NULL;
 }
 
@@ -73,7 +74,7 @@ static bool get_list(json_object *o, const char *k, struct strlist *out) {
     json_object *e = json_object_array_get_idx(v, i);
     if (!json_object_is_type(e, json_type_string)) return false;
     const char *s = json_object_get_string(e);
-    if ((size_t)json_object_get_string_len(e) != strlen(s) || strchr(s, '\n')) return false;
+    if ((size_t)json_object_get_string_len(e) != strlen(s) || strchr(s, '\n') || !utf8_valid(s)) return false;
     if (strlist_push(out, s) < 0) return false;
   }
   return true;

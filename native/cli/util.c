@@ -46,15 +46,56 @@ bool name_valid(const char *s) {
   return true;
 }
 
+/* Number.prototype.toString (ECMA-262 Number::toString): the shortest digits that read back as v, written
+ * out in full for 1e-7 <= |v| < 1e21 and in exponent form outside it. printf's %g switches to an exponent much
+ * earlier (a memory limit of 1000t came out as 1.099511627776e+15, which the cgroup file refuses). */
 void fmt_number(char *buf, size_t len, double v) {
-  if (v == floor(v) && fabs(v) < 1e15) {
-    snprintf(buf, len, "%.0f", v);
+  if (v == 0 || !isfinite(v)) {
+    snprintf(buf, len, "%s", v == 0 ? "0" : isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
     return;
   }
-  for (int p = 1; p <= 17; p++) {
-    snprintf(buf, len, "%.*g", p, v);
-    if (strtod(buf, NULL) == v) return;
+  char e[40];
+  int p = 1;
+  for (; p <= 17; p++) {
+    snprintf(e, sizeof e, "%.*e", p - 1, v);
+    if (strtod(e, NULL) == v) break;
   }
+  if (p > 17) p = 17;
+  /* e: [-]d[.ddd]e[+-]XX → the digits without trailing zeros, and n (the decimal point's position) */
+  const char *q = e;
+  bool neg = *q == '-';
+  if (neg) q++;
+  char digits[24];
+  int k = 0;
+  for (; *q && *q != 'e'; q++)
+    if (*q != '.') digits[k++] = *q;
+  while (k > 1 && digits[k - 1] == '0') k--;
+  digits[k] = 0;
+  int n = atoi(q + 1) + 1;
+  size_t o = 0;
+  char out[64];
+  if (neg) out[o++] = '-';
+  if (k <= n && n <= 21) {
+    memcpy(out + o, digits, (size_t)k), o += (size_t)k;
+    for (int i = k; i < n; i++) out[o++] = '0';
+  } else if (0 < n && n <= 21) {
+    memcpy(out + o, digits, (size_t)n), o += (size_t)n;
+    out[o++] = '.';
+    memcpy(out + o, digits + n, (size_t)(k - n)), o += (size_t)(k - n);
+  } else if (-6 < n && n <= 0) {
+    out[o++] = '0', out[o++] = '.';
+    for (int i = 0; i < -n; i++) out[o++] = '0';
+    memcpy(out + o, digits, (size_t)k), o += (size_t)k;
+  } else {
+    out[o++] = digits[0];
+    if (k > 1) {
+      out[o++] = '.';
+      memcpy(out + o, digits + 1, (size_t)(k - 1)), o += (size_t)(k - 1);
+    }
+    o += (size_t)snprintf(out + o, sizeof out - o, "e%c%d", n - 1 < 0 ? '-' : '+', abs(n - 1));
+  }
+  out[o] = 0;
+  snprintf(buf, len, "%s", out);
 }
 
 void iso_now(char *buf, size_t len) {

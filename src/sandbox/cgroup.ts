@@ -122,7 +122,8 @@ export async function removeCgroups(dirs: string[], timeoutMs = 5000): Promise<v
         break
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code
-        if (code === 'ENOENT') break
+        // ENOTDIR: not a cgroup (a control file of velo's parent cgroup, for a sandbox named after one)
+        if (code === 'ENOENT' || code === 'ENOTDIR') break
         if (code !== 'EBUSY' || Date.now() > deadline) throw fromSystemError(err, `cannot remove cgroup ${d}`)
         for (const pid of cgroupPids([d])) {
           try {

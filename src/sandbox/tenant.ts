@@ -84,10 +84,33 @@ export function parseMount(spec: string): MountSpec {
   return {source, target: path.posix.normalize(parts[1]), readonly}
 }
 
+/** An image's config env (from an imported image: anyone's input) as it may go into a plan. */
+function imageEnv(image: string, env: unknown): string[] {
+  if (env === undefined || env === null) return []
+  if (!Array.isArray(env) || env.some((kv) => typeof kv !== 'string')) throw new VeloError('BAD_INPUT', `image ${image}: config env must be a list of KEY=VALUE strings`)
+  for (const kv of env as string[])
+    if (/[\0\n]/.test(kv))
+      throw new VeloError('BAD_INPUT', `image ${image}: config env ${JSON.stringify(kv.slice(0, Math.max(0, kv.indexOf('='))) || kv)} contains NUL or newline`, {
+        suggestion: 'fix the image config (Env) and import it again',
+      })
+  return env as string[]
+}
+
 function envMerge(...lists: string[][]): string[] {
   const m = new Map<string, string>()
   for (const l of lists) for (const kv of l) m.set(kv.slice(0, kv.indexOf('=')), kv)
   return [...m.values()]
+}
+
+/**
+ * velo-helper reads its plan one `key value` per line, and a later `caps`, `seccomp` or `user` line overrides an
+ * earlier one: a newline inside any value would let whoever chose that value (an image's config, a state file,
+ * a flag) write plan lines of its own. Every value is checked where it comes in; this is the last check.
+ */
+function planText(lines: string[]): string {
+  for (const l of lines)
+    if (/[\0\n]/.test(l)) throw new VeloError('BAD_INPUT', `the ${JSON.stringify(l.slice(0, l.indexOf(' ')))} value of the sandbox plan contains NUL or newline: ${JSON.stringify(l)}`)
+  return lines.join('\n') + '\n'
 }
 
 function createPlan(home: string, s: TenantState): string {
@@ -105,7 +128,7 @@ function createPlan(home: string, s: TenantState): string {
     `caps ${capMask(s.capabilities)}`,
     `seccomp ${s.seccomp}`,
   ]
-  return lines.join('\n') + '\n'
+  return planText(lines)
 }
 
 /** Start the sandbox's init (namespaces, mounts, pid 1) and record its pid. */
@@ -158,6 +181,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   let state: TenantState
   {
     const img = db.requireImage(imageName)
+    const imgEnv = imageEnv(imageName, img.config?.env) // before anything is claimed or built
     timings.image = ms(t)
     t = process.hrtime.bigint()
     // farms are built before the name is claimed (shared, harmless if the create then fails); the FUSE mount
@@ -197,7 +221,6 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         }
         timings.fuse = ms(t)
       }
-      const imgEnv = img.config?.env ?? []
       state = {
         version: 1,
         name,
@@ -309,7 +332,7 @@ export function execPlan(home: string, s: TenantState, argv: string[], o: ExecOp
     if (/[\0\n]/.test(a)) throw new VeloError('USAGE', 'command arguments must not contain NUL or newline characters')
     lines.push(`arg ${a}`)
   }
-  return lines.join('\n') + '\n'
+  return planText(lines)
 }
 
 export async function execSandbox(home: string, name: string, argv: string[], o: ExecOptions): Promise<number> {

@@ -83,6 +83,34 @@ describe('native front-end: sandbox fast paths', () => {
     expect(h.stderr).toMatch(new RegExp(`^created sandbox ${H} \\(image default, profile default, init pid \\d+\\)\\n$`))
   })
 
+  it('a memory limit of 1e15 bytes or more is written out in full, as Node writes it (not as 1.1e+15)', () => {
+    const A = uniq('big')
+    const B = uniq('bign')
+    sb.track(A)
+    sb.track(B)
+    const a = v(['sandbox', 'create', A, '--memory', '1000t'], NO_NODE)
+    expect(a.status, a.stderr).toBe(0)
+    expect(v(['sandbox', 'create', B, '--memory', '1000t'], NODE_ONLY).status).toBe(0)
+    expect(normState(sb.home, A)).toEqual(normState(sb.home, B))
+    expect(fs.readFileSync(path.join(sb.home, 'tenants', A, 'state.json'), 'utf8')).toMatch(/"memory": 1099511627776000\b/)
+    expect(fs.readFileSync(`/sys/fs/cgroup/memory/velo/${A}/memory.limit_in_bytes`, 'utf8')).toBe(fs.readFileSync(`/sys/fs/cgroup/memory/velo/${B}/memory.limit_in_bytes`, 'utf8'))
+    for (const n of [A, B]) expect(v(['sandbox', 'rm', '-f', n]).status).toBe(0)
+  })
+
+  it('rm -f NAME NAME: removes it once and then fails on the second, as Node does', () => {
+    const D = uniq('dup')
+    sb.track(D)
+    for (const env of [NO_NODE, NODE_ONLY]) {
+      expect(v(['sandbox', 'create', D]).status).toBe(0)
+      const r = v(['sandbox', 'rm', '-f', D, D], env === NO_NODE ? {} : env)
+      expect(r.status).toBe(1)
+      expect(r.stderr).toBe(
+        `removed ${D}\nvelo: error [NOT_FOUND]: no sandbox named "${D}"\n  suggestion: list sandboxes with \`velo sandbox ls\`; create one with \`velo sandbox create NAME\`\n`,
+      )
+      expect(fs.existsSync(path.join(sb.home, 'tenants', D))).toBe(false)
+    }
+  })
+
   it('exec: output, stdin, env, workdir and exit codes 0/1/137 match Node', () => {
     const cases: Array<[string[], string?]> = [
       [['sandbox', 'exec', N, '--', 'sh', '-c', 'echo $A:$B:$HOSTNAME:$HOME; pwd; echo err >&2']],
@@ -196,6 +224,124 @@ describe('native front-end: sandbox fast paths', () => {
     const r = v(['sandbox', 'create', uniq('x')], NO_NODE)
     expect(r.stderr).toMatch(/Cannot find module/)
     fs.writeFileSync(cache, JSON.stringify(c))
+  })
+
+  it('the compiled profile in the store grants nothing the profile could not: a tampered copy goes to Node', () => {
+    // Node validates profiles/NAME.json (in the package) on every create; the store's compiled copy must not be a
+    // way around that for whoever can write to the store
+    const cache = path.join(sb.home, 'cache', 'profiles', 'default.json')
+    const text = fs.readFileSync(cache, 'utf8')
+    const c = JSON.parse(text)
+    const tampered: Array<Record<string, unknown>> = [
+      {capabilities: [...c.profile.capabilities, 'SYS_ADMIN']},
+      {capabilities: [...c.profile.capabilities, 'CHOWN']},
+      {mounts: [{source: '/etc/../etc', target: '/host', readonly: false}]},
+      {mounts: [{source: '/etc', target: '/x/..', readonly: true}]},
+      {env: {'A=B': 'x'}},
+      {limits: {pids: 8.5}},
+      {limits: {memory: 100}},
+      {hostname: '-h'},
+      {user: 'a b'},
+      {workdir: 'rel'},
+    ]
+    try {
+      for (const t of tampered) {
+        fs.writeFileSync(cache, JSON.stringify({...c, profile: {...c.profile, ...t}}), {mode: 0o600})
+        const r = v(['sandbox', 'run', '--rm', '--', 'true'], NO_NODE)
+        expect(r.stderr, JSON.stringify(t)).toMatch(/Cannot find module/)
+      }
+      // an untampered copy that someone else could have written: not trusted either
+      fs.writeFileSync(cache, text)
+      fs.chmodSync(cache, 0o620)
+      expect(v(['sandbox', 'run', '--rm', '--', 'true'], NO_NODE).stderr).toMatch(/Cannot find module/)
+      fs.chmodSync(cache, 0o600)
+      // and the real copy is served
+      const ok = v(['sandbox', 'run', '--rm', '--', 'true'], NO_NODE)
+      expect(ok.status, ok.stderr).toBe(0)
+    } finally {
+      fs.writeFileSync(cache, text)
+      fs.chmodSync(cache, 0o600)
+    }
+  })
+
+  it("a newline in an image's config env or in a state file never becomes a plan line (caps, seccomp): refused both ways", () => {
+    // velo-helper's plan is one `key value` a line and a later caps/seccomp line wins: an imported image with
+    // Env ["X=1\ncaps 1fffffffff"] got every capability and no seccomp filter
+    const db = ManifestDb.open(sb.home)
+    try {
+      const img = db.requireImage('default')
+      db.putImageSync({...img, name: 'evil-env', config: {...img.config, env: ['X=1\ncaps 1fffffffff\nseccomp unconfined']}})
+    } finally {
+      db.close()
+    }
+    const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
+    const want = 'velo: error [BAD_INPUT]: image evil-env: config env "X" contains NUL or newline\n  suggestion: fix the image config (Env) and import it again\n'
+    for (const env of [{}, NODE_ONLY]) {
+      const r = v(['sandbox', 'run', '--rm', '--image', 'evil-env', '--', 'grep', 'CapEff', '/proc/self/status'], env)
+      expect(r).toEqual({status: 1, stdout: '', stderr: want})
+    }
+    expect(fs.readdirSync(path.join(sb.home, 'tenants')).sort()).toEqual(before)
+    // a state file whose env carries a plan line (the store is not the authority on capabilities either)
+    const T = uniq('inj')
+    sb.track(T)
+    expect(v(['sandbox', 'create', T], NO_NODE).status).toBe(0)
+    const f = path.join(sb.home, 'tenants', T, 'state.json')
+    const st = JSON.parse(fs.readFileSync(f, 'utf8'))
+    fs.writeFileSync(f, JSON.stringify({...st, env: [...st.env, 'Y=1\ncaps 1fffffffff']}), {mode: 0o600})
+    const a = v(['sandbox', 'exec', T, '--', 'grep', 'CapEff', '/proc/self/status'])
+    expect(a.status).toBe(1)
+    expect(a.stdout).toBe('')
+    expect(a.stderr).toMatch(/^velo: error \[BAD_INPUT\]: the "env" value of the sandbox plan contains NUL or newline/)
+    expect(v(['sandbox', 'exec', T, '--', 'true'], NODE_ONLY)).toEqual(a)
+    expect(v(['sandbox', 'rm', '-f', T]).status).toBe(0)
+  })
+
+  it('a state file with invalid UTF-8 goes to Node, which reads it as UTF-8 (the tenant gets U+FFFD, not the raw byte)', () => {
+    const U = uniq('utf')
+    sb.track(U)
+    expect(v(['sandbox', 'create', U, '--env', 'Z=a-b'], NO_NODE).status).toBe(0)
+    const f = path.join(sb.home, 'tenants', U, 'state.json')
+    const text = fs.readFileSync(f)
+    const i = text.indexOf('Z=a-b')
+    fs.writeFileSync(f, Buffer.concat([text.subarray(0, i + 3), Buffer.from([0xff]), text.subarray(i + 4)]), {mode: 0o600})
+    const args = ['sandbox', 'exec', U, '--', 'sh', '-c', 'printf %s "$Z" | od -An -tx1']
+    expect(v(args, NO_NODE).stderr).toMatch(/Cannot find module/)
+    const a = v(args)
+    expect(a.stdout.trim()).toBe('61 ef bf bd 62')
+    expect(v(args, NODE_ONLY)).toEqual(a)
+    expect(v(['sandbox', 'rm', '-f', U]).status).toBe(0)
+  })
+
+  it('a sandbox named after a cgroup control file (tasks, cgroup.procs): the same error both ways, and no tenant left stuck', () => {
+    // its cgroup "dir" would be a file of velo's parent cgroup: the create fails, and the clean-up (rmdir gets
+    // ENOTDIR) must not leave a tenant that no rm -f can remove
+    for (const n of ['tasks', 'cgroup.procs']) {
+      const a = v(['sandbox', 'create', n, '--json'], NO_NODE)
+      const b = v(['sandbox', 'create', n, '--json'], NODE_ONLY)
+      expect(a.status).toBe(70)
+      expect(a).toEqual(b)
+      expect(JSON.parse(a.stdout).error.message).toBe(`cannot set up cgroups for ${n}: EEXIST: file already exists, mkdir '/sys/fs/cgroup/memory/velo/${n}'`)
+      expect(fs.existsSync(path.join(sb.home, 'tenants', n))).toBe(false)
+      expect(fs.statSync(`/sys/fs/cgroup/memory/velo/${n}`).isFile()).toBe(true)
+    }
+  })
+
+  it('a $VELO_CGROUP_ROOT with a newline (it reaches the plan\'s cgroup lines) goes to Node before anything is created', () => {
+    const base = tmpDir('velo-front-cg-')
+    const root = base + '/cg\nbind /etc\t/hostetc\trw\nx'
+    try {
+      for (const c of ['memory', 'pids', 'cpu']) {
+        fs.mkdirSync(path.join(root, c), {recursive: true})
+        fs.writeFileSync(path.join(root, c, 'cgroup.procs'), '')
+      }
+      const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
+      const r = v(['sandbox', 'run', '--rm', '--', 'true'], {...NO_NODE, VELO_CGROUP_ROOT: root})
+      expect(r.stderr).toMatch(/Cannot find module/)
+      expect(fs.readdirSync(path.join(sb.home, 'tenants')).sort()).toEqual(before)
+      expect(fs.readdirSync(path.join(root, 'memory'))).toEqual(['cgroup.procs'])
+    } finally {
+      rmrf(base)
+    }
   })
 
   it('two creates of one name race: one wins, the other gets ALREADY_EXISTS; rm -f --json matches Node', async () => {

@@ -9,6 +9,7 @@ import {ingest} from '../run/fixture'
 // The native `velo run` (native/cli/run.c) against the Node one (VELO_NATIVE=0): same output, exit codes,
 // signals, errors and environment; and proof that the native path served the call (the program runs in
 // velo's own process: its PID is the one the test spawned) or handed it to Node (a child of node).
+const NO_NODE = {NODE_OPTIONS: '--require=/nonexistent/velo-run-test.js'}
 let dir: string, home: string, proj: string, cache: string
 
 beforeAll(() => {
@@ -207,5 +208,45 @@ describe('velo run: the native path', () => {
     expect(await servedNatively([], {cwd: sub})).toBe(true)
     expect(same(['--', 'cat', '../lib/a.txt'], {cwd: sub}).stdout).toBe('hello from the image\n')
     expect(velo(home, ['wake'], {cwd: p}).status).toBe(0)
+  })
+
+  it("a user's store found through $XDG_DATA_HOME is named as path.join names it (/x/ gives /x/velo); an empty $HOME goes to Node", () => {
+    // not root: the store is $XDG_DATA_HOME/velo (or ~/.local/share/velo), which Node builds with path.join
+    const d = tmpDir('velo-cli-run-xdg-')
+    try {
+      fs.chmodSync(d, 0o755)
+      fs.mkdirSync(path.join(d, 'src', 'lib'), {recursive: true})
+      fs.writeFileSync(path.join(d, 'src', 'lib', 'a.txt'), 'xdg\n')
+      fs.mkdirSync(path.join(d, 'proj'))
+      spawnSync('chown', ['-R', 'nobody', d])
+      const as = (args: string[], env: NodeJS.ProcessEnv) =>
+        spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', VELO, ...args], {
+          cwd: path.join(d, 'proj'),
+          encoding: 'utf8',
+          env: {...process.env, VELO_HOME: '', VELO_CACHE_HOME: '', HOME: d, XDG_DATA_HOME: `${d}/data/`, XDG_CACHE_HOME: `${d}/cache`, ...env},
+        })
+      expect(as(['ingest', path.join(d, 'src', 'lib'), '--name', 'x'], {}).status).toBe(0)
+      expect(as(['run', '--image', 'x', '--', 'true'], {VELO_NATIVE: '0'}).status).toBe(0) // builds the skeleton
+      const a = as(['run', '--image', 'x', '--', 'env'], {VELO_NATIVE: '0'})
+      const b = as(['run', '--image', 'x', '--', 'env'], NO_NODE) // served natively, or it fails
+      expect(b.status, b.stderr).toBe(0)
+      const cas = (o: {stdout: string}) => /^VELO_SHIM_CAS=.*$/m.exec(o.stdout)?.[0]
+      expect(cas(a)).toBe(`VELO_SHIM_CAS=${d}/data/velo/cas/blake3`)
+      expect(cas(b)).toBe(cas(a))
+      // HOME set but empty: os.homedir() gives '', so Node's store path is relative; not the native path's to guess
+      expect(as(['run', '--image', 'x', '--', 'true'], {...NO_NODE, HOME: '', XDG_DATA_HOME: ''}).stderr).toMatch(/Cannot find module/)
+    } finally {
+      rmrf(d)
+    }
+  })
+
+  it('an inception state file with invalid UTF-8 is read as Node reads it (U+FFFD): the native path leaves it to Node', () => {
+    const p = path.join(dir, 'incepted-bad-utf8')
+    fs.mkdirSync(path.join(p, '.velo'), {recursive: true})
+    fs.writeFileSync(path.join(p, '.velo', 'state.json'), Buffer.concat([Buffer.from('{"image":"r'), Buffer.from([0xff]), Buffer.from(`x","root":"${p}/lib","mode":"solid"}`)]))
+    expect(run(['--', 'true'], true, {cwd: p, env: NO_NODE}).stderr).toMatch(/Cannot find module/)
+    const o = same(['--', 'true'], {cwd: p})
+    expect(o.status).toBe(1)
+    expect(o.stderr).toContain('no image named "r\ufffdx"')
   })
 })
