@@ -9,7 +9,10 @@ import * as path from 'node:path'
 export function writeFileAtomic(file: string, text: string, mode = 0o600): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`)
   try {
-    fs.writeFileSync(tmp, text, {mode})
+    // O_EXCL: never write through whatever sits at the temp name (a leftover of a crashed process with this
+    // pid, or a planted symlink): it is removed first (rm unlinks a symlink itself, not its target)
+    fs.rmSync(tmp, {force: true})
+    fs.writeFileSync(tmp, text, {mode, flag: 'wx'})
     fs.renameSync(tmp, file)
   } catch (err) {
     fs.rmSync(tmp, {force: true})
