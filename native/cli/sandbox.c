@@ -305,6 +305,20 @@ bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *u
   return true;
 }
 
+/* An `env` or `arg` plan line: `\` as `\\`, a newline as `\n` (velo-helper undoes exactly that; planEscape in
+ * src/sandbox/tenant.ts writes the same). Values with a newline go to Node before this (sb_exec_servable), so
+ * here only backslashes are escaped in practice, but the rule is the whole rule. */
+static void plan_put_escaped(FILE *f, const char *key, const char *v) {
+  fputs(key, f);
+  fputc(' ', f);
+  for (; *v; v++) {
+    if (*v == '\\') fputs("\\\\", f);
+    else if (*v == '\n') fputs("\\n", f);
+    else fputc(*v, f);
+  }
+  fputc('\n', f);
+}
+
 char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
                    const char *const *argv, int argc) {
   if (!sb_exec_servable(s, workdir, user, env, n_env, argv, argc)) return NULL;
@@ -324,8 +338,8 @@ char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user
   ok = ok && asprintf(&hn, "HOSTNAME=%s", s->hostname) >= 0 && env_merge(&e, hn) == 0;
   free(hn);
   for (int i = 0; i < n_env && ok; i++) ok = env_merge(&e, env[i]) == 0;
-  for (size_t i = 0; i < e.n; i++) fprintf(f, "env %s\n", e.v[i]);
-  for (int i = 0; i < argc; i++) fprintf(f, "arg %s\n", argv[i]);
+  for (size_t i = 0; i < e.n; i++) plan_put_escaped(f, "env", e.v[i]);
+  for (int i = 0; i < argc; i++) plan_put_escaped(f, "arg", argv[i]);
   if (fclose(f) != 0 || !ok) {
     free(buf);
     return NULL;

@@ -20,6 +20,24 @@ static int parse_u64(const char *s, unsigned long long *out, int base) {
   return (errno || *s == 0 || *end != 0) ? -1 : 0;
 }
 
+/* Undo the escapes of `env` and `arg` values (planEscape in src/sandbox/tenant.ts): `\\` → `\`, `\n` → newline.
+ * Any other backslash sequence is an error: the writer never makes one, so it is not our plan. */
+static int unescape(char *v, struct velo_err *e) {
+  char *w = v;
+  for (char *r = v; *r; r++) {
+    if (*r != '\\') {
+      *w++ = *r;
+      continue;
+    }
+    r++;
+    if (*r == '\\') *w++ = '\\';
+    else if (*r == 'n') *w++ = '\n';
+    else return velo_fail(e, 0, "plan: bad escape in a value");
+  }
+  *w = 0;
+  return 0;
+}
+
 int plan_parse(char *text, struct plan *p, struct velo_err *e) {
   memset(p, 0, sizeof *p);
   p->seccomp = 1;
@@ -39,8 +57,8 @@ int plan_parse(char *text, struct plan *p, struct velo_err *e) {
     else if (!strcmp(k, "cwd")) p->cwd = v;
     else if (!strcmp(k, "lower")) { if (push(&p->lowers, &p->n_lowers, v, e) < 0) return -1; }
     else if (!strcmp(k, "cgroup")) { if (push(&p->cgroups, &p->n_cgroups, v, e) < 0) return -1; }
-    else if (!strcmp(k, "env")) { if (push(&p->env, &p->n_env, v, e) < 0) return -1; }
-    else if (!strcmp(k, "arg")) { if (push(&p->argv, &p->n_argv, v, e) < 0) return -1; }
+    else if (!strcmp(k, "env")) { if (unescape(v, e) < 0 || push(&p->env, &p->n_env, v, e) < 0) return -1; }
+    else if (!strcmp(k, "arg")) { if (unescape(v, e) < 0 || push(&p->argv, &p->n_argv, v, e) < 0) return -1; }
     else if (!strcmp(k, "bind")) {
       char *dst = strchr(v, '\t');
       char *mode = dst ? strchr(dst + 1, '\t') : NULL;

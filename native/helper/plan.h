@@ -1,5 +1,7 @@
-/* The plan the TypeScript side computes (src/sandbox/plan.ts) and passes in $VELO_PLAN: one `key value`
- * per line, values to the end of the line; a bind is `bind SRC<TAB>DST<TAB>ro|rw`. Unknown keys are an error. */
+/* The plan the TypeScript side (createPlan/execPlan in src/sandbox/tenant.ts) or the native front-end
+ * (native/cli/sandbox.c) computes and passes in $VELO_PLAN: one `key value` per line, values to the end of the
+ * line; `env` and `arg` values escape `\` as `\\` and a newline as `\n` (nothing else may hold a newline); a
+ * bind is `bind SRC<TAB>DST<TAB>ro|rw`. Unknown keys are an error. */
 #ifndef VELO_PLAN_H
 #define VELO_PLAN_H
 #include <stdint.h>

@@ -60,7 +60,7 @@ function parseEnv(list: string[] | undefined, what: string): string[] {
     const i = kv.indexOf('=')
     if (i <= 0) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv)}: expected KEY=VALUE`, {suggestion: `e.g. ${what} NODE_ENV=production`})
     checkEnvKey(kv.slice(0, i), what)
-    if (/[\0\n]/.test(kv)) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv.slice(0, i))}: value must not contain NUL or newline`)
+    if (kv.includes('\0')) throw new VeloError('USAGE', `${what} ${JSON.stringify(kv.slice(0, i))}: value must not contain NUL`)
     return kv
   })
 }
@@ -89,8 +89,8 @@ function imageEnv(image: string, env: unknown): string[] {
   if (env === undefined || env === null) return []
   if (!Array.isArray(env) || env.some((kv) => typeof kv !== 'string')) throw new VeloError('BAD_INPUT', `image ${image}: config env must be a list of KEY=VALUE strings`)
   for (const kv of env as string[])
-    if (/[\0\n]/.test(kv))
-      throw new VeloError('BAD_INPUT', `image ${image}: config env ${JSON.stringify(kv.slice(0, Math.max(0, kv.indexOf('='))) || kv)} contains NUL or newline`, {
+    if (kv.includes('\0'))
+      throw new VeloError('BAD_INPUT', `image ${image}: config env ${JSON.stringify(kv.slice(0, Math.max(0, kv.indexOf('='))) || kv)} contains NUL`, {
         suggestion: 'fix the image config (Env) and import it again',
       })
   return env as string[]
@@ -103,9 +103,17 @@ function envMerge(...lists: string[][]): string[] {
 }
 
 /**
+ * Command arguments and environment values may hold newlines (`sh -c` scripts, PEM blocks): in `arg` and `env`
+ * lines the plan escapes `\` as `\\` and a newline as `\n`, and velo-helper undoes exactly that (anything else
+ * after a backslash is an error there). native/cli/sandbox.c writes the same escapes.
+ */
+export const planEscape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+
+/**
  * velo-helper reads its plan one `key value` per line, and a later `caps`, `seccomp` or `user` line overrides an
  * earlier one: a newline inside any value would let whoever chose that value (an image's config, a state file,
- * a flag) write plan lines of its own. Every value is checked where it comes in; this is the last check.
+ * a flag) write plan lines of its own. Values that may hold one are escaped (planEscape); every other value is
+ * checked where it comes in; this is the last check.
  */
 function planText(lines: string[]): string {
   for (const l of lines)
@@ -325,12 +333,12 @@ export function execPlan(home: string, s: TenantState, argv: string[], o: ExecOp
   } else lines.push('user 0:0')
   env.push(`HOSTNAME=${s.hostname}`)
   if (o.tty) env.push(`TERM=${process.env.TERM || 'xterm-256color'}`)
-  for (const kv of envMerge(env, parseEnv(o.env, '--env'))) lines.push(`env ${kv}`)
+  for (const kv of envMerge(env, parseEnv(o.env, '--env'))) lines.push(`env ${planEscape(kv)}`)
   if (o.tty) lines.push('tty 1')
   if (argv.length === 0) throw new VeloError('USAGE', 'no command given', {suggestion: 'velo sandbox exec NAME -- CMD ARGS...'})
   for (const a of argv) {
-    if (/[\0\n]/.test(a)) throw new VeloError('USAGE', 'command arguments must not contain NUL or newline characters')
-    lines.push(`arg ${a}`)
+    if (a.includes('\0')) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
+    lines.push(`arg ${planEscape(a)}`)
   }
   return planText(lines)
 }
