@@ -9,12 +9,9 @@
 //   3. `velo mount` of that image vs `velo image checkout` of it (both whole CLI invocations)
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {hyperfine, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, hyperfine, ratioRow, sh, VELO, ROOT} from './lib.mjs'
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5
-const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-fuse'
-fs.mkdirSync(W, {recursive: true})
-sh(`bash ${ROOT}/scripts/setup.sh`)
+const {runs, W} = benchStart('fuse')
 const H = path.join(W, 'home')
 const velo = (args) => `${VELO} ${args} --home ${H}`
 const mounts = []

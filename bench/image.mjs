@@ -10,12 +10,9 @@
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5
-const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-image'
-fs.mkdirSync(W, {recursive: true})
-sh(`bash ${ROOT}/scripts/setup.sh`)
+const {runs, W} = benchStart('image')
 
 // A realistic image: Debian 12 minbase from the Debian mirror.
 const rootfs = path.join(W, 'rootfs')

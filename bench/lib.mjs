@@ -54,3 +54,17 @@ const fmt = (v, unit = 's') => (unit !== 's' ? `${v.toFixed(2)} ${unit}` : v < 1
 export function sh(cmd, opts = {}) {
   return execFileSync('bash', ['-c', cmd], {encoding: 'utf8', maxBuffer: 1 << 28, ...opts})
 }
+
+/**
+ * What every bench does first: `--runs N` from argv (default `defaultRuns`), its work dir ($VELO_BENCH_DIR, else
+ * /var/tmp/velo-bench-NAME, kept between runs for inputs that take a while to make), and, unless told not to,
+ * scripts/setup.sh (the same install the README's commands run).
+ */
+export function benchStart(name, {defaultRuns = 5, setup = true} = {}) {
+  const i = process.argv.indexOf('--runs')
+  const runs = (i >= 0 && Number(process.argv[i + 1])) || defaultRuns
+  const W = process.env.VELO_BENCH_DIR || `/var/tmp/velo-bench-${name}`
+  fs.mkdirSync(W, {recursive: true})
+  if (setup) sh(`bash ${ROOT}/scripts/setup.sh`)
+  return {runs, W}
+}

@@ -12,7 +12,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {execFileSync} from 'node:child_process'
 import * as os from 'node:os'
-import {printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
 
 // hyperfine, keeping CPU time (user + system) beside wall time: this 2-core machine is shared with other
 // jobs, and CPU time is the steadier measure of what a start-up costs.
@@ -33,9 +33,7 @@ function hyperfine(cmds, {runs = 5, warmup = 1} = {}) {
 }
 const cpuRow = (what, a, b, peer, target) => ratioRow(`${what} (CPU time)`, a.cpu, b.cpu, peer, target)
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 10
-const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-run'
-fs.mkdirSync(W, {recursive: true})
+const {runs, W} = benchStart('run', {defaultRuns: 10, setup: false})
 const H = path.join(W, 'home')
 const v = `env VELO_HOME=${H} ${VELO}`
 const vNode = `env VELO_HOME=${H} VELO_NATIVE=0 ${VELO}`

@@ -4,12 +4,9 @@
 // Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-store), kept between runs for the npm install.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
 
-const runs = Number(process.argv[process.argv.indexOf('--runs') + 1]) || 5
-const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-store'
-fs.mkdirSync(W, {recursive: true})
-sh(`bash ${ROOT}/scripts/setup.sh`)
+const {runs, W} = benchStart('store')
 
 // A real node_modules tree from the npm registry (a few thousand files).
 const proj = path.join(W, 'proj')
