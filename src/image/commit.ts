@@ -123,7 +123,12 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
           }
         }
       } else if (t === S_IFLNK) {
-        const target = fs.readlinkSync(p, {encoding: 'buffer'}) as Buffer
+        let target: Buffer
+        try {
+          target = fs.readlinkSync(p, {encoding: 'buffer'}) as Buffer
+        } catch (err) {
+          throw fromSystemError(err, `cannot read link ${where}`)
+        }
         builder.put(node, n, {...meta, target, size: BigInt(target.length)}, where)
       } else if (t === S_IFSOCK) {
         // a socket is not content (tar and Docker skip it too)

@@ -2,9 +2,9 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
-import {listImage} from '../../src/image/view'
 import {rmrf, sh, tmpDir, velo, veloJson} from '../helpers'
 import {dockerSaveLegacy, mkTar} from './fixtures'
+import {imageRows} from './listing'
 
 const dirs: string[] = []
 const mk = () => {
@@ -14,14 +14,7 @@ const mk = () => {
 }
 afterEach(() => dirs.splice(0).forEach(rmrf))
 
-const listing = (home: string, name: string) => {
-  const db = ManifestDb.open(home)
-  try {
-    return listImage(db, name)
-  } finally {
-    db.close()
-  }
-}
+const listing = imageRows
 
 describe('velo image export', () => {
   it('velo → tar → velo keeps every layer id (ns mtimes, big uids, hard links, devices, whiteouts, opaque dirs)', async () => {

@@ -2,10 +2,10 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as zlib from 'node:zlib'
 import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {ManifestDb} from '../../src/manifest/db'
-import {listImage, ListingRow} from '../../src/image/view'
+import {ListingRow} from '../../src/image/view'
 import {rmrf, tmpDir, velo, veloJson} from '../helpers'
 import {dockerSaveLegacy, dockerSaveOci, mkTar, ociDir, ociTar, sha256, TEntry} from './fixtures'
+import {imageRows, withDb} from './listing'
 
 const dirs: string[] = []
 const mk = () => {
@@ -15,16 +15,7 @@ const mk = () => {
 }
 afterEach(() => dirs.splice(0).forEach(rmrf))
 
-function withDb<T>(home: string, f: (db: ManifestDb) => T): T {
-  const db = ManifestDb.open(home)
-  try {
-    return f(db)
-  } finally {
-    db.close()
-  }
-}
-
-const listing = (home: string, name: string) => withDb(home, (db) => listImage(db, name))
+const listing = imageRows
 const row = (rows: ListingRow[], p: string) => rows.find((r) => r.path === p)
 const paths = (rows: ListingRow[]) => rows.map((r) => r.path)
 

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {Blake3Hasher} from '@napi-rs/blake-hash'
-import {fmtXattrs, ListingRow} from '../../src/image/view'
+import {fmtXattrs, listImage, ListingRow} from '../../src/image/view'
+import {ManifestDb} from '../../src/manifest/db'
 import {tarEntries} from '../../src/image/stream'
 import {paxXattrs} from '../../src/image/layer'
 import {readXattrTree} from '../../src/store/xattr-io'
@@ -82,3 +83,16 @@ export async function listTarStream(src: AsyncIterable<Buffer>): Promise<Listing
 }
 
 export const fmtRows = (rows: ListingRow[]) => rows.map((r) => `${r.path} ${r.type} ${r.mode} ${r.uid}:${r.gid} ${r.size} ${r.hash.slice(0, 16)} ${r.target} ${r.rdev} ${r.xattrs}`)
+
+/** Run f on the home's manifest database, closing it after (it holds an LMDB reader). */
+export function withDb<T>(home: string, f: (db: ManifestDb) => T): T {
+  const db = ManifestDb.open(home)
+  try {
+    return f(db)
+  } finally {
+    db.close()
+  }
+}
+
+/** An image's merged listing as `velo image ls`-style rows, read straight from the manifest. */
+export const imageRows = (home: string, name: string): ListingRow[] => withDb(home, (db) => listImage(db, name))

@@ -1,15 +1,14 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {ManifestDb} from '../../src/manifest/db'
-import {listImage, ListingRow} from '../../src/image/view'
+import {ListingRow} from '../../src/image/view'
 import {objectOf, Store} from '../../src/store/cas'
 import {readXattrs} from '../../src/store/xattr-io'
 import {readState} from '../../src/sandbox/state'
 import {rmrf, sh, tmpDir, velo, veloJson, VELO as VELO_BIN} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 import {mkTar} from './fixtures'
-import {fmtRows, listDir, listTarStream} from './listing'
+import {fmtRows, imageRows, listDir, listTarStream, withDb} from './listing'
 
 /**
  * Extended attributes end to end: a tree whose xattrs are set with os.setxattr and archived by GNU tar
@@ -30,16 +29,7 @@ function setX(list: Array<[string, string, string]>): void {
   ok(sh(`python3 -c '${prog}' '${JSON.stringify(list)}'`), 'setxattr')
 }
 
-function withDb<T>(home: string, f: (db: ManifestDb) => T): T {
-  const db = ManifestDb.open(home)
-  try {
-    return f(db)
-  } finally {
-    db.close()
-  }
-}
-
-const rowsOf = (home: string, name: string) => withDb(home, (db) => listImage(db, name))
+const rowsOf = imageRows
 const under = (rows: ListingRow[], prefix: string) => rows.filter((r) => r.path === prefix || r.path.startsWith(prefix + '/'))
 const hex = (s: string) => Buffer.from(s).toString('hex')
 
