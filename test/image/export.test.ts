@@ -1,20 +1,13 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
-import {rmrf, sh, tmpDir, velo, veloJson} from '../helpers'
+import {sh, velo, veloJson, tmpDirs} from '../helpers'
 import {dockerSaveLegacy, mkTar} from './fixtures'
 import {imageRows} from './listing'
 
-const dirs: string[] = []
-const mk = () => {
-  const d = tmpDir('velo-exp-')
-  dirs.push(d)
-  return d
-}
-afterEach(() => dirs.splice(0).forEach(rmrf))
+const mk = tmpDirs('velo-exp-')
 
-const listing = imageRows
 
 describe('velo image export', () => {
   it('velo → tar → velo keeps every layer id (ns mtimes, big uids, hard links, devices, whiteouts, opaque dirs)', async () => {
@@ -68,7 +61,7 @@ describe('velo image export', () => {
     veloJson(home, ['ingest', src, '--name', 'ing'])
     veloJson(home, ['image', 'export', 'ing', '-o', path.join(w, 'ing.tar')])
     veloJson(home, ['image', 'import', path.join(w, 'ing.tar'), '--name', 'ing2'])
-    expect(listing(home, 'ing2')).toEqual(listing(home, 'ing'))
+    expect(imageRows(home, 'ing2')).toEqual(imageRows(home, 'ing'))
   })
 
   it('fails cleanly when an object is missing from the store, leaving no output', async () => {

@@ -1,21 +1,14 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as zlib from 'node:zlib'
-import {afterAll, afterEach, beforeAll, describe, expect, it} from 'vitest'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ListingRow} from '../../src/image/view'
-import {rmrf, tmpDir, velo, veloJson} from '../helpers'
+import {rmrf, tmpDir, tmpDirs, velo, veloJson} from '../helpers'
 import {dockerSaveLegacy, dockerSaveOci, mkTar, ociDir, ociTar, sha256, TEntry} from './fixtures'
 import {imageRows, withDb} from './listing'
 
-const dirs: string[] = []
-const mk = () => {
-  const d = tmpDir('velo-img-')
-  dirs.push(d)
-  return d
-}
-afterEach(() => dirs.splice(0).forEach(rmrf))
+const mk = tmpDirs('velo-img-')
 
-const listing = imageRows
 const row = (rows: ListingRow[], p: string) => rows.find((r) => r.path === p)
 const paths = (rows: ListingRow[]) => rows.map((r) => r.path)
 
@@ -88,7 +81,7 @@ describe('velo image import: formats', () => {
     expect(r.layers).toHaveLength(2)
     expect(r.layers[0].diffId).toBe(`sha256:${sha256(base)}`)
     expect(r.layers[1].whiteouts).toBe(2)
-    checkMerged(listing(home, 'app:1'))
+    checkMerged(imageRows(home, 'app:1'))
     withDb(home, (db) => {
       const img = db.requireImage('app:1')
       expect(img.config).toMatchObject({env: ['PATH=/usr/bin:/bin', 'HELLO=world'], cmd: ['/bin/sh'], workingDir: '/srv', user: '1000:1000'})
@@ -110,7 +103,7 @@ describe('velo image import: formats', () => {
     const oci = veloJson(home, ['image', 'import', put(w, 'b.tar', await dockerSaveOci(images))])
     expect(oci.format).toBe('docker-save')
     expect(oci.images[0].layers).toEqual(legacy.images[0].layers)
-    checkMerged(listing(home, 'app:1'))
+    checkMerged(imageRows(home, 'app:1'))
     const home2 = mk()
     const t = veloJson(home2, ['image', 'import', put(w, 'c.tar', await ociTar(images)), '--name', 'viaoci'])
     expect(t.format).toBe('oci')
@@ -157,7 +150,7 @@ describe('velo image import: formats', () => {
     const home = mk()
     const r = veloJson(home, ['image', 'import', od])
     expect(r.images[0].name).toBe('gz:1')
-    checkMerged(listing(home, 'gz:1'))
+    checkMerged(imageRows(home, 'gz:1'))
     // diffId is the sha256 of the uncompressed tar, not of the gzip blob.
     expect(r.layers[0].diffId).toBe(`sha256:${sha256(zlib.gunzipSync(base))}`)
     const gz = zlib.gzipSync(await ociTar([{tag: 'gz:1', layers: [base, upper]}], {nestedIndex: true}))
@@ -188,7 +181,7 @@ describe('velo image import: formats', () => {
     expect(r.images[0].name).toBe('root')
     // Extended attributes are kept (test/image/xattrs.test.ts has the details); nothing to warn about here.
     expect(r.warnings).toEqual([])
-    const rows = listing(home, 'root')
+    const rows = imageRows(home, 'root')
     expect(row(rows, long)).toMatchObject({type: 'file', size: 5})
     expect(row(rows, 'home/ünï/naïve.txt')).toMatchObject({uid: 1000, gid: 1000})
     expect(row(rows, 'home/ünï')).toMatchObject({mode: '700', uid: 1000})
@@ -265,7 +258,7 @@ describe('velo image import: hostile input', () => {
       expect(db.listImages().map((i) => i.name)).toEqual(before.images)
       expect(db.listLayers().length).toBe(before.layers)
     })
-    expect(listing(home, 'ok:1').map((x) => x.path)).toEqual(['.', 'f'])
+    expect(imageRows(home, 'ok:1').map((x) => x.path)).toEqual(['.', 'f'])
     expect(fs.readdirSync(path.join(home, 'tmp'))).toEqual([])
     if (!jsonChecked) {
       jsonChecked = true

@@ -2,19 +2,13 @@ import {spawn} from 'node:child_process'
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterEach, describe, expect, it} from 'vitest'
+import {describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
 import {listImage} from '../../src/image/view'
-import {rmrf, tmpDir, velo, VELO, veloJson} from '../helpers'
+import {velo, VELO, veloJson, tmpDirs} from '../helpers'
 import {dockerSaveLegacy, mkTar, TEntry} from './fixtures'
 
-const dirs: string[] = []
-const mk = () => {
-  const d = tmpDir('velo-img-rob-')
-  dirs.push(d)
-  return d
-}
-afterEach(() => dirs.splice(0).forEach(rmrf))
+const mk = tmpDirs('velo-img-rob-')
 
 function countFiles(dir: string): number {
   let n = 0
