@@ -63,6 +63,13 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
  * 0 no, < 0 cannot tell. */
 int sb_legacy_hold(const char *home, const char *name);
 
+/* The errors for a sandbox that is not there (STATE_NOENT) or half-made (STATE_HALF), as Node renders them. */
+int sb_state_error(const char *name, int r, bool json);
+
+/* Check NAME, find the store (--home) and read the state. 0: *s is loaded; otherwise what the command
+ * returns (FRONT_FALLBACK, or the exit code of the error it rendered). */
+int sb_state_load(const char *home_flag, const char *name, bool json, struct tstate *s);
+
 /* The exit code of a velo-helper exec child as Node reports it (128+N for a signal). */
 int sb_wait_code(int status);
 

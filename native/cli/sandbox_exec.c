@@ -33,18 +33,26 @@ int sb_state_error(const char *name, int r, bool json) {
   return front_error(json, "STATE", msg, sug);
 }
 
+/* see sandbox.h */
+int sb_state_load(const char *home_flag, const char *name, bool json, struct tstate *s) {
+  /* JSON.stringify(name) in the NOT_FOUND message: only names that need no escaping are served */
+  if (!name_valid(name)) return FRONT_FALLBACK;
+  char *home = front_home(home_flag);
+  if (!home) return FRONT_FALLBACK;
+  int r = state_read(home, name, s);
+  free(home);
+  if (r == STATE_UNSERVED) return FRONT_FALLBACK;
+  if (r != STATE_OK) return sb_state_error(name, r, json);
+  return 0;
+}
+
 int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.n_args < 1 || a.flags[F_TTY].count) return FRONT_FALLBACK;
   const char *name = a.args[0];
-  /* JSON.stringify(name) in the NOT_FOUND message: only names that need no escaping are served */
-  if (!name_valid(name)) return FRONT_FALLBACK;
-  char *home = front_home(args_one(&a, F_HOME));
-  if (!home) return FRONT_FALLBACK;
   struct tstate s;
-  int r = state_read(home, name, &s);
-  if (r == STATE_UNSERVED) return FRONT_FALLBACK;
-  if (r != STATE_OK) return sb_state_error(name, r, false);
+  int r = sb_state_load(args_one(&a, F_HOME), name, false, &s);
+  if (r) return r;
   if (!state_running(&s)) {
     char msg[300], sug[300];
     snprintf(msg, sizeof msg, "sandbox %s is stopped", name);

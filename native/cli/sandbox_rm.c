@@ -17,8 +17,6 @@ static const struct flag_def FLAGS[N_FLAGS] = {
     [F_JSON] = {"json", 0, false, false},
 };
 
-int sb_state_error(const char *name, int r, bool json);
-
 int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.n_args < 1) return FRONT_FALLBACK;

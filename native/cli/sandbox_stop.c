@@ -15,8 +15,6 @@ static const struct flag_def FLAGS[N_FLAGS] = {
     [F_JSON] = {"json", 0, false, false},
 };
 
-int sb_state_error(const char *name, int r, bool json);
-
 int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.n_args != 1) return FRONT_FALLBACK;
@@ -29,13 +27,9 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
     secs = strtol(tv, NULL, 10);
     if (secs > 3600) return FRONT_FALLBACK;
   }
-  if (!name_valid(name)) return FRONT_FALLBACK;
-  char *home = front_home(args_one(&a, F_HOME));
-  if (!home) return FRONT_FALLBACK;
   struct tstate s;
-  int r = state_read(home, name, &s);
-  if (r == STATE_UNSERVED) return FRONT_FALLBACK;
-  if (r != STATE_OK) return sb_state_error(name, r, a.json);
+  int r = sb_state_load(args_one(&a, F_HOME), name, a.json, &s);
+  if (r) return r;
   bool was = state_running(&s), forced = false, rendered;
   if (was) {
     int k = sb_kill(ctx, &s, 15, (int)secs * 1000, a.json, &rendered);

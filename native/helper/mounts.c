@@ -138,6 +138,21 @@ static int setup_dev(int rootfd, struct velo_err *e) {
   return 0;
 }
 
+/* Mount over each of /proc's NAMES that exists: a read-only bind of itself (src < 0, recursive) or of src. */
+static int cover_proc(int proc, const char *const *names, size_t n, int src, unsigned attrs, struct velo_err *e) {
+  for (size_t i = 0; i < n; i++) {
+    cleanup_fd int t = openat(proc, names[i], O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    if (t < 0) {
+      if (errno == ENOENT) continue;
+      return VELO_FAIL_ERRNO(e, "open /proc/%s", names[i]);
+    }
+    char where[64];
+    snprintf(where, sizeof where, "/proc/%s", names[i]);
+    if (bind_at(src < 0 ? t : src, "", attrs, src < 0, t, where, e) < 0) return -1;
+  }
+  return 0;
+}
+
 static int setup_proc(int rootfd, struct velo_err *e) {
   cleanup_fd int target = open_in_root(rootfd, "proc", 0, e);
   if (target < 0) return -1;
@@ -146,31 +161,14 @@ static int setup_proc(int rootfd, struct velo_err *e) {
   if (proc < 0) return VELO_FAIL_ERRNO(e, "open /proc");
   /* Read-only: sysctls (most check only the file mode, which root passes), sysrq, irq, bus, fs. */
   static const char *const ro[] = {"sys", "sysrq-trigger", "irq", "bus", "fs"};
-  for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
-    cleanup_fd int t = openat(proc, ro[i], O_PATH | O_CLOEXEC | O_NOFOLLOW);
-    if (t < 0) {
-      if (errno == ENOENT) continue;
-      return VELO_FAIL_ERRNO(e, "open /proc/%s", ro[i]);
-    }
-    char where[64];
-    snprintf(where, sizeof where, "/proc/%s", ro[i]);
-    if (bind_at(t, "", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, 1, t, where, e) < 0) return -1;
-  }
+  if (cover_proc(proc, ro, sizeof ro / sizeof ro[0], -1,
+                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, e) < 0)
+    return -1;
   /* Masked: kernel memory, keys and timer/scheduler internals read as an empty /dev/null. */
   static const char *const masked[] = {"kcore", "keys", "timer_list", "sched_debug", "kallsyms"};
   cleanup_fd int null = openat2_in_root(rootfd, "dev/null", O_PATH);
   if (null < 0) return VELO_FAIL_ERRNO(e, "open /dev/null");
-  for (size_t i = 0; i < sizeof masked / sizeof masked[0]; i++) {
-    cleanup_fd int t = openat(proc, masked[i], O_PATH | O_CLOEXEC | O_NOFOLLOW);
-    if (t < 0) {
-      if (errno == ENOENT) continue;
-      return VELO_FAIL_ERRNO(e, "open /proc/%s", masked[i]);
-    }
-    char where[64];
-    snprintf(where, sizeof where, "/proc/%s", masked[i]);
-    if (bind_at(null, "", MOUNT_ATTR_RDONLY, 0, t, where, e) < 0) return -1;
-  }
-  return 0;
+  return cover_proc(proc, masked, sizeof masked / sizeof masked[0], null, MOUNT_ATTR_RDONLY, e);
 }
 
 static int setup_sys(int rootfd, struct velo_err *e) {
