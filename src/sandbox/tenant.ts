@@ -117,7 +117,10 @@ export const planEscape = (v: string): string => v.replace(/\\/g, '\\\\').replac
  */
 function planText(lines: string[]): string {
   for (const l of lines)
-    if (/[\0\n]/.test(l)) throw new VeloError('BAD_INPUT', `the ${JSON.stringify(l.slice(0, l.indexOf(' ')))} value of the sandbox plan contains NUL or newline: ${JSON.stringify(l)}`)
+    if (/[\0\n]/.test(l))
+      throw new VeloError('BAD_INPUT', `the ${JSON.stringify(l.slice(0, l.indexOf(' ')))} value of the sandbox plan contains NUL or newline: ${JSON.stringify(l)}`, {
+        suggestion: 'a path, host name or cgroup dir with a newline (from a flag, VELO_CGROUP_ROOT or an edited state.json) cannot be used: fix it, or remove the sandbox with `velo sandbox rm -f NAME`',
+      })
   return lines.join('\n') + '\n'
 }
 
