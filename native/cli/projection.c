@@ -139,17 +139,12 @@ static bool held(const char *home, const char *skel, const struct front_image *i
   return ok;
 }
 
-/* velo-project's "fresh" test: SKEL (not a symlink) carries the stamp of these layers (FNV-1a of the ids,
- * top first, NULs included). */
+/* velo-project's "fresh" test: SKEL (not a symlink) carries the stamp of these layers (build.c's definition). */
 static bool fresh(const char *skel, const struct front_image *img) {
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = img->n_layers; i-- > 0;)
-    for (const char *p = img->layers[i];; p++) {
-      h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-      if (!*p) break;
-    }
-  char want[32], have[256];
-  snprintf(want, sizeof want, "v1:%016llx", (unsigned long long)h);
+  const char *top_first[img->n_layers];
+  for (size_t i = 0; i < img->n_layers; i++) top_first[i] = img->layers[img->n_layers - 1 - i];
+  char want[VELO_STAMP_LEN], have[256];
+  velo_project_stamp(top_first, (int)img->n_layers, want);
   cleanup_fd int fd = open(skel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return false;
   ssize_t n = fgetxattr(fd, "user.velo.image", have, sizeof have - 1);

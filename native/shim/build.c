@@ -245,22 +245,27 @@ static int dir_empty(int fd) {
   return empty;
 }
 
-int velo_project_build(const char *home, const char *root, const char *const *layers, int n, struct velo_build_result *res,
-                       struct velo_err *err) {
-  struct ctx c = {0};
-  memset(res, 0, sizeof *res);
-  c.as_root = geteuid() == 0;
-  velo_real_init();
-  /* The stamp is short (an FNV-1a digest of the layer ids) so it stays inside the root directory's inode. */
+/* The stamp is short (an FNV-1a digest of the layer ids, NULs included) so it stays inside the root directory's
+ * inode. The one definition: velo-project and the native front-end's freshness test both call it. */
+void velo_project_stamp(const char *const *layers, int n, char out[VELO_STAMP_LEN]) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (int i = 0; i < n; i++)
     for (const char *p = layers[i];; p++) {
       h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
       if (!*p) break;
     }
-  char want[32], building[32], have[256];
-  snprintf(want, sizeof want, "v1:%016llx", (unsigned long long)h);
-  snprintf(building, sizeof building, "b1:%016llx", (unsigned long long)h);
+  snprintf(out, VELO_STAMP_LEN, "v1:%016llx", (unsigned long long)h);
+}
+
+int velo_project_build(const char *home, const char *root, const char *const *layers, int n, struct velo_build_result *res,
+                       struct velo_err *err) {
+  struct ctx c = {0};
+  memset(res, 0, sizeof *res);
+  c.as_root = geteuid() == 0;
+  velo_real_init();
+  char want[VELO_STAMP_LEN], building[VELO_STAMP_LEN], have[256];
+  velo_project_stamp(layers, n, want);
+  snprintf(building, sizeof building, "b1:%s", want + 3);
 
   if (mkdir(root, 0700) < 0 && errno != EEXIST) return velo_fail(err, errno, "cannot create %s", root);
   cleanup_fd int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

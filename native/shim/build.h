@@ -10,6 +10,10 @@ struct velo_build_result {
   unsigned long files, placeholders, dirs, symlinks, others, skipped;
 };
 
+#define VELO_STAMP_LEN 32
+/* OUT = the "v1:<hex>" stamp a complete skeleton of LAYERS (TOP first) carries in its user.velo.image xattr. */
+void velo_project_stamp(const char *const *layers, int n, char out[VELO_STAMP_LEN]);
+
 /* Make ROOT the placeholder skeleton of the image whose layers (TOP first) are LAYERS: see project.c.
  * 0 = done (or fresh), VELO_BUILD_OTHER, or -1; err filled on failure. Uses R (real.h), so the caller links
  * real_libc.c (or is the shim). */

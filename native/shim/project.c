@@ -67,13 +67,20 @@ static int wake_dir(char *path, size_t len, size_t cap) {
     if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
     size_t nl = strlen(de->d_name);
     if (len + nl + 2 >= cap) {
+      fprintf(stderr, "velo-project: path too long: %s/%s\n", path, de->d_name);
       rc = -1;
       break;
     }
     path[len] = '/';
     memcpy(path + len + 1, de->d_name, nl + 1);
     struct stat st;
-    if (lstat(path, &st) == 0) {
+    /* gone since readdir: nothing to wake; any other failure would leave a placeholder asleep, so say so */
+    int sr = lstat(path, &st);
+    if (sr < 0 && errno != ENOENT) {
+      fprintf(stderr, "velo-project: cannot stat %s: %s\n", path, strerror(errno));
+      rc = -1;
+    }
+    if (sr == 0) {
       if (S_ISDIR(st.st_mode)) {
         /* a read-only directory must be writable for the rename into it; restore its mode after */
         int ro = !(st.st_mode & S_IWUSR);
