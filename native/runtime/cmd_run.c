@@ -1,0 +1,60 @@
+/* velo-runtime run [--detach] ... ID: create + start (+ wait + delete), as `runc run`: the container's
+ * process is this command's child, so its exit status is ours (128+N for a signal) and signals we get are
+ * passed on to it. */
+#include <string.h>
+#include <sys/wait.h>
+
+#include "rt.h"
+
+int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detach, const char *verb);
+
+static const int FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+
+int cmd_run(int argc, char **argv) {
+  struct create_opts o = {0};
+  bool detach = false;
+  if (parse_create_flags(argc, argv, &o, &detach, "run") < 0) return 1;
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGCHLD);
+  for (size_t i = 0; i < sizeof FORWARD / sizeof *FORWARD; i++) sigaddset(&set, FORWARD[i]);
+  pid_t child = -1;
+  int rc = container_create(&o, true, &child);
+  if (rc) return rc;
+  struct velo_err e = {0};
+  struct container c;
+  if (container_load(o.id, &c, &e) != 0 || container_start(&c, &e) < 0) {
+    rt_verr(&e);
+    if (c.dir) container_delete(&c, true, &e);
+    container_free(&c);
+    return 1;
+  }
+  if (detach) {
+    container_free(&c);
+    return 0;
+  }
+  sigprocmask(SIG_BLOCK, &set, &old);
+  int status = 0;
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(&set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    int st;
+    pid_t r;
+    bool done = false;
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+      if (r == child) {
+        status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        done = true;
+      }
+    if (done) break;
+  }
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (container_delete(&c, true, &e) < 0) rt_verr(&e);
+  container_free(&c);
+  return status;
+}
