@@ -414,8 +414,9 @@ static int res_memory(struct rctx *c, json_object *m) {
     else if (s < 0 || s > 100) return cfg_fail(c->e, W, "swappiness", "expected an integer from 0 to 100");
     else swappiness = s;
   }
-  if (limit || resv || swap || kern || ktcp || swappiness >= 0 || (r_oom == 0 && oom) || (r_hier == 0) || check)
-    if (need(c, "memory", NULL, W, "limit") < 0) return -1;
+  const char *first = NULL; /* the field to name when the memory controller is missing */
+  json_object_object_foreach(m, k, v) if (v && !first) first = k;
+  if (first && need(c, "memory", NULL, W, first) < 0) return -1;
   if (kern > 0) {
     /* v1 kmem limits became a no-op in Linux 6.1 (the write succeeds and changes nothing); v2 never had them */
     if (c->cg->v2 || kernel_at_least(6, 1) || need(c, "memory", "memory.kmem.limit_in_bytes", W, "kernel") < 0)
@@ -456,7 +457,9 @@ static int res_memory(struct rctx *c, json_object *m) {
   }
 
   /* v1 */
-  if (limit == -1 && swap == 0 && r_lim == 0) swap = -1; /* unlimited memory: unlimited memory+swap, as runc */
+  /* unlimited memory: unlimited memory+swap too, as runc (where swap is accounted at all) */
+  const struct cg_hier *mh = hier_of(c->cg, "memory");
+  if (limit == -1 && swap == 0 && r_lim == 0 && mh && file_exists(mh->mountpoint, "memory.memsw.limit_in_bytes")) swap = -1;
   if (swap && need(c, "memory", "memory.memsw.limit_in_bytes", W, "swap") < 0) return -1;
   if (swap > 0 && limit > 0 && swap < limit)
     return cfg_fail(c->e, W, "swap", "memory+swap (%" PRId64 ") must not be below memory.limit (%" PRId64 ")", swap, limit);
