@@ -332,9 +332,9 @@ int oci_seccomp_compile(json_object *seccomp, struct oci_seccomp **out, struct v
   if (parse_action(seccomp, WHERE, "defaultAction", "defaultErrnoRet", &def, e) < 0) return -1;
   cleanup_ctx scmp_filter_ctx ctx = seccomp_init(def);
   if (!ctx) return velo_fail(e, 0, "seccomp: libseccomp could not create a filter");
-  /* no_new_privs is process.noNewPrivileges' business, not libseccomp's (which sets it by default) */
-  int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
-  if (r < 0) return velo_fail(e, -r, "seccomp: clearing the filter's no_new_privs attribute");
+  /* libseccomp's no_new_privs attribute is moot: oci_seccomp_load loads the exported program itself, and
+   * no_new_privs stays process.noNewPrivileges' business */
+  int r;
 
   /* architectures */
   json_object *arr;
