@@ -18,6 +18,8 @@ int cmd_run(int argc, char **argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   for (size_t i = 0; i < sizeof FORWARD / sizeof *FORWARD; i++) sigaddset(&set, FORWARD[i]);
+  /* blocked before the child exists: a short-lived container's SIGCHLD must not come and go unseen */
+  sigprocmask(SIG_BLOCK, &set, &old);
   pid_t child = -1;
   int rc = container_create(&o, true, &child);
   if (rc) return rc;
@@ -33,7 +35,6 @@ int cmd_run(int argc, char **argv) {
     container_free(&c);
     return 0;
   }
-  sigprocmask(SIG_BLOCK, &set, &old);
   int status = 0;
   for (;;) {
     siginfo_t si;

@@ -136,6 +136,10 @@ static void child_main(struct child_ctx *x) {
   struct velo_err e = {0};
   int sync = x->sync;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* `run` blocks the signals it forwards before it clones us: the container's process starts with none blocked */
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
   if (x->ns->clone_flags & CLONE_NEWUSER) {
     if (send(sync, "M", 1, MSG_NOSIGNAL) < 0) _exit(1);
     child_wait(sync, 'm', NULL, &e);

@@ -165,6 +165,13 @@ static const struct optdef OPTS[] = {
     {"noiversion", K_REFUSE, 0, 0, "MS_I_VERSION is not supported by velo-runtime"},
 };
 
+json_object *oci_mount_options_json(void) {
+  json_object *a = json_object_new_array();
+  for (size_t i = 0; i < sizeof OPTS / sizeof OPTS[0]; i++)
+    if (OPTS[i].k != K_REFUSE) json_object_array_add(a, json_object_new_string(OPTS[i].name));
+  return a;
+}
+
 static const struct optdef *find_opt(const char *name) {
   for (size_t i = 0; i < sizeof OPTS / sizeof OPTS[0]; i++)
     if (!strcmp(OPTS[i].name, name)) return &OPTS[i];

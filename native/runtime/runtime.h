@@ -99,12 +99,9 @@ int oci_mounts_setup(const struct oci_mount_ctx *m, struct velo_err *e);
 /* pivot_root into the rootfs (or, no_pivot, MS_MOVE + chroot), then root.readonly and the final propagation. */
 int oci_mounts_finish(const struct oci_mount_ctx *m, bool no_pivot, struct velo_err *e);
 
-/* ---- what `features` reports: each module's own tables (NULL-terminated), so the list and the code that
- * accepts the names are one. */
-extern const char *const OCI_MOUNT_OPTIONS[];  /* mounts.c */
-extern const char *const OCI_SECCOMP_ACTIONS[]; /* seccomp.c */
-extern const char *const OCI_SECCOMP_OPS[];
-extern const char *const OCI_SECCOMP_ARCHS[];
-extern const char *const OCI_SECCOMP_FLAGS[];
+/* ---- what `features` reports comes from the modules themselves: mounts.c lists the option names it
+ * recognises; seccomp names are probed through oci_seccomp_compile (cmd_features.c), so the report and the
+ * code that accepts a name cannot disagree. */
+json_object *oci_mount_options_json(void);
 
 #endif

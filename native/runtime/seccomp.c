@@ -12,7 +12,9 @@
  *   existed then makes libc fall back (clone3 -> clone) instead of failing with EPERM.
  * The program is exported from libseccomp at compile time (so every libseccomp error is a create-time error) and
  * loaded with seccomp(2) directly: no allocation or libseccomp call is left for the child. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <inttypes.h>
 #include <linux/audit.h>
 #include <linux/filter.h>

@@ -11,9 +11,8 @@ import {bundles, rt, runBundle, RUNTIMES, shArgs, VELO_RUNTIME} from './fixture'
  */
 
 // TEMPORARY (until the lead merges the runtime): velo's rows are skipped while native/build/velo-runtime does not exist
-const HAVE_VELO = fs.existsSync(VELO_RUNTIME)
 const NAMES = ['runc', 'velo'] as const
-const skip = (name: string) => name === 'velo' && !HAVE_VELO
+const skip = (_name: string) => false
 
 const CG_ROOT = '/sys/fs/cgroup'
 /** Every cgroup parent this file makes lives below this (absolute) cgroup, removed in afterAll. */
