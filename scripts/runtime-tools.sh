@@ -69,8 +69,9 @@ cleanup_test() {
   local rt=$1 root=$2 tmp=$3 id m
   if [ -d "$root" ]; then
     for id in $(ls -A "$root"); do
-      "$rt" --root "$root" kill "$id" KILL >/dev/null 2>&1 || true
-      "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+      # bounded: a runtime under test may hang here too
+      timeout -k 5 30 "$rt" --root "$root" kill "$id" KILL >/dev/null 2>&1 || true
+      timeout -k 5 30 "$rt" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
       [ -e "$root/$id" ] && printf 'container %s still in %s after delete --force\n' "$id" "$root"
     done
   fi
@@ -143,7 +144,7 @@ tap_eval() {
   local errline=""
   if [ -s "$err" ]; then
     # the last line that says something ("exit status 1" alone is Go's summary of the runtime's exit)
-    errline=$(grep -vE '^[[:space:]]*$|^exit status [0-9]+$' "$err" | tail -n 1 | cut -c1-400 || true)
+    errline=$(grep -vE '^[[:space:]]*$|^exit status [0-9]+$|^Refer to: ' "$err" | tail -n 1 | cut -c1-400 || true)
   fi
   awk -v rc="$rc" -v secs="$secs" -v timeout="$RT_TIMEOUT" -v errline="$errline" -v name="$name" '
     function add(okay, why) {
@@ -354,7 +355,7 @@ EOF
 
   {
     echo
-    echo "# ======== $label: $path ($("$path" --version 2>/dev/null | head -n 1 || echo 'no --version'))"
+    echo "# ======== $label: $path ($(timeout 10 "$path" --version 2>/dev/null | head -n 1 || echo 'no --version'))"
   } >>"$TXT"
   : >"$d/summary.tsv"
   : >"$d/failures.tsv"
@@ -397,7 +398,7 @@ for (const [i, label] of labels.entries()) {
     tests[line.slice(0, tab)].failures.push(line.slice(tab + 1))
   }
   let version = ''
-  try { version = cp.execFileSync(paths[i], ['--version'], {encoding: 'utf8'}).split('\n')[0] } catch {}
+  try { version = cp.execFileSync(paths[i], ['--version'], {encoding: 'utf8', timeout: 10000}).split('\n')[0] } catch {}
   const vals = Object.values(tests)
   runtimes[label] = {path: paths[i], version, passed: vals.reduce((a, t) => a + t.ok, 0),
     failed: vals.reduce((a, t) => a + t.notOk, 0), skipped: vals.reduce((a, t) => a + t.skipped, 0), tests}
