@@ -370,6 +370,9 @@ export async function startPodman(driver: 'overlay' | 'vfs' = 'overlay'): Promis
   // podman's image copy keeps a blob-info cache in /var/lib/containers/cache whatever --root says; it is ours
   // to remove only if it was not there before.
   const hadVarLibContainers = fs.existsSync('/var/lib/containers')
+  // `podman run --rm` cleans up through conmon's exit command, which loses --runtime-flag: it calls
+  // `<runtime> delete --force <id>` with the runtime's default root, and runc makes /run/runc for it.
+  const hadRunRunc = fs.existsSync('/run/runc')
   const global = (runtime: string) => [
     '--root',
     path.join(dir, 'root'),
@@ -401,6 +404,11 @@ export async function startPodman(driver: 'overlay' | 'vfs' = 'overlay'): Promis
     killProcessesMentioning(dir)
     unmountAndRemove(dir)
     if (!hadVarLibContainers) fs.rmSync('/var/lib/containers', {recursive: true, force: true})
+    if (!hadRunRunc) {
+      try {
+        fs.rmdirSync('/run/runc') // only if empty
+      } catch {}
+    }
   }
   const image = 'localhost/velo-busybox:1'
   try {
