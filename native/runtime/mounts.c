@@ -54,42 +54,74 @@ static int openat2_in_root(int rootfd, const char *rel, int flags) {
 }
 
 /* Open PATH inside the root (symlinks resolve as if the root were "/"), creating missing directories on the
- * way and, for the last component, an empty file when want_file. Returns an O_PATH fd. A dangling symlink on
- * the way is an error, never followed out. */
+ * way and, for the last component, an empty file when want_file. Returns an O_PATH fd.
+ * Missing parts are created where the path leads *inside* the root: the walk resolves one component at a
+ * time, a symlink's target replaces it (an absolute target restarts at the root, ".." stops at the root), so
+ * a dangling link such as evil -> ../../../host/dir makes <root>/host/dir, never a host directory (runc does
+ * the same with securejoin). At most 40 links, as the kernel. */
 static int open_in_root(int rootfd, const char *path, bool want_file, struct velo_err *e) {
   while (*path == '/') path++;
   int fd = openat2_in_root(rootfd, path, O_PATH);
   if (fd >= 0) return fd;
   if (errno != ENOENT) return VELO_FAIL_ERRNO(e, "open /%s in the rootfs", path);
-  char buf[PATH_MAX];
-  if (strlen(path) >= sizeof buf) return velo_fail(e, ENAMETOOLONG, "/%.64s...", path);
-  strcpy(buf, path);
-  for (char *s = buf;; s++) {
-    if (*s != '/' && *s) continue;
-    bool last = !*s;
-    *s = 0;
-    cleanup_fd int cur = openat2_in_root(rootfd, buf, O_PATH);
-    if (cur < 0) {
-      if (errno != ENOENT) return VELO_FAIL_ERRNO(e, "open /%s in the rootfs", buf);
-      char *slash = strrchr(buf, '/');
-      const char *name = slash ? slash + 1 : buf;
-      if (slash) *slash = 0;
-      cleanup_fd int parent = openat2_in_root(rootfd, slash ? buf : "", O_PATH | O_DIRECTORY);
-      if (slash) *slash = '/';
-      if (parent < 0) return VELO_FAIL_ERRNO(e, "open the parent of /%s in the rootfs", buf);
-      if (!strcmp(name, "..") || !strcmp(name, ".")) return velo_fail(e, EINVAL, "/%s: bad path component", buf);
+  char todo[2 * PATH_MAX], done[PATH_MAX] = "";
+  if (strlen(path) >= PATH_MAX) return velo_fail(e, ENAMETOOLONG, "/%.64s...", path);
+  strcpy(todo, path);
+  int links = 0;
+  size_t pos = 0;
+  while (todo[pos]) {
+    while (todo[pos] == '/') pos++;
+    if (!todo[pos]) break;
+    size_t len = strcspn(todo + pos, "/");
+    char comp[NAME_MAX + 1];
+    if (len > NAME_MAX) return velo_fail(e, ENAMETOOLONG, "/%s in the rootfs", path);
+    memcpy(comp, todo + pos, len);
+    comp[len] = 0;
+    pos += len;
+    bool last = todo[pos + strspn(todo + pos, "/")] == 0;
+    if (!strcmp(comp, ".")) continue;
+    if (!strcmp(comp, "..")) {
+      char *sl = strrchr(done, '/');
+      if (sl) *sl = 0;
+      else done[0] = 0;
+      continue;
+    }
+    cleanup_fd int dir = openat2_in_root(rootfd, done, O_PATH | O_DIRECTORY);
+    if (dir < 0) return VELO_FAIL_ERRNO(e, "open /%s in the rootfs", done);
+    struct stat st;
+    int sr = fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW);
+    if (sr < 0 && errno != ENOENT) return VELO_FAIL_ERRNO(e, "open /%s/%s in the rootfs", done, comp);
+    if (sr == 0 && S_ISLNK(st.st_mode)) {
+      if (++links > 40) return velo_fail(e, ELOOP, "/%s in the rootfs", path);
+      char target[PATH_MAX];
+      ssize_t n = readlinkat(dir, comp, target, sizeof target - 1);
+      if (n < 0) return VELO_FAIL_ERRNO(e, "read the link /%s/%s in the rootfs", done, comp);
+      target[n] = 0;
+      char rest[2 * PATH_MAX];
+      size_t tl = strlen(target), rl = strlen(todo + pos);
+      if (tl + rl + 2 > sizeof rest) return velo_fail(e, ENAMETOOLONG, "/%s in the rootfs", path);
+      memcpy(rest, target, tl);
+      rest[tl] = '/';
+      memcpy(rest + tl + 1, todo + pos, rl + 1);
+      memcpy(todo, rest, tl + rl + 2);
+      pos = 0;
+      if (target[0] == '/') done[0] = 0;
+      continue;
+    } else if (sr < 0) {
       if (last && want_file) {
-        int f = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (f < 0 && errno != EEXIST) return VELO_FAIL_ERRNO(e, "create /%s in the rootfs", buf);
+        int f = openat(dir, comp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (f < 0 && errno != EEXIST) return VELO_FAIL_ERRNO(e, "create /%s/%s in the rootfs", done, comp);
         if (f >= 0) close(f);
-      } else if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) {
-        return VELO_FAIL_ERRNO(e, "mkdir /%s in the rootfs", buf);
+      } else if (mkdirat(dir, comp, 0755) < 0 && errno != EEXIST) {
+        return VELO_FAIL_ERRNO(e, "mkdir /%s/%s in the rootfs", done, comp);
       }
     }
-    if (last) break;
-    *s = '/';
+    size_t dl = strlen(done);
+    if (dl + 1 + len + 1 > sizeof done) return velo_fail(e, ENAMETOOLONG, "/%s in the rootfs", path);
+    if (dl) done[dl++] = '/';
+    strcpy(done + dl, comp);
   }
-  fd = openat2_in_root(rootfd, path, O_PATH);
+  fd = openat2_in_root(rootfd, done, O_PATH);
   if (fd < 0) return VELO_FAIL_ERRNO(e, "open /%s in the rootfs", path);
   return fd;
 }

@@ -13,14 +13,12 @@ import {busyboxRootfs, RUNC, VELO_RUNTIME} from './fixture'
  * own cgroup parent and no network; stop() kills what it started, unmounts, removes cgroups and dirs.
  */
 
-export const HAVE_VELO = fs.existsSync(VELO_RUNTIME)
 /** The runtimes each engine scenario runs with. */
 export const ENGINE_RUNTIMES: {name: 'runc' | 'velo'; path: string}[] = [
   {name: 'runc', path: RUNC},
   {name: 'velo', path: VELO_RUNTIME},
 ]
 /** TEMPORARY (until native/build/velo-runtime exists): velo's rows are skipped when the binary is missing. */
-export const skipRuntime = (name: string) => name === 'velo' && !HAVE_VELO
 
 export interface Run {
   status: number
