@@ -145,7 +145,7 @@ int cmd_exec(int argc, char **argv) {
   if (child < 0) return rt_err("fork: %s", strerror(errno));
   if (child == 0) {
     close(ep[0]);
-    sigprocmask(SIG_SETMASK, &old, NULL);
+    proc_reset_signals();
     if (c.has_cg && oci_cgroup_join(&c.cg, 0, &e) < 0) report(ep[1], &e, 1);
     static const int ORDER[] = {NS_USER, NS_IPC, NS_UTS, NS_NET, NS_CGROUP, NS_MNT};
     for (size_t i = 0; i < sizeof ORDER / sizeof *ORDER; i++) {
@@ -157,7 +157,7 @@ int cmd_exec(int argc, char **argv) {
       close(console);
     } else setpgid(0, 0);
     char *path = NULL;
-    if (proc_apply_early(&pp, &e) < 0 || proc_find_exec(&pp, &path, &e) < 0) report(ep[1], &e, 1);
+    if (proc_apply_early(&pp, &e) < 0 || proc_default_home(&pp) < 0 || proc_find_exec(&pp, &path, &e) < 0) report(ep[1], &e, 1);
     syscall(SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
     if (proc_finalize(&pp, sc, &e) < 0) report(ep[1], &e, 1);
     proc_exec(&pp, path, &e);

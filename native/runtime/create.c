@@ -136,10 +136,8 @@ static void child_main(struct child_ctx *x) {
   struct velo_err e = {0};
   int sync = x->sync;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  /* `run` blocks the signals it forwards before it clones us: the container's process starts with none blocked */
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL);
+  /* `run` blocks the signals it forwards before it clones us, and callers may ignore some: start clean */
+  proc_reset_signals();
   if (x->ns->clone_flags & CLONE_NEWUSER) {
     if (send(sync, "M", 1, MSG_NOSIGNAL) < 0) _exit(1);
     child_wait(sync, 'm', NULL, &e);
@@ -187,6 +185,7 @@ static void child_main(struct child_ctx *x) {
       VELO_FAIL_ERRNO(&e, "new session keyring"), child_fail(sync, &e);
   }
   if (proc_apply_early(x->pp, &e) < 0) child_fail(sync, &e);
+  if (proc_default_home(x->pp) < 0) VELO_FAIL_ERRNO(&e, "set HOME"), child_fail(sync, &e);
   char *path = NULL;
   if (proc_find_exec(x->pp, &path, &e) < 0) child_fail(sync, &e);
   /* the container's fds: stdio, --preserve-fds from 3 on; nothing else of ours survives exec */

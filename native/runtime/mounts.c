@@ -14,12 +14,12 @@
  *    out of the bundle is a classic foot-gun and the issue asks for a clear error); symlinks in the parent
  *    dirs are resolved with realpath, as runc does.
  *  - a relative mounts[].destination is refused (runc warns and prefixes "/"); so is any ".." component.
- *  - uidMappings/gidMappings (idmapped mounts), tmpcopyup, idmap/ridmap, acl/noacl, iversion/noiversion and a
+ *  - uidMappings/gidMappings (idmapped mounts), idmap/ridmap, acl/noacl, iversion/noiversion and a
  *    non-empty linux.mountLabel are refused: velo-runtime does not implement them and will not ignore them.
  *  - superblock-only flags (sync, dirsync, mand, lazytime and their negations) on a bind mount are ignored,
  *    exactly as the kernel ignores them on MS_BIND.
- *  - a "cgroup" mount with "ro" also makes its tmpfs read-only (runc 1.1 leaves the tmpfs rw, only the
- *    hierarchies are ro); on a hybrid host, like runc 1.1, the unified (v2) tree is NOT added to a "cgroup"
+ *  - a "cgroup" mount with "ro": the hierarchies are read-only and the tmpfs under them stays writable, as
+ *    runc 1.1 does (engines compare what a container sees); on a hybrid host, like runc 1.1, the unified (v2) tree is NOT added to a "cgroup"
  *    mount; mount "cgroup2" for it.
  *  - "cgroup2" without a cgroup namespace binds the container's own unified dir instead of mounting the whole
  *    host hierarchy.
@@ -31,7 +31,9 @@
  * mounts[]). velo's sandboxes put the tenant's overlay there so it lives and dies with the container: no mount
  * is ever made on the host. At most one such entry.
  */
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -150,7 +152,7 @@ static int clean_abs(const char *p, const char *where, const char *key, char *ou
 
 /* ----------------------------------------------------------------------------------------------- options */
 
-enum okind { K_NOP, K_SET, K_CLR, K_ATIME, K_SB, K_BIND, K_RBIND, K_REMOUNT, K_PROP, K_RSET, K_RCLR, K_RATIME, K_REFUSE };
+enum okind { K_NOP, K_SET, K_CLR, K_ATIME, K_SB, K_BIND, K_RBIND, K_REMOUNT, K_PROP, K_RSET, K_RCLR, K_RATIME, K_TMPCOPYUP, K_REFUSE };
 struct optdef {
   const char *name;
   enum okind k;
@@ -188,7 +190,7 @@ static const struct optdef OPTS[] = {
     {"rnoatime", K_RATIME, MOUNT_ATTR_NOATIME, 0, 0}, {"ratime", K_RATIME, MOUNT_ATTR_RELATIME, 0, 0},
     {"rrelatime", K_RATIME, MOUNT_ATTR_RELATIME, 0, 0}, {"rnorelatime", K_RATIME, MOUNT_ATTR_RELATIME, 0, 0},
     {"rstrictatime", K_RATIME, MOUNT_ATTR_STRICTATIME, 0, 0}, {"rnostrictatime", K_RATIME, MOUNT_ATTR_RELATIME, 0, 0},
-    {"tmpcopyup", K_REFUSE, 0, 0, "tmpcopyup is not supported by velo-runtime"},
+    {"tmpcopyup", K_TMPCOPYUP, 0, 0, 0},
     {"idmap", K_REFUSE, 0, 0, "idmapped mounts are not supported by velo-runtime"},
     {"ridmap", K_REFUSE, 0, 0, "idmapped mounts are not supported by velo-runtime"},
     {"acl", K_REFUSE, 0, 0, "MS_POSIXACL is not supported by velo-runtime"},
@@ -217,7 +219,7 @@ struct mspec {
   char dest[PATH_MAX];     /* cleaned, absolute */
   const char *type, *source;
   json_object *options;
-  bool bind, rbind, remount, is_root;
+  bool bind, rbind, remount, is_root, tmpcopyup;
   uint64_t set, clr;       /* top-mount attributes */
   int atime;               /* -1: not given */
   uint64_t rset, rclr;     /* recursive attributes */
@@ -286,6 +288,7 @@ static int parse_mount(json_object *m, size_t idx, struct mspec *s, struct velo_
     case K_RBIND: s->bind = s->rbind = true; break;
     case K_REMOUNT: s->remount = true; break;
     case K_PROP: s->prop = d->v; s->prop_rec = d->rec; break;
+    case K_TMPCOPYUP: s->tmpcopyup = true; break;
     case K_SB: case K_NOP: break;
     }
   }
@@ -296,6 +299,8 @@ static int parse_mount(json_object *m, size_t idx, struct mspec *s, struct velo_
   if (!s->bind && !s->remount && !*s->type) return cfg_fail(e, s->where, "type", "required unless the options hold bind or rbind");
   if (s->bind && !*s->source) return cfg_fail(e, s->where, "source", "required for a bind mount");
   if (s->bind && *s->data) return cfg_fail(e, s->where, "options", "\"%s\": not a mount flag velo-runtime knows (a bind mount takes no filesystem options)", s->data);
+  if (s->tmpcopyup && (strcmp(s->type, "tmpfs") || s->bind || s->remount))
+    return cfg_fail(e, s->where, "options", "tmpcopyup is only for a new tmpfs mount");
   if ((!strcmp(s->type, "cgroup") || !strcmp(s->type, "cgroup2")) && !s->bind && *s->data)
     return cfg_fail(e, s->where, "options", "\"%s\": a %s mount takes no filesystem options", s->data, s->type);
   if (s->is_root && s->remount) return cfg_fail(e, s->where, "options", "remount of \"/\" is not supported");
@@ -587,8 +592,6 @@ static int fill_cgroup_v1(const struct oci_mount_ctx *m, const struct mspec *s, 
         if (symlinkat(name, tmp, c) < 0 && errno != EEXIST) return VELO_FAIL_ERRNO(e, "%s: symlink %s -> %s", what, c, name);
     }
   }
-  /* The mount said ro: the tmpfs too, so nothing can be created next to the hierarchies. */
-  if ((s->set & MOUNT_ATTR_RDONLY) && set_attrs(tmp, false, MOUNT_ATTR_RDONLY, 0, -1, what, e) < 0) return -1;
   return 0;
 }
 
@@ -599,6 +602,58 @@ static int mount_cgroup_v1(const struct oci_mount_ctx *m, const struct mspec *s,
     return -1;
   }
   return tmp;
+}
+
+/* tmpcopyup (Podman's --read-only tmpfs mounts): what the rootfs had at the destination is copied into the new
+ * tmpfs — files, directories, links, fifos and device nodes with their modes and owners; never following a
+ * link, so nothing outside the rootfs is read. */
+static int copy_tree(int from, int to, const char *what, int depth, struct velo_err *e) {
+  if (depth > 64) return velo_fail(e, ELOOP, "%s: tmpcopyup: directories nested too deep", what);
+  int dfd = fcntl(from, F_DUPFD_CLOEXEC, 3);
+  DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+  if (!d) return dfd >= 0 ? (close(dfd), VELO_FAIL_ERRNO(e, "%s: tmpcopyup: read the directory", what)) : VELO_FAIL_ERRNO(e, "%s: tmpcopyup", what);
+  struct dirent *de;
+  int rc = 0;
+  while (rc == 0 && (de = readdir(d))) {
+    const char *n = de->d_name;
+    if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+    struct stat st;
+    if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: stat %s", what, n);
+      break;
+    }
+    if (S_ISDIR(st.st_mode)) {
+      cleanup_fd int sd = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sd < 0 || (mkdirat(to, n, st.st_mode & 07777) < 0 && errno != EEXIST)) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: %s", what, n);
+      cleanup_fd int dd = rc ? -1 : openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (!rc && dd < 0) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: %s", what, n);
+      if (!rc) rc = copy_tree(sd, dd, what, depth + 1, e);
+      if (!rc && (fchmod(dd, st.st_mode & 07777) < 0 || fchown(dd, st.st_uid, st.st_gid) < 0)) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: %s", what, n);
+    } else if (S_ISREG(st.st_mode)) {
+      cleanup_fd int sf = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      cleanup_fd int df = sf < 0 ? -1 : openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+      if (sf < 0 || df < 0) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: %s", what, n);
+      for (off_t left = st.st_size; !rc && left > 0;) {
+        ssize_t k = copy_file_range(sf, NULL, df, NULL, (size_t)left, 0);
+        if (k < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) k = sendfile(df, sf, NULL, (size_t)left);
+        if (k <= 0) rc = k < 0 ? VELO_FAIL_ERRNO(e, "%s: tmpcopyup: copy %s", what, n) : 0, left = 0;
+        else left -= k;
+      }
+      if (!rc && (fchown(df, st.st_uid, st.st_gid) < 0 || fchmod(df, st.st_mode & 07777) < 0)) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: %s", what, n);
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[PATH_MAX];
+      ssize_t k = readlinkat(from, n, target, sizeof target - 1);
+      if (k < 0) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: readlink %s", what, n);
+      else {
+        target[k] = 0;
+        if (symlinkat(target, to, n) < 0 || fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: symlink %s", what, n);
+      }
+    } else if (mknodat(to, n, st.st_mode, st.st_rdev) < 0 || fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
+      rc = VELO_FAIL_ERRNO(e, "%s: tmpcopyup: mknod %s", what, n);
+    }
+  }
+  closedir(d);
+  return rc;
 }
 
 /* -------------------------------------------------------------------------------------------------- setup */
@@ -631,6 +686,22 @@ static int do_mount(const struct oci_mount_ctx *m, const struct mspec *s, int ta
     mnt = mount_cgroup_v1(m, s, target, what, e);
   } else if (!strcmp(s->type, "cgroup") || !strcmp(s->type, "cgroup2")) {
     mnt = mount_cgroup2(m, s, target, what, e);
+  } else if (s->tmpcopyup) {
+    /* the directory the tmpfs will cover, opened before it is covered */
+    cleanup_fd int under = openat(target, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (under < 0) return VELO_FAIL_ERRNO(e, "%s: tmpcopyup: the destination is not a directory", what);
+    struct stat ust;
+    if (fstat(under, &ust) < 0) return VELO_FAIL_ERRNO(e, "%s: tmpcopyup", what);
+    /* written while still writable; a ro tmpfs is made ro after the copy */
+    mnt = mount_new(s->type, s->source, s->data, s, s->set & ~MOUNT_ATTR_RDONLY, s->atime, target, what, e);
+    if (mnt < 0) return -1;
+    cleanup_fd int top = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (top < 0) return VELO_FAIL_ERRNO(e, "%s: tmpcopyup: open the new tmpfs", what);
+    if (copy_tree(under, top, what, 0, e) < 0) return -1;
+    /* the tmpfs root takes the covered directory's owner, and its mode unless the options set one */
+    if (fchown(top, ust.st_uid, ust.st_gid) < 0 || (!strstr(s->data, "mode=") && fchmod(top, ust.st_mode & 07777) < 0))
+      return VELO_FAIL_ERRNO(e, "%s: tmpcopyup", what);
+    if ((s->set & MOUNT_ATTR_RDONLY) && set_attrs(mnt, false, MOUNT_ATTR_RDONLY, 0, -1, what, e) < 0) return -1;
   } else {
     mnt = mount_new(s->type, s->source, s->data, s, s->set, s->atime, target, what, e);
   }

@@ -9,6 +9,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/syscall.h>
 
 #include "rt.h"
@@ -248,12 +250,20 @@ static const char *env_get(char **env, const char *key) {
   return NULL;
 }
 
+/* errno text as Go prints it (lower case): engines match it (Docker: "no such file or directory" → 127) */
+static const char *go_strerror(int err, char *buf, size_t n) {
+  snprintf(buf, n, "%s", strerror(err));
+  if (buf[0] >= 'A' && buf[0] <= 'Z') buf[0] = (char)(buf[0] - 'A' + 'a');
+  return buf;
+}
+
 int proc_find_exec(const struct proc_plan *pp, char **out, struct velo_err *e) {
   const char *file = pp->argv[0];
+  char eb[128];
   if (!*file) return velo_fail(e, ENOENT, "exec: \"\": executable file not found in $PATH");
   if (strchr(file, '/')) {
     struct stat st;
-    if (stat(file, &st) < 0) return velo_fail(e, 0, "exec: \"%s\": stat %s: %s", file, file, strerror(errno));
+    if (stat(file, &st) < 0) return velo_fail(e, 0, "exec: \"%s\": stat %s: %s", file, file, go_strerror(errno, eb, sizeof eb));
     if (S_ISDIR(st.st_mode)) return velo_fail(e, 0, "exec: \"%s\": is a directory", file);
     *out = strdup(file);
     return 0;
@@ -273,6 +283,50 @@ int proc_find_exec(const struct proc_plan *pp, char **out, struct velo_err *e) {
     p += l + 1;
   }
   return velo_fail(e, 0, "exec: \"%s\": executable file not found in $PATH", file);
+}
+
+void proc_reset_signals(void) {
+  /* a runtime's caller may have ignored or blocked signals (conmon ignores SIGPIPE): the container starts clean */
+  for (int s = 1; s < NSIG; s++)
+    if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+int proc_default_home(struct proc_plan *pp) {
+  size_t n = 0;
+  for (; pp->env[n]; n++)
+    if (!strncmp(pp->env[n], "HOME=", 5)) return 0;
+  /* as runc: HOME from the user's entry in the container's /etc/passwd, else "/" */
+  const char *home = "/";
+  char line[1024], found[1024] = "";
+  FILE *f = fopen("/etc/passwd", "re");
+  while (f && fgets(line, sizeof line, f)) {
+    char *fields[7] = {0};
+    char *save = NULL, *t = line;
+    int k = 0;
+    for (; k < 7; k++) {
+      fields[k] = t;
+      char *c = strchr(t, ':');
+      if (!c) break;
+      *c = 0;
+      t = c + 1;
+    }
+    (void)save;
+    if (k < 6 || !fields[2] || strtoul(fields[2], NULL, 10) != pp->uid || !*fields[2]) continue;
+    fields[5][strcspn(fields[5], "\n")] = 0;
+    if (*fields[5]) snprintf(found, sizeof found, "%s", fields[5]);
+    break;
+  }
+  if (f) fclose(f);
+  if (*found) home = found;
+  char **env = realloc(pp->env, (n + 2) * sizeof *env);
+  if (!env) return -1;
+  pp->env = env;
+  if (asprintf(&env[n], "HOME=%s", home) < 0) return -1;
+  env[n + 1] = NULL;
+  return 0;
 }
 
 int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct velo_err *e) {
@@ -308,5 +362,9 @@ int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct vel
 
 int proc_exec(const struct proc_plan *pp, const char *path, struct velo_err *e) {
   execve(path, pp->argv, pp->env);
-  return velo_fail(e, errno, "exec %s", path);
+  int err = errno;
+  char eb[128];
+  velo_fail(e, 0, "exec %s: %s", path, go_strerror(err, eb, sizeof eb));
+  errno = err;
+  return -1;
 }

@@ -123,6 +123,10 @@ int proc_find_exec(const struct proc_plan *pp, char **path, struct velo_err *e);
 int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct velo_err *e);
 /* execve with exactly the plan's env; on failure reports errno */
 int proc_exec(const struct proc_plan *pp, const char *path, struct velo_err *e);
+/* Every signal back to its default disposition, none blocked (before the container's program runs). */
+void proc_reset_signals(void);
+/* Add HOME (from the container's /etc/passwd for the uid, else /) when the env has none, as runc; call inside the root. */
+int proc_default_home(struct proc_plan *pp);
 int cap_last(void);
 extern const char *const CAP_NAMES[]; /* CAP_CHOWN ... by number, NULL-terminated */
 
