@@ -417,10 +417,15 @@ static int res_memory(struct rctx *c, json_object *m) {
   const char *first = NULL; /* the field to name when the memory controller is missing */
   json_object_object_foreach(m, k, v) if (v && !first) first = k;
   if (first && need(c, "memory", NULL, W, first) < 0) return -1;
-  if (kern > 0) {
-    /* v1 kmem limits became a no-op in Linux 6.1 (the write succeeds and changes nothing); v2 never had them */
-    if (c->cg->v2 || kernel_at_least(6, 1) || need(c, "memory", "memory.kmem.limit_in_bytes", W, "kernel") < 0)
-      return cfg_fail(c->e, W, "kernel", "kernel memory limits are not supported by this kernel");
+  if (kern > 0 && (c->cg->v2 || kernel_at_least(6, 1))) {
+    /* v1 kmem limits became a no-op in Linux 6.1 (the write succeeds and changes nothing); v2 never had them.
+     * There, kernel memory is charged to the memory counter itself, so memory.limit bounds it: a kernel limit at
+     * or above the memory limit is already honoured and is left out; a stricter one cannot be, and is refused. */
+    if (limit <= 0 || kern < limit)
+      return cfg_fail(c->e, W, "kernel", "a kernel memory limit below linux.resources.memory.limit is not supported by this kernel (kernel memory counts against memory.limit)");
+    kern = 0;
+  } else if (kern > 0 && need(c, "memory", "memory.kmem.limit_in_bytes", W, "kernel") < 0) {
+    return -1;
   }
   if (ktcp) {
     if (c->cg->v2) return cfg_fail(c->e, W, "kernelTCP", "not supported on cgroup v2");

@@ -22,7 +22,7 @@ int container_delete(struct container *c, bool force, struct velo_err *e) {
   if (c->has_cg && oci_cgroup_destroy(&c->cg, e) < 0) return -1;
   char *st = container_state_json(c, "stopped");
   struct velo_err he = {0};
-  if (hooks_run(c->config, "poststop", st, &he) < 0) rt_log("warning", "%s", he.msg), fprintf(stderr, "velo-runtime: warning: %s\n", he.msg);
+  hooks_run(c->config, "poststop", st, &he);
   free(st);
   if (rm_tree(c->dir) < 0) return VELO_FAIL_ERRNO(e, "remove %s", c->dir);
   return 0;

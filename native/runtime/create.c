@@ -146,8 +146,10 @@ static void child_main(struct child_ctx *x) {
       child_fail(sync, &e);
     }
   }
+  /* the cgroup before any user namespace change: once our uid is a mapped one, the host's cgroup files are not
+   * ours to write (a new user namespace: the parent moved us in while writing the maps) */
+  if (!(x->ns->clone_flags & CLONE_NEWUSER) && oci_cgroup_join(x->cg, 0, &e) < 0) child_fail(sync, &e);
   if (ns_child_join(x->ns, &e) < 0) child_fail(sync, &e);
-  if (oci_cgroup_join(x->cg, 0, &e) < 0) child_fail(sync, &e);
   if (x->ns->listed[NS_CGROUP] && x->ns->join_fd[NS_CGROUP] < 0 && unshare(CLONE_NEWCGROUP) < 0) {
     VELO_FAIL_ERRNO(&e, "new cgroup namespace");
     child_fail(sync, &e);
@@ -313,13 +315,14 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
       personality_validate(linux_, &persona, &e) < 0 || cfg_str(cfg, "hostname", "", &hostname, &e) < 0 ||
       cfg_str(cfg, "domainname", "", &domainname, &e) < 0)
     goto fail;
-  if (hostname && *hostname && !(ns.listed[NS_UTS] && ns.join_fd[NS_UTS] < 0)) {
-    cfg_fail(&e, NULL, "hostname", "needs a new uts namespace in linux.namespaces");
+  /* a uts namespace of the container's own (new, or joined by path as runc allows): never the host's */
+  if (hostname && *hostname && !ns.listed[NS_UTS]) {
+    cfg_fail(&e, NULL, "hostname", "needs a uts namespace in linux.namespaces");
     goto fail;
   }
   if (hostname && !*hostname) hostname = NULL;
-  if (domainname && *domainname && !(ns.listed[NS_UTS] && ns.join_fd[NS_UTS] < 0)) {
-    cfg_fail(&e, NULL, "domainname", "needs a new uts namespace in linux.namespaces");
+  if (domainname && *domainname && !ns.listed[NS_UTS]) {
+    cfg_fail(&e, NULL, "domainname", "needs a uts namespace in linux.namespaces");
     goto fail;
   }
   if (domainname && !*domainname) domainname = NULL;
@@ -410,7 +413,7 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
       goto fail;
     }
     if (buf[0] == 'M') {
-      if (ns_write_maps(&ns, child, &e) < 0 || send_msg(sv[0], 'm', NULL) < 0) goto fail;
+      if (oci_cgroup_join(&cg, child, &e) < 0 || ns_write_maps(&ns, child, &e) < 0 || send_msg(sv[0], 'm', NULL) < 0) goto fail;
     } else if (buf[0] == 'H') {
       char *st = container_state_json(&c, "creating");
       int hr = hooks_run(cfg, "prestart", st, &e);
@@ -487,7 +490,7 @@ int container_start(struct container *c, struct velo_err *e) {
   /* poststart failures only warn: the container is already running (spec) */
   char *running = container_state_json(c, "running");
   struct velo_err he = {0};
-  if (hooks_run(c->config, "poststart", running, &he) < 0) rt_log("warning", "%s", he.msg), fprintf(stderr, "velo-runtime: warning: %s\n", he.msg);
+  hooks_run(c->config, "poststart", running, &he);
   free(running);
   return 0;
 }

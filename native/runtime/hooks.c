@@ -141,10 +141,17 @@ static int run_one(json_object *h, const char *what, const char *state_json, str
 
 int hooks_run(json_object *config, const char *kind, const char *state_json, struct velo_err *e) {
   json_object *arr = cfg_get(cfg_get(config, "hooks"), kind);
+  /* poststart and poststop: the container already runs (or is gone), so a failure is a warning and the
+   * remaining hooks still run (spec); every other kind stops at its first failure */
+  bool warn_only = !strcmp(kind, "poststart") || !strcmp(kind, "poststop");
   for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
     char what[64];
     snprintf(what, sizeof what, "%s hook", kind);
-    if (run_one(json_object_array_get_idx(arr, i), what, state_json, e) < 0) return -1;
+    if (run_one(json_object_array_get_idx(arr, i), what, state_json, e) < 0) {
+      if (!warn_only) return -1;
+      rt_log("warning", "%s", e->msg);
+      fprintf(stderr, "velo-runtime: warning: %s\n", e->msg);
+    }
   }
   return 0;
 }

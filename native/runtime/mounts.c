@@ -16,8 +16,8 @@
  *  - a relative mounts[].destination is refused (runc warns and prefixes "/"); so is any ".." component.
  *  - uidMappings/gidMappings (idmapped mounts), idmap/ridmap, acl/noacl, iversion/noiversion and a
  *    non-empty linux.mountLabel are refused: velo-runtime does not implement them and will not ignore them.
- *  - superblock-only flags (sync, dirsync, mand, lazytime and their negations) on a bind mount are ignored,
- *    exactly as the kernel ignores them on MS_BIND.
+ *  - superblock-only flags (sync, dirsync, mand, lazytime and their negations) and filesystem data (mode=,
+ *    size=) on a bind mount are ignored, exactly as the kernel ignores them on MS_BIND (and runc passes them).
  *  - a "cgroup" mount with "ro": the hierarchies are read-only and the tmpfs under them stays writable, as
  *    runc 1.1 does (engines compare what a container sees); on a hybrid host, like runc 1.1, the unified (v2) tree is NOT added to a "cgroup"
  *    mount; mount "cgroup2" for it.
@@ -298,7 +298,9 @@ static int parse_mount(json_object *m, size_t idx, struct mspec *s, struct velo_
   }
   if (!s->bind && !s->remount && !*s->type) return cfg_fail(e, s->where, "type", "required unless the options hold bind or rbind");
   if (s->bind && !*s->source) return cfg_fail(e, s->where, "source", "required for a bind mount");
-  if (s->bind && *s->data) return cfg_fail(e, s->where, "options", "\"%s\": not a mount flag velo-runtime knows (a bind mount takes no filesystem options)", s->data);
+  /* filesystem data on a bind ("mode=755", "size=1k") means nothing to a bind: the kernel ignores it with
+   * MS_BIND, as it ignores the superblock flags, and so does runc; it is dropped, not passed on */
+  if (s->bind) s->data[0] = 0;
   if (s->tmpcopyup && (strcmp(s->type, "tmpfs") || s->bind || s->remount))
     return cfg_fail(e, s->where, "options", "tmpcopyup is only for a new tmpfs mount");
   if ((!strcmp(s->type, "cgroup") || !strcmp(s->type, "cgroup2")) && !s->bind && *s->data)
