@@ -17,6 +17,7 @@
 #include "manifest.h"
 #include "profile.h"
 #include "util.h"
+#include "../common/sysutil.h"
 
 static int sb_err(bool json, const char *code, const char *msg, const char *sug) {
   return front_mute ? front_exit_code(code) : front_error(json, code, msg, sug);
@@ -177,27 +178,6 @@ int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int ti
   return sb_err(json, "NATIVE", msg, NULL);
 }
 
-/* fs.rmSync(p, {recursive, force}) below an open dir: never follows a symlink, stays on names */
-static int rm_rf_at(int dfd, const char *name) {
-  if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) return 0;
-  if (errno != EISDIR && errno != EPERM) return -1;
-  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return -1;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return -1;
-  }
-  struct dirent *de;
-  int r = 0;
-  while ((de = readdir(d))) {
-    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-    if (rm_rf_at(fd, de->d_name) < 0) r = -1;
-  }
-  closedir(d);
-  if (r < 0) return -1;
-  return unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
-}
 
 int sb_legacy_hold(const char *home, const char *name) {
   char db[4200];
@@ -272,7 +252,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
     snprintf(w, sizeof w, "cannot remove sandbox %s", name);
     return front_sys_error(json, e, w);
   }
-  int r = rm_rf_at(dfd, trash);
+  int r = rm_tree_at(dfd, trash);
   int e = errno;
   close(dfd);
   if (r < 0) {
@@ -658,7 +638,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     int en = errno;
     int dfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-      rm_rf_at(dfd, name);
+      rm_tree_at(dfd, name);
       close(dfd);
     }
     char msg[400];

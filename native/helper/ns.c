@@ -16,17 +16,6 @@ pid_t clone_into_new_ns(int flags, struct velo_err *e) {
   return pid;
 }
 
-int loopback_up(struct velo_err *e) {
-  cleanup_fd int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return VELO_FAIL_ERRNO(e, "socket for loopback");
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  strcpy(ifr.ifr_name, "lo");
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return VELO_FAIL_ERRNO(e, "get flags of lo");
-  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return VELO_FAIL_ERRNO(e, "bring lo up");
-  return 0;
-}
 
 /* mnt last: after it, /proc/PID paths would resolve inside the sandbox. */
 static const char *const NS_NAMES[6] = {"cgroup", "ipc", "uts", "net", "pid", "mnt"};

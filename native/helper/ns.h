@@ -5,8 +5,6 @@
 #define SANDBOX_NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP)
 /* fork() into new namespaces: the child is pid 1 of its pid namespace. */
 pid_t clone_into_new_ns(int flags, struct velo_err *e);
-/* Bring the loopback interface of the current network namespace up. */
-int loopback_up(struct velo_err *e);
 /* Open the ns files under /proc/PID of a running sandbox (checking it is still the same process), then setns into all. */
 struct ns_fds {
   int fd[6];

@@ -11,10 +11,8 @@
  * definition in native/common/velo_err.h (functions return < 0 and fill it; errno captured at once). */
 #include "../common/velo_err.h"
 
-int write_file_at(int dirfd, const char *path, const char *data, struct velo_err *e);
-int write_all(int fd, const void *buf, size_t n);
-/* Field 22 of /proc/PID/stat (start time in clock ticks), and the state letter; < 0 if the pid is gone. */
-int proc_starttime(pid_t pid, unsigned long long *start, char *state);
+/* write_all, write_file_at, proc_starttime, rm_tree_at, loopback_up: one copy in native/common/sysutil.c */
+#include "../common/sysutil.h"
 void die_verr(const char *what, const struct velo_err *e) __attribute__((noreturn));
 
 #endif

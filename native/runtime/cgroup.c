@@ -1141,7 +1141,7 @@ static int make_dirs(const struct oci_cgroup *cg, const struct cg_hier *h, char 
 }
 
 /* rmdir path and every cgroup below it, deepest first. */
-static int rm_tree(const char *path) {
+static int rmdir_cgroup_tree(const char *path) {
   DIR *d = opendir(path);
   if (!d) return errno == ENOENT ? 0 : -1;
   struct dirent *de;
@@ -1150,7 +1150,7 @@ static int rm_tree(const char *path) {
     if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
     char *sub;
     if (asprintf(&sub, "%s/%s", path, de->d_name) < 0) continue;
-    if (rm_tree(sub) < 0) rc = -1;
+    if (rmdir_cgroup_tree(sub) < 0) rc = -1;
     free(sub);
   }
   closedir(d);
@@ -1171,7 +1171,7 @@ int oci_cgroup_create(struct oci_cgroup *cg, json_object *linux_, struct velo_er
   }
   for (size_t i = 0; i < cg->n; i++) {
     /* undo: only what this call made (an existing cgroup that was reused is left as it was) */
-    if (rc < 0 && made[i]) rm_tree(made[i]);
+    if (rc < 0 && made[i]) rmdir_cgroup_tree(made[i]);
     free(made[i]);
   }
   free(made);
@@ -1343,7 +1343,7 @@ int oci_cgroup_destroy(const struct oci_cgroup *cg, struct velo_err *e) {
     const char *p = cg->h[i].path;
     /* EBUSY while the last tasks finish exiting (a zombie still counts until reaped): retry for about 1 s */
     for (long long end = now_ms() + 1000;;) {
-      if (rm_tree(p) == 0) break;
+      if (rmdir_cgroup_tree(p) == 0) break;
       if (errno != EBUSY || now_ms() > end) {
         rc = VELO_FAIL_ERRNO(e, "cgroup: remove %s", p);
         break;

@@ -1,6 +1,7 @@
 /* velo-runtime delete [--force] ID: a stopped (or created) container's cgroup, poststop hooks and state dir;
  * with --force a running one is killed first. A state dir whose create was interrupted (no process recorded,
  * or no state file at all) is cleaned the same way. */
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -24,7 +25,7 @@ int container_delete(struct container *c, bool force, struct velo_err *e) {
   struct velo_err he = {0};
   hooks_run(c->config, "poststop", st, &he);
   free(st);
-  if (rm_tree(c->dir) < 0) return VELO_FAIL_ERRNO(e, "remove %s", c->dir);
+  if (rm_tree_at(AT_FDCWD, c->dir) < 0) return VELO_FAIL_ERRNO(e, "remove %s", c->dir);
   return 0;
 }
 
@@ -54,7 +55,7 @@ int cmd_delete(int argc, char **argv) {
       oci_cgroup_kill_all(&c.cg, SIGKILL, 5000, &e);
       oci_cgroup_destroy(&c.cg, &e);
     }
-    r = rm_tree(c.dir) < 0 ? VELO_FAIL_ERRNO(&e, "remove %s", c.dir) : 0;
+    r = rm_tree_at(AT_FDCWD, c.dir) < 0 ? VELO_FAIL_ERRNO(&e, "remove %s", c.dir) : 0;
     container_free(&c);
     return r ? rt_verr(&e) : 0;
   }

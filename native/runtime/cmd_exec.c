@@ -18,7 +18,6 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static const int FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
 static const int NS_FLAG[NS_COUNT] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP, 0x80};
 
 static json_object *read_process(const char *path, struct velo_err *e) {
@@ -76,7 +75,7 @@ static json_object *process_from_args(json_object *config, char **cmd, int n, co
 
 static void report(int fd, const struct velo_err *e, int code) __attribute__((noreturn));
 static void report(int fd, const struct velo_err *e, int code) {
-  write_all_fd(fd, e->msg, strlen(e->msg));
+  write_all(fd, e->msg, strlen(e->msg));
   _exit(code);
 }
 
@@ -135,11 +134,9 @@ int cmd_exec(int argc, char **argv) {
   if (nsfd[NS_TIME] >= 0 && setns(nsfd[NS_TIME], NS_FLAG[NS_TIME]) < 0) return rt_err("join the container's time namespace: %s", strerror(errno));
   int ep[2];
   if (pipe2(ep, O_CLOEXEC) < 0) return rt_err("pipe: %s", strerror(errno));
-  sigset_t set, old;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  for (size_t i = 0; i < sizeof FORWARD / sizeof *FORWARD; i++) sigaddset(&set, FORWARD[i]);
-  sigprocmask(SIG_BLOCK, &set, &old);
+  sigset_t set;
+  proc_forward_set(&set);
+  sigprocmask(SIG_BLOCK, &set, NULL);
   fflush(NULL);
   pid_t child = fork();
   if (child < 0) return rt_err("fork: %s", strerror(errno));
@@ -178,15 +175,5 @@ int cmd_exec(int argc, char **argv) {
   }
   if (pid_file && write_pid_file(pid_file, child, &e) < 0) return kill(child, SIGKILL), rt_verr(&e);
   if (detach) return 0;
-  for (;;) {
-    siginfo_t si;
-    int sig = sigwaitinfo(&set, &si);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      kill(child, sig);
-      continue;
-    }
-    int st;
-    if (waitpid(child, &st, WNOHANG) == child) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  }
+  return proc_wait_forwarding(child, &set);
 }

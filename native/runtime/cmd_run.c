@@ -8,16 +8,12 @@
 
 int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detach, const char *verb);
 
-static const int FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
-
 int cmd_run(int argc, char **argv) {
   struct create_opts o = {0};
   bool detach = false;
   if (parse_create_flags(argc, argv, &o, &detach, "run") < 0) return 1;
   sigset_t set, old;
-  sigemptyset(&set);
-  sigaddset(&set, SIGCHLD);
-  for (size_t i = 0; i < sizeof FORWARD / sizeof *FORWARD; i++) sigaddset(&set, FORWARD[i]);
+  proc_forward_set(&set);
   /* blocked before the child exists: a short-lived container's SIGCHLD must not come and go unseen */
   sigprocmask(SIG_BLOCK, &set, &old);
   pid_t child = -1;
@@ -35,25 +31,7 @@ int cmd_run(int argc, char **argv) {
     container_free(&c);
     return 0;
   }
-  int status = 0;
-  for (;;) {
-    siginfo_t si;
-    int sig = sigwaitinfo(&set, &si);
-    if (sig < 0) continue;
-    if (sig != SIGCHLD) {
-      kill(child, sig);
-      continue;
-    }
-    int st;
-    pid_t r;
-    bool done = false;
-    while ((r = waitpid(-1, &st, WNOHANG)) > 0)
-      if (r == child) {
-        status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        done = true;
-      }
-    if (done) break;
-  }
+  int status = proc_wait_forwarding(child, &set);
   sigprocmask(SIG_SETMASK, &old, NULL);
   if (container_delete(&c, true, &e) < 0) rt_verr(&e);
   container_free(&c);

@@ -10,19 +10,6 @@
 
 #include "rt.h"
 
-int write_all_fd(int fd, const void *buf, size_t n) {
-  const char *p = buf;
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
 
 int container_id_check(const char *id, struct velo_err *e) {
   /* runc's rule: word characters, '+', '-', '.'; never "." or ".." (the id is a path component under --root) */
@@ -66,7 +53,7 @@ int write_file_atomic(const char *dir, const char *name, const char *data, size_
   snprintf(dst, sizeof dst, "%s/%s", dir, name);
   cleanup_fd int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return VELO_FAIL_ERRNO(e, "write %s", tmp);
-  if (write_all_fd(fd, data, len) < 0) {
+  if (write_all(fd, data, len) < 0) {
     int err = errno;
     unlink(tmp);
     return velo_fail(e, err, "write %s", tmp);
@@ -79,26 +66,6 @@ int write_file_atomic(const char *dir, const char *name, const char *data, size_
   return 0;
 }
 
-int proc_start_time(pid_t pid, unsigned long long *start, char *state) {
-  char path[64], buf[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  cleanup_fd int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  if (n <= 0) return -1;
-  buf[n] = 0;
-  char *p = strrchr(buf, ')'); /* comm may hold spaces and parens */
-  if (!p || p[1] != ' ') return -1;
-  p += 2;
-  if (state) *state = *p;
-  for (int f = 3; f < 22; f++) {
-    p = strchr(p, ' ');
-    if (!p) return -1;
-    p++;
-  }
-  *start = strtoull(p, NULL, 10);
-  return 0;
-}
 
 int write_pid_file(const char *path, pid_t pid, struct velo_err *e) {
   /* containerd and conmon read it as soon as the verb returns: write it whole (temp + rename) */
@@ -107,7 +74,7 @@ int write_pid_file(const char *path, pid_t pid, struct velo_err *e) {
   int n = snprintf(num, sizeof num, "%d", (int)pid);
   cleanup_fd int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return VELO_FAIL_ERRNO(e, "--pid-file %s", path);
-  if (write_all_fd(fd, num, (size_t)n) < 0 || rename(tmp, path) < 0) {
+  if (write_all(fd, num, (size_t)n) < 0 || rename(tmp, path) < 0) {
     int err = errno;
     unlink(tmp);
     return velo_fail(e, err, "--pid-file %s", path);
@@ -189,7 +156,7 @@ bool container_alive(const struct container *c) {
   if (c->pid <= 0) return false;
   unsigned long long st;
   char state;
-  return proc_start_time(c->pid, &st, &state) == 0 && st == c->pid_start && state != 'Z' && state != 'X';
+  return proc_starttime(c->pid, &st, &state) == 0 && st == c->pid_start && state != 'Z' && state != 'X';
 }
 
 const char *container_status(const struct container *c) {
@@ -231,26 +198,7 @@ void container_free(struct container *c) {
   memset(c, 0, sizeof *c);
 }
 
-static int rm_at(int dfd, const char *name) {
-  if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT) return 0;
-  if (errno != EISDIR && errno != EPERM) return -1;
-  int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return -1;
-  DIR *d = fdopendir(fd);
-  if (!d) {
-    close(fd);
-    return -1;
-  }
-  struct dirent *de;
-  int r = 0;
-  while ((de = readdir(d)))
-    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && rm_at(fd, de->d_name) < 0) r = -1;
-  closedir(d);
-  if (r < 0) return -1;
-  return unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
-}
 
-int rm_tree(const char *path) { return rm_at(AT_FDCWD, path); }
 
 int container_signal(const struct container *c, int sig, struct velo_err *e) {
   if (c->pid <= 0) return velo_fail(e, ESRCH, "container %s has no process yet", c->id);
@@ -258,7 +206,7 @@ int container_signal(const struct container *c, int sig, struct velo_err *e) {
   unsigned long long st;
   char state;
   /* the pidfd pins the process: if the start time still matches, the signal cannot reach a reused pid */
-  if (pfd < 0 || proc_start_time(c->pid, &st, &state) < 0 || st != c->pid_start || state == 'Z')
+  if (pfd < 0 || proc_starttime(c->pid, &st, &state) < 0 || st != c->pid_start || state == 'Z')
     return velo_fail(e, ESRCH, "container %s is not running", c->id);
   if (syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) < 0) return VELO_FAIL_ERRNO(e, "signal %d to container %s (pid %d)", sig, c->id, (int)c->pid);
   return 0;

@@ -80,7 +80,7 @@ static int sysctl_apply(json_object *sysctl, struct velo_err *e) {
     /* /proc/sys resolves against the writer's own namespaces: the child is already in the container's */
     cleanup_fd int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     const char *v = json_object_get_string(val);
-    if (fd < 0 || write_all_fd(fd, v, strlen(v)) < 0) return VELO_FAIL_ERRNO(e, "config.json: linux.sysctl.%s", key);
+    if (fd < 0 || write_all(fd, v, strlen(v)) < 0) return VELO_FAIL_ERRNO(e, "config.json: linux.sysctl.%s", key);
   }
   return 0;
 }
@@ -428,7 +428,7 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
       goto fail;
     }
   }
-  if (proc_start_time(child, &c.pid_start, NULL) < 0) {
+  if (proc_starttime(child, &c.pid_start, NULL) < 0) {
     velo_fail(&e, 0, "the container's process exited right after set-up");
     goto fail;
   }
@@ -450,7 +450,7 @@ fail_cg:
     if (made_cg) oci_cgroup_kill_all(&cg, SIGKILL, 2000, &e2);
     oci_cgroup_destroy(&cg, &e2);
   }
-  if (made_dir) rm_tree(dir);
+  if (made_dir) rm_tree_at(AT_FDCWD, dir);
   rc = rt_verr(&e);
 done:
   (void)keep_child;
@@ -483,7 +483,7 @@ int container_start(struct container *c, struct velo_err *e) {
   char *st = container_state_json(c, "created");
   uint32_t len = (uint32_t)strlen(st);
   signal(SIGPIPE, SIG_IGN);
-  int w = write_all_fd(fd, &len, sizeof len) < 0 || write_all_fd(fd, st, len) < 0 ? -1 : 0;
+  int w = write_all(fd, &len, sizeof len) < 0 || write_all(fd, st, len) < 0 ? -1 : 0;
   free(st);
   if (w < 0) return VELO_FAIL_ERRNO(e, "start container %s", c->id);
   unlink(fifo_path);

@@ -86,7 +86,7 @@ static int run_one(json_object *h, const char *what, const char *state_json, str
   close(err[1]);
   /* the state is small (< pipe buffer): write it and close, so the hook sees EOF */
   signal(SIGPIPE, SIG_IGN);
-  write_all_fd(in[1], state_json, strlen(state_json));
+  write_all(in[1], state_json, strlen(state_json));
   close(in[1]);
   cleanup_fd int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
   char out[2048];

@@ -126,7 +126,7 @@ int ns_parent_prepare(struct ns_plan *n, struct velo_err *e) {
     if (unshare(CLONE_NEWTIME) < 0) return VELO_FAIL_ERRNO(e, "new time namespace");
     if (n->time_offsets) {
       cleanup_fd int fd = open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
-      if (fd < 0 || write_all_fd(fd, n->time_offsets, strlen(n->time_offsets)) < 0) return VELO_FAIL_ERRNO(e, "config.json: linux.timeOffsets");
+      if (fd < 0 || write_all(fd, n->time_offsets, strlen(n->time_offsets)) < 0) return VELO_FAIL_ERRNO(e, "config.json: linux.timeOffsets");
     }
   }
   return 0;
@@ -136,7 +136,7 @@ static int write_proc(pid_t pid, const char *file, const char *data, struct velo
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
   cleanup_fd int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write_all_fd(fd, data, strlen(data)) < 0) return VELO_FAIL_ERRNO(e, "write %s (%s)", path, data);
+  if (fd < 0 || write_all(fd, data, strlen(data)) < 0) return VELO_FAIL_ERRNO(e, "write %s (%s)", path, data);
   return 0;
 }
 
@@ -159,14 +159,3 @@ int ns_child_join(struct ns_plan *n, struct velo_err *e) {
   return 0;
 }
 
-int loopback_up(struct velo_err *e) {
-  cleanup_fd int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return VELO_FAIL_ERRNO(e, "socket for loopback");
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  strcpy(ifr.ifr_name, "lo");
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) return VELO_FAIL_ERRNO(e, "get flags of lo");
-  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) return VELO_FAIL_ERRNO(e, "bring lo up");
-  return 0;
-}

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "rt.h"
 
@@ -236,7 +237,7 @@ int proc_apply_early(const struct proc_plan *pp, struct velo_err *e) {
     char buf[16];
     int n = snprintf(buf, sizeof buf, "%lld", (long long)pp->oom_score_adj);
     cleanup_fd int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write_all_fd(fd, buf, (size_t)n) < 0) return VELO_FAIL_ERRNO(e, "set oom_score_adj to %s", buf);
+    if (fd < 0 || write_all(fd, buf, (size_t)n) < 0) return VELO_FAIL_ERRNO(e, "set oom_score_adj to %s", buf);
   }
   if (pp->has_ioprio && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, pp->ioprio) < 0) return VELO_FAIL_ERRNO(e, "ioprio_set");
   if (pp->umask >= 0) umask((mode_t)pp->umask);
@@ -283,6 +284,31 @@ int proc_find_exec(const struct proc_plan *pp, char **out, struct velo_err *e) {
     p += l + 1;
   }
   return velo_fail(e, 0, "exec: \"%s\": executable file not found in $PATH", file);
+}
+
+void proc_forward_set(sigset_t *set) {
+  static const int FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+  sigemptyset(set);
+  sigaddset(set, SIGCHLD);
+  for (size_t i = 0; i < sizeof FORWARD / sizeof *FORWARD; i++) sigaddset(set, FORWARD[i]);
+}
+
+int proc_wait_forwarding(pid_t child, const sigset_t *set) {
+  for (;;) {
+    siginfo_t si;
+    int sig = sigwaitinfo(set, &si);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    /* reap everything (run's child may leave orphans of its own to us), return when it is the child */
+    int st, code = -1;
+    pid_t r;
+    while ((r = waitpid(-1, &st, WNOHANG)) > 0)
+      if (r == child) code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (code >= 0) return code;
+  }
 }
 
 void proc_reset_signals(void) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "runtime.h"
+#include "../common/sysutil.h"
 
 #define RT_VERSION "0.1.0"
 #define RT_SPEC_VERSION "1.0.2"
@@ -64,11 +65,7 @@ bool container_alive(const struct container *c);
 /* The spec's state JSON (ociVersion, id, status, pid, bundle, annotations), as `state` prints and hooks read. */
 char *container_state_json(const struct container *c, const char *status_override);
 void container_free(struct container *c);
-/* rm -rf a state dir (never follows symlinks) */
-int rm_tree(const char *path);
 int write_file_atomic(const char *dir, const char *name, const char *data, size_t len, struct velo_err *e);
-int proc_start_time(pid_t pid, unsigned long long *start, char *state);
-int write_all_fd(int fd, const void *buf, size_t n);
 int write_pid_file(const char *path, pid_t pid, struct velo_err *e);
 
 /* ---- ns.c: linux.namespaces, uidMappings/gidMappings, timeOffsets */
@@ -90,7 +87,6 @@ int ns_parent_prepare(struct ns_plan *n, struct velo_err *e);
 int ns_write_maps(const struct ns_plan *n, pid_t child, struct velo_err *e);
 /* In the child: join the namespaces given by path (user first), in the order the kernel needs. */
 int ns_child_join(struct ns_plan *n, struct velo_err *e);
-int loopback_up(struct velo_err *e);
 
 /* ---- process.c: the process object (create's and exec's) */
 struct proc_plan {
@@ -125,6 +121,10 @@ int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct vel
 int proc_exec(const struct proc_plan *pp, const char *path, struct velo_err *e);
 /* Every signal back to its default disposition, none blocked (before the container's program runs). */
 void proc_reset_signals(void);
+/* The signals run and exec pass on to their child (and SIGCHLD): block them before the child exists. */
+void proc_forward_set(sigset_t *set);
+/* Wait for child with the set blocked, passing those signals on; its exit code (128+N for signal N). */
+int proc_wait_forwarding(pid_t child, const sigset_t *set);
 /* Add HOME (from the container's /etc/passwd for the uid, else /) when the env has none, as runc; call inside the root. */
 int proc_default_home(struct proc_plan *pp);
 int cap_last(void);
