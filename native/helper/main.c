@@ -163,7 +163,7 @@ static int cmd_exec(struct plan *p) {
     _exit(err == ENOENT ? 127 : 126);
   }
   for (size_t i = 0; i < p->n_cgroups; i++) close(cg[i]);
-  if (use_tty) return tty_relay(&tty, child, FORWARD, sizeof FORWARD / sizeof FORWARD[0]);
+  if (use_tty) return tty_relay(tty.master, child, FORWARD, sizeof FORWARD / sizeof FORWARD[0]);
   for (;;) {
     siginfo_t si;
     int sig = sigwaitinfo(&set, &si);

@@ -8,11 +8,13 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "rt.h"
+#include "../common/ttyrelay.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -112,7 +114,9 @@ int cmd_exec(int argc, char **argv) {
   struct proc_plan pp;
   struct oci_seccomp *sc = NULL;
   if (proc_plan(pj, "process", &pp, &e) < 0 || oci_seccomp_compile(cfg_get(cfg_get(c.config, "linux"), "seccomp"), &sc, &e) < 0) return rt_verr(&e);
-  if (pp.terminal && !console_socket) return rt_err("exec: process.terminal needs --console-socket");
+  /* a terminal in the foreground without an engine's console socket: we relay it ourselves (as runc) */
+  bool relay = pp.terminal && !console_socket;
+  if (relay && detach) return rt_err("exec: a detached process with a terminal needs --console-socket");
   /* the init's namespaces, pinned: the pidfd keeps the pid from being reused while we open them */
   cleanup_fd int pidfd = (int)syscall(SYS_pidfd_open, c.pid, 0);
   if (pidfd < 0) return rt_err("container %s is not running", c.id);
@@ -128,8 +132,12 @@ int cmd_exec(int argc, char **argv) {
     if ((nsfd[t] = open(a, O_RDONLY | O_CLOEXEC)) < 0) return rt_err("open %s: %s", a, strerror(errno));
   }
   if (!container_alive(&c)) return rt_err("container %s is not running", c.id);
-  int console = -1;
-  if (pp.terminal && (console = console_connect(console_socket, &e)) < 0) return rt_verr(&e);
+  int console = -1, relay_sock = -1;
+  if (relay) {
+    int tp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tp) < 0) return rt_err("socketpair: %s", strerror(errno));
+    relay_sock = tp[0], console = tp[1];
+  } else if (pp.terminal && (console = console_connect(console_socket, &e)) < 0) return rt_verr(&e);
   if (nsfd[NS_PID] >= 0 && setns(nsfd[NS_PID], CLONE_NEWPID) < 0) return rt_err("join the container's pid namespace: %s", strerror(errno));
   if (nsfd[NS_TIME] >= 0 && setns(nsfd[NS_TIME], NS_FLAG[NS_TIME]) < 0) return rt_err("join the container's time namespace: %s", strerror(errno));
   int ep[2];
@@ -175,5 +183,11 @@ int cmd_exec(int argc, char **argv) {
   }
   if (pid_file && write_pid_file(pid_file, child, &e) < 0) return kill(child, SIGKILL), rt_verr(&e);
   if (detach) return 0;
+  if (relay_sock >= 0) {
+    int master = console_recv(relay_sock, &e);
+    close(relay_sock);
+    if (master < 0) return kill(child, SIGKILL), rt_verr(&e);
+    return tty_relay(master, child, PROC_FORWARD, PROC_N_FORWARD);
+  }
   return proc_wait_forwarding(child, &set);
 }

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include "rt.h"
+#include "../common/ttyrelay.h"
 
 int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detach, const char *verb);
 
@@ -17,6 +18,8 @@ int cmd_run(int argc, char **argv) {
   /* blocked before the child exists: a short-lived container's SIGCHLD must not come and go unseen */
   sigprocmask(SIG_BLOCK, &set, &old);
   pid_t child = -1;
+  int relay = -1;
+  if (!detach) o.relay_sock = &relay;
   int rc = container_create(&o, true, &child);
   if (rc) return rc;
   struct velo_err e = {0};
@@ -31,7 +34,18 @@ int cmd_run(int argc, char **argv) {
     container_free(&c);
     return 0;
   }
-  int status = proc_wait_forwarding(child, &set);
+  int status;
+  if (relay >= 0) {
+    int master = console_recv(relay, &e);
+    close(relay);
+    if (master < 0) {
+      rt_verr(&e);
+      kill(child, SIGKILL);
+    }
+    status = master < 0 ? proc_wait_forwarding(child, &set) : tty_relay(master, child, PROC_FORWARD, PROC_N_FORWARD);
+  } else {
+    status = proc_wait_forwarding(child, &set);
+  }
   sigprocmask(SIG_SETMASK, &old, NULL);
   if (container_delete(&c, true, &e) < 0) rt_verr(&e);
   container_free(&c);

@@ -326,7 +326,7 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
     goto fail;
   }
   if (domainname && !*domainname) domainname = NULL;
-  if (pp.terminal && !o->console_socket) {
+  if (pp.terminal && !o->console_socket && !o->relay_sock) {
     cfg_fail(&e, "process", "terminal", "needs --console-socket (the engine's end of the terminal)");
     goto fail;
   }
@@ -373,6 +373,15 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
     goto fail;
   }
   if (o->console_socket && (console = console_connect(o->console_socket, &e)) < 0) goto fail;
+  if (pp.terminal && !o->console_socket) {
+    int tp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tp) < 0) {
+      VELO_FAIL_ERRNO(&e, "socketpair for the terminal");
+      goto fail;
+    }
+    console = tp[1];
+    *o->relay_sock = tp[0];
+  }
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
     VELO_FAIL_ERRNO(&e, "socketpair");
     goto fail;
@@ -439,6 +448,7 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
   goto done;
 
 fail:
+  if (o->relay_sock && *o->relay_sock >= 0) close(*o->relay_sock), *o->relay_sock = -1;
   if (child > 0) {
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);

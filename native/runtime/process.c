@@ -286,11 +286,13 @@ int proc_find_exec(const struct proc_plan *pp, char **out, struct velo_err *e) {
   return velo_fail(e, 0, "exec: \"%s\": executable file not found in $PATH", file);
 }
 
+const int PROC_FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+const size_t PROC_N_FORWARD = sizeof PROC_FORWARD / sizeof *PROC_FORWARD;
+
 void proc_forward_set(sigset_t *set) {
-  static const int FORWARD[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
   sigemptyset(set);
   sigaddset(set, SIGCHLD);
-  for (size_t i = 0; i < sizeof FORWARD / sizeof *FORWARD; i++) sigaddset(set, FORWARD[i]);
+  for (size_t i = 0; i < PROC_N_FORWARD; i++) sigaddset(set, PROC_FORWARD[i]);
 }
 
 int proc_wait_forwarding(pid_t child, const sigset_t *set) {

@@ -121,7 +121,10 @@ int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct vel
 int proc_exec(const struct proc_plan *pp, const char *path, struct velo_err *e);
 /* Every signal back to its default disposition, none blocked (before the container's program runs). */
 void proc_reset_signals(void);
-/* The signals run and exec pass on to their child (and SIGCHLD): block them before the child exists. */
+/* The signals run and exec pass on to their child (WINCH: a relayed terminal copies the size instead). */
+extern const int PROC_FORWARD[];
+extern const size_t PROC_N_FORWARD;
+/* Those and SIGCHLD: block them before the child exists. */
 void proc_forward_set(sigset_t *set);
 /* Wait for child with the set blocked, passing those signals on; its exit code (128+N for signal N). */
 int proc_wait_forwarding(pid_t child, const sigset_t *set);
@@ -140,12 +143,18 @@ int console_connect(const char *path, struct velo_err *e);
 /* Open a pty from /dev/ptmx (inside the container), send the master over sock, make the slave our
  * controlling terminal and stdio. */
 int console_setup(int sock, unsigned short rows, unsigned short cols, struct velo_err *e);
+/* The other end, when velo-runtime relays the terminal itself (exec/run -t without --console-socket, as runc):
+ * receive the master (sized like our own terminal). */
+int console_recv(int sock, struct velo_err *e);
 
 /* ---- create.c (create and run share it) */
 struct create_opts {
   const char *id, *bundle, *pid_file, *console_socket;
   bool no_pivot, no_new_keyring, detach_run;
   int preserve_fds;
+  /* run in the foreground: a terminal without --console-socket is relayed by run itself; the socket its master
+   * arrives on is returned here (-1: no terminal) */
+  int *relay_sock;
 };
 /* Create the container (state "created", process waiting for start). With keep_child the caller (run) waits
  * for it; *child gets its pid. 0 or an exit code (error printed). */

@@ -60,3 +60,20 @@ int console_setup(int sock, unsigned short rows, unsigned short cols, struct vel
   if (slave > 2) close(slave);
   return 0;
 }
+
+int console_recv(int sock, struct velo_err *e) {
+  char name[64], cbuf[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = {.iov_base = name, .iov_len = sizeof name};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t n;
+  do n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&m) : NULL;
+  if (!c || c->cmsg_type != SCM_RIGHTS) return velo_fail(e, n < 0 ? errno : 0, "receive the container's terminal");
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  /* the container's window follows ours from the start (the relay copies later changes) */
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(fd, TIOCSWINSZ, &ws);
+  return fd;
+}
