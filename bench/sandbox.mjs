@@ -167,8 +167,6 @@ try {
   // 5. where a call's time goes
   log('start-up breakdown')
   sh(`${v} sandbox create probe --home ${H} >/dev/null 2>&1`)
-  const ps = JSON.parse(fs.readFileSync(`${H}/tenants/probe/state.json`, 'utf8'))
-  fs.writeFileSync(`${W}/probe.plan`, `pid ${ps.pid}\npidstart ${ps.pidStart}\n${ps.cgroups.map((c) => `cgroup ${c}\n`).join('')}caps 0\nseccomp default\narg /bin/true\n`)
   r = hyperfine(
     [
       {name: 'node -e 0', cmd: 'node -e 0'},
@@ -176,8 +174,7 @@ try {
       {name: 'velo sandbox ls', cmd: `${v} sandbox ls --home ${H}`},
       {name: 'velo sandbox exec true', cmd: `${v} sandbox exec probe --home ${H} -- true`},
       {name: 'velo sandbox exec true (Node CLI)', shell: true, cmd: `VELO_NATIVE=0 ${v} sandbox exec probe --home ${H} -- true`},
-      {name: 'velo-helper exec true', shell: true, cmd: `VELO_PLAN="$(cat ${W}/probe.plan)" ${ROOT}/native/build/velo-helper exec`},
-      {name: 'sh -c true', shell: true, cmd: `VELO_PLAN="$(cat ${W}/probe.plan)" true`},
+      {name: 'velo-runtime exec true', cmd: `${ROOT}/native/build/velo-runtime --root ${H}/runtime exec probe /bin/true`},
     ],
     {runs, warmup: 2},
   )
@@ -190,9 +187,9 @@ try {
   notes.push(
     `call breakdown (means): node -e 0 ${(r['node -e 0'].mean * 1000).toFixed(1)} ms; velo --version ${(r['velo --version'].mean * 1000).toFixed(1)} ms; ` +
       `velo sandbox ls ${(r['velo sandbox ls'].mean * 1000).toFixed(1)} ms (Node); velo sandbox exec true ${(r['velo sandbox exec true'].mean * 1000).toFixed(1)} ms native, ${(r['velo sandbox exec true (Node CLI)'].mean * 1000).toFixed(1)} ms with VELO_NATIVE=0 ` +
-      `(of which the native helper's setns + fork + caps + seccomp + exec: ${((r['velo-helper exec true'].mean - r['sh -c true'].mean) * 1000).toFixed(1)} ms, measured as helper run minus an empty shell command)`,
+      `(of which velo-runtime exec itself — state, setns, fork, caps, seccomp, exec: ${(r['velo-runtime exec true'].mean * 1000).toFixed(1)} ms)`,
   )
-  notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup (LMDB, under the shared store lock) ${avg('image')} ms, farms ${avg('farms')} ms, claim (mkdir + state.json, the gc hold) ${avg('claim')} ms, cgroups ${avg('cgroups')} ms, helper (namespaces, mounts, init) ${avg('helper')} ms`)
+  notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup (LMDB, under the shared store lock) ${avg('image')} ms, farms ${avg('farms')} ms, claim (mkdir + state.json, the gc hold) ${avg('claim')} ms, velo-runtime run --detach (cgroups, namespaces, mounts, init) ${avg('runtime')} ms`)
   sh(`${v} sandbox rm -f probe --home ${H} >/dev/null 2>&1`)
 } finally {
   cleanupVelo()

@@ -93,6 +93,11 @@ int main(int argc, char **argv) {
   unshim(argv);
   char *root = package_root();
   if (!root) return front_error(false, "INTERNAL", "cannot find velo's package root from /proc/self/exe", NULL);
+  /* the Node CLI's way into the sandbox lifecycle (sandbox_internal.c): served here whatever VELO_NATIVE says */
+  if (argc >= 2 && !strcmp(argv[1], "__sandbox")) {
+    struct front_ctx ctx = {.pkgroot = root, .argv0 = argv[0]};
+    return front_sandbox_internal(&ctx, argc - 2, argv + 2);
+  }
   const char *native = getenv("VELO_NATIVE");
   if (!native || strcmp(native, "0")) {
     for (const struct front_cmd *c = COMMANDS; c->fn; c++) {

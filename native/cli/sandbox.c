@@ -17,6 +17,7 @@
 #include "manifest.h"
 #include "profile.h"
 #include "util.h"
+#include "rtcall.h"
 #include "../common/sysutil.h"
 
 static int sb_err(bool json, const char *code, const char *msg, const char *sug) {
@@ -85,7 +86,6 @@ static int env_merge(struct strlist *out, const char *kv) {
   return strlist_push(out, kv);
 }
 
-void sb_helper_path(const struct front_ctx *ctx, char *buf, size_t len) { snprintf(buf, len, "%s/native/build/velo-helper", ctx->pkgroot); }
 
 int sb_wait_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -93,90 +93,8 @@ int sb_wait_code(int status) {
   return 128 + 9;
 }
 
-/* Run velo-helper with VELO_PLAN as its whole environment (as helper.ts spawns it), stdin /dev/null,
- * stdout and stderr captured. Returns the wait status or -1. */
-static int run_helper(const struct front_ctx *ctx, char *const argv[], const char *plan, char *out, size_t out_len, char *err, size_t err_len) {
-  char bin[4200];
-  sb_helper_path(ctx, bin, sizeof bin);
-  int po[2], pe[2];
-  if (pipe2(po, O_CLOEXEC) < 0) return -1;
-  if (pipe2(pe, O_CLOEXEC) < 0) {
-    close(po[0]);
-    close(po[1]);
-    return -1;
-  }
-  char *envp[2] = {NULL, NULL};
-  if (plan && asprintf(&envp[0], "VELO_PLAN=%s", plan) < 0) return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0) _exit(127);
-    execve(bin, argv, envp);
-    dprintf(2, "cannot run velo-helper: %s", strerror(errno));
-    _exit(127);
-  }
-  free(envp[0]);
-  close(po[1]);
-  close(pe[1]);
-  size_t no = 0, ne = 0;
-  /* the helper writes little (a line, or one error): drain stdout then stderr */
-  for (int which = 0; which < 2; which++) {
-    int fd = which ? pe[0] : po[0];
-    char *b = which ? err : out;
-    size_t cap = which ? err_len : out_len, *got = which ? &ne : &no;
-    for (;;) {
-      char tmp[512];
-      ssize_t n = read(fd, tmp, sizeof tmp);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      size_t k = (size_t)n < cap - 1 - *got ? (size_t)n : cap - 1 - *got;
-      memcpy(b + *got, tmp, k);
-      *got += k;
-    }
-    b[*got] = 0;
-    close(fd);
-  }
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return -1;
-  return st;
-}
 
-static void trim(char *s) {
-  size_t n = strlen(s);
-  while (n && strchr(" \t\r\n", s[n - 1])) s[--n] = 0;
-  size_t lead = strspn(s, " \t\r\n");
-  if (lead) memmove(s, s + lead, n - lead + 1);
-}
 
-/* helperKill (velo-helper kill): 0 exited, 2 timeout, 3 gone; or an exit code with the error rendered (*rendered = true) */
-int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered) {
-  char pid[32], sigs[8], to[16];
-  snprintf(pid, sizeof pid, "%ld", s->pid);
-  snprintf(sigs, sizeof sigs, "%d", sig);
-  snprintf(to, sizeof to, "%d", timeout_ms);
-  char *argv[] = {"velo-helper", "kill", pid, s->pid_start, sigs, to, NULL};
-  char out[256], err[1024];
-  int st = run_helper(ctx, argv, NULL, out, sizeof out, err, sizeof err);
-  *rendered = false;
-  if (st >= 0 && WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 2 || WEXITSTATUS(st) == 3)) return WEXITSTATUS(st);
-  trim(err);
-  const char *m = err;
-  if (!strncmp(m, "velo-helper kill: ", 18)) m += 18;
-  char msg[1200], alt[64];
-  if (!*m) {
-    if (st >= 0 && WIFEXITED(st)) snprintf(alt, sizeof alt, "velo-helper kill exited %d", WEXITSTATUS(st));
-    else snprintf(alt, sizeof alt, "velo-helper kill exited null");
-    m = alt;
-  }
-  snprintf(msg, sizeof msg, "cannot signal the sandbox's init: %s", m);
-  *rendered = true;
-  if (strstr(m, "Operation not permitted") || strstr(m, "Permission denied"))
-    return sb_err(json, "PERMISSION_DENIED", msg, "sandboxes need root (namespaces, mounts, cgroups)");
-  return sb_err(json, "NATIVE", msg, NULL);
-}
 
 
 int sb_legacy_hold(const char *home, const char *name) {
@@ -206,6 +124,18 @@ int sb_legacy_hold(const char *home, const char *name) {
   return found;
 }
 
+int sb_kill(const struct front_ctx *ctx, const char *home, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered) {
+  char err[2048];
+  int r = sb_signal(ctx, home, s, sig, timeout_ms, err, sizeof err);
+  *rendered = r < 0;
+  if (r >= 0) return r;
+  char msg[2200];
+  snprintf(msg, sizeof msg, "cannot signal the sandbox's init: %s", err);
+  if (strstr(err, "Operation not permitted") || strstr(err, "Permission denied"))
+    return sb_err(json, "PERMISSION_DENIED", msg, "sandboxes need root (namespaces, mounts, cgroups)");
+  return sb_err(json, "NATIVE", msg, NULL);
+}
+
 int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
               bool *killed, struct timing tm[4], bool *had_timings) {
   *killed = false;
@@ -218,21 +148,18 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
       snprintf(sug, sizeof sug, "stop it first (velo sandbox stop %s) or use rm -f", name);
       return sb_err(json, "STATE", msg, sug);
     }
-    bool rendered;
-    int r = sb_kill(ctx, st, 9, 5000, json, &rendered);
-    if (rendered) return r;
     *killed = true;
+  }
+  /* every process, the cgroups, the runtime's record: velo-runtime delete --force (also for a tenant whose state
+   * is damaged: the runtime knows its container by name) */
+  char err[2048];
+  if (sb_rt_delete(ctx, home, name, err, sizeof err) < 0) {
+    char msg[2200];
+    snprintf(msg, sizeof msg, "cannot remove sandbox %s: %s", name, err);
+    return sb_err(json, strstr(err, "ermission denied") || strstr(err, "not permitted") ? "PERMISSION_DENIED" : "NATIVE", msg, NULL);
   }
   tm[0] = (struct timing){"kill", ms_since(t)};
   t = now_ms();
-  struct strlist dirs = {0};
-  const struct strlist *cg = st ? &st->cgroups : NULL;
-  if (!cg) {
-    if (cgroup_dirs(name, &dirs) < 0) return sb_err(json, "UNSUPPORTED", "cgroup layout not served", NULL);
-    cg = &dirs;
-  }
-  char what[4400];
-  if (cgroup_remove(cg, what, sizeof what) < 0) return front_sys_error(json, errno, what);
   tm[1] = (struct timing){"cgroups", ms_since(t)};
   t = now_ms();
   /* no LMDB write: the tenant's state file is its gc hold (the caller left legacy LMDB holds to Node) */
@@ -277,61 +204,11 @@ bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *u
   for (int i = 0; i < n_env; i++)
     if (!env_ok(env[i])) return false;
   if (argc == 0) return false;
-  for (int i = 0; i < argc; i++)
-    if (strchr(argv[i], '\n')) return false;
+  (void)argv; /* any bytes but NUL: the process JSON carries them as they are */
   char mask[32];
   if (cap_mask(&s->caps, mask, sizeof mask) < 0) return false;
   if (strcmp(s->seccomp, "default") && strcmp(s->seccomp, "unconfined")) return false;
   return true;
-}
-
-/* An `env` or `arg` plan line: `\` as `\\`, a newline as `\n` (velo-helper undoes exactly that; planEscape in
- * src/sandbox/tenant.ts writes the same). Values with a newline go to Node before this (sb_exec_servable), so
- * here only backslashes are escaped in practice, but the rule is the whole rule. */
-static void plan_put_escaped(FILE *f, const char *key, const char *v) {
-  fputs(key, f);
-  fputc(' ', f);
-  for (; *v; v++) {
-    if (*v == '\\') fputs("\\\\", f);
-    else if (*v == '\n') fputs("\\n", f);
-    else fputc(*v, f);
-  }
-  fputc('\n', f);
-}
-
-char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
-                   const char *const *argv, int argc) {
-  if (!sb_exec_servable(s, workdir, user, env, n_env, argv, argc)) return NULL;
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  if (!f) return NULL;
-  char mask[32];
-  cap_mask(&s->caps, mask, sizeof mask);
-  fprintf(f, "pid %ld\npidstart %s\n", s->pid, s->pid_start);
-  for (size_t i = 0; i < s->cgroups.n; i++) fprintf(f, "cgroup %s\n", s->cgroups.v[i]);
-  fprintf(f, "caps %s\nseccomp %s\ncwd %s\nuser 0:0\n", mask, s->seccomp, workdir ? workdir : s->workdir);
-  struct strlist e = {0};
-  bool ok = true;
-  for (size_t i = 0; i < s->env.n && ok; i++) ok = env_merge(&e, s->env.v[i]) == 0;
-  char *hn = NULL;
-  ok = ok && asprintf(&hn, "HOSTNAME=%s", s->hostname) >= 0 && env_merge(&e, hn) == 0;
-  free(hn);
-  for (int i = 0; i < n_env && ok; i++) ok = env_merge(&e, env[i]) == 0;
-  for (size_t i = 0; i < e.n; i++) plan_put_escaped(f, "env", e.v[i]);
-  for (int i = 0; i < argc; i++) plan_put_escaped(f, "arg", argv[i]);
-  if (fclose(f) != 0 || !ok) {
-    free(buf);
-    return NULL;
-  }
-  /* fail closed, as plan_create: one line per value, or Node serves the call */
-  size_t lines = 0, want = 2 + s->cgroups.n + 4 + e.n + (size_t)argc;
-  for (const char *c = buf; (c = strchr(c, '\n')); c++) lines++;
-  if (lines != want) {
-    free(buf);
-    return NULL;
-  }
-  return buf;
 }
 
 /* ---- create --------------------------------------------------------------------------------------- */
@@ -413,38 +290,6 @@ static int hostname_ok(const char *h) {
   return 1;
 }
 
-static char *plan_create(const char *home, const struct tstate *s) {
-  char *buf = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream(&buf, &len);
-  if (!f) return NULL;
-  char mask[32];
-  if (cap_mask(&s->caps, mask, sizeof mask) < 0) {
-    fclose(f);
-    free(buf);
-    return NULL;
-  }
-  fprintf(f, "name %s\nhostname %s\nroot %s/tenants/%s/root\n", s->name, s->hostname, home, s->name);
-  for (size_t i = 0; i < s->lowers.n; i++) fprintf(f, "lower %s\n", s->lowers.v[i]);
-  fprintf(f, "upper %s/tenants/%s/upper\nwork %s/tenants/%s/work\n", home, s->name, home, s->name);
-  for (size_t i = 0; i < s->n_mounts; i++)
-    fprintf(f, "bind %s\t%s\t%s\n", s->mounts[i].source, s->mounts[i].target, s->mounts[i].readonly ? "ro" : "rw");
-  for (size_t i = 0; i < s->cgroups.n; i++) fprintf(f, "cgroup %s\n", s->cgroups.v[i]);
-  fprintf(f, "net %s\ncaps %s\nseccomp %s\n", s->network, mask, s->seccomp);
-  if (fclose(f) != 0) {
-    free(buf);
-    return NULL;
-  }
-  /* fail closed: every value was checked where it came in; a line count that does not add up means one was not */
-  size_t lines = 0, want = 3 + s->lowers.n + 2 + s->n_mounts + s->cgroups.n + 3;
-  for (const char *c = buf; (c = strchr(c, '\n')); c++) lines++;
-  if (lines != want) {
-    free(buf);
-    return NULL;
-  }
-  return buf;
-}
-
 /* the image record's config: user and workingDir as Node's `?? undefined` / `?? '/'` read them */
 static int image_config(const char *json, struct tstate *s, const struct profile *p, struct strlist *img_env) {
   json_object *root = json_tokener_parse(json), *cfg = NULL, *v;
@@ -494,8 +339,6 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   struct tstate *s = &r->st;
   const char *name = o->name;
   if (!name_valid(name)) return SB_FALLBACK;
-  /* the store path goes into plan lines (one value per line, binds tab-separated) */
-  if (strpbrk(home, "\n\t")) return SB_FALLBACK;
   if (o->backend && strcmp(o->backend, "farm")) return SB_FALLBACK;
   struct profile p;
   if (profile_load_cached(ctx->pkgroot, home, o->profile ? o->profile : "default", &p) < 0) return SB_FALLBACK;
@@ -550,7 +393,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     s->mounts[p.n_mounts + (size_t)i] = (struct tmount){f[0], f[1], n == 3 && !strcmp(f[2], "ro")};
   }
   if (cgroup_dirs(name, &s->cgroups) < 0) return SB_FALLBACK;
-  /* $VELO_CGROUP_ROOT reaches the plan's cgroup lines (Node refuses a newline there, after the claim) */
+  /* $VELO_CGROUP_ROOT with a newline: Node refuses it (after the claim) */
   for (size_t i = 0; i < s->cgroups.n; i++)
     if (strchr(s->cgroups.v[i], '\n')) return SB_FALLBACK;
   timing(r, "parse", ms_since(t0));
@@ -648,66 +491,17 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   flock(lock, LOCK_UN);
   timing(r, "claim", ms_since(t));
 
-  /* boot: cgroups, the tenant's dirs, velo-helper create (namespaces, mounts, init) */
+  /* boot: the bundle's config.json, velo-runtime create + start (namespaces, cgroups, mounts, velo-init) */
   t = now_ms();
-  char what[4400];
-  if (cgroup_ensure(&s->cgroups, s->limits, s->n_limits, what, sizeof what) < 0) {
-    int en = errno;
-    cleanup_tenant(ctx, home, name, s);
-    if (en == EEXIST) return sb_err(json, "INTERNAL", what, NULL); /* fromSystemError: INTERNAL, libuv's text */
-    return front_sys_error(json, en, what);
-  }
-  timing(r, "cgroups", ms_since(t));
-  t = now_ms();
-  static const char *const subs[] = {"upper", "work", "root"};
-  for (int i = 0; i < 3; i++) {
-    char d[4400];
-    snprintf(d, sizeof d, "%s/%s", dir, subs[i]);
-    if (mkdir(d, 0755) < 0 && errno != EEXIST) {
-      int en = errno;
-      cleanup_tenant(ctx, home, name, s);
-      char w[4500];
-      snprintf(w, sizeof w, "cannot create %s", d);
-      return front_sys_error(json, en, w);
-    }
-  }
-  char *plan = plan_create(home, s);
-  char out[256], err[2048];
-  char *argv[] = {"velo-helper", "create", NULL};
-  int st = plan ? run_helper(ctx, argv, plan, out, sizeof out, err, sizeof err) : -1;
-  free(plan);
-  unsigned long long pid = 0, start = 0;
-  char extra;
-  trim(out);
-  bool good = st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && sscanf(out, "%llu %llu%c", &pid, &start, &extra) == 2 && out[0] >= '0' &&
-              out[0] <= '9' && pid > 0 && pid < 4194305;
-  if (!good) {
+  char err[2048];
+  if (sb_boot(ctx, home, s, err, sizeof err) < 0) {
     cleanup_tenant(ctx, home, name, s);
     char msg[2300];
-    if (st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-      snprintf(msg, sizeof msg, "velo-helper create printed \"%s\"", out);
-      return sb_err(json, "NATIVE", msg, NULL);
-    }
-    trim(err);
-    const char *m = err;
-    if (!strncmp(m, "velo-helper: ", 13)) m += 13;
-    char alt[64];
-    if (!*m) {
-      if (st >= 0 && WIFEXITED(st)) snprintf(alt, sizeof alt, "velo-helper exited %d", WEXITSTATUS(st));
-      else snprintf(alt, sizeof alt, "velo-helper exited null");
-      m = alt;
-    }
-    snprintf(msg, sizeof msg, "cannot start sandbox: %s", m);
-    bool perm = strstr(m, "Operation not permitted") || strstr(m, "Permission denied");
-    bool sug = strstr(m, "not permitted") || strstr(m, "denied");
-    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, sug ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
+    snprintf(msg, sizeof msg, "cannot start sandbox: %s", err);
+    bool perm = strstr(err, "Operation not permitted") || strstr(err, "Permission denied");
+    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
   }
-  timing(r, "helper", ms_since(t));
-  s->has_pid = true;
-  s->pid = (long)pid;
-  char sbuf[32];
-  snprintf(sbuf, sizeof sbuf, "%llu", start);
-  s->pid_start = strdup(sbuf);
+  timing(r, "runtime", ms_since(t));
   iso_now(now, sizeof now);
   s->started_at = strdup(now);
   if (state_write(home, s) < 0) {

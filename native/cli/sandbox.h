@@ -1,10 +1,12 @@
-/* The sandbox fast paths' shared core: create, exec plan, remove — each the C twin of a function in
- * src/sandbox/tenant.ts. The namespaces, mounts and init stay in velo-helper: create runs `velo-helper
- * create` (fork + exec), exec execs `velo-helper exec` in place of this process, rm runs `velo-helper kill`. */
+/* The sandbox fast paths' shared core: create, exec, remove. The container itself is velo-runtime's (rtcall.c):
+ * create writes the bundle's config.json and runs `velo-runtime create` + `start`, exec execs `velo-runtime
+ * exec` in place of this process, stop and rm run `velo-runtime kill` / `delete`. Node reaches the same code
+ * through `velo __sandbox` (sandbox_internal.c). */
 #ifndef VELO_FRONT_SANDBOX_H
 #define VELO_FRONT_SANDBOX_H
 #include <stdbool.h>
 #include "front.h"
+#include "oci.h"
 #include "state.h"
 
 /* A result code for "Node serves this call" inside the fast paths (nothing has been changed yet). */
@@ -37,21 +39,14 @@ typedef int (*create_check)(const struct tstate *st, void *arg);
 int sb_create(const struct front_ctx *ctx, const char *home, const struct create_opts *o, bool json, create_check check,
               void *check_arg, struct create_result *r);
 
-/* execPlan for a running tenant (no -t; the user must be root: a name needs the tenant's /etc/passwd).
- * Returns a malloc'd plan, or NULL when Node must serve (a value it would reject, or a user to look up). */
-char *sb_exec_plan(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
-                   const char *const *argv, int argc);
-
-/* Would sb_exec_plan serve these exec options for this state? (run checks before it creates anything) */
+/* Can the fast path serve these exec options for this state (no -t; the user root: a name needs the tenant's
+ * /etc/passwd; values Node would accept)? run checks before it creates anything. */
 bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *user, const char *const *env, int n_env,
                       const char *const *argv, int argc);
 
-/* helperKill: signal the tenant's init through a pidfd and wait up to timeout_ms. 0 exited, 2 timeout, 3 gone;
+/* Signal the tenant's init (velo-runtime kill) and wait up to timeout_ms. 0 exited, 2 timeout, 3 gone;
  * otherwise *rendered = true and the return value is the exit code of the rendered error. */
-int sb_kill(const struct front_ctx *ctx, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered);
-
-/* Path of velo-helper. */
-void sb_helper_path(const struct front_ctx *ctx, char *buf, size_t len);
+int sb_kill(const struct front_ctx *ctx, const char *home, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered);
 
 /* removeSandbox for a tenant whose state was read (st) or is missing/damaged (st == NULL, force only).
  * Fills *killed and timings (kill, cgroups, hold, files). Returns 0 or an exit code (error rendered);
@@ -70,7 +65,10 @@ int sb_state_error(const char *name, int r, bool json);
  * returns (FRONT_FALLBACK, or the exit code of the error it rendered). */
 int sb_state_load(const char *home_flag, const char *name, bool json, struct tstate *s);
 
-/* The exit code of a velo-helper exec child as Node reports it (128+N for a signal). */
+/* Exec `velo-runtime exec` for x in place of this process (returns only with an error rendered). */
+int sb_exec_in_place(const struct front_ctx *ctx, const char *home, const struct tstate *s, const struct oci_exec *x);
+
+/* The exit code of an exec child as Node reports it (128+N for a signal). */
 int sb_wait_code(int status);
 
 #endif

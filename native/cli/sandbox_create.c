@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "rtcall.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -126,15 +127,15 @@ int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
     snprintf(sug, sizeof sug, "start it with `velo sandbox start %s`", name);
     code = front_error(false, "STATE", msg, sug);
   } else {
-    char *plan = sb_exec_plan(&r.st, args_one(&a, F_WORKDIR), args_one(&a, F_USER), a.flags[F_ENV].values, a.flags[F_ENV].count, a.args,
-                              a.n_args);
-    char bin[4200], *envp[2] = {NULL, NULL};
-    sb_helper_path(ctx, bin, sizeof bin);
-    if (!plan || asprintf(&envp[0], "VELO_PLAN=%s", plan) < 0) {
-      code = front_error(false, "INTERNAL", "cannot build the exec plan", NULL);
+    struct oci_exec x = {.workdir = args_one(&a, F_WORKDIR), .env = a.flags[F_ENV].values, .n_env = a.flags[F_ENV].count,
+                         .argv = a.args, .argc = a.n_args};
+    int pfd = sb_exec_fd(&r.st, &x);
+    char **rargv = pfd >= 0 ? sb_exec_argv(ctx, home, name, pfd) : NULL;
+    if (!rargv) {
+      code = front_error(false, "INTERNAL", "cannot write the exec's process JSON", NULL);
     } else {
-      /* as helperExec: velo outlives the helper to pass the exit code back; ^C/^\ reach the helper directly
-       * (same process group) and are ignored here; signals sent to velo alone are passed on */
+      /* velo outlives velo-runtime exec to remove the sandbox after; ^C/^\ reach the runtime directly (same
+       * process group) and are ignored here; signals sent to velo alone are passed on */
       struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward, .sa_flags = SA_RESTART};
       sigaction(SIGINT, &ign, NULL);
       sigaction(SIGQUIT, &ign, NULL);
@@ -146,12 +147,11 @@ int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
         signal(SIGINT, SIG_DFL);
         signal(SIGQUIT, SIG_DFL);
         for (size_t i = 0; i < 4; i++) signal(fsig[i], SIG_DFL);
-        char *hargv[] = {"velo-helper", "exec", NULL};
-        execve(bin, hargv, envp);
-        dprintf(2, "velo: error [NATIVE]: cannot run velo-helper: %s\n", strerror(errno));
+        execv(rargv[0], rargv);
+        dprintf(2, "velo: error [NATIVE]: cannot run %s: %s\n", rargv[0], strerror(errno));
         _exit(1);
       }
-      if (pid < 0) code = front_error(false, "NATIVE", "cannot run velo-helper: fork failed", NULL);
+      if (pid < 0) code = front_error(false, "NATIVE", "cannot run velo-runtime: fork failed", NULL);
       else {
         run_child = pid;
         int st;
@@ -160,6 +160,7 @@ int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
         code = sb_wait_code(st);
         for (size_t i = 0; i < 4; i++) signal(fsig[i], SIG_DFL);
       }
+      close(pfd);
     }
   }
   if (a.flags[F_RM].count) {

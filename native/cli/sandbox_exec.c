@@ -1,7 +1,7 @@
-/* `velo sandbox exec NAME [-e K=V]... [-w DIR] [-u 0|root] -- CMD ARGS...` without Node: read the state, build
- * the plan exactly as execPlan (src/sandbox/tenant.ts) does, and exec velo-helper in place of this process —
- * no extra process; stdio, signals and the exit code (128+N for a signal) pass through as they do when Node
- * spawns it. -t (node-pty), a user name (the tenant's /etc/passwd) and anything unusual go to Node. */
+/* `velo sandbox exec NAME [-e K=V]... [-w DIR] [-u 0|root] -- CMD ARGS...` without Node: read the state, write
+ * the process JSON (oci.c) and exec `velo-runtime exec` in place of this process — no extra process; stdio,
+ * signals and the exit code (128+N for a signal) pass through. -t, a user name (the tenant's /etc/passwd) and
+ * anything unusual go to Node, which comes back here through `velo __sandbox exec`. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "rtcall.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -59,16 +60,22 @@ int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv) {
     snprintf(sug, sizeof sug, "start it with `velo sandbox start %s`", name);
     return front_error(false, "STATE", msg, sug);
   }
-  char *plan = sb_exec_plan(&s, args_one(&a, F_WORKDIR), args_one(&a, F_USER), a.flags[F_ENV].values, a.flags[F_ENV].count,
-                            a.args + 1, a.n_args - 1);
-  if (!plan) return FRONT_FALLBACK;
-  char bin[4200], *envp[2] = {NULL, NULL};
-  sb_helper_path(ctx, bin, sizeof bin);
-  if (asprintf(&envp[0], "VELO_PLAN=%s", plan) < 0) return FRONT_FALLBACK;
-  char *hargv[] = {"velo-helper", "exec", NULL};
+  if (!sb_exec_servable(&s, args_one(&a, F_WORKDIR), args_one(&a, F_USER), a.flags[F_ENV].values, a.flags[F_ENV].count, a.args + 1,
+                        a.n_args - 1))
+    return FRONT_FALLBACK;
+  char *home = front_home(args_one(&a, F_HOME));
+  struct oci_exec x = {.workdir = args_one(&a, F_WORKDIR), .env = a.flags[F_ENV].values, .n_env = a.flags[F_ENV].count,
+                       .argv = a.args + 1, .argc = a.n_args - 1};
+  return sb_exec_in_place(ctx, home, &s, &x);
+}
+
+int sb_exec_in_place(const struct front_ctx *ctx, const char *home, const struct tstate *s, const struct oci_exec *x) {
+  int fd = sb_exec_fd(s, x);
+  char **argv = fd >= 0 ? sb_exec_argv(ctx, home, s->name, fd) : NULL;
+  if (!argv) return front_error(false, "INTERNAL", "cannot write the exec's process JSON", NULL);
   fflush(NULL);
-  execve(bin, hargv, envp);
+  execv(argv[0], argv);
   char msg[4400];
-  snprintf(msg, sizeof msg, "cannot run velo-helper: %s", strerror(errno));
+  snprintf(msg, sizeof msg, "cannot run %s: %s", argv[0], strerror(errno));
   return front_error(false, "NATIVE", msg, NULL);
 }

@@ -1,4 +1,4 @@
-/* `velo sandbox rm [-f] NAME...` without Node: kill init (velo-helper kill), remove the cgroups and the
+/* `velo sandbox rm [-f] NAME...` without Node: velo-runtime delete --force (every process, the cgroups), then the
  * tenant's files — the steps of removeSandbox (src/sandbox/tenant.ts). Every name is checked first; the call
  * goes to Node, before anything is removed, when one of them needs it (a bad name, damaged or FUSE-backed
  * state, a legacy LMDB gc hold to delete). */

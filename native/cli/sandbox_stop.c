@@ -1,10 +1,11 @@
-/* `velo sandbox stop [-t SECONDS] NAME` without Node: stopSandbox (src/sandbox/tenant.ts) — SIGTERM to init
- * (it forwards to every process and exits when they are gone), SIGKILL after the grace period. */
+/* `velo sandbox stop [-t SECONDS] NAME` without Node — SIGTERM to init (it forwards to every process and exits when
+ * they are gone), SIGKILL after the grace period, then the runtime forgets the container (the files stay). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
+#include "rtcall.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -21,7 +22,7 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   const char *name = a.args[0], *tv = args_one(&a, F_TIME);
   long secs = 10;
   if (tv) {
-    /* Flags.integer accepts more (a sign); the helper takes at most an hour: anything else is Node's */
+    /* Flags.integer accepts more (a sign); the wait is at most an hour: anything else is Node's */
     size_t d = strspn(tv, "0123456789");
     if (d == 0 || d > 4 || tv[d]) return FRONT_FALLBACK;
     secs = strtol(tv, NULL, 10);
@@ -32,12 +33,20 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   if (r) return r;
   bool was = state_running(&s), forced = false, rendered;
   if (was) {
-    int k = sb_kill(ctx, &s, 15, (int)secs * 1000, a.json, &rendered);
+    char *home = front_home(args_one(&a, F_HOME));
+    int k = sb_kill(ctx, home, &s, 15, (int)secs * 1000, a.json, &rendered);
     if (rendered) return k;
     if (k == 2) {
       forced = true;
-      k = sb_kill(ctx, &s, 9, 5000, a.json, &rendered);
+      k = sb_kill(ctx, home, &s, 9, 5000, a.json, &rendered);
       if (rendered) return k;
+    }
+    /* init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start */
+    char err[2048];
+    if (sb_rt_delete(ctx, home, name, err, sizeof err) < 0) {
+      char msg[2200];
+      snprintf(msg, sizeof msg, "cannot stop sandbox %s: %s", name, err);
+      return front_error(a.json, "NATIVE", msg, NULL);
     }
   }
   if (a.json) {

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../helper/util.h"
+#include "../common/sysutil.h"
 #include "util.h"
 
 int strlist_push(struct strlist *l, const char *v) {
@@ -58,10 +58,9 @@ static bool get_str(json_object *o, const char *k, char **out, bool required) {
   if (!json_object_object_get_ex(o, k, &v) || json_object_is_type(v, json_type_null)) return !required;
   if (!json_object_is_type(v, json_type_string)) return false;
   const char *s = json_object_get_string(v);
-  /* the values go into plan lines and paths: nothing with NUL (json-c would cut it) or newline; and only valid
-   * UTF-8 (Node reads the file as UTF-8: an invalid byte would reach the tenant as U+FFFD that way) */
-  if ((size_t)json_object_get_string_len(v) != strlen(s) || strchr(s, '\n') || !utf8_valid(s)) return false;
-  return (*out = strdup(s)) != NULL;
+  /* nothing with NUL (json-c would cut it); read as Node reads the file: invalid UTF-8 becomes U+FFFD */
+  if ((size_t)json_object_get_string_len(v) != strlen(s)) return false;
+  return (*out = utf8_lossy(s)) != NULL;
 }
 
 static bool get_list(json_object *o, const char *k, struct strlist *out) {
@@ -74,8 +73,11 @@ static bool get_list(json_object *o, const char *k, struct strlist *out) {
     json_object *e = json_object_array_get_idx(v, i);
     if (!json_object_is_type(e, json_type_string)) return false;
     const char *s = json_object_get_string(e);
-    if ((size_t)json_object_get_string_len(e) != strlen(s) || strchr(s, '\n') || !utf8_valid(s)) return false;
-    if (strlist_push(out, s) < 0) return false;
+    if ((size_t)json_object_get_string_len(e) != strlen(s)) return false;
+    char *d = utf8_lossy(s);
+    int r = d ? strlist_push(out, d) : -1;
+    free(d);
+    if (r < 0) return false;
   }
   return true;
 }
@@ -125,6 +127,30 @@ int state_read(const char *home, const char *name, struct tstate *s) {
             get_list(o, "capabilities", &s->caps) && get_str(o, "seccomp", &s->seccomp, true) && get_str(o, "user", &s->user, false) &&
             get_str(o, "workdir", &s->workdir, true) && get_list(o, "cgroups", &s->cgroups) &&
             get_str(o, "pidStart", &s->pid_start, false) && strcmp(s->name, name) == 0;
+  /* the bundle needs the binds and limits too (oci.c) */
+  json_object *mounts, *limits;
+  if (ok && json_object_object_get_ex(o, "mounts", &mounts) && json_object_is_type(mounts, json_type_array)) {
+    size_t n = json_object_array_length(mounts);
+    s->mounts = calloc(n + 1, sizeof *s->mounts);
+    ok = s->mounts != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+      json_object *m = json_object_array_get_idx(mounts, i), *ro;
+      ok = get_str(m, "source", &s->mounts[i].source, true) && get_str(m, "target", &s->mounts[i].target, true) &&
+           json_object_object_get_ex(m, "readonly", &ro) && json_object_is_type(ro, json_type_boolean);
+      if (ok) s->mounts[i].readonly = json_object_get_boolean(ro);
+    }
+    s->n_mounts = ok ? n : 0;
+  } else ok = false;
+  if (ok && json_object_object_get_ex(o, "limits", &limits) && json_object_is_type(limits, json_type_object)) {
+    json_object_object_foreach(limits, key, val) {
+      const char *k = !strcmp(key, "memory") ? "memory" : !strcmp(key, "pids") ? "pids" : !strcmp(key, "cpus") ? "cpus" : NULL;
+      if (!k || s->n_limits >= 3 || !(json_object_is_type(val, json_type_int) || json_object_is_type(val, json_type_double))) {
+        ok = false;
+        break;
+      }
+      s->limits[s->n_limits++] = (struct tlimit){k, json_object_get_double(val)};
+    }
+  } else ok = false;
   json_object *pid;
   if (ok && json_object_object_get_ex(o, "pid", &pid) && !json_object_is_type(pid, json_type_null)) {
     if (!json_object_is_type(pid, json_type_int)) ok = false;

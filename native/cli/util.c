@@ -11,6 +11,47 @@
 
 #include "front.h"
 
+char *utf8_lossy(const char *s) {
+  /* as Node decodes a file as UTF-8 (WHATWG): each maximal invalid subpart becomes one U+FFFD */
+  size_t n = strlen(s);
+  char *out = malloc(n * 3 + 1);
+  if (!out) return NULL;
+  const unsigned char *p = (const unsigned char *)s;
+  size_t o = 0;
+  while (*p) {
+    unsigned char c = *p;
+    int need = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (need == 0) {
+      out[o++] = (char)*p++;
+      continue;
+    }
+    int got = 0;
+    if (need > 0) {
+      unsigned char lo = 0x80, hi = 0xbf;
+      if (c == 0xe0) lo = 0xa0;
+      else if (c == 0xed) hi = 0x9f;
+      else if (c == 0xf0) lo = 0x90;
+      else if (c == 0xf4) hi = 0x8f;
+      for (got = 0; got < need; got++) {
+        unsigned char d = p[1 + got];
+        if (d < lo || d > hi) break;
+        lo = 0x80, hi = 0xbf;
+      }
+    }
+    if (need > 0 && got == need) {
+      memcpy(out + o, p, (size_t)need + 1);
+      o += (size_t)need + 1;
+      p += need + 1;
+    } else {
+      memcpy(out + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      p += 1 + (need > 0 ? got : 0);
+    }
+  }
+  out[o] = 0;
+  return out;
+}
+
 bool utf8_valid(const char *s) {
   const unsigned char *p = (const unsigned char *)s;
   while (*p) {

@@ -8,6 +8,8 @@
 
 /* strict UTF-8 (no overlongs, no surrogates): what Node decodes argv and files to without replacement */
 bool utf8_valid(const char *s);
+/* s decoded as Node decodes UTF-8: every invalid sequence replaced by U+FFFD (malloc'd) */
+char *utf8_lossy(const char *s);
 
 /* src/lib/names.ts validateName: ^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$ and no "..". */
 bool name_valid(const char *s);

@@ -1,4 +1,4 @@
-/* Small system helpers shared by velo's native programs (velo-helper, the front-end, velo-runtime): one copy
+/* Small system helpers shared by velo's native programs (the front-end, velo-runtime): one copy
  * of each, errors as velo_err where a message is useful, errno otherwise. */
 #ifndef VELO_SYSUTIL_H
 #define VELO_SYSUTIL_H

@@ -1070,6 +1070,12 @@ int oci_cgroup_plan(json_object *linux_, const char *id, bool systemd, struct oc
   free(m);
   if (rc == 0 && !cg->n)
     rc = velo_fail(e, 0, "cgroup: no cgroup hierarchy is mounted at %s%s", root, cg->v2 ? "" : "/<controller> (set VELO_CGROUP_ROOT to where they are)");
+  /* a path that names a control file of its parent (".../tasks") or anything else that is not a cgroup */
+  for (size_t i = 0; rc == 0 && i < cg->n; i++) {
+    struct stat st;
+    if (lstat(cg->h[i].path, &st) == 0 && !S_ISDIR(st.st_mode))
+      rc = cfg_fail(e, "linux", "cgroupsPath", "%s exists and is not a cgroup directory", cg->h[i].path);
+  }
   if (rc == 0) {
     struct rctx c = {.cg = cg, .e = e};
     rc = resources(&c, res);
@@ -1303,6 +1309,7 @@ int oci_cgroup_kill_all(const struct oci_cgroup *cg, int sig, int timeout_ms, st
   if (!h) return velo_fail(e, 0, "cgroup: no hierarchy");
   long long end = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
   bool thawed = false;
+  useconds_t wait_us = 100;
   for (;;) {
     pid_t *pids;
     size_t n;
@@ -1331,7 +1338,9 @@ int oci_cgroup_kill_all(const struct oci_cgroup *cg, int sig, int timeout_ms, st
     }
     if (sig != SIGKILL) return 0;
     if (now_ms() >= end) return velo_fail(e, ETIMEDOUT, "cgroup: processes are left in %s after SIGKILL", h->path);
-    sleep_ms(5);
+    /* exits take well under a millisecond each: look again soon, then back off */
+    usleep(wait_us);
+    if (wait_us < 5000) wait_us *= 2;
   }
 }
 
@@ -1342,13 +1351,15 @@ int oci_cgroup_destroy(const struct oci_cgroup *cg, struct velo_err *e) {
   for (size_t i = 0; i < cg->n; i++) {
     const char *p = cg->h[i].path;
     /* EBUSY while the last tasks finish exiting (a zombie still counts until reaped): retry for about 1 s */
+    useconds_t wait_us = 100;
     for (long long end = now_ms() + 1000;;) {
       if (rmdir_cgroup_tree(p) == 0) break;
       if (errno != EBUSY || now_ms() > end) {
         rc = VELO_FAIL_ERRNO(e, "cgroup: remove %s", p);
         break;
       }
-      sleep_ms(5);
+      usleep(wait_us);
+      if (wait_us < 5000) wait_us *= 2;
     }
   }
   return rc;

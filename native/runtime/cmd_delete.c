@@ -13,7 +13,8 @@ int container_delete(struct container *c, bool force, struct velo_err *e) {
   if (running && !force) return velo_fail(e, 0, "cannot delete container %s: it is %s (stop it first, or use --force)", c->id, status);
   if (c->has_cg && !strcmp(status, "paused")) oci_cgroup_freeze(&c->cg, false, e);
   if (strcmp(status, "stopped")) {
-    if (c->pid > 0) container_signal(c, SIGKILL, e);
+    /* SIGKILL to the init of a pid namespace ends every process in it: wait for that (a pidfd wakes us at once) */
+    if (c->pid > 0 && container_signal(c, SIGKILL, e) == 0) container_wait_exit(c, 2000);
     /* everything else in the cgroup too (exec'd processes, or a set-up whose create was killed) */
     if (c->has_cg && oci_cgroup_kill_all(&c->cg, SIGKILL, 5000, e) < 0) return -1;
   } else if (c->has_cg) {

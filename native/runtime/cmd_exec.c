@@ -162,7 +162,8 @@ int cmd_exec(int argc, char **argv) {
       close(console);
     } else setpgid(0, 0);
     char *path = NULL;
-    if (proc_apply_early(&pp, &e) < 0 || proc_default_home(&pp) < 0 || proc_find_exec(&pp, &path, &e) < 0) report(ep[1], &e, 1);
+    if (proc_apply_early(&pp, &e) < 0 || proc_default_home(&pp) < 0) report(ep[1], &e, 1);
+    if (proc_find_exec(&pp, &path, &e) < 0) report(ep[1], &e, strstr(e.msg, "not found") || strstr(e.msg, "no such file") ? 127 : 126);
     syscall(SYS_close_range, 3 + preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
     if (proc_finalize(&pp, sc, &e) < 0) report(ep[1], &e, 1);
     proc_exec(&pp, path, &e);
@@ -177,9 +178,12 @@ int cmd_exec(int argc, char **argv) {
   while ((r = read(ep[0], msg + got, sizeof msg - 1 - (size_t)got)) > 0 || (r < 0 && errno == EINTR)) got += r > 0 ? r : 0;
   close(ep[0]);
   if (got > 0) {
+    /* the process never ran: say why, and exit as a shell would (127 not found, 126 not executable, else 1) */
     msg[got] = 0;
-    waitpid(child, NULL, 0);
-    return rt_err("exec failed: %s", msg);
+    int st = 0;
+    waitpid(child, &st, 0);
+    rt_err("exec failed: %s", msg);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
   }
   if (pid_file && write_pid_file(pid_file, child, &e) < 0) return kill(child, SIGKILL), rt_verr(&e);
   if (detach) return 0;

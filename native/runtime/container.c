@@ -2,6 +2,7 @@
  * config as it was at create: later verbs read hooks and the process defaults from it, never from the bundle,
  * which the engine may change or remove) and exec.fifo while the container is created but not started. */
 #include <dirent.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -252,4 +253,15 @@ int parse_signal(const char *s, int *sig) {
     return 0;
   }
   return -1;
+}
+
+int container_wait_exit(const struct container *c, int timeout_ms) {
+  int pfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+  if (pfd < 0) return 0; /* gone already */
+  struct pollfd p = {.fd = pfd, .events = POLLIN};
+  int r;
+  do r = poll(&p, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  close(pfd);
+  return r > 0 ? 0 : -1;
 }

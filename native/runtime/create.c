@@ -158,7 +158,9 @@ static void child_main(struct child_ctx *x) {
   if (setsid() < 0) VELO_FAIL_ERRNO(&e, "setsid"), child_fail(sync, &e);
   if (x->hostname && sethostname(x->hostname, strlen(x->hostname)) < 0) VELO_FAIL_ERRNO(&e, "config.json: hostname: sethostname"), child_fail(sync, &e);
   if (x->domainname && setdomainname(x->domainname, strlen(x->domainname)) < 0) VELO_FAIL_ERRNO(&e, "config.json: domainname: setdomainname"), child_fail(sync, &e);
-  if ((x->ns->clone_flags & CLONE_NEWNET) && loopback_up(&e) < 0) child_fail(sync, &e);
+  /* a new network namespace gets lo up (as runc); velo's network "none" asks for it left down */
+  const char *lo = json_object_get_string(cfg_get(cfg_get(x->config, "annotations"), "org.velo.loopback"));
+  if ((x->ns->clone_flags & CLONE_NEWNET) && !(lo && !strcmp(lo, "down")) && loopback_up(&e) < 0) child_fail(sync, &e);
   struct oci_mount_ctx m = {.config = x->config, .bundle = x->bundle, .rootfs = x->rootfs, .cg = x->cg,
                             .userns = x->ns->listed[NS_USER], .new_cgroupns = x->ns->listed[NS_CGROUP] && x->ns->join_fd[NS_CGROUP] < 0};
   if (oci_mounts_setup(&m, &e) < 0) child_fail(sync, &e);

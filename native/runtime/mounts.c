@@ -1,7 +1,7 @@
 /* mounts.c: the container's filesystem view (runtime-spec 1.x, Linux): root, mounts, linux.rootfsPropagation,
  * linux.devices, linux.maskedPaths, linux.readonlyPaths, pivot_root.
  *
- * Safety model (the same as velo-helper's sandbox mounts): every path INSIDE the container is resolved with
+ * Safety model: every path INSIDE the container is resolved with
  * openat2(RESOLVE_IN_ROOT) against an fd of the rootfs, so a symlink planted in the rootfs (at a destination,
  * or anywhere on the way to it) resolves as if the rootfs were "/" and can never send a mount to the host.
  * Filesystems are created with fsopen/fsconfig/fsmount and bind mounts are cloned with open_tree; both are
@@ -226,7 +226,7 @@ struct mspec {
   int ratime;
   uint64_t prop;           /* MS_* propagation after mounting, 0: none */
   bool prop_rec;
-  char data[4096];         /* the filesystem options ("mode=755,size=65536k") */
+  char data[65536];        /* the filesystem options ("mode=755,size=65536k"; an overlay's lowerdir+ list) */
 };
 
 static const char *const MOUNT_KEYS[] = {"destination", "type", "source", "options", "uidMappings", "gidMappings", NULL};
@@ -477,8 +477,8 @@ static int set_propagation(int mnt, uint64_t prop, bool recursive, const char *w
 
 /* Pass "k=v,flag,..." to fsconfig, one parameter at a time (no page-size limit on the whole string). */
 static int fs_data(int fs, const char *data, const char *what, struct velo_err *e) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", data);
+  cleanup_free char *buf = strdup(data);
+  if (!buf) return velo_fail(e, ENOMEM, "%s", what);
   char *save = NULL;
   for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     char *eq = strchr(tok, '=');

@@ -117,7 +117,7 @@ int proc_apply_early(const struct proc_plan *pp, struct velo_err *e);
 int proc_find_exec(const struct proc_plan *pp, char **path, struct velo_err *e);
 /* bounding set → keep caps → user (groups, gid, uid) → caps (e, p, i, ambient) → nnp → seccomp → cwd. */
 int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct velo_err *e);
-/* execve with exactly the plan's env; on failure reports errno */
+/* execve with exactly the process's env; on failure reports errno */
 int proc_exec(const struct proc_plan *pp, const char *path, struct velo_err *e);
 /* Every signal back to its default disposition, none blocked (before the container's program runs). */
 void proc_reset_signals(void);
@@ -165,6 +165,8 @@ int container_delete(struct container *c, bool force, struct velo_err *e);
 /* Send sig to the container's init through a pidfd (start time checked). */
 int container_signal(const struct container *c, int sig, struct velo_err *e);
 int parse_signal(const char *s, int *sig);
+/* Wait up to timeout_ms for the container's init to exit (0), or -1 on timeout. */
+int container_wait_exit(const struct container *c, int timeout_ms);
 
 /* the verbs */
 int cmd_create(int argc, char **argv);

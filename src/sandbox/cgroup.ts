@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {VeloError, fromSystemError} from '../lib/errors'
+import {VeloError} from '../lib/errors'
 
 export interface Limits {
   memory?: number // bytes
@@ -10,7 +10,6 @@ export interface Limits {
 
 const ROOT = process.env.VELO_CGROUP_ROOT || '/sys/fs/cgroup'
 const V1_CONTROLLERS = ['memory', 'pids', 'cpu'] as const
-const PERIOD = 100_000
 
 export type Layout = {kind: 'v2'; root: string} | {kind: 'v1'; roots: Record<(typeof V1_CONTROLLERS)[number], string>}
 
@@ -33,107 +32,12 @@ export function layout(): Layout {
   return (cached = {kind: 'v1', roots})
 }
 
-/** The tenant's cgroup directories (v1: one per controller; v2: one). */
+/** The tenant's cgroup directories (v1: one per controller; v2: one). velo-runtime makes and removes them (the
+ * sandbox's cgroupsPath is /velo/NAME, native/cli/oci.c); velo reads usage from them. */
 export function cgroupDirs(name: string): string[] {
   const l = layout()
   if (l.kind === 'v2') return [path.join(l.root, 'velo', name)]
   return V1_CONTROLLERS.map((c) => path.join(l.roots[c], 'velo', name))
-}
-
-function write(file: string, value: string): void {
-  try {
-    fs.writeFileSync(file, value)
-  } catch (err) {
-    throw fromSystemError(err, `cannot write ${value} to ${file}`)
-  }
-}
-
-function enableV2Controllers(dir: string): void {
-  const want = ['memory', 'pids', 'cpu']
-  const avail = fs.readFileSync(path.join(dir, 'cgroup.controllers'), 'utf8').trim().split(/\s+/)
-  const on = fs.readFileSync(path.join(dir, 'cgroup.subtree_control'), 'utf8').trim().split(/\s+/)
-  const add = want.filter((c) => avail.includes(c) && !on.includes(c))
-  if (add.length) write(path.join(dir, 'cgroup.subtree_control'), add.map((c) => '+' + c).join(' '))
-}
-
-/** Create (or reuse) the tenant's cgroups and write its limits; unset limits are written as "no limit". */
-export function ensureCgroups(name: string, limits: Limits): string[] {
-  const l = layout()
-  const dirs = cgroupDirs(name)
-  try {
-    if (l.kind === 'v2') {
-      enableV2Controllers(l.root)
-      fs.mkdirSync(path.join(l.root, 'velo'), {recursive: true})
-      enableV2Controllers(path.join(l.root, 'velo'))
-      fs.mkdirSync(dirs[0], {recursive: true})
-      const d = dirs[0]
-      write(path.join(d, 'memory.max'), limits.memory ? String(limits.memory) : 'max')
-      if (fs.existsSync(path.join(d, 'memory.swap.max'))) write(path.join(d, 'memory.swap.max'), limits.memory ? '0' : 'max')
-      write(path.join(d, 'pids.max'), limits.pids ? String(limits.pids) : 'max')
-      write(path.join(d, 'cpu.max'), limits.cpus ? `${Math.round(limits.cpus * PERIOD)} ${PERIOD}` : `max ${PERIOD}`)
-    } else {
-      for (const d of dirs) fs.mkdirSync(d, {recursive: true})
-      const [mem, pids, cpu] = dirs
-      // memsw must stay ≥ limit: lower it after raising, raise it before lowering (write order matters)
-      const memsw = path.join(mem, 'memory.memsw.limit_in_bytes')
-      const v = limits.memory ? String(limits.memory) : '-1'
-      if (fs.existsSync(memsw)) {
-        if (limits.memory) {
-          try {
-            write(path.join(mem, 'memory.limit_in_bytes'), v)
-            write(memsw, v)
-          } catch {
-            write(memsw, v)
-            write(path.join(mem, 'memory.limit_in_bytes'), v)
-          }
-        } else {
-          write(memsw, '-1')
-          write(path.join(mem, 'memory.limit_in_bytes'), '-1')
-        }
-      } else write(path.join(mem, 'memory.limit_in_bytes'), v)
-      write(path.join(pids, 'pids.max'), limits.pids ? String(limits.pids) : 'max')
-      write(path.join(cpu, 'cpu.cfs_period_us'), String(PERIOD))
-      write(path.join(cpu, 'cpu.cfs_quota_us'), limits.cpus ? String(Math.round(limits.cpus * PERIOD)) : '-1')
-    }
-  } catch (err) {
-    throw err instanceof VeloError ? err : fromSystemError(err, `cannot set up cgroups for ${name}`)
-  }
-  return dirs
-}
-
-/** Pids still in a tenant's cgroups. */
-export function cgroupPids(dirs: string[]): number[] {
-  const out = new Set<number>()
-  for (const d of dirs) {
-    try {
-      for (const l of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l) out.add(Number(l))
-    } catch {}
-  }
-  return [...out]
-}
-
-/** Kill whatever is left in the cgroups and remove them; retries while the kernel finishes exits. */
-export async function removeCgroups(dirs: string[], timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (const d of dirs) {
-    for (;;) {
-      try {
-        fs.rmdirSync(d)
-        break
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        // ENOTDIR: not a cgroup (a control file of velo's parent cgroup, for a sandbox named after one)
-        if (code === 'ENOENT' || code === 'ENOTDIR') break
-        if (code !== 'EBUSY' || Date.now() > deadline) throw fromSystemError(err, `cannot remove cgroup ${d}`)
-        for (const pid of cgroupPids([d])) {
-          try {
-            process.kill(pid, 'SIGKILL')
-          } catch {}
-        }
-        await new Promise((r) => setTimeout(r, 5))
-      }
-    }
-  }
 }
 
 /** Memory stats for inspect: current usage, peak, and how often the limit was hit. */

@@ -4,9 +4,9 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
 import {capMask, checkEnvKey, checkPathValue, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
-import {cgroupDirs, cgroupStats, ensureCgroups, Limits, removeCgroups} from './cgroup'
+import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
-import {helperCreate, helperExec, helperKill} from './helper'
+import {containerBoot, containerDelete, containerExec, containerKill} from './container'
 import {StoreLock} from '../lib/lock'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantsDir, writeState} from './state'
 
@@ -84,7 +84,7 @@ export function parseMount(spec: string): MountSpec {
   return {source, target: path.posix.normalize(parts[1]), readonly}
 }
 
-/** An image's config env (from an imported image: anyone's input) as it may go into a plan. */
+/** An image's config env (from an imported image: anyone's input) as it may go into a sandbox. */
 function imageEnv(image: string, env: unknown): string[] {
   if (env === undefined || env === null) return []
   if (!Array.isArray(env) || env.some((kv) => typeof kv !== 'string')) throw new VeloError('BAD_INPUT', `image ${image}: config env must be a list of KEY=VALUE strings`)
@@ -103,55 +103,16 @@ function envMerge(...lists: string[][]): string[] {
 }
 
 /**
- * Command arguments and environment values may hold newlines (`sh -c` scripts, PEM blocks): in `arg` and `env`
- * lines the plan escapes `\` as `\\` and a newline as `\n`, and velo-helper undoes exactly that (anything else
- * after a backslash is an error there). native/cli/sandbox.c writes the same escapes.
+ * Start the sandbox's init and record its pid. The container itself is velo-runtime's, set up from this state file
+ * by the native code both front doors share (`velo __sandbox boot`, src/sandbox/container.ts): it must be on disk
+ * first.
  */
-export const planEscape = (v: string): string => v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
-
-/**
- * velo-helper reads its plan one `key value` per line, and a later `caps`, `seccomp` or `user` line overrides an
- * earlier one: a newline inside any value would let whoever chose that value (an image's config, a state file,
- * a flag) write plan lines of its own. Values that may hold one are escaped (planEscape); every other value is
- * checked where it comes in; this is the last check.
- */
-function planText(lines: string[]): string {
-  for (const l of lines)
-    if (/[\0\n]/.test(l))
-      throw new VeloError('BAD_INPUT', `the ${JSON.stringify(l.slice(0, l.indexOf(' ')))} value of the sandbox plan contains NUL or newline: ${JSON.stringify(l)}`, {
-        suggestion: 'a path, host name or cgroup dir with a newline (from a flag, VELO_CGROUP_ROOT or an edited state.json) cannot be used: fix it, or remove the sandbox with `velo sandbox rm -f NAME`',
-      })
-  return lines.join('\n') + '\n'
-}
-
-function createPlan(home: string, s: TenantState): string {
-  const d = tenantDir(home, s.name)
-  const lines = [
-    `name ${s.name}`,
-    `hostname ${s.hostname}`,
-    `root ${path.join(d, 'root')}`,
-    ...s.lowers.map((l) => `lower ${l}`),
-    `upper ${path.join(d, 'upper')}`,
-    `work ${path.join(d, 'work')}`,
-    ...s.mounts.map((m) => `bind ${m.source}\t${m.target}\t${m.readonly ? 'ro' : 'rw'}`),
-    ...s.cgroups.map((c) => `cgroup ${c}`),
-    `net ${s.network}`,
-    `caps ${capMask(s.capabilities)}`,
-    `seccomp ${s.seccomp}`,
-  ]
-  return planText(lines)
-}
-
-/** Start the sandbox's init (namespaces, mounts, pid 1) and record its pid. */
 function boot(home: string, s: TenantState, timings: Record<string, number>): void {
-  let t = process.hrtime.bigint()
-  s.cgroups = ensureCgroups(s.name, s.limits)
-  timings.cgroups = ms(t)
-  t = process.hrtime.bigint()
-  const d = tenantDir(home, s.name)
-  for (const sub of ['upper', 'work', 'root']) fs.mkdirSync(path.join(d, sub), {recursive: true, mode: 0o755})
-  const {pid, pidStart} = helperCreate(createPlan(home, s))
-  timings.helper = ms(t)
+  const t = process.hrtime.bigint()
+  s.cgroups = cgroupDirs(s.name)
+  writeState(home, s)
+  const {pid, pidStart} = containerBoot(home, s.name)
+  timings.runtime = ms(t)
   s.pid = pid
   s.pidStart = pidStart
   s.startedAt = new Date().toISOString()
@@ -322,34 +283,24 @@ function lookupUser(home: string, s: TenantState, user: string): {uid: number; g
   return {uid, gid: gid ?? uid, home: homeDir}
 }
 
-export function execPlan(home: string, s: TenantState, argv: string[], o: ExecOptions): string {
-  const lines = [`pid ${s.pid}`, `pidstart ${s.pidStart}`, ...s.cgroups.map((c) => `cgroup ${c}`), `caps ${capMask(s.capabilities)}`, `seccomp ${s.seccomp}`]
-  const workdir = o.workdir ?? s.workdir
-  if (!workdir.startsWith('/') || /[\0\n]/.test(workdir)) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(workdir)}`)
-  lines.push(`cwd ${workdir}`)
-  const env = [...s.env]
-  const user = o.user ?? s.user
-  if (user && user !== 'root' && user !== '0' && user !== '0:0') {
-    const u = lookupUser(home, s, user)
-    lines.push(`user ${u.uid}:${u.gid}`)
-    if (u.home) env.push(`HOME=${u.home}`)
-  } else lines.push('user 0:0')
-  env.push(`HOSTNAME=${s.hostname}`)
-  if (o.tty) env.push(`TERM=${process.env.TERM || 'xterm-256color'}`)
-  for (const kv of envMerge(env, parseEnv(o.env, '--env'))) lines.push(`env ${planEscape(kv)}`)
-  if (o.tty) lines.push('tty 1')
-  if (argv.length === 0) throw new VeloError('USAGE', 'no command given', {suggestion: 'velo sandbox exec NAME -- CMD ARGS...'})
-  for (const a of argv) {
-    if (a.includes('\0')) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
-    lines.push(`arg ${planEscape(a)}`)
-  }
-  return planText(lines)
-}
-
 export async function execSandbox(home: string, name: string, argv: string[], o: ExecOptions): Promise<number> {
   const s = readState(home, name)
   if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is stopped`, {suggestion: `start it with \`velo sandbox start ${name}\``})
-  return helperExec(execPlan(home, s, argv, o), !!o.tty)
+  if (argv.length === 0) throw new VeloError('USAGE', 'no command given', {suggestion: 'velo sandbox exec NAME -- CMD ARGS...'})
+  if (argv.some((a) => a.includes('\0'))) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
+  const workdir = o.workdir ?? s.workdir
+  if (!workdir.startsWith('/') || workdir.includes('\0')) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(workdir)}`)
+  const user = o.user ?? s.user
+  const u = user && user !== 'root' && user !== '0' && user !== '0:0' ? lookupUser(home, s, user) : {uid: 0, gid: 0, home: undefined}
+  return containerExec(home, name, {
+    uid: u.uid,
+    gid: u.gid,
+    userHome: u.home,
+    workdir: o.workdir,
+    env: parseEnv(o.env, '--env'),
+    argv,
+    tty: !!o.tty && !!process.stdin.isTTY,
+  })
 }
 
 export async function startSandbox(home: string, name: string): Promise<CreateResult> {
@@ -377,11 +328,13 @@ export function stopSandbox(home: string, name: string, graceMs = 10_000): {name
   const s = readState(home, name)
   if (!isRunning(s)) return {name, wasRunning: false, forced: false}
   let forced = false
-  const r = helperKill(s.pid!, s.pidStart!, 15, graceMs)
+  const r = containerKill(home, name, 15, graceMs)
   if (r === 'timeout') {
     forced = true
-    helperKill(s.pid!, s.pidStart!, 9, 5000)
+    containerKill(home, name, 9, 5000)
   }
+  // init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start
+  containerDelete(home, name)
   return {name, wasRunning: true, forced}
 }
 
@@ -402,12 +355,12 @@ export async function removeSandbox(home: string, name: string, force: boolean):
   let t = process.hrtime.bigint()
   if (s && isRunning(s)) {
     if (!force) throw new VeloError('STATE', `sandbox ${name} is running`, {suggestion: `stop it first (velo sandbox stop ${name}) or use rm -f`})
-    helperKill(s.pid!, s.pidStart!, 9, 5000)
     killed = true
   }
+  // every process, the cgroups and the runtime's record (by name: also when the state file is damaged)
+  containerDelete(home, name)
   tm.kill = ms(t)
   t = process.hrtime.bigint()
-  await removeCgroups(s?.cgroups ?? cgroupDirs(name))
   tm.cgroups = ms(t)
   t = process.hrtime.bigint()
   // tenants created before state files became gc holds have an LMDB hold: drop it (the native front-end

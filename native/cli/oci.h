@@ -1,0 +1,29 @@
+/* A sandbox as an OCI container: its tenants/NAME/state.json (written by either front door) becomes the
+ * bundle's config.json, and an exec becomes a process JSON; velo-runtime does the rest. This is the only place
+ * that decides what a velo sandbox is made of (namespaces, mounts, capabilities, seccomp, limits, init). */
+#ifndef VELO_FRONT_OCI_H
+#define VELO_FRONT_OCI_H
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "state.h"
+
+/* The config.json of tenant s (home: the store; init: path of velo-init on the host). NULL: out of memory. */
+json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s);
+
+struct oci_exec {
+  const char *workdir;            /* NULL: the tenant's */
+  uid_t uid;
+  gid_t gid;
+  const char *user_home;          /* HOME from the tenant's passwd (a named user), or NULL */
+  const char *const *env;         /* --env K=V, in order */
+  int n_env;
+  const char *const *argv;
+  int argc;
+  bool tty;
+};
+/* The process JSON for `velo-runtime exec --process`. */
+json_object *oci_sandbox_process(const struct tstate *s, const struct oci_exec *x);
+
+#endif

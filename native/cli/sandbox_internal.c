@@ -1,0 +1,73 @@
+/* `velo __sandbox VERB ...`: the container steps of a sandbox for the Node CLI, so they exist once (here and in
+ * rtcall.c/oci.c) whichever front door a call came in by. Node has done what needs it (default image, farms,
+ * FUSE mounts, the profile, the name claim and state.json, a user name looked up) and hands over:
+ *   boot --home H NAME                         config.json, velo-runtime create + start; prints "PID STARTTIME"
+ *   exec --home H [--uid U] [--gid G] [--user-home D] [--workdir W] [--tty] [--env K=V]... NAME -- CMD...
+ *                                              velo-runtime exec in place of this process (its exit code is ours)
+ *   kill --home H NAME SIGNAL TIMEOUT_MS       exit 0 exited, 2 timeout, 3 not running
+ *   delete --home H NAME                       velo-runtime delete --force
+ * Errors: the message on stderr, exit 1. Never a fallback: Node called us. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rtcall.h"
+#include "sandbox.h"
+
+static int fail(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  return 1;
+}
+
+int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
+  if (argc < 1) return fail("usage: velo __sandbox boot|exec|kill|delete --home H NAME ...%s%s", "", "");
+  const char *verb = argv[0], *home = NULL, *workdir = NULL, *user_home = NULL;
+  long uid = 0, gid = 0;
+  bool tty = false;
+  const char **env = calloc((size_t)argc, sizeof *env);
+  int n_env = 0, i = 1;
+  const char *pos[4] = {0};
+  int np = 0;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--")) {
+      i++;
+      break;
+    }
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--home") && v) home = v, i++;
+    else if (!strcmp(a, "--uid") && v) uid = strtol(v, NULL, 10), i++;
+    else if (!strcmp(a, "--gid") && v) gid = strtol(v, NULL, 10), i++;
+    else if (!strcmp(a, "--user-home") && v) user_home = v, i++;
+    else if (!strcmp(a, "--workdir") && v) workdir = v, i++;
+    else if (!strcmp(a, "--env") && v) env[n_env++] = v, i++;
+    else if (!strcmp(a, "--tty")) tty = true;
+    else if (a[0] != '-' && np < 4) pos[np++] = a;
+    else return fail("velo __sandbox %s: unexpected %s", verb, a);
+  }
+  if (!home || np < 1) return fail("velo __sandbox %s: needs --home and a sandbox name%s", verb, "");
+  const char *name = pos[0];
+  char err[2048];
+  if (!strcmp(verb, "delete")) return sb_rt_delete(ctx, home, name, err, sizeof err) < 0 ? fail("%s%s", err, "") : 0;
+  struct tstate s;
+  int r = state_read(home, name, &s);
+  if (r != STATE_OK) return fail("cannot read the state of sandbox %s%s", name, r == STATE_NOENT ? ": no such sandbox" : "");
+  if (!strcmp(verb, "boot")) {
+    if (sb_boot(ctx, home, &s, err, sizeof err) < 0) return fail("%s%s", err, "");
+    printf("%ld %s\n", s.pid, s.pid_start);
+    return 0;
+  }
+  if (!strcmp(verb, "kill")) {
+    if (np != 3) return fail("velo __sandbox kill: NAME SIGNAL TIMEOUT_MS%s%s", "", "");
+    int k = sb_signal(ctx, home, &s, atoi(pos[1]), atoi(pos[2]), err, sizeof err);
+    return k < 0 ? fail("%s%s", err, "") : k;
+  }
+  if (!strcmp(verb, "exec")) {
+    if (i >= argc) return fail("velo __sandbox exec: no command%s%s", "", "");
+    struct oci_exec x = {.workdir = workdir, .uid = (uid_t)uid, .gid = (gid_t)gid, .user_home = user_home, .env = env, .n_env = n_env,
+                         .argv = (const char *const *)argv + i, .argc = argc - i, .tty = tty};
+    return sb_exec_in_place(ctx, home, &s, &x);
+  }
+  return fail("velo __sandbox: unknown verb %s%s", verb, "");
+}

@@ -1,0 +1,85 @@
+import {spawn, spawnSync} from 'node:child_process'
+import {VeloError} from '../lib/errors'
+import {nativeBin} from '../lib/native'
+
+/**
+ * A sandbox's container steps, done once in C whichever front door a call came in by: `velo __sandbox` of the
+ * native binary (native/cli/sandbox_internal.c) turns the tenant's state.json into an OCI bundle and drives
+ * velo-runtime (create, start, exec, kill, delete). Node does what needs Node first (the default image, farms,
+ * FUSE mounts, profiles, the name claim and state file, user names) and hands over here.
+ */
+function internal(verb: string, home: string, args: string[], stdio: 'pipe' | 'inherit' = 'pipe') {
+  return spawnSync(nativeBin('velo'), ['__sandbox', verb, '--home', home, ...args], {stdio: stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : 'inherit', encoding: 'utf8'})
+}
+
+function failure(what: string, r: ReturnType<typeof internal>): VeloError {
+  const msg = String(r.stderr ?? '').trim() || (r.error ? r.error.message : `exit ${r.status}`)
+  const perm = /Operation not permitted|Permission denied/.test(msg)
+  return new VeloError(perm ? 'PERMISSION_DENIED' : 'NATIVE', `${what}: ${msg}`, {suggestion: perm ? 'sandboxes need root (namespaces, mounts, cgroups)' : undefined})
+}
+
+/** Boot the sandbox NAME (its state.json written): velo-runtime create + start; its init's pid and start time. */
+export function containerBoot(home: string, name: string): {pid: number; pidStart: string} {
+  const r = internal('boot', home, [name])
+  if (r.status !== 0) throw failure('cannot start sandbox', r)
+  const m = /^(\d+) (\d+)$/.exec(String(r.stdout).trim())
+  if (!m) throw new VeloError('NATIVE', `velo __sandbox boot printed ${JSON.stringify(r.stdout)}`)
+  return {pid: Number(m[1]), pidStart: m[2]}
+}
+
+/** Signal the sandbox's init and wait up to timeoutMs for it to exit. */
+export function containerKill(home: string, name: string, signal: number, timeoutMs: number): 'exited' | 'timeout' | 'gone' {
+  const r = internal('kill', home, [name, String(signal), String(timeoutMs)])
+  if (r.status === 0) return 'exited'
+  if (r.status === 2) return 'timeout'
+  if (r.status === 3) return 'gone'
+  throw failure("cannot signal the sandbox's init", r)
+}
+
+/** velo-runtime delete --force: every process, the cgroups and the runtime's record of the sandbox. */
+export function containerDelete(home: string, name: string): void {
+  const r = internal('delete', home, [name])
+  if (r.status !== 0) throw failure(`cannot remove sandbox ${name}`, r)
+}
+
+export interface ContainerExec {
+  uid: number
+  gid: number
+  userHome?: string
+  workdir?: string
+  env: string[]
+  argv: string[]
+  tty: boolean
+}
+
+/** Run a command in the sandbox with stdio passed through (velo-runtime relays a terminal); its exit code. */
+export function containerExec(home: string, name: string, x: ContainerExec): Promise<number> {
+  const args = ['__sandbox', 'exec', '--home', home, '--uid', String(x.uid), '--gid', String(x.gid)]
+  if (x.userHome !== undefined) args.push('--user-home', x.userHome)
+  if (x.workdir !== undefined) args.push('--workdir', x.workdir)
+  if (x.tty) args.push('--tty')
+  for (const kv of x.env) args.push('--env', kv)
+  args.push(name, '--', ...x.argv)
+  return new Promise((resolve, reject) => {
+    const child = spawn(nativeBin('velo'), args, {stdio: 'inherit'})
+    // The runtime forwards signals to the workload; velo itself must outlive it to pass the exit code back.
+    // Terminal signals (^C, ^\\) reach it directly (same process group): velo only ignores them; signals sent to
+    // velo alone (kill PID) are passed on.
+    const fwd = (sig: NodeJS.Signals) => () => {
+      try {
+        child.kill(sig)
+      } catch {}
+    }
+    const handlers: Array<[NodeJS.Signals, () => void]> = [
+      ...(['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as NodeJS.Signals[]).map((s): [NodeJS.Signals, () => void] => [s, fwd(s)]),
+      ['SIGINT', () => {}],
+      ['SIGQUIT', () => {}],
+    ]
+    for (const [s, h] of handlers) process.on(s, h)
+    child.on('error', (err) => reject(new VeloError('NATIVE', `cannot run velo: ${err.message}`)))
+    child.on('exit', (code, signal) => {
+      for (const [s, h] of handlers) process.off(s, h)
+      resolve(code ?? 128 + (signal ? require('node:os').constants.signals[signal] ?? 9 : 9))
+    })
+  })
+}
