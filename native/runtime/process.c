@@ -83,10 +83,11 @@ static int cap_set(json_object *caps, const char *key, const char *where, uint64
     for (int c = 0; c < N_CAPS; c++)
       if (!strcasecmp(names[i], CAP_NAMES[c]) || !strcasecmp(names[i], CAP_NAMES[c] + 4)) bit = c;
     if (bit < 0) {
-      free(names);
       char k[64];
       snprintf(k, sizeof k, "%s[%zu]", key, i);
-      return cfg_fail(e, where, k, "unknown capability \"%s\"", names[i]);
+      cfg_fail(e, where, k, "unknown capability \"%s\"", names[i]);
+      free(names);
+      return -1;
     }
     /* a capability this kernel does not have is left out, as runc does (engines list newer ones) */
     if (bit <= cap_last()) *mask |= 1ULL << bit;
