@@ -332,6 +332,9 @@ int proc_default_home(struct proc_plan *pp) {
 
 int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct velo_err *e) {
   int last = cap_last();
+  /* as runc: enter process.cwd while still root, so a user may start in a directory only root can enter
+   * (--user 1000 -w /root); only if that fails is it tried again as the user, below */
+  bool in_cwd = chdir(pp->cwd) == 0;
   /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it */
   if (!pp->no_new_privs && oci_seccomp_load(sc, e) < 0) return -1;
   for (int c = 0; c <= last; c++)
@@ -356,7 +359,7 @@ int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct vel
       if (errno != EPERM) return VELO_FAIL_ERRNO(e, "raise ambient capability %s", c < N_CAPS ? CAP_NAMES[c] : "?");
     }
   if (pp->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return VELO_FAIL_ERRNO(e, "no_new_privs");
-  if (chdir(pp->cwd) < 0) return VELO_FAIL_ERRNO(e, "chdir to process.cwd %s", pp->cwd);
+  if (!in_cwd && chdir(pp->cwd) < 0) return VELO_FAIL_ERRNO(e, "chdir to process.cwd %s", pp->cwd);
   if (pp->no_new_privs && oci_seccomp_load(sc, e) < 0) return -1;
   return 0;
 }
