@@ -317,6 +317,24 @@ sys.stdout.write(out.decode(errors='replace'))
     expect(fs.existsSync(path.join(b.root, b.id))).toBe(false)
   })
 
+  it('a non-root process may start in a directory only root can enter (entered before the user switch, as runc)', () => {
+    const dir = tmpDir('cwd')
+    fs.chmodSync(dir, 0o700)
+    const script = 'pwd; id -u; ls . >/dev/null 2>&1 || echo cannot-list'
+    const b = make(runtime, compose(bindOut(dir, '/private'), shArgs(script), (c) => {
+      c.process.cwd = '/private'
+      c.process.user = {uid: 1000, gid: 1000}
+    }))
+    const r = b.rt(['run', '--bundle', b.dir, b.id], {stdio: ['ignore', 'pipe', 'pipe']})
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stdout).toBe('/private\n1000\ncannot-list\n')
+    const b2 = make(runtime, compose(bindOut(dir, '/private'), shArgs('sleep 100')))
+    expect(q(b2, ['run', '-d', '--bundle', b2.dir, b2.id]).status).toBe(0)
+    const e = b2.rt(['exec', '--user', '1000:1000', '--cwd', '/private', b2.id, 'sh', '-c', script])
+    expect(e.status, e.stderr).toBe(0)
+    expect(e.stdout).toBe('/private\n1000\ncannot-list\n')
+  })
+
   it('run passes SIGTERM on to the container, and its exit code back', async () => {
     const out = tmpDir('sig')
     const b = make(runtime, compose(bindOut(out), shArgs('trap "echo got-term; exit 7" TERM; touch /out/ready; while :; do sleep 0.05; done')))
