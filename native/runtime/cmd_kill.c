@@ -17,7 +17,8 @@ int cmd_kill(int argc, char **argv) {
   if (r == 0) {
     const char *status = container_status(&c);
     if (!strcmp(status, "stopped") || !strcmp(status, "creating")) r = velo_fail(&e, 0, "cannot kill container %s: it is %s, not running", c.id, status);
-    else if (all && c.has_cg) r = oci_cgroup_kill_all(&c.cg, sig, 0, &e);
+    /* with SIGKILL kill_all waits for the cgroup to empty: give it time, or `kill --all ID KILL` fails although every process got the signal */
+    else if (all && c.has_cg) r = oci_cgroup_kill_all(&c.cg, sig, 5000, &e);
     else r = container_signal(&c, sig, &e);
   }
   container_free(&c);

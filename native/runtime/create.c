@@ -456,10 +456,12 @@ fail:
     waitpid(child, NULL, 0);
   }
 fail_cg:
-  if (cg.n) {
-    /* only a cgroup we made is emptied: a cgroupsPath may name one that holds other processes */
+  if (cg.n && made_cg) {
+    /* only a cgroup we made is emptied and removed: before that, the path may be another container's (the
+     * id already exists) or one a cgroupsPath names that holds other processes (oci_cgroup_create undoes
+     * its own partial work) */
     struct velo_err e2 = {0};
-    if (made_cg) oci_cgroup_kill_all(&cg, SIGKILL, 2000, &e2);
+    oci_cgroup_kill_all(&cg, SIGKILL, 2000, &e2);
     oci_cgroup_destroy(&cg, &e2);
   }
   if (made_dir) rm_tree_at(AT_FDCWD, dir);

@@ -84,10 +84,11 @@ static int cap_set(json_object *caps, const char *key, const char *where, uint64
     for (int c = 0; c < N_CAPS; c++)
       if (!strcasecmp(names[i], CAP_NAMES[c]) || !strcasecmp(names[i], CAP_NAMES[c] + 4)) bit = c;
     if (bit < 0) {
-      free(names);
       char k[64];
       snprintf(k, sizeof k, "%s[%zu]", key, i);
-      return cfg_fail(e, where, k, "unknown capability \"%s\"", names[i]);
+      cfg_fail(e, where, k, "unknown capability \"%s\"", names[i]);
+      free(names);
+      return -1;
     }
     /* a capability this kernel does not have is left out, as runc does (engines list newer ones) */
     if (bit <= cap_last()) *mask |= 1ULL << bit;
@@ -359,6 +360,9 @@ int proc_default_home(struct proc_plan *pp) {
 
 int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct velo_err *e) {
   int last = cap_last();
+  /* as runc: enter process.cwd while still root, so a user may start in a directory only root can enter
+   * (--user 1000 -w /root); only if that fails is it tried again as the user, below */
+  bool in_cwd = chdir(pp->cwd) == 0;
   /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it */
   if (!pp->no_new_privs && oci_seccomp_load(sc, e) < 0) return -1;
   for (int c = 0; c <= last; c++)
@@ -383,7 +387,7 @@ int proc_finalize(const struct proc_plan *pp, struct oci_seccomp *sc, struct vel
       if (errno != EPERM) return VELO_FAIL_ERRNO(e, "raise ambient capability %s", c < N_CAPS ? CAP_NAMES[c] : "?");
     }
   if (pp->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return VELO_FAIL_ERRNO(e, "no_new_privs");
-  if (chdir(pp->cwd) < 0) return VELO_FAIL_ERRNO(e, "chdir to process.cwd %s", pp->cwd);
+  if (!in_cwd && chdir(pp->cwd) < 0) return VELO_FAIL_ERRNO(e, "chdir to process.cwd %s", pp->cwd);
   if (pp->no_new_privs && oci_seccomp_load(sc, e) < 0) return -1;
   return 0;
 }
