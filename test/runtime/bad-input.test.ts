@@ -139,7 +139,8 @@ describe.each(NAMES)('bad input (%s)', (name: Name) => {
   const runtime = RUNTIMES[name]
 
   for (const k of CASES) {
-    it.skipIf(name === 'runc' && k.runcAccepts)(`${k.name}: create fails naming it and leaves nothing`, () => {
+    // runc 1.1 accepts some of these (it is the reference for behaviour, not for strictness): velo's rows only
+    if (!(name === 'runc' && k.runcAccepts)) it(`${k.name}: create fails naming it and leaves nothing`, () => {
       const b = make(runtime, sleeper)
       if (k.patch) {
         const c = JSON.parse(fs.readFileSync(path.join(b.dir, 'config.json'), 'utf8'))

@@ -179,7 +179,8 @@ describe.each(NAMES)('lifecycle (%s)', (name) => {
   })
 
   // runc 1.1 runs poststart hooks inside `create` and fails it: not a fair reference for the spec's "warn only"
-  it.skipIf(name === 'runc')('a failing poststart hook only warns: start succeeds, the container runs', () => {
+  // runc 1.1 runs poststart during create and fails on it: this is velo's row only
+  if (name === 'velo') it('a failing poststart hook only warns: start succeeds, the container runs', () => {
     const b = make(runtime, compose(shArgs('sleep 100'), (c) => (c.hooks = {poststart: [{path: '/bin/false'}]})))
     expect(q(b, ['create', '--bundle', b.dir, b.id]).status).toBe(0)
     const s = b.rt(['start', b.id])

@@ -35,6 +35,13 @@ describe(`sandbox limits (cgroup ${V1 ? 'v1 / hybrid' : 'v2'})`, () => {
     expect(r.stdout).toMatch(/memory:\/$|0::\/$/m)
   })
 
+  it('a workload sees its own limits, as under Docker: Node sizes its heap from the memory limit, not the host', () => {
+    // the tenant's cgroups are mounted read-only at /sys/fs/cgroup (its cgroup namespace makes them the root)
+    const r = sb.exec(MEM, ['node', '-e', 'console.log(process.constrainedMemory(), require("v8").getHeapStatistics().heap_size_limit < 1024 * 1024 * 1024)'])
+    expect(r.stdout).toBe(`${64 * 1024 * 1024} true\n`)
+    expect(sb.sh(MEM, 'touch /sys/fs/cgroup/memory/x 2>&1; cat /sys/fs/cgroup/pids/pids.max').stdout).toMatch(/Read-only file system\n(max|\d+)\n$/)
+  })
+
   it('a memory hog is killed (137) and only it: the sandbox and its neighbours keep running', () => {
     const hog = sb.exec(MEM, ['node', '-e', 'const a=[]; for(;;) a.push(Buffer.alloc(1<<20, 1))'])
     expect(hog.status).toBe(137)
