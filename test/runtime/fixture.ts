@@ -2,7 +2,7 @@ import {spawn, spawnSync, SpawnSyncOptions} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {afterEach} from 'vitest'
+import {afterAll, afterEach} from 'vitest'
 import {ROOT} from '../helpers'
 
 /**
@@ -27,9 +27,21 @@ export function busyboxRootfs(): string {
   fs.writeFileSync(path.join(d, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\ntester:x:1000:1000:tester:/tmp:/bin/sh\n')
   fs.writeFileSync(path.join(d, 'etc', 'group'), 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\ntester:x:1000:\n')
   rootfsDir = d
-  process.once('exit', () => fs.rmSync(d, {recursive: true, force: true}))
   return d
 }
+
+// Imported at collection time, so this is a hook of every test file that uses the fixture: the shared rootfs goes,
+// and velo-runtime's parent cgroup (/velo-runtime, left like runc's parents so concurrent creates never race its
+// removal) is removed when no container of another file is still in it (rmdir of a non-empty cgroup just fails).
+afterAll(() => {
+  if (rootfsDir) fs.rmSync(rootfsDir, {recursive: true, force: true})
+  rootfsDir = undefined
+  for (const h of fs.readdirSync('/sys/fs/cgroup')) {
+    try {
+      fs.rmdirSync(path.join('/sys/fs/cgroup', h, 'velo-runtime'))
+    } catch {}
+  }
+})
 
 /** What `runc spec` writes (not a terminal), with the shared rootfs; change it with the patch function. */
 export function defaultConfig(): any {
