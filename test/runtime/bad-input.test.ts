@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {bundles, RUNTIMES, RtResult, shArgs} from './fixture'
+import {bundles, cgroupDirsNamed, RtResult, RUNTIMES, shArgs} from './fixture'
 
 /**
  * Bad input as an attacker or a buggy engine would give it: velo-runtime exits non-zero with a message naming
@@ -15,28 +15,7 @@ import {bundles, RUNTIMES, RtResult, shArgs} from './fixture'
 
 const NAMES = ['runc', 'velo'] as const
 type Name = (typeof NAMES)[number]
-const CG = '/sys/fs/cgroup'
 
-/** Every cgroup dir named id in any hierarchy, up to 4 levels down (the default parents differ per runtime). */
-function cgroupDirs(id: string): string[] {
-  const out: string[] = []
-  const walk = (d: string, depth: number) => {
-    let ents: fs.Dirent[]
-    try {
-      ents = fs.readdirSync(d, {withFileTypes: true})
-    } catch {
-      return
-    }
-    for (const e of ents) {
-      if (!e.isDirectory()) continue
-      const p = path.join(d, e.name)
-      if (e.name === id) out.push(p)
-      else if (depth < 4) walk(p, depth + 1)
-    }
-  }
-  for (const h of fs.readdirSync(CG)) walk(path.join(CG, h), 1)
-  return out
-}
 
 /** Processes whose command line mentions s (the runtime's own helpers carry --root / the bundle path). */
 function processesMentioning(s: string): string[] {
@@ -55,7 +34,7 @@ function processesMentioning(s: string): string[] {
 function leftovers(b: {root: string; dir: string}, id: string, marker: string): string[] {
   const left: string[] = []
   if (fs.existsSync(b.root) && fs.statSync(b.root).isDirectory()) for (const f of fs.readdirSync(b.root)) left.push(`state ${f}`)
-  for (const d of id ? cgroupDirs(id) : []) left.push(`cgroup ${d}`)
+  for (const d of id ? cgroupDirsNamed(id) : []) left.push(`cgroup ${d}`)
   for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (l.includes(b.dir)) left.push(`mount ${l}`)
   for (const p of [...processesMentioning(marker), ...processesMentioning(b.root)]) left.push(`process ${p}`)
   return left
@@ -200,7 +179,7 @@ describe.each(NAMES)('bad input (%s)', (name: Name) => {
     const r1 = create({dir: b.dir, rt: (a, o) => rtAt(runtime, file, a, o)}, ['create', '--bundle', b.dir, b.id])
     expect(r1.status).not.toBe(0)
     expect(r1.stderr).toMatch(/root-file.*(not a directory)/i)
-    expect(cgroupDirs(b.id)).toEqual([])
+    expect(cgroupDirsNamed(b.id)).toEqual([])
     const ro = path.join(b.dir, 'ro-root')
     fs.mkdirSync(ro)
     expect(spawnSync('mount', ['--bind', ro, ro]).status).toBe(0)
@@ -210,7 +189,7 @@ describe.each(NAMES)('bad input (%s)', (name: Name) => {
       expect(r2.status).not.toBe(0)
       expect(r2.stderr).toMatch(/read-only file system/i)
       expect(fs.readdirSync(ro)).toEqual([])
-      expect(cgroupDirs(b.id)).toEqual([])
+      expect(cgroupDirsNamed(b.id)).toEqual([])
       expect(processesMentioning(marker)).toEqual([])
     } finally {
       spawnSync('umount', ['-l', ro])
@@ -221,7 +200,7 @@ describe.each(NAMES)('bad input (%s)', (name: Name) => {
     const b = make(runtime, sleeper)
     expect(create(b, ['create', '--bundle', b.dir, b.id]).status).toBe(0)
     const before = JSON.parse(b.rt(['state', b.id]).stdout)
-    const cgBefore = cgroupDirs(b.id)
+    const cgBefore = cgroupDirsNamed(b.id)
     expect(cgBefore.length).toBeGreaterThan(0)
     const t0 = Date.now()
     const r = create(b, ['create', '--bundle', b.dir, b.id])
@@ -232,7 +211,7 @@ describe.each(NAMES)('bad input (%s)', (name: Name) => {
     const after = JSON.parse(b.rt(['state', b.id]).stdout)
     expect(after).toMatchObject({status: 'created', pid: before.pid})
     expect(fs.existsSync(`/proc/${before.pid}`)).toBe(true)
-    expect(cgroupDirs(b.id)).toEqual(cgBefore)
+    expect(cgroupDirsNamed(b.id)).toEqual(cgBefore)
     expect(b.rt(['delete', '--force', b.id]).status).toBe(0)
     expect(leftovers(b, b.id, marker)).toEqual([])
   })

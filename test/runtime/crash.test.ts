@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {bundles, RUNTIMES, RtResult, shArgs} from './fixture'
+import {bundles, cgroupDirsNamed, RtResult, RUNTIMES, shArgs, sleepMs, waitFor} from './fixture'
 
 /**
  * Crash safety as an engine sees it: the runtime killed -9 anywhere in create (after random delays, and at
@@ -14,39 +14,9 @@ import {bundles, RUNTIMES, RtResult, shArgs} from './fixture'
  */
 
 const NAMES = ['runc', 'velo'] as const
-const CG = '/sys/fs/cgroup'
 const marker = `velo-crash-${process.pid}`
 
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-}
-function waitFor(what: string, fn: () => boolean, ms = 10_000): void {
-  const end = Date.now() + ms
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    sleepMs(10)
-  }
-}
 
-function cgroupDirs(id: string): string[] {
-  const out: string[] = []
-  const walk = (d: string, depth: number) => {
-    let ents: fs.Dirent[]
-    try {
-      ents = fs.readdirSync(d, {withFileTypes: true})
-    } catch {
-      return
-    }
-    for (const e of ents) {
-      if (!e.isDirectory()) continue
-      const p = path.join(d, e.name)
-      if (e.name === id) out.push(p)
-      else if (depth < 4) walk(p, depth + 1)
-    }
-  }
-  for (const h of fs.readdirSync(CG)) walk(path.join(CG, h), 1)
-  return out
-}
 
 /** Processes tied to this bundle: command line naming it (or the container's marker), or an fd / cwd in it
  * (runc init and velo's waiting init hold exec.fifo). */
@@ -80,7 +50,7 @@ function strays(b: {root: string; dir: string}): string[] {
 function leftovers(b: {root: string; dir: string}, id: string, cgroups = true): string[] {
   const left: string[] = []
   if (fs.existsSync(path.join(b.root, id))) left.push(`state dir ${id}`)
-  for (const d of cgroups ? cgroupDirs(id) : []) left.push(`cgroup ${d}`)
+  for (const d of cgroups ? cgroupDirsNamed(id) : []) left.push(`cgroup ${d}`)
   for (const l of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (l.includes(b.dir)) left.push(`mount ${l}`)
   for (const p of strays(b)) left.push(`process ${p}`)
   return left
@@ -111,7 +81,7 @@ const sleeper = shArgs(`sleep 999; : ${marker}`)
 
 /** rmdir what runc leaked (deepest first; only empty cgroups can go). */
 function rmCgroups(id: string): void {
-  for (const d of cgroupDirs(id).sort((a, b) => b.length - a.length)) {
+  for (const d of cgroupDirsNamed(id).sort((a, b) => b.length - a.length)) {
     try {
       fs.rmdirSync(d)
     } catch {}

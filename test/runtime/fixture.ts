@@ -146,3 +146,37 @@ export function background(cmd: string, args: string[]): {stop: () => void} {
   const p = spawn(cmd, args, {stdio: 'ignore', detached: true})
   return {stop: () => p.pid && process.kill(-p.pid, 'SIGKILL')}
 }
+
+/** Every cgroup dir named id in any hierarchy, up to 4 levels down (the default parents differ per runtime). */
+export function cgroupDirsNamed(id: string): string[] {
+  const out: string[] = []
+  const walk = (d: string, depth: number) => {
+    let ents: fs.Dirent[]
+    try {
+      ents = fs.readdirSync(d, {withFileTypes: true})
+    } catch {
+      return
+    }
+    for (const e of ents) {
+      if (!e.isDirectory()) continue
+      const p = path.join(d, e.name)
+      if (e.name === id) out.push(p)
+      else if (depth < 4) walk(p, depth + 1)
+    }
+  }
+  for (const h of fs.readdirSync('/sys/fs/cgroup')) walk(path.join('/sys/fs/cgroup', h), 1)
+  return out
+}
+
+export function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
+
+/** Poll fn every 10 ms until it holds, or fail naming what was awaited. */
+export function waitFor(what: string, fn: () => boolean, ms = 10_000): void {
+  const end = Date.now() + ms
+  while (!fn()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    sleepMs(10)
+  }
+}

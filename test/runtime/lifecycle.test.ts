@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {afterEach, beforeAll, describe, expect, it} from 'vitest'
-import {bundles, busyboxRootfs, RUNTIMES, RtResult, shArgs} from './fixture'
+import {bundles, busyboxRootfs, RtResult, RUNTIMES, shArgs, sleepMs, waitFor} from './fixture'
 
 /**
  * The container lifecycle as an engine drives it, under runc (the reference) and velo-runtime: create → created
@@ -37,16 +37,6 @@ const compose =
     for (const p of ps) p(c)
   }
 
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-}
-function waitFor(what: string, fn: () => boolean, ms = 10_000): void {
-  const end = Date.now() + ms
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    sleepMs(20)
-  }
-}
 /** Resolves when the child exits: its status (128+N for a signal) and output. */
 function exited(p: ReturnType<typeof spawn>): Promise<RtResult> {
   let stdout = ''
