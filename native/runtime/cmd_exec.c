@@ -113,7 +113,21 @@ int cmd_exec(int argc, char **argv) {
   if (nnp) json_object_object_add(pj, "noNewPrivileges", json_object_new_boolean(true));
   struct proc_plan pp;
   struct oci_seccomp *sc = NULL;
-  if (proc_plan(pj, "process", &pp, &e) < 0 || oci_seccomp_compile(cfg_get(cfg_get(c.config, "linux"), "seccomp"), &sc, &e) < 0) return rt_verr(&e);
+  if (proc_plan(pj, "process", &pp, &e) < 0) return rt_verr(&e);
+  /* the container's filter, compiled at create (seccomp.bpf); compiled here only for a state without it */
+  char bpf_path[4200];
+  snprintf(bpf_path, sizeof bpf_path, "%s/seccomp.bpf", c.dir);
+  struct stat bst;
+  if (cfg_get(cfg_get(c.config, "linux"), "seccomp") && stat(bpf_path, &bst) == 0) {
+    char *buf = malloc((size_t)bst.st_size + 1);
+    cleanup_fd int bfd = open(bpf_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t got = buf && bfd >= 0 ? read(bfd, buf, (size_t)bst.st_size + 1) : -1;
+    int r = got < 0 ? VELO_FAIL_ERRNO(&e, "read %s", bpf_path) : oci_seccomp_from_bytes(buf, (size_t)got, &sc, &e);
+    free(buf);
+    if (r < 0) return rt_verr(&e);
+  } else if (oci_seccomp_compile(cfg_get(cfg_get(c.config, "linux"), "seccomp"), &sc, &e) < 0) {
+    return rt_verr(&e);
+  }
   /* a terminal in the foreground without an engine's console socket: we relay it ourselves (as runc) */
   bool relay = pp.terminal && !console_socket;
   if (relay && detach) return rt_err("exec: a detached process with a terminal needs --console-socket");

@@ -359,6 +359,17 @@ int container_create(const struct create_opts *o, bool keep_child, pid_t *child_
   {
     const char *txt = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     if (write_file_atomic(dir, "config.json", txt, strlen(txt), &e) < 0 || container_save(&c, &e) < 0) goto fail;
+    void *bpf;
+    size_t bl;
+    if (sc) {
+      if (oci_seccomp_bytes(sc, &bpf, &bl) < 0) {
+        velo_fail(&e, ENOMEM, "seccomp");
+        goto fail;
+      }
+      int w = write_file_atomic(dir, "seccomp.bpf", bpf, bl, &e);
+      free(bpf);
+      if (w < 0) goto fail;
+    }
   }
   if (oci_cgroup_create(&cg, linux_, &e) < 0) goto fail_cg;
   made_cg = true;

@@ -80,6 +80,10 @@ int oci_seccomp_compile(json_object *seccomp, struct oci_seccomp **out, struct v
 /* Load it into the calling process (after fork, as late as possible before exec). NULL: nothing. */
 int oci_seccomp_load(struct oci_seccomp *s, struct velo_err *e);
 void oci_seccomp_free(struct oci_seccomp *s);
+/* The compiled program as bytes and back: create keeps it in the state dir, so exec loads the container's filter
+ * without compiling linux.seccomp again (a damaged copy is an error, never a missing filter). */
+int oci_seccomp_bytes(const struct oci_seccomp *s, void **buf, size_t *n);
+int oci_seccomp_from_bytes(const void *buf, size_t n, struct oci_seccomp **out, struct velo_err *e);
 
 /* ---- mounts.c. What the container's mount namespace looks like; runs in the container's child after the
  * namespaces exist and before pivot_root. */

@@ -473,6 +473,38 @@ int oci_seccomp_load(struct oci_seccomp *s, struct velo_err *e) {
   return 0;
 }
 
+/* "VSC1", flags, length, instructions: the compiled program as it is kept in the state dir */
+struct saved_header {
+  char magic[4];
+  uint32_t flags, len;
+};
+
+int oci_seccomp_bytes(const struct oci_seccomp *s, void **buf, size_t *n) {
+  struct saved_header h = {{'V', 'S', 'C', '1'}, s->flags, s->len};
+  *n = sizeof h + (size_t)s->len * sizeof *s->prog;
+  char *b = malloc(*n);
+  if (!b) return -1;
+  memcpy(b, &h, sizeof h);
+  memcpy(b + sizeof h, s->prog, (size_t)s->len * sizeof *s->prog);
+  *buf = b;
+  return 0;
+}
+
+int oci_seccomp_from_bytes(const void *buf, size_t n, struct oci_seccomp **out, struct velo_err *e) {
+  struct saved_header h;
+  if (n < sizeof h) return velo_fail(e, 0, "seccomp: the saved filter is damaged");
+  memcpy(&h, buf, sizeof h);
+  if (memcmp(h.magic, "VSC1", 4) || !h.len || h.len > BPF_MAXINSNS || n != sizeof h + (size_t)h.len * sizeof(struct sock_filter))
+    return velo_fail(e, 0, "seccomp: the saved filter is damaged");
+  struct oci_seccomp *s = calloc(1, sizeof *s);
+  if (!s || !(s->prog = malloc((size_t)h.len * sizeof *s->prog))) return free(s), velo_fail(e, ENOMEM, "seccomp");
+  memcpy(s->prog, (const char *)buf + sizeof h, (size_t)h.len * sizeof *s->prog);
+  s->len = (unsigned short)h.len;
+  s->flags = h.flags;
+  *out = s;
+  return 0;
+}
+
 void oci_seccomp_free(struct oci_seccomp *s) {
   if (!s) return;
   free(s->prog);

@@ -395,3 +395,26 @@ describe('linux.seccomp', () => {
     }
   }
 })
+
+// velo-runtime keeps the filter it compiled at create in the state dir (seccomp.bpf) and exec loads that: an exec'd
+// process gets the container's filter, and a damaged copy stops the exec instead of running it unfiltered.
+describe('velo-runtime: exec uses the filter compiled at create', () => {
+  const make = bundles()
+  it('exec gets the container filter; a damaged saved filter fails the exec, nothing runs', () => {
+    const b = make(VELO_RUNTIME, (c) => {
+      c.root.readonly = false
+      c.process.args = ['sleep', '60']
+      c.linux.seccomp = {defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1}]}
+    })
+    expect(b.rt(['run', '--detach', '--bundle', b.dir, b.id], {stdio: 'ignore'}).status).toBe(0)
+    const saved = path.join(b.root, b.id, 'seccomp.bpf')
+    expect(fs.existsSync(saved)).toBe(true)
+    const ok = b.rt(['exec', b.id, 'sh', '-c', 'mkdir /tmp/x 2>&1; grep Seccomp: /proc/self/status'])
+    expect(ok.stdout).toMatch(/Operation not permitted[\s\S]*Seccomp:\s+2/)
+    fs.writeFileSync(saved, 'not a filter')
+    const bad = b.rt(['exec', b.id, 'sh', '-c', 'echo ran'])
+    expect(bad.status).not.toBe(0)
+    expect(bad.stdout).not.toContain('ran')
+    expect(bad.stderr).toMatch(/saved filter is damaged/)
+  })
+})
