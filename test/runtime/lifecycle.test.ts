@@ -248,7 +248,9 @@ describe.each(NAMES)('lifecycle (%s)', (name) => {
     const txt = fs.readFileSync(pidFile, 'utf8')
     expect(txt).toMatch(/^\d+$/)
     const pid = Number(txt)
-    expect(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toBe('sleep\x0077\x00')
+    // runc returns once its init has been started in the container; its execve of sleep may still be under way
+    // (cmdline reads empty in that window), so the pid file's process is awaited to become sleep, not sampled once
+    waitFor('the pid file\'s process to be sleep 77', () => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') === 'sleep\x0077\x00', 5000)
     expect(fs.readlinkSync(`/proc/${pid}/ns/pid`)).toBe(fs.readlinkSync(`/proc/${init}/ns/pid`))
     expect(fs.readlinkSync(`/proc/${pid}/ns/mnt`)).toBe(fs.readlinkSync(`/proc/${init}/ns/mnt`))
     const ps: number[] = JSON.parse(b.rt(['ps', '--format', 'json', b.id]).stdout)
@@ -370,7 +372,8 @@ sys.stdout.write(out.decode(errors='replace'))
     const pids: number[] = JSON.parse(b.rt(['ps', '--format', 'json', b.id]).stdout)
     expect(pids).toContain(init)
     const other = pids.find((p) => p !== init)!
-    expect(fs.readFileSync(`/proc/${other}/cmdline`, 'utf8')).toBe('sleep\x001003\x00')
+    // the shell's child is listed from its fork on; it becomes sleep at its execve
+    waitFor('the other process to be sleep 1003', () => fs.readFileSync(`/proc/${other}/cmdline`, 'utf8') === 'sleep\x001003\x00', 5000)
   })
 
   it('create --pid-file is written whole: the init\'s pid, nothing else', () => {
