@@ -47,7 +47,7 @@ try {
   const live = (await $`${VELO} sandbox ls --json`).stdout
   const running = JSON.parse(live).filter((s) => s.status === 'running').length
   const pids = JSON.parse(live).map((s) => s.pid)
-  // proportional set size: shared pages (libc, libseccomp, the helper binary) split across the inits
+  // proportional set size: shared pages (libc, velo-init) split across the inits
   const initPss = pids.reduce((a, p) => a + Number(/Pss:\s+(\d+)/.exec(fs.readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024, 0)
   const cgRead = (n) => {
     for (const f of [`/sys/fs/cgroup/memory/velo/${n}/memory.usage_in_bytes`, `/sys/fs/cgroup/velo/${n}/memory.current`])

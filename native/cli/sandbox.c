@@ -27,7 +27,7 @@ static int sb_err(bool json, const char *code, const char *msg, const char *sug)
 /* removeSandbox(home, name, true).catch(() => undefined) after a failed boot */
 static void cleanup_tenant(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *s) {
   bool k, h;
-  struct timing tm[4];
+  struct timing tm[3];
   front_mute = true;
   sb_remove(ctx, home, name, s, true, false, &k, tm, &h);
   front_mute = false;
@@ -137,7 +137,7 @@ int sb_kill(const struct front_ctx *ctx, const char *home, const struct tstate *
 }
 
 int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
-              bool *killed, struct timing tm[4], bool *had_timings) {
+              bool *killed, struct timing tm[3], bool *had_timings) {
   *killed = false;
   *had_timings = false;
   double t = now_ms();
@@ -158,12 +158,10 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
     snprintf(msg, sizeof msg, "cannot remove sandbox %s: %s", name, err);
     return sb_err(json, strstr(err, "ermission denied") || strstr(err, "not permitted") ? "PERMISSION_DENIED" : "NATIVE", msg, NULL);
   }
-  tm[0] = (struct timing){"kill", ms_since(t)};
-  t = now_ms();
-  tm[1] = (struct timing){"cgroups", ms_since(t)};
+  tm[0] = (struct timing){"runtime", ms_since(t)};
   t = now_ms();
   /* no LMDB write: the tenant's state file is its gc hold (the caller left legacy LMDB holds to Node) */
-  tm[2] = (struct timing){"hold", ms_since(t)};
+  tm[1] = (struct timing){"hold", ms_since(t)};
   t = now_ms();
   /* move aside first (one rename), so a half-finished removal never looks like a live sandbox */
   char tdir[4200];
@@ -187,7 +185,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
     snprintf(w, sizeof w, "cannot remove %s/%s", tdir, trash);
     return front_sys_error(json, e, w);
   }
-  tm[3] = (struct timing){"files", ms_since(t)};
+  tm[2] = (struct timing){"files", ms_since(t)};
   *had_timings = true;
   return 0;
 }

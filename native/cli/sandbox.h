@@ -49,10 +49,10 @@ bool sb_exec_servable(const struct tstate *s, const char *workdir, const char *u
 int sb_kill(const struct front_ctx *ctx, const char *home, const struct tstate *s, int sig, int timeout_ms, bool json, bool *rendered);
 
 /* removeSandbox for a tenant whose state was read (st) or is missing/damaged (st == NULL, force only).
- * Fills *killed and timings (kill, cgroups, hold, files). Returns 0 or an exit code (error rendered);
+ * Fills *killed and timings (runtime: velo-runtime delete --force, hold, files). Returns 0 or an exit code (error rendered);
  * *had_timings = false when the tenant dir was already gone. */
 int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
-              bool *killed, struct timing tm[4], bool *had_timings);
+              bool *killed, struct timing tm[3], bool *had_timings);
 
 /* Does LMDB hold a `tenant:NAME` gc hold from before state files were holds? (Node removes those.) 1 yes,
  * 0 no, < 0 cannot tell. */

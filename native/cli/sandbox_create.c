@@ -165,7 +165,7 @@ int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
   }
   if (a.flags[F_RM].count) {
     bool k, h;
-    struct timing tm[4];
+    struct timing tm[3];
     int e = sb_remove(ctx, home, name, &r.st, true, false, &k, tm, &h);
     if (e) return e;
   }

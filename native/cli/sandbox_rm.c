@@ -50,7 +50,7 @@ int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv) {
     double t0 = now_ms();
     if (rs[i] == STATE_NOENT) return sb_state_error(name, rs[i], json);
     bool killed, had;
-    struct timing tm[4];
+    struct timing tm[3];
     int rc = sb_remove(ctx, home, name, &st[i], force, json, &killed, tm, &had);
     if (rc) return rc;
     double ms = ms_since(t0);
@@ -69,7 +69,7 @@ int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv) {
     if (had) {
       jw_key(&w, "timings");
       jw_begin_obj(&w);
-      for (int k = 0; k < 4; k++) {
+      for (int k = 0; k < 3; k++) {
         jw_key(&w, tm[k].key);
         jw_num(&w, tm[k].ms);
       }

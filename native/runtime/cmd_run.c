@@ -7,8 +7,6 @@
 #include "rt.h"
 #include "../common/ttyrelay.h"
 
-int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detach, const char *verb);
-
 int cmd_run(int argc, char **argv) {
   struct create_opts o = {0};
   bool detach = false;
@@ -20,7 +18,7 @@ int cmd_run(int argc, char **argv) {
   pid_t child = -1;
   int relay = -1;
   if (!detach) o.relay_sock = &relay;
-  int rc = container_create(&o, true, &child);
+  int rc = container_create(&o, &child);
   if (rc) return rc;
   struct velo_err e = {0};
   struct container c;

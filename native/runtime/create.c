@@ -286,7 +286,7 @@ static int send_msg(int sync, char tag, const char *payload) {
   return w < 0 ? -1 : 0;
 }
 
-int container_create(const struct create_opts *o, bool keep_child, pid_t *child_out) {
+int container_create(const struct create_opts *o, pid_t *child_out) {
   struct velo_err e = {0};
   if (container_id_check(o->id, &e) < 0) return rt_verr(&e);
   if (G.systemd_cgroup) return rt_err("--systemd-cgroup is not supported (no systemd cgroup manager); use the cgroupfs driver");
@@ -478,7 +478,6 @@ fail_cg:
   if (made_dir) rm_tree_at(AT_FDCWD, dir);
   rc = rt_verr(&e);
 done:
-  (void)keep_child;
   if (sv[0] >= 0) close(sv[0]);
   if (sv[1] >= 0) close(sv[1]);
   if (fifo >= 0) close(fifo);

@@ -150,15 +150,17 @@ int console_recv(int sock, struct velo_err *e);
 /* ---- create.c (create and run share it) */
 struct create_opts {
   const char *id, *bundle, *pid_file, *console_socket;
-  bool no_pivot, no_new_keyring, detach_run;
+  bool no_pivot, no_new_keyring;
   int preserve_fds;
   /* run in the foreground: a terminal without --console-socket is relayed by run itself; the socket its master
    * arrives on is returned here (-1: no terminal) */
   int *relay_sock;
 };
-/* Create the container (state "created", process waiting for start). With keep_child the caller (run) waits
- * for it; *child gets its pid. 0 or an exit code (error printed). */
-int container_create(const struct create_opts *o, bool keep_child, pid_t *child);
+/* Create the container (state "created", its process waiting for start); *child (if given) gets that process's
+ * pid, a child of the caller (run waits for it). 0 or an exit code (error printed). */
+int container_create(const struct create_opts *o, pid_t *child);
+/* create's and run's flags (cmd_create.c); detach non-NULL: run's --detach too. 0, or -1 with the error printed. */
+int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detach, const char *verb);
 /* Let a created container's process run: write to exec.fifo, run poststart hooks. */
 int container_start(struct container *c, struct velo_err *e);
 int container_delete(struct container *c, bool force, struct velo_err *e);

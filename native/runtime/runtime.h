@@ -60,7 +60,7 @@ int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, struct velo_err *e);
 /* Host pids of every process in the container's cgroup (malloc'd, sorted). */
 int oci_cgroup_pids(const struct oci_cgroup *cg, pid_t **pids, size_t *n, struct velo_err *e);
 int oci_cgroup_freeze(const struct oci_cgroup *cg, bool frozen, struct velo_err *e);
-/* "paused" when frozen, else NULL */
+/* Is the cgroup frozen (or freezing)? `state` then says "paused". */
 bool oci_cgroup_frozen(const struct oci_cgroup *cg);
 /* Signal every process of the cgroup; with SIGKILL, wait until it is empty (up to timeout_ms). */
 int oci_cgroup_kill_all(const struct oci_cgroup *cg, int sig, int timeout_ms, struct velo_err *e);

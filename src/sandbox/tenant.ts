@@ -359,9 +359,7 @@ export async function removeSandbox(home: string, name: string, force: boolean):
   }
   // every process, the cgroups and the runtime's record (by name: also when the state file is damaged)
   containerDelete(home, name)
-  tm.kill = ms(t)
-  t = process.hrtime.bigint()
-  tm.cgroups = ms(t)
+  tm.runtime = ms(t)
   t = process.hrtime.bigint()
   // tenants created before state files became gc holds have an LMDB hold: drop it (the native front-end
   // leaves those tenants to this path)
