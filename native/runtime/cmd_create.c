@@ -36,5 +36,6 @@ int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detac
 int cmd_create(int argc, char **argv) {
   struct create_opts o = {0};
   if (parse_create_flags(argc, argv, &o, NULL, "create") < 0) return 1;
-  return container_create(&o, NULL);
+  struct velo_err e = {0};
+  return container_create(&o, NULL, &e) < 0 ? rt_verr(&e) : 0;
 }

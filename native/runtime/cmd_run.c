@@ -18,9 +18,8 @@ int cmd_run(int argc, char **argv) {
   pid_t child = -1;
   int relay = -1;
   if (!detach) o.relay_sock = &relay;
-  int rc = container_create(&o, &child);
-  if (rc) return rc;
   struct velo_err e = {0};
+  if (container_create(&o, &child, &e) < 0) return rt_verr(&e);
   struct container c;
   if (container_load(o.id, &c, &e) != 0 || container_start(&c, &e) < 0) {
     rt_verr(&e);

@@ -32,7 +32,7 @@ int cmd_update(int argc, char **argv) {
     json_object *linux_ = cfg_get(c.config, "linux");
     if (linux_) json_object_object_add(linux_, "resources", json_object_get(r));
     const char *txt = json_object_to_json_string_ext(c.config, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    rc = write_file_atomic(c.dir, "config.json", txt, strlen(txt), &e);
+    rc = container_write_file(c.dir, "config.json", txt, strlen(txt), &e);
   }
   json_object_put(r);
   container_free(&c);

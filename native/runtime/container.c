@@ -48,7 +48,7 @@ int container_dir(const char *id, char **dir, struct velo_err *e) {
   return 0;
 }
 
-int write_file_atomic(const char *dir, const char *name, const char *data, size_t len, struct velo_err *e) {
+int container_write_file(const char *dir, const char *name, const char *data, size_t len, struct velo_err *e) {
   char tmp[4200], dst[4200];
   snprintf(tmp, sizeof tmp, "%s/.%s.%d", dir, name, (int)getpid());
   snprintf(dst, sizeof dst, "%s/%s", dir, name);
@@ -150,7 +150,7 @@ int container_save(struct container *c, struct velo_err *e) {
   snprintf(buf, sizeof buf, "%llu", c->pid_start);
   json_object_object_add(c->state, "pidStart", json_object_new_string(buf));
   const char *s = json_object_to_json_string_ext(c->state, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-  return write_file_atomic(c->dir, "state.json", s, strlen(s), e);
+  return container_write_file(c->dir, "state.json", s, strlen(s), e);
 }
 
 bool container_alive(const struct container *c) {

@@ -136,6 +136,11 @@ static void child_main(struct child_ctx *x) {
   struct velo_err e = {0};
   int sync = x->sync;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (x->o->null_stdio) {
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) VELO_FAIL_ERRNO(&e, "/dev/null as stdio"), child_fail(sync, &e);
+    close(null);
+  }
   /* `run` blocks the signals it forwards before it clones us, and callers may ignore some: start clean */
   proc_reset_signals();
   if (x->ns->clone_flags & CLONE_NEWUSER) {
@@ -286,14 +291,14 @@ static int send_msg(int sync, char tag, const char *payload) {
   return w < 0 ? -1 : 0;
 }
 
-int container_create(const struct create_opts *o, pid_t *child_out) {
+int container_create(const struct create_opts *o, pid_t *child_out, struct velo_err *err) {
   struct velo_err e = {0};
-  if (container_id_check(o->id, &e) < 0) return rt_verr(&e);
-  if (G.systemd_cgroup) return rt_err("--systemd-cgroup is not supported (no systemd cgroup manager); use the cgroupfs driver");
+  if (container_id_check(o->id, err) < 0) return -1;
+  if (G.systemd_cgroup) return velo_fail(err, 0, "--systemd-cgroup is not supported (no systemd cgroup manager); use the cgroupfs driver");
   char bundle[4096];
-  if (!realpath(o->bundle ? o->bundle : ".", bundle)) return rt_err("--bundle %s: %s", o->bundle ? o->bundle : ".", strerror(errno));
-  json_object *cfg = config_read(bundle, &e);
-  if (!cfg) return rt_verr(&e);
+  if (!realpath(o->bundle ? o->bundle : ".", bundle)) return VELO_FAIL_ERRNO(err, "--bundle %s", o->bundle ? o->bundle : ".");
+  json_object *cfg = config_read(bundle, err);
+  if (!cfg) return -1;
   /* everything is validated before the first change */
   struct ns_plan ns = {0};
   for (int i = 0; i < NS_COUNT; i++) ns.join_fd[i] = -1;
@@ -305,7 +310,7 @@ int container_create(const struct create_opts *o, pid_t *child_out) {
   long persona = -1;
   const char *hostname = NULL, *domainname = NULL;
   json_object *linux_ = cfg_get(cfg, "linux");
-  int rc = 1;
+  int rc = -1;
   char *dir = NULL;
   bool made_dir = false, made_cg = false;
   pid_t child = -1;
@@ -358,7 +363,7 @@ int container_create(const struct create_opts *o, pid_t *child_out) {
   json_object_object_add(c.state, "cgroup", oci_cgroup_to_json(&cg));
   {
     const char *txt = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (write_file_atomic(dir, "config.json", txt, strlen(txt), &e) < 0 || container_save(&c, &e) < 0) goto fail;
+    if (container_write_file(dir, "config.json", txt, strlen(txt), &e) < 0 || container_save(&c, &e) < 0) goto fail;
     void *bpf;
     size_t bl;
     if (sc) {
@@ -366,7 +371,7 @@ int container_create(const struct create_opts *o, pid_t *child_out) {
         velo_fail(&e, ENOMEM, "seccomp");
         goto fail;
       }
-      int w = write_file_atomic(dir, "seccomp.bpf", bpf, bl, &e);
+      int w = container_write_file(dir, "seccomp.bpf", bpf, bl, &e);
       free(bpf);
       if (w < 0) goto fail;
     }
@@ -476,7 +481,8 @@ fail_cg:
     oci_cgroup_destroy(&cg, &e2);
   }
   if (made_dir) rm_tree_at(AT_FDCWD, dir);
-  rc = rt_verr(&e);
+  if (err) *err = e;
+  rc = -1;
 done:
   if (sv[0] >= 0) close(sv[0]);
   if (sv[1] >= 0) close(sv[1]);

@@ -17,7 +17,7 @@
 
 const char *const NS_NAMES[NS_COUNT] = {"user", "mount", "pid", "network", "ipc", "uts", "cgroup", "time"};
 const char *const NS_PROC_NAMES[NS_COUNT] = {"user", "mnt", "pid", "net", "ipc", "uts", "cgroup", "time"};
-static const int NS_FLAGS[NS_COUNT] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWTIME};
+const int NS_CLONE_FLAGS[NS_COUNT] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWTIME};
 
 static int id_maps(json_object *linux_, const char *key, char **out, struct velo_err *e) {
   json_object *arr;
@@ -73,9 +73,9 @@ int ns_plan(json_object *linux_, struct ns_plan *n, struct velo_err *e) {
       if (n->join_fd[t] < 0) return VELO_FAIL_ERRNO(e, "config.json: %s.path: %s", where, path);
       int kind = ioctl(n->join_fd[t], NS_GET_NSTYPE);
       if (kind < 0) return VELO_FAIL_ERRNO(e, "config.json: %s.path: %s is not a namespace", where, path);
-      if (kind != NS_FLAGS[t]) return cfg_fail(e, where, "path", "%s is not a %s namespace", path, type);
+      if (kind != NS_CLONE_FLAGS[t]) return cfg_fail(e, where, "path", "%s is not a %s namespace", path, type);
     } else if (t != NS_CGROUP && t != NS_TIME) {
-      n->clone_flags |= NS_FLAGS[t];
+      n->clone_flags |= NS_CLONE_FLAGS[t];
     }
   }
   /* a mount namespace of its own is what keeps every mount of the container off the host */
@@ -152,7 +152,7 @@ int ns_child_join(struct ns_plan *n, struct velo_err *e) {
   for (size_t i = 0; i < sizeof ORDER / sizeof *ORDER; i++) {
     int t = ORDER[i];
     if (n->join_fd[t] < 0) continue;
-    if (setns(n->join_fd[t], NS_FLAGS[t]) < 0) return VELO_FAIL_ERRNO(e, "join the %s namespace of linux.namespaces", NS_NAMES[t]);
+    if (setns(n->join_fd[t], NS_CLONE_FLAGS[t]) < 0) return VELO_FAIL_ERRNO(e, "join the %s namespace of linux.namespaces", NS_NAMES[t]);
     close(n->join_fd[t]);
     n->join_fd[t] = -1;
   }

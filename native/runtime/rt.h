@@ -65,7 +65,7 @@ bool container_alive(const struct container *c);
 /* The spec's state JSON (ociVersion, id, status, pid, bundle, annotations), as `state` prints and hooks read. */
 char *container_state_json(const struct container *c, const char *status_override);
 void container_free(struct container *c);
-int write_file_atomic(const char *dir, const char *name, const char *data, size_t len, struct velo_err *e);
+int container_write_file(const char *dir, const char *name, const char *data, size_t len, struct velo_err *e);
 int write_pid_file(const char *path, pid_t pid, struct velo_err *e);
 
 /* ---- ns.c: linux.namespaces, uidMappings/gidMappings, timeOffsets */
@@ -79,6 +79,7 @@ struct ns_plan {
 };
 extern const char *const NS_NAMES[NS_COUNT];     /* spec names: user, mount, pid, network, ... */
 extern const char *const NS_PROC_NAMES[NS_COUNT]; /* /proc/PID/ns names: user, mnt, pid, net, ... */
+extern const int NS_CLONE_FLAGS[NS_COUNT];       /* CLONE_NEWUSER, CLONE_NEWNS, ... */
 int ns_plan(json_object *linux_, struct ns_plan *n, struct velo_err *e);
 void ns_plan_close(struct ns_plan *n);
 /* In the parent, before clone: join pid/time namespaces by path (they apply to children), unshare a new time ns. */
@@ -155,15 +156,32 @@ struct create_opts {
   /* run in the foreground: a terminal without --console-socket is relayed by run itself; the socket its master
    * arrives on is returned here (-1: no terminal) */
   int *relay_sock;
+  /* the container's process gets /dev/null as stdio instead of ours (a library caller: the native front-end) */
+  bool null_stdio;
 };
 /* Create the container (state "created", its process waiting for start); *child (if given) gets that process's
- * pid, a child of the caller (run waits for it). 0 or an exit code (error printed). */
-int container_create(const struct create_opts *o, pid_t *child);
+ * pid, a child of the caller (run waits for it). 0, or -1 with e saying why (nothing left behind). */
+int container_create(const struct create_opts *o, pid_t *child, struct velo_err *e);
 /* create's and run's flags (cmd_create.c); detach non-NULL: run's --detach too. 0, or -1 with the error printed. */
 int parse_create_flags(int argc, char **argv, struct create_opts *o, bool *detach, const char *verb);
 /* Let a created container's process run: write to exec.fifo, run poststart hooks. */
 int container_start(struct container *c, struct velo_err *e);
 int container_delete(struct container *c, bool force, struct velo_err *e);
+/* delete [--force] by id, a damaged or half-made state dir included (--force removes what it can find of it);
+ * with force a missing container is no error. */
+int container_remove(const char *id, bool force, struct velo_err *e);
+/* ---- exec.c: one more process in a running container */
+struct exec_opts {
+  const char *console_socket; /* process.terminal: the engine's end of the terminal */
+  int preserve_fds;
+  /* process.terminal without a console socket: the socket its master arrives on (console_recv) is returned here */
+  int *relay_sock;
+};
+/* Start process (the spec's process object) in container c. On return the signals proc_forward_set names are
+ * blocked, so a wait (proc_wait_forwarding) cannot miss them. 0 and *child; -1 with e saying why and *code the
+ * exit code a shell would give for a process that never ran (127 not found, 126 not executable, else 1). */
+int container_exec(const struct container *c, json_object *process, const struct exec_opts *xo, pid_t *child, int *code,
+                   struct velo_err *e);
 /* Send sig to the container's init through a pidfd (start time checked). */
 int container_signal(const struct container *c, int sig, struct velo_err *e);
 int parse_signal(const char *s, int *sig);
