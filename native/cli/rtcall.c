@@ -1,6 +1,8 @@
-/* A sandbox's life through velo-runtime (native/runtime): the tenant dir is the OCI bundle (config.json from
+/* A sandbox's life through velo-runtime's library (native/runtime, linked in: the same code as the velo-runtime
+ * verbs, without starting it as a program on every call): the tenant dir is the OCI bundle (config.json from
  * oci.c, root/ the overlay's mount point), the container id is the sandbox name, and the runtime's state lives in
- * <home>/runtime. Both front doors come here: the native fast paths directly, Node through `velo __sandbox`. */
+ * <home>/runtime, so `velo-runtime --root <home>/runtime state NAME` sees every sandbox. Both front doors come
+ * here: the native fast paths directly, Node through `velo __sandbox`. */
 #include "rtcall.h"
 
 #include <errno.h>
@@ -9,67 +11,37 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../common/sysutil.h"
+#include "../common/ttyrelay.h"
+#include "../runtime/rt.h"
 #include "oci.h"
 
 static void bin_path(const struct front_ctx *ctx, const char *name, char *buf, size_t len) {
   snprintf(buf, len, "%s/native/build/%s", ctx->pkgroot, name);
 }
 
-/* velo-runtime --root HOME/runtime ARGS...: stdin and stdout /dev/null, stderr captured (its message, without the
- * "velo-runtime: " prefix). Returns the wait status, or -1. */
-static int rt(const struct front_ctx *ctx, const char *home, const char *const *args, char *err, size_t errlen) {
-  char bin[4200], root[4200];
-  bin_path(ctx, "velo-runtime", bin, sizeof bin);
+/* the runtime library keeps its state under G.root, as `velo-runtime --root HOME/runtime` would */
+static void rt_root(const char *home) {
+  static char root[4200];
   snprintf(root, sizeof root, "%s/runtime", home);
-  const char *argv[16] = {"velo-runtime", "--root", root};
-  int n = 3;
-  for (; *args && n < 15; args++) argv[n++] = *args;
-  argv[n] = NULL;
-  int pe[2];
-  if (pipe2(pe, O_CLOEXEC) < 0) return -1;
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) return close(pe[0]), close(pe[1]), -1;
-  if (pid == 0) {
-    int null = open("/dev/null", O_RDWR);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(pe[1], 2) < 0) _exit(127);
-    execv(bin, (char *const *)argv);
-    dprintf(2, "velo-runtime: cannot run %s: %s", bin, strerror(errno));
-    _exit(127);
-  }
-  close(pe[1]);
-  /* wait for the runtime first: `create` hands its stdio on to the container, so the pipe would never see EOF;
-   * what it wrote is in the pipe by then */
-  int st;
-  while (waitpid(pid, &st, 0) < 0)
-    if (errno != EINTR) return close(pe[0]), -1;
-  fcntl(pe[0], F_SETFL, O_NONBLOCK);
-  size_t got = 0;
-  ssize_t r;
-  while (got < errlen - 1 && (r = read(pe[0], err + got, errlen - 1 - got)) > 0) got += (size_t)r;
-  close(pe[0]);
-  while (got && (err[got - 1] == '\n' || err[got - 1] == ' ')) got--;
-  err[got] = 0;
-  /* the last line is the error; "velo-runtime: " is ours to drop */
-  char *last = strrchr(err, '\n');
-  const char *m = last ? last + 1 : err;
-  if (!strncmp(m, "velo-runtime: ", 14)) m += 14;
-  memmove(err, m, strlen(m) + 1);
-  return st;
+  G.root = root;
 }
 
-static int rt_ok(int st) { return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0; }
+static int fail_with(const struct velo_err *e, char *err, size_t errlen) {
+  snprintf(err, errlen, "%s", e->msg[0] ? e->msg : "velo-runtime failed");
+  return -1;
+}
 
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen) {
-  const char *args[] = {"delete", "--force", name, NULL};
-  return rt_ok(rt(ctx, home, args, err, errlen)) ? 0 : -1;
+  (void)ctx;
+  rt_root(home);
+  struct velo_err e = {0};
+  return container_remove(name, true, &e) < 0 ? fail_with(&e, err, errlen) : 0;
 }
 
 int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen) {
@@ -102,21 +74,21 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   if (dfd >= 0) close(dfd);
   json_object_put(cfg);
   if (w < 0) return snprintf(err, errlen, "cannot write %s/config.json: %s", dir, strerror(en)), -1;
-  snprintf(p, sizeof p, "%s/init.pid", dir);
-  unlink(p);
-  /* create + start in one call (run --detach): the init runs velo-init as soon as it is set up */
-  const char *run[] = {"run", "--detach", "--bundle", dir, "--pid-file", p, s->name, NULL};
-  if (!rt_ok(rt(ctx, home, run, err, errlen))) {
+  /* create + start in this process (the runtime library): the init runs velo-init as soon as it is set up, a
+   * child of ours until we exit; its stdio is /dev/null, not ours */
+  rt_root(home);
+  struct create_opts o = {.id = s->name, .bundle = dir, .null_stdio = true};
+  struct velo_err e = {0};
+  pid_t pid = -1;
+  struct container c = {0};
+  if (container_create(&o, &pid, &e) < 0 || container_load(s->name, &c, &e) != 0 || container_start(&c, &e) < 0) {
+    container_free(&c);
+    fail_with(&e, err, errlen);
     char e2[256];
     sb_rt_delete(ctx, home, s->name, e2, sizeof e2);
     return -1;
   }
-  char num[32] = "";
-  int fd = open(p, O_RDONLY | O_CLOEXEC);
-  ssize_t n = fd >= 0 ? read(fd, num, sizeof num - 1) : -1;
-  if (fd >= 0) close(fd);
-  num[n > 0 ? n : 0] = 0;
-  long pid = strtol(num, NULL, 10);
+  container_free(&c);
   unsigned long long start_time;
   if (pid <= 0 || proc_starttime((pid_t)pid, &start_time, NULL) < 0) return snprintf(err, errlen, "the sandbox's init exited right after start"), -1;
   s->has_pid = true;
@@ -129,6 +101,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
 }
 
 int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate *s, int sig, int timeout_ms, char *err, size_t errlen) {
+  (void)ctx;
   /* the pidfd pins the init we mean (its start time checked): the wait below cannot watch a reused pid */
   int pfd = (int)syscall(SYS_pidfd_open, (pid_t)s->pid, 0);
   unsigned long long start;
@@ -137,11 +110,18 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
     if (pfd >= 0) close(pfd);
     return 3;
   }
-  char num[8];
-  snprintf(num, sizeof num, "%d", sig);
-  const char *args[] = {"kill", s->name, num, NULL};
-  int st = rt(ctx, home, args, err, errlen);
-  if (!rt_ok(st)) {
+  rt_root(home);
+  struct velo_err e = {0};
+  struct container c;
+  int r = container_load(s->name, &c, &e);
+  if (r == 0) {
+    const char *status = container_status(&c);
+    r = !strcmp(status, "stopped") || !strcmp(status, "creating") ? velo_fail(&e, 0, "cannot kill container %s: it is %s, not running", c.id, status)
+                                                                  : container_signal(&c, sig, &e);
+  }
+  container_free(&c);
+  if (r != 0) {
+    fail_with(&e, err, errlen);
     struct pollfd pf = {.fd = pfd, .events = POLLIN};
     int gone = poll(&pf, 1, 0) > 0;
     close(pfd);
@@ -149,33 +129,44 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
   }
   if (timeout_ms <= 0) return close(pfd), 0;
   struct pollfd pf = {.fd = pfd, .events = POLLIN};
-  int r;
   do r = poll(&pf, 1, timeout_ms);
   while (r < 0 && errno == EINTR);
   close(pfd);
   return r > 0 ? 0 : 2;
 }
 
-int sb_exec_fd(const struct tstate *s, const struct oci_exec *x) {
+int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec *x) {
+  rt_root(home);
+  struct velo_err e = {0};
+  struct container c;
+  if (container_load(s->name, &c, &e) != 0) {
+    container_free(&c);
+    fprintf(stderr, "velo: %s\n", e.msg);
+    return 1;
+  }
   json_object *p = oci_sandbox_process(s, x);
-  const char *txt = json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-  /* the process JSON in memory: handed to velo-runtime as /proc/self/fd/N, nothing to clean up */
-  int fd = memfd_create("velo-process", 0);
-  if (fd >= 0 && (write_all(fd, txt, strlen(txt)) < 0 || lseek(fd, 0, SEEK_SET) < 0)) close(fd), fd = -1;
+  int relay_sock = -1, code = 1;
+  pid_t child;
+  struct exec_opts xo = {.relay_sock = &relay_sock};
+  int r = p ? container_exec(&c, p, &xo, &child, &code, &e) : velo_fail(&e, ENOMEM, "the exec's process");
   json_object_put(p);
-  return fd;
-}
-
-char **sb_exec_argv(const struct front_ctx *ctx, const char *home, const char *name, int process_fd) {
-  char **v = calloc(8, sizeof *v);
-  if (!v) return NULL;
-  char bin[4200];
-  bin_path(ctx, "velo-runtime", bin, sizeof bin);
-  v[0] = strdup(bin);
-  v[1] = strdup("--root");
-  if (asprintf(&v[2], "%s/runtime", home) < 0 || asprintf(&v[5], "/proc/self/fd/%d", process_fd) < 0) return NULL;
-  v[3] = strdup("exec");
-  v[4] = strdup("--process");
-  v[6] = strdup(name);
-  return v;
+  container_free(&c);
+  if (r < 0) {
+    fprintf(stderr, "velo: %s\n", e.msg);
+    return code;
+  }
+  /* we are the process's parent, as velo-runtime exec was: signals sent to us are passed on, its code is ours */
+  if (relay_sock >= 0) {
+    int master = console_recv(relay_sock, &e);
+    close(relay_sock);
+    if (master < 0) {
+      kill(child, SIGKILL);
+      fprintf(stderr, "velo: %s\n", e.msg);
+      return 1;
+    }
+    return tty_relay(master, child, PROC_FORWARD, PROC_N_FORWARD);
+  }
+  sigset_t set;
+  proc_forward_set(&set);
+  return proc_wait_forwarding(child, &set);
 }

@@ -86,17 +86,6 @@ static int env_merge(struct strlist *out, const char *kv) {
   return strlist_push(out, kv);
 }
 
-
-int sb_wait_code(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 128 + 9;
-}
-
-
-
-
-
 int sb_legacy_hold(const char *home, const char *name) {
   char db[4200];
   snprintf(db, sizeof db, "%s/db/velo.lmdb", home);

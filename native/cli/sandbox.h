@@ -65,10 +65,5 @@ int sb_state_error(const char *name, int r, bool json);
  * returns (FRONT_FALLBACK, or the exit code of the error it rendered). */
 int sb_state_load(const char *home_flag, const char *name, bool json, struct tstate *s);
 
-/* Exec `velo-runtime exec` for x in place of this process (returns only with an error rendered). */
-int sb_exec_in_place(const struct front_ctx *ctx, const char *home, const struct tstate *s, const struct oci_exec *x);
-
-/* The exit code of an exec child as Node reports it (128+N for a signal). */
-int sb_wait_code(int status);
 
 #endif

@@ -95,11 +95,6 @@ static int run_servable(const struct tstate *s, void *arg) {
              : SB_FALLBACK;
 }
 
-static volatile pid_t run_child;
-static void forward(int sig) {
-  if (run_child > 0) kill(run_child, sig);
-}
-
 int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.json || a.flags[F_TTY].count || a.n_args < 1) return FRONT_FALLBACK;
@@ -129,39 +124,9 @@ int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
   } else {
     struct oci_exec x = {.workdir = args_one(&a, F_WORKDIR), .env = a.flags[F_ENV].values, .n_env = a.flags[F_ENV].count,
                          .argv = a.args, .argc = a.n_args};
-    int pfd = sb_exec_fd(&r.st, &x);
-    char **rargv = pfd >= 0 ? sb_exec_argv(ctx, home, name, pfd) : NULL;
-    if (!rargv) {
-      code = front_error(false, "INTERNAL", "cannot write the exec's process JSON", NULL);
-    } else {
-      /* velo outlives velo-runtime exec to remove the sandbox after; ^C/^\ reach the runtime directly (same
-       * process group) and are ignored here; signals sent to velo alone are passed on */
-      struct sigaction ign = {.sa_handler = SIG_IGN}, fwd = {.sa_handler = forward, .sa_flags = SA_RESTART};
-      sigaction(SIGINT, &ign, NULL);
-      sigaction(SIGQUIT, &ign, NULL);
-      int fsig[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2};
-      for (size_t i = 0; i < 4; i++) sigaction(fsig[i], &fwd, NULL);
-      fflush(NULL);
-      pid_t pid = fork();
-      if (pid == 0) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        for (size_t i = 0; i < 4; i++) signal(fsig[i], SIG_DFL);
-        execv(rargv[0], rargv);
-        dprintf(2, "velo: error [NATIVE]: cannot run %s: %s\n", rargv[0], strerror(errno));
-        _exit(1);
-      }
-      if (pid < 0) code = front_error(false, "NATIVE", "cannot run velo-runtime: fork failed", NULL);
-      else {
-        run_child = pid;
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-        }
-        code = sb_wait_code(st);
-        for (size_t i = 0; i < 4; i++) signal(fsig[i], SIG_DFL);
-      }
-      close(pfd);
-    }
+    /* we are the workload's parent (the runtime's exec, in this process): ^C and signals sent to us reach it,
+     * its exit code is ours, and we are still here to remove the sandbox after */
+    code = sb_exec_wait(home, &r.st, &x);
   }
   if (a.flags[F_RM].count) {
     bool k, h;

@@ -48,6 +48,7 @@ int sb_state_load(const char *home_flag, const char *name, bool json, struct tst
 }
 
 int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv) {
+  (void)ctx;
   static struct parsed_args a;
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.n_args < 1 || a.flags[F_TTY].count) return FRONT_FALLBACK;
   const char *name = a.args[0];
@@ -66,16 +67,5 @@ int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv) {
   char *home = front_home(args_one(&a, F_HOME));
   struct oci_exec x = {.workdir = args_one(&a, F_WORKDIR), .env = a.flags[F_ENV].values, .n_env = a.flags[F_ENV].count,
                        .argv = a.args + 1, .argc = a.n_args - 1};
-  return sb_exec_in_place(ctx, home, &s, &x);
-}
-
-int sb_exec_in_place(const struct front_ctx *ctx, const char *home, const struct tstate *s, const struct oci_exec *x) {
-  int fd = sb_exec_fd(s, x);
-  char **argv = fd >= 0 ? sb_exec_argv(ctx, home, s->name, fd) : NULL;
-  if (!argv) return front_error(false, "INTERNAL", "cannot write the exec's process JSON", NULL);
-  fflush(NULL);
-  execv(argv[0], argv);
-  char msg[4400];
-  snprintf(msg, sizeof msg, "cannot run %s: %s", argv[0], strerror(errno));
-  return front_error(false, "NATIVE", msg, NULL);
+  return sb_exec_wait(home, &s, &x);
 }

@@ -1,11 +1,11 @@
 /* `velo __sandbox VERB ...`: the container steps of a sandbox for the Node CLI, so they exist once (here and in
  * rtcall.c/oci.c) whichever front door a call came in by. Node has done what needs it (default image, farms,
  * FUSE mounts, the profile, the name claim and state.json, a user name looked up) and hands over:
- *   boot --home H NAME                         config.json, velo-runtime create + start; prints "PID STARTTIME"
+ *   boot --home H NAME                         config.json, the runtime's create + start; prints "PID STARTTIME"
  *   exec --home H [--uid U] [--gid G] [--user-home D] [--workdir W] [--tty] [--env K=V]... NAME -- CMD...
- *                                              velo-runtime exec in place of this process (its exit code is ours)
+ *                                              the runtime's exec, waited for (its exit code is ours)
  *   kill --home H NAME SIGNAL TIMEOUT_MS       exit 0 exited, 2 timeout, 3 not running
- *   delete --home H NAME                       velo-runtime delete --force
+ *   delete --home H NAME                       the runtime's delete --force
  * Errors: the message on stderr, exit 1. Never a fallback: Node called us. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +67,7 @@ int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
     if (i >= argc) return fail("velo __sandbox exec: no command%s%s", "", "");
     struct oci_exec x = {.workdir = workdir, .uid = (uid_t)uid, .gid = (gid_t)gid, .user_home = user_home, .env = env, .n_env = n_env,
                          .argv = (const char *const *)argv + i, .argc = argc - i, .tty = tty};
-    return sb_exec_in_place(ctx, home, &s, &x);
+    return sb_exec_wait(home, &s, &x);
   }
   return fail("velo __sandbox: unknown verb %s%s", verb, "");
 }
