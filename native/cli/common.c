@@ -1,5 +1,4 @@
 #include <limits.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,12 +31,10 @@ char *front_home(const char *flag) {
   if (getuid() == 0) return strdup("/var/lib/velo");
   const char *xdg = getenv("XDG_DATA_HOME");
   if (xdg && *xdg) return join_abs(xdg, "velo");
-  /* os.homedir(): $HOME whenever it is set (even empty), else the passwd entry */
+  /* os.homedir(): $HOME whenever it is set (even empty), else the passwd entry — that lookup (NSS) is Node's:
+   * this binary is linked statically, and a call without HOME is rare enough to pay for Node (NULL: fall back) */
   const char *h = getenv("HOME");
-  if (!h) {
-    struct passwd *pw = getpwuid(getuid());
-    h = pw ? pw->pw_dir : "/";
-  }
+  if (!h) return NULL;
   return join_abs(h, ".local/share/velo");
 }
 

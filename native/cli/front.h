@@ -20,7 +20,8 @@ struct front_ctx {
 typedef int (*front_fn)(const struct front_ctx *ctx, int argc, char **argv);
 
 /* The store root, as src/lib/home.ts resolves it: --home, $VELO_HOME, /var/lib/velo for root, else
- * $XDG_DATA_HOME/velo or ~/.local/share/velo. Returns a malloc'd absolute path. */
+ * $XDG_DATA_HOME/velo or $HOME/.local/share/velo. Returns a malloc'd absolute path; NULL (fall back to Node) for a
+ * non-root caller with no HOME (the passwd lookup is Node's). */
 char *front_home(const char *flag);
 
 
