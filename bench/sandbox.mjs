@@ -187,9 +187,9 @@ try {
   notes.push(
     `call breakdown (means): node -e 0 ${(r['node -e 0'].mean * 1000).toFixed(1)} ms; velo --version ${(r['velo --version'].mean * 1000).toFixed(1)} ms; ` +
       `velo sandbox ls ${(r['velo sandbox ls'].mean * 1000).toFixed(1)} ms (Node); velo sandbox exec true ${(r['velo sandbox exec true'].mean * 1000).toFixed(1)} ms native, ${(r['velo sandbox exec true (Node CLI)'].mean * 1000).toFixed(1)} ms with VELO_NATIVE=0 ` +
-      `(of which velo-runtime exec itself — state, setns, fork, caps, seccomp, exec: ${(r['velo-runtime exec true'].mean * 1000).toFixed(1)} ms)`,
+      `(velo-runtime exec as a program on its own — state, setns, fork, caps, seccomp, exec: ${(r['velo-runtime exec true'].mean * 1000).toFixed(1)} ms)`,
   )
-  notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup (LMDB, under the shared store lock) ${avg('image')} ms, farms ${avg('farms')} ms, claim (mkdir + state.json, the gc hold) ${avg('claim')} ms, velo-runtime run --detach (cgroups, namespaces, mounts, init) ${avg('runtime')} ms`)
+  notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup (LMDB, under the shared store lock) ${avg('image')} ms, farms ${avg('farms')} ms, claim (mkdir + state.json, the gc hold) ${avg('claim')} ms, the runtime's create + start, in-process (cgroups, namespaces, mounts, init) ${avg('runtime')} ms`)
   sh(`${v} sandbox rm -f probe --home ${H} >/dev/null 2>&1`)
 } finally {
   cleanupVelo()
