@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "oci.h"
 #include "util.h"
 
 static const char *const V1[] = {"memory", "pids", "cpu"};
@@ -34,7 +35,9 @@ int cgroup_dirs(const char *name, struct strlist *out) {
     const char *root = cg_root();
     size_t rl = strlen(root);
     while (rl > 1 && root[rl - 1] == '/') rl--;
-    snprintf(p, sizeof p, "%.*s/%s/velo/%s", (int)rl, root, V1[i], name);
+    char rel[300];
+    oci_sandbox_cgroups_path(name, rel, sizeof rel);
+    snprintf(p, sizeof p, "%.*s/%s%s", (int)rl, root, V1[i], rel);
     if (strlist_push(out, p) < 0) return -1;
   }
   return 0;

@@ -107,6 +107,8 @@ static const char *limit(const struct tstate *s, const char *key, double *v) {
   return NULL;
 }
 
+void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len) { snprintf(buf, len, "/velo/%s", name); }
+
 json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s) {
   char dir[4200], buf[4400];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
@@ -175,7 +177,7 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
     json_object_array_add(ns, n);
   }
   json_object_object_add(l, "namespaces", ns);
-  snprintf(buf, sizeof buf, "/velo/%s", s->name);
+  oci_sandbox_cgroups_path(s->name, buf, sizeof buf);
   json_object_object_add(l, "cgroupsPath", json_object_new_string(buf));
   json_object *res = json_object_new_object();
   /* no device but the default ones (null, zero, tty, ...): a tenant can never reach a host disk */

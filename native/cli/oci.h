@@ -11,6 +11,8 @@
 
 /* The config.json of tenant s (home: the store; init: path of velo-init on the host). NULL: out of memory. */
 json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s);
+/* The sandbox's linux.cgroupsPath (/velo/NAME): where velo-runtime makes its cgroups in every hierarchy. */
+void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len);
 
 struct oci_exec {
   const char *workdir;            /* NULL: the tenant's */

@@ -37,9 +37,45 @@ static int fail_with(const struct velo_err *e, char *err, size_t errlen) {
   return -1;
 }
 
+/* A sandbox init the runtime has no record of (a tenant started by velo-helper before sandboxes were velo-runtime
+ * containers, or a runtime state dir lost while its init ran): state.json still names a live init. It is killed
+ * (its pid namespace with it) and its cgroups are emptied and removed, as delete would have. */
+static int reap_unrecorded(const char *home, const char *name, char *err, size_t errlen) {
+  struct tstate s;
+  if (state_read(home, name, &s) != STATE_OK) return 0;
+  int rc = 0;
+  if (state_running(&s)) {
+    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)s.pid, 0);
+    unsigned long long start;
+    if (pfd >= 0 && proc_starttime((pid_t)s.pid, &start, NULL) == 0 && strtoull(s.pid_start, NULL, 10) == start) {
+      syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+      struct pollfd pf = {.fd = pfd, .events = POLLIN};
+      while (poll(&pf, 1, 2000) < 0 && errno == EINTR) {
+      }
+    }
+    if (pfd >= 0) close(pfd);
+  }
+  char path[300];
+  oci_sandbox_cgroups_path(name, path, sizeof path);
+  json_object *lin = json_object_new_object();
+  json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
+  struct oci_cgroup cg;
+  struct velo_err e = {0};
+  if (oci_cgroup_plan(lin, name, false, &cg, &e) == 0) {
+    if (oci_cgroup_kill_all(&cg, SIGKILL, 5000, &e) < 0 || oci_cgroup_destroy(&cg, &e) < 0) rc = fail_with(&e, err, errlen);
+    oci_cgroup_free(&cg);
+  }
+  json_object_put(lin);
+  return rc;
+}
+
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen) {
   (void)ctx;
   rt_root(home);
+  char rec[4400];
+  snprintf(rec, sizeof rec, "%s/%s", G.root, name);
+  struct stat st;
+  if (lstat(rec, &st) < 0 && errno == ENOENT) return reap_unrecorded(home, name, err, errlen);
   struct velo_err e = {0};
   return container_remove(name, true, &e) < 0 ? fail_with(&e, err, errlen) : 0;
 }

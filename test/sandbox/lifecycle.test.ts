@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
-import {VELO} from '../helpers'
+import {rmrf, velo, VELO} from '../helpers'
 import {leftovers, SandboxHome, uniq} from './fixture'
 
 function holders(home: string): string[] {
@@ -145,5 +145,20 @@ describe('sandbox lifecycle', () => {
     expect(leftovers(sb.home, [R])).toEqual({mounts: [], cgroups: [], tenants: [S]})
     expect(holders(sb.home)).not.toContain(`tenant:${R}`)
     expect(sb.velo(['sandbox', 'inspect', R]).status).toBe(1)
+  })
+
+  it('rm -f of a sandbox the runtime has no record of (velo-helper made it, or the record was lost) still ends its init and cgroups', () => {
+    for (const env of [{}, {VELO_NATIVE: '0'}]) {
+      const L = uniq('lost')
+      const c = sb.create(L)
+      sb.sh(L, 'sleep 1000 >/dev/null 2>&1 & echo started')
+      rmrf(path.join(sb.home, 'runtime', L))
+      expect(leftovers(sb.home, [L]).cgroups.length).toBeGreaterThan(0)
+      const r = velo(sb.home, ['sandbox', 'rm', '-f', L], {env})
+      expect(r.status).toBe(0)
+      const alive = fs.existsSync(`/proc/${c.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8'))
+      expect(alive).toBe(false)
+      expect(leftovers(sb.home, [L])).toEqual({mounts: [], cgroups: [], tenants: [S]})
+    }
   })
 })
