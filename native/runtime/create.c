@@ -18,6 +18,7 @@
  * cgroup). If the parent itself is killed (kill -9 at any point), the child sees EOF on the socket and exits,
  * and `delete --force` removes the rest: state.json is written before anything else is made. */
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/personality.h>
@@ -517,6 +518,15 @@ int container_start(struct container *c, struct velo_err *e) {
   free(st);
   if (w < 0) return VELO_FAIL_ERRNO(e, "start container %s", c->id);
   unlink(fifo_path);
+  /* poststart hooks run after the container's program is executed (spec): the process holds the fifo open
+   * (close-on-exec) until its execve, so wait until it has no reader left — poll reports POLLERR on a write end
+   * whose readers are gone (a process that died instead also ends the wait; at most 10 s) */
+  json_object *post = cfg_get(cfg_get(c->config, "hooks"), "poststart");
+  if (post && json_object_array_length(post) > 0) {
+    struct pollfd pf = {.fd = fd, .events = 0};
+    while (poll(&pf, 1, 10000) < 0 && errno == EINTR) {
+    }
+  }
   /* poststart failures only warn: the container is already running (spec) */
   char *running = container_state_json(c, "running");
   struct velo_err he = {0};
