@@ -172,6 +172,12 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
 }
 
 int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec *x) {
+  /* joining a sandbox's cgroups and namespaces needs root: say so, rather than how the first step failed */
+  if (geteuid() != 0) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "cannot exec in sandbox %s: permission denied", s->name);
+    return front_error(false, "PERMISSION_DENIED", msg, "sandboxes need root (namespaces, mounts, cgroups)");
+  }
   rt_root(home);
   struct velo_err e = {0};
   struct container c;

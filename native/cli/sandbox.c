@@ -145,7 +145,8 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
   if (sb_rt_delete(ctx, home, name, err, sizeof err) < 0) {
     char msg[2200];
     snprintf(msg, sizeof msg, "cannot remove sandbox %s: %s", name, err);
-    return sb_err(json, strstr(err, "ermission denied") || strstr(err, "not permitted") ? "PERMISSION_DENIED" : "NATIVE", msg, NULL);
+    bool perm = strstr(err, "ermission denied") || strstr(err, "not permitted");
+    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
   }
   tm[0] = (struct timing){"runtime", ms_since(t)};
   t = now_ms();

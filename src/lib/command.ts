@@ -1,5 +1,5 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
-import {VeloError} from './errors'
+import {fromUncaught, VeloError} from './errors'
 import {resolveHome} from './home'
 
 /**
@@ -59,7 +59,7 @@ export function toVeloError(err: unknown): VeloError {
   // oclif's own parse errors (unknown flag, missing arg) are usage errors.
   if (anyErr?.oclif || /Unexpected argument|Missing required|Nonexistent flag|Expected --/.test(anyErr?.message ?? ''))
     return new VeloError('USAGE', anyErr.message ?? 'usage error', {suggestion: 'see --help'})
-  return new VeloError('INTERNAL', anyErr?.message ?? String(err), {cause: err})
+  return fromUncaught(err)
 }
 
 /** Format bytes for humans (base 1024). */

@@ -65,6 +65,32 @@ export class VeloError extends Error {
   }
 }
 
+/** What to do about a path this user may not read or write: most often a store someone else owns. */
+export const PERMISSION_SUGGESTION =
+  'check the permissions of that path; to use a store of your own, pass --home DIR or set VELO_HOME (without either, a non-root user gets ~/.local/share/velo)'
+
+/** System errors that are the user's environment (permissions, a full disk), never velo's bugs. */
+const ENVIRONMENT_CODES = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT'])
+
+/**
+ * Any error that reached the top without a VeloError around it. A permission or space error says what the
+ * user's environment refused and is rendered as that, naming the path (never as a bug in velo); anything else
+ * left is INTERNAL.
+ */
+export function fromUncaught(err: unknown): VeloError {
+  if (err instanceof VeloError) return err
+  const e = err as NodeJS.ErrnoException
+  if (typeof e?.code === 'string' && ENVIRONMENT_CODES.has(e.code))
+    return fromSystemError(err, e.path ? `${e.syscall ?? 'access'} ${e.path}` : e.syscall ?? 'system call')
+  if (isPermissionMessage((e as Error)?.message)) return new VeloError('PERMISSION_DENIED', (e as Error).message, {cause: err, suggestion: PERMISSION_SUGGESTION})
+  return new VeloError('INTERNAL', (e as Error)?.message ?? String(err), {cause: err})
+}
+
+/** Native libraries (LMDB) report errno as text only. */
+export function isPermissionMessage(msg: string | undefined): boolean {
+  return /permission denied|operation not permitted|read-only file system|\bEACCES\b|\bEPERM\b|\bEROFS\b/i.test(msg ?? '')
+}
+
 /** Translate a Node system error into a VeloError that names what failed. */
 export function fromSystemError(err: unknown, what: string): VeloError {
   if (err instanceof VeloError) return err
@@ -74,10 +100,9 @@ export function fromSystemError(err: unknown, what: string): VeloError {
       return new VeloError('NOT_FOUND', `${what}: no such file or directory`, {cause: err})
     case 'EACCES':
     case 'EPERM':
-      return new VeloError('PERMISSION_DENIED', `${what}: permission denied`, {
-        cause: err,
-        suggestion: 'run as root, or check the permissions of the path',
-      })
+      return new VeloError('PERMISSION_DENIED', `${what}: permission denied`, {cause: err, suggestion: PERMISSION_SUGGESTION})
+    case 'EROFS':
+      return new VeloError('PERMISSION_DENIED', `${what}: read-only file system`, {cause: err, suggestion: PERMISSION_SUGGESTION})
     case 'ENOSPC':
     case 'EDQUOT':
       return new VeloError('NO_SPACE', `${what}: no space left on device`, {

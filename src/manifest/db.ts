@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type {RootDatabase, Database} from 'lmdb'
 import {lmdb} from './lmdb'
-import {VeloError} from '../lib/errors'
+import {isPermissionMessage, PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
 import {decodeEntry, Entry, entryKey, KEY_PREFIX, ROOT_INO, S_IFDIR, S_IFMT, FLAG_WHITEOUT, FLAG_OPAQUE} from './entry'
 
 /** What a layer record says about itself (JSON in the `layers` DB, keyed by the raw 32-byte layer id). */
@@ -73,7 +73,10 @@ export class ManifestDb {
     try {
       return new ManifestDb(file)
     } catch (err) {
-      throw new VeloError('INTERNAL', `cannot open manifest database ${file}: ${(err as Error).message}`, {cause: err})
+      const msg = `cannot open manifest database ${file}: ${(err as Error).message}`
+      // LMDB needs to write its lock file even to read: a store this user may not write is theirs to fix
+      if (isPermissionMessage((err as Error).message)) throw new VeloError('PERMISSION_DENIED', msg, {cause: err, suggestion: PERMISSION_SUGGESTION})
+      throw new VeloError('INTERNAL', msg, {cause: err})
     }
   }
 

@@ -78,7 +78,9 @@ export function listTenantNames(home: string): string[] {
       .readdirSync(tenantsDir(home))
       .filter((n) => !n.startsWith('.'))
       .sort()
-  } catch {
-    return []
+  } catch (err) {
+    // no tenants dir yet: no sandboxes; one this user may not read is an error, not an empty list
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw fromSystemError(err, `cannot list ${tenantsDir(home)}`)
   }
 }

@@ -1,0 +1,100 @@
+/**
+ * A store this user may not read or write (a root-owned store, or a shared one made readable but not writable):
+ * every command says PERMISSION_DENIED with a suggestion and exit code 1 — never INTERNAL ("a bug in velo") —
+ * and the store is left exactly as it was. Run as `nobody` through setpriv, on both front doors.
+ */
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {spawnSync} from 'node:child_process'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {rmrf, tmpDir, VELO, veloJson} from '../helpers'
+
+const NOBODY = ['--reuid=nobody', '--regid=nogroup', '--clear-groups']
+
+/** every file and dir under root with its mode, size and mtime: what "left exactly as it was" compares */
+function snapshot(root: string): string[] {
+  const out: string[] = []
+  const walk = (d: string) => {
+    for (const n of fs.readdirSync(d).sort()) {
+      const p = path.join(d, n)
+      const st = fs.lstatSync(p)
+      out.push(`${path.relative(root, p)} ${st.mode.toString(8)} ${st.isDirectory() ? '-' : st.size} ${st.mtimeMs}`)
+      if (st.isDirectory()) walk(p)
+    }
+  }
+  walk(root)
+  return out
+}
+
+describe('a store this user may not write', () => {
+  let work: string, home: string, src: string
+  beforeAll(() => {
+    work = tmpDir('velo-perm-')
+    fs.chmodSync(work, 0o755)
+    home = path.join(work, 'store')
+    src = path.join(work, 'src')
+    fs.mkdirSync(path.join(src, 'etc'), {recursive: true})
+    fs.writeFileSync(path.join(src, 'etc', 'hello'), 'hi\n')
+    veloJson(home, ['ingest', src, '--name', 'img'])
+    fs.mkdirSync(path.join(work, 'nobody-home'))
+    fs.chownSync(path.join(work, 'nobody-home'), 65534, 65534)
+    veloJson(home, ['sandbox', 'create', 'p0', '--image', 'img']) // root's tenant, which nobody may not touch
+  })
+  afterAll(() => {
+    veloJson(home, ['sandbox', 'rm', '-f', 'p0'])
+    rmrf(work)
+  })
+
+  const asNobody = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+    spawnSync('setpriv', [...NOBODY, VELO, ...args], {
+      cwd: path.join(work, 'nobody-home'),
+      encoding: 'utf8',
+      env: {...process.env, VELO_HOME: home, HOME: path.join(work, 'nobody-home'), ...env},
+    })
+
+  const calls: string[][] = [
+    ['image', 'ls'],
+    ['image', 'inspect', 'img'],
+    ['sandbox', 'ls'],
+    ['sandbox', 'create', 'p1'],
+    ['sandbox', 'exec', 'p0', '--', 'true'],
+    ['sandbox', 'stop', 'p0'],
+    ['sandbox', 'rm', '-f', 'p0'],
+    ['sandbox', 'rm', '-f', 'p1'],
+    ['run', '--image', 'img', '--', 'true'],
+    ['gc'],
+    ['fsck'],
+  ]
+
+  /** readable: calls that only read may succeed; whatever fails, fails as a permission error */
+  const check = (readable: boolean) => {
+    const before = snapshot(home)
+    for (const env of [{}, {VELO_NATIVE: '0'}])
+      for (const args of calls) {
+        const r = asNobody(args, env)
+        const what = `${args.join(' ')} ${JSON.stringify(env)}: ${r.stderr}`
+        if (readable && r.status === 0) continue
+        expect(r.status, what).toBe(1)
+        // in a readable store, "no such sandbox" is a true answer too
+        expect(r.stderr, what).toMatch(readable && args.includes('p1') ? /error \[(PERMISSION_DENIED|NOT_FOUND)\]: .+/ : /error \[PERMISSION_DENIED\]: .+/)
+        expect(r.stderr, what).toMatch(/suggestion: /)
+        expect(r.stderr, what).not.toMatch(/bug in velo|INTERNAL/)
+      }
+    const j = asNobody(['image', 'ls', '--json'])
+    expect(j.status).toBe(1)
+    expect(JSON.parse(j.stdout).error.code).toBe('PERMISSION_DENIED')
+    expect(snapshot(home)).toEqual(before)
+    expect(veloJson(home, ['sandbox', 'ls']).find((x: any) => x.name === 'p0').status).toBe('running')
+  }
+
+  it("root's own store (mode 0700): every command is a permission error and nothing changes", () => {
+    expect(fs.statSync(home).mode & 0o777).toBe(0o700)
+    check(false)
+  })
+
+  it('a store made readable to all but writable by root only: still a permission error, never a bug', () => {
+    spawnSync('chmod', ['-R', 'a+rX', home])
+    check(true)
+    expect(asNobody(['sandbox', 'ls']).status).toBe(0) // a read that needs no lock
+  })
+})
