@@ -72,6 +72,11 @@ int cmd_features(int argc, char **argv) {
   json_object *se = json_object_new_object();
   json_object_object_add(se, "enabled", json_object_new_boolean(0));
   json_object_object_add(l, "selinux", se);
+  /* idmapped mounts through a mount's uidMappings/gidMappings (the container's own mappings; not the idmap option) */
+  json_object *mx = json_object_new_object(), *idm = json_object_new_object();
+  json_object_object_add(idm, "enabled", json_object_new_boolean(1));
+  json_object_object_add(mx, "idmap", idm);
+  json_object_object_add(l, "mountExtensions", mx);
   json_object_object_add(o, "linux", l);
   json_object *ann = json_object_new_object();
   json_object_object_add(ann, "org.velo.runtime.version", json_object_new_string(RT_VERSION));

@@ -132,6 +132,67 @@ static int child_wait(int sync, char want, char **payload, struct velo_err *e) {
   return 0;
 }
 
+/* 'm' with the idmapped mounts the parent made: payload "m" + "I," per mount index I, one fd per index in
+ * SCM_RIGHTS, in that order. */
+static int send_mount_fds(int sync, const int *fds, size_t n) {
+  char payload[4096] = "m";
+  size_t pl = 1, k = 0;
+  int *valid = calloc(n ? n : 1, sizeof *valid);
+  if (!valid) return -1;
+  for (size_t i = 0; i < n; i++)
+    if (fds[i] >= 0 && pl + 24 < sizeof payload && k < 250) {
+      pl += (size_t)snprintf(payload + pl, sizeof payload - pl, "%zu,", i);
+      valid[k++] = fds[i];
+    }
+  struct iovec io = {.iov_base = payload, .iov_len = pl};
+  char cbuf[CMSG_SPACE(250 * sizeof(int))];
+  struct msghdr msg = {.msg_iov = &io, .msg_iovlen = 1};
+  if (k) {
+    msg.msg_control = cbuf;
+    msg.msg_controllen = CMSG_SPACE(k * sizeof(int));
+    struct cmsghdr *h = CMSG_FIRSTHDR(&msg);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(k * sizeof(int));
+    memcpy(CMSG_DATA(h), valid, k * sizeof(int));
+  }
+  ssize_t w = sendmsg(sync, &msg, MSG_NOSIGNAL);
+  free(valid);
+  return w < 0 ? -1 : 0;
+}
+
+/* The child's side: prepared[] (per mount index, -1 where none) from an 'm' message; exits if the parent is gone. */
+static void recv_mount_fds(int sync, int *prepared, size_t n) {
+  for (size_t i = 0; i < n; i++) prepared[i] = -1;
+  char payload[4096];
+  char cbuf[CMSG_SPACE(250 * sizeof(int))];
+  struct iovec io = {.iov_base = payload, .iov_len = sizeof payload - 1};
+  struct msghdr msg = {.msg_iov = &io, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  ssize_t r;
+  do r = recvmsg(sync, &msg, MSG_CMSG_CLOEXEC);
+  while (r < 0 && errno == EINTR);
+  if (r <= 0 || payload[0] != 'm') _exit(1);
+  payload[r] = 0;
+  int got[250];
+  size_t ng = 0;
+  for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h; h = CMSG_NXTHDR(&msg, h))
+    if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
+      size_t c = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      if (c > 250 - ng) c = 250 - ng;
+      memcpy(got + ng, CMSG_DATA(h), c * sizeof(int));
+      ng += c;
+    }
+  size_t k = 0;
+  for (char *p = payload + 1; *p && k < ng;) {
+    char *end;
+    unsigned long i = strtoul(p, &end, 10);
+    if (end == p || *end != ',') break;
+    if (i < n) prepared[i] = got[k];
+    k++;
+    p = end + 1;
+  }
+}
+
 static void child_main(struct child_ctx *x) __attribute__((noreturn));
 static void child_main(struct child_ctx *x) {
   struct velo_err e = {0};
@@ -144,9 +205,14 @@ static void child_main(struct child_ctx *x) {
   }
   /* `run` blocks the signals it forwards before it clones us, and callers may ignore some: start clean */
   proc_reset_signals();
+  json_object *mounts = cfg_get(x->config, "mounts");
+  size_t nm = mounts ? json_object_array_length(mounts) : 0;
+  int *prepared = calloc(nm ? nm : 1, sizeof *prepared);
+  if (!prepared) _exit(1);
+  for (size_t i = 0; i < nm; i++) prepared[i] = -1;
   if (x->ns->clone_flags & CLONE_NEWUSER) {
     if (send(sync, "M", 1, MSG_NOSIGNAL) < 0) _exit(1);
-    child_wait(sync, 'm', NULL, &e);
+    recv_mount_fds(sync, prepared, nm);
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
       VELO_FAIL_ERRNO(&e, "become root in the new user namespace (is container id 0 mapped in linux.uidMappings/gidMappings?)");
       child_fail(sync, &e);
@@ -168,7 +234,8 @@ static void child_main(struct child_ctx *x) {
   const char *lo = json_object_get_string(cfg_get(cfg_get(x->config, "annotations"), "org.velo.loopback"));
   if ((x->ns->clone_flags & CLONE_NEWNET) && !(lo && !strcmp(lo, "down")) && loopback_up(&e) < 0) child_fail(sync, &e);
   struct oci_mount_ctx m = {.config = x->config, .bundle = x->bundle, .rootfs = x->rootfs, .cg = x->cg,
-                            .userns = x->ns->listed[NS_USER], .new_cgroupns = x->ns->listed[NS_CGROUP] && x->ns->join_fd[NS_CGROUP] < 0};
+                            .userns = x->ns->listed[NS_USER], .new_cgroupns = x->ns->listed[NS_CGROUP] && x->ns->join_fd[NS_CGROUP] < 0,
+                            .prepared = prepared, .n_prepared = nm};
   if (oci_mounts_setup(&m, &e) < 0) child_fail(sync, &e);
   if (send(sync, "H", 1, MSG_NOSIGNAL) < 0) _exit(1);
   char *state = NULL;
@@ -441,7 +508,21 @@ int container_create(const struct create_opts *o, pid_t *child_out, struct velo_
       goto fail;
     }
     if (buf[0] == 'M') {
-      if (oci_cgroup_join(&cg, child, &e) < 0 || ns_write_maps(&ns, child, &e) < 0 || send_msg(sv[0], 'm', NULL) < 0) goto fail;
+      if (oci_cgroup_join(&cg, child, &e) < 0 || ns_write_maps(&ns, child, &e) < 0) goto fail;
+      /* the idmapped mounts, made here in the host's user namespace with the child's new one */
+      json_object *mounts = cfg_get(cfg, "mounts");
+      size_t nm = mounts ? json_object_array_length(mounts) : 0;
+      int *fds = calloc(nm ? nm : 1, sizeof *fds);
+      char up[64];
+      snprintf(up, sizeof up, "/proc/%d/ns/user", (int)child);
+      int ufd = fds ? open(up, O_RDONLY | O_CLOEXEC) : -1;
+      int pr = ufd < 0 ? VELO_FAIL_ERRNO(&e, "open %s", up) : oci_mounts_prepare_idmapped(cfg, bundle, ufd, fds, nm, &e);
+      if (pr == 0 && send_mount_fds(sv[0], fds, nm) < 0) pr = VELO_FAIL_ERRNO(&e, "sync with the container's process");
+      for (size_t i = 0; fds && i < nm; i++)
+        if (fds[i] >= 0) close(fds[i]);
+      free(fds);
+      if (ufd >= 0) close(ufd);
+      if (pr < 0) goto fail;
     } else if (buf[0] == 'H') {
       char *st = container_state_json(&c, "creating");
       int hr = hooks_run(cfg, "prestart", st, &e);

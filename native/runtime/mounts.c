@@ -14,7 +14,10 @@
  *    out of the bundle is a classic foot-gun and the issue asks for a clear error); symlinks in the parent
  *    dirs are resolved with realpath, as runc does.
  *  - a relative mounts[].destination is refused (runc warns and prefixes "/"); so is any ".." component.
- *  - uidMappings/gidMappings (idmapped mounts), idmap/ridmap, acl/noacl, iversion/noiversion and a
+ *  - uidMappings/gidMappings (idmapped mounts) are taken on a bind mount, and on the "/" overlay (below), when
+ *    they equal the container's own linux.uidMappings/gidMappings in a new user namespace: the mount is then made
+ *    by the parent in the host's user namespace (idmapping needs privilege over the filesystem) and handed to the
+ *    container's process, which attaches it. Other mappings, idmap/ridmap, acl/noacl, iversion/noiversion and a
  *    non-empty linux.mountLabel are refused: velo-runtime does not implement them and will not ignore them.
  *  - superblock-only flags (sync, dirsync, mand, lazytime and their negations) and filesystem data (mode=,
  *    size=) on a bind mount are ignored, exactly as the kernel ignores them on MS_BIND (and runc passes them).
@@ -29,7 +32,12 @@
  * VELO EXTENSION: a mounts[] entry whose destination is "/" (usually an overlay) is mounted onto the rootfs
  * itself, first, before any other mount, inside the container's mount namespace (whatever its position in
  * mounts[]). velo's sandboxes put the tenant's overlay there so it lives and dies with the container: no mount
- * is ever made on the host. At most one such entry.
+ * is ever made on the host. At most one such entry. With uidMappings/gidMappings (a container in a new user
+ * namespace) its LOWER layers are idmapped with the container's user namespace and the overlay is mounted by the
+ * parent in the host's user namespace (overlayfs refuses to idmap an overlay mount itself, and an overlay mounted
+ * inside the user namespace would store its xattrs as user.*): the tenant sees the image's owners as they are,
+ * while what it writes lands in the upper dir under its own host ids. Layers are passed to overlayfs by file
+ * descriptor (Linux 6.13+).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -220,6 +228,7 @@ struct mspec {
   const char *type, *source;
   json_object *options;
   bool bind, rbind, remount, is_root, tmpcopyup;
+  bool idmap;              /* uidMappings/gidMappings given (checked equal to the container's) */
   uint64_t set, clr;       /* top-mount attributes */
   int atime;               /* -1: not given */
   uint64_t rset, rclr;     /* recursive attributes */
@@ -238,12 +247,13 @@ static int parse_mount(json_object *m, size_t idx, struct mspec *s, struct velo_
   snprintf(s->where, sizeof s->where, "mounts[%zu]", idx);
   if (!json_object_is_type(m, json_type_object)) return cfg_fail(e, s->where, NULL, "expected an object");
   if (cfg_only_keys(m, s->where, MOUNT_KEYS, e) < 0) return -1;
-  for (const char *k = "uidMappings"; k; k = strcmp(k, "uidMappings") ? NULL : "gidMappings") {
-    json_object *a;
-    int r = cfg_arr(m, k, s->where, &a, e);
-    if (r < 0) return -1;
-    if (r == 0 && json_object_array_length(a))
-      return cfg_fail(e, s->where, k, "idmapped mounts are not supported by velo-runtime");
+  {
+    cleanup_free char *um = NULL;
+    cleanup_free char *gm = NULL;
+    int ru = oci_id_maps(m, s->where, "uidMappings", &um, e), rg = ru < 0 ? -1 : oci_id_maps(m, s->where, "gidMappings", &gm, e);
+    if (ru < 0 || rg < 0) return -1;
+    if (ru != rg) return cfg_fail(e, s->where, ru ? "uidMappings" : "gidMappings", "an idmapped mount needs both uidMappings and gidMappings");
+    s->idmap = ru == 0;
   }
   const char *dest = NULL;
   int r = cfg_str(m, "destination", s->where, &dest, e);
@@ -394,6 +404,32 @@ static int path_list(json_object *linux_, const char *key, struct velo_err *e) {
 
 /* ----------------------------------------------------------------------------------------------- validate */
 
+/* A mount's uidMappings/gidMappings: only the container's own, in a new user namespace, on a bind or the "/" overlay. */
+static int idmap_validate(json_object *config, json_object *linux_, json_object *mnt, const struct mspec *s, struct velo_err *e) {
+  (void)config;
+  if (!s->bind && !(s->is_root && !strcmp(s->type, "overlay")))
+    return cfg_fail(e, s->where, "uidMappings", "velo-runtime idmaps bind mounts and the \"/\" overlay only, not a %s mount", s->type);
+  if (s->remount) return cfg_fail(e, s->where, "uidMappings", "not with remount");
+  bool new_user = false;
+  json_object *nss = cfg_get(linux_, "namespaces");
+  for (size_t i = 0; nss && i < json_object_array_length(nss); i++) {
+    json_object *o = json_object_array_get_idx(nss, i);
+    const char *t = json_object_get_string(cfg_get(o, "type"));
+    const char *p = json_object_get_string(cfg_get(o, "path"));
+    if (t && !strcmp(t, "user") && !(p && *p)) new_user = true;
+  }
+  if (!new_user) return cfg_fail(e, s->where, "uidMappings", "an idmapped mount needs a new user namespace in linux.namespaces");
+  static const char *const K[] = {"uidMappings", "gidMappings"};
+  for (int k = 0; k < 2; k++) {
+    cleanup_free char *mine = NULL;
+    cleanup_free char *ctr = NULL;
+    if (oci_id_maps(mnt, s->where, K[k], &mine, e) < 0 || oci_id_maps(linux_, "linux", K[k], &ctr, e) < 0) return -1;
+    if (!ctr || strcmp(mine, ctr))
+      return cfg_fail(e, s->where, K[k], "velo-runtime idmaps a mount with the container's own linux.%s only", K[k]);
+  }
+  return 0;
+}
+
 int oci_mounts_validate(json_object *config, const char *bundle, char **rootfs_out, struct velo_err *e) {
   *rootfs_out = NULL;
   json_object *root;
@@ -428,6 +464,7 @@ int oci_mounts_validate(json_object *config, const char *bundle, char **rootfs_o
     struct mspec s;
     if (parse_mount(json_object_array_get_idx(mounts, i), i, &s, e) < 0) goto fail;
     if (s.is_root && ++roots > 1) { cfg_fail(e, s.where, "destination", "a second mount at \"/\""); goto fail; }
+    if (s.idmap && idmap_validate(config, linux_, json_object_array_get_idx(mounts, i), &s, e) < 0) goto fail;
     if (s.bind) { /* a missing source is a config error: say so before anything is created */
       char src[PATH_MAX];
       if (bind_source(bundle, &s, src, sizeof src, e) < 0) goto fail;
@@ -658,6 +695,106 @@ static int copy_tree(int from, int to, const char *what, int depth, struct velo_
   return rc;
 }
 
+/* ------------------------------------------------------------------------------------------ idmapped mounts */
+
+/* A clone of path (the whole tree when recursive) idmapped with userns_fd, and attrs on it. Returns its fd. */
+static int idmapped_clone(const char *path, bool recursive, int userns_fd, const struct mspec *s, const char *what, struct velo_err *e) {
+  int t = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+  if (t < 0) return VELO_FAIL_ERRNO(e, "%s: clone %s", what, path);
+  struct mount_attr a = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd};
+  if (mount_setattr(t, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &a, sizeof a) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: idmap %s (does its filesystem support idmapped mounts?)", what, path);
+    close(t);
+    return -1;
+  }
+  if (s && set_attrs(t, false, s->set, s->clr, s->atime, what, e) < 0) {
+    close(t);
+    return -1;
+  }
+  return t;
+}
+
+/* The "/" overlay with its lower layers idmapped: every lowerdir+= (and each dir of a lowerdir= list) becomes
+ * an idmapped clone passed by fd; the other options as given. */
+static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
+  cleanup_fd int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fs < 0) return VELO_FAIL_ERRNO(e, "%s: fsopen overlay", what);
+  if (*s->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", s->source, 0) < 0) return VELO_FAIL_ERRNO(e, "%s: source %s", what, s->source);
+  cleanup_free char *buf = strdup(s->data);
+  if (!buf) return velo_fail(e, ENOMEM, "%s", what);
+  /* a detached clone is unmounted when its last fd closes: the layers stay open until the overlay exists */
+  int lfd[64];
+  int layers = 0, rc = -1;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    if (eq) *eq = 0;
+    const char *v = eq ? eq + 1 : NULL;
+    if (v && (!strcmp(tok, "lowerdir+") || !strcmp(tok, "lowerdir"))) {
+      cleanup_free char *dirs = strdup(v);
+      char *s2 = NULL;
+      for (char *d = strtok_r(dirs, !strcmp(tok, "lowerdir") ? ":" : "", &s2); d; d = strtok_r(NULL, ":", &s2)) {
+        if (layers == (int)(sizeof lfd / sizeof *lfd)) {
+          velo_fail(e, 0, "%s: more than %zu idmapped layers", what, sizeof lfd / sizeof *lfd);
+          goto out;
+        }
+        /* overlayfs clones a layer privately: one mount, not a tree */
+        int l = idmapped_clone(d, false, userns_fd, NULL, what, e);
+        if (l < 0) goto out;
+        lfd[layers++] = l;
+        if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, l) < 0) {
+          VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s by file descriptor (needs Linux 6.13 or later)", what, d);
+          goto out;
+        }
+      }
+      continue;
+    }
+    if ((v ? fsconfig(fs, FSCONFIG_SET_STRING, tok, v, 0) : fsconfig(fs, FSCONFIG_SET_FLAG, tok, NULL, 0)) < 0) {
+      VELO_FAIL_ERRNO(e, "%s: option %s", what, tok);
+      goto out;
+    }
+  }
+  if (!layers) {
+    velo_fail(e, 0, "%s: an idmapped overlay needs lowerdir+= layers", what);
+    goto out;
+  }
+  if (fs_sbflags(fs, s, what, e) < 0) goto out;
+  if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: create the overlay", what);
+    goto out;
+  }
+  unsigned a = (unsigned)(s->set & ~(uint64_t)MOUNT_ATTR__ATIME) | (unsigned)(s->atime >= 0 ? s->atime : 0);
+  rc = fsmount(fs, FSMOUNT_CLOEXEC, a);
+  if (rc < 0) VELO_FAIL_ERRNO(e, "%s: fsmount overlay", what);
+out:
+  for (int i = 0; i < layers; i++) close(lfd[i]);
+  return rc;
+}
+
+int oci_mounts_prepare_idmapped(json_object *config, const char *bundle, int userns_fd, int *fds, size_t n, struct velo_err *e) {
+  for (size_t i = 0; i < n; i++) fds[i] = -1;
+  json_object *mounts = cfg_get(config, "mounts");
+  size_t cnt = mounts ? json_object_array_length(mounts) : 0;
+  struct mspec *s = malloc(sizeof *s);
+  if (!s) return VELO_FAIL_ERRNO(e, "malloc");
+  cleanup_free struct mspec *s_free = s;
+  for (size_t i = 0; i < cnt && i < n; i++) {
+    if (parse_mount(json_object_array_get_idx(mounts, i), i, s, e) < 0) return -1;
+    if (!s->idmap) continue;
+    char what[PATH_MAX + 64];
+    snprintf(what, sizeof what, "%s (idmapped %s on %s)", s->where, s->bind ? "bind" : s->type, s->dest);
+    if (s->bind) {
+      char src[PATH_MAX];
+      if (bind_source(bundle, s, src, sizeof src, e) < 0) return -1;
+      fds[i] = idmapped_clone(src, s->rbind, userns_fd, s, what, e);
+    } else {
+      fds[i] = idmapped_overlay(s, userns_fd, what, e);
+    }
+    if (fds[i] < 0) return -1;
+  }
+  return 0;
+}
+
 /* -------------------------------------------------------------------------------------------------- setup */
 
 /* mounts[] entry s onto target (an O_PATH fd inside the rootfs, or the rootfs itself for the "/" extension). */
@@ -677,6 +814,12 @@ static int do_mount(const struct oci_mount_ctx *m, const struct mspec *s, int ta
     }
     mnt = (int)fcntl(target, F_DUPFD_CLOEXEC, 3);
     if (set_attrs(mnt, false, s->set, s->clr, s->atime, what, e) < 0) return -1;
+  } else if (s->idmap) {
+    /* made by the parent (oci_mounts_prepare_idmapped), attached here */
+    int pre = m->prepared && s->idx < m->n_prepared ? m->prepared[s->idx] : -1;
+    if (pre < 0) return velo_fail(e, 0, "%s: the idmapped mount was not prepared", what);
+    if (move_mount(pre, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) return VELO_FAIL_ERRNO(e, "%s: attach the idmapped mount", what);
+    mnt = (int)fcntl(pre, F_DUPFD_CLOEXEC, 3);
   } else if (s->bind) {
     char src[PATH_MAX];
     if (bind_source(m->bundle, s, src, sizeof src, e) < 0) return -1;

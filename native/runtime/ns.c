@@ -19,20 +19,20 @@ const char *const NS_NAMES[NS_COUNT] = {"user", "mount", "pid", "network", "ipc"
 const char *const NS_PROC_NAMES[NS_COUNT] = {"user", "mnt", "pid", "net", "ipc", "uts", "cgroup", "time"};
 const int NS_CLONE_FLAGS[NS_COUNT] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP, CLONE_NEWTIME};
 
-static int id_maps(json_object *linux_, const char *key, char **out, struct velo_err *e) {
+int oci_id_maps(json_object *obj, const char *at, const char *key, char **out, struct velo_err *e) {
   json_object *arr;
-  int r = cfg_arr(linux_, key, "linux", &arr, e);
+  int r = cfg_arr(obj, key, at, &arr, e);
   if (r < 0) return -1;
   if (r == 1 || json_object_array_length(arr) == 0) return 1;
   size_t n = json_object_array_length(arr);
-  if (n > 340) return cfg_fail(e, "linux", key, "at most 340 ranges");
+  if (n > 340) return cfg_fail(e, at, key, "at most 340 ranges");
   char *buf = calloc(n, 80);
   if (!buf) return velo_fail(e, ENOMEM, "%s", key);
   size_t len = 0;
   for (size_t i = 0; i < n; i++) {
     json_object *m = json_object_array_get_idx(arr, i);
     char where[64];
-    snprintf(where, sizeof where, "linux.%s[%zu]", key, i);
+    snprintf(where, sizeof where, "%s.%s[%zu]", at, key, i);
     static const char *const keys[] = {"containerID", "hostID", "size", NULL};
     uint64_t c = 0, h = 0, s = 0;
     if (cfg_only_keys(m, where, keys, e) < 0 || cfg_u64(m, "containerID", where, &c, e) != 0 || cfg_u64(m, "hostID", where, &h, e) != 0 ||
@@ -82,7 +82,7 @@ int ns_plan(json_object *linux_, struct ns_plan *n, struct velo_err *e) {
   if (!n->listed[NS_MNT] || n->join_fd[NS_MNT] >= 0)
     return cfg_fail(e, "linux", "namespaces", "velo-runtime needs a new mount namespace (type \"mount\" without a path)");
   bool new_user = n->listed[NS_USER] && n->join_fd[NS_USER] < 0;
-  if ((r = id_maps(linux_, "uidMappings", &n->uid_map, e)) < 0 || (r = id_maps(linux_, "gidMappings", &n->gid_map, e)) < 0) return -1;
+  if ((r = oci_id_maps(linux_, "linux", "uidMappings", &n->uid_map, e)) < 0 || (r = oci_id_maps(linux_, "linux", "gidMappings", &n->gid_map, e)) < 0) return -1;
   if (new_user && (!n->uid_map || !n->gid_map)) return cfg_fail(e, "linux", "uidMappings", "a new user namespace needs uidMappings and gidMappings");
   if (!new_user && (n->uid_map || n->gid_map)) return cfg_fail(e, "linux", n->uid_map ? "uidMappings" : "gidMappings", "needs a new user namespace in linux.namespaces");
   json_object *to;

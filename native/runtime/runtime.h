@@ -87,6 +87,10 @@ int oci_seccomp_from_bytes(const void *buf, size_t n, struct oci_seccomp **out, 
 
 /* ---- mounts.c. What the container's mount namespace looks like; runs in the container's child after the
  * namespaces exist and before pivot_root. */
+/* uidMappings/gidMappings (KEY) of OBJ as uid_map text ("containerID hostID size\n"...): 0, 1 when absent or empty,
+ * -1 with e naming AT.KEY[i] (ns.c) */
+int oci_id_maps(json_object *obj, const char *at, const char *key, char **out, struct velo_err *e);
+
 struct oci_mount_ctx {
   json_object *config;        /* the whole config.json */
   const char *bundle;         /* absolute bundle dir (root.path and relative mount sources are relative to it) */
@@ -94,7 +98,15 @@ struct oci_mount_ctx {
   const struct oci_cgroup *cg; /* for cgroup/cgroup2 mounts */
   bool userns;                /* in a new user namespace: devices are bind-mounted, not mknod'ed */
   bool new_cgroupns;          /* the container has its own cgroup namespace */
+  const int *prepared;        /* per mounts[] index: an idmapped mount the parent made (-1: none), or NULL */
+  size_t n_prepared;
 };
+/* The idmapped mounts of config (a mount with uidMappings/gidMappings, which oci_mounts_validate checked equal the
+ * container's own): made here, in the caller's (the host's) user namespace, idmapped with userns_fd (the
+ * container's new user namespace) — a bind's clone, or for the "/" overlay (velo extension) an overlay whose
+ * lower layers are idmapped and which the caller mounts (the overlay itself cannot be idmapped). fds[i] gets mount
+ * i's detached mount (-1 for the others; n = the number of mounts). 0, or -1 with e. */
+int oci_mounts_prepare_idmapped(json_object *config, const char *bundle, int userns_fd, int *fds, size_t n, struct velo_err *e);
 /* Validate root, mounts, linux.rootfsPropagation, linux.devices, maskedPaths, readonlyPaths before any side effect. */
 int oci_mounts_validate(json_object *config, const char *bundle, char **rootfs_out, struct velo_err *e);
 /* Make / private (or rootfsPropagation), bind the rootfs onto itself, do every mount, devices, default
