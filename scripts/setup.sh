@@ -27,6 +27,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# The host ids velo gives its tenants' user namespaces (65,536 per tenant): a "velo" entry in /etc/subuid and
+# /etc/subgid, placed after every existing range so it overlaps none (docs/sandbox.md, "User namespaces").
+if [ "$(id -u)" = 0 ]; then
+  for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    if ! grep -q '^velo:' "$f"; then
+      start=$(awk -F: 'BEGIN { m = 1073741824 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { printf "%d", int((m + 65535) / 65536) * 65536 }' "$f")
+      echo "velo:$start:268435456" >> "$f"
+      say "$f: velo:$start:268435456 (4096 tenant ranges of 65536 ids)"
+    fi
+  done
+fi
+
 # npm packages: (re)install only when package-lock.json changed since the last install.
 stamp=node_modules/.velo-lock-stamp
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then

@@ -1,5 +1,7 @@
 #include "oci.h"
 
+#include "userns.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +111,18 @@ static const char *limit(const struct tstate *s, const char *key, double *v) {
 
 void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len) { snprintf(buf, len, "/velo/%s", name); }
 
-json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s) {
+/* [{containerID 0, hostID host, size 65536}] */
+static json_object *id_map(unsigned long host) {
+  json_object *m = json_object_new_object();
+  json_object_object_add(m, "containerID", json_object_new_int64(0));
+  json_object_object_add(m, "hostID", json_object_new_int64((int64_t)host));
+  json_object_object_add(m, "size", json_object_new_int64((int64_t)USERNS_SIZE));
+  json_object *a = json_object_new_array();
+  json_object_array_add(a, m);
+  return a;
+}
+
+json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids) {
   char dir[4200], buf[4400];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
   json_object *c = json_object_new_object();
@@ -153,7 +166,12 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   json_object_array_add(ov, json_object_new_string(buf));
   json_object_array_add(ov, json_object_new_string("metacopy=off"));
   json_object_array_add(ov, json_object_new_string("nodev"));
-  json_object_array_add(mounts, mount("/", "overlay", "overlay", ov));
+  json_object *top = mount("/", "overlay", "overlay", ov);
+  if (ids) {
+    json_object_object_add(top, "uidMappings", id_map(ids[0]));
+    json_object_object_add(top, "gidMappings", id_map(ids[1]));
+  }
+  json_object_array_add(mounts, top);
   json_object_array_add(mounts, mount("/proc", "proc", "proc", str_list("nosuid", "nodev", "noexec", NULL)));
   json_object_array_add(mounts, mount("/dev", "tmpfs", "tmpfs", str_list("nosuid", "noexec", "mode=755", "size=65536k", NULL)));
   json_object_array_add(mounts, mount("/dev/pts", "devpts", "devpts", str_list("nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5", NULL)));
@@ -170,13 +188,17 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
 
   json_object *l = json_object_new_object();
   json_object *ns = json_object_new_array();
-  static const char *const NS[] = {"mount", "pid", "uts", "ipc", "network", "cgroup"};
-  for (size_t i = 0; i < sizeof NS / sizeof *NS; i++) {
+  static const char *const NS[] = {"user", "mount", "pid", "uts", "ipc", "network", "cgroup"};
+  for (size_t i = ids ? 0 : 1; i < sizeof NS / sizeof *NS; i++) {
     json_object *n = json_object_new_object();
     json_object_object_add(n, "type", json_object_new_string(NS[i]));
     json_object_array_add(ns, n);
   }
   json_object_object_add(l, "namespaces", ns);
+  if (ids) {
+    json_object_object_add(l, "uidMappings", id_map(ids[0]));
+    json_object_object_add(l, "gidMappings", id_map(ids[1]));
+  }
   oci_sandbox_cgroups_path(s->name, buf, sizeof buf);
   json_object_object_add(l, "cgroupsPath", json_object_new_string(buf));
   json_object *res = json_object_new_object();

@@ -20,6 +20,7 @@
 #include "../common/ttyrelay.h"
 #include "../runtime/rt.h"
 #include "oci.h"
+#include "userns.h"
 
 static void bin_path(const struct front_ctx *ctx, const char *name, char *buf, size_t len) {
   snprintf(buf, len, "%s/native/build/%s", ctx->pkgroot, name);
@@ -80,6 +81,29 @@ int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name
   return container_remove(name, true, &e) < 0 ? fail_with(&e, err, errlen) : 0;
 }
 
+/* A tenant with its own user namespace: its range (userns.c), and what its root (an unprivileged host uid) must
+ * reach: the tenant dir and its upper, work and root dirs become its own (the dir 0700: no other host user gets
+ * in), and the store and tenants dirs searchable (0711: no listing) so it can get there. */
+static int tenant_userns(const char *home, const char *name, const char *dir, unsigned long ids[2], char *err, size_t errlen) {
+  if (userns_range(home, name, &ids[0], &ids[1], err, errlen) < 0) return -1;
+  char p[4400];
+  const char *search[] = {home, NULL};
+  snprintf(p, sizeof p, "%s/tenants", home);
+  search[1] = p;
+  for (int i = 0; i < 2; i++) {
+    struct stat st;
+    if (stat(search[i], &st) < 0 || ((st.st_mode & 0011) != 0011 && chmod(search[i], (st.st_mode & 07777) | 0011) < 0))
+      return snprintf(err, errlen, "cannot make %s searchable for the tenant's user namespace: %s", search[i], strerror(errno)), -1;
+  }
+  static const char *const subs[] = {"", "/upper", "/work", "/root"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(p, sizeof p, "%s%s", dir, subs[i]);
+    if (lchown(p, (uid_t)ids[0], (gid_t)ids[1]) < 0 || (i == 0 && chmod(p, 0700) < 0))
+      return snprintf(err, errlen, "cannot give %s to the tenant's user namespace: %s", p, strerror(errno)), -1;
+  }
+  return 0;
+}
+
 int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen) {
   char dir[4200], p[4400];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
@@ -92,9 +116,11 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
     snprintf(p, sizeof p, "%s/%s", dir, subs[i]);
     if (mkdir(p, 0755) < 0 && errno != EEXIST) return snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno)), -1;
   }
+  unsigned long ids[2];
+  if (s->userns && tenant_userns(home, s->name, dir, ids, err, errlen) < 0) return -1;
   char init[4200];
   bin_path(ctx, "velo-init", init, sizeof init);
-  json_object *cfg = oci_sandbox_config(home, init, s);
+  json_object *cfg = oci_sandbox_config(home, init, s, s->userns ? ids : NULL);
   if (!cfg) return snprintf(err, errlen, "out of memory"), -1;
   const char *txt = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

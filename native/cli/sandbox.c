@@ -431,6 +431,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   s->hostname = strdup(hostname);
   s->network = strdup(p.network);
   s->seccomp = strdup(p.seccomp);
+  s->userns = p.userns;
   s->caps = p.caps;
   s->env.v = calloc(1, sizeof(char *));
   if (env_merge(&s->env, DEFAULT_PATH) < 0 || env_merge(&s->env, "HOME=/root") < 0) return SB_FALLBACK;

@@ -63,6 +63,15 @@ static bool get_str(json_object *o, const char *k, char **out, bool required) {
   return (*out = utf8_lossy(s)) != NULL;
 }
 
+/* an optional key that is absent or true (state.ts writes it only when true) */
+static bool get_true(json_object *o, const char *k, bool *out) {
+  json_object *v;
+  *out = false;
+  if (!json_object_object_get_ex(o, k, &v)) return true;
+  if (!json_object_is_type(v, json_type_boolean) || !json_object_get_boolean(v)) return false;
+  return (*out = true);
+}
+
 static bool get_list(json_object *o, const char *k, struct strlist *out) {
   json_object *v;
   memset(out, 0, sizeof *out);
@@ -125,7 +134,7 @@ int state_read(const char *home, const char *name, struct tstate *s) {
             get_list(o, "lowers", &s->lowers) && get_str(o, "backend", &s->backend, false) && get_str(o, "profile", &s->profile, true) &&
             get_str(o, "hostname", &s->hostname, true) && get_str(o, "network", &s->network, true) && get_list(o, "env", &s->env) &&
             get_list(o, "capabilities", &s->caps) && get_str(o, "seccomp", &s->seccomp, true) && get_str(o, "user", &s->user, false) &&
-            get_str(o, "workdir", &s->workdir, true) && get_list(o, "cgroups", &s->cgroups) &&
+            get_str(o, "workdir", &s->workdir, true) && get_list(o, "cgroups", &s->cgroups) && get_true(o, "userns", &s->userns) &&
             get_str(o, "pidStart", &s->pid_start, false) && strcmp(s->name, name) == 0;
   /* the bundle needs the binds and limits too (oci.c) */
   json_object *mounts, *limits;
@@ -223,6 +232,10 @@ int state_write(const char *home, const struct tstate *s) {
   jw_end_obj(&w);
   list(&w, "capabilities", &s->caps);
   str(&w, "seccomp", s->seccomp);
+  if (s->userns) {
+    jw_key(&w, "userns");
+    jw_raw(&w, "true");
+  }
   if (s->user) str(&w, "user", s->user);
   str(&w, "workdir", s->workdir);
   list(&w, "cgroups", &s->cgroups);

@@ -33,6 +33,7 @@ struct tstate {
   int n_limits;
   struct strlist caps;
   char *seccomp;
+  bool userns; /* a user namespace of its own ("userns": true); its range: userns.c */
   char *user; /* NULL: absent */
   char *workdir;
   struct strlist cgroups;

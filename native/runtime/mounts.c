@@ -611,8 +611,9 @@ static int fill_cgroup_v1(const struct oci_mount_ctx *m, const struct mspec *s, 
     cleanup_fd int sub = openat(tmp, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sub < 0) return VELO_FAIL_ERRNO(e, "%s: open", hw);
     int mnt;
-    if (m->new_cgroupns) {
-      /* A fresh mount of this hierarchy: inside the cgroup namespace its root is the container's cgroup. */
+    if (m->new_cgroupns && !m->userns) {
+      /* A fresh mount of this hierarchy: inside the cgroup namespace its root is the container's cgroup. (Not in
+       * a user namespace: v1 hierarchies cannot be mounted there; the bind below shows the container's own.) */
       char data[512];
       snprintf(data, sizeof data, "%s", h->controllers);
       mnt = mount_new("cgroup", strncmp(h->controllers, "name=", 5) ? "cgroup" : h->controllers + 5, data, s, s->set | dflt, s->atime, sub, hw, e);

@@ -57,7 +57,23 @@ function overlayMarks(upper: string): Set<string> {
 }
 
 /** Build the layer from `upper` into `builder`, writing file content into the store. */
-function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: LayerBuilder; newObjects: number; newBytes: number; xfilter: XattrFilter} {
+/**
+ * Owners as the tenant saw them. A tenant in a user namespace of its own wrote its files under its host range
+ * (its root is host uid `shift.uid`): ids inside the range come back as the tenant's (0..65535), anything else
+ * is what the tenant saw too — the overflow id 65534.
+ */
+export interface IdShift {
+  uid: number
+  gid: number
+}
+const USERNS_SIZE = 65536
+function unshift(meta: Meta, shift: IdShift | undefined): Meta {
+  if (!shift || (shift.uid === 0 && shift.gid === 0)) return meta
+  const back = (id: number, base: number) => (id >= base && id < base + USERNS_SIZE ? id - base : 65534)
+  return {...meta, uid: back(meta.uid, shift.uid), gid: back(meta.gid, shift.gid)}
+}
+
+function walkUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdShift): {builder: LayerBuilder; newObjects: number; newBytes: number; xfilter: XattrFilter} {
   let rootSt: fs.BigIntStats
   try {
     rootSt = fs.lstatSync(upper, {bigint: true})
@@ -65,7 +81,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
     throw fromSystemError(err, `cannot read ${upper}`)
   }
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `${upper} is not a directory`)
-  const builder = new LayerBuilder(metaFromStat(rootSt))
+  const builder = new LayerBuilder(unshift(metaFromStat(rootSt), shift))
   // The tenant's xattrs (copy-up keeps the image's; setfattr in the sandbox adds its own). overlayfs' own
   // (trusted./user.overlay.*: opaque, origin, impure, ...) are its bookkeeping, already interpreted above.
   const treeX = readXattrTree(upper)
@@ -97,7 +113,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
       } catch (err) {
         throw fromSystemError(err, `cannot stat ${where}`)
       }
-      const meta = metaFromStat(st)
+      const meta = unshift(metaFromStat(st), shift)
       const t = meta.mode & S_IFMT
       if (treeX.size) meta.xattrs = xattrsOf(r, t === S_IFDIR ? 'dir' : t === S_IFREG ? 'file' : t === S_IFLNK ? 'symlink' : 'other', where)
       if (t === S_IFCHR && st.rdev === 0n) {
@@ -145,7 +161,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>): {builder: 
  * Store `upper` as a new layer and record image `name` = `baseLayers` + that layer, in one transaction after
  * one syncfs. The caller makes sure nothing writes to `upper` meanwhile (a stopped or frozen tenant).
  */
-export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string}): CommitResult {
+export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string; shift?: IdShift}): CommitResult {
   const t0 = process.hrtime.bigint()
   validateName('image', opts.name)
   const store = new Store(home).init()
@@ -154,7 +170,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
   try {
     for (const l of opts.baseLayers) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
     const opaque = overlayMarks(opts.upperDir)
-    const {builder, newObjects, newBytes, xfilter} = walkUpper(store, opts.upperDir, opaque)
+    const {builder, newObjects, newBytes, xfilter} = walkUpper(store, opts.upperDir, opaque, opts.shift)
     store.sync()
     const {info, entries} = builder.finish(opts.source)
     const layers = [...opts.baseLayers, info.id]
@@ -203,6 +219,12 @@ export async function commitSandbox(home: string, tenant: string, name: string):
   } finally {
     db.close()
   }
-  const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`})
+  // a tenant in its own user namespace: its dir belongs to its root's host ids (native/cli/rtcall.c tenant_userns)
+  let shift: IdShift | undefined
+  if (s.userns) {
+    const st = fs.statSync(tenantDir(home, tenant))
+    shift = {uid: st.uid, gid: st.gid}
+  }
+  const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`, shift})
   return {...r, sandbox: tenant}
 }

@@ -19,6 +19,7 @@ export interface Profile {
   mounts: MountSpec[]
   capabilities: string[] // the whole kept set, names without CAP_
   seccomp: 'default' | 'unconfined'
+  userns?: boolean // the tenant's own user namespace: its root is an unprivileged host uid (docs/sandbox.md)
   user?: string
   workdir?: string
 }
@@ -94,7 +95,7 @@ export function checkPathValue(v: unknown, field: string, mustBeAbsolute = true)
   return v
 }
 
-const KEYS = ['name', 'description', 'namespaces', 'network', 'hostname', 'limits', 'env', 'mounts', 'capabilities', 'seccomp', 'user', 'workdir', '$schema']
+const KEYS = ['name', 'description', 'namespaces', 'network', 'hostname', 'limits', 'env', 'mounts', 'capabilities', 'seccomp', 'userns', 'user', 'workdir', '$schema']
 
 /** Validate a parsed profile document. */
 export function validateProfile(doc: unknown, file?: string): Profile {
@@ -161,6 +162,7 @@ export function validateProfile(doc: unknown, file?: string): Profile {
   }
   const seccomp = d.seccomp ?? 'default'
   if (seccomp !== 'default' && seccomp !== 'unconfined') throw f('seccomp', `must be "default" or "unconfined", got ${JSON.stringify(seccomp)}`)
+  if (d.userns !== undefined && typeof d.userns !== 'boolean') throw f('userns', `must be true or false, got ${JSON.stringify(d.userns)}`)
   if (d.user !== undefined && (typeof d.user !== 'string' || !/^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/.test(d.user))) throw f('user', 'must be USER or UID[:GID]')
   const workdir = d.workdir === undefined ? undefined : checkPathValueField(d.workdir, 'workdir', f)
   return {
@@ -174,6 +176,7 @@ export function validateProfile(doc: unknown, file?: string): Profile {
     mounts,
     capabilities,
     seccomp,
+    ...(d.userns ? {userns: true} : {}),
     user: d.user as string | undefined,
     workdir,
   }

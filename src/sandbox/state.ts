@@ -22,6 +22,7 @@ export interface TenantState {
   limits: Limits
   capabilities: string[]
   seccomp: 'default' | 'unconfined'
+  userns?: true // a user namespace of its own: the range is in tenants/NAME/userns (native/cli/userns.c)
   user?: string
   workdir: string
   cgroups: string[]

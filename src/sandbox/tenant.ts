@@ -138,6 +138,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   const backend = o.backend ?? 'farm'
   if (backend !== 'farm' && backend !== 'fuse')
     throw new VeloError('USAGE', `unknown --backend ${JSON.stringify(backend)}`, {suggestion: 'use farm (hard-link farms, the default) or fuse (one velo-fuse mount per image)'})
+  if (backend === 'fuse' && profile.userns)
+    throw new VeloError('UNSUPPORTED', `profile ${profile.name} asks for a user namespace, which the fuse backend does not support yet (its mount is not idmapped)`, {
+      suggestion: 'use the farm backend (the default) with this profile, or a profile without "userns"',
+    })
   timings.parse = ms(t0)
 
   // The image and its farms (built once per layer, shared by every tenant).
@@ -208,6 +212,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         limits,
         capabilities: profile.capabilities,
         seccomp: profile.seccomp,
+        ...(profile.userns ? {userns: true as const} : {}),
         user: profile.user ?? img.config?.user ?? undefined,
         workdir: profile.workdir ?? img.config?.workingDir ?? '/',
         cgroups: cgroupDirs(name),

@@ -5,10 +5,11 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {SandboxHome, uniq} from './fixture'
 
 // Real namespaces, overlay mounts and cgroups: two tenants on the default image, attacked from inside.
-// Run for each lower-layer backend: isolation.test.ts (link farms), test/fuse/sandbox.test.ts (FUSE).
-export function isolationSuite(backend: 'farm' | 'fuse'): void {
+// Run for each lower-layer backend: isolation.test.ts (link farms), test/fuse/sandbox.test.ts (FUSE), and for
+// tenants in user namespaces of their own (userns.test.ts: link farms, the userns profile).
+export function isolationSuite(backend: 'farm' | 'fuse' | 'userns'): void {
 describe(`sandbox isolation (${backend})`, () => {
-  const sb = new SandboxHome(backend === 'fuse' ? ['--backend', 'fuse'] : [])
+  const sb = new SandboxHome(backend === 'fuse' ? ['--backend', 'fuse'] : backend === 'userns' ? ['--profile', 'userns'] : [])
   const A = uniq('iso-a')
   const B = uniq('iso-b')
   const hostMarker = path.join(os.tmpdir(), uniq('velo-host-marker'))

@@ -1,0 +1,102 @@
+/**
+ * Tenants in user namespaces of their own (profile "userns"; native/cli/userns.c, oci.c, and velo-runtime's
+ * idmapped "/" overlay): tenant root is an unprivileged host uid from velo's range in /etc/subuid, two live
+ * tenants never share one, image files keep their owners without a copy, and the isolation suite holds.
+ */
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {isolationSuite} from './isolation.suite'
+import {SandboxHome, uniq} from './fixture'
+
+isolationSuite('userns')
+
+/** velo's range from /etc/subuid (scripts/setup.sh adds it) */
+function veloRange(): {start: number; count: number} {
+  const line = fs.readFileSync('/etc/subuid', 'utf8').split('\n').find((l) => l.startsWith('velo:'))
+  if (!line) throw new Error('no velo entry in /etc/subuid: scripts/setup.sh adds it')
+  const [, start, count] = line.split(':').map(Number)
+  return {start, count}
+}
+
+describe('sandbox user namespaces', () => {
+  const sb = new SandboxHome(['--profile', 'userns'])
+  const A = uniq('un-a')
+  const B = uniq('un-b')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-userns-'))
+  const hostOf = (name: string) => Number(sb.sh(name, 'cat /proc/self/uid_map').stdout.trim().split(/\s+/)[1])
+
+  beforeAll(() => {
+    fs.chmodSync(dir, 0o777)
+    fs.writeFileSync(path.join(dir, 'secret'), 'host root only\n', {mode: 0o600})
+    sb.create(A, ['--mount', `${dir}:/data`])
+    sb.create(B)
+  })
+  afterAll(() => {
+    fs.rmSync(dir, {recursive: true, force: true})
+    expect(sb.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+  })
+
+  it('tenant root is an unprivileged host uid from velo\'s range, a different one per live tenant', () => {
+    const {start, count} = veloRange()
+    const a = sb.sh(A, 'cat /proc/self/uid_map /proc/self/gid_map; id -u').stdout.trim().split('\n')
+    expect(a[0].trim().split(/\s+/)).toEqual(['0', String(hostOf(A)), '65536']) // not the identity
+    expect(a[2]).toBe('0')
+    for (const n of [A, B]) {
+      expect(hostOf(n)).toBeGreaterThanOrEqual(start)
+      expect(hostOf(n) + 65536).toBeLessThanOrEqual(start + count)
+    }
+    expect(Math.abs(hostOf(A) - hostOf(B))).toBeGreaterThanOrEqual(65536) // ranges never overlap
+  })
+
+  it('image files keep their owners inside; what the tenant writes is its own range on the host', () => {
+    const r = sb.sh(A, 'stat -c "%u:%g %n" /etc/passwd /usr/bin; echo mine > /root/mine; stat -c "%u %g" /root/mine')
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe('0:0 /etc/passwd\n0:0 /usr/bin\n0 0\n')
+    const st = fs.statSync(path.join(sb.home, 'tenants', A, 'upper', 'root', 'mine'))
+    expect([st.uid, st.gid]).toEqual([hostOf(A), hostOf(A)])
+    // the shared farm (the image) is untouched and still root's
+    const lower = JSON.parse(fs.readFileSync(path.join(sb.home, 'tenants', A, 'state.json'), 'utf8')).lowers[0]
+    expect(fs.statSync(path.join(lower, 'etc', 'passwd')).uid).toBe(0)
+  })
+
+  it('a bind mount: what tenant root writes is owned by its host uid; a host root 0600 file stays unreadable', () => {
+    const r = sb.sh(A, 'echo from-tenant > /data/written; cat /data/secret')
+    expect(r.stderr).toMatch(/Permission denied/)
+    const st = fs.statSync(path.join(dir, 'written'))
+    expect(st.uid).toBe(hostOf(A))
+  })
+
+  it('tenant root cannot reach its own or another tenant\'s files through the host paths', () => {
+    // the tenant dirs are 0700 and owned by each tenant's range: B's root is not A's
+    const st = fs.statSync(path.join(sb.home, 'tenants', B))
+    expect(st.mode & 0o777).toBe(0o700)
+    expect(st.uid).toBe(hostOf(B))
+  })
+
+  it('commit gives the image owners as the tenant saw them, not its host range', () => {
+    const E = uniq('un-e')
+    const F = uniq('un-f')
+    const img = uniq('un-img')
+    sb.create(E)
+    expect(sb.sh(E, 'echo a > /root/by-root; echo b > /root/by-1000; chown 1000:1000 /root/by-1000').stderr).toBe('')
+    expect(sb.velo(['sandbox', 'stop', E]).status).toBe(0)
+    expect(sb.velo(['sandbox', 'commit', E, img]).status).toBe(0)
+    sb.track(F)
+    sb.json(['sandbox', 'create', F, '--image', img]) // the default profile: no user namespace, host ids as stored
+    expect(sb.sh(F, 'stat -c "%u:%g %n" /root/by-root /root/by-1000').stdout).toBe('0:0 /root/by-root\n1000:1000 /root/by-1000\n')
+  })
+
+  it('rm frees the range: a new tenant may take it, never while its holder lives', () => {
+    const C = uniq('un-c')
+    sb.create(C)
+    const c = hostOf(C)
+    expect([hostOf(A), hostOf(B)]).not.toContain(c)
+    expect(sb.velo(['sandbox', 'rm', '-f', C]).status).toBe(0)
+    const D = uniq('un-d')
+    sb.create(D)
+    expect(hostOf(D)).toBe(c) // the lowest free range again
+    expect([hostOf(A), hostOf(B)]).not.toContain(hostOf(D))
+  })
+})
