@@ -41,6 +41,8 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <sys/sendfile.h>
 #include <limits.h>
 #include <linux/openat2.h>
@@ -715,8 +717,54 @@ static int idmapped_clone(const char *path, bool recursive, int userns_fd, const
   return t;
 }
 
+/* Kernels before 6.13 take overlay layers by path only, and a layer must be a mount of the mounter's namespace.
+ * So the idmapped clones are attached in a private mount namespace of ours, for as long as the overlay takes to
+ * create (it clones each layer privately), and we go back to our own after. VELO_RUNTIME_LAYERS_BY_PATH=1 takes
+ * this route on any kernel, so that it is tested on a current one too. */
+struct layers_by_path {
+  int own_mnt;          /* our mount namespace, to go back to */
+  char base[64];        /* mkdtemp dir holding one mount point per layer */
+  int n;
+};
+
+static int by_path_begin(struct layers_by_path *b, const char *what, struct velo_err *e) {
+  b->n = 0;
+  b->own_mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  if (b->own_mnt < 0) return VELO_FAIL_ERRNO(e, "%s: open our mount namespace", what);
+  snprintf(b->base, sizeof b->base, "/tmp/velo-runtime-layers-XXXXXX");
+  if (!mkdtemp(b->base)) return VELO_FAIL_ERRNO(e, "%s: mkdtemp %s", what, b->base);
+  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: a private mount namespace for the idmapped layers", what);
+    rmdir(b->base);
+    return -1;
+  }
+  return 0;
+}
+
+/* attach layer fd l at base/N; its path for lowerdir+ in out */
+static int by_path_attach(struct layers_by_path *b, int l, char *out, size_t len, const char *what, struct velo_err *e) {
+  snprintf(out, len, "%s/%d", b->base, b->n);
+  if (mkdir(out, 0700) < 0) return VELO_FAIL_ERRNO(e, "%s: mkdir %s", what, out);
+  b->n++;
+  if (move_mount(l, "", AT_FDCWD, out, MOVE_MOUNT_F_EMPTY_PATH) < 0) return VELO_FAIL_ERRNO(e, "%s: attach an idmapped layer at %s", what, out);
+  return 0;
+}
+
+static void by_path_end(struct layers_by_path *b) {
+  if (b->own_mnt < 0) return;
+  if (setns(b->own_mnt, CLONE_NEWNS) < 0) _exit(1); /* never carry on in the wrong mount namespace */
+  close(b->own_mnt);
+  b->own_mnt = -1;
+  char p[96];
+  for (int i = 0; i < b->n; i++) {
+    snprintf(p, sizeof p, "%s/%d", b->base, i);
+    rmdir(p);
+  }
+  rmdir(b->base);
+}
+
 /* The "/" overlay with its lower layers idmapped: every lowerdir+= (and each dir of a lowerdir= list) becomes
- * an idmapped clone passed by fd; the other options as given. */
+ * an idmapped clone, passed by fd (Linux 6.13+) or by path (above); the other options as given. */
 static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
   cleanup_fd int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   if (fs < 0) return VELO_FAIL_ERRNO(e, "%s: fsopen overlay", what);
@@ -726,6 +774,9 @@ static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *wh
   /* a detached clone is unmounted when its last fd closes: the layers stay open until the overlay exists */
   int lfd[64];
   int layers = 0, rc = -1;
+  const char *force = getenv("VELO_RUNTIME_LAYERS_BY_PATH");
+  bool by_fd = !(force && !strcmp(force, "1"));
+  struct layers_by_path bp = {.own_mnt = -1};
   char *save = NULL;
   for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
     char *eq = strchr(tok, '=');
@@ -743,9 +794,20 @@ static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *wh
         int l = idmapped_clone(d, false, userns_fd, NULL, what, e);
         if (l < 0) goto out;
         lfd[layers++] = l;
-        if (fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, l) < 0) {
-          VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s by file descriptor (needs Linux 6.13 or later)", what, d);
-          goto out;
+        if (by_fd && fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, l) < 0) {
+          if (errno != EINVAL || layers > 1) {
+            VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s by file descriptor", what, d);
+            goto out;
+          }
+          by_fd = false; /* before 6.13: layers by path */
+        }
+        if (!by_fd) {
+          char at[128];
+          if ((bp.own_mnt < 0 && by_path_begin(&bp, what, e) < 0) || by_path_attach(&bp, l, at, sizeof at, what, e) < 0) goto out;
+          if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", at, 0) < 0) {
+            VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s (at %s)", what, d, at);
+            goto out;
+          }
         }
       }
       continue;
@@ -768,6 +830,7 @@ static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *wh
   rc = fsmount(fs, FSMOUNT_CLOEXEC, a);
   if (rc < 0) VELO_FAIL_ERRNO(e, "%s: fsmount overlay", what);
 out:
+  by_path_end(&bp);
   for (int i = 0; i < layers; i++) close(lfd[i]);
   return rc;
 }

@@ -51,9 +51,14 @@ describe('velo-runtime idmapped mounts', () => {
     return b
   }
 
-  it('the "/" overlay: image files keep their owners inside, writes land under the tenant\'s host ids', () => {
+  // layers by file descriptor (Linux 6.13+), and by path in a private mount namespace (what older kernels get)
+  it.each([['by fd', '0'], ['by path', '1']])('the "/" overlay (layers %s): image files keep their owners inside, writes land under the tenant\'s host ids', (_, byPath) => {
     const b = overlayBundle('cat /proc/self/uid_map; stat -c "%u:%g" /bin/busybox /etc/passwd; echo new > /new; echo more >> /etc/passwd; mkdir /d; id -u')
-    const r = runBundle(VELO_RUNTIME, b)
+    const before = fs.readdirSync('/tmp').filter((n) => n.startsWith('velo-runtime-layers-'))
+    const r = runBundle(VELO_RUNTIME, b, {env: {...process.env, VELO_RUNTIME_LAYERS_BY_PATH: byPath}})
+    // the private mount namespace and its mount points are gone again
+    expect(fs.readdirSync('/tmp').filter((n) => n.startsWith('velo-runtime-layers-'))).toEqual(before)
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain('velo-runtime-layers-')
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     const lines = r.stdout.trim().split('\n')

@@ -8,6 +8,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {isolationSuite} from './isolation.suite'
+import {velo} from '../helpers'
 import {SandboxHome, uniq} from './fixture'
 
 isolationSuite('userns')
@@ -59,6 +60,16 @@ describe('sandbox user namespaces', () => {
     // the shared farm (the image) is untouched and still root's
     const lower = JSON.parse(fs.readFileSync(path.join(sb.home, 'tenants', A, 'state.json'), 'utf8')).lowers[0]
     expect(fs.statSync(path.join(lower, 'etc', 'passwd')).uid).toBe(0)
+  })
+
+  it('the same through the route older kernels take (idmapped layers by path in a private mount namespace)', () => {
+    const G = uniq('un-g')
+    sb.track(G)
+    const r = velo(sb.home, ['sandbox', 'create', G, '--profile', 'userns'], {env: {VELO_RUNTIME_LAYERS_BY_PATH: '1'}})
+    expect(r.status, r.stderr).toBe(0)
+    expect(sb.sh(G, 'stat -c "%u:%g" /etc/passwd; echo x > /root/x').stdout).toBe('0:0\n')
+    expect(fs.statSync(path.join(sb.home, 'tenants', G, 'upper', 'root', 'x')).uid).toBe(hostOf(G))
+    expect(sb.velo(['sandbox', 'rm', '-f', G]).status).toBe(0)
   })
 
   it('a bind mount: what tenant root writes is owned by its host uid; a host root 0600 file stays unreadable', () => {
