@@ -2,7 +2,7 @@
 // Sandbox benchmark: velo vs Docker (dockerd from Debian's docker.io, started here with --bridge=none
 // --iptables=false and stopped at the end; image made with `docker import` of the same rootfs), runc and
 // bwrap, all measured side by side in one run with hyperfine.  Usage: node bench/sandbox.mjs [--runs N]
-//   [--fleet N] [--skip-fleet] [--skip-scale]
+//   [--fleet N] [--skip-fleet] [--skip-scale] [--skip-userns]
 // Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-sandbox), removed at the end.
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
@@ -162,6 +162,20 @@ try {
     )
     rows.push(ratioRow('create on a 50,000-file image vs on a 5,000-file one', r['50k'], r['5k'], '5k-file image', 1.3))
     sh(`${v} sandbox rm -f c5 c50 --home ${H} >/dev/null 2>&1 || true`)
+  }
+
+  // 4b. a user namespace of the tenant's own (profile userns: idmapped layers, its own range) vs the default
+  if (!process.argv.includes('--skip-userns')) {
+    log('create with and without a user namespace of its own')
+    r = hyperfine(
+      [
+        {name: 'default', shell: true, prepare: `${v} sandbox rm -f cu0 --home ${H} >/dev/null 2>&1 || true`, cmd: `${v} sandbox create cu0 --home ${H} >/dev/null`},
+        {name: 'userns', shell: true, prepare: `${v} sandbox rm -f cu1 --home ${H} >/dev/null 2>&1 || true`, cmd: `${v} sandbox create cu1 --profile userns --home ${H} >/dev/null`},
+      ],
+      {runs: Math.max(runs, 10), warmup: 1},
+    )
+    rows.push(ratioRow('create with a user namespace of its own vs without', r.userns, r.default, 'without', 1.2))
+    sh(`${v} sandbox rm -f cu0 cu1 --home ${H} >/dev/null 2>&1 || true`)
   }
 
   // 5. where a call's time goes
