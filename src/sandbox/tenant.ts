@@ -422,7 +422,18 @@ export function inspectSandbox(home: string, name: string): Record<string, unkno
     status: running ? 'running' : 'stopped',
     pid: running ? s.pid : null,
     dir: tenantDir(home, name),
+    // a user namespace of its own: where its root is on the host (its dir is its root's: native/cli/rtcall.c)
+    ...(s.userns ? {hostIds: hostIdsOf(home, name)} : {}),
     usage: running ? cgroupStats(s.cgroups) : undefined,
+  }
+}
+
+function hostIdsOf(home: string, name: string): {uid: number; gid: number; size: number} | undefined {
+  try {
+    const st = fs.statSync(tenantDir(home, name))
+    return st.uid === 0 ? undefined : {uid: st.uid, gid: st.gid, size: 65536}
+  } catch {
+    return undefined
   }
 }
 
