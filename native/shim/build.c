@@ -303,6 +303,8 @@ int velo_project_build(const char *home, const char *root, const char *const *la
   char lockpath[PATH_MAX];
   snprintf(lockpath, sizeof lockpath, "%s/lock", home);
   cleanup_fd int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  /* a shared store this user may only read: flock works on a read-only fd too */
+  if (lockfd < 0 && (errno == EACCES || errno == EROFS)) lockfd = open(lockpath, O_RDONLY | O_CLOEXEC);
   if (lockfd < 0 || flock(lockfd, LOCK_SH) < 0) return velo_fail(err, errno, "cannot take the store lock %s", lockpath);
   if (fchmod(rootfd, 0700) < 0 || fsetxattr(rootfd, VELO_XATTR_STAMP, building, strlen(building), 0) < 0) {
     int e = errno;

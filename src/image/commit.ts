@@ -177,6 +177,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
     const rec: ImageRecord = {name: opts.name, layers, createdAt: new Date().toISOString(), source: opts.source}
     if (opts.config && Object.keys(opts.config).length) rec.config = opts.config
     let layerExisted = false
+    db.requireWritable()
     db.env.transactionSync(() => {
       layerExisted = db.putLayerInTxn(info, entries)
       // putImageSync refuses an image naming a layer that is gone (a gc between the tenant's hold and now)

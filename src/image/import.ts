@@ -429,6 +429,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
     const now = new Date().toISOString()
     const seen = new Map<string, ImportedLayer>()
     const out: ImportResult['images'] = []
+    db.requireWritable()
     db.env.transactionSync(() => {
       for (const img of images) {
         for (const l of img.layers) {

@@ -9,6 +9,21 @@ import {VeloError} from './errors'
  * the child shares with us, so the lock stays held by our fd after the child exits and the kernel drops it
  * when this process closes the fd or dies, however it dies.
  */
+/** The lock file, created when missing; read-only when this user may not write it (a shared store): flock works
+ * on any open file, so readers of a store they cannot write still exclude its gc. libuv adds O_CLOEXEC. */
+function openLockFile(file: string): number {
+  try {
+    return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EACCES' && (err as NodeJS.ErrnoException).code !== 'EROFS') throw err
+    try {
+      return fs.openSync(file, fs.constants.O_RDONLY)
+    } catch {
+      throw err // not there to read either: the permission is what stops us
+    }
+  }
+}
+
 export class StoreLock {
   private fd: number | undefined
 
@@ -16,7 +31,7 @@ export class StoreLock {
 
   acquire(mode: 'shared' | 'exclusive', opts: {wait?: boolean; timeoutSec?: number} = {}): this {
     if (this.fd !== undefined) throw new VeloError('INTERNAL', 'lock already held')
-    const fd = fs.openSync(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600) // libuv opens with O_CLOEXEC already
+    const fd = openLockFile(this.file)
     const args = [mode === 'shared' ? '-s' : '-x']
     if (opts.wait === false) args.push('-n')
     else if (opts.timeoutSec !== undefined) args.push('-w', String(opts.timeoutSec))

@@ -58,9 +58,12 @@ export class ManifestDb {
   readonly images: Database<ImageRecord, string>
   readonly holds: Database<HoldRecord, string>
 
-  private constructor(readonly file: string) {
+  private constructor(
+    readonly file: string,
+    readonly readOnly: boolean,
+  ) {
     // overlappingSync off: a commit returns only once it is on disk, so "committed" means durable.
-    this.env = lmdb().open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false} as never)
+    this.env = lmdb().open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false, readOnly} as never)
     this.entries = this.env.openDB({name: 'entries', keyEncoding: 'binary', encoding: 'binary'}) as never
     this.layers = this.env.openDB({name: 'layers', keyEncoding: 'binary', encoding: 'json'}) as never
     this.images = this.env.openDB({name: 'images', keyEncoding: 'ordered-binary', encoding: 'json'}) as never
@@ -70,8 +73,26 @@ export class ManifestDb {
   static open(home: string): ManifestDb {
     const file = path.join(home, DB_FILE)
     fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
+    // a store this user may read but not write (a shared one): read-only, so reads work and any write says why
+    let readOnly = false
     try {
-      return new ManifestDb(file)
+      fs.accessSync(file, fs.constants.W_OK)
+    } catch (err) {
+      readOnly = (err as NodeJS.ErrnoException).code === 'EACCES' || (err as NodeJS.ErrnoException).code === 'EROFS'
+    }
+    if (readOnly) {
+      // LMDB readers register in the lock file; lmdb would read on without it, unprotected from a concurrent
+      // writer reusing the pages it reads, so a reader that cannot write it stops here
+      try {
+        fs.accessSync(`${file}-lock`, fs.constants.W_OK)
+      } catch {
+        throw new VeloError('PERMISSION_DENIED', `cannot read the store's manifest database ${file}: its lock file ${file}-lock is not writable by this user (LMDB readers register in it)`, {
+          suggestion: `a store shared for reading needs its lock file writable by its readers (its owner: chmod a+rw ${file}-lock); or use a store of your own (--home DIR / VELO_HOME)`,
+        })
+      }
+    }
+    try {
+      return new ManifestDb(file, readOnly)
     } catch (err) {
       const msg = `cannot open manifest database ${file}: ${(err as Error).message}`
       // LMDB needs to write its lock file even to read: a store this user may not write is theirs to fix
@@ -82,6 +103,12 @@ export class ManifestDb {
 
   close(): void {
     this.env.close()
+  }
+
+  /** Before any write: a store opened read-only (this user may not write it) says so, and nothing changes. */
+  requireWritable(): void {
+    if (this.readOnly)
+      throw new VeloError('PERMISSION_DENIED', `the store's manifest database ${this.file} is read-only for this user`, {suggestion: PERMISSION_SUGGESTION})
   }
 
   // ---- layers -------------------------------------------------------------------------------------------
@@ -144,6 +171,7 @@ export class ManifestDb {
    * entries name are durable (Store.sync()).
    */
   putLayerSync(info: LayerInfo, entries: Array<{key: Buffer; value: Buffer}>, after?: () => void): void {
+    this.requireWritable()
     this.env.transactionSync(() => {
       this.putLayerInTxn(info, entries)
       after?.()
@@ -162,6 +190,7 @@ export class ManifestDb {
 
   /** Delete a layer's entries and record (gc only, under the exclusive store lock). */
   deleteLayerSync(id: string): void {
+    this.requireWritable()
     const lid = Buffer.from(id, 'hex')
     const end = Buffer.alloc(KEY_PREFIX, 0xff)
     lid.copy(end)
@@ -191,21 +220,25 @@ export class ManifestDb {
   }
 
   putImageSync(img: ImageRecord): void {
+    this.requireWritable()
     for (const l of img.layers) if (!this.hasLayer(l)) throw new VeloError('INTERNAL', `image ${img.name} names missing layer ${l}`)
     this.images.putSync(img.name, img)
   }
 
   deleteImageSync(name: string): boolean {
+    this.requireWritable()
     return this.images.removeSync(name)
   }
 
   // ---- holds (gc roots other than images) -----------------------------------------------------------
 
   putHoldSync(h: HoldRecord): void {
+    this.requireWritable()
     this.holds.putSync(h.holder, h)
   }
 
   deleteHoldSync(holder: string): void {
+    this.requireWritable()
     this.holds.removeSync(holder)
   }
 

@@ -80,9 +80,11 @@ describe('a store this user may not write', () => {
         expect(r.stderr, what).toMatch(/suggestion: /)
         expect(r.stderr, what).not.toMatch(/bug in velo|INTERNAL/)
       }
-    const j = asNobody(['image', 'ls', '--json'])
-    expect(j.status).toBe(1)
-    expect(JSON.parse(j.stdout).error.code).toBe('PERMISSION_DENIED')
+    if (!readable) {
+      const j = asNobody(['image', 'ls', '--json'])
+      expect(j.status).toBe(1)
+      expect(JSON.parse(j.stdout).error.code).toBe('PERMISSION_DENIED')
+    }
     expect(snapshot(home)).toEqual(before)
     expect(veloJson(home, ['sandbox', 'ls']).find((x: any) => x.name === 'p0').status).toBe('running')
   }
@@ -90,6 +92,30 @@ describe('a store this user may not write', () => {
   it("root's own store (mode 0700): every command is a permission error and nothing changes", () => {
     expect(fs.statSync(home).mode & 0o777).toBe(0o700)
     check(false)
+  })
+
+  it('a shared store (readable, its LMDB lock file writable, as LMDB readers need): image reads work, writes say why', () => {
+    spawnSync('chmod', ['-R', 'a+rX', home])
+    fs.chmodSync(path.join(home, 'db', 'velo.lmdb-lock'), 0o666)
+    try {
+      const before = snapshot(home).filter((l) => !l.startsWith('db/velo.lmdb-lock ')) // readers register in it
+      for (const env of [{}, {VELO_NATIVE: '0'}]) {
+        const ls = asNobody(['image', 'ls', '--json'], env)
+        expect(ls.status, ls.stderr).toBe(0)
+        expect(JSON.parse(ls.stdout).map((i: any) => i.name)).toContain('img')
+        expect(asNobody(['image', 'inspect', 'img'], env).status).toBe(0)
+        for (const args of [['image', 'rm', 'img'], ['ingest', src, '--name', 'mine'], ['run', '--image', 'img', '--', 'true']]) {
+          const r = asNobody(args, env)
+          const what = `${args.join(' ')}: ${r.stderr}`
+          expect(r.status, what).toBe(1)
+          expect(r.stderr, what).toMatch(/error \[PERMISSION_DENIED\]: .+/)
+          expect(r.stderr, what).not.toMatch(/bug in velo|INTERNAL/)
+        }
+      }
+      expect(snapshot(home).filter((l) => !l.startsWith('db/velo.lmdb-lock '))).toEqual(before)
+    } finally {
+      fs.chmodSync(path.join(home, 'db', 'velo.lmdb-lock'), 0o644)
+    }
   })
 
   it('a store made readable to all but writable by root only: still a permission error, never a bug', () => {
