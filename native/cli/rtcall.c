@@ -45,23 +45,17 @@ static int reap_unrecorded(const char *home, const char *name, char *err, size_t
   struct tstate s;
   if (state_read(home, name, &s) != STATE_OK) return 0;
   int rc = 0;
+  struct velo_err e = {0};
   if (state_running(&s)) {
-    int pfd = (int)syscall(SYS_pidfd_open, (pid_t)s.pid, 0);
-    unsigned long long start;
-    if (pfd >= 0 && proc_starttime((pid_t)s.pid, &start, NULL) == 0 && strtoull(s.pid_start, NULL, 10) == start) {
-      syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
-      struct pollfd pf = {.fd = pfd, .events = POLLIN};
-      while (poll(&pf, 1, 2000) < 0 && errno == EINTR) {
-      }
-    }
-    if (pfd >= 0) close(pfd);
+    /* the runtime's own signal and wait, on the init state.json names (its start time checked through a pidfd) */
+    struct container init = {.id = (char *)name, .pid = (pid_t)s.pid, .pid_start = strtoull(s.pid_start, NULL, 10)};
+    if (container_signal(&init, SIGKILL, &e) == 0) container_wait_exit(&init, 2000);
   }
   char path[300];
   oci_sandbox_cgroups_path(name, path, sizeof path);
   json_object *lin = json_object_new_object();
   json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
   struct oci_cgroup cg;
-  struct velo_err e = {0};
   if (oci_cgroup_plan(lin, name, false, &cg, &e) == 0) {
     if (oci_cgroup_kill_all(&cg, SIGKILL, 5000, &e) < 0 || oci_cgroup_destroy(&cg, &e) < 0) rc = fail_with(&e, err, errlen);
     oci_cgroup_free(&cg);
@@ -174,14 +168,7 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
   }
   rt_root(home);
   struct velo_err e = {0};
-  struct container c;
-  int r = container_load(s->name, &c, &e);
-  if (r == 0) {
-    const char *status = container_status(&c);
-    r = !strcmp(status, "stopped") || !strcmp(status, "creating") ? velo_fail(&e, 0, "cannot kill container %s: it is %s, not running", c.id, status)
-                                                                  : container_signal(&c, sig, &e);
-  }
-  container_free(&c);
+  int r = container_kill(s->name, sig, false, &e);
   if (r != 0) {
     fail_with(&e, err, errlen);
     struct pollfd pf = {.fd = pfd, .events = POLLIN};

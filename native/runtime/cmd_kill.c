@@ -1,6 +1,4 @@
 /* velo-runtime kill [--all] ID [SIGNAL]: SIGNAL by name (TERM, SIGTERM) or number; default SIGTERM. */
-#include <string.h>
-
 #include "rt.h"
 
 int cmd_kill(int argc, char **argv) {
@@ -12,15 +10,5 @@ int cmd_kill(int argc, char **argv) {
   int sig = SIGTERM;
   if (n == 2 && parse_signal(pos[1], &sig) < 0) return rt_err("kill: unknown signal %s", pos[1]);
   struct velo_err e = {0};
-  struct container c;
-  int r = container_load(pos[0], &c, &e);
-  if (r == 0) {
-    const char *status = container_status(&c);
-    if (!strcmp(status, "stopped") || !strcmp(status, "creating")) r = velo_fail(&e, 0, "cannot kill container %s: it is %s, not running", c.id, status);
-    /* with SIGKILL kill_all waits for the cgroup to empty: give it time, or `kill --all ID KILL` fails although every process got the signal */
-    else if (all && c.has_cg) r = oci_cgroup_kill_all(&c.cg, sig, 5000, &e);
-    else r = container_signal(&c, sig, &e);
-  }
-  container_free(&c);
-  return r ? rt_verr(&e) : 0;
+  return container_kill(pos[0], sig, all, &e) < 0 ? rt_verr(&e) : 0;
 }

@@ -255,6 +255,20 @@ int parse_signal(const char *s, int *sig) {
   return -1;
 }
 
+int container_kill(const char *id, int sig, bool all, struct velo_err *e) {
+  struct container c;
+  int r = container_load(id, &c, e);
+  if (r == 0) {
+    const char *status = container_status(&c);
+    if (!strcmp(status, "stopped") || !strcmp(status, "creating")) r = velo_fail(e, 0, "cannot kill container %s: it is %s, not running", c.id, status);
+    /* with SIGKILL kill_all waits for the cgroup to empty: give it time, or `kill --all ID KILL` fails although every process got the signal */
+    else if (all && c.has_cg) r = oci_cgroup_kill_all(&c.cg, sig, 5000, e);
+    else r = container_signal(&c, sig, e);
+  }
+  container_free(&c);
+  return r ? -1 : 0;
+}
+
 int container_wait_exit(const struct container *c, int timeout_ms) {
   int pfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
   if (pfd < 0) return 0; /* gone already */

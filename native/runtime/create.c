@@ -294,7 +294,7 @@ static void child_main(struct child_ctx *x) {
     got += (size_t)n;
   }
   st[len] = 0;
-  close(x->fifo);
+  /* exec.fifo stays open (close-on-exec) until the execve: `start` waits for it to close before poststart hooks */
   if (hooks_run(x->config, "startContainer", st, &e) < 0) {
     fprintf(stderr, "velo-runtime: %s\n", e.msg);
     _exit(1);
@@ -385,7 +385,7 @@ int container_create(const struct create_opts *o, pid_t *child_out, struct velo_
   int sv[2] = {-1, -1}, fifo = -1, console = -1;
   struct container c = {0};
   if (validate_top(cfg, &e) < 0 || proc_plan(cfg_get(cfg, "process"), "process", &pp, &e) < 0 || ns_plan(linux_, &ns, &e) < 0 ||
-      oci_mounts_validate(cfg, bundle, &rootfs, &e) < 0 || oci_cgroup_plan(linux_, o->id, G.systemd_cgroup, &cg, &e) < 0 ||
+      oci_mounts_validate(cfg, bundle, ns.listed[NS_USER] && ns.join_fd[NS_USER] < 0, &rootfs, &e) < 0 || oci_cgroup_plan(linux_, o->id, G.systemd_cgroup, &cg, &e) < 0 ||
       oci_seccomp_compile(cfg_get(linux_, "seccomp"), &sc, &e) < 0 || sysctl_validate(linux_, &ns, &sysctl, &e) < 0 ||
       personality_validate(linux_, &persona, &e) < 0 || cfg_str(cfg, "hostname", "", &hostname, &e) < 0 ||
       cfg_str(cfg, "domainname", "", &domainname, &e) < 0)

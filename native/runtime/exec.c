@@ -3,7 +3,7 @@
  * like the container's process (user, capabilities, no_new_privs, the container's seccomp filter).
  *
  * The pid (and time) namespace is joined by the caller only around the fork (setns(pid) changes where its
- * children go, so it is set back at once: a library caller forks other things later), the rest by the child
+ * children go, so it is set back before this returns: a library caller forks other things later), the rest by the child
  * after it joined the cgroup through the host's cgroup fs. Set-up errors come back over a pipe, so the caller
  * learns why a process never ran instead of seeing one that exits. */
 #include <fcntl.h>
@@ -140,7 +140,6 @@ int container_exec(const struct container *c, json_object *process, const struct
     proc_exec(&pp, path, e);
     report(ep[1], e, errno == ENOENT ? 127 : 126);
   }
-  ns_for_children_back(own_pid, own_time);
   close(ep[1]), ep[1] = -1;
   if (console >= 0) close(console), console = -1;
   char msg[sizeof e->msg - 16];

@@ -407,20 +407,11 @@ static int path_list(json_object *linux_, const char *key, struct velo_err *e) {
 /* ----------------------------------------------------------------------------------------------- validate */
 
 /* A mount's uidMappings/gidMappings: only the container's own, in a new user namespace, on a bind or the "/" overlay. */
-static int idmap_validate(json_object *config, json_object *linux_, json_object *mnt, const struct mspec *s, struct velo_err *e) {
-  (void)config;
+static int idmap_validate(bool new_userns, json_object *linux_, json_object *mnt, const struct mspec *s, struct velo_err *e) {
   if (!s->bind && !(s->is_root && !strcmp(s->type, "overlay")))
     return cfg_fail(e, s->where, "uidMappings", "velo-runtime idmaps bind mounts and the \"/\" overlay only, not a %s mount", s->type);
   if (s->remount) return cfg_fail(e, s->where, "uidMappings", "not with remount");
-  bool new_user = false;
-  json_object *nss = cfg_get(linux_, "namespaces");
-  for (size_t i = 0; nss && i < json_object_array_length(nss); i++) {
-    json_object *o = json_object_array_get_idx(nss, i);
-    const char *t = json_object_get_string(cfg_get(o, "type"));
-    const char *p = json_object_get_string(cfg_get(o, "path"));
-    if (t && !strcmp(t, "user") && !(p && *p)) new_user = true;
-  }
-  if (!new_user) return cfg_fail(e, s->where, "uidMappings", "an idmapped mount needs a new user namespace in linux.namespaces");
+  if (!new_userns) return cfg_fail(e, s->where, "uidMappings", "an idmapped mount needs a new user namespace in linux.namespaces");
   static const char *const K[] = {"uidMappings", "gidMappings"};
   for (int k = 0; k < 2; k++) {
     cleanup_free char *mine = NULL;
@@ -432,7 +423,7 @@ static int idmap_validate(json_object *config, json_object *linux_, json_object 
   return 0;
 }
 
-int oci_mounts_validate(json_object *config, const char *bundle, char **rootfs_out, struct velo_err *e) {
+int oci_mounts_validate(json_object *config, const char *bundle, bool new_userns, char **rootfs_out, struct velo_err *e) {
   *rootfs_out = NULL;
   json_object *root;
   int r = cfg_obj(config, "root", "", &root, e);
@@ -466,7 +457,7 @@ int oci_mounts_validate(json_object *config, const char *bundle, char **rootfs_o
     struct mspec s;
     if (parse_mount(json_object_array_get_idx(mounts, i), i, &s, e) < 0) goto fail;
     if (s.is_root && ++roots > 1) { cfg_fail(e, s.where, "destination", "a second mount at \"/\""); goto fail; }
-    if (s.idmap && idmap_validate(config, linux_, json_object_array_get_idx(mounts, i), &s, e) < 0) goto fail;
+    if (s.idmap && idmap_validate(new_userns, linux_, json_object_array_get_idx(mounts, i), &s, e) < 0) goto fail;
     if (s.bind) { /* a missing source is a config error: say so before anything is created */
       char src[PATH_MAX];
       if (bind_source(bundle, &s, src, sizeof src, e) < 0) goto fail;
@@ -783,9 +774,11 @@ static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *wh
     if (eq) *eq = 0;
     const char *v = eq ? eq + 1 : NULL;
     if (v && (!strcmp(tok, "lowerdir+") || !strcmp(tok, "lowerdir"))) {
+      /* lowerdir+= names one layer; lowerdir= a colon-separated list of them */
       cleanup_free char *dirs = strdup(v);
+      bool list = !strcmp(tok, "lowerdir");
       char *s2 = NULL;
-      for (char *d = strtok_r(dirs, !strcmp(tok, "lowerdir") ? ":" : "", &s2); d; d = strtok_r(NULL, ":", &s2)) {
+      for (char *d = list ? strtok_r(dirs, ":", &s2) : dirs; d; d = list ? strtok_r(NULL, ":", &s2) : NULL) {
         if (layers == (int)(sizeof lfd / sizeof *lfd)) {
           velo_fail(e, 0, "%s: more than %zu idmapped layers", what, sizeof lfd / sizeof *lfd);
           goto out;

@@ -182,6 +182,9 @@ struct exec_opts {
  * exit code a shell would give for a process that never ran (127 not found, 126 not executable, else 1). */
 int container_exec(const struct container *c, json_object *process, const struct exec_opts *xo, pid_t *child, int *code,
                    struct velo_err *e);
+/* kill [--all] by id: sig to the container's init (or, all, to every process of its cgroup); a container that is
+ * not running is an error. 0, or -1 with e. */
+int container_kill(const char *id, int sig, bool all, struct velo_err *e);
 /* Send sig to the container's init through a pidfd (start time checked). */
 int container_signal(const struct container *c, int sig, struct velo_err *e);
 int parse_signal(const char *s, int *sig);

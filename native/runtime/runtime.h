@@ -108,7 +108,8 @@ struct oci_mount_ctx {
  * i's detached mount (-1 for the others; n = the number of mounts). 0, or -1 with e. */
 int oci_mounts_prepare_idmapped(json_object *config, const char *bundle, int userns_fd, int *fds, size_t n, struct velo_err *e);
 /* Validate root, mounts, linux.rootfsPropagation, linux.devices, maskedPaths, readonlyPaths before any side effect. */
-int oci_mounts_validate(json_object *config, const char *bundle, char **rootfs_out, struct velo_err *e);
+/* new_userns: the container gets a new user namespace (ns_plan), the only case an idmapped mount is taken in. */
+int oci_mounts_validate(json_object *config, const char *bundle, bool new_userns, char **rootfs_out, struct velo_err *e);
 /* Make / private (or rootfsPropagation), bind the rootfs onto itself, do every mount, devices, default
  * devices and /dev symlinks, masked and read-only paths. Does not pivot. */
 int oci_mounts_setup(const struct oci_mount_ctx *m, struct velo_err *e);
