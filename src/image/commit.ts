@@ -6,6 +6,7 @@ import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
 import {nativeBin} from '../lib/native'
 import {LayerBuilder, Meta, metaFromStat, TreeNode, whiteoutMeta} from '../manifest/builder'
+import type {IdRange} from '../sandbox/state'
 import {ImageConfig, ImageRecord, ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from '../store/cas'
@@ -58,18 +59,14 @@ function overlayMarks(upper: string): Set<string> {
 
 /** Build the layer from `upper` into `builder`, writing file content into the store. */
 /**
- * Owners as the tenant saw them. A tenant in a user namespace of its own wrote its files under its host range
- * (its root is host uid `shift.uid`): ids inside the range come back as the tenant's (0..65535), anything else
- * is what the tenant saw too — the overflow id 65534.
+ * Owners as the tenant saw them. A tenant in a user namespace of its own wrote its files under its host range:
+ * ids inside the range come back as the tenant's (0..size-1), anything else is what the tenant saw too — the
+ * overflow id 65534.
  */
-export interface IdShift {
-  uid: number
-  gid: number
-}
-const USERNS_SIZE = 65536
+export type IdShift = {uid: IdRange; gid: IdRange}
 function unshift(meta: Meta, shift: IdShift | undefined): Meta {
-  if (!shift || (shift.uid === 0 && shift.gid === 0)) return meta
-  const back = (id: number, base: number) => (id >= base && id < base + USERNS_SIZE ? id - base : 65534)
+  if (!shift) return meta
+  const back = (id: number, r: IdRange) => (id >= r.host && id < r.host + r.size ? id - r.host : 65534)
   return {...meta, uid: back(meta.uid, shift.uid), gid: back(meta.gid, shift.gid)}
 }
 
@@ -209,7 +206,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
  * files). The new image keeps the tenant image's config (Env, Cmd, WorkingDir, User, ...).
  */
 export async function commitSandbox(home: string, tenant: string, name: string): Promise<CommitResult & {sandbox: string}> {
-  const {readState, isRunning, tenantDir} = await import('../sandbox/state')
+  const {readState, isRunning, tenantDir, tenantIdRanges} = await import('../sandbox/state')
   const s = readState(home, tenant)
   if (isRunning(s))
     throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `stop it first (its files are kept): velo sandbox stop ${tenant}`})
@@ -220,12 +217,8 @@ export async function commitSandbox(home: string, tenant: string, name: string):
   } finally {
     db.close()
   }
-  // a tenant in its own user namespace: its dir belongs to its root's host ids (native/cli/rtcall.c tenant_userns)
-  let shift: IdShift | undefined
-  if (s.userns) {
-    const st = fs.statSync(tenantDir(home, tenant))
-    shift = {uid: st.uid, gid: st.gid}
-  }
+  // a tenant in its own user namespace: its ranges as its bundle says
+  const shift = s.userns ? tenantIdRanges(home, tenant) : undefined
   const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`, shift})
   return {...r, sandbox: tenant}
 }

@@ -8,7 +8,7 @@ import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill} from './container'
 import {StoreLock} from '../lib/lock'
-import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantsDir, writeState} from './state'
+import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, writeState} from './state'
 
 /**
  * One manifest DB handle per store for the life of this process (loading lmdb and opening the env is the
@@ -422,18 +422,9 @@ export function inspectSandbox(home: string, name: string): Record<string, unkno
     status: running ? 'running' : 'stopped',
     pid: running ? s.pid : null,
     dir: tenantDir(home, name),
-    // a user namespace of its own: where its root is on the host (its dir is its root's: native/cli/rtcall.c)
-    ...(s.userns ? {hostIds: hostIdsOf(home, name)} : {}),
+    // a user namespace of its own: where its ids are on the host (its bundle's mappings)
+    ...(s.userns ? {hostIds: tenantIdRanges(home, name)} : {}),
     usage: running ? cgroupStats(s.cgroups) : undefined,
-  }
-}
-
-function hostIdsOf(home: string, name: string): {uid: number; gid: number; size: number} | undefined {
-  try {
-    const st = fs.statSync(tenantDir(home, name))
-    return st.uid === 0 ? undefined : {uid: st.uid, gid: st.gid, size: 65536}
-  } catch {
-    return undefined
   }
 }
 

@@ -27,6 +27,7 @@ describe('sandbox user namespaces', () => {
   const B = uniq('un-b')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-userns-'))
   const hostOf = (name: string) => Number(sb.sh(name, 'cat /proc/self/uid_map').stdout.trim().split(/\s+/)[1])
+  const hostGidOf = (name: string) => Number(sb.sh(name, 'cat /proc/self/gid_map').stdout.trim().split(/\s+/)[1])
 
   beforeAll(() => {
     fs.chmodSync(dir, 0o777)
@@ -49,7 +50,7 @@ describe('sandbox user namespaces', () => {
       expect(hostOf(n) + 65536).toBeLessThanOrEqual(start + count)
     }
     expect(Math.abs(hostOf(A) - hostOf(B))).toBeGreaterThanOrEqual(65536) // ranges never overlap
-    expect(sb.json(['sandbox', 'inspect', A]).hostIds).toEqual({uid: hostOf(A), gid: hostOf(A), size: 65536})
+    expect(sb.json(['sandbox', 'inspect', A]).hostIds).toEqual({uid: {host: hostOf(A), size: 65536}, gid: {host: hostGidOf(A), size: 65536}})
   })
 
   it('image files keep their owners inside; what the tenant writes is its own range on the host', () => {
@@ -57,7 +58,7 @@ describe('sandbox user namespaces', () => {
     expect(r.stderr).toBe('')
     expect(r.stdout).toBe('0:0 /etc/passwd\n0:0 /usr/bin\n0 0\n')
     const st = fs.statSync(path.join(sb.home, 'tenants', A, 'upper', 'root', 'mine'))
-    expect([st.uid, st.gid]).toEqual([hostOf(A), hostOf(A)])
+    expect([st.uid, st.gid]).toEqual([hostOf(A), hostGidOf(A)])
     // the shared farm (the image) is untouched and still root's
     const lower = JSON.parse(fs.readFileSync(path.join(sb.home, 'tenants', A, 'state.json'), 'utf8')).lowers[0]
     expect(fs.statSync(path.join(lower, 'etc', 'passwd')).uid).toBe(0)
