@@ -37,7 +37,8 @@
  * parent in the host's user namespace (overlayfs refuses to idmap an overlay mount itself, and an overlay mounted
  * inside the user namespace would store its xattrs as user.*): the tenant sees the image's owners as they are,
  * while what it writes lands in the upper dir under its own host ids. Layers are passed to overlayfs by file
- * descriptor (Linux 6.13+).
+ * descriptor (Linux 6.13+), by path before that; on kernels without lowerdir+= (before 6.8) any overlay's layers go
+ * into one classic lowerdir= option, by short fd-relative names (overlay_classic).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -754,9 +755,207 @@ static void by_path_end(struct layers_by_path *b) {
   rmdir(b->base);
 }
 
+/* ----------------------------------------------------------------------- overlays on kernels before 6.8 */
+
+/* Does overlayfs take lowerdir+= (one layer per parameter, Linux 6.8+)? On 6.5-6.7 the parameter is unknown
+ * (EINVAL); before 6.5 overlayfs is not on the new mount API at all: fsconfig only collects parameters into a
+ * legacy option string, so any name is accepted until create — hence the second probe, a made-up flag that a
+ * real parser refuses. VELO_RUNTIME_OVERLAY_CLASSIC=1 takes the classic route on any kernel, so that it is
+ * tested on a current one too. */
+static bool overlay_takes_lowerdir_plus(void) {
+  static int known = -1;
+  if (known >= 0) return known;
+  const char *force = getenv("VELO_RUNTIME_OVERLAY_CLASSIC");
+  if (force && !strcmp(force, "1")) return (known = 0);
+  int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+  if (fs < 0) return (known = 1); /* no overlayfs at all: the mount itself says so */
+  known = fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", "/", 0) == 0 && fsconfig(fs, FSCONFIG_SET_FLAG, "velo-probe", NULL, 0) < 0;
+  close(fs);
+  return known;
+}
+
+/* An overlay's options split into its lower layers (lowerdir+= one each, lowerdir= a colon-separated list;
+ * top first) and the rest, comma-joined. The layer strings point into buf (a copy of the options, cut up). */
+struct overlay_opts {
+  char *buf;
+  char **layers;
+  size_t n;
+  char rest[sizeof ((struct mspec *)0)->data];
+};
+
+static void overlay_opts_free(struct overlay_opts *o) {
+  free(o->buf);
+  free(o->layers);
+}
+
+static int overlay_opts_split(const char *data, struct overlay_opts *o, const char *what, struct velo_err *e) {
+  memset(o, 0, sizeof *o);
+  o->buf = strdup(data);
+  o->layers = calloc(strlen(data) / 2 + 1, sizeof *o->layers); /* a layer takes at least "x," */
+  if (!o->buf || !o->layers) return velo_fail(e, ENOMEM, "%s", what);
+  size_t rl = 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(o->buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    bool plus = !strncmp(tok, "lowerdir+=", 10), list = !strncmp(tok, "lowerdir=", 9);
+    if (plus) {
+      o->layers[o->n++] = tok + 10;
+    } else if (list) {
+      char *s2 = NULL;
+      for (char *d = strtok_r(tok + 9, ":", &s2); d; d = strtok_r(NULL, ":", &s2)) o->layers[o->n++] = d;
+    } else if (!strncmp(tok, "datadir+=", 9)) {
+      return velo_fail(e, EINVAL, "%s: datadir+= needs Linux 6.8 or later", what);
+    } else {
+      size_t l = strlen(tok);
+      if (rl) o->rest[rl++] = ',';
+      memcpy(o->rest + rl, tok, l + 1);
+      rl += l;
+    }
+  }
+  if (!o->n) return velo_fail(e, EINVAL, "%s: an overlay needs lower layers", what);
+  return 0;
+}
+
+/* The mount(2) flags of a new filesystem with s's options: read-only and the superblock flags. */
+static unsigned long overlay_sb_msflags(const struct mspec *s) {
+  static const struct { const char *name; unsigned long f; } SB[] = {
+      {"sync", MS_SYNCHRONOUS}, {"dirsync", MS_DIRSYNC}, {"mand", MS_MANDLOCK}, {"lazytime", MS_LAZYTIME}};
+  unsigned long f = (s->set & MOUNT_ATTR_RDONLY) ? MS_RDONLY : 0;
+  for (size_t i = 0; s->options && i < json_object_array_length(s->options); i++) {
+    const char *v = json_object_get_string(json_object_array_get_idx(s->options, i));
+    for (size_t k = 0; k < sizeof SB / sizeof *SB; k++)
+      if (!strcmp(v, SB[k].name)) f |= SB[k].f;
+  }
+  return f;
+}
+
+/* The overlay, on a kernel without lowerdir+=: every layer in ONE lowerdir= value, which fsconfig caps at 256
+ * bytes and mount(2) at one page (4096). Full paths (a farm's is ~100 bytes) would overflow even the page at
+ * about 40 layers, so each layer is opened and named by its fd number, relative to /proc/self/fd as our working
+ * directory (overlayfs resolves a relative lowerdir against it): ~4 bytes a layer, and overlayfs's own limit of
+ * 500 layers fits in the page. Docker's overlay2 does the same with short symlink names. mount(2) needs a mount
+ * point: the overlay is mounted in a private mount namespace of ours, on a temporary dir, cloned detached
+ * (open_tree) and we go back to our own namespace. The layers are opened after the unshare: overlayfs takes a
+ * layer only from a mount of the mounter's namespace. Returns the detached overlay's fd. */
+static int overlay_classic(const struct mspec *s, char *const *layers, size_t n, const char *rest, const char *what, struct velo_err *e) {
+  int rc = -1, own = -1, cwd = -1, procfd = -1;
+  bool unshared = false;
+  char dir[64] = "/tmp/velo-runtime-overlay-XXXXXX";
+  int *fds = calloc(n, sizeof *fds);
+  char *data = malloc(4096);
+  size_t opened = 0;
+  if (!fds || !data) {
+    velo_fail(e, ENOMEM, "%s", what);
+    goto out_free;
+  }
+  own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+  if (own < 0) {
+    VELO_FAIL_ERRNO(e, "%s: open our mount namespace", what);
+    goto out_free;
+  }
+  if (!mkdtemp(dir)) {
+    VELO_FAIL_ERRNO(e, "%s: mkdtemp %s", what, dir);
+    goto out_free;
+  }
+  if (unshare(CLONE_NEWNS) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: a private mount namespace for the overlay", what);
+    goto out;
+  }
+  unshared = true;
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: make the private mount namespace private", what);
+    goto out;
+  }
+  size_t len = (size_t)snprintf(data, 4096, "lowerdir=");
+  for (size_t i = 0; i < n && len < 4096; i++) {
+    fds[i] = open(layers[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fds[i] < 0) {
+      VELO_FAIL_ERRNO(e, "%s: lower layer %s", what, layers[i]);
+      goto out;
+    }
+    opened = i + 1;
+    len += (size_t)snprintf(data + len, 4096 - len, "%s%d", i ? ":" : "", fds[i]);
+  }
+  if (len < 4096 && *rest) len += (size_t)snprintf(data + len, 4096 - len, ",%s", rest);
+  if (len >= 4096) {
+    velo_fail(e, E2BIG, "%s: %zu layers and the options do not fit in one overlay mount's option page (4096 bytes) on this kernel (before 6.8: overlayfs takes at most 500 layers, and upperdir/workdir paths must leave room)", what, n);
+    goto out;
+  }
+  cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  procfd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (cwd < 0 || procfd < 0 || fchdir(procfd) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: enter /proc/self/fd", what);
+    goto out;
+  }
+  int r = mount(*s->source ? s->source : "overlay", dir, "overlay", overlay_sb_msflags(s), data);
+  int saved = errno;
+  if (fchdir(cwd) < 0) _exit(1); /* never carry on in the wrong directory */
+  if (r < 0) {
+    velo_fail(e, saved, "%s: mount the overlay (%zu layers, classic lowerdir= option for a kernel before 6.8)", what, n);
+    goto out;
+  }
+  rc = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (rc < 0) VELO_FAIL_ERRNO(e, "%s: clone the overlay", what);
+  umount2(dir, MNT_DETACH);
+  if (rc >= 0 && set_attrs(rc, false, s->set, s->clr, s->atime, what, e) < 0) {
+    close(rc);
+    rc = -1;
+  }
+out:
+  for (size_t i = 0; i < opened; i++) close(fds[i]);
+  if (unshared && setns(own, CLONE_NEWNS) < 0) _exit(1); /* never carry on in the wrong mount namespace */
+  rmdir(dir);
+out_free:
+  if (cwd >= 0) close(cwd);
+  if (procfd >= 0) close(procfd);
+  if (own >= 0) close(own);
+  free(fds);
+  free(data);
+  return rc;
+}
+
+/* A (non-idmapped) overlay from its options on a kernel without lowerdir+=. Returns the detached mount's fd. */
+static int overlay_classic_from_data(const struct mspec *s, const char *what, struct velo_err *e) {
+  struct overlay_opts o;
+  int rc = overlay_opts_split(s->data, &o, what, e);
+  if (rc == 0) rc = overlay_classic(s, o.layers, o.n, o.rest, what, e);
+  overlay_opts_free(&o);
+  return rc;
+}
+
+/* The idmapped "/" overlay on a kernel without lowerdir+= (so also without layers by fd): every layer an
+ * idmapped clone attached by path in a private mount namespace, then one classic overlay over them. */
+static int idmapped_overlay_classic(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
+  struct overlay_opts o;
+  struct layers_by_path bp = {.own_mnt = -1};
+  char (*at)[128] = NULL;
+  char **paths = NULL;
+  int rc = -1;
+  if (overlay_opts_split(s->data, &o, what, e) < 0) goto out;
+  at = calloc(o.n, sizeof *at);
+  paths = calloc(o.n, sizeof *paths);
+  if (!at || !paths) {
+    velo_fail(e, ENOMEM, "%s", what);
+    goto out;
+  }
+  if (by_path_begin(&bp, what, e) < 0) goto out;
+  for (size_t i = 0; i < o.n; i++) {
+    cleanup_fd int l = idmapped_clone(o.layers[i], false, userns_fd, NULL, what, e);
+    if (l < 0 || by_path_attach(&bp, l, at[i], sizeof at[i], what, e) < 0) goto out;
+    paths[i] = at[i];
+  }
+  rc = overlay_classic(s, paths, o.n, o.rest, what, e);
+out:
+  by_path_end(&bp);
+  overlay_opts_free(&o);
+  free(at);
+  free(paths);
+  return rc;
+}
+
 /* The "/" overlay with its lower layers idmapped: every lowerdir+= (and each dir of a lowerdir= list) becomes
  * an idmapped clone, passed by fd (Linux 6.13+) or by path (above); the other options as given. */
 static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
+  if (!overlay_takes_lowerdir_plus()) return idmapped_overlay_classic(s, userns_fd, what, e);
   cleanup_fd int fs = fsopen("overlay", FSOPEN_CLOEXEC);
   if (fs < 0) return VELO_FAIL_ERRNO(e, "%s: fsopen overlay", what);
   if (*s->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", s->source, 0) < 0) return VELO_FAIL_ERRNO(e, "%s: source %s", what, s->source);
@@ -904,6 +1103,10 @@ static int do_mount(const struct oci_mount_ctx *m, const struct mspec *s, int ta
     if (fchown(top, ust.st_uid, ust.st_gid) < 0 || (!strstr(s->data, "mode=") && fchmod(top, ust.st_mode & 07777) < 0))
       return VELO_FAIL_ERRNO(e, "%s: tmpcopyup", what);
     if ((s->set & MOUNT_ATTR_RDONLY) && set_attrs(mnt, false, MOUNT_ATTR_RDONLY, 0, -1, what, e) < 0) return -1;
+  } else if (!strcmp(s->type, "overlay") && strstr(s->data, "lowerdir+=") && !overlay_takes_lowerdir_plus()) {
+    mnt = overlay_classic_from_data(s, what, e);
+    if (mnt >= 0 && move_mount(mnt, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      return VELO_FAIL_ERRNO(e, "%s: attach the overlay", what);
   } else {
     mnt = mount_new(s->type, s->source, s->data, s, s->set, s->atime, target, what, e);
   }

@@ -51,14 +51,20 @@ describe('velo-runtime idmapped mounts', () => {
     return b
   }
 
-  // layers by file descriptor (Linux 6.13+), and by path in a private mount namespace (what older kernels get)
-  it.each([['by fd', '0'], ['by path', '1']])('the "/" overlay (layers %s): image files keep their owners inside, writes land under the tenant\'s host ids', (_, byPath) => {
+  // layers by file descriptor (Linux 6.13+), by path in a private mount namespace (6.8-6.12), and in one classic
+  // lowerdir= option (before 6.8)
+  it.each([
+    ['by fd', {}],
+    ['by path', {VELO_RUNTIME_LAYERS_BY_PATH: '1'}],
+    ['in a classic lowerdir=', {VELO_RUNTIME_OVERLAY_CLASSIC: '1'}],
+  ])('the "/" overlay (layers %s): image files keep their owners inside, writes land under the tenant\'s host ids', (_, env) => {
     const b = overlayBundle('cat /proc/self/uid_map; stat -c "%u:%g" /bin/busybox /etc/passwd; echo new > /new; echo more >> /etc/passwd; mkdir /d; id -u')
-    const before = fs.readdirSync('/tmp').filter((n) => n.startsWith('velo-runtime-layers-'))
-    const r = runBundle(VELO_RUNTIME, b, {env: {...process.env, VELO_RUNTIME_LAYERS_BY_PATH: byPath}})
-    // the private mount namespace and its mount points are gone again
-    expect(fs.readdirSync('/tmp').filter((n) => n.startsWith('velo-runtime-layers-'))).toEqual(before)
-    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain('velo-runtime-layers-')
+    const ours = () => fs.readdirSync('/tmp').filter((n) => n.startsWith('velo-runtime-layers-') || n.startsWith('velo-runtime-overlay-'))
+    const before = ours()
+    const r = runBundle(VELO_RUNTIME, b, {env: {...process.env, ...env}})
+    // the private mount namespaces and their mount points are gone again
+    expect(ours()).toEqual(before)
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toMatch(/velo-runtime-(layers|overlay)-/)
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     const lines = r.stdout.trim().split('\n')
