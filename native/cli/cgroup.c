@@ -23,20 +23,22 @@ static const char *cg_root(void) {
 
 int cgroup_dirs(const char *name, struct strlist *out) {
   memset(out, 0, sizeof *out);
-  char p[4200];
-  snprintf(p, sizeof p, "%s/cgroup.controllers", cg_root());
-  if (access(p, F_OK) == 0) return -1; /* pure v2: served by Node */
+  char p[4200], rel[300];
+  /* path.join normalises: a root given with a trailing slash still yields single slashes */
+  const char *root = cg_root();
+  size_t rl = strlen(root);
+  while (rl > 1 && root[rl - 1] == '/') rl--;
+  oci_sandbox_cgroups_path(name, rel, sizeof rel);
+  snprintf(p, sizeof p, "%.*s/cgroup.controllers", (int)rl, root);
+  if (access(p, F_OK) == 0) { /* pure v2: one dir */
+    snprintf(p, sizeof p, "%.*s%s", (int)rl, root, rel);
+    return strlist_push(out, p) < 0 ? -1 : 0;
+  }
   for (int i = 0; i < 3; i++) {
-    snprintf(p, sizeof p, "%s/%s/cgroup.procs", cg_root(), V1[i]);
+    snprintf(p, sizeof p, "%.*s/%s/cgroup.procs", (int)rl, root, V1[i]);
     if (access(p, F_OK) < 0) return -1; /* Node renders UNSUPPORTED */
   }
   for (int i = 0; i < 3; i++) {
-    /* path.join normalises: a root given with a trailing slash still yields single slashes */
-    const char *root = cg_root();
-    size_t rl = strlen(root);
-    while (rl > 1 && root[rl - 1] == '/') rl--;
-    char rel[300];
-    oci_sandbox_cgroups_path(name, rel, sizeof rel);
     snprintf(p, sizeof p, "%.*s/%s%s", (int)rl, root, V1[i], rel);
     if (strlist_push(out, p) < 0) return -1;
   }

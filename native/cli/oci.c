@@ -1,5 +1,7 @@
 #include "oci.h"
 
+#include <linux/fs.h>
+
 #include "userns.h"
 
 #include <stdarg.h>
@@ -78,6 +80,18 @@ static json_object *seccomp_default(void) {
     json_object_object_add(r, "args", args);
     json_object_array_add(rules, r);
   }
+  /* no FS_IOC_FSSETXATTR: a tenant in the host's user namespace could otherwise move its files out of its disk
+   * quota's project (disk.c). The kernel reads the command as 32 bits: compare those only. */
+  json_object *r = rule(str_list("ioctl", NULL), "SCMP_ACT_ERRNO", 1);
+  json_object *arg = json_object_new_object();
+  json_object_object_add(arg, "index", json_object_new_int(1));
+  json_object_object_add(arg, "value", json_object_new_int64(0xffffffff));
+  json_object_object_add(arg, "valueTwo", json_object_new_int64(FS_IOC_FSSETXATTR));
+  json_object_object_add(arg, "op", json_object_new_string("SCMP_CMP_MASKED_EQ"));
+  json_object *args = json_object_new_array();
+  json_object_array_add(args, arg);
+  json_object_object_add(r, "args", args);
+  json_object_array_add(rules, r);
   json_object_object_add(s, "syscalls", rules);
   return s;
 }
@@ -103,12 +117,6 @@ static json_object *capabilities(const struct strlist *caps, bool root) {
   return c;
 }
 
-static const char *limit(const struct tstate *s, const char *key, double *v) {
-  for (int i = 0; i < s->n_limits; i++)
-    if (!strcmp(s->limits[i].key, key)) return *v = s->limits[i].value, key;
-  return NULL;
-}
-
 void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len) { snprintf(buf, len, "/velo/%s", name); }
 
 /* [{containerID 0, hostID host, size 65536}] */
@@ -122,7 +130,7 @@ static json_object *id_map(unsigned long host) {
   return a;
 }
 
-json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids) {
+json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids, const unsigned *io_dev) {
   char dir[4200], buf[4400];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
   json_object *c = json_object_new_object();
@@ -210,24 +218,39 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   json_object_array_add(devs, dev);
   json_object_object_add(res, "devices", devs);
   double v;
-  if (limit(s, "memory", &v)) {
+  if (state_limit(s, "memory", &v)) {
     /* swap included: the limit cannot be dodged by swapping */
     json_object *m = json_object_new_object();
     json_object_object_add(m, "limit", json_object_new_int64((int64_t)v));
     json_object_object_add(m, "swap", json_object_new_int64((int64_t)v));
     json_object_object_add(res, "memory", m);
   }
-  if (limit(s, "pids", &v)) {
+  if (state_limit(s, "pids", &v)) {
     json_object *m = json_object_new_object();
     json_object_object_add(m, "limit", json_object_new_int64((int64_t)v));
     json_object_object_add(res, "pids", m);
   }
-  if (limit(s, "cpus", &v)) {
+  if (state_limit(s, "cpus", &v)) {
     json_object *m = json_object_new_object();
     json_object_object_add(m, "quota", json_object_new_int64((int64_t)(v * 100000 + 0.5)));
     json_object_object_add(m, "period", json_object_new_int64(100000));
     json_object_object_add(res, "cpu", m);
   }
+  /* I/O rates on the disk under the store (io_dev: major, minor, resolved at boot): v1 blkio throttle, v2 io.max */
+  static const char *const IO[][2] = {{"ioReadBps", "throttleReadBpsDevice"}, {"ioWriteBps", "throttleWriteBpsDevice"}};
+  json_object *bio = NULL;
+  for (int i = 0; io_dev && i < 2; i++) {
+    if (!state_limit(s, IO[i][0], &v)) continue;
+    if (!bio) bio = json_object_new_object();
+    json_object *d = json_object_new_object();
+    json_object_object_add(d, "major", json_object_new_int64(io_dev[0]));
+    json_object_object_add(d, "minor", json_object_new_int64(io_dev[1]));
+    json_object_object_add(d, "rate", json_object_new_int64((int64_t)v));
+    json_object *a = json_object_new_array();
+    json_object_array_add(a, d);
+    json_object_object_add(bio, IO[i][1], a);
+  }
+  if (bio) json_object_object_add(res, "blockIO", bio);
   json_object_object_add(l, "resources", res);
   json_object_object_add(l, "maskedPaths", str_list("/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/kallsyms", "/proc/latency_stats",
                                                     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", NULL));

@@ -12,7 +12,7 @@
 /* The config.json of tenant s (home: the store; init: path of velo-init on the host). NULL: out of memory. */
 /* ids: NULL, or {host uid, host gid} of a tenant with its own user namespace (s->userns; userns.c): its root
  * maps there, and the overlay's lower layers are idmapped with the same mapping. */
-json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids);
+json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids, const unsigned *io_dev);
 /* The sandbox's linux.cgroupsPath (/velo/NAME): where velo-runtime makes its cgroups in every hierarchy. */
 void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len);
 

@@ -13,7 +13,7 @@
 struct profile {
   char *name, *network, *hostname /* or NULL */, *seccomp, *user /* or NULL */, *workdir /* or NULL */;
   bool userns;
-  struct tlimit limits[3];
+  struct tlimit limits[TLIMITS_MAX];
   int n_limits;
   struct strlist env; /* K=V in the profile's key order */
   struct tmount *mounts;

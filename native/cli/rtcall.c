@@ -19,6 +19,7 @@
 #include "../common/sysutil.h"
 #include "../common/ttyrelay.h"
 #include "../runtime/rt.h"
+#include "disk.h"
 #include "oci.h"
 #include "userns.h"
 
@@ -112,9 +113,14 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   }
   unsigned long ids[2];
   if (s->userns && tenant_userns(home, s->name, dir, ids, err, errlen) < 0) return -1;
+  double v;
+  if (state_limit(s, "disk", &v) && disk_quota_set(dir, v, err, errlen) < 0) return -1;
+  unsigned io_dev[2];
+  bool io = state_limit(s, "ioReadBps", &v) || state_limit(s, "ioWriteBps", &v);
+  if (io && disk_block_device(dir, &io_dev[0], &io_dev[1], err, errlen) < 0) return -1;
   char init[4200];
   bin_path(ctx, "velo-init", init, sizeof init);
-  json_object *cfg = oci_sandbox_config(home, init, s, s->userns ? ids : NULL);
+  json_object *cfg = oci_sandbox_config(home, init, s, s->userns ? ids : NULL, io ? io_dev : NULL);
   if (!cfg) return snprintf(err, errlen, "out of memory"), -1;
   const char *txt = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -224,4 +230,17 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
   sigset_t set;
   proc_forward_set(&set);
   return proc_wait_forwarding(child, &set);
+}
+
+const char *sb_err_split(char *err, const char **sug) {
+  static const char P[] = "UNSUPPORTED: ";
+  if (strncmp(err, P, sizeof P - 1)) return NULL;
+  memmove(err, err + sizeof P - 1, strlen(err + sizeof P - 1) + 1);
+  char *nl = strstr(err, "\nsuggestion: ");
+  *sug = NULL;
+  if (nl) {
+    *nl = 0;
+    *sug = nl + 13;
+  }
+  return "UNSUPPORTED";
 }

@@ -486,7 +486,9 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   if (sb_boot(ctx, home, s, err, sizeof err) < 0) {
     cleanup_tenant(ctx, home, name, s);
     char msg[2300];
+    const char *sug = NULL, *code = sb_err_split(err, &sug);
     snprintf(msg, sizeof msg, "cannot start sandbox: %s", err);
+    if (code) return sb_err(json, code, msg, sug);
     bool perm = strstr(err, "Operation not permitted") || strstr(err, "Permission denied");
     return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
   }

@@ -152,8 +152,11 @@ int state_read(const char *home, const char *name, struct tstate *s) {
   } else ok = false;
   if (ok && json_object_object_get_ex(o, "limits", &limits) && json_object_is_type(limits, json_type_object)) {
     json_object_object_foreach(limits, key, val) {
-      const char *k = !strcmp(key, "memory") ? "memory" : !strcmp(key, "pids") ? "pids" : !strcmp(key, "cpus") ? "cpus" : NULL;
-      if (!k || s->n_limits >= 3 || !(json_object_is_type(val, json_type_int) || json_object_is_type(val, json_type_double))) {
+      static const char *const KNOWN[] = {"memory", "pids", "cpus", "ioReadBps", "ioWriteBps", "disk"};
+      const char *k = NULL;
+      for (size_t i = 0; i < sizeof KNOWN / sizeof *KNOWN; i++)
+        if (!strcmp(key, KNOWN[i])) k = KNOWN[i];
+      if (!k || s->n_limits >= TLIMITS_MAX || !(json_object_is_type(val, json_type_int) || json_object_is_type(val, json_type_double))) {
         ok = false;
         break;
       }
@@ -266,4 +269,10 @@ int state_write(const char *home, const struct tstate *s) {
   free(buf);
   errno = e;
   return r;
+}
+
+bool state_limit(const struct tstate *s, const char *key, double *v) {
+  for (int i = 0; i < s->n_limits; i++)
+    if (!strcmp(s->limits[i].key, key)) return *v = s->limits[i].value, true;
+  return false;
 }

@@ -15,6 +15,8 @@ struct tmount {
   bool readonly;
 };
 
+/* memory, pids, cpus, ioReadBps, ioWriteBps, disk */
+#define TLIMITS_MAX 6
 /* limits in the order JSON.stringify meets them ({...profile.limits} then the flags that add keys) */
 struct tlimit {
   const char *key; /* "memory" | "pids" | "cpus" */
@@ -29,7 +31,7 @@ struct tstate {
   struct strlist env;
   struct tmount *mounts;
   size_t n_mounts;
-  struct tlimit limits[3];
+  struct tlimit limits[TLIMITS_MAX];
   int n_limits;
   struct strlist caps;
   char *seccomp;
@@ -44,6 +46,9 @@ struct tstate {
 };
 
 enum { STATE_OK = 0, STATE_NOENT = 1, STATE_HALF = 2, STATE_UNSERVED = -1 };
+
+/* The limit key of s (memory, pids, ...) in *v: true when set. */
+bool state_limit(const struct tstate *s, const char *key, double *v);
 
 /* Read tenants/NAME/state.json. STATE_NOENT: no such sandbox; STATE_HALF: the dir without a state file;
  * STATE_UNSERVED: anything else (damaged, unreadable, a field of an unexpected type) — Node says what. */

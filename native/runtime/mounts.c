@@ -41,6 +41,7 @@
  * into one classic lowerdir= option, by short fd-relative names (overlay_classic).
  */
 #include <dirent.h>
+#include <linux/capability.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -535,6 +536,29 @@ static int fs_sbflags(int fs, const struct mspec *s, const char *what, struct ve
   return 0;
 }
 
+/* Overlayfs reads and writes its upper dir with the credentials of whoever created it. A holder of
+ * CAP_SYS_RESOURCE is exempt from disk quota hard limits (ext4's project quota on a tenant's upper dir) and may
+ * use the blocks a filesystem reserves for root: with the runtime's own credentials the tenant's writes would be
+ * too. So an overlay is created with that one capability dropped from the effective set, and it is put back after. */
+struct sys_resource_cap {
+  struct __user_cap_header_struct h;
+  struct __user_cap_data_struct d[2];
+  bool dropped;
+};
+
+static void sys_resource_drop(struct sys_resource_cap *c) {
+  c->h = (struct __user_cap_header_struct){.version = _LINUX_CAPABILITY_VERSION_3};
+  c->dropped = false;
+  if (syscall(SYS_capget, &c->h, c->d) < 0 || !(c->d[0].effective & (1u << CAP_SYS_RESOURCE))) return;
+  struct __user_cap_data_struct d[2] = {c->d[0], c->d[1]};
+  d[0].effective &= ~(1u << CAP_SYS_RESOURCE);
+  c->dropped = syscall(SYS_capset, &c->h, d) == 0;
+}
+
+static void sys_resource_restore(struct sys_resource_cap *c) {
+  if (c->dropped && syscall(SYS_capset, &c->h, c->d) < 0) _exit(1); /* never carry on with the wrong capabilities */
+}
+
 /* A new filesystem: fsopen, options, fsmount with attrs, move_mount onto target. Returns the mount's fd. */
 static int mount_new(const char *type, const char *source, const char *data, const struct mspec *s, uint64_t attrs, int atime,
                      int target, const char *what, struct velo_err *e) {
@@ -544,7 +568,12 @@ static int mount_new(const char *type, const char *source, const char *data, con
   if (data && fs_data(fs, data, what, e) < 0) return -1;
   if (s && fs_sbflags(fs, s, what, e) < 0) return -1;
   if (!s && (attrs & MOUNT_ATTR_RDONLY) && fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0) return VELO_FAIL_ERRNO(e, "%s: option ro", what);
-  if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) return VELO_FAIL_ERRNO(e, "%s: create the %s filesystem", what, type);
+  struct sys_resource_cap cap = {.dropped = false};
+  if (!strcmp(type, "overlay")) sys_resource_drop(&cap);
+  int created = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+  int en = errno;
+  sys_resource_restore(&cap);
+  if (created < 0) return velo_fail(e, en, "%s: create the %s filesystem", what, type);
   unsigned a = (unsigned)(attrs & ~(uint64_t)MOUNT_ATTR__ATIME) | (unsigned)(atime >= 0 ? atime : 0);
   int mnt = fsmount(fs, FSMOUNT_CLOEXEC, a);
   if (mnt < 0) return VELO_FAIL_ERRNO(e, "%s: fsmount %s", what, type);
@@ -886,8 +915,11 @@ static int overlay_classic(const struct mspec *s, char *const *layers, size_t n,
     VELO_FAIL_ERRNO(e, "%s: enter /proc/self/fd", what);
     goto out;
   }
+  struct sys_resource_cap cap;
+  sys_resource_drop(&cap);
   int r = mount(*s->source ? s->source : "overlay", dir, "overlay", overlay_sb_msflags(s), data);
   int saved = errno;
+  sys_resource_restore(&cap);
   if (fchdir(cwd) < 0) _exit(1); /* never carry on in the wrong directory */
   if (r < 0) {
     velo_fail(e, saved, "%s: mount the overlay (%zu layers, classic lowerdir= option for a kernel before 6.8)", what, n);
@@ -1014,8 +1046,12 @@ static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *wh
     goto out;
   }
   if (fs_sbflags(fs, s, what, e) < 0) goto out;
-  if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
-    VELO_FAIL_ERRNO(e, "%s: create the overlay", what);
+  struct sys_resource_cap cap;
+  sys_resource_drop(&cap);
+  int created = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0), en = errno;
+  sys_resource_restore(&cap);
+  if (created < 0) {
+    velo_fail(e, en, "%s: create the overlay", what);
     goto out;
   }
   unsigned a = (unsigned)(s->set & ~(uint64_t)MOUNT_ATTR__ATIME) | (unsigned)(s->atime >= 0 ? s->atime : 0);

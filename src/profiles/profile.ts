@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
 import {writeFileAtomic} from '../lib/fsutil'
 import {packageRoot} from '../lib/native'
+import type {Limits} from '../sandbox/cgroup'
 
 /**
  * A sandbox profile (profiles/*.json): what a tenant gets. Validated field by field; every error names the
@@ -14,7 +15,7 @@ export interface Profile {
   namespaces: string[] // always mnt, pid, uts, ipc, net, cgroup (documented; user namespaces are not supported yet)
   network: 'loopback' | 'none' // own network namespace: loopback up, or nothing at all
   hostname?: string
-  limits: {memory?: number; pids?: number; cpus?: number} // bytes, tasks, CPUs
+  limits: Limits // bytes, tasks, CPUs, bytes/s, bytes
   env: Record<string, string>
   mounts: MountSpec[]
   capabilities: string[] // the whole kept set, names without CAP_
@@ -54,17 +55,24 @@ export function capMask(caps: string[]): string {
 const bad = (field: string, msg: string, file?: string) =>
   new VeloError('BAD_INPUT', `profile${file ? ` ${file}` : ''}: ${field}: ${msg}`, {suggestion: 'see docs/sandbox.md (profile schema) and profiles/default.json'})
 
-/** "512m", "1g", "1.5G", "1048576" → bytes. */
-export function parseBytes(v: string | number, field: string): number {
+/** the smallest I/O rate (bytes/s) and disk quota a tenant may be given: below them nothing useful runs */
+export const RATE_MIN = 1024
+export const DISK_MIN = 1024 * 1024
+const MEMORY_MIN = 4 * 1024 * 1024
+const minText = (n: number) => (n >= 1024 * 1024 ? `${n / 1024 / 1024} MiB` : `${n / 1024} KiB`)
+
+/** "512m", "1g", "1.5G", "1048576" → bytes, at least min (the memory minimum unless given). */
+export function parseBytes(v: string | number, field: string, min = MEMORY_MIN): number {
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || v <= 0) throw bad(field, `must be a positive number of bytes, got ${v}`)
+    if (v < min) throw bad(field, `${v} is below the ${minText(min)} minimum`)
     return v
   }
   const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(String(v).trim())
   if (!m) throw bad(field, `cannot read ${JSON.stringify(v)} as a size (e.g. 512m, 2g)`)
   const mult = {'': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4}[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't']
   const n = Math.floor(parseFloat(m[1]) * mult)
-  if (n < 4 * 1024 * 1024) throw bad(field, `${v} is below the 4 MiB minimum`)
+  if (n < min) throw bad(field, `${v} is below the ${minText(min)} minimum`)
   return n
 }
 
@@ -119,11 +127,15 @@ export function validateProfile(doc: unknown, file?: string): Profile {
   if (d.limits !== undefined) {
     if (typeof d.limits !== 'object' || d.limits === null || Array.isArray(d.limits)) throw f('limits', 'must be an object')
     const l = d.limits as Record<string, unknown>
-    for (const k of Object.keys(l)) if (!['memory', 'pids', 'cpus'].includes(k)) throw f(`limits.${k}`, 'unknown limit (allowed: memory, pids, cpus)')
+    const known = ['memory', 'pids', 'cpus', 'ioReadBps', 'ioWriteBps', 'disk']
+    for (const k of Object.keys(l)) if (!known.includes(k)) throw f(`limits.${k}`, `unknown limit (allowed: ${known.join(', ')})`)
     try {
       if (l.memory !== undefined) limits.memory = parseBytes(l.memory as string, 'limits.memory')
       if (l.pids !== undefined) limits.pids = parsePids(l.pids, 'limits.pids')
       if (l.cpus !== undefined) limits.cpus = parseCpus(l.cpus, 'limits.cpus')
+      if (l.ioReadBps !== undefined) limits.ioReadBps = parseBytes(l.ioReadBps as string, 'limits.ioReadBps', RATE_MIN)
+      if (l.ioWriteBps !== undefined) limits.ioWriteBps = parseBytes(l.ioWriteBps as string, 'limits.ioWriteBps', RATE_MIN)
+      if (l.disk !== undefined) limits.disk = parseBytes(l.disk as string, 'limits.disk', DISK_MIN)
     } catch (err) {
       throw new VeloError('BAD_INPUT', (err as Error).message.replace(/^profile: /, `profile${file ? ` ${file}` : ''}: `), {suggestion: (err as VeloError).suggestion})
     }

@@ -6,6 +6,9 @@ export interface Limits {
   memory?: number // bytes
   pids?: number
   cpus?: number
+  ioReadBps?: number // bytes per second on the store's disk
+  ioWriteBps?: number
+  disk?: number // bytes the tenant may write into its upper dir (a project quota)
 }
 
 const ROOT = process.env.VELO_CGROUP_ROOT || '/sys/fs/cgroup'

@@ -14,6 +14,9 @@ function internal(verb: string, home: string, args: string[], stdio: 'pipe' | 'i
 
 function failure(what: string, r: ReturnType<typeof internal>): VeloError {
   const msg = String(r.stderr ?? '').trim() || (r.error ? r.error.message : `exit ${r.status}`)
+  // what the host cannot do (native/cli/rtcall.h): "UNSUPPORTED: message\nsuggestion: text"
+  const u = /^UNSUPPORTED: ([^\n]*)(?:\nsuggestion: ([^]*))?$/.exec(msg)
+  if (u) return new VeloError('UNSUPPORTED', `${what}: ${u[1]}`, {suggestion: u[2]})
   const perm = /Operation not permitted|Permission denied/.test(msg)
   return new VeloError(perm ? 'PERMISSION_DENIED' : 'NATIVE', `${what}: ${msg}`, {suggestion: perm ? 'sandboxes need root (namespaces, mounts, cgroups)' : undefined})
 }

@@ -3,7 +3,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
-import {capMask, checkEnvKey, checkPathValue, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile} from '../profiles/profile'
+import {capMask, checkEnvKey, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
 import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill} from './container'
@@ -40,6 +40,9 @@ export interface CreateOptions {
   memory?: string
   pids?: string
   cpus?: string
+  ioReadBps?: string
+  ioWriteBps?: string
+  disk?: string
   hostname?: string
   /** farm (default): overlay over the image's hard-link farms; fuse: over one velo-fuse mount of the image */
   backend?: string
@@ -128,6 +131,9 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   if (o.memory !== undefined) limits.memory = parseBytes(o.memory, '--memory')
   if (o.pids !== undefined) limits.pids = parsePids(o.pids, '--pids')
   if (o.cpus !== undefined) limits.cpus = parseCpus(o.cpus, '--cpus')
+  if (o.ioReadBps !== undefined) limits.ioReadBps = parseBytes(o.ioReadBps, '--io-read-bps', RATE_MIN)
+  if (o.ioWriteBps !== undefined) limits.ioWriteBps = parseBytes(o.ioWriteBps, '--io-write-bps', RATE_MIN)
+  if (o.disk !== undefined) limits.disk = parseBytes(o.disk, '--disk', DISK_MIN)
   const hostname = o.hostname ?? profile.hostname ?? name.replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 63)
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname)) throw new VeloError('USAGE', `invalid --hostname ${JSON.stringify(hostname)}`, {suggestion: 'letters, digits, dots and dashes, starting with a letter or digit, at most 64 characters'})
   const env = envMerge(

@@ -5,11 +5,14 @@ import {rmrf, tmpDir, velo, veloJson, VELO, RunResult} from '../helpers'
 
 /** One store per test file, with the built-in default image built on the first create. */
 export class SandboxHome {
-  readonly home = tmpDir('velo-sb-')
+  readonly home: string
   private readonly created = new Set<string>()
 
-  /** createArgs: added to every `sandbox create` this fixture runs (e.g. ['--backend', 'fuse']) */
-  constructor(readonly createArgs: string[] = []) {}
+  /** createArgs: added to every `sandbox create` this fixture runs (e.g. ['--backend', 'fuse']); home: the store's
+   * dir (default: a new temp dir), removed by cleanup() */
+  constructor(readonly createArgs: string[] = [], home?: string) {
+    this.home = home ?? tmpDir('velo-sb-')
+  }
 
   create(name: string, extra: string[] = []): any {
     this.created.add(name)

@@ -9,6 +9,9 @@ export const createFlags = {
   memory: Flags.string({description: 'memory limit, e.g. 512m, 2g'}),
   pids: Flags.string({description: 'maximum number of tasks'}),
   cpus: Flags.string({description: 'CPU limit, e.g. 1.5'}),
+  'io-read-bps': Flags.string({description: "read rate limit on the store's disk, bytes per second, e.g. 10m"}),
+  'io-write-bps': Flags.string({description: "write rate limit on the store's disk, bytes per second, e.g. 10m (cgroup v1: direct and synchronous writes only)"}),
+  disk: Flags.string({description: "what the tenant may write into its own files (its upper dir), e.g. 1g; needs project quotas on the store's filesystem"}),
   hostname: Flags.string({description: 'host name inside the sandbox (default: the sandbox name)'}),
   backend: Flags.string({description: 'lower layer: farm (hard-link farms of the layers) or fuse (one velo-fuse mount of the image, shared by its tenants)', options: ['farm', 'fuse'], default: 'farm'}),
 }
@@ -19,7 +22,7 @@ export const execFlags = {
   user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
 }
 
-export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; hostname?: string; backend?: string}) => ({
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string}) => ({
   image: f.image,
   profile: f.profile,
   env: f.env,
@@ -27,6 +30,9 @@ export const createOpts = (f: {image?: string; profile?: string; env?: string[];
   memory: f.memory,
   pids: f.pids,
   cpus: f.cpus,
+  ioReadBps: f['io-read-bps'],
+  ioWriteBps: f['io-write-bps'],
+  disk: f.disk,
   hostname: f.hostname,
   backend: f.backend,
 })
