@@ -46,8 +46,7 @@ describe('bad input gets a clear error and leaves the store consistent', () => {
     fs.chmodSync(path.join(src, 'secret'), 0o600)
     fs.chmodSync(src, 0o755)
     fs.chmodSync(home, 0o777)
-    fs.chmodSync(path.dirname(src), 0o755)
-    fs.chmodSync(path.dirname(home), 0o755)
+    // (their parent is os.tmpdir(), searchable by everyone: never chmod it — that would change the host's /tmp)
     const userHome = path.join(home, 'store')
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', VELO, 'ingest', src, '--name', 'x'], {
       env: {...process.env, VELO_HOME: userHome, HOME: '/nonexistent'},
