@@ -1019,7 +1019,8 @@ static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *wh
         if (l < 0) goto out;
         lfd[layers++] = l;
         if (by_fd && fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, l) < 0) {
-          if (errno != EINVAL || layers > 1) {
+          /* before 6.13 overlayfs takes no layer fds: EINVAL, or EBADF where it reads the fd as a path (6.12) */
+          if ((errno != EINVAL && errno != EBADF) || layers > 1) {
             VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s by file descriptor", what, d);
             goto out;
           }

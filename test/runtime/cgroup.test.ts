@@ -142,6 +142,9 @@ describe('cgroups', () => {
       try {
         const b = make(RUNTIMES[name], (c) => {
           withOut(out)(c)
+          // on v2 runc 1.1 mounts the whole hierarchy at /sys/fs/cgroup without a cgroup namespace (velo-runtime
+          // binds the container's own): give it one, as Docker does on v2, so both show the container's files
+          if (V2) c.linux.namespaces.push({type: 'cgroup'})
           c.linux.cgroupsPath = cp
           c.linux.resources.memory = {limit: 64 << 20, swap: 96 << 20}
           c.linux.resources.pids = {limit: 42}
@@ -262,6 +265,7 @@ describe('cgroups', () => {
       const bh = hier(V2 ? 'io' : 'blkio')
       const cp = cgPath('blkw')
       const b = make(RUNTIMES[name], (c) => {
+        if (V2) c.linux.namespaces.push({type: 'cgroup'}) // as above
         c.linux.cgroupsPath = cp
         c.linux.resources.blockIO = {weight: 300}
         shArgs(V2 ? 'cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight' : 'cat /sys/fs/cgroup/blkio/blkio.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/blkio/blkio.weight')(c)
