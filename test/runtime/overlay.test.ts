@@ -61,7 +61,8 @@ describe('velo-runtime "/" overlay', () => {
     const [top, count, mountLine] = r.stdout.trim().split('\n')
     expect(top).toBe('0') // the first lowerdir+= is the top layer on both routes
     expect(count.trim()).toBe('4') // 0, 1, 2 and top
-    expect(mountLine).toMatch(classic === '1' ? /lowerdir=\d+:\d+:\d+:\d+,/ : /lowerdir\+=/)
+    // without the override a kernel before 6.8 takes the classic route too (the probe): only the forced route is known
+    expect(mountLine).toMatch(classic === '1' ? /lowerdir=\d+:\d+:\d+:\d+,/ : /lowerdir(\+=|=\d+:)/)
     expect(fs.readFileSync(path.join(b.dir, 'upper', 'layers', 'new'), 'utf8')).toBe('new\n')
     for (const l of b.layers) expect(fs.existsSync(path.join(l, 'layers', 'new'))).toBe(false)
     // the private mount namespace and its temporary mount point are gone
