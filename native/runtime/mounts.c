@@ -559,6 +559,15 @@ static void sys_resource_restore(struct sys_resource_cap *c) {
   if (c->dropped && syscall(SYS_capset, &c->h, c->d) < 0) _exit(1); /* never carry on with the wrong capabilities */
 }
 
+/* FSCONFIG_CMD_CREATE; an overlay without CAP_SYS_RESOURCE (above) */
+static int fs_create(int fs, bool overlay, const char *what, const char *type, struct velo_err *e) {
+  struct sys_resource_cap cap = {.dropped = false};
+  if (overlay) sys_resource_drop(&cap);
+  int created = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0), en = errno;
+  sys_resource_restore(&cap);
+  return created < 0 ? velo_fail(e, en, "%s: create the %s filesystem", what, type) : 0;
+}
+
 /* A new filesystem: fsopen, options, fsmount with attrs, move_mount onto target. Returns the mount's fd. */
 static int mount_new(const char *type, const char *source, const char *data, const struct mspec *s, uint64_t attrs, int atime,
                      int target, const char *what, struct velo_err *e) {
@@ -568,12 +577,7 @@ static int mount_new(const char *type, const char *source, const char *data, con
   if (data && fs_data(fs, data, what, e) < 0) return -1;
   if (s && fs_sbflags(fs, s, what, e) < 0) return -1;
   if (!s && (attrs & MOUNT_ATTR_RDONLY) && fsconfig(fs, FSCONFIG_SET_FLAG, "ro", NULL, 0) < 0) return VELO_FAIL_ERRNO(e, "%s: option ro", what);
-  struct sys_resource_cap cap = {.dropped = false};
-  if (!strcmp(type, "overlay")) sys_resource_drop(&cap);
-  int created = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
-  int en = errno;
-  sys_resource_restore(&cap);
-  if (created < 0) return velo_fail(e, en, "%s: create the %s filesystem", what, type);
+  if (fs_create(fs, !strcmp(type, "overlay"), what, type, e) < 0) return -1;
   unsigned a = (unsigned)(attrs & ~(uint64_t)MOUNT_ATTR__ATIME) | (unsigned)(atime >= 0 ? atime : 0);
   int mnt = fsmount(fs, FSMOUNT_CLOEXEC, a);
   if (mnt < 0) return VELO_FAIL_ERRNO(e, "%s: fsmount %s", what, type);
@@ -738,40 +742,40 @@ static int idmapped_clone(const char *path, bool recursive, int userns_fd, const
   return t;
 }
 
-/* Kernels before 6.13 take overlay layers by path only, and a layer must be a mount of the mounter's namespace.
- * So the idmapped clones are attached in a private mount namespace of ours, for as long as the overlay takes to
- * create (it clones each layer privately), and we go back to our own after. VELO_RUNTIME_LAYERS_BY_PATH=1 takes
- * this route on any kernel, so that it is tested on a current one too. */
-struct layers_by_path {
-  int own_mnt;          /* our mount namespace, to go back to */
-  char base[64];        /* mkdtemp dir holding one mount point per layer */
+/* A private mount namespace of ours, for as long as an overlay takes to create, with mount points in a temporary
+ * dir: overlayfs takes a layer by path only from a mount of the mounter's namespace (idmapped clones before 6.13
+ * are attached here), and mount(2) needs a mount point (the classic overlay before 6.8). Overlayfs clones each
+ * layer privately, so the namespace can go once the overlay exists; we go back to our own. */
+struct private_mnt {
+  int own_mnt;          /* our mount namespace, to go back to; -1: not entered */
+  char base[64];        /* mkdtemp dir holding the mount points base/0, base/1, ... */
   int n;
 };
 
-static int by_path_begin(struct layers_by_path *b, const char *what, struct velo_err *e) {
+static int private_mnt_begin(struct private_mnt *b, const char *what, struct velo_err *e) {
   b->n = 0;
   b->own_mnt = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
   if (b->own_mnt < 0) return VELO_FAIL_ERRNO(e, "%s: open our mount namespace", what);
   snprintf(b->base, sizeof b->base, "/tmp/velo-runtime-layers-XXXXXX");
-  if (!mkdtemp(b->base)) return VELO_FAIL_ERRNO(e, "%s: mkdtemp %s", what, b->base);
-  if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-    VELO_FAIL_ERRNO(e, "%s: a private mount namespace for the idmapped layers", what);
+  if (!mkdtemp(b->base) || unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+    VELO_FAIL_ERRNO(e, "%s: a private mount namespace for the overlay's layers", what);
     rmdir(b->base);
+    close(b->own_mnt);
+    b->own_mnt = -1;
     return -1;
   }
   return 0;
 }
 
-/* attach layer fd l at base/N; its path for lowerdir+ in out */
-static int by_path_attach(struct layers_by_path *b, int l, char *out, size_t len, const char *what, struct velo_err *e) {
+/* a new mount point base/N, its path in out */
+static int private_mnt_dir(struct private_mnt *b, char *out, size_t len, const char *what, struct velo_err *e) {
   snprintf(out, len, "%s/%d", b->base, b->n);
   if (mkdir(out, 0700) < 0) return VELO_FAIL_ERRNO(e, "%s: mkdir %s", what, out);
   b->n++;
-  if (move_mount(l, "", AT_FDCWD, out, MOVE_MOUNT_F_EMPTY_PATH) < 0) return VELO_FAIL_ERRNO(e, "%s: attach an idmapped layer at %s", what, out);
   return 0;
 }
 
-static void by_path_end(struct layers_by_path *b) {
+static void private_mnt_end(struct private_mnt *b) {
   if (b->own_mnt < 0) return;
   if (setns(b->own_mnt, CLONE_NEWNS) < 0) _exit(1); /* never carry on in the wrong mount namespace */
   close(b->own_mnt);
@@ -862,38 +866,21 @@ static unsigned long overlay_sb_msflags(const struct mspec *s) {
  * about 40 layers, so each layer is opened and named by its fd number, relative to /proc/self/fd as our working
  * directory (overlayfs resolves a relative lowerdir against it): ~4 bytes a layer, and overlayfs's own limit of
  * 500 layers fits in the page. Docker's overlay2 does the same with short symlink names. mount(2) needs a mount
- * point: the overlay is mounted in a private mount namespace of ours, on a temporary dir, cloned detached
- * (open_tree) and we go back to our own namespace. The layers are opened after the unshare: overlayfs takes a
- * layer only from a mount of the mounter's namespace. Returns the detached overlay's fd. */
-static int overlay_classic(const struct mspec *s, char *const *layers, size_t n, const char *rest, const char *what, struct velo_err *e) {
-  int rc = -1, own = -1, cwd = -1, procfd = -1;
-  bool unshared = false;
-  char dir[64] = "/tmp/velo-runtime-overlay-XXXXXX";
+ * point: the overlay is mounted in pm (a private mount namespace we are in; the layers are opened in it, as
+ * overlayfs wants mounts of the mounter's namespace), cloned detached (open_tree) and unmounted there. Returns
+ * the detached overlay's fd. */
+static int overlay_classic(const struct mspec *s, char *const *layers, size_t n, const char *rest, struct private_mnt *pm, const char *what,
+                           struct velo_err *e) {
+  int rc = -1, cwd = -1, procfd = -1;
+  char dir[96];
   int *fds = calloc(n, sizeof *fds);
   char *data = malloc(4096);
   size_t opened = 0;
   if (!fds || !data) {
     velo_fail(e, ENOMEM, "%s", what);
-    goto out_free;
-  }
-  own = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
-  if (own < 0) {
-    VELO_FAIL_ERRNO(e, "%s: open our mount namespace", what);
-    goto out_free;
-  }
-  if (!mkdtemp(dir)) {
-    VELO_FAIL_ERRNO(e, "%s: mkdtemp %s", what, dir);
-    goto out_free;
-  }
-  if (unshare(CLONE_NEWNS) < 0) {
-    VELO_FAIL_ERRNO(e, "%s: a private mount namespace for the overlay", what);
     goto out;
   }
-  unshared = true;
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-    VELO_FAIL_ERRNO(e, "%s: make the private mount namespace private", what);
-    goto out;
-  }
+  if (private_mnt_dir(pm, dir, sizeof dir, what, e) < 0) goto out;
   size_t len = (size_t)snprintf(data, 4096, "lowerdir=");
   for (size_t i = 0; i < n && len < 4096; i++) {
     fds[i] = open(layers[i], O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -906,7 +893,7 @@ static int overlay_classic(const struct mspec *s, char *const *layers, size_t n,
   }
   if (len < 4096 && *rest) len += (size_t)snprintf(data + len, 4096 - len, ",%s", rest);
   if (len >= 4096) {
-    velo_fail(e, E2BIG, "%s: %zu layers and the options do not fit in one overlay mount's option page (4096 bytes) on this kernel (before 6.8: overlayfs takes at most 500 layers, and upperdir/workdir paths must leave room)", what, n);
+    velo_fail(e, E2BIG, "%s: %zu layers and the options do not fit in one overlay mount's option page (4096 bytes) on this kernel (before 6.8): overlayfs takes at most 500 layers, and upperdir/workdir paths must leave room", what, n);
     goto out;
   }
   cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -934,12 +921,8 @@ static int overlay_classic(const struct mspec *s, char *const *layers, size_t n,
   }
 out:
   for (size_t i = 0; i < opened; i++) close(fds[i]);
-  if (unshared && setns(own, CLONE_NEWNS) < 0) _exit(1); /* never carry on in the wrong mount namespace */
-  rmdir(dir);
-out_free:
   if (cwd >= 0) close(cwd);
   if (procfd >= 0) close(procfd);
-  if (own >= 0) close(own);
   free(fds);
   free(data);
   return rc;
@@ -948,119 +931,89 @@ out_free:
 /* A (non-idmapped) overlay from its options on a kernel without lowerdir+=. Returns the detached mount's fd. */
 static int overlay_classic_from_data(const struct mspec *s, const char *what, struct velo_err *e) {
   struct overlay_opts o;
+  struct private_mnt pm = {.own_mnt = -1};
   int rc = overlay_opts_split(s->data, &o, what, e);
-  if (rc == 0) rc = overlay_classic(s, o.layers, o.n, o.rest, what, e);
+  if (rc == 0) rc = private_mnt_begin(&pm, what, e);
+  if (rc == 0) rc = overlay_classic(s, o.layers, o.n, o.rest, &pm, what, e);
+  private_mnt_end(&pm);
   overlay_opts_free(&o);
   return rc;
 }
 
-/* The idmapped "/" overlay on a kernel without lowerdir+= (so also without layers by fd): every layer an
- * idmapped clone attached by path in a private mount namespace, then one classic overlay over them. */
-static int idmapped_overlay_classic(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
+/* The "/" overlay with its lower layers idmapped: every layer (lowerdir+= or a lowerdir= list) becomes an idmapped
+ * clone, passed by fd (Linux 6.13+), else attached by path in a private mount namespace (6.8-6.12, and any kernel
+ * with VELO_RUNTIME_LAYERS_BY_PATH=1), else (before 6.8) put in one classic overlay; the other options as given. */
+static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
   struct overlay_opts o;
-  struct layers_by_path bp = {.own_mnt = -1};
+  struct private_mnt pm = {.own_mnt = -1};
+  int rc = -1, *lfd = NULL;
+  size_t made = 0;
   char (*at)[128] = NULL;
   char **paths = NULL;
-  int rc = -1;
+  cleanup_fd int fs = -1;
   if (overlay_opts_split(s->data, &o, what, e) < 0) goto out;
+  lfd = calloc(o.n, sizeof *lfd);
   at = calloc(o.n, sizeof *at);
   paths = calloc(o.n, sizeof *paths);
-  if (!at || !paths) {
+  if (!lfd || !at || !paths) {
     velo_fail(e, ENOMEM, "%s", what);
     goto out;
   }
-  if (by_path_begin(&bp, what, e) < 0) goto out;
-  for (size_t i = 0; i < o.n; i++) {
-    cleanup_fd int l = idmapped_clone(o.layers[i], false, userns_fd, NULL, what, e);
-    if (l < 0 || by_path_attach(&bp, l, at[i], sizeof at[i], what, e) < 0) goto out;
-    paths[i] = at[i];
-  }
-  rc = overlay_classic(s, paths, o.n, o.rest, what, e);
-out:
-  by_path_end(&bp);
-  overlay_opts_free(&o);
-  free(at);
-  free(paths);
-  return rc;
-}
-
-/* The "/" overlay with its lower layers idmapped: every lowerdir+= (and each dir of a lowerdir= list) becomes
- * an idmapped clone, passed by fd (Linux 6.13+) or by path (above); the other options as given. */
-static int idmapped_overlay(const struct mspec *s, int userns_fd, const char *what, struct velo_err *e) {
-  if (!overlay_takes_lowerdir_plus()) return idmapped_overlay_classic(s, userns_fd, what, e);
-  cleanup_fd int fs = fsopen("overlay", FSOPEN_CLOEXEC);
-  if (fs < 0) return VELO_FAIL_ERRNO(e, "%s: fsopen overlay", what);
-  if (*s->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", s->source, 0) < 0) return VELO_FAIL_ERRNO(e, "%s: source %s", what, s->source);
-  cleanup_free char *buf = strdup(s->data);
-  if (!buf) return velo_fail(e, ENOMEM, "%s", what);
-  /* a detached clone is unmounted when its last fd closes: the layers stay open until the overlay exists */
-  int lfd[64];
-  int layers = 0, rc = -1;
+  const bool classic = !overlay_takes_lowerdir_plus();
   const char *force = getenv("VELO_RUNTIME_LAYERS_BY_PATH");
-  bool by_fd = !(force && !strcmp(force, "1"));
-  struct layers_by_path bp = {.own_mnt = -1};
-  char *save = NULL;
-  for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-    char *eq = strchr(tok, '=');
-    if (eq) *eq = 0;
-    const char *v = eq ? eq + 1 : NULL;
-    if (v && (!strcmp(tok, "lowerdir+") || !strcmp(tok, "lowerdir"))) {
-      /* lowerdir+= names one layer; lowerdir= a colon-separated list of them */
-      cleanup_free char *dirs = strdup(v);
-      bool list = !strcmp(tok, "lowerdir");
-      char *s2 = NULL;
-      for (char *d = list ? strtok_r(dirs, ":", &s2) : dirs; d; d = list ? strtok_r(NULL, ":", &s2) : NULL) {
-        if (layers == (int)(sizeof lfd / sizeof *lfd)) {
-          velo_fail(e, 0, "%s: more than %zu idmapped layers", what, sizeof lfd / sizeof *lfd);
-          goto out;
-        }
-        /* overlayfs clones a layer privately: one mount, not a tree */
-        int l = idmapped_clone(d, false, userns_fd, NULL, what, e);
-        if (l < 0) goto out;
-        lfd[layers++] = l;
-        if (by_fd && fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, l) < 0) {
-          /* before 6.13 overlayfs takes no layer fds: EINVAL, or EBADF where it reads the fd as a path (6.12) */
-          if ((errno != EINVAL && errno != EBADF) || layers > 1) {
-            VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s by file descriptor", what, d);
-            goto out;
-          }
-          by_fd = false; /* before 6.13: layers by path */
-        }
-        if (!by_fd) {
-          char at[128];
-          if ((bp.own_mnt < 0 && by_path_begin(&bp, what, e) < 0) || by_path_attach(&bp, l, at, sizeof at, what, e) < 0) goto out;
-          if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", at, 0) < 0) {
-            VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s (at %s)", what, d, at);
-            goto out;
-          }
-        }
-      }
-      continue;
+  bool by_fd = !classic && !(force && !strcmp(force, "1"));
+  if (!classic) {
+    fs = fsopen("overlay", FSOPEN_CLOEXEC);
+    if (fs < 0) {
+      VELO_FAIL_ERRNO(e, "%s: fsopen overlay", what);
+      goto out;
     }
-    if ((v ? fsconfig(fs, FSCONFIG_SET_STRING, tok, v, 0) : fsconfig(fs, FSCONFIG_SET_FLAG, tok, NULL, 0)) < 0) {
-      VELO_FAIL_ERRNO(e, "%s: option %s", what, tok);
+    if (*s->source && fsconfig(fs, FSCONFIG_SET_STRING, "source", s->source, 0) < 0) {
+      VELO_FAIL_ERRNO(e, "%s: source %s", what, s->source);
       goto out;
     }
   }
-  if (!layers) {
-    velo_fail(e, 0, "%s: an idmapped overlay needs lowerdir+= layers", what);
+  /* a detached clone is unmounted when its last fd closes: the layers stay open until the overlay exists */
+  for (size_t i = 0; i < o.n; i++) {
+    /* overlayfs clones a layer privately: one mount, not a tree */
+    lfd[i] = idmapped_clone(o.layers[i], false, userns_fd, NULL, what, e);
+    if (lfd[i] < 0) goto out;
+    made = i + 1;
+    if (by_fd && fsconfig(fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lfd[i]) < 0) {
+      /* before 6.13 overlayfs takes no layer fds: EINVAL, or EBADF where it reads the fd as a path (6.12) */
+      if ((errno != EINVAL && errno != EBADF) || i > 0) {
+        VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s by file descriptor", what, o.layers[i]);
+        goto out;
+      }
+      by_fd = false;
+    }
+    if (by_fd) continue;
+    if ((pm.own_mnt < 0 && private_mnt_begin(&pm, what, e) < 0) || private_mnt_dir(&pm, at[i], sizeof at[i], what, e) < 0) goto out;
+    if (move_mount(lfd[i], "", AT_FDCWD, at[i], MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+      VELO_FAIL_ERRNO(e, "%s: attach an idmapped layer at %s", what, at[i]);
+      goto out;
+    }
+    paths[i] = at[i];
+    if (!classic && fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", at[i], 0) < 0) {
+      VELO_FAIL_ERRNO(e, "%s: idmapped lower layer %s (at %s)", what, o.layers[i], at[i]);
+      goto out;
+    }
+  }
+  if (classic) {
+    rc = overlay_classic(s, paths, o.n, o.rest, &pm, what, e);
     goto out;
   }
-  if (fs_sbflags(fs, s, what, e) < 0) goto out;
-  struct sys_resource_cap cap;
-  sys_resource_drop(&cap);
-  int created = fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0), en = errno;
-  sys_resource_restore(&cap);
-  if (created < 0) {
-    velo_fail(e, en, "%s: create the overlay", what);
-    goto out;
-  }
+  if (fs_data(fs, o.rest, what, e) < 0 || fs_sbflags(fs, s, what, e) < 0 || fs_create(fs, true, what, "overlay", e) < 0) goto out;
   unsigned a = (unsigned)(s->set & ~(uint64_t)MOUNT_ATTR__ATIME) | (unsigned)(s->atime >= 0 ? s->atime : 0);
   rc = fsmount(fs, FSMOUNT_CLOEXEC, a);
   if (rc < 0) VELO_FAIL_ERRNO(e, "%s: fsmount overlay", what);
 out:
-  by_path_end(&bp);
-  for (int i = 0; i < layers; i++) close(lfd[i]);
+  private_mnt_end(&pm);
+  for (size_t i = 0; i < made; i++) close(lfd[i]);
+  overlay_opts_free(&o);
+  free(lfd);
+  free(at);
+  free(paths);
   return rc;
 }
 
