@@ -28,13 +28,12 @@
 /* quotactl on the filesystem of fd (Linux 5.14+): no need to know its block device */
 static int quotactl_fd(int fd, int cmd, unsigned id, void *addr) { return (int)syscall(SYS_quotactl_fd, fd, (unsigned)cmd, id, addr); }
 
-static int fs_name(int fd, char *buf, size_t len) {
-  /* for the message only: which filesystem lacks what */
+/* for the message only: which filesystem lacks what */
+static void fs_name(int fd, char *buf, size_t len) {
   char link[64], path[PATH_MAX];
   snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   ssize_t n = readlink(link, path, sizeof path - 1);
   snprintf(buf, len, "%.*s", n > 0 ? (int)n : 1, n > 0 ? path : "?");
-  return 0;
 }
 
 /* what the user can do, after the message (rtcall.h: "UNSUPPORTED: message\nsuggestion: text") */
