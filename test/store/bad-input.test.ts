@@ -85,4 +85,15 @@ describe('bad input gets a clear error and leaves the store consistent', () => {
     const r = velo(home, ['ingest', '--no-such-flag', os.tmpdir()])
     expect(r.status).toBe(2)
   })
+
+  it('image rm takes a flag\'s value for the flag, not for an image name (`--home DIR` after the names)', () => {
+    const home = mk()
+    const src = mk()
+    fs.writeFileSync(path.join(src, 'f'), 'x')
+    for (const n of ['a', 'b']) veloJson(home, ['ingest', src, '--name', n])
+    const other = mk()
+    const r = velo(other, ['image', 'rm', 'a', 'b', '--home', home, '--json'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual({removed: ['a', 'b']})
+  })
 })

@@ -10,7 +10,8 @@ export default class ImageRm extends VeloCommand<typeof ImageRm> {
 
   async run() {
     const {ManifestDb} = await import('../../manifest/db')
-    const names = this.argv.filter((a) => !a.startsWith('-'))
+    // the parsed arguments: raw argv would take a flag's value (`--home DIR`) for an image name
+    const names = ((await this.parse(ImageRm)).argv as string[]).filter((a) => !a.startsWith('-'))
     const db = ManifestDb.open(this.home)
     try {
       const removed: string[] = []
