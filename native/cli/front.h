@@ -28,6 +28,10 @@ char *front_home(const char *flag);
 /* Render an error as VeloCommand.catch does (code, message, suggestion; JSON on stdout with --json) and
  * return its exit code (the codes of src/lib/errors.ts). suggestion may be NULL. */
 int front_error(bool json, const char *code, const char *message, const char *suggestion);
+/* PERMISSION_SUGGESTION of src/lib/errors.ts, word for word */
+#define FRONT_PERM_SUGGESTION                                                                                        \
+  "check the permissions of that path; to use a store of your own, pass --home DIR or set VELO_HOME (without " \
+  "either, a non-root user gets ~/.local/share/velo)"
 int front_exit_code(const char *code);
 
 /* Write s as a JSON string (quoted, escaped) to f. */

@@ -118,19 +118,64 @@ static int phantom_skel(const char *home, const char *root, const struct front_i
   return parent && writable_dir(parent) ? 0 : FRONT_FALLBACK;
 }
 
-/* The gc hold "projection:<skel>" exists and names exactly the image's layers (bottom first)? */
+/* isReadOnlyStore() (src/lib/store-access.ts): this user may not write the store's manifest database (or, when
+ * there is none yet, the store dir) */
+static bool denied(const char *p, int mode) { return access(p, mode) < 0 && (errno == EACCES || errno == EROFS || errno == EPERM); }
+static bool store_read_only(const char *home) {
+  char db[PATH_MAX];
+  snprintf(db, sizeof db, "%s/db/velo.lmdb", home);
+  if (access(db, F_OK) == 0) return denied(db, W_OK);
+  return denied(home, W_OK);
+}
+
+/* getUserHold() (src/store/holds.ts): this user's hold file <home>/holds/<uid>-<sha256(key), 32 hex>.json, a
+ * regular file of this uid of at most 1 MiB, not followed if a symlink; its JSON, malloc'd, or NULL */
+static char *user_hold(const char *home, const char *key) {
+  struct sha256 s;
+  uint8_t d[32];
+  sha256_init(&s);
+  sha256_update(&s, key, strlen(key));
+  sha256_final(&s, d);
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof path, "%s/holds/%u-", home, (unsigned)getuid());
+  for (int i = 0; i < 16 && n > 0 && (size_t)n + 3 < sizeof path; i++) n += snprintf(path + n, sizeof path - (size_t)n, "%02x", d[i]);
+  if (n < 0 || (size_t)n + 6 >= sizeof path) return NULL;
+  strcat(path, ".json");
+  cleanup_fd int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != getuid() || st.st_size > (1 << 20)) return NULL;
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (!buf) return NULL;
+  size_t got = 0;
+  ssize_t r;
+  while (got < (size_t)st.st_size && (r = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got)) > 0) got += (size_t)r;
+  buf[got] = 0;
+  return buf;
+}
+
+/* The gc hold "projection:<skel>" exists and names exactly the image's layers (bottom first)? In LMDB, or, on
+ * a store this user may only read, in this user's hold file. */
 static bool held(const char *home, const char *skel, const struct front_image *img) {
-  struct velo_store st;
-  struct velo_err err;
   cleanup_free char *key = NULL, *json = NULL;
   if (asprintf(&key, "projection:%s", skel) < 0) return false;
-  if (velo_store_open(&st, home, &err) < 0) return false;
-  int found = velo_record_get(&st, "holds", key, &json, &err);
-  velo_store_close(&st);
-  if (found != 1) return false;
-  json_object *root = json_tokener_parse(json), *layers;
+  bool file = store_read_only(home);
+  if (file) {
+    if (!(json = user_hold(home, key))) return false;
+  } else {
+    struct velo_store st;
+    struct velo_err err;
+    if (velo_store_open(&st, home, &err) < 0) return false;
+    int found = velo_record_get(&st, "holds", key, &json, &err);
+    velo_store_close(&st);
+    if (found != 1) return false;
+  }
+  json_object *root = json_tokener_parse(json), *layers, *v;
   bool ok = root && json_object_object_get_ex(root, "layers", &layers) && json_object_is_type(layers, json_type_array) &&
             json_object_array_length(layers) == img->n_layers;
+  /* a hold file counts only if it is a whole hold record of this holder (parse() in holds.ts) */
+  if (ok && file)
+    ok = json_object_object_get_ex(root, "holder", &v) && json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), key) &&
+         json_object_object_get_ex(root, "createdAt", &v) && json_object_is_type(v, json_type_string);
   for (size_t i = 0; ok && i < img->n_layers; i++) {
     json_object *l = json_object_array_get_idx(layers, i);
     ok = json_object_is_type(l, json_type_string) && !strcmp(json_object_get_string(l), img->layers[i]);
@@ -261,5 +306,6 @@ int front_proj_build(bool json, const char *home, const struct front_image *img,
     if (asprintf(&sugg, "choose another place with --at, or remove %s (or run `velo wake` there to keep it as plain files)", p->skel) < 0) sugg = NULL;
     return front_error(json, "STATE", err.msg, sugg);
   }
+  if (err.errnum == EACCES || err.errnum == EPERM || err.errnum == EROFS) return front_error(json, "PERMISSION_DENIED", err.msg, FRONT_PERM_SUGGESTION);
   return front_error(json, "NATIVE", err.msg, NULL);
 }

@@ -1,26 +1,78 @@
 /* velo manifest reader: see manifest.h. */
 #include "manifest.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t rd64(const uint8_t *p) { return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32; }
 
-int velo_store_open(struct velo_store *st, const char *home, struct velo_err *err) {
+struct velo_unreg {
+  int fd;      /* the database file, read-only: flock needs no write access */
+  int per_txn; /* VELO_STORE_LOCK_PER_TXN */
+  pthread_mutex_t mu;
+  int active; /* read transactions open (per_txn) */
+};
+
+static int flock_retry(int fd, int op) {
+  int r;
+  while ((r = flock(fd, op)) < 0 && errno == EINTR) {
+  }
+  return r;
+}
+
+/* Registered when this user may write the lock file (or create it, when it is missing): LMDB's own rule
+ * (mdb_env_setup_locks skips the lock file of a read-only env that cannot open it for writing). */
+static int can_register(const char *path) {
+  char lock[4200];
+  snprintf(lock, sizeof lock, "%s-lock", path);
+  if (access(lock, W_OK) == 0) return 1;
+  if (errno != ENOENT) return 0;
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0;
+  return access(dir, W_OK) == 0;
+}
+
+int velo_store_open(struct velo_store *st, const char *home, struct velo_err *err) { return velo_store_open_flags(st, home, 0, err); }
+
+int velo_store_open_flags(struct velo_store *st, const char *home, int flags, struct velo_err *err) {
   memset(st, 0, sizeof *st);
   char path[4096];
   if (snprintf(path, sizeof path, "%s/db/velo.lmdb", home) >= (int)sizeof path) return velo_fail(err, ENAMETOOLONG, "store path too long");
+  unsigned env_flags = MDB_NOSUBDIR | MDB_RDONLY | MDB_NOTLS;
+  if (!can_register(path)) {
+    struct velo_unreg *u = calloc(1, sizeof *u);
+    if (!u) return velo_fail(err, ENOMEM, "velo_store_open");
+    u->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (u->fd < 0 || flock_retry(u->fd, LOCK_SH) < 0) {
+      int e = errno;
+      if (u->fd >= 0) close(u->fd);
+      free(u);
+      return velo_fail(err, e, "cannot open manifest database %s", path);
+    }
+    u->per_txn = !!(flags & VELO_STORE_LOCK_PER_TXN);
+    pthread_mutex_init(&u->mu, NULL);
+    st->unreg = u;
+    env_flags |= MDB_NOLOCK;
+  }
   int rc = mdb_env_create(&st->env);
-  if (rc) return velo_fail(err, 0, "mdb_env_create: %s", mdb_strerror(rc));
+  if (rc) {
+    velo_store_close(st);
+    return velo_fail(err, 0, "mdb_env_create: %s", mdb_strerror(rc));
+  }
   mdb_env_set_maxdbs(st->env, 16);
   /* Read-only, no subdir (lmdb-js layout), no thread-local reader slots (the shim runs in arbitrary threads). */
-  rc = mdb_env_open(st->env, path, MDB_NOSUBDIR | MDB_RDONLY | MDB_NOTLS, 0644);
+  rc = mdb_env_open(st->env, path, env_flags, 0644);
   if (rc) {
-    mdb_env_close(st->env);
-    st->env = NULL;
+    velo_store_close(st);
     if (rc > 0) return velo_fail(err, rc, "cannot open manifest database %s", path);
     return velo_fail(err, 0, "cannot open manifest database %s: %s", path, mdb_strerror(rc));
   }
@@ -33,8 +85,7 @@ int velo_store_open(struct velo_store *st, const char *home, struct velo_err *er
     else mdb_txn_abort(txn);
   }
   if (rc) {
-    mdb_env_close(st->env);
-    st->env = NULL;
+    velo_store_close(st);
     return velo_fail(err, 0, "cannot open the entries table in %s: %s", path, mdb_strerror(rc));
   }
   st->home = strdup(home);
@@ -42,20 +93,49 @@ int velo_store_open(struct velo_store *st, const char *home, struct velo_err *er
     velo_store_close(st);
     return velo_fail(err, ENOMEM, "velo_store_open");
   }
+  if (st->unreg && st->unreg->per_txn) flock_retry(st->unreg->fd, LOCK_UN);
   return 0;
 }
 
 void velo_store_close(struct velo_store *st) {
   if (st->env) mdb_env_close(st->env);
+  if (st->unreg) {
+    close(st->unreg->fd); /* drops the flock */
+    pthread_mutex_destroy(&st->unreg->mu);
+    free(st->unreg);
+  }
   free(st->home);
   free(st->cas_dir);
   memset(st, 0, sizeof *st);
 }
 
 int velo_txn_begin(const struct velo_store *st, MDB_txn **txn, struct velo_err *err) {
+  struct velo_unreg *u = st->unreg;
+  if (u && u->per_txn) {
+    pthread_mutex_lock(&u->mu);
+    int r = u->active == 0 ? flock_retry(u->fd, LOCK_SH) : 0;
+    if (r == 0) u->active++;
+    int e = errno;
+    pthread_mutex_unlock(&u->mu);
+    if (r < 0) return velo_fail(err, e, "cannot lock the manifest database for reading");
+  }
   int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, txn);
-  if (rc) return velo_fail(err, rc > 0 ? rc : 0, "mdb_txn_begin: %s", mdb_strerror(rc));
+  if (rc) {
+    *txn = NULL;
+    velo_txn_end(st, NULL);
+    return velo_fail(err, rc > 0 ? rc : 0, "mdb_txn_begin: %s", mdb_strerror(rc));
+  }
   return 0;
+}
+
+void velo_txn_end(const struct velo_store *st, MDB_txn *txn) {
+  if (txn) mdb_txn_abort(txn);
+  struct velo_unreg *u = st->unreg;
+  if (u && u->per_txn) {
+    pthread_mutex_lock(&u->mu);
+    if (u->active > 0 && --u->active == 0) flock_retry(u->fd, LOCK_UN);
+    pthread_mutex_unlock(&u->mu);
+  }
 }
 
 static int hexval(char c) {

@@ -40,11 +40,18 @@ struct velo_entry {
   uint8_t xattr_digest[16]; /* valid when xattrs != NULL: object-name suffix "_x<32 hex>" */
 };
 
+struct velo_unreg;
+
 struct velo_store {
   MDB_env *env;
   MDB_dbi entries;
   char *home;
   char *cas_dir; /* <home>/cas/blake3 */
+  /* A reader that may not write the LMDB lock file (a store shared for reading, docs/format.md) reads
+   * unregistered (MDB_NOLOCK): LMDB cannot tell a writer which pages it still reads, so it holds a shared flock
+   * on the database file while it reads, and every velo write transaction holds the exclusive one
+   * (src/manifest/db.ts). NULL for a registered reader. */
+  struct velo_unreg *unreg;
 };
 
 /* An image's merged view: its layers, TOP FIRST (index 0 = uppermost). */
@@ -63,7 +70,13 @@ struct velo_dir {
   } at[VELO_MAX_LAYERS];
 };
 
+/* Open the store's manifest database read-only. An unregistered reader (above) holds the database's shared
+ * flock from here to velo_store_close; with VELO_STORE_LOCK_PER_TXN (a long-lived reader such as the FUSE
+ * daemon) only from each velo_txn_begin to its velo_txn_end, so the owner's writes wait for one read, not for
+ * the reader's whole life. */
+#define VELO_STORE_LOCK_PER_TXN 1
 int velo_store_open(struct velo_store *st, const char *home, struct velo_err *err);
+int velo_store_open_flags(struct velo_store *st, const char *home, int flags, struct velo_err *err);
 void velo_store_close(struct velo_store *st);
 
 /* Parse 64 hex chars into 32 bytes; < 0 when malformed. */
@@ -79,8 +92,10 @@ int velo_object_path(const struct velo_store *st, const struct velo_entry *e, ch
 int velo_layer_child(MDB_txn *txn, const struct velo_store *st, const uint8_t layer[32], uint32_t parent_ino,
                      const char *name, size_t name_len, struct velo_entry *out, struct velo_err *err);
 
-/* Open a read transaction (MDB_RDONLY); the caller aborts it with mdb_txn_abort. */
+/* Open a read transaction (MDB_RDONLY); the caller ends it with velo_txn_end (mdb_txn_abort will do unless
+ * the store was opened with VELO_STORE_LOCK_PER_TXN). Thread-safe. */
 int velo_txn_begin(const struct velo_store *st, MDB_txn **txn, struct velo_err *err);
+void velo_txn_end(const struct velo_store *st, MDB_txn *txn);
 
 /* An image's record (the JSON value of the `images` DB, keyed by the name as plain UTF-8, which is how
  * ordered-binary stores a string key): *json is a malloc'd NUL-terminated copy. Returns 1 when found, 0 when

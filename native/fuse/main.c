@@ -140,7 +140,8 @@ int main(int argc, char **argv) {
 
   static struct velo_fs fs;
   struct velo_err err = {0};
-  if (velo_store_open(&fs.store, home, &err) < 0) {
+  /* a long-lived reader: on a store shared for reading, the database's flock only per read (manifest.h) */
+  if (velo_store_open_flags(&fs.store, home, VELO_STORE_LOCK_PER_TXN, &err) < 0) {
     fprintf(stderr, "velo-fuse: %s\n", err.msg);
     return 1;
   }
@@ -162,12 +163,12 @@ int main(int argc, char **argv) {
   struct velo_entry root_e;
   MDB_txn *txn = NULL;
   if (velo_txn_begin(&fs.store, &txn, &err) < 0 || velo_view_root(txn, &fs.view, &root_dir, &root_e, &err) < 0) {
-    if (txn) mdb_txn_abort(txn);
+    if (txn) velo_txn_end(&fs.store, txn);
     fprintf(stderr, "velo-fuse: %s\n", err.msg);
     return 1;
   }
   struct vnode *root = vnode_new(&root_e, 0, &root_dir, 0);
-  mdb_txn_abort(txn);
+  velo_txn_end(&fs.store, txn);
   if (!root || nodes_init(&fs.nodes, root, &err) < 0 || fdcache_init(&fs.fds, (size_t)max_fds, &err) < 0) {
     fprintf(stderr, "velo-fuse: out of memory\n");
     return 1;

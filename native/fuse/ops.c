@@ -22,13 +22,16 @@ static fuse_ino_t NODEID(struct velo_fs *fs, struct vnode *n) {
   return n == fs->nodes.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
 }
 
+/* the daemon serves one store: the one begin() last opened a transaction on */
+static const struct velo_store *txn_store;
 static void txn_abortp(MDB_txn **t) {
-  if (*t) mdb_txn_abort(*t);
+  if (*t) velo_txn_end(txn_store, *t);
 }
 #define cleanup_txn __attribute__((cleanup(txn_abortp)))
 
 static int begin(struct velo_fs *fs, MDB_txn **txn) {
   struct velo_err err = {0};
+  txn_store = &fs->store;
   if (velo_txn_begin(&fs->store, txn, &err) < 0) {
     fuse_log(FUSE_LOG_ERR, "velo-fuse: %s\n", err.msg);
     *txn = NULL;

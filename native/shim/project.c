@@ -44,7 +44,8 @@ static int cmd_build(int argc, char **argv) {
   int rc = velo_project_build(argv[2], argv[3], (const char *const *)argv + 4, argc - 4, &r, &err);
   if (rc < 0) {
     fprintf(stderr, "velo-project: %s\n", err.msg);
-    return rc == VELO_BUILD_OTHER ? 3 : 1;
+    /* 4: what stopped it is a permission (velo run says PERMISSION_DENIED, never a failure of its own) */
+    return rc == VELO_BUILD_OTHER ? 3 : (err.errnum == EACCES || err.errnum == EPERM || err.errnum == EROFS) ? 4 : 1;
   }
   if (r.fresh) printf("{\"state\":\"fresh\"}\n");
   else

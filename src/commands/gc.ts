@@ -15,6 +15,8 @@ export default class Gc extends VeloCommand<typeof Gc> {
       `${r.dryRun ? 'would remove' : 'removed'} ${r.removedLayers} layer(s), ${r.removedObjects} object(s) (${fmtBytes(r.removedBytes)}), ` +
         `${r.removedTempFiles} temp file(s), ${r.removedFarms} farm(s); kept ${r.keptObjects} object(s)`,
     )
+    if (!this.jsonEnabled())
+      for (const f of r.ignoredHolds) process.stderr.write(`velo: warning: ignored ${f}: not a gc hold (a regular file owned by the uid its name starts with, holding a hold's JSON)\n`)
     return r
   }
 }

@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import {spawn, spawnSync} from 'node:child_process'
 import {VeloError, fromSystemError} from '../lib/errors'
@@ -7,7 +8,9 @@ import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
 import {procStat, writeFileAtomic} from '../lib/fsutil'
 import {nativeBin} from '../lib/native'
+import {isReadOnlyStore} from '../lib/store-access'
 import {ManifestDb} from '../manifest/db'
+import {dropUserHold, putUserHold} from '../store/holds'
 
 /**
  * FUSE mounts of images: `velo-fuse` daemons and their records in `$VELO_HOME/mounts/<id>.json` (id = hash of
@@ -53,7 +56,20 @@ export interface UnmountResult {
 
 const FSTYPE = 'fuse.velo'
 
-export const mountsDir = (home: string): string => path.join(home, 'mounts')
+/**
+ * Where a store's mount records live: in the store (mounts/), or, for a user who may only read the store (a
+ * shared one), in that user's cache: its mounts are its own, and the store is not this user's to write.
+ */
+export const mountsDir = (home: string): string => (isReadOnlyStore(home) ? readerMountsDir(home) : path.join(home, 'mounts'))
+
+function readerMountsDir(home: string): string {
+  const cache = process.env.VELO_CACHE_HOME
+    ? path.resolve(process.env.VELO_CACHE_HOME)
+    : process.env.XDG_CACHE_HOME
+      ? path.join(path.resolve(process.env.XDG_CACHE_HOME), 'velo')
+      : path.join(os.homedir(), '.cache', 'velo')
+  return path.join(cache, 'mounts', crypto.createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 16))
+}
 export const mountId = (dir: string): string => crypto.createHash('sha256').update(dir).digest('hex').slice(0, 16)
 const recordFile = (home: string, id: string) => path.join(mountsDir(home), `${id}.json`)
 const holdName = (id: string) => `mount:${id}`
@@ -114,7 +130,16 @@ export function listRecords(home: string): MountRecord[] {
 
 /** Serialises mount/unmount/refcount changes of one store across processes (flock on mounts/lock). */
 function withMountLock<T>(home: string, fn: () => T): T {
-  fs.mkdirSync(mountsDir(home), {recursive: true, mode: 0o700})
+  try {
+    fs.mkdirSync(mountsDir(home), {recursive: true, mode: 0o700})
+  } catch (err) {
+    const e = fromSystemError(err, `cannot create the mount records dir ${mountsDir(home)}`)
+    if (!isReadOnlyStore(home)) throw e
+    throw new VeloError(e.code, e.message, {
+      cause: err,
+      suggestion: 'a user who may only read the store keeps its mount records in its own cache: set VELO_CACHE_HOME (or XDG_CACHE_HOME, or HOME) to a directory of your own',
+    })
+  }
   const lock = new StoreLock(path.join(mountsDir(home), 'lock'))
   try {
     lock.acquire('exclusive', {timeoutSec: 60})
@@ -258,9 +283,23 @@ function usingDb<T>(db: ManifestDb | undefined, fn: () => T): T {
 }
 
 const imageLayers = (home: string, image: string): string[] => withDb(home, (db) => db.requireImage(image).layers)
-const putHold = (home: string, id: string, layers: string[]): void =>
+/** The mount's gc hold: in LMDB, or, on a store this user may only read, this user's file in holds/ (src/store/holds.ts). */
+function putHold(home: string, id: string, layers: string[]): void {
+  if (!callerDb && isReadOnlyStore(home)) {
+    const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+    try {
+      putUserHold(home, holdName(id), layers)
+    } finally {
+      lock.release()
+    }
+    return
+  }
   withDb(home, (db) => db.putHoldSync({holder: holdName(id), layers, createdAt: new Date().toISOString()}))
-const dropHold = (home: string, id: string): void => withDb(home, (db) => db.deleteHoldSync(holdName(id)))
+}
+function dropHold(home: string, id: string): void {
+  if (!callerDb && isReadOnlyStore(home)) return dropUserHold(home, holdName(id))
+  withDb(home, (db) => db.deleteHoldSync(holdName(id)))
+}
 
 function checkMountPoint(dir: string): void {
   let st: fs.Stats

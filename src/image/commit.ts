@@ -161,7 +161,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdS
 export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string; shift?: IdShift}): CommitResult {
   const t0 = process.hrtime.bigint()
   validateName('image', opts.name)
-  const store = new Store(home).init()
+  const store = new Store(home).init('sandbox commit')
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   try {
@@ -174,8 +174,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
     const rec: ImageRecord = {name: opts.name, layers, createdAt: new Date().toISOString(), source: opts.source}
     if (opts.config && Object.keys(opts.config).length) rec.config = opts.config
     let layerExisted = false
-    db.requireWritable()
-    db.env.transactionSync(() => {
+    db.writeSync(() => {
       layerExisted = db.putLayerInTxn(info, entries)
       // putImageSync refuses an image naming a layer that is gone (a gc between the tenant's hold and now)
       db.putImageSync(rec)

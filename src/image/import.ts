@@ -312,7 +312,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
   const label = opts.source ?? (typeof input === 'string' ? inputLabel(input) : 'stream')
   if (opts.name !== undefined) validateName('image', opts.name)
   const opened = openInput(input)
-  const store = new Store(home).init()
+  const store = new Store(home).init('image import')
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   try {
@@ -429,8 +429,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
     const now = new Date().toISOString()
     const seen = new Map<string, ImportedLayer>()
     const out: ImportResult['images'] = []
-    db.requireWritable()
-    db.env.transactionSync(() => {
+    db.writeSync(() => {
       for (const img of images) {
         for (const l of img.layers) {
           if (seen.has(l.info.id)) continue

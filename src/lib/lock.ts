@@ -11,7 +11,8 @@ import {VeloError} from './errors'
  */
 /** The lock file, created when missing; read-only when this user may not write it (a shared store): flock works
  * on any open file, so readers of a store they cannot write still exclude its gc. libuv adds O_CLOEXEC. */
-function openLockFile(file: string): number {
+function openLockFile(file: string, create: boolean): number {
+  if (!create) return fs.openSync(file, fs.constants.O_RDONLY)
   try {
     return fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600)
   } catch (err) {
@@ -24,14 +25,25 @@ function openLockFile(file: string): number {
   }
 }
 
+export interface LockOptions {
+  wait?: boolean
+  timeoutSec?: number
+  /** what BUSY says when the lock is not granted (default: the store lock's wording) */
+  busy?: {message: string; suggestion: string}
+}
+
 export class StoreLock {
   private fd: number | undefined
 
-  constructor(private readonly file: string) {}
+  /** create: false locks an existing file opened read-only (e.g. the manifest database itself), never creating it */
+  constructor(
+    private readonly file: string,
+    private readonly opts: {create?: boolean} = {},
+  ) {}
 
-  acquire(mode: 'shared' | 'exclusive', opts: {wait?: boolean; timeoutSec?: number} = {}): this {
+  acquire(mode: 'shared' | 'exclusive', opts: LockOptions = {}): this {
     if (this.fd !== undefined) throw new VeloError('INTERNAL', 'lock already held')
-    const fd = openLockFile(this.file)
+    const fd = openLockFile(this.file, this.opts.create !== false)
     const args = [mode === 'shared' ? '-s' : '-x']
     if (opts.wait === false) args.push('-n')
     else if (opts.timeoutSec !== undefined) args.push('-w', String(opts.timeoutSec))
@@ -40,9 +52,11 @@ export class StoreLock {
     if (r.status !== 0) {
       fs.closeSync(fd)
       if (r.error) throw new VeloError('INTERNAL', `cannot run flock(1): ${r.error.message}`, {suggestion: 'install util-linux'})
-      throw new VeloError('BUSY', `the store is busy (${mode} lock on ${this.file} not granted)`, {
+      const busy = opts.busy ?? {
+        message: `the store is busy (${mode} lock on ${this.file} not granted)`,
         suggestion: mode === 'exclusive' ? 'wait for running ingests/imports to finish, then retry' : 'a gc is running; retry when it ends',
-      })
+      }
+      throw new VeloError('BUSY', busy.message, {suggestion: busy.suggestion})
     }
     this.fd = fd
     return this

@@ -2,7 +2,9 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type {RootDatabase, Database} from 'lmdb'
 import {lmdb} from './lmdb'
-import {isPermissionMessage, PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
+import {fromSystemError, isPermissionMessage, PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
+import {StoreLock} from '../lib/lock'
+import {DB_FILE, isReadOnlyStore, readOnlyStoreError} from '../lib/store-access'
 import {decodeEntry, Entry, entryKey, KEY_PREFIX, ROOT_INO, S_IFDIR, S_IFMT, FLAG_WHITEOUT, FLAG_OPAQUE} from './entry'
 
 /** What a layer record says about itself (JSON in the `layers` DB, keyed by the raw 32-byte layer id). */
@@ -45,11 +47,21 @@ export interface HoldRecord {
   createdAt: string
 }
 
-export const DB_FILE = 'db/velo.lmdb'
+export {DB_FILE}
+
+/** Write transactions in progress in this process, per database file: a nested write takes no second lock. */
+const writing = new Map<string, number>()
 
 /**
  * The manifest database: one LMDB environment (file `$VELO_HOME/db/velo.lmdb`, LMDB "no subdir" layout)
  * with named DBs `entries` (binary, read by C), `layers`, `images`, `holds` (JSON).
+ *
+ * A store this user may not write (a shared one) is opened read-only. LMDB readers register in the lock file
+ * (`velo.lmdb-lock`) so that a writer never reuses a page a reader still sees; a reader that may not write
+ * that file reads unregistered (LMDB skips the lock file then), so it takes a shared flock on the database
+ * file itself for as long as it reads, and every write transaction holds the exclusive flock on that file
+ * (LMDB has one writer at a time anyway, so writers lose no concurrency). The C reader does the same
+ * (native/common/manifest.c). docs/format.md, "A store shared for reading".
  */
 export class ManifestDb {
   readonly env: RootDatabase
@@ -59,8 +71,10 @@ export class ManifestDb {
   readonly holds: Database<HoldRecord, string>
 
   private constructor(
+    readonly home: string,
     readonly file: string,
     readonly readOnly: boolean,
+    private readLock: StoreLock | undefined,
   ) {
     // overlappingSync off: a commit returns only once it is on disk, so "committed" means durable.
     this.env = lmdb().open({path: file, maxDbs: 16, mapSize: 1 << 30, overlappingSync: false, noSync: false, compression: false, readOnly} as never)
@@ -70,32 +84,40 @@ export class ManifestDb {
     this.holds = this.env.openDB({name: 'holds', keyEncoding: 'ordered-binary', encoding: 'json'}) as never
   }
 
+  /** Whether this reader is unregistered (cannot write the LMDB lock file) and holds the database's shared flock. */
+  get unregistered(): boolean {
+    return this.readLock !== undefined
+  }
+
   static open(home: string): ManifestDb {
     const file = path.join(home, DB_FILE)
-    fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
     // a store this user may read but not write (a shared one): read-only, so reads work and any write says why
-    let readOnly = false
-    try {
-      fs.accessSync(file, fs.constants.W_OK)
-    } catch (err) {
-      readOnly = (err as NodeJS.ErrnoException).code === 'EACCES' || (err as NodeJS.ErrnoException).code === 'EROFS'
-    }
-    if (readOnly) {
-      // LMDB readers register in the lock file; lmdb would read on without it, unprotected from a concurrent
-      // writer reusing the pages it reads, so a reader that cannot write it stops here
+    const readOnly = isReadOnlyStore(home)
+    if (!readOnly) {
       try {
-        fs.accessSync(`${file}-lock`, fs.constants.W_OK)
-      } catch {
-        throw new VeloError('PERMISSION_DENIED', `cannot read the store's manifest database ${file}: its lock file ${file}-lock is not writable by this user (LMDB readers register in it)`, {
-          suggestion: `a store shared for reading needs its lock file writable by its readers (its owner: chmod a+rw ${file}-lock); or use a store of your own (--home DIR / VELO_HOME)`,
+        fs.mkdirSync(path.dirname(file), {recursive: true, mode: 0o700})
+      } catch (err) {
+        throw fromSystemError(err, `cannot create the store's manifest database in ${path.dirname(file)}`)
+      }
+    }
+    let readLock: StoreLock | undefined
+    if (readOnly && !writable(`${file}-lock`)) {
+      readLock = new StoreLock(file, {create: false})
+      try {
+        readLock.acquire('shared', {
+          timeoutSec: 300,
+          busy: {message: `waited 300 s for a write to the store's manifest database ${file} to end`, suggestion: "retry; look for a hung velo process of the store's owner"},
         })
+      } catch (err) {
+        if (err instanceof VeloError) throw err
+        throw fromSystemError(err, `cannot read the store's manifest database ${file}`)
       }
     }
     try {
-      return new ManifestDb(file, readOnly)
+      return new ManifestDb(home, file, readOnly, readLock)
     } catch (err) {
+      readLock?.release()
       const msg = `cannot open manifest database ${file}: ${(err as Error).message}`
-      // LMDB needs to write its lock file even to read: a store this user may not write is theirs to fix
       if (isPermissionMessage((err as Error).message)) throw new VeloError('PERMISSION_DENIED', msg, {cause: err, suggestion: PERMISSION_SUGGESTION})
       throw new VeloError('INTERNAL', msg, {cause: err})
     }
@@ -103,12 +125,44 @@ export class ManifestDb {
 
   close(): void {
     this.env.close()
+    this.readLock?.release()
+    this.readLock = undefined
   }
 
   /** Before any write: a store opened read-only (this user may not write it) says so, and nothing changes. */
-  requireWritable(): void {
-    if (this.readOnly)
-      throw new VeloError('PERMISSION_DENIED', `the store's manifest database ${this.file} is read-only for this user`, {suggestion: PERMISSION_SUGGESTION})
+  requireWritable(what = 'this command'): void {
+    if (this.readOnly) throw readOnlyStoreError(this.home, what)
+  }
+
+  /**
+   * One write transaction, under the exclusive flock on the database file that keeps unregistered readers out
+   * (see the class comment). A write inside another in this process joins it: no second lock, no second txn.
+   */
+  writeSync<T>(fn: () => T, what?: string): T {
+    this.requireWritable(what)
+    const depth = writing.get(this.file) ?? 0
+    if (depth > 0) {
+      writing.set(this.file, depth + 1)
+      try {
+        return fn()
+      } finally {
+        writing.set(this.file, depth)
+      }
+    }
+    const lock = new StoreLock(this.file, {create: false}).acquire('exclusive', {
+      timeoutSec: 300,
+      busy: {
+        message: `waited 300 s for the readers of the store's manifest database ${this.file} to finish`,
+        suggestion: 'readers of a shared store without write access hold it while they read (e.g. a long `velo image export`); retry when they are done',
+      },
+    })
+    writing.set(this.file, 1)
+    try {
+      return this.env.transactionSync(fn) as T
+    } finally {
+      writing.delete(this.file)
+      lock.release()
+    }
   }
 
   // ---- layers -------------------------------------------------------------------------------------------
@@ -171,8 +225,7 @@ export class ManifestDb {
    * entries name are durable (Store.sync()).
    */
   putLayerSync(info: LayerInfo, entries: Array<{key: Buffer; value: Buffer}>, after?: () => void): void {
-    this.requireWritable()
-    this.env.transactionSync(() => {
+    this.writeSync(() => {
       this.putLayerInTxn(info, entries)
       after?.()
     })
@@ -190,11 +243,10 @@ export class ManifestDb {
 
   /** Delete a layer's entries and record (gc only, under the exclusive store lock). */
   deleteLayerSync(id: string): void {
-    this.requireWritable()
     const lid = Buffer.from(id, 'hex')
     const end = Buffer.alloc(KEY_PREFIX, 0xff)
     lid.copy(end)
-    this.env.transactionSync(() => {
+    this.writeSync(() => {
       for (const key of this.entries.getKeys({start: lid, end})) this.entries.removeSync(key as Buffer)
       this.layers.removeSync(lid)
     })
@@ -222,28 +274,34 @@ export class ManifestDb {
   putImageSync(img: ImageRecord): void {
     this.requireWritable()
     for (const l of img.layers) if (!this.hasLayer(l)) throw new VeloError('INTERNAL', `image ${img.name} names missing layer ${l}`)
-    this.images.putSync(img.name, img)
+    this.writeSync(() => this.images.putSync(img.name, img))
   }
 
   deleteImageSync(name: string): boolean {
-    this.requireWritable()
-    return this.images.removeSync(name)
+    return this.writeSync(() => this.images.removeSync(name), 'image rm')
   }
 
   // ---- holds (gc roots other than images) -----------------------------------------------------------
 
   putHoldSync(h: HoldRecord): void {
-    this.requireWritable()
-    this.holds.putSync(h.holder, h)
+    this.writeSync(() => this.holds.putSync(h.holder, h))
   }
 
   deleteHoldSync(holder: string): void {
-    this.requireWritable()
-    this.holds.removeSync(holder)
+    this.writeSync(() => this.holds.removeSync(holder))
   }
 
   listHolds(): HoldRecord[] {
     return [...this.holds.getRange({}).map(({value}) => value)]
+  }
+}
+
+function writable(p: string): boolean {
+  try {
+    fs.accessSync(p, fs.constants.W_OK)
+    return true
+  } catch {
+    return false
   }
 }
 

@@ -3,7 +3,9 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {writeFileAtomic} from '../lib/fsutil'
 import {StoreLock} from '../lib/lock'
+import {isReadOnlyStore} from '../lib/store-access'
 import {ManifestDb} from '../manifest/db'
+import {dropUserHold} from '../store/holds'
 import {wakeSkeleton} from './native'
 import {Mode, prepareProjection, projectionEnv, Projection} from './projection'
 import {HOOK_VARS} from './hook'
@@ -105,13 +107,18 @@ export function wake(dir: string): {root: string; materialized: number; mode: Mo
     }
   }
   const r = wakeSkeleton(state.home, state.root)
-  const lock = new StoreLock(path.join(state.home, 'lock')).acquire('shared')
-  const db = ManifestDb.open(state.home)
-  try {
-    db.deleteHoldSync(`projection:${state.skel}`)
-  } finally {
-    db.close()
-    lock.release()
+  const holder = `projection:${state.skel}`
+  if (isReadOnlyStore(state.home)) {
+    dropUserHold(state.home, holder) // a store this user may only read: the hold is this user's file in holds/
+  } else {
+    const lock = new StoreLock(path.join(state.home, 'lock')).acquire('shared')
+    const db = ManifestDb.open(state.home)
+    try {
+      db.deleteHoldSync(holder)
+    } finally {
+      db.close()
+      lock.release()
+    }
   }
   fs.rmSync(path.join(found.dir, STATE_DIR), {recursive: true, force: true})
   return {root: state.root, materialized: r.materialized, mode: state.mode}

@@ -1,5 +1,5 @@
 import {spawnSync} from 'node:child_process'
-import {VeloError} from '../lib/errors'
+import {PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
 import {nativeBin} from '../lib/native'
 
 export const shimPath = () => nativeBin('libvelo-shim.so')
@@ -39,6 +39,7 @@ export function buildSkeleton(home: string, root: string, layersTopFirst: string
     throw new VeloError('STATE', err || `${root} is not a projection of this image`, {
       suggestion: `choose another place with --at, or remove ${root} (or run \`velo wake\` there to keep it as plain files)`,
     })
+  if (r.status === 4) throw new VeloError('PERMISSION_DENIED', err, {suggestion: PERMISSION_SUGGESTION}) // the errno was a permission's
   if (r.status !== 0) throw new VeloError('NATIVE', err || `velo-project exited ${r.status}`)
   return JSON.parse(r.stdout.trim().split('\n').pop()!)
 }

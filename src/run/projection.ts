@@ -2,9 +2,11 @@ import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {fromSystemError} from '../lib/errors'
+import {fromSystemError, VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
-import {ManifestDb} from '../manifest/db'
+import {isReadOnlyStore} from '../lib/store-access'
+import {HoldRecord, ManifestDb} from '../manifest/db'
+import {getUserHold, putUserHold} from '../store/holds'
 import {buildSkeleton, BuildResult, shimPath} from './native'
 
 export type Mode = 'solid' | 'phantom'
@@ -59,11 +61,18 @@ function resolveRoot(at: string): string {
 
 /**
  * Make sure the projection of IMAGE exists on disk (built once, then reused: a second run is one getxattr in
- * velo-project) and that gc keeps its layers (hold "projection:<skeleton dir>").
+ * velo-project) and that gc keeps its layers (hold "projection:<skeleton dir>"): in LMDB when this user may
+ * write the store, else in a hold file of this user's in the store's holds/ (src/store/holds.ts).
  */
 export function prepareProjection(home: string, image: string, opts: {at?: string; mode?: Mode}): Projection {
-  const db = ManifestDb.open(home)
+  // A reader of a store it may not write reads LMDB unregistered, under the database's shared flock, which must
+  // never be held while waiting for the store lock (gc holds that and waits for the database): store lock first.
+  const readOnly = isReadOnlyStore(home)
+  const lock = readOnly ? new StoreLock(path.join(home, 'lock')).acquire('shared') : undefined
+  let db: ManifestDb | undefined
+  let p: Omit<Projection, 'build'>
   try {
+    db = ManifestDb.open(home)
     const img = db.requireImage(image)
     const layers = [...img.layers].reverse()
     const root = resolveRoot(opts.at ?? defaultRoot(img.source))
@@ -71,26 +80,36 @@ export function prepareProjection(home: string, image: string, opts: {at?: strin
     let skel = root
     if (mode === 'phantom') {
       skel = phantomSkel(home, root, layers)
-      fs.mkdirSync(path.dirname(skel), {recursive: true, mode: 0o700})
+      try {
+        fs.mkdirSync(path.dirname(skel), {recursive: true, mode: 0o700})
+      } catch (err) {
+        const e = fromSystemError(err, `cannot create the phantom cache ${path.dirname(skel)}`)
+        if (e.code !== 'PERMISSION_DENIED') throw e
+        throw new VeloError('PERMISSION_DENIED', e.message, {cause: err, suggestion: 'set VELO_CACHE_HOME (or XDG_CACHE_HOME, or HOME) to a directory of your own'})
+      }
     }
     // gc root first (so a gc between build and registration cannot sweep what the skeleton names); a
-    // read when it exists already, so the usual run writes nothing to LMDB
+    // read when it exists already, so the usual run writes nothing
     const holder = `projection:${skel}`
-    const held = db.holds.get(holder)
-    if (!held || held.layers.join() !== img.layers.join()) {
-      const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+    const same = (h: HoldRecord | undefined) => !!h && h.layers.join() === img.layers.join()
+    if (db.readOnly) {
+      if (!same(getUserHold(home, holder))) putUserHold(home, holder, img.layers)
+    } else if (!same(db.holds.get(holder))) {
+      const l = new StoreLock(path.join(home, 'lock')).acquire('shared')
       try {
         db.putHoldSync({holder, layers: img.layers, createdAt: new Date().toISOString()})
       } finally {
-        lock.release()
+        l.release()
       }
     }
-    // velo-project takes the store's shared lock itself, and only when it has to build
-    const build = buildSkeleton(home, skel, layers)
-    return {image, layers, root, mode, skel, build}
+    p = {image, layers, root, mode, skel}
   } finally {
-    db.close()
+    db?.close()
+    lock?.release()
   }
+  // velo-project takes the store's shared lock itself, and only when it has to build
+  const build = buildSkeleton(home, p.skel, p.layers)
+  return {...p, build}
 }
 
 /** The environment a projected process tree runs with. */

@@ -5,6 +5,8 @@ import {spawnSync} from 'node:child_process'
 import {newHasher} from '../lib/blake3'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
+import {requireWritableStore} from '../lib/store-access'
+import {ensureHoldsDir} from './holds'
 import {nativeBin} from '../lib/native'
 import {encodeXattrs, xattrDigest, Xattrs} from '../manifest/xattrs'
 import {readXattrs, setXattrs} from './xattr-io'
@@ -160,12 +162,24 @@ export class Store {
     this.tmpDir = path.join(home, 'tmp')
   }
 
-  /** Create the store's directories. The home is 0700: objects keep their image's modes (setuid included), so only the owner may reach them. */
-  init(): this {
+  /**
+   * Create the store's directories, before a write. A new store's home is 0700: objects keep their image's
+   * modes (setuid included), so only the owner may reach them (an existing empty dir given as a new store's
+   * home too); an existing store's home keeps the modes its owner gave it (a store shared for reading,
+   * docs/format.md). `holds/` (1733: anyone who can reach the store may add a file, only its owner may remove
+   * it, only the store's owner may list) takes the gc holds of users who may only read the store
+   * (src/store/holds.ts). WHAT names the command in the error for a store this user may not write.
+   */
+  init(what = 'this command'): this {
+    requireWritableStore(this.home, what)
     try {
-      fs.mkdirSync(this.home, {recursive: true, mode: 0o700})
-      fs.chmodSync(this.home, 0o700)
-      if (!fs.existsSync(path.join(this.casDir, 'ff'))) {
+      const fresh = !fs.existsSync(path.join(this.casDir, 'ff'))
+      if (fresh) {
+        fs.mkdirSync(this.home, {recursive: true, mode: 0o700})
+        fs.chmodSync(this.home, 0o700)
+      }
+      ensureHoldsDir(this.home)
+      if (fresh) {
         fs.mkdirSync(this.casDir, {recursive: true, mode: 0o700})
         for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(this.casDir, i.toString(16).padStart(2, '0')), {recursive: true, mode: 0o700})
       }

@@ -1,7 +1,7 @@
 // Worker thread for ingest: stores batches of files (hash → temp → link) so two cores share the per-file
 // syscall and hashing work. Receives {jobs: [{path, mode, uid, gid, size}]}, answers with one result per job.
 import {parentPort, workerData} from 'node:worker_threads'
-import {VeloError} from '../lib/errors'
+import {fromUncaught} from '../lib/errors'
 import {Store} from './cas'
 import {decodeXattrs} from '../manifest/xattrs'
 
@@ -25,7 +25,8 @@ parentPort!.on('message', (jobs: WorkerJob[]) => {
       const r = store.writeFile(Buffer.from(j.path.buffer, j.path.byteOffset, j.path.byteLength), {mode: j.mode, uid: j.uid, gid: j.gid, size: j.size, xattrs})
       out.push({hash: r.hash, size: r.size, isNew: r.isNew})
     } catch (err) {
-      const e = err instanceof VeloError ? err : new VeloError('INTERNAL', (err as Error).message)
+      // as the main thread renders an uncaught error: a permission or a full disk is the user's, not a bug
+      const e = fromUncaught(err)
       out.push({error: {code: e.code, message: e.message, suggestion: e.suggestion}})
       break // the main thread fails the ingest on the first error
     }

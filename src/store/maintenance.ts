@@ -6,6 +6,8 @@ import {ManifestDb, LayerInfo} from '../manifest/db'
 import {kindOf, S_IFMT, S_IFREG} from '../manifest/entry'
 import {ObjectId, objectName, objectOf, parseObjectName, Store} from './cas'
 import {readXattrs} from './xattr-io'
+import {listUserHolds} from './holds'
+import {requireWritableStore} from '../lib/store-access'
 
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
@@ -114,6 +116,8 @@ export interface FsckReport {
   problems: FsckProblem[]
   affectedImages: string[]
   tempFiles: number
+  /** objects this user may not read (a store shared for reading): not checked */
+  unreadable: number
   repaired: {removedObjects: number; removedStray: number} | null
 }
 
@@ -123,15 +127,17 @@ export interface FsckReport {
  * then need re-ingesting: they are listed). Runs under the shared lock: ingests may run alongside.
  */
 export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: number) => void} = {}): FsckReport {
+  if (opts.repair) requireWritableStore(home, 'fsck --repair')
   const store = new Store(home)
   const lock = new StoreLock(path.join(home, 'lock'))
   if (fs.existsSync(home)) lock.acquire('shared')
-  const db = ManifestDb.open(home)
+  let db: ManifestDb | undefined
   try {
     const problems: FsckProblem[] = []
     const bad = new Map<string, string>() // object name → problem
     const present = new Set<string>()
     let checked = 0
+    let unreadable = 0
     const all = [...store.list()]
     // Every object's xattrs in one native pass (a process per object would dominate fsck)
     const inodeXattrs = readXattrs(all.filter((o) => o.id).map((o) => o.path))
@@ -140,7 +146,18 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         problems.push({kind: 'stray-file', object: o.path, problem: 'not a valid object name'})
         continue
       }
-      const v = store.verify(o.id, inodeXattrs.get(o.path) ?? [])
+      let v: {ok: boolean; problem?: string}
+      try {
+        v = store.verify(o.id, inodeXattrs.get(o.path) ?? [])
+      } catch (err) {
+        // a store shared for reading keeps its objects' own modes: one this user may not read is not checked
+        // (and not a problem of the store); the report says how many
+        const code = (err as VeloError).code === 'PERMISSION_DENIED' ? 'EACCES' : (err as NodeJS.ErrnoException).code
+        if (code !== 'EACCES' && code !== 'EPERM') throw err
+        unreadable++
+        present.add(o.name)
+        continue
+      }
       checked++
       opts.onProgress?.(checked)
       if (!v.ok) {
@@ -148,6 +165,8 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         problems.push({kind: 'bad-object', object: o.name, problem: v.problem!})
       } else present.add(o.name)
     }
+    // the manifest database only now: a reader of a shared store holds it against the owner's writes while open
+    db = ManifestDb.open(home)
     // One pass over every layer: each entry whose object is bad or absent is a hit on that layer and path.
     const layers = db.listLayers()
     const hitsByObject = new Map<string, Array<{layer: string; path: string}>>()
@@ -208,10 +227,11 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       problems,
       affectedImages: [...affected].sort(),
       tempFiles: dirCount(store.tmpDir),
+      unreadable,
       repaired,
     }
   } finally {
-    db.close()
+    db?.close()
     lock.release()
   }
 }
@@ -251,6 +271,8 @@ export interface GcReport {
   removedTempFiles: number
   removedFarms: number
   keptObjects: number
+  /** files in holds/ that are not valid holds (wrong owner, not a regular file, unparsable): they keep nothing */
+  ignoredHolds: string[]
   dryRun: boolean
 }
 
@@ -261,6 +283,8 @@ export interface GcReport {
  */
 export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}): GcReport {
   if (!fs.existsSync(home)) throw new VeloError('NOT_FOUND', `no store at ${home}`)
+  // even a dry run: its exclusive lock would stop every reader and writer of a store this user may not change
+  requireWritableStore(home, 'gc')
   const store = new Store(home)
   const lock = new StoreLock(path.join(home, 'lock')).acquire('exclusive', {timeoutSec: opts.waitSec ?? 300})
   const db = ManifestDb.open(home)
@@ -268,6 +292,9 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     const live = new Set<string>()
     for (const img of db.listImages()) img.layers.forEach((l) => live.add(l))
     for (const h of db.listHolds()) h.layers.forEach((l) => live.add(l))
+    // the holds of users who may only read this store (velo run, velo mount): files in holds/
+    const user = listUserHolds(home)
+    for (const h of user.holds) h.layers.forEach((l) => live.add(l))
     for (const l of tenantLayers(home)) live.add(l)
     let removedLayers = 0
     for (const l of db.listLayers()) {
@@ -290,6 +317,10 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedTempFiles++
       if (!opts.dryRun) fs.rmSync(path.join(store.tmpDir, t), {force: true, recursive: true})
     }
+    for (const t of user.temps) {
+      removedTempFiles++
+      if (!opts.dryRun) fs.rmSync(t, {force: true})
+    }
     let removedFarms = 0
     const farms = path.join(home, 'farms')
     for (const f of fs.existsSync(farms) ? fs.readdirSync(farms) : []) {
@@ -297,7 +328,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedFarms++
       if (!opts.dryRun) fs.rmSync(path.join(farms, f), {force: true, recursive: true})
     }
-    return {removedLayers, removedObjects, removedBytes, removedTempFiles, removedFarms, keptObjects: keep.size, dryRun: !!opts.dryRun}
+    return {removedLayers, removedObjects, removedBytes, removedTempFiles, removedFarms, keptObjects: keep.size, ignoredHolds: user.ignored, dryRun: !!opts.dryRun}
   } finally {
     db.close()
     lock.release()
