@@ -32,7 +32,13 @@ export function isReadOnlyStore(home: string): boolean {
 /** The error for a write to a store this user may only read (or not reach at all); WHAT: the command, e.g. `gc`. */
 export function readOnlyStoreError(home: string, what: string): VeloError {
   const readable = !denied(path.join(home, DB_FILE), fs.constants.R_OK)
-  const state = readable ? 'read-only for this user' : 'not accessible to this user (another user owns it)'
+  let rofs = false
+  try {
+    fs.accessSync(fs.existsSync(path.join(home, DB_FILE)) ? path.join(home, DB_FILE) : home, fs.constants.W_OK)
+  } catch (err) {
+    rofs = (err as NodeJS.ErrnoException).code === 'EROFS'
+  }
+  const state = rofs ? 'on a read-only file system' : readable ? 'read-only for this user' : 'not accessible to this user (another user owns it)'
   return new VeloError('PERMISSION_DENIED', `the store at ${home} is ${state}; ${what} needs to write to it`, {
     suggestion: `use a store of your own (--home DIR or VELO_HOME; without either, a non-root user gets ~/.local/share/velo), or ask the store's owner for write access${
       readable ? '; reads (image ls/inspect/checkout/export, status, fsck, run, mount) work from it as it is' : ''

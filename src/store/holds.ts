@@ -90,6 +90,10 @@ export function getUserHold(home: string, holder: string): HoldRecord | undefine
 }
 
 function noHoldsDir(home: string, err?: unknown): VeloError {
+  if ((err as NodeJS.ErrnoException)?.code === 'EROFS')
+    return new VeloError('PERMISSION_DENIED', `the store at ${home} is on a read-only file system: no gc hold can be recorded in ${holdsDir(home)}, and without one its gc could remove what this projection or mount uses`, {
+      suggestion: `use the store through a writable mount (its holds/ is the one thing a reader writes), or a store of your own (--home DIR or VELO_HOME)`,
+    })
   return new VeloError(
     'PERMISSION_DENIED',
     `the store at ${home} is read-only for this user and has no place for its readers' gc holds (${holdsDir(home)}${

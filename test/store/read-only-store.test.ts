@@ -406,6 +406,33 @@ describe('a store this user may read but not write', () => {
     expect(fs.existsSync(path.join(fan, obj))).toBe(false)
   })
 
+  it('a store on a read-only mount: reads work (root\'s too: EROFS makes it an unregistered reader); run says it cannot hold', () => {
+    const view = path.join(work, 'ro-view')
+    fs.mkdirSync(view)
+    const script = [
+      'set -e',
+      `mount --bind ${home} ${view}`,
+      `mount -o remount,bind,ro ${view}`,
+      `VELO_HOME=${view} ${VELO} image ls --json > ${nh}/ls-ro-root.json`,
+      `VELO_HOME=${view} ${VELO} fsck --json > ${nh}/fsck-ro-root.json`,
+      `cd ${nh}`,
+      `VELO_HOME=${view} ${VELO} run --image img --at ${nh}/ro-proj -- true 2> ${nh}/run-ro.err || echo $? > ${nh}/run-ro.status`,
+      `VELO_HOME=${view} ${VELO} ingest ${src} --name x 2> ${nh}/ingest-ro.err || echo $? > ${nh}/ingest-ro.status`,
+    ].join('\n')
+    const before = snapshot(home)
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'bash', '-c', script], {encoding: 'utf8', env: {PATH: process.env.PATH}, stdio: ['ignore', 'pipe', 'pipe']})
+    expect(r.status, r.stderr).toBe(0)
+    expect(JSON.parse(fs.readFileSync(path.join(nh, 'ls-ro-root.json'), 'utf8')).map((i: any) => i.name)).toContain('img')
+    expect(JSON.parse(fs.readFileSync(path.join(nh, 'fsck-ro-root.json'), 'utf8'))).toMatchObject({problems: [], unreadable: 0})
+    for (const what of ['run-ro', 'ingest-ro']) {
+      expect(fs.readFileSync(path.join(nh, `${what}.status`), 'utf8'), what).toBe('1\n')
+      const err = fs.readFileSync(path.join(nh, `${what}.err`), 'utf8')
+      expect(err, what).toMatch(new RegExp(`^velo: error \\[PERMISSION_DENIED\\]: the store at ${view} is on a read-only file system`, 'm'))
+      expect(err, what).not.toMatch(/bug in velo|INTERNAL/)
+    }
+    expect(snapshot(home)).toEqual(before)
+  })
+
   it('HOME=/nonexistent (nobody\'s): reads and solid runs need no cache; phantom says where to put one', () => {
     const r = asNobody(['image', 'ls'], {HOME: '/nonexistent', VELO_CACHE_HOME: ''})
     expect(r.status, r.stderr).toBe(0)
