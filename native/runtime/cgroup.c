@@ -991,7 +991,17 @@ static int resources(struct rctx *c, json_object *res) {
   int r;
   /* devices first, as runc: the filter is in place before anything else can run in the cgroup. Absent: a
    * fresh cgroup allows every device, so there is nothing to write. */
-  if ((r = cfg_arr(res, "devices", RES, &o, c->e)) < 0 || (r == 0 && res_devices(c, o) < 0)) return -1;
+  /* Not root: the device rules are not applied (a v2 device program needs CAP_BPF in the host's user namespace,
+   * a v1 devices cgroup a write only root may do): such a container is in a user namespace, where device nodes
+   * cannot be made, and its /dev holds binds of the host's harmless ones only. Validated all the same. */
+  if ((r = cfg_arr(res, "devices", RES, &o, c->e)) < 0) return -1;
+  if (r == 0 && rt_rootless()) {
+    cleanup_free struct devrule *dr = NULL;
+    size_t dn = 0;
+    if (parse_devices(c, o, &dr, &dn) < 0) return -1;
+  } else if (r == 0 && res_devices(c, o) < 0) {
+    return -1;
+  }
   if ((r = cfg_obj(res, "memory", RES, &o, c->e)) < 0 || (r == 0 && res_memory(c, o) < 0)) return -1;
   if ((r = cfg_obj(res, "cpu", RES, &o, c->e)) < 0 || (r == 0 && res_cpu(c, o) < 0)) return -1;
   if ((r = cfg_obj(res, "pids", RES, &o, c->e)) < 0 || (r == 0 && res_pids(c, o) < 0)) return -1;
@@ -1164,11 +1174,42 @@ static int rmdir_cgroup_tree(const char *path) {
   return rc;
 }
 
+/* linux.resources asks for something beyond device rules (which a rootless container does without, above) */
+static const char *resource_beyond_devices(json_object *res) {
+  if (!res) return NULL;
+  json_object_object_foreach(res, key, val) {
+    if (strcmp(key, "devices") && val && !json_object_is_type(val, json_type_null)) return key;
+  }
+  return NULL;
+}
+
 int oci_cgroup_create(struct oci_cgroup *cg, json_object *linux_, struct velo_err *e) {
   char **made = calloc(cg->n ? cg->n : 1, sizeof *made);
   if (!made) return VELO_FAIL_ERRNO(e, "out of memory");
   int rc = 0;
   for (size_t i = 0; i < cg->n && rc == 0; i++) rc = make_dirs(cg, &cg->h[i], &made[i], e);
+  if (rc < 0 && rt_rootless() && (e->errnum == EACCES || e->errnum == EPERM || e->errnum == EROFS)) {
+    /* Not root and no cgroup of ours to make here (cgroup v1, or v2 not delegated to this user): as runc, the
+     * container goes without one when it asks for no limit; a limit it asks for is an error that names it. */
+    json_object *res = NULL;
+    const char *need = cfg_obj(linux_, "resources", "linux", &res, e) < 0 ? NULL : resource_beyond_devices(res);
+    if (need) {
+      char was[sizeof e->msg];
+      snprintf(was, sizeof was, "%s", e->msg);
+      int en = e->errnum;
+      rc = velo_fail(e, 0, "cannot apply linux.resources.%s as uid %u: no cgroup is delegated to this user here (%s)", need, (unsigned)geteuid(), was);
+      e->errnum = en;
+    } else {
+      for (size_t i = 0; i < cg->n; i++) {
+        if (made[i]) rmdir_cgroup_tree(made[i]);
+        free(made[i]);
+      }
+      free(made);
+      oci_cgroup_free(cg);
+      memset(e, 0, sizeof *e);
+      return 0;
+    }
+  }
   if (rc == 0) {
     json_object *res = NULL;
     if (cfg_obj(linux_, "resources", "linux", &res, e) < 0) rc = -1;

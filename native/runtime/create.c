@@ -446,6 +446,11 @@ int container_create(const struct create_opts *o, pid_t *child_out, struct velo_
   }
   if (oci_cgroup_create(&cg, linux_, &e) < 0) goto fail_cg;
   made_cg = true;
+  if (!cg.n) {
+    /* rootless without a cgroup (oci_cgroup_create): the state says so, so delete and kill go by the pid alone */
+    json_object_object_del(c.state, "cgroup");
+    if (container_save(&c, &e) < 0) goto fail;
+  }
   char fifo_path[4200];
   snprintf(fifo_path, sizeof fifo_path, "%s/exec.fifo", dir);
   if (mkfifo(fifo_path, 0600) < 0) {

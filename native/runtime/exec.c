@@ -5,7 +5,12 @@
  * The pid (and time) namespace is joined by the caller only around the fork (setns(pid) changes where its
  * children go, so it is set back before this returns: a library caller forks other things later), the rest by the child
  * after it joined the cgroup through the host's cgroup fs. Set-up errors come back over a pipe, so the caller
- * learns why a process never ran instead of seeing one that exits. */
+ * learns why a process never ran instead of seeing one that exits.
+ *
+ * Not root, into a container with a user namespace of its own: joining its pid namespace needs CAP_SYS_ADMIN in
+ * that user namespace, which only a process inside it has, and a process cannot leave a user namespace. So the
+ * child joins the user namespace first, then the pid (and time) namespace and the rest, and clones the process
+ * with CLONE_PARENT: it is our child (we wait for it and pass signals on, as always) and the first child exits. */
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
@@ -55,7 +60,7 @@ int container_exec(const struct container *c, json_object *process, const struct
   struct proc_plan pp;
   if (proc_plan(process, "process", &pp, e) < 0) return -1;
   struct oci_seccomp *sc = NULL;
-  int rc = -1, nsfd[NS_COUNT], ep[2] = {-1, -1}, console = -1, relay_sock = -1, own_pid = -1, own_time = -1;
+  int rc = -1, nsfd[NS_COUNT], ep[2] = {-1, -1}, gp[2] = {-1, -1}, console = -1, relay_sock = -1, own_pid = -1, own_time = -1;
   cleanup_fd int pidfd = -1;
   for (int t = 0; t < NS_COUNT; t++) nsfd[t] = -1;
   if (exec_seccomp(c, &sc, e) < 0) goto out;
@@ -97,16 +102,17 @@ int container_exec(const struct container *c, json_object *process, const struct
   } else if (pp.terminal && (console = console_connect(xo->console_socket, e)) < 0) {
     goto out;
   }
-  if (nsfd[NS_PID] >= 0 && ((own_pid = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0 || setns(nsfd[NS_PID], CLONE_NEWPID) < 0)) {
+  bool user_first = rt_rootless() && nsfd[NS_USER] >= 0;
+  if (!user_first && nsfd[NS_PID] >= 0 && ((own_pid = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0 || setns(nsfd[NS_PID], CLONE_NEWPID) < 0)) {
     VELO_FAIL_ERRNO(e, "join the container's pid namespace");
     goto out;
   }
-  if (nsfd[NS_TIME] >= 0 &&
+  if (!user_first && nsfd[NS_TIME] >= 0 &&
       ((own_time = open("/proc/self/ns/time", O_RDONLY | O_CLOEXEC)) < 0 || setns(nsfd[NS_TIME], NS_CLONE_FLAGS[NS_TIME]) < 0)) {
     VELO_FAIL_ERRNO(e, "join the container's time namespace");
     goto out;
   }
-  if (pipe2(ep, O_CLOEXEC) < 0) {
+  if (pipe2(ep, O_CLOEXEC) < 0 || (user_first && pipe2(gp, O_CLOEXEC) < 0)) {
     VELO_FAIL_ERRNO(e, "pipe");
     goto out;
   }
@@ -123,10 +129,18 @@ int container_exec(const struct container *c, json_object *process, const struct
     close(ep[0]);
     proc_reset_signals();
     if (c->has_cg && oci_cgroup_join(&c->cg, 0, e) < 0) report(ep[1], e, 1);
-    static const int ORDER[] = {NS_USER, NS_IPC, NS_UTS, NS_NET, NS_CGROUP, NS_MNT};
+    static const int ORDER[] = {NS_USER, NS_PID, NS_TIME, NS_IPC, NS_UTS, NS_NET, NS_CGROUP, NS_MNT};
     for (size_t i = 0; i < sizeof ORDER / sizeof *ORDER; i++) {
       int t = ORDER[i];
+      if ((t == NS_PID || t == NS_TIME) && !user_first) continue; /* joined by us around the fork */
       if (nsfd[t] >= 0 && setns(nsfd[t], NS_CLONE_FLAGS[t]) < 0) VELO_FAIL_ERRNO(e, "join the container's %s namespace", NS_NAMES[t]), report(ep[1], e, 1);
+    }
+    if (user_first) {
+      close(gp[0]);
+      pid_t g = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, NULL);
+      if (g < 0) VELO_FAIL_ERRNO(e, "fork into the container's pid namespace"), report(ep[1], e, 1);
+      if (g > 0) _exit(write_all(gp[1], &g, sizeof g) < 0 ? 1 : 0);
+      close(gp[1]);
     }
     if (console >= 0) {
       if (setsid() < 0 || console_setup(console, pp.rows, pp.cols, e) < 0) report(ep[1], e, 1);
@@ -142,6 +156,17 @@ int container_exec(const struct container *c, json_object *process, const struct
   }
   close(ep[1]), ep[1] = -1;
   if (console >= 0) close(console), console = -1;
+  if (user_first) {
+    /* the first child hands over the process it cloned as ours (CLONE_PARENT), then exits */
+    close(gp[1]), gp[1] = -1;
+    pid_t g = -1;
+    ssize_t n;
+    do n = read(gp[0], &g, sizeof g);
+    while (n < 0 && errno == EINTR);
+    while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {
+    }
+    child = n == (ssize_t)sizeof g && g > 0 ? g : -1;
+  }
   char msg[sizeof e->msg - 16];
   ssize_t got = 0, r;
   while ((r = read(ep[0], msg + got, sizeof msg - 1 - (size_t)got)) > 0 || (r < 0 && errno == EINTR)) got += r > 0 ? r : 0;
@@ -149,9 +174,13 @@ int container_exec(const struct container *c, json_object *process, const struct
     /* the process never ran: say why, with the code a shell would give (127 not found, 126 not executable, else 1) */
     msg[got] = 0;
     int st = 0;
-    waitpid(child, &st, 0);
-    *code = WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    if (child > 0) waitpid(child, &st, 0);
+    *code = child > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 1;
     velo_fail(e, 0, "exec failed: %s", msg);
+    goto out;
+  }
+  if (child < 0) {
+    velo_fail(e, 0, "exec failed: the process was not started in the container's namespaces");
     goto out;
   }
   *child_out = child;
@@ -165,6 +194,8 @@ out:
   if (own_time >= 0) close(own_time);
   if (ep[0] >= 0) close(ep[0]);
   if (ep[1] >= 0) close(ep[1]);
+  for (int i = 0; i < 2; i++)
+    if (gp[i] >= 0) close(gp[i]);
   if (console >= 0) close(console);
   if (relay_sock >= 0) close(relay_sock);
   oci_seccomp_free(sc);

@@ -7,7 +7,11 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "rt.h"
 
@@ -140,8 +144,71 @@ static int write_proc(pid_t pid, const char *file, const char *data, struct velo
   return 0;
 }
 
+bool rt_rootless(void) { return geteuid() != 0; }
+
+/* A map of exactly our own id ("C OWN 1"): the one map an unprivileged process may write itself. */
+static bool own_id_only(const char *map, unsigned long own) {
+  unsigned long c, h, s;
+  int used = 0;
+  return sscanf(map, "%lu %lu %lu\n%n", &c, &h, &s, &used) == 3 && h == own && s == 1 && !map[used];
+}
+
+/* Without root, a map with more than our own id goes through the setuid newuidmap/newgidmap (Debian's uidmap),
+ * which check it against the user's /etc/subuid and /etc/subgid ranges, as runc and Podman do. */
+static int map_with_tool(const char *tool, pid_t child, const char *map, struct velo_err *e) {
+  char *argv[3 + 3 * 340 + 1];
+  int argc = 0;
+  char pid[16];
+  snprintf(pid, sizeof pid, "%d", (int)child);
+  argv[argc++] = (char *)tool;
+  argv[argc++] = pid;
+  char *copy = strdup(map);
+  if (!copy) return velo_fail(e, ENOMEM, "%s", tool);
+  char *save = NULL;
+  for (char *t = strtok_r(copy, " \n", &save); t && argc < (int)(sizeof argv / sizeof *argv) - 1; t = strtok_r(NULL, " \n", &save)) argv[argc++] = t;
+  argv[argc] = NULL;
+  int ep[2];
+  if (pipe2(ep, O_CLOEXEC) < 0) return free(copy), VELO_FAIL_ERRNO(e, "pipe");
+  pid_t p = fork();
+  if (p < 0) {
+    int en = errno;
+    close(ep[0]), close(ep[1]), free(copy);
+    return velo_fail(e, en, "fork %s", tool);
+  }
+  if (p == 0) {
+    dup2(ep[1], 2);
+    execvp(tool, argv);
+    dprintf(2, "cannot run %s: %s", tool, strerror(errno));
+    _exit(127);
+  }
+  close(ep[1]);
+  free(copy);
+  char out[512] = "";
+  ssize_t got = 0, r;
+  while (got < (ssize_t)sizeof out - 1 && ((r = read(ep[0], out + got, sizeof out - 1 - (size_t)got)) > 0 || (r < 0 && errno == EINTR))) got += r > 0 ? r : 0;
+  close(ep[0]);
+  int st = 0;
+  while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return 0;
+  while (got > 0 && (out[got - 1] == '\n' || out[got - 1] == ' ')) got--;
+  out[got] = 0;
+  bool missing = WIFEXITED(st) && WEXITSTATUS(st) == 127;
+  return velo_fail(e, missing ? ENOENT : EPERM, "%s %s failed: %s (%s)", tool, pid, got ? out : "no reason given",
+                   missing ? "install Debian's uidmap package" : "the ranges must be the user's own in /etc/subuid and /etc/subgid");
+}
+
 int ns_write_maps(const struct ns_plan *n, pid_t child, struct velo_err *e) {
   if (!(n->clone_flags & CLONE_NEWUSER)) return 0;
+  if (rt_rootless()) {
+    if (own_id_only(n->uid_map, geteuid()) && own_id_only(n->gid_map, getegid())) {
+      /* our own ids alone: written directly; a gid map then needs setgroups denied (user_namespaces(7)) */
+      if (write_proc(child, "uid_map", n->uid_map, e) < 0 || write_proc(child, "setgroups", "deny", e) < 0) return -1;
+      return write_proc(child, "gid_map", n->gid_map, e);
+    }
+    if (map_with_tool("newuidmap", child, n->uid_map, e) < 0) return -1;
+    return map_with_tool("newgidmap", child, n->gid_map, e);
+  }
   if (write_proc(child, "uid_map", n->uid_map, e) < 0) return -1;
   return write_proc(child, "gid_map", n->gid_map, e);
 }
@@ -159,3 +226,32 @@ int ns_child_join(struct ns_plan *n, struct velo_err *e) {
   return 0;
 }
 
+
+int ns_run_mapped(const char *uid_map, const char *gid_map, int (*fn)(void *), void *arg, struct velo_err *e) {
+  int up[2], down[2];
+  if (pipe2(up, O_CLOEXEC) < 0) return VELO_FAIL_ERRNO(e, "pipe");
+  if (pipe2(down, O_CLOEXEC) < 0) return close(up[0]), close(up[1]), VELO_FAIL_ERRNO(e, "pipe");
+  fflush(NULL);
+  pid_t p = fork();
+  if (p == 0) {
+    close(up[0]), close(down[1]);
+    char c = 'u';
+    if (unshare(CLONE_NEWUSER) < 0) c = 'x';
+    if (write(up[1], &c, 1) != 1 || c == 'x' || read(down[0], &c, 1) != 1 || c != 'g') _exit(125);
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) _exit(125);
+    _exit(fn(arg) == 0 ? 0 : 1);
+  }
+  close(up[1]), close(down[0]);
+  if (p < 0) return close(up[0]), close(down[1]), VELO_FAIL_ERRNO(e, "fork");
+  char c = 0;
+  int rc = 0;
+  if (read(up[0], &c, 1) != 1 || c != 'u') rc = velo_fail(e, 0, "cannot make a user namespace");
+  else if (map_with_tool("newuidmap", p, uid_map, e) < 0 || map_with_tool("newgidmap", p, gid_map, e) < 0) rc = -1;
+  else if (write(down[1], "g", 1) != 1) rc = VELO_FAIL_ERRNO(e, "sync");
+  close(up[0]), close(down[1]);
+  int st = 0;
+  while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (rc == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) rc = velo_fail(e, 0, "the work in the user namespace failed (%s %d)", WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+  return rc;
+}

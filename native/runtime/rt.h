@@ -84,6 +84,9 @@ int ns_plan(json_object *linux_, struct ns_plan *n, struct velo_err *e);
 void ns_plan_close(struct ns_plan *n);
 /* In the parent, before clone: join pid/time namespaces by path (they apply to children), unshare a new time ns. */
 int ns_parent_prepare(struct ns_plan *n, struct velo_err *e);
+/* Not root: fn(arg) in a child that is root of a new user namespace with these maps (newuidmap/newgidmap), e.g.
+ * to remove what a rootless container left owned by ids of its range. 0 when fn returned 0. */
+int ns_run_mapped(const char *uid_map, const char *gid_map, int (*fn)(void *), void *arg, struct velo_err *e);
 /* In the parent, after clone: write the child's uid/gid maps. */
 int ns_write_maps(const struct ns_plan *n, pid_t child, struct velo_err *e);
 /* In the child: join the namespaces given by path (user first), in the order the kernel needs. */

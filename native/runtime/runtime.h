@@ -46,6 +46,10 @@ struct cg_hier {
   char *path;        /* the container's cgroup dir in it, e.g. /sys/fs/cgroup/memory/velo-runtime/ID */
   char *rel;         /* that dir relative to the hierarchy root, e.g. /velo-runtime/ID */
 };
+/* Not root (ns.c): maps through newuidmap/newgidmap, cgroups only where delegated, exec joins the user namespace
+ * first, no device rules. */
+bool rt_rootless(void);
+
 struct oci_cgroup {
   bool v2;            /* pure v2 host (cgroup2 mounted at the cgroup root) */
   struct cg_hier *h;  /* the hierarchies the container joins (v2: exactly one) */
