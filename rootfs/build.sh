@@ -53,7 +53,9 @@ tty:x:5:
 nogroup:x:65534:
 node:x:1000:
 G
-mkdir -p home/node && chown 1000:1000 home/node
+# without root, the owner is said on stdout and recorded by the ingest (src/sandbox/default-image.ts)
+mkdir -p home/node
+if [ "$(id -u)" = 0 ]; then chown 1000:1000 home/node; else echo "owner 1000 1000 home/node"; fi
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > etc/hosts
 printf 'hosts: files dns\n' > etc/nsswitch.conf
 printf 'NAME="velo default"\nID=velo\nPRETTY_NAME="velo default image (busybox + node %s)"\n' "$("$node" -v)" > etc/os-release

@@ -40,6 +40,22 @@ if [ "$(id -u)" = 0 ]; then
   done
 fi
 
+# The user the rootless tests run as (test/sandbox/rootless.test.ts): an ordinary system user with one range of
+# 65,536 ids of its own in /etc/subuid and /etc/subgid, as `useradd` gives a person (docs/sandbox.md, "Rootless").
+if [ "$(id -u)" = 0 ]; then
+  if ! id velo-rootless >/dev/null 2>&1; then
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin velo-rootless
+    say "user velo-rootless (rootless tests)"
+  fi
+  for f in /etc/subuid /etc/subgid; do
+    if ! grep -q '^velo-rootless:' "$f"; then
+      start=$(awk -F: 'BEGIN { m = 100000 } NF == 3 && $2 + $3 > m { m = $2 + $3 } END { printf "%d", int((m + 65535) / 65536) * 65536 }' "$f")
+      echo "velo-rootless:$start:65536" >> "$f"
+      say "$f: velo-rootless:$start:65536"
+    fi
+  done
+fi
+
 # npm packages: (re)install only when package-lock.json changed since the last install.
 stamp=node_modules/.velo-lock-stamp
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then

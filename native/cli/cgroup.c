@@ -28,7 +28,7 @@ int cgroup_dirs(const char *name, struct strlist *out) {
   const char *root = cg_root();
   size_t rl = strlen(root);
   while (rl > 1 && root[rl - 1] == '/') rl--;
-  oci_sandbox_cgroups_path(name, rel, sizeof rel);
+  oci_sandbox_cgroups_path(name, false, rel, sizeof rel);
   snprintf(p, sizeof p, "%.*s/cgroup.controllers", (int)rl, root);
   if (access(p, F_OK) == 0) { /* pure v2: one dir */
     snprintf(p, sizeof p, "%.*s%s", (int)rl, root, rel);

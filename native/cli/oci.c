@@ -117,20 +117,24 @@ static json_object *capabilities(const struct strlist *caps, bool root) {
   return c;
 }
 
-void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len) { snprintf(buf, len, "/velo/%s", name); }
+/* root: /velo/NAME; rootless: velo/NAME, relative, which velo-runtime puts beside its caller's own cgroup (on v2,
+ * under the parent the user was delegated; elsewhere it cannot make it and the tenant goes without) */
+void oci_sandbox_cgroups_path(const char *name, bool rootless, char *buf, size_t len) { snprintf(buf, len, "%svelo/%s", rootless ? "" : "/", name); }
 
-/* [{containerID 0, hostID host, size 65536}] */
-static json_object *id_map(unsigned long host) {
-  json_object *m = json_object_new_object();
-  json_object_object_add(m, "containerID", json_object_new_int64(0));
-  json_object_object_add(m, "hostID", json_object_new_int64((int64_t)host));
-  json_object_object_add(m, "size", json_object_new_int64((int64_t)USERNS_SIZE));
+/* [{containerID, hostID, size}...] */
+static json_object *id_map(const struct idmap *im) {
   json_object *a = json_object_new_array();
-  json_object_array_add(a, m);
+  for (unsigned i = 0; i < im->n; i++) {
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "containerID", json_object_new_int64((int64_t)im->c[i]));
+    json_object_object_add(m, "hostID", json_object_new_int64((int64_t)im->h[i]));
+    json_object_object_add(m, "size", json_object_new_int64((int64_t)im->s[i]));
+    json_object_array_add(a, m);
+  }
   return a;
 }
 
-json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids, const unsigned *io_dev) {
+json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const struct tenant_ids *ids, bool rootless, const unsigned *io_dev) {
   char dir[4200], buf[4400];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
   json_object *c = json_object_new_object();
@@ -174,10 +178,13 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   json_object_array_add(ov, json_object_new_string(buf));
   json_object_array_add(ov, json_object_new_string("metacopy=off"));
   json_object_array_add(ov, json_object_new_string("nodev"));
+  /* rootless: mounted inside the tenant's user namespace, so overlayfs keeps its marks in user.overlay.* (the farms'
+   * opaque dirs are written so, velo-meta); with root: the lower layers idmapped, the overlay mounted by the host */
+  if (rootless) json_object_array_add(ov, json_object_new_string("userxattr"));
   json_object *top = mount("/", "overlay", "overlay", ov);
-  if (ids) {
-    json_object_object_add(top, "uidMappings", id_map(ids[0]));
-    json_object_object_add(top, "gidMappings", id_map(ids[1]));
+  if (ids && !rootless) {
+    json_object_object_add(top, "uidMappings", id_map(&ids->uid));
+    json_object_object_add(top, "gidMappings", id_map(&ids->gid));
   }
   json_object_array_add(mounts, top);
   json_object_array_add(mounts, mount("/proc", "proc", "proc", str_list("nosuid", "nodev", "noexec", NULL)));
@@ -204,10 +211,10 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   }
   json_object_object_add(l, "namespaces", ns);
   if (ids) {
-    json_object_object_add(l, "uidMappings", id_map(ids[0]));
-    json_object_object_add(l, "gidMappings", id_map(ids[1]));
+    json_object_object_add(l, "uidMappings", id_map(&ids->uid));
+    json_object_object_add(l, "gidMappings", id_map(&ids->gid));
   }
-  oci_sandbox_cgroups_path(s->name, buf, sizeof buf);
+  oci_sandbox_cgroups_path(s->name, rootless, buf, sizeof buf);
   json_object_object_add(l, "cgroupsPath", json_object_new_string(buf));
   json_object *res = json_object_new_object();
   /* no device but the default ones (null, zero, tty, ...): a tenant can never reach a host disk */

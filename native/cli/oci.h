@@ -8,13 +8,15 @@
 #include <sys/types.h>
 
 #include "state.h"
+#include "userns.h"
 
 /* The config.json of tenant s (home: the store; init: path of velo-init on the host). NULL: out of memory. */
-/* ids: NULL, or {host uid, host gid} of a tenant with its own user namespace (s->userns; userns.c): its root
- * maps there, and the overlay's lower layers are idmapped with the same mapping. */
-json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const unsigned long *ids, const unsigned *io_dev);
-/* The sandbox's linux.cgroupsPath (/velo/NAME): where velo-runtime makes its cgroups in every hierarchy. */
-void oci_sandbox_cgroups_path(const char *name, char *buf, size_t len);
+/* ids: NULL, or the maps of a tenant with its own user namespace (s->userns; userns.c). With root, the overlay's
+ * lower layers are idmapped with the same maps; rootless (not root), the overlay is mounted inside the tenant's user
+ * namespace ("userxattr") and its cgroups are relative to velo's own. */
+json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const struct tenant_ids *ids, bool rootless, const unsigned *io_dev);
+/* The sandbox's linux.cgroupsPath: where velo-runtime makes its cgroups in every hierarchy. */
+void oci_sandbox_cgroups_path(const char *name, bool rootless, char *buf, size_t len);
 
 struct oci_exec {
   const char *workdir;            /* NULL: the tenant's */

@@ -53,7 +53,7 @@ static int reap_unrecorded(const char *home, const char *name, char *err, size_t
     if (container_signal(&init, SIGKILL, &e) == 0) container_wait_exit(&init, 2000);
   }
   char path[300];
-  oci_sandbox_cgroups_path(name, path, sizeof path);
+  oci_sandbox_cgroups_path(name, rt_rootless(), path, sizeof path);
   json_object *lin = json_object_new_object();
   json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
   struct oci_cgroup cg;
@@ -79,8 +79,11 @@ int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name
 /* A tenant with its own user namespace: its range (userns.c), and what its root (an unprivileged host uid) must
  * reach: the tenant dir and its upper, work and root dirs become its own (the dir 0700: no other host user gets
  * in), and the store and tenants dirs searchable (0711: no listing) so it can get there. */
-static int tenant_userns(const char *home, const char *name, const char *dir, unsigned long ids[2], char *err, size_t errlen) {
-  if (userns_range(home, name, &ids[0], &ids[1], err, errlen) < 0) return -1;
+static int tenant_userns(const char *home, const char *name, const char *dir, struct tenant_ids *ids, char *err, size_t errlen) {
+  unsigned long host[2];
+  if (userns_range(home, name, &host[0], &host[1], err, errlen) < 0) return -1;
+  ids->uid = (struct idmap){.n = 1, .c = {0}, .h = {host[0]}, .s = {USERNS_SIZE}};
+  ids->gid = (struct idmap){.n = 1, .c = {0}, .h = {host[1]}, .s = {USERNS_SIZE}};
   char p[4400];
   const char *search[] = {home, NULL};
   snprintf(p, sizeof p, "%s/tenants", home);
@@ -93,10 +96,113 @@ static int tenant_userns(const char *home, const char *name, const char *dir, un
   static const char *const subs[] = {"", "/upper", "/work", "/root"};
   for (int i = 0; i < 4; i++) {
     snprintf(p, sizeof p, "%s%s", dir, subs[i]);
-    if (lchown(p, (uid_t)ids[0], (gid_t)ids[1]) < 0 || (i == 0 && chmod(p, 0700) < 0))
+    if (lchown(p, (uid_t)host[0], (gid_t)host[1]) < 0 || (i == 0 && chmod(p, 0700) < 0))
       return snprintf(err, errlen, "cannot give %s to the tenant's user namespace: %s", p, strerror(errno)), -1;
   }
   return 0;
+}
+
+/* Not root: which of the tenant's limits this host lets velo apply. A cgroup limit needs a cgroup v2 parent that
+ * is delegated to the user (writable, with that controller); the disk quota needs root (quotactl). What cannot
+ * apply is dropped from the state (inspect shows what holds) and named in a warning on stderr, as Docker does
+ * ("Limitation discarded"); s->cgroups becomes the dirs velo-runtime will make, or none. */
+static void rootless_limits(struct tstate *s) {
+  char path[300];
+  oci_sandbox_cgroups_path(s->name, true, path, sizeof path);
+  json_object *lin = json_object_new_object();
+  json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
+  struct oci_cgroup cg;
+  struct velo_err e = {0};
+  char parent[4400] = "", avail[512] = "";
+  bool delegated = false;
+  if (oci_cgroup_plan(lin, s->name, false, &cg, &e) == 0) {
+    if (cg.v2 && cg.n == 1) {
+      snprintf(parent, sizeof parent, "%s", cg.h[0].path);
+      for (int up = 0; up < 2; up++) {
+        char *sl = strrchr(parent, '/');
+        if (sl) *sl = 0;
+      }
+      char f[4500];
+      snprintf(f, sizeof f, "%s/velo", parent);
+      delegated = access(f, W_OK) == 0 || (errno == ENOENT && access(parent, W_OK) == 0);
+      /* what the parent can give its children: enabled already, or any it has when no process lives in it */
+      char procs[16] = "";
+      snprintf(f, sizeof f, "%s/cgroup.procs", parent);
+      int fd = open(f, O_RDONLY | O_CLOEXEC);
+      bool empty = fd >= 0 && read(fd, procs, sizeof procs) == 0;
+      if (fd >= 0) close(fd);
+      snprintf(f, sizeof f, "%s/%s", parent, empty ? "cgroup.controllers" : "cgroup.subtree_control");
+      fd = delegated ? open(f, O_RDONLY | O_CLOEXEC) : -1;
+      ssize_t n = fd >= 0 ? read(fd, avail + 1, sizeof avail - 3) : -1;
+      if (fd >= 0) close(fd);
+      if (n > 0) {
+        avail[0] = ' ';
+        avail[n + 1] = 0;
+        for (char *c = avail; *c; c++)
+          if (*c == '\n') *c = ' ';
+        strcat(avail, " ");
+      }
+    }
+    for (size_t i = 0; i < s->cgroups.n; i++) free(s->cgroups.v[i]);
+    s->cgroups.n = 0;
+    for (size_t i = 0; delegated && i < cg.n; i++) strlist_push(&s->cgroups, cg.h[i].path);
+    oci_cgroup_free(&cg);
+  } else {
+    for (size_t i = 0; i < s->cgroups.n; i++) free(s->cgroups.v[i]);
+    s->cgroups.n = 0;
+  }
+  json_object_put(lin);
+  static const char *const CTL[][2] = {{"memory", " memory "}, {"pids", " pids "}, {"cpus", " cpu "}, {"ioReadBps", " io "}, {"ioWriteBps", " io "}, {"disk", NULL}};
+  char dropped[200] = "", quota[40] = "";
+  int kept = 0;
+  for (int i = 0; i < s->n_limits; i++) {
+    const char *ctl = NULL;
+    bool known = false;
+    for (size_t k = 0; k < sizeof CTL / sizeof *CTL; k++)
+      if (!strcmp(s->limits[i].key, CTL[k][0])) ctl = CTL[k][1], known = true;
+    if (known && (!ctl || !strstr(avail, ctl))) {
+      char *to = ctl ? dropped : quota;
+      size_t cap = ctl ? sizeof dropped : sizeof quota;
+      snprintf(to + strlen(to), cap - strlen(to), "%s%s", *to ? ", " : "", s->limits[i].key);
+      continue;
+    }
+    s->limits[kept++] = s->limits[i];
+  }
+  s->n_limits = kept;
+  if (*dropped)
+    fprintf(stderr,
+            "velo: warning: sandbox %s runs without its %s limit%s: velo is not root, and %s\n"
+            "  suggestion: on a cgroup v2 host, delegate a cgroup to uid %u with those controllers (systemd: Delegate= on user@.service), or run velo as root\n",
+            s->name, dropped, strchr(dropped, ',') ? "s" : "",
+            !parent[0] ? "this host's cgroups are v1 (no cgroup can be delegated to a user)" : delegated ? "the cgroup delegated to it lacks that controller" : "no cgroup is delegated to it here",
+            (unsigned)geteuid());
+  if (*quota) fprintf(stderr, "velo: warning: sandbox %s runs without its disk limit: a project quota needs root\n", s->name);
+}
+
+struct rm_arg {
+  int dfd;
+  const char *name;
+};
+static int rm_in_userns(void *a) { return rm_tree_at(((struct rm_arg *)a)->dfd, ((struct rm_arg *)a)->name); }
+
+static void map_text(const struct idmap *m, char *buf, size_t len) {
+  size_t n = 0;
+  buf[0] = 0;
+  for (unsigned i = 0; i < m->n && n < len; i++) n += (size_t)snprintf(buf + n, len - n, "%lu %lu %lu\n", m->c[i], m->h[i], m->s[i]);
+}
+
+int sb_rm_tree(int dfd, const char *name) {
+  struct tenant_ids ids;
+  char err[512], sug[300];
+  if (!rt_rootless() || userns_rootless(&ids, err, sizeof err, sug, sizeof sug) < 0) return rm_tree_at(dfd, name);
+  char um[128], gm[128];
+  map_text(&ids.uid, um, sizeof um);
+  map_text(&ids.gid, gm, sizeof gm);
+  struct rm_arg a = {dfd, name};
+  struct velo_err e = {0};
+  if (ns_run_mapped(um, gm, rm_in_userns, &a, &e) == 0) return 0;
+  /* what is left, as far as the user alone can (and errno from that) */
+  return rm_tree_at(dfd, name);
 }
 
 int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen) {
@@ -111,8 +217,22 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
     snprintf(p, sizeof p, "%s/%s", dir, subs[i]);
     if (mkdir(p, 0755) < 0 && errno != EEXIST) return snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno)), -1;
   }
-  unsigned long ids[2];
-  if (s->userns && tenant_userns(home, s->name, dir, ids, err, errlen) < 0) return -1;
+  /* not root: always a user namespace (the only way to have one's own root), mapped from the user's own ids */
+  bool rootless = rt_rootless();
+  struct tenant_ids ids;
+  if (rootless) {
+    char sug[300];
+    if (userns_rootless(&ids, err, errlen, sug, sizeof sug) < 0) {
+      char msg[2048];
+      snprintf(msg, sizeof msg, "UNSUPPORTED: %s\nsuggestion: %s", err, sug);
+      snprintf(err, errlen, "%s", msg);
+      return -1;
+    }
+    s->userns = true;
+    rootless_limits(s);
+  } else if (s->userns && tenant_userns(home, s->name, dir, &ids, err, errlen) < 0) {
+    return -1;
+  }
   double v;
   if (state_limit(s, "disk", &v) && disk_quota_set(dir, v, err, errlen) < 0) return -1;
   unsigned io_dev[2];
@@ -120,7 +240,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   if (io && disk_block_device(dir, &io_dev[0], &io_dev[1], err, errlen) < 0) return -1;
   char init[4200];
   bin_path(ctx, "velo-init", init, sizeof init);
-  json_object *cfg = oci_sandbox_config(home, init, s, s->userns ? ids : NULL, io ? io_dev : NULL);
+  json_object *cfg = oci_sandbox_config(home, init, s, s->userns ? &ids : NULL, rootless, io ? io_dev : NULL);
   if (!cfg) return snprintf(err, errlen, "out of memory"), -1;
   const char *txt = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -191,11 +311,15 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
 }
 
 int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec *x) {
-  /* joining a sandbox's cgroups and namespaces needs root: say so, rather than how the first step failed */
-  if (geteuid() != 0) {
+  /* a sandbox is its creator's (the runtime's record of it is theirs): another user is told so, rather than how
+   * the first step of joining it failed */
+  char rec[4400];
+  snprintf(rec, sizeof rec, "%s/runtime/%s", home, s->name);
+  struct stat rst;
+  if (geteuid() != 0 && (lstat(rec, &rst) < 0 ? errno == EACCES : rst.st_uid != geteuid())) {
     char msg[300];
-    snprintf(msg, sizeof msg, "cannot exec in sandbox %s: permission denied", s->name);
-    return front_error(false, "PERMISSION_DENIED", msg, "sandboxes need root (namespaces, mounts, cgroups)");
+    snprintf(msg, sizeof msg, "cannot exec in sandbox %s: permission denied (it is not this user's)", s->name);
+    return front_error(false, "PERMISSION_DENIED", msg, SB_PERM_SUGGESTION);
   }
   rt_root(home);
   struct velo_err e = {0};

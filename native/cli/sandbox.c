@@ -121,7 +121,7 @@ int sb_kill(const struct front_ctx *ctx, const char *home, const struct tstate *
   char msg[2200];
   snprintf(msg, sizeof msg, "cannot signal the sandbox's init: %s", err);
   if (strstr(err, "Operation not permitted") || strstr(err, "Permission denied"))
-    return sb_err(json, "PERMISSION_DENIED", msg, "sandboxes need root (namespaces, mounts, cgroups)");
+    return sb_err(json, "PERMISSION_DENIED", msg, SB_PERM_SUGGESTION);
   return sb_err(json, "NATIVE", msg, NULL);
 }
 
@@ -146,7 +146,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
     char msg[2200];
     snprintf(msg, sizeof msg, "cannot remove sandbox %s: %s", name, err);
     bool perm = strstr(err, "ermission denied") || strstr(err, "not permitted");
-    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
+    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? SB_PERM_SUGGESTION : NULL);
   }
   tm[0] = (struct timing){"runtime", ms_since(t)};
   t = now_ms();
@@ -167,7 +167,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
     snprintf(w, sizeof w, "cannot remove sandbox %s", name);
     return front_sys_error(json, e, w);
   }
-  int r = rm_tree_at(dfd, trash);
+  int r = sb_rm_tree(dfd, trash);
   int e = errno;
   close(dfd);
   if (r < 0) {
@@ -470,7 +470,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     int en = errno;
     int dfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-      rm_tree_at(dfd, name);
+      sb_rm_tree(dfd, name);
       close(dfd);
     }
     char msg[400];
@@ -490,7 +490,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     snprintf(msg, sizeof msg, "cannot start sandbox: %s", err);
     if (code) return sb_err(json, code, msg, sug);
     bool perm = strstr(err, "Operation not permitted") || strstr(err, "Permission denied");
-    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? "sandboxes need root (namespaces, mounts, cgroups)" : NULL);
+    return sb_err(json, perm ? "PERMISSION_DENIED" : "NATIVE", msg, perm ? SB_PERM_SUGGESTION : NULL);
   }
   timing(r, "runtime", ms_since(t));
   iso_now(now, sizeof now);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,5 +111,58 @@ int userns_range(const char *home, const char *name, unsigned long *uid, unsigne
   if ((unsigned long)k >= slots) return snprintf(err, errlen, "sandbox %s holds range %ld, beyond velo's %lu in /etc/subuid", name, k, slots), -1;
   *uid = us + (unsigned long)k * USERNS_SIZE;
   *gid = gs + (unsigned long)k * USERNS_SIZE;
+  return 0;
+}
+
+/* The first range of the user's line (by name or by uid) in an /etc/subuid-style file: 0, or -1 */
+static int user_entry(const char *file, const char *user, unsigned long id, unsigned long *start, unsigned long *count) {
+  FILE *f = fopen(file, "re");
+  if (!f) return -1;
+  char line[512], idtxt[24];
+  snprintf(idtxt, sizeof idtxt, "%lu", id);
+  int rc = -1;
+  while (rc < 0 && fgets(line, sizeof line, f)) {
+    char *colon = strchr(line, ':');
+    if (!colon) continue;
+    *colon = 0;
+    unsigned long s, c;
+    if ((!strcmp(line, idtxt) || (user && !strcmp(line, user))) && sscanf(colon + 1, "%lu:%lu", &s, &c) == 2 && c > 0 && s + c <= 4294967295UL) {
+      *start = s;
+      *count = c;
+      rc = 0;
+    }
+  }
+  fclose(f);
+  return rc;
+}
+
+int userns_rootless(struct tenant_ids *ids, char *err, size_t errlen, char *sug, size_t suglen) {
+  uid_t uid = geteuid();
+  gid_t gid = getegid();
+  /* the name from /etc/passwd read directly: the front-end is linked statically, without NSS */
+  char name[256] = "";
+  FILE *pf = fopen("/etc/passwd", "re");
+  char line[1024];
+  while (pf && !*name && fgets(line, sizeof line, pf)) {
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (c1 && c2 && strtoul(c2 + 1, NULL, 10) == uid && c2[1] >= '0' && c2[1] <= '9' && (size_t)(c1 - line) < sizeof name) snprintf(name, sizeof name, "%.*s", (int)(c1 - line), line);
+  }
+  if (pf) fclose(pf);
+  const char *user = *name ? name : NULL;
+  unsigned long us, uc, gs, gc;
+  bool has_u = user_entry("/etc/subuid", user, uid, &us, &uc) == 0, has_g = user_entry("/etc/subgid", user, uid, &gs, &gc) == 0;
+  if (!has_u || !has_g) {
+    snprintf(err, errlen, "user %s (uid %u) has no range in %s for the sandbox's user namespace", user ? user : "?", (unsigned)uid,
+             !has_u && !has_g ? "/etc/subuid and /etc/subgid" : !has_u ? "/etc/subuid" : "/etc/subgid");
+    snprintf(sug, suglen, "ask an administrator to run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s (a range no other user has)", user ? user : "USER");
+    return -1;
+  }
+  struct idmap *m[2] = {&ids->uid, &ids->gid};
+  unsigned long own[2] = {uid, gid}, start[2] = {us, gs}, count[2] = {uc, gc};
+  for (int k = 0; k < 2; k++) {
+    m[k]->n = 2;
+    m[k]->c[0] = 0, m[k]->h[0] = own[k], m[k]->s[0] = 1;
+    m[k]->c[1] = 1, m[k]->h[1] = start[k], m[k]->s[1] = count[k] < USERNS_SIZE - 1 ? count[k] : USERNS_SIZE - 1;
+  }
   return 0;
 }

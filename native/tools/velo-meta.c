@@ -18,6 +18,7 @@
  * error is printed as "velo-meta: PATH: what: why" and the exit status is 1 (nothing after it is applied). */
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,15 @@ static int apply(int root, struct record *r, int do_chown, struct velo_err *err)
   case 'w': {
     mode_t fmt = r->type == 'p' ? S_IFIFO : r->type == 'b' ? S_IFBLK : S_IFCHR;
     dev_t dev = r->type == 'w' ? makedev(0, 0) : r->rdev;
-    if (mknodat(dir, base, fmt | (r->mode & 07777), dev) < 0 && errno != EEXIST) return VELO_FAIL_ERRNO(err, "%s: mknod", r->path);
+    if (mknodat(dir, base, fmt | (r->mode & 07777), dev) < 0 && errno != EEXIST) {
+      /* Not root (a rootless store's farm): a device node cannot be made (whiteouts and fifos can). An empty file
+       * keeps the path; the image in the store still says what it is (a checkout by root makes the node). */
+      bool placeholder = errno == EPERM && geteuid() != 0 && r->type != 'p' && r->type != 'w';
+      int fd = placeholder ? openat(dir, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0) : -1;
+      if (fd < 0) return VELO_FAIL_ERRNO(err, "%s: mknod", r->path);
+      close(fd);
+      r->type = 'f';
+    }
     break;
   }
   case 'f':
@@ -136,7 +145,10 @@ static int apply(int root, struct record *r, int do_chown, struct velo_err *err)
     if (fd < 0) return VELO_FAIL_ERRNO(err, "%s: open", r->path);
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    if (setxattr(proc, "trusted.overlay.opaque", "y", 1, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set trusted.overlay.opaque", r->path);
+    /* overlayfs reads trusted.overlay.* when root mounts it, user.overlay.* with "userxattr" (an overlay mounted in a
+     * user namespace: velo's rootless tenants): a farm is built by its store's owner, for that owner's overlays */
+    const char *name = geteuid() == 0 ? "trusted.overlay.opaque" : "user.overlay.opaque";
+    if (setxattr(proc, name, "y", 1, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set %s", r->path, name);
   }
   if (r->xattrs_hex && r->xattrs_hex[0] && apply_xattrs(dir, base, r->path, r->xattrs_hex, err) < 0) return -1;
   struct timespec ts[2] = {r->mtime, r->mtime};

@@ -63,10 +63,14 @@ function overlayMarks(upper: string): Set<string> {
  * ids inside the range come back as the tenant's (0..size-1), anything else is what the tenant saw too — the
  * overflow id 65534.
  */
-export type IdShift = {uid: IdRange; gid: IdRange}
+export type IdShift = {uid: IdRange[]; gid: IdRange[]}
 function unshift(meta: Meta, shift: IdShift | undefined): Meta {
   if (!shift) return meta
-  const back = (id: number, r: IdRange) => (id >= r.host && id < r.host + r.size ? id - r.host : 65534)
+  // a host id back to the id the tenant saw; one outside its map is what the tenant saw of it: the overflow id
+  const back = (id: number, map: IdRange[]) => {
+    const r = map.find((m) => id >= m.hostID && id < m.hostID + m.size)
+    return r ? r.containerID + (id - r.hostID) : 65534
+  }
   return {...meta, uid: back(meta.uid, shift.uid), gid: back(meta.gid, shift.gid)}
 }
 

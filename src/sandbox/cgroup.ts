@@ -45,6 +45,7 @@ export function cgroupDirs(name: string): string[] {
 
 /** Memory stats for inspect: current usage, peak, and how often the limit was hit. */
 export function cgroupStats(dirs: string[]): {memoryBytes?: number; pids?: number; oomKills?: number} {
+  if (!dirs.length) return {} // a rootless tenant on a host that delegates it no cgroup
   const l = layout()
   const read = (f: string) => {
     try {

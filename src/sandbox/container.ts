@@ -1,6 +1,7 @@
 import {spawn, spawnSync} from 'node:child_process'
 import {VeloError} from '../lib/errors'
 import {nativeBin} from '../lib/native'
+import type {Limits} from './cgroup'
 
 /**
  * A sandbox's container steps, done once in C whichever front door a call came in by: `velo __sandbox` of the
@@ -12,22 +13,35 @@ function internal(verb: string, home: string, args: string[], stdio: 'pipe' | 'i
   return spawnSync(nativeBin('velo'), ['__sandbox', verb, '--home', home, ...args], {stdio: stdio === 'pipe' ? ['ignore', 'pipe', 'pipe'] : 'inherit', encoding: 'utf8'})
 }
 
+/** native/cli/rtcall.h SB_PERM_SUGGESTION */
+const PERM_SUGGESTION = 'only the owner of a store can drive its sandboxes: use a store of your own (--home DIR or VELO_HOME); without root, see docs/sandbox.md (Rootless velo)'
+
 function failure(what: string, r: ReturnType<typeof internal>): VeloError {
   const msg = String(r.stderr ?? '').trim() || (r.error ? r.error.message : `exit ${r.status}`)
   // what the host cannot do (native/cli/rtcall.h): "UNSUPPORTED: message\nsuggestion: text"
   const u = /^UNSUPPORTED: ([^\n]*)(?:\nsuggestion: ([^]*))?$/.exec(msg)
   if (u) return new VeloError('UNSUPPORTED', `${what}: ${u[1]}`, {suggestion: u[2]})
   const perm = /Operation not permitted|Permission denied/.test(msg)
-  return new VeloError(perm ? 'PERMISSION_DENIED' : 'NATIVE', `${what}: ${msg}`, {suggestion: perm ? 'sandboxes need root (namespaces, mounts, cgroups)' : undefined})
+  return new VeloError(perm ? 'PERMISSION_DENIED' : 'NATIVE', `${what}: ${msg}`, {suggestion: perm ? PERM_SUGGESTION : undefined})
+}
+
+/** What the boot decided for the tenant: without root, only the limits the host lets velo apply, the cgroups it
+ * has (maybe none) and always a user namespace (native/cli/rtcall.c rootless_limits). */
+export interface BootDecision {
+  limits: Limits
+  cgroups: string[]
+  userns: boolean
 }
 
 /** Boot the sandbox NAME (its state.json written): velo-runtime create + start; its init's pid and start time. */
-export function containerBoot(home: string, name: string): {pid: number; pidStart: string} {
+export function containerBoot(home: string, name: string): {pid: number; pidStart: string} & BootDecision {
   const r = internal('boot', home, [name])
   if (r.status !== 0) throw failure('cannot start sandbox', r)
-  const m = /^(\d+) (\d+)$/.exec(String(r.stdout).trim())
+  // warnings (rootless: the limits this host does not let velo apply) reach the user as they would from C
+  if (r.stderr) process.stderr.write(r.stderr)
+  const m = /^(\d+) (\d+)\n(\{.*\})$/.exec(String(r.stdout).trim())
   if (!m) throw new VeloError('NATIVE', `velo __sandbox boot printed ${JSON.stringify(r.stdout)}`)
-  return {pid: Number(m[1]), pidStart: m[2]}
+  return {pid: Number(m[1]), pidStart: m[2], ...(JSON.parse(m[3]) as BootDecision)}
 }
 
 /** Signal the sandbox's init and wait up to timeoutMs for it to exit. */
@@ -43,6 +57,13 @@ export function containerKill(home: string, name: string, signal: number, timeou
 export function containerDelete(home: string, name: string): void {
   const r = internal('delete', home, [name])
   if (r.status !== 0) throw failure(`cannot remove sandbox ${name}`, r)
+}
+
+/** Remove tenants/REL (a tenant dir moved aside, a stopped tenant's work dir): without root this needs the tenant's user namespace (what it
+ * made as its other users is owned by ids of the user's range), which the native side sets up. */
+export function containerPurge(home: string, rel: string): void {
+  const r = internal('purge', home, [rel])
+  if (r.status !== 0) throw failure(`cannot remove ${rel}`, r)
 }
 
 export interface ContainerExec {

@@ -3,6 +3,7 @@ import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
+import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
 import {packageRoot} from '../lib/native'
 
@@ -33,10 +34,14 @@ export async function ensureDefaultImage(home: string): Promise<{built: boolean;
     if (await hasImage(home)) return {built: false, seconds: 0}
     const dir = path.join(home, 'tmp', `default-rootfs-${process.pid}-${crypto.randomBytes(4).toString('hex')}`)
     try {
-      const r = spawnSync('bash', [path.join(packageRoot(), 'rootfs', 'build.sh'), dir], {stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8'})
+      const r = spawnSync('bash', [path.join(packageRoot(), 'rootfs', 'build.sh'), dir], {stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8'})
       if (r.status !== 0) throw new VeloError('NATIVE', `building the default image failed: ${String(r.stderr).trim()}`, {suggestion: 'see rootfs/README.md (needs busybox-static, node and npm on the host)'})
       const {ingestDirectory} = await import('../store/ingest')
-      await ingestDirectory(home, dir, DEFAULT_IMAGE)
+      // Without root build.sh cannot chown: it prints "owner UID GID PATH" for what it would have chowned, and what
+      // is the caller's is recorded as root's, so the image is the same as root builds it.
+      const paths = new Map<string, {uid: number; gid: number}>()
+      for (const m of String(r.stdout).matchAll(/^owner (\d+) (\d+) (.+)$/gm)) paths.set(m[3], {uid: Number(m[1]), gid: Number(m[2])})
+      await ingestDirectory(home, dir, DEFAULT_IMAGE, undefined, isRoot() ? undefined : {caller: true, paths})
     } finally {
       fs.rmSync(dir, {recursive: true, force: true})
     }

@@ -32,29 +32,30 @@ export interface TenantState {
   startedAt?: string
 }
 
-/** One id range of a user namespace: container ids 0..size-1 are host ids host..host+size-1. */
+/** One range of a user namespace's map (as linux.uidMappings in config.json): container ids
+ * containerID..containerID+size-1 are host ids hostID..hostID+size-1. */
 export interface IdRange {
-  host: number
+  containerID: number
+  hostID: number
   size: number
 }
 
 /**
  * Where a tenant's user namespace puts its ids on the host, as its bundle says (native/cli/oci.c writes
- * linux.uidMappings/gidMappings into tenants/NAME/config.json at every boot; the range itself is
- * native/cli/userns.c's): undefined for a tenant without one, or never booted.
+ * linux.uidMappings/gidMappings into tenants/NAME/config.json at every boot; the ranges themselves are
+ * native/cli/userns.c's: one of 65,536 ids with root, the user's own id and its subordinate range rootless):
+ * undefined for a tenant without one, or never booted.
  */
-export function tenantIdRanges(home: string, name: string): {uid: IdRange; gid: IdRange} | undefined {
-  let linux: {uidMappings?: Array<{containerID: number; hostID: number; size: number}>; gidMappings?: Array<{containerID: number; hostID: number; size: number}>}
+export function tenantIdRanges(home: string, name: string): {uid: IdRange[]; gid: IdRange[]} | undefined {
+  let linux: {uidMappings?: IdRange[]; gidMappings?: IdRange[]}
   try {
     linux = JSON.parse(fs.readFileSync(path.join(tenantDir(home, name), 'config.json'), 'utf8')).linux ?? {}
   } catch {
     return undefined
   }
-  const one = (m?: Array<{containerID: number; hostID: number; size: number}>) =>
-    m && m.length === 1 && m[0].containerID === 0 ? {host: m[0].hostID, size: m[0].size} : undefined
-  const uid = one(linux.uidMappings)
-  const gid = one(linux.gidMappings)
-  return uid && gid ? {uid, gid} : undefined
+  const ok = (m?: IdRange[]) => Array.isArray(m) && m.length > 0 && m.every((r) => [r.containerID, r.hostID, r.size].every(Number.isSafeInteger))
+  const {uidMappings: uid, gidMappings: gid} = linux
+  return ok(uid) && ok(gid) ? {uid: uid!, gid: gid!} : undefined
 }
 
 export const tenantsDir = (home: string) => path.join(home, 'tenants')

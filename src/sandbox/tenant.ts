@@ -1,12 +1,13 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {isRoot} from '../lib/home'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
 import {capMask, checkEnvKey, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
 import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
-import {containerBoot, containerDelete, containerExec, containerKill} from './container'
+import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, writeState} from './state'
 
@@ -114,8 +115,12 @@ function boot(home: string, s: TenantState, timings: Record<string, number>): vo
   const t = process.hrtime.bigint()
   s.cgroups = cgroupDirs(s.name)
   writeState(home, s)
-  const {pid, pidStart} = containerBoot(home, s.name)
+  const {pid, pidStart, limits, cgroups, userns} = containerBoot(home, s.name)
   timings.runtime = ms(t)
+  // the boot decides what a rootless tenant gets (its user namespace, the limits that apply, its cgroups)
+  s.limits = limits
+  s.cgroups = cgroups
+  if (userns) s.userns = true
   s.pid = pid
   s.pidStart = pidStart
   s.startedAt = new Date().toISOString()
@@ -147,6 +152,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   if (backend === 'fuse' && profile.userns)
     throw new VeloError('UNSUPPORTED', `profile ${profile.name} asks for a user namespace, which the fuse backend does not support yet (its mount is not idmapped)`, {
       suggestion: 'use the farm backend (the default) with this profile, or a profile without "userns"',
+    })
+  if (backend === 'fuse' && !isRoot())
+    throw new VeloError('UNSUPPORTED', 'the fuse backend needs root: without root a sandbox always has a user namespace, and its FUSE mount is not idmapped', {
+      suggestion: 'use the farm backend (the default)',
     })
   timings.parse = ms(t0)
 
@@ -328,7 +337,8 @@ export async function startSandbox(home: string, name: string): Promise<CreateRe
     for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt
   }
   // Whatever a crash left in the work dir is overlay's scratch space: start from an empty one.
-  fs.rmSync(path.join(tenantDir(home, name), 'work'), {recursive: true, force: true})
+  if (isRoot()) fs.rmSync(path.join(tenantDir(home, name), 'work'), {recursive: true, force: true})
+  else containerPurge(home, `${name}/work`) // rootless: overlay leaves work/work mode 000, for the tenant's root only
   boot(home, s, timings)
   timings.total = ms(t0)
   return {name, image: s.image, pid: s.pid!, profile: s.profile, timings}
@@ -390,7 +400,8 @@ export async function removeSandbox(home: string, name: string, force: boolean):
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(err, `cannot remove sandbox ${name}`)
     return {name, killed, ms: ms(t0)}
   }
-  fs.rmSync(trash, {recursive: true, force: true})
+  if (isRoot()) fs.rmSync(trash, {recursive: true, force: true})
+  else containerPurge(home, path.basename(trash))
   tm.files = ms(t)
   return {name, killed, ms: ms(t0), timings: tm}
 }

@@ -46,7 +46,15 @@ const join = (dir: Buffer, name: Buffer) => Buffer.concat([dir, Buffer.from('/')
  * the commit leaves only objects (valid under their names) and temp files, never a manifest naming an
  * object that is not durable.
  */
-export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress): Promise<IngestResult> {
+/** Owners recorded instead of those on disk: a tree built without root (rootless velo's default image) cannot
+ * chown, so its builder says what the owners are. `caller`: files owned by the caller become root's; `paths`:
+ * owners by path relative to the tree (applied after `caller`). */
+export interface OwnerOverrides {
+  caller?: boolean
+  paths?: Map<string, {uid: number; gid: number}>
+}
+
+export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides): Promise<IngestResult> {
   const t0 = process.hrtime.bigint()
   const src = path.resolve(dir)
   let rootSt: fs.BigIntStats
@@ -58,7 +66,17 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
 
   const store = new Store(home).init()
-  const builder = new LayerBuilder(metaFromStat(rootSt))
+  const myUid = process.getuid?.() ?? -1
+  const myGid = process.getgid?.() ?? -1
+  const ownedAs = <M extends {uid: number; gid: number}>(rel: string, meta: M): M => {
+    if (!owners) return meta
+    if (owners.caller && meta.uid === myUid) meta.uid = 0
+    if (owners.caller && meta.gid === myGid) meta.gid = 0
+    const o = owners.paths?.get(rel)
+    if (o) Object.assign(meta, o)
+    return meta
+  }
+  const builder = new LayerBuilder(ownedAs('', metaFromStat(rootSt)))
   const jobs: Array<{path: Buffer; node: TreeNode; size: number; sparse?: boolean}> = []
   const seen = new Map<string, TreeNode>() // dev:ino → first node, for hard links
   let totalBytes = 0
@@ -93,7 +111,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       } catch (err) {
         throw fromSystemError(err, `cannot stat ${p.toString()}`)
       }
-      const meta = metaFromStat(st)
+      const meta = ownedAs(r, metaFromStat(st))
       const type = Number(st.mode) & S_IFMT
       const where = p.toString()
       if (treeX.size) meta.xattrs = xattrsOf(r, type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other', where)

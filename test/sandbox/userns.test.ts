@@ -50,7 +50,7 @@ describe('sandbox user namespaces', () => {
       expect(hostOf(n) + 65536).toBeLessThanOrEqual(start + count)
     }
     expect(Math.abs(hostOf(A) - hostOf(B))).toBeGreaterThanOrEqual(65536) // ranges never overlap
-    expect(sb.json(['sandbox', 'inspect', A]).hostIds).toEqual({uid: {host: hostOf(A), size: 65536}, gid: {host: hostGidOf(A), size: 65536}})
+    expect(sb.json(['sandbox', 'inspect', A]).hostIds).toEqual({uid: [{containerID: 0, hostID: hostOf(A), size: 65536}], gid: [{containerID: 0, hostID: hostGidOf(A), size: 65536}]})
   })
 
   it('image files keep their owners inside; what the tenant writes is its own range on the host', () => {
