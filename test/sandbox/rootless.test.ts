@@ -56,6 +56,18 @@ function liveProcesses(uids: Array<[number, number]>): string[] {
   return out
 }
 
+/** rmdir a delegated subtree, deepest first, after moving what is still in it to the root cgroup */
+function removeCgroupTree(dir: string): void {
+  if (!fs.existsSync(dir)) return
+  for (const d of fs.readdirSync(dir, {withFileTypes: true})) if (d.isDirectory()) removeCgroupTree(path.join(dir, d.name))
+  try {
+    for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) fs.writeFileSync('/sys/fs/cgroup/cgroup.procs', pid)
+  } catch {}
+  try {
+    fs.rmdirSync(dir)
+  } catch {}
+}
+
 describe('rootless velo (an ordinary user with subordinate ids)', () => {
   const me = idsOf(USER)
   const sub = subRange('/etc/subuid', USER)
@@ -173,6 +185,51 @@ describe('rootless velo (an ordinary user with subordinate ids)', () => {
       expect(r.stderr).not.toMatch(/bug in velo/)
     }
     expect(rootStore.sh(R, 'echo alive').stdout).toBe('alive\n')
+  })
+
+  // cgroup v2 only (the guests of `npm run test:hosts`; this host is v1): root delegates a subtree to the user as
+  // systemd's Delegate= does (the dir and its cgroup.procs/subtree_control/threads are the user's), velo runs in a
+  // leaf of it, and its tenants' limits hold, nested under that subtree.
+  const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
+  it.skipIf(!v2)('on cgroup v2, limits apply under a cgroup delegated to the user, nested there, and go with rm (needs a v2 host: npm run test:hosts)', () => {
+    const deleg = path.join('/sys/fs/cgroup', uniq('velo-deleg'))
+    const leaf = path.join(deleg, 'shell')
+    const name = uniq('rl-v2')
+    fs.writeFileSync('/sys/fs/cgroup/cgroup.subtree_control', '+memory +pids +cpu')
+    fs.mkdirSync(deleg)
+    try {
+      for (const f of ['', 'cgroup.procs', 'cgroup.subtree_control', 'cgroup.threads']) fs.chownSync(path.join(deleg, f), me.uid, me.gid)
+      fs.mkdirSync(leaf)
+      fs.chownSync(leaf, me.uid, me.gid)
+      fs.chownSync(path.join(leaf, 'cgroup.procs'), me.uid, me.gid)
+      // velo as the user, started inside the leaf: root places the shell there (as systemd places a login session;
+      // the user alone may not move a process out of a cgroup it does not own), then drops to the user
+      const inLeaf = (args: string[]) => {
+        const drop = ['setpriv', `--reuid=${me.uid}`, `--regid=${me.gid}`, '--clear-groups', VELO]
+        const r = spawnSync('sh', ['-c', `echo $$ > ${leaf}/cgroup.procs && exec "$@"`, 'sh', ...drop, ...args], {
+          encoding: 'utf8',
+          cwd: '/',
+          env: {PATH: process.env.PATH!, HOME: '/nonexistent', VELO_HOME: home},
+        })
+        return {status: r.status ?? 137, stdout: String(r.stdout), stderr: String(r.stderr)}
+      }
+      const c = inLeaf(['sandbox', 'create', name, '--memory', '64m', '--pids', '32'])
+      expect(c.status, c.stderr).toBe(0)
+      expect(c.stderr).not.toMatch(/warning/)
+      const tenantCg = path.join(deleg, 'velo', name)
+      expect(fs.readFileSync(path.join(tenantCg, 'memory.max'), 'utf8').trim()).toBe(String(64 << 20))
+      expect(fs.readFileSync(path.join(tenantCg, 'pids.max'), 'utf8').trim()).toBe('32')
+      const info = JSON.parse(inLeaf(['sandbox', 'inspect', name, '--json']).stdout)
+      expect(info.limits).toEqual({memory: 64 << 20, pids: 32})
+      expect(info.cgroups).toEqual([tenantCg])
+      // the pids limit holds inside: a fork bomb stops at 32 tasks, the host is untouched
+      const r = inLeaf(['sandbox', 'exec', name, '--', 'sh', '-c', 'for i in $(seq 64); do sleep 5 & done 2>/dev/null; cat /sys/fs/cgroup/pids.current'])
+      expect(Number(r.stdout.trim())).toBeLessThanOrEqual(32)
+      expect(inLeaf(['sandbox', 'rm', '-f', name]).status).toBe(0)
+      expect(fs.existsSync(tenantCg)).toBe(false)
+    } finally {
+      removeCgroupTree(deleg)
+    }
   })
 
   it('another user cannot touch this user\'s store; a user without subordinate ids gets a clear error', () => {
