@@ -151,9 +151,10 @@ int profile_load_cached(const char *pkgroot, const char *home, const char *ref, 
   p->network = strdup(net);
   p->seccomp = strdup(sec);
   if (!opt(pr, "hostname", &p->hostname) || !opt(pr, "user", &p->user) || !opt(pr, "workdir", &p->workdir)) goto out;
+  p->userns = true; /* the default (validateProfile writes it always; absent, fail closed) */
   if (json_object_object_get_ex(pr, "userns", &v)) {
-    if (!json_object_is_type(v, json_type_boolean) || !json_object_get_boolean(v)) goto out; /* validateProfile keeps only true */
-    p->userns = true;
+    if (!json_object_is_type(v, json_type_boolean)) goto out;
+    p->userns = json_object_get_boolean(v);
   }
   if ((p->hostname && !hostname_ok(p->hostname)) || (p->user && !user_ok(p->user)) || (p->workdir && !path_ok(p->workdir))) goto out;
   if (!json_object_object_get_ex(pr, "limits", &v) || !json_object_is_type(v, json_type_object)) goto out;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "../common/sysutil.h"
@@ -92,6 +93,22 @@ static int tenant_userns(const char *home, const char *name, const char *dir, st
     struct stat st;
     if (stat(search[i], &st) < 0 || ((st.st_mode & 0011) != 0011 && chmod(search[i], (st.st_mode & 07777) | 0011) < 0))
       return snprintf(err, errlen, "cannot make %s searchable for the tenant's user namespace: %s", search[i], strerror(errno)), -1;
+  }
+  /* the dirs above the store are the user's, not velo's to change: one that other users cannot search (a 0700
+   * mktemp dir) keeps the tenant's root out of its own rootfs, which the runtime would only report as EACCES on
+   * a path. Said here, before anything starts; a dir with an ACL is left to the kernel to judge. */
+  char up[4400];
+  if (!realpath(home, up)) return snprintf(err, errlen, "cannot resolve %s: %s", home, strerror(errno)), -1;
+  for (char *sl = strrchr(up, '/'); sl; sl = strrchr(up, '/')) {
+    *(sl == up ? sl + 1 : sl) = 0;
+    struct stat st;
+    if (stat(up, &st) == 0 && !(st.st_mode & 0001) && st.st_uid != host[0] && getxattr(up, "system.posix_acl_access", NULL, 0) < 0)
+      return snprintf(err, errlen,
+                      "PERMISSION_DENIED: the tenant's root (host uid %lu, its user namespace) cannot reach the store: %s (mode %04o) is not searchable by other users\n"
+                      "suggestion: chmod o+x %s, or put the store (--home, VELO_HOME) below directories anyone may search; as root, --userns host runs the tenant without a user namespace",
+                      host[0], up, (unsigned)(st.st_mode & 07777), up),
+             -1;
+    if (sl == up) break;
   }
   static const char *const subs[] = {"", "/upper", "/work", "/root"};
   for (int i = 0; i < 4; i++) {
@@ -357,14 +374,18 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
 }
 
 const char *sb_err_split(char *err, const char **sug) {
-  static const char P[] = "UNSUPPORTED: ";
-  if (strncmp(err, P, sizeof P - 1)) return NULL;
-  memmove(err, err + sizeof P - 1, strlen(err + sizeof P - 1) + 1);
+  static const char *const CODES[] = {"UNSUPPORTED", "PERMISSION_DENIED"};
+  const char *code = NULL;
+  size_t n = 0;
+  for (size_t i = 0; i < 2 && !code; i++)
+    if (!strncmp(err, CODES[i], n = strlen(CODES[i])) && !strncmp(err + n, ": ", 2)) code = CODES[i];
+  if (!code) return NULL;
+  memmove(err, err + n + 2, strlen(err + n + 2) + 1);
   char *nl = strstr(err, "\nsuggestion: ");
   *sug = NULL;
   if (nl) {
     *nl = 0;
     *sug = nl + 13;
   }
-  return "UNSUPPORTED";
+  return code;
 }

@@ -10,9 +10,11 @@
 
 /* config.json into the tenant dir, the runtime's create + start; fills s->pid / pid_start. -1: err says why.
  * What the host cannot do (no project quotas for --disk, no block device for I/O rates) is said as
- * "UNSUPPORTED: message\nsuggestion: text": sb_err_split tells it apart here, src/sandbox/container.ts in Node. */
+ * "UNSUPPORTED: message\nsuggestion: text", and a permission problem found before anything starts (a store the
+ * tenant's root cannot reach) as "PERMISSION_DENIED: ...": sb_err_split tells them apart here,
+ * src/sandbox/container.ts in Node. */
 int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen);
-/* "UNSUPPORTED" (err cut to the message, *sug to the suggestion) or NULL (err untouched) */
+/* "UNSUPPORTED" or "PERMISSION_DENIED" (err cut to the message, *sug to the suggestion) or NULL (err untouched) */
 const char *sb_err_split(char *err, const char **sug);
 /* Signal the sandbox's init (as velo-runtime kill) and wait up to timeout_ms for it to exit: 0 exited (or no wait),
  * 2 timeout, 3 not running; -1: err says why. */

@@ -432,6 +432,10 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   s->network = strdup(p.network);
   s->seccomp = strdup(p.seccomp);
   s->userns = p.userns;
+  if (o->userns && !strcmp(o->userns, "private")) s->userns = true;
+  else if (o->userns && !strcmp(o->userns, "host")) s->userns = false;
+  else if (o->userns) return SB_FALLBACK; /* Node says what is wrong */
+  if (!s->userns && geteuid() != 0) return SB_FALLBACK; /* Node: only root may opt out */
   s->caps = p.caps;
   s->env.v = calloc(1, sizeof(char *));
   if (env_merge(&s->env, DEFAULT_PATH) < 0 || env_merge(&s->env, "HOME=/root") < 0) return SB_FALLBACK;

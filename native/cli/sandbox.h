@@ -13,7 +13,7 @@
 #define SB_FALLBACK FRONT_FALLBACK
 
 struct create_opts {
-  const char *name, *image, *profile, *memory, *pids, *cpus, *hostname, *backend;
+  const char *name, *image, *profile, *memory, *pids, *cpus, *hostname, *backend, *userns;
   const char *const *env;
   int n_env;
   const char *const *mounts;

@@ -12,7 +12,7 @@ import type {Limits} from '../sandbox/cgroup'
 export interface Profile {
   name: string
   description?: string
-  namespaces: string[] // always mnt, pid, uts, ipc, net, cgroup (documented; user namespaces are not supported yet)
+  namespaces: string[] // always mnt, pid, uts, ipc, net, cgroup; a user namespace is `userns`
   network: 'loopback' | 'none' // own network namespace: loopback up, or nothing at all
   hostname?: string
   limits: Limits // bytes, tasks, CPUs, bytes/s, bytes
@@ -20,7 +20,7 @@ export interface Profile {
   mounts: MountSpec[]
   capabilities: string[] // the whole kept set, names without CAP_
   seccomp: 'default' | 'unconfined'
-  userns?: boolean // the tenant's own user namespace: its root is an unprivileged host uid (docs/sandbox.md)
+  userns: boolean // the tenant's own user namespace (default true): its root is an unprivileged host uid; false only as root (docs/sandbox.md)
   user?: string
   workdir?: string
 }
@@ -188,7 +188,7 @@ export function validateProfile(doc: unknown, file?: string): Profile {
     mounts,
     capabilities,
     seccomp,
-    ...(d.userns ? {userns: true} : {}),
+    userns: d.userns ?? true,
     user: d.user as string | undefined,
     workdir,
   }

@@ -47,6 +47,8 @@ export interface CreateOptions {
   hostname?: string
   /** farm (default): overlay over the image's hard-link farms; fuse: over one velo-fuse mount of the image */
   backend?: string
+  /** private (default): a user namespace of the tenant's own; host: none, tenant root is host root minus capabilities (root only) */
+  userns?: string
 }
 
 export interface CreateResult {
@@ -149,13 +151,16 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   const backend = o.backend ?? 'farm'
   if (backend !== 'farm' && backend !== 'fuse')
     throw new VeloError('USAGE', `unknown --backend ${JSON.stringify(backend)}`, {suggestion: 'use farm (hard-link farms, the default) or fuse (one velo-fuse mount per image)'})
-  if (backend === 'fuse' && profile.userns)
-    throw new VeloError('UNSUPPORTED', `profile ${profile.name} asks for a user namespace, which the fuse backend does not support yet (its mount is not idmapped)`, {
-      suggestion: 'use the farm backend (the default) with this profile, or a profile without "userns"',
+  if (o.userns !== undefined && o.userns !== 'private' && o.userns !== 'host')
+    throw new VeloError('USAGE', `unknown --userns ${JSON.stringify(o.userns)}`, {suggestion: 'use private (a user namespace of the tenant\'s own, the default) or host (none; root only)'})
+  const userns = o.userns === undefined ? profile.userns : o.userns === 'private'
+  if (!userns && !isRoot())
+    throw new VeloError('PERMISSION_DENIED', `${o.userns === 'host' ? '--userns host' : `profile ${profile.name} ("userns": false)`}: only root may run a tenant without a user namespace of its own`, {
+      suggestion: 'leave the user namespace on (the default; without root every tenant has one)',
     })
-  if (backend === 'fuse' && !isRoot())
-    throw new VeloError('UNSUPPORTED', 'the fuse backend needs root: without root a sandbox always has a user namespace, and its FUSE mount is not idmapped', {
-      suggestion: 'use the farm backend (the default)',
+  if (backend === 'fuse' && userns)
+    throw new VeloError('UNSUPPORTED', 'the fuse backend cannot serve a tenant in a user namespace yet (its FUSE mount cannot be idmapped), and user namespaces are the default', {
+      suggestion: isRoot() ? 'add --userns host (tenant root is then host root minus capabilities), or use the farm backend (the default)' : 'use the farm backend (the default)',
     })
   timings.parse = ms(t0)
 
@@ -227,7 +232,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         limits,
         capabilities: profile.capabilities,
         seccomp: profile.seccomp,
-        ...(profile.userns ? {userns: true as const} : {}),
+        ...(userns ? {userns: true as const} : {}),
         user: profile.user ?? img.config?.user ?? undefined,
         workdir: profile.workdir ?? img.config?.workingDir ?? '/',
         cgroups: cgroupDirs(name),

@@ -72,7 +72,7 @@ describe('native front-end: sandbox fast paths', () => {
     expect(normState(sb.home, N)).toEqual(normState(sb.home, M))
     const st = fs.statSync(path.join(sb.home, 'tenants', N, 'state.json'))
     expect(st.mode & 0o777).toBe(0o600)
-    expect(fs.statSync(path.join(sb.home, 'tenants')).mode & 0o777).toBe(0o700)
+    expect(fs.statSync(path.join(sb.home, 'tenants')).mode & 0o777).toBe(0o711) // searchable, no listing: tenant roots reach their own dirs only
     expect(fs.readFileSync(`/sys/fs/cgroup/pids/velo/${N}/pids.max`, 'utf8').trim()).toBe('64')
     expect(fs.readFileSync(`/sys/fs/cgroup/cpu/velo/${N}/cpu.cfs_quota_us`, 'utf8').trim()).toBe('50000')
     // human output: one line on stderr, nothing on stdout

@@ -75,8 +75,9 @@ describe('a store this user may not write', () => {
         const what = `${args.join(' ')} ${JSON.stringify(env)}: ${r.stderr}`
         if (readable && r.status === 0) continue
         expect(r.status, what).toBe(1)
-        // in a readable store, "no such sandbox" is a true answer too
-        expect(r.stderr, what).toMatch(readable && args.includes('p1') ? /error \[(PERMISSION_DENIED|NOT_FOUND)\]: .+/ : /error \[PERMISSION_DENIED\]: .+/)
+        // in a readable store, "no such sandbox" is a true answer too; and in root's: its tenants' roots (user
+        // namespaces) must search the store and tenants dirs (0711), so a name can be tested, never listed or read
+        expect(r.stderr, what).toMatch(args.includes('p1') ? /error \[(PERMISSION_DENIED|NOT_FOUND)\]: .+/ : /error \[PERMISSION_DENIED\]: .+/)
         expect(r.stderr, what).toMatch(/suggestion: /)
         expect(r.stderr, what).not.toMatch(/bug in velo|INTERNAL/)
       }
@@ -91,8 +92,8 @@ describe('a store this user may not write', () => {
     expect(veloJson(home, ['sandbox', 'ls']).find((x: any) => x.name === 'p0').status).toBe('running')
   }
 
-  it("root's own store (mode 0700): every command is a permission error and nothing changes", () => {
-    expect(fs.statSync(home).mode & 0o777).toBe(0o700)
+  it("root's own store (mode 0711, searchable by its tenants' roots, not listable): every command is a permission error and nothing changes", () => {
+    expect(fs.statSync(home).mode & 0o777).toBe(0o711)
     check(false)
   })
 

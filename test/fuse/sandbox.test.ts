@@ -10,7 +10,7 @@ import {isMounted} from './fixtures'
 isolationSuite('fuse')
 
 describe('sandbox --backend fuse', () => {
-  const sb = new SandboxHome(['--backend', 'fuse'])
+  const sb = new SandboxHome(['--backend', 'fuse', '--userns', 'host'])
   afterAll(() => {
     const left = sb.cleanup()
     expect(left).toEqual({mounts: [], cgroups: [], tenants: []})

@@ -107,6 +107,7 @@ function setXattr(p: string, name: string, hex: string): void {
 
 beforeAll(async () => {
   w = tmpDir('velo-docker-')
+  fs.chmodSync(w, 0o711) // the store is below it: tenants' roots (user namespaces) must be able to search it
   home = path.join(w, 'home')
   d = await startDockerd()
   const root = path.join(w, 'rootfs')
@@ -335,7 +336,9 @@ describe('extended attributes: velo and a real dockerd show the same', () => {
     expect(fmtRows(checkout)).toEqual(fmtRows(merged))
     expect(fmtRows(capsOnly(view))).toEqual(fmtRows(exported))
     const name = `xattr-${process.pid}`
-    ok(velo(home, ['sandbox', 'create', name, '--image', 'xa:1']), 'sandbox create')
+    // like for like with Docker's container (no user namespace): read from the host through a user namespace's
+    // idmapped layers, owners are its host ids and file capabilities come back as v3 with its root id
+    ok(velo(home, ['sandbox', 'create', name, '--image', 'xa:1', '--userns', 'host']), 'sandbox create')
     try {
       const {readState} = await import('../../src/sandbox/state')
       // the image's own top-level trees, read through the tenant's root (proc, sys, dev are mounts there)

@@ -126,7 +126,10 @@ describe('velo image import of a layer with xattrs', () => {
     sb.create(T, ['--image', 'xi'])
     const pid = readState(home, T).pid!
     const inside = listDir(`/proc/${pid}/root/data`)
-    expect(fmtRows(inside).slice(1)).toEqual(fmtRows(listDir(path.join(src, 'data'))).slice(1))
+    // read from the host, the tenant's files have its host ids (its user namespace): root's are its range's first
+    const {uid, gid} = sb.json(['sandbox', 'inspect', T]).hostIds
+    const asTenant = (rows: string[]) => rows.map((r) => r.replace(` ${uid[0].hostID}:${gid[0].hostID} `, ' 0:0 '))
+    expect(asTenant(fmtRows(inside).slice(1))).toEqual(fmtRows(listDir(path.join(src, 'data'))).slice(1))
     expect(inside.find((r) => r.path === 'a')!.xattrs).toBe(`user.bin=00ff01,user.color=${hex('red')}`)
     expect(ok(sb.sh(T, 'cat /data/a && chmod 600 /data/a && chmod 700 /data/dir'), 'exec')).toBe('same bytes\n')
     ok(sb.velo(['sandbox', 'stop', T]), 'stop')
@@ -150,7 +153,7 @@ describe('velo image import of a layer with xattrs', () => {
 
   it('a sandbox on the FUSE backend sees them too (velo-fuse serves them as the overlay lower)', () => {
     const T = uniq('xattr-fuse')
-    sb.create(T, ['--image', 'xi', '--backend', 'fuse'])
+    sb.create(T, ['--image', 'xi', '--backend', 'fuse', '--userns', 'host'])
     try {
       const inside = listDir(`/proc/${readState(home, T).pid}/root/data`)
       expect(fmtRows(inside).slice(1)).toEqual(fmtRows(listDir(path.join(src, 'data'))).slice(1))

@@ -5,11 +5,11 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {SandboxHome, uniq} from './fixture'
 
 // Real namespaces, overlay mounts and cgroups: two tenants on the default image, attacked from inside.
-// Run for each lower-layer backend: isolation.test.ts (link farms), test/fuse/sandbox.test.ts (FUSE), and for
-// tenants in user namespaces of their own (userns.test.ts: link farms, the userns profile).
-export function isolationSuite(backend: 'farm' | 'fuse' | 'userns'): void {
+// Run for each kind of tenant: isolation.test.ts (link farms, in a user namespace of its own: the default; and
+// link farms with --userns host, root's opt-out), test/fuse/sandbox.test.ts (FUSE, --userns host).
+export function isolationSuite(backend: 'farm' | 'fuse' | 'host'): void {
 describe(`sandbox isolation (${backend})`, () => {
-  const sb = new SandboxHome(backend === 'fuse' ? ['--backend', 'fuse'] : backend === 'userns' ? ['--profile', 'userns'] : [])
+  const sb = new SandboxHome(backend === 'fuse' ? ['--backend', 'fuse', '--userns', 'host'] : backend === 'host' ? ['--userns', 'host'] : [])
   const A = uniq('iso-a')
   const B = uniq('iso-b')
   const hostMarker = path.join(os.tmpdir(), uniq('velo-host-marker'))

@@ -1,3 +1,4 @@
 import {isolationSuite} from './isolation.suite'
 
 isolationSuite('farm')
+isolationSuite('host')

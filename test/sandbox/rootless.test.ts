@@ -113,6 +113,14 @@ describe('rootless velo (an ordinary user with subordinate ids)', () => {
     const info = JSON.parse(as(['sandbox', 'inspect', A, '--json']).stdout)
     expect(info.userns).toBe(true)
     expect(info.hostIds.uid).toEqual([{containerID: 0, hostID: me.uid, size: 1}, {containerID: 1, hostID: sub.start, size: Math.min(sub.count, 65535)}])
+    // only root may opt a tenant out of its user namespace, on both front doors; nothing is made
+    for (const args of [['--userns', 'host'], ['--backend', 'fuse', '--userns', 'host']]) {
+      const r = as(['sandbox', 'create', uniq('rl-host'), ...args])
+      expect(r.status).toBe(1)
+      expect(r.stderr).toMatch(/PERMISSION_DENIED.*only root may run a tenant without a user namespace/)
+    }
+    expect(as(['sandbox', 'create', uniq('rl-fuse'), '--backend', 'fuse']).stderr).toMatch(/UNSUPPORTED[\s\S]*use the farm backend/)
+    expect(fs.readdirSync(path.join(home, 'tenants')).filter((n) => /^rl-(host|fuse)/.test(n))).toEqual([])
   })
 
   it('says which limits it cannot apply (no cgroup delegated to the user on this host) and does not pretend', () => {

@@ -14,6 +14,7 @@ export const createFlags = {
   disk: Flags.string({description: "what the tenant may write into its own files (its upper dir), e.g. 1g; needs project quotas on the store's filesystem"}),
   hostname: Flags.string({description: 'host name inside the sandbox (default: the sandbox name)'}),
   backend: Flags.string({description: 'lower layer: farm (hard-link farms of the layers) or fuse (one velo-fuse mount of the image, shared by its tenants)', options: ['farm', 'fuse'], default: 'farm'}),
+  userns: Flags.string({description: "private: a user namespace of the tenant's own, its root an unprivileged host uid (the default); host: none, tenant root is host root minus capabilities (root only)", options: ['private', 'host']}),
 }
 
 export const execFlags = {
@@ -22,7 +23,7 @@ export const execFlags = {
   user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
 }
 
-export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string}) => ({
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string}) => ({
   image: f.image,
   profile: f.profile,
   env: f.env,
@@ -35,4 +36,5 @@ export const createOpts = (f: {image?: string; profile?: string; env?: string[];
   disk: f.disk,
   hostname: f.hostname,
   backend: f.backend,
+  userns: f.userns,
 })
