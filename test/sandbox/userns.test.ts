@@ -157,4 +157,20 @@ describe('sandbox user namespaces', () => {
       fs.rmSync(top, {recursive: true, force: true})
     }
   })
+
+  it('a user namespace inside a tenant: refused by the default seccomp policy (as Docker), allowed by a profile that lifts it', () => {
+    const r = sb.sh(A, 'unshare -U -r id -u')
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toMatch(/Operation not permitted/)
+    const U = uniq('un-nest')
+    const prof = path.join(dir, 'unconfined.json')
+    fs.writeFileSync(prof, JSON.stringify({...JSON.parse(fs.readFileSync('profiles/default.json', 'utf8')), name: 'unconfined', seccomp: 'unconfined'}))
+    sb.track(U)
+    sb.create(U, ['--profile', prof])
+    // nested inside the tenant's own namespace: its root there is the tenant's root, still the tenant's host range
+    const n = sb.sh(U, 'unshare -U -r sh -c "id -u; cat /proc/self/uid_map"')
+    expect(n.stderr).toBe('')
+    expect(n.stdout.trim().split(/\s+/)).toEqual(['0', '0', '0', '1'])
+    expect(sb.velo(['sandbox', 'rm', '-f', U]).status).toBe(0)
+  })
 })
