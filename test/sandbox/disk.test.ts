@@ -25,6 +25,7 @@ function diskOf(p: string): string {
 /** A loop-mounted ext4 of `size` with project quotas enforced, or why this kernel cannot have one. */
 function quotaFs(size: string): {dir: string; img: string} | {why: string} {
   const base = tmpDir('velo-quota-')
+  fs.chmodSync(base, 0o711) // the store is below it: tenants' roots (user namespaces) must be able to search it
   const img = path.join(base, 'fs.img')
   const dir = path.join(base, 'mnt')
   fs.mkdirSync(dir)
