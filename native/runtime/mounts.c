@@ -1026,6 +1026,19 @@ int oci_mounts_prepare_idmapped(json_object *config, const char *bundle, int use
   cleanup_free struct mspec *s_free = s;
   for (size_t i = 0; i < cnt && i < n; i++) {
     if (parse_mount(json_object_array_get_idx(mounts, i), i, s, e) < 0) return -1;
+    if (s->bind && !s->idmap && !s->remount) {
+      /* A plain bind: its source is the host's path, which the container's root (an unprivileged host uid) may
+       * not be allowed to reach (a dir under a 0700 /root): cloned here with the host's rights, as runc does.
+       * Where this fails (no privilege: rootless; a source only the child's context resolves, /proc/...), the
+       * child binds it itself and reports what goes wrong. */
+      char src[PATH_MAX];
+      struct velo_err ignore = {0};
+      if (strncmp(s->source, "/proc/", 6) == 0 || bind_source(bundle, s, src, sizeof src, &ignore) < 0) continue;
+      int t = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (s->rbind ? AT_RECURSIVE : 0));
+      if (t >= 0 && set_attrs(t, false, s->set, s->clr, s->atime, s->where, &ignore) < 0) close(t), t = -1;
+      fds[i] = t;
+      continue;
+    }
     if (!s->idmap) continue;
     char what[PATH_MAX + 64];
     snprintf(what, sizeof what, "%s (idmapped %s on %s)", s->where, s->bind ? "bind" : s->type, s->dest);
@@ -1042,6 +1055,11 @@ int oci_mounts_prepare_idmapped(json_object *config, const char *bundle, int use
 }
 
 /* -------------------------------------------------------------------------------------------------- setup */
+
+/* The detached mount the parent prepared for s, or -1 */
+static int prepared_fd(const struct oci_mount_ctx *m, const struct mspec *s) {
+  return m->prepared && s->idx < m->n_prepared ? m->prepared[s->idx] : -1;
+}
 
 /* mounts[] entry s onto target (an O_PATH fd inside the rootfs, or the rootfs itself for the "/" extension). */
 static int do_mount(const struct oci_mount_ctx *m, const struct mspec *s, int target, struct velo_err *e) {
@@ -1060,11 +1078,12 @@ static int do_mount(const struct oci_mount_ctx *m, const struct mspec *s, int ta
     }
     mnt = (int)fcntl(target, F_DUPFD_CLOEXEC, 3);
     if (set_attrs(mnt, false, s->set, s->clr, s->atime, what, e) < 0) return -1;
-  } else if (s->idmap) {
-    /* made by the parent (oci_mounts_prepare_idmapped), attached here */
-    int pre = m->prepared && s->idx < m->n_prepared ? m->prepared[s->idx] : -1;
+  } else if (s->idmap || (s->bind && prepared_fd(m, s) >= 0)) {
+    /* made by the parent (oci_mounts_prepare_idmapped: idmapped mounts, and binds it could clone), attached here */
+    int pre = prepared_fd(m, s);
     if (pre < 0) return velo_fail(e, 0, "%s: the idmapped mount was not prepared", what);
-    if (move_mount(pre, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) return VELO_FAIL_ERRNO(e, "%s: attach the idmapped mount", what);
+    if (move_mount(pre, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+      return VELO_FAIL_ERRNO(e, "%s: attach the %s", what, s->idmap ? "idmapped mount" : "bind");
     mnt = (int)fcntl(pre, F_DUPFD_CLOEXEC, 3);
   } else if (s->bind) {
     char src[PATH_MAX];
@@ -1109,6 +1128,7 @@ static int do_mount(const struct oci_mount_ctx *m, const struct mspec *s, int ta
 static bool source_is_file(const struct oci_mount_ctx *m, const struct mspec *s) {
   char src[PATH_MAX];
   struct stat st;
+  if (s->bind && prepared_fd(m, s) >= 0) return fstat(prepared_fd(m, s), &st) == 0 && !S_ISDIR(st.st_mode);
   struct velo_err ignore;
   return s->bind && bind_source(m->bundle, s, src, sizeof src, &ignore) == 0 && stat(src, &st) == 0 && !S_ISDIR(st.st_mode);
 }

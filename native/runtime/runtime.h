@@ -109,7 +109,9 @@ struct oci_mount_ctx {
  * container's own): made here, in the caller's (the host's) user namespace, idmapped with userns_fd (the
  * container's new user namespace) — a bind's clone, or for the "/" overlay (velo extension) an overlay whose
  * lower layers are idmapped and which the caller mounts (the overlay itself cannot be idmapped). fds[i] gets mount
- * i's detached mount (-1 for the others; n = the number of mounts). 0, or -1 with e. */
+ * i's detached mount (-1 for the others; n = the number of mounts). Plain binds are cloned here too, where the
+ * caller can (the container's root may not reach their host paths); the child binds the others itself.
+ * 0, or -1 with e. */
 int oci_mounts_prepare_idmapped(json_object *config, const char *bundle, int userns_fd, int *fds, size_t n, struct velo_err *e);
 /* Validate root, mounts, linux.rootfsPropagation, linux.devices, maskedPaths, readonlyPaths before any side effect. */
 /* new_userns: the container gets a new user namespace (ns_plan), the only case an idmapped mount is taken in. */

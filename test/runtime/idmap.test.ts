@@ -100,6 +100,33 @@ describe('velo-runtime idmapped mounts', () => {
     expect([st.uid, st.gid]).toEqual([0, 0])
   })
 
+  it('plain binds whose host paths the container\'s root cannot reach (below a 0700 dir) are cloned by the runtime, as runc does', () => {
+    const b = make(VELO_RUNTIME, (c) => {
+      userns(c)
+      shArgs('cat /tmp/f /etc/group; echo t > /tmp/by-tenant; echo rc=$?; (echo x > /root/x) 2>/dev/null || echo ro-refused')(c)
+    })
+    fs.chmodSync(b.dir, 0o755)
+    const closed = path.join(b.dir, 'closed') // mode 0700, root's: host uid BASE cannot search it
+    fs.mkdirSync(path.join(closed, 'data'), {recursive: true, mode: 0o700})
+    fs.chmodSync(closed, 0o700)
+    fs.chmodSync(path.join(closed, 'data'), 0o777)
+    fs.writeFileSync(path.join(closed, 'data', 'f'), 'in a dir\n', {mode: 0o644})
+    fs.writeFileSync(path.join(closed, 'file'), 'a file\n', {mode: 0o644})
+    // onto what the shared busybox rootfs has (its dirs are root's: the container's root could not make new ones)
+    b.config.mounts.push(
+      {destination: '/tmp', type: 'bind', source: path.join(closed, 'data'), options: ['rbind', 'rw']},
+      {destination: '/etc/group', type: 'bind', source: path.join(closed, 'file'), options: ['bind', 'ro']},
+      {destination: '/root', type: 'bind', source: path.join(closed, 'data'), options: ['bind', 'ro']},
+    )
+    b.config.root.readonly = false
+    fs.writeFileSync(path.join(b.dir, 'config.json'), JSON.stringify(b.config))
+    const r = runBundle(VELO_RUNTIME, b)
+    expect(r.stderr).toBe('')
+    expect(r.stdout).toBe('in a dir\na file\nrc=0\nro-refused\n')
+    // not idmapped: what tenant root writes is its host uid's
+    expect(fs.statSync(path.join(closed, 'data', 'by-tenant')).uid).toBe(BASE)
+  })
+
   it('refuses mappings that are not the container\'s own, or without a new user namespace, naming the field', () => {
     const other = [{containerID: 0, hostID: BASE + 65536, size: 65536}]
     const cases: Array<[string, (c: any) => void, RegExp]> = [

@@ -173,4 +173,17 @@ describe('sandbox user namespaces', () => {
     expect(n.stdout.trim().split(/\s+/)).toEqual(['0', '0', '0', '1'])
     expect(sb.velo(['sandbox', 'rm', '-f', U]).status).toBe(0)
   })
+
+  it('--mount of a host dir below a 0700 dir (a checkout under /root): tenant root reads it, as with Docker', () => {
+    const top = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-userns-src-')) // 0700, root's
+    fs.mkdirSync(path.join(top, 'app'))
+    fs.writeFileSync(path.join(top, 'app', 'index.js'), 'console.log(6 * 7)\n')
+    try {
+      const r = sb.velo(['sandbox', 'run', '--rm', '--mount', `${path.join(top, 'app')}:/app:ro`, '--', 'node', '/app/index.js'])
+      expect(r.stderr).toBe('')
+      expect(r.stdout).toBe('42\n')
+    } finally {
+      fs.rmSync(top, {recursive: true, force: true})
+    }
+  })
 })
