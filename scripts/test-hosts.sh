@@ -24,7 +24,7 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-DEFAULT_TESTS=(test/sandbox test/runtime/lifecycle.test.ts test/runtime/cgroup.test.ts test/runtime/mounts.test.ts test/runtime/idmap.test.ts test/runtime/overlay.test.ts)
+DEFAULT_TESTS=(test/sandbox test/fuse/sandbox.test.ts test/runtime/lifecycle.test.ts test/runtime/cgroup.test.ts test/runtime/mounts.test.ts test/runtime/idmap.test.ts test/runtime/overlay.test.ts)
 CACHE=${VELO_HOSTS_CACHE:-/var/cache/velo-hosts}
 TMPBASE=${VELO_HOSTS_TMP:-/var/tmp}
 MEM=${VELO_HOSTS_MEM:-6G}

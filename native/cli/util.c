@@ -181,7 +181,7 @@ int front_sys_error(bool json, int errnum, const char *what) {
     return front_error(json, "NOT_A_DIRECTORY", msg, NULL);
   case EXDEV:
     snprintf(msg, sizeof msg, "%s: store and target are on different filesystems", what);
-    return front_error(json, "CROSS_DEVICE", msg, "put VELO_HOME on the same filesystem, or (as root) use --backend fuse --userns host");
+    return front_error(json, "CROSS_DEVICE", msg, "put VELO_HOME on the same filesystem, or (as root) use --backend fuse (before Linux 6.12 with --userns host)");
   case EIO:
     snprintf(msg, sizeof msg, "%s: I/O error", what);
     return front_error(json, "UNREADABLE", msg, NULL);

@@ -5,7 +5,8 @@
  *     --daemon           detach: the calling process exits 0 (printing the daemon's pid) once the image is
  *                        mounted, or 1 with the error on stderr; the daemon then logs to --log (or nowhere)
  *     --log FILE         where a detached daemon writes its messages
- *     --ready-fd N       write "ready PID\n" to fd N once mounted, then close it
+ *     --ready-fd N       write "ready PID[ idmap]\n" to fd N once mounted and the FUSE_INIT exchange is done
+ *                        ("idmap": the mount can be idmapped), then close it
  *     --allow-other      let every user reach the mount (root only; sandboxes need it)
  *     --max-fds N        CAS descriptors kept open (LRU), default 1024
  *     --threads N        most worker threads, default 16
@@ -195,6 +196,16 @@ int main(int argc, char **argv) {
     return 1;
   }
   fs.dev_fd = fuse_session_fd(se);
+  /* The kernel sent FUSE_INIT at mount: answer it before saying ready, so the caller gets a mount that is up
+   * and learns whether it can be idmapped (a tenant in a user namespace needs that). */
+  int idmap = init_exchange(se);
+  if (idmap < 0) {
+    fprintf(stderr, "velo-fuse: the FUSE_INIT exchange on %s failed: %s\n", mountpoint, strerror(-idmap));
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
   if (daemon) {
     /* From here on nobody reads our stdout/stderr: the caller waits until they close. */
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -207,7 +218,7 @@ int main(int argc, char **argv) {
     if (chdir("/") < 0) perror("velo-fuse: chdir /");
   }
   if (ready_fd >= 0) {
-    dprintf(ready_fd, "ready %d\n", (int)getpid());
+    dprintf(ready_fd, "ready %d%s\n", (int)getpid(), idmap ? " idmap" : "");
     close(ready_fd);
   }
 

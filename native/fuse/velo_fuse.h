@@ -78,6 +78,9 @@ extern const struct fuse_lowlevel_ops velo_fuse_ops;
  * (VELO_PT_TAG << 32 | backing id) asks for passthrough; no heap pointer has these upper bits. */
 #define VELO_PT_TAG 0x76656c6full
 void passthrough_request(int on);
+/* Receive and answer the session's FUSE_INIT (sent by the kernel at mount). 1 = the mount can be idmapped
+ * (FUSE_ALLOW_IDMAP offered and accepted), 0 = it cannot, < 0 = -errno (the session ended). */
+int init_exchange(struct fuse_session *se);
 int passthrough_register(int dev_fd, int backing_fd); /* backing id, or -errno */
 void passthrough_unregister(int dev_fd, int id);
 

@@ -39,6 +39,6 @@ export default class Mount extends VeloCommand<typeof Mount> {
       this.info(`unmounted ${r.dir}`)
       if (r.exitCode) process.exitCode = r.exitCode
     } else this.info(`mounted ${image} on ${r.dir} (velo-fuse pid ${r.pid}, log ${r.log})`)
-    return {image: r.image, dir: r.dir, pid: r.pid, layers: r.layers, log: r.log}
+    return {image: r.image, dir: r.dir, pid: r.pid, layers: r.layers, log: r.log, idmap: r.idmap === true}
   }
 }

@@ -35,6 +35,8 @@ export interface MountRecord {
   /** made by ensureImageMount: one daemon per image shared by every holder in `users` */
   shared: boolean
   users: string[]
+  /** the daemon negotiated FUSE_ALLOW_IDMAP (Linux 6.12+): the mount can be idmapped for a tenant's user namespace */
+  idmap?: boolean
 }
 
 export interface MountStatus {
@@ -346,7 +348,9 @@ function startDaemon(home: string, image: string, layers: string[], dir: string,
   const bin = nativeBin('velo-fuse')
   const args = daemonArgs(home, image, layers, dir, debug)
   const r = spawnSync(bin, ['--daemon', '--log', log, ...args], {encoding: 'utf8', timeout: 60_000})
-  const pid = Number(String(r.stdout).trim())
+  // "PID[ idmap]"
+  const [pidText, ...features] = String(r.stdout).trim().split(/\s+/)
+  const pid = Number(pidText)
   if (r.status !== 0 || !Number.isInteger(pid) || pid <= 0) {
     dropHold(home, id)
     const why = String(r.stderr).trim() || r.error?.message || `exit ${r.status}`
@@ -369,6 +373,7 @@ function startDaemon(home: string, image: string, layers: string[], dir: string,
     log,
     shared,
     users,
+    idmap: features.includes('idmap'),
   }
   writeRecord(home, rec)
   return rec
@@ -444,8 +449,9 @@ async function runForeground(home: string, image: string, layers: string[], dir:
     const pipe = child.stdio[3] as NodeJS.ReadableStream
     pipe.on('data', (d: Buffer) => {
       buf += d.toString()
-      if (/^ready \d+/.test(buf) && !rec) {
-        rec = {id, dir, image, layers, pid: child.pid!, pidStart: pidStartTime(child.pid!) ?? '', startedAt: new Date().toISOString(), log: '-', shared: false, users: []}
+      const m = /^ready \d+( idmap)?\n/.exec(buf)
+      if (m && !rec) {
+        rec = {id, dir, image, layers, pid: child.pid!, pidStart: pidStartTime(child.pid!) ?? '', startedAt: new Date().toISOString(), log: '-', shared: false, users: [], idmap: Boolean(m[1])}
         withMountLock(home, () => writeRecord(home, rec!))
         process.stderr.write(`velo: serving ${image} on ${dir} (pid ${child.pid}); Ctrl-C or \`velo umount ${dir}\` to stop\n`)
         resolve()
@@ -528,6 +534,8 @@ export interface ImageMount {
   image: string
   layers: string[]
   pid: number
+  /** the mount can be idmapped (FUSE_ALLOW_IDMAP): it can be the lower layer of a tenant in a user namespace */
+  idmap: boolean
   /** drop this holder's reference; the last one unmounts */
   release(): void
 }
@@ -562,7 +570,7 @@ function ensureLocked(home: string, image: string, holder: string, opts: {db?: M
     r = startDaemon(home, image, layers, dir, true, [...users, holder])
     return r
   })
-  return {dir, image, layers, pid: rec.pid, release: () => releaseImageMount(home, holder, dir, opts)}
+  return {dir, image, layers, pid: rec.pid, idmap: rec.idmap === true, release: () => releaseImageMount(home, holder, dir, opts)}
 }
 
 /** Drop HOLDER from the shared image mount(s) it uses (all of them when DIR is not given); unmount unused ones. */

@@ -114,7 +114,7 @@ export function fromSystemError(err: unknown, what: string): VeloError {
     case 'EXDEV':
       return new VeloError('CROSS_DEVICE', `${what}: store and target are on different filesystems`, {
         cause: err,
-        suggestion: 'put VELO_HOME on the same filesystem, or (as root) use --backend fuse --userns host',
+        suggestion: 'put VELO_HOME on the same filesystem, or (as root) use --backend fuse (before Linux 6.12 with --userns host)',
       })
     case 'EIO':
       return new VeloError('UNREADABLE', `${what}: I/O error`, {cause: err})

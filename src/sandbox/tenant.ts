@@ -158,9 +158,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     throw new VeloError('PERMISSION_DENIED', `${o.userns === 'host' ? '--userns host' : `profile ${profile.name} ("userns": false)`}: only root may run a tenant without a user namespace of its own`, {
       suggestion: 'leave the user namespace on (the default; without root every tenant has one)',
     })
-  if (backend === 'fuse' && userns)
-    throw new VeloError('UNSUPPORTED', 'the fuse backend cannot serve a tenant in a user namespace yet (its FUSE mount cannot be idmapped), and user namespaces are the default', {
-      suggestion: isRoot() ? 'add --userns host (tenant root is then host root minus capabilities), or use the farm backend (the default)' : 'use the farm backend (the default)',
+  // Without root the image's FUSE mount is the user's own (fusermount3), which the host cannot idmap.
+  if (backend === 'fuse' && !isRoot())
+    throw new VeloError('UNSUPPORTED', 'the fuse backend needs root (a tenant of a user takes its lower layer idmapped, which only root can do to a FUSE mount)', {
+      suggestion: 'use the farm backend (the default)',
     })
   timings.parse = ms(t0)
 
@@ -209,8 +210,14 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
       }
       if (backend === 'fuse') {
         t = process.hrtime.bigint()
+        const {ensureImageMount, releaseImageMount} = await import('../fuse/mounts')
         try {
-          lowers = [(await import('../fuse/mounts')).ensureImageMount(home, imageName, `tenant:${name}`, {db}).dir]
+          const m = ensureImageMount(home, imageName, `tenant:${name}`, {db})
+          if (userns && !m.idmap) {
+            releaseImageMount(home, `tenant:${name}`, undefined, {db})
+            throw fuseNotIdmappable()
+          }
+          lowers = [m.dir]
         } catch (err) {
           fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
           throw err
@@ -328,6 +335,13 @@ export async function execSandbox(home: string, name: string, argv: string[], o:
   })
 }
 
+/** A tenant in a user namespace takes the image's FUSE mount idmapped, which needs the daemon to allow it. */
+function fuseNotIdmappable(): VeloError {
+  return new VeloError('UNSUPPORTED', "this kernel cannot idmap a FUSE mount (FUSE_ALLOW_IDMAP needs Linux 6.12+), so the fuse backend cannot serve a tenant in a user namespace of its own", {
+    suggestion: 'add --userns host (tenant root is then host root minus capabilities), or use the farm backend (the default)',
+  })
+}
+
 export async function startSandbox(home: string, name: string): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
   const s = readState(home, name)
@@ -336,7 +350,9 @@ export async function startSandbox(home: string, name: string): Promise<CreateRe
   const db = await openDb(home)
   if (s.backend === 'fuse') {
     // the image's shared mount, (re)mounted if it went away or went stale (daemon killed) since the last start
-    s.lowers = [(await import('../fuse/mounts')).ensureImageMount(home, s.image, `tenant:${name}`, {db}).dir]
+    const m = (await import('../fuse/mounts')).ensureImageMount(home, s.image, `tenant:${name}`, {db})
+    if (s.userns && !m.idmap) throw fuseNotIdmappable()
+    s.lowers = [m.dir]
   } else {
     const {ensureFarm} = await import('./farm')
     for (const l of s.layers) ensureFarm(home, db, l) // gc keeps held layers; a farm removed by hand is rebuilt

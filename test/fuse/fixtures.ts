@@ -1,5 +1,6 @@
 import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import {LayerBuilder, Meta, whiteoutMeta, FLAG_OPAQUE} from '../../src/manifest/builder'
 import {ManifestDb} from '../../src/manifest/db'
@@ -147,6 +148,23 @@ export function mount(guard: MountGuard, home: string, image: string, dir: strin
   const r = velo(home, ['mount', image, dir, '--json'], {env})
   if (r.status !== 0) throw new Error(`velo mount ${image} ${dir} exited ${r.status}: ${r.stderr}`)
   return JSON.parse(r.stdout)
+}
+
+/** Why this kernel cannot idmap a FUSE mount, or undefined when it can: asked of a real velo-fuse daemon
+ *  (`velo mount --json` says whether the kernel offered FUSE_ALLOW_IDMAP, Linux 6.12+). */
+export function fuseIdmapMissing(): string | undefined {
+  const home = tmpDir('velo-fuse-probe-')
+  const dir = path.join(home, 'mnt')
+  try {
+    buildImage(home, 'probe', [{a: 'x'}])
+    fs.mkdirSync(dir)
+    const r = velo(home, ['mount', 'probe', dir, '--json'])
+    if (r.status !== 0) throw new Error(`velo mount exited ${r.status}: ${r.stderr}`)
+    return JSON.parse(r.stdout).idmap === true ? undefined : `this kernel (${os.release()}) cannot idmap a FUSE mount (FUSE_ALLOW_IDMAP needs Linux 6.12+)`
+  } finally {
+    velo(home, ['umount', dir])
+    rmrf(home)
+  }
 }
 
 export const isMounted = (dir: string): boolean =>

@@ -160,7 +160,7 @@ describe('velo-fuse descriptor cache', () => {
     const bin = path.join(__dirname, '../../native/build/velo-fuse')
     const r = spawnSync(bin, ['--daemon', '--max-fds', '16', '--', home, mnt, layer], {encoding: 'utf8'})
     expect(r.status, r.stderr).toBe(0)
-    const pid = Number(r.stdout.trim())
+    const pid = Number(r.stdout.trim().split(/\s+/)[0]) // "PID[ idmap]"
     try {
       // descriptors of CAS objects (the daemon also holds /dev/fuse clones, one per worker thread, and LMDB)
       const fds = () =>
