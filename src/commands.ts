@@ -14,11 +14,14 @@ import SandboxCreate from './commands/sandbox/create'
 import SandboxDiff from './commands/sandbox/diff'
 import SandboxExec from './commands/sandbox/exec'
 import SandboxInspect from './commands/sandbox/inspect'
+import SandboxLogs from './commands/sandbox/logs'
 import SandboxLs from './commands/sandbox/ls'
+import SandboxRestart from './commands/sandbox/restart'
 import SandboxRm from './commands/sandbox/rm'
 import SandboxRun from './commands/sandbox/run'
 import SandboxStart from './commands/sandbox/start'
 import SandboxStop from './commands/sandbox/stop'
+import SandboxWait from './commands/sandbox/wait'
 import Umount from './commands/umount'
 import Run from './commands/run'
 import Inception from './commands/inception'
@@ -43,11 +46,14 @@ export const COMMANDS = {
   'sandbox:diff': SandboxDiff,
   'sandbox:exec': SandboxExec,
   'sandbox:inspect': SandboxInspect,
+  'sandbox:logs': SandboxLogs,
   'sandbox:ls': SandboxLs,
+  'sandbox:restart': SandboxRestart,
   'sandbox:rm': SandboxRm,
   'sandbox:run': SandboxRun,
   'sandbox:start': SandboxStart,
   'sandbox:stop': SandboxStop,
+  'sandbox:wait': SandboxWait,
   umount: Umount,
   run: Run,
   inception: Inception,

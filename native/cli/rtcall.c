@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "../common/ttyrelay.h"
 #include "../runtime/rt.h"
 #include "disk.h"
+#include "monitor.h"
 #include "oci.h"
 #include "userns.h"
 
@@ -66,15 +68,32 @@ static int reap_unrecorded(const char *home, const char *name, char *err, size_t
   return rc;
 }
 
+/* A workload's monitor must take what follows for a stop from outside (final: no restart): sb_signal and
+ * sb_rt_delete, which every stop and rm goes through, leave this marker first (sb_boot removes it). */
+static void stop_request(const char *home, const char *name) {
+  char marker[4300];
+  snprintf(marker, sizeof marker, "%s/tenants/%s/stop-request", home, name);
+  int fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+}
+
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen) {
   (void)ctx;
+  stop_request(home, name);
   rt_root(home);
   char rec[4400];
   snprintf(rec, sizeof rec, "%s/%s", G.root, name);
   struct stat st;
-  if (lstat(rec, &st) < 0 && errno == ENOENT) return reap_unrecorded(home, name, err, errlen);
-  struct velo_err e = {0};
-  return container_remove(name, true, &e) < 0 ? fail_with(&e, err, errlen) : 0;
+  int r;
+  if (lstat(rec, &st) < 0 && errno == ENOENT) r = reap_unrecorded(home, name, err, errlen);
+  else {
+    struct velo_err e = {0};
+    r = container_remove(name, true, &e) < 0 ? fail_with(&e, err, errlen) : 0;
+  }
+  /* every process is gone: a workload's monitor records the exit and leaves before the caller goes on (rm
+   * removes the dir it writes into) */
+  if (r == 0) sb_monitor_wait(home, name, 5000);
+  return r;
 }
 
 /* A tenant with its own user namespace: its range (userns.c), and what its root (an unprivileged host uid) must
@@ -229,6 +248,12 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   snprintf(p, sizeof p, "%s/runtime/%s", home, s->name);
   struct stat st;
   if (lstat(p, &st) == 0 && sb_rt_delete(ctx, home, s->name, err, errlen) < 0) return -1;
+  /* a workload's main command (state.json "main") is read first: malformed, nothing is started */
+  struct workload wl;
+  int has_main = workload_read(home, s->name, &wl);
+  if (has_main < 0) return snprintf(err, errlen, "the main command in %s/state.json is malformed", dir), -1;
+  snprintf(p, sizeof p, "%s/stop-request", dir);
+  unlink(p); /* left by the last stop: this boot is a new run */
   static const char *const subs[] = {"upper", "work", "root"};
   for (int i = 0; i < 3; i++) {
     snprintf(p, sizeof p, "%s/%s", dir, subs[i]);
@@ -296,6 +321,15 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   snprintf(sbuf, sizeof sbuf, "%llu", start_time);
   free(s->pid_start);
   s->pid_start = strdup(sbuf);
+  if (has_main == 1) {
+    int r = sb_monitor_start(ctx, home, s, &wl, err, errlen);
+    workload_free(&wl);
+    if (r < 0) {
+      char e2[256];
+      if (sb_signal(ctx, home, s, SIGKILL, 5000, e2, sizeof e2) >= 0) sb_rt_delete(ctx, home, s->name, e2, sizeof e2);
+      return -1;
+    }
+  }
   return 0;
 }
 
@@ -309,6 +343,7 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
     if (pfd >= 0) close(pfd);
     return 3;
   }
+  stop_request(home, s->name);
   rt_root(home);
   struct velo_err e = {0};
   int r = container_kill(s->name, sig, false, &e);
@@ -324,7 +359,10 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
   do r = poll(&pf, 1, timeout_ms);
   while (r < 0 && errno == EINTR);
   close(pfd);
-  return r > 0 ? 0 : 2;
+  if (r <= 0) return 2;
+  /* init is gone: a workload's monitor records the exit and leaves; the caller returns after it */
+  sb_monitor_wait(home, s->name, 5000);
+  return 0;
 }
 
 int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec *x) {

@@ -5,6 +5,7 @@ import {validateName} from '../lib/names'
 import {procStat, writeFileAtomic} from '../lib/fsutil'
 import type {Limits} from './cgroup'
 import type {MountSpec} from '../profiles/profile'
+import type {LogOptions, MainCommand, RestartPolicy} from './workload'
 
 /** Everything a fresh velo process needs to run, start, exec into or remove a sandbox. */
 export interface TenantState {
@@ -30,6 +31,10 @@ export interface TenantState {
   pid?: number
   pidStart?: string // /proc/PID/stat field 22: guards against pid reuse
   startedAt?: string
+  /** a workload's main command, run by the tenant's monitor (src/sandbox/workload.ts, native/cli/monitor.c) */
+  main?: MainCommand
+  restart?: RestartPolicy // absent: no
+  logs?: LogOptions // absent: 10 MiB × 3
 }
 
 /** One range of a user namespace's map (as linux.uidMappings in config.json): container ids

@@ -9,6 +9,7 @@ import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
+import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, writeState} from './state'
 
 /**
@@ -49,6 +50,15 @@ export interface CreateOptions {
   backend?: string
   /** private (default): a user namespace of the tenant's own; host: none, tenant root is host root minus capabilities (root only) */
   userns?: string
+  /** a main command: the tenant runs it as a workload (monitor, logs, exit code, restart policy) */
+  command?: string[]
+  /** the main command's working directory and user (default: the tenant's) */
+  workdir?: string
+  user?: string
+  /** --restart no | on-failure[:N] | always | unless-stopped */
+  restart?: string
+  /** --log-opt max-size=SIZE / max-file=N */
+  logOpts?: string[]
 }
 
 export interface CreateResult {
@@ -163,6 +173,13 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     throw new VeloError('UNSUPPORTED', 'the fuse backend needs root (a tenant of a user takes its lower layer idmapped, which only root can do to a FUSE mount)', {
       suggestion: 'use the farm backend (the default)',
     })
+  const restart = parseRestart(o.restart)
+  const logOpts = parseLogOpts(o.logOpts)
+  if (o.command !== undefined && o.command.length === 0) throw new VeloError('USAGE', 'no command given after --', {suggestion: 'velo sandbox create NAME -- CMD ARGS...'})
+  if (!o.command && (restart || logOpts || o.workdir !== undefined || o.user !== undefined))
+    throw new VeloError('USAGE', '--restart, --log-opt, --workdir and --user (of create) are about a main command, and none was given', {suggestion: 'add one: velo sandbox create NAME [flags] -- CMD ARGS...'})
+  if (o.command?.some((a) => a.includes('\0'))) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
+  if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
   timings.parse = ms(t0)
 
   // The image and its farms (built once per layer, shared by every tenant).
@@ -246,6 +263,14 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         createdAt: new Date().toISOString(),
       }
       try {
+        if (o.command) {
+          // the main command's plan, fixed now (the monitor runs it at every start): its user from the image
+          const user = o.user ?? state.user
+          const u = user && user !== 'root' && user !== '0' && user !== '0:0' ? lookupUser(home, state, user) : {uid: 0, gid: 0, home: undefined}
+          state.main = {argv: o.command, uid: u.uid, gid: u.gid, ...(u.home !== undefined ? {home: u.home} : {}), ...(o.workdir !== undefined ? {workdir: o.workdir} : {}), env: []}
+          if (restart) state.restart = restart
+          if (logOpts) state.logs = logOpts
+        }
         // no LMDB hold: the state file is the tenant's gc hold (src/store/maintenance.ts gc)
         writeState(home, state)
         timings.claim = ms(t)
@@ -435,6 +460,9 @@ export interface SandboxInfo {
   pid: number | null
   createdAt: string
   startedAt?: string
+  /** a workload's main command, and how its last run ended (while stopped) */
+  command?: string[]
+  exitCode?: number
 }
 
 export function listSandboxes(home: string): SandboxInfo[] {
@@ -447,7 +475,18 @@ export function listSandboxes(home: string): SandboxInfo[] {
       continue
     }
     const running = isRunning(s)
-    out.push({name: n, status: running ? 'running' : 'stopped', image: s.image, profile: s.profile, pid: running ? s.pid! : null, createdAt: s.createdAt, startedAt: s.startedAt})
+    const w = s.main && !running ? readWorkload(home, n) : undefined
+    out.push({
+      name: n,
+      status: running ? 'running' : 'stopped',
+      image: s.image,
+      profile: s.profile,
+      pid: running ? s.pid! : null,
+      createdAt: s.createdAt,
+      startedAt: s.startedAt,
+      ...(s.main ? {command: s.main.argv} : {}),
+      ...(w?.exitCode !== undefined ? {exitCode: w.exitCode} : {}),
+    })
   }
   return out
 }
@@ -463,6 +502,8 @@ export function inspectSandbox(home: string, name: string): Record<string, unkno
     // a user namespace of its own: where its ids are on the host (its bundle's mappings)
     ...(s.userns ? {hostIds: tenantIdRanges(home, name)} : {}),
     usage: running ? cgroupStats(s.cgroups) : undefined,
+    // a workload: its main command's run (startedAt, restartCount, running, mainPid, exitCode, finishedAt)
+    ...(s.main ? {workload: readWorkload(home, name), monitor: monitorAlive(home, name)} : {}),
   }
 }
 

@@ -184,6 +184,20 @@ describe('rootless velo (an ordinary user with subordinate ids)', () => {
     }
   })
 
+  it('a workload: run -d, logs, wait, restart policy, rm — as the user, its monitor the user\'s', () => {
+    const W = uniq('rl-wl')
+    let r = as(['sandbox', 'run', '-d', '--name', W, '--restart', 'on-failure:1', '--', 'sh', '-c', 'id -u; echo err >&2; exit 4'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(as(['sandbox', 'wait', W]).stdout).toBe('4\n')
+    r = as(['sandbox', 'logs', W])
+    expect(r.stdout).toBe('0\n0\n')
+    expect(r.stderr).toBe('err\nerr\n')
+    const logs = path.join(home, 'tenants', W, 'logs', 'container.log')
+    expect(fs.statSync(logs).uid).toBe(me.uid)
+    expect(as(['sandbox', 'rm', '-f', W]).status).toBe(0)
+    expect(fs.existsSync(path.join(home, 'tenants', W))).toBe(false)
+  })
+
   it('cannot touch root\'s store or its tenants; root\'s tenant keeps running', () => {
     const other = (args: string[]) => veloAs(me, rootStore.home, args)
     for (const args of [['sandbox', 'exec', R, '--', 'id'], ['sandbox', 'rm', '-f', R], ['sandbox', 'stop', R]]) {

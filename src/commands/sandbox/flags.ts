@@ -17,6 +17,12 @@ export const createFlags = {
   userns: Flags.string({description: "private: a user namespace of the tenant's own, its root an unprivileged host uid (the default); host: none, tenant root is host root minus capabilities (root only)", options: ['private', 'host']}),
 }
 
+/** A main command's flags (`sandbox create NAME -- CMD`, `sandbox run -d`). */
+export const workloadFlags = {
+  restart: Flags.string({description: 'when the main command exits: no (the default), on-failure[:N] (a non-zero exit, at most N restarts), always, unless-stopped (= always: no daemon restarts workloads at host boot)'}),
+  'log-opt': Flags.string({description: 'log option of the main command: max-size=SIZE (default 10m), max-file=N (default 3) (repeatable)', multiple: true}),
+}
+
 export const execFlags = {
   tty: Flags.boolean({char: 't', description: 'allocate a terminal (window size follows yours)'}),
   workdir: Flags.string({char: 'w', description: 'working directory inside the sandbox'}),

@@ -8,7 +8,10 @@ export default class SandboxLs extends VeloCommand<typeof SandboxLs> {
     const {listSandboxes} = await import('../../sandbox/tenant')
     const {table} = await import('../../lib/table')
     const l = listSandboxes(this.home)
-    if (!this.jsonEnabled()) process.stdout.write(table(['NAME', 'STATUS', 'IMAGE', 'PROFILE', 'PID', 'CREATED'], l.map((s) => [s.name, s.status, s.image, s.profile, s.pid ?? '-', s.createdAt])) + '\n')
+    const status = (s: (typeof l)[number]) => (s.exitCode !== undefined ? `exited (${s.exitCode})` : s.status)
+    const cmd = (s: (typeof l)[number]) => (s.command ? JSON.stringify(s.command.join(' ').slice(0, 40)) : '-')
+    if (!this.jsonEnabled())
+      process.stdout.write(table(['NAME', 'STATUS', 'IMAGE', 'COMMAND', 'PROFILE', 'PID', 'CREATED'], l.map((s) => [s.name, status(s), s.image, cmd(s), s.profile, s.pid ?? '-', s.createdAt])) + '\n')
     return l
   }
 }

@@ -1,0 +1,518 @@
+/* The workload monitor: one small process per tenant that has a main command (`velo sandbox create NAME -- CMD`,
+ * `sandbox run -d`), as Podman's conmon is per container. velo has no resident daemon, so whatever must outlive
+ * the CLI call that started a workload lives here:
+ *   - it starts the main command in the running tenant (the runtime library's exec, with the tenant's plan from
+ *     state.json "main": argv, uid, gid, home, workdir, env) with stdout and stderr on pipes, and writes what
+ *     arrives to tenants/NAME/logs/container.log in the CRI log format (one record per line: RFC 3339 time with
+ *     ns, stdout|stderr, F (full line) or P (partial: the line goes on in the next record), the text), rotated at
+ *     "logs".maxSize into container.log.1 ... (maxFiles in all);
+ *   - it records the workload in tenants/NAME/workload.json (atomically): startedAt, restartCount, the main
+ *     process's host pid while it runs, then exitCode and finishedAt;
+ *   - when the main command exits by itself it applies "restart" (no | on-failure[:max] | always): a restart ends
+ *     the tenant's other processes and runs the command again in the same tenant (same init, namespaces, files
+ *     and address), after a back-off that doubles from 100 ms to 10 s (reset after 10 s of running); no restart
+ *     stops the tenant as `velo sandbox stop` does (TERM to init, KILL after 10 s, the runtime forgets it);
+ *   - a stop from outside (sandbox stop/rm/kill: sb_signal leaves tenants/NAME/stop-request first) is final: the
+ *     exit is recorded and the monitor leaves, never restarting.
+ * tenants/NAME/monitor.pid holds "PID STARTTIME" while it runs; sb_signal waits for it to leave, so a stop or rm
+ * returns with the exit recorded and nothing still writing into the tenant dir. */
+#include "monitor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/sysutil.h"
+#include "../runtime/rt.h"
+#include "oci.h"
+#include "rtcall.h"
+#include "util.h"
+
+#define LOG_DEFAULT_MAX_SIZE (10 * 1024 * 1024)
+#define LOG_DEFAULT_MAX_FILES 3
+#define LINE_MAX_PARTIAL 16384 /* a longer line is written in P records of this size, as the CRI loggers do */
+#define STOP_GRACE_MS 10000
+
+void workload_free(struct workload *w) {
+  for (int i = 0; i < w->argc; i++) free(w->argv[i]);
+  for (int i = 0; i < w->n_env; i++) free(w->env[i]);
+  free(w->argv);
+  free(w->env);
+  free(w->home);
+  free(w->workdir);
+  memset(w, 0, sizeof *w);
+}
+
+static char **str_array(json_object *a, int *n) {
+  if (!a || !json_object_is_type(a, json_type_array)) return NULL;
+  size_t len = json_object_array_length(a);
+  char **v = calloc(len + 1, sizeof *v);
+  if (!v) return NULL;
+  for (size_t i = 0; i < len; i++) {
+    json_object *x = json_object_array_get_idx(a, i);
+    if (!json_object_is_type(x, json_type_string)) {
+      for (size_t j = 0; j < i; j++) free(v[j]);
+      free(v);
+      return NULL;
+    }
+    v[i] = strdup(json_object_get_string(x));
+  }
+  *n = (int)len;
+  return v;
+}
+
+static char *opt_str(json_object *o, const char *k) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ? strdup(json_object_get_string(v)) : NULL;
+}
+
+static long long opt_int(json_object *o, const char *k, long long dflt) {
+  json_object *v;
+  return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_int) ? json_object_get_int64(v) : dflt;
+}
+
+int workload_read(const char *home, const char *name, struct workload *w) {
+  memset(w, 0, sizeof *w);
+  char p[4300];
+  snprintf(p, sizeof p, "%s/tenants/%s/state.json", home, name);
+  json_object *st = json_object_from_file(p), *m, *r, *l;
+  if (!st) return -1;
+  int rc = 0;
+  if (json_object_object_get_ex(st, "main", &m) && json_object_is_type(m, json_type_object)) {
+    json_object *argv, *env;
+    rc = -1;
+    json_object_object_get_ex(m, "argv", &argv);
+    json_object_object_get_ex(m, "env", &env);
+    w->argv = str_array(argv, &w->argc);
+    w->env = str_array(env, &w->n_env);
+    long long uid = opt_int(m, "uid", -1), gid = opt_int(m, "gid", -1);
+    if (w->argv && w->argc > 0 && w->env && uid >= 0 && uid <= UINT32_MAX && gid >= 0 && gid <= UINT32_MAX) {
+      w->uid = (uid_t)uid;
+      w->gid = (gid_t)gid;
+      w->home = opt_str(m, "home");
+      w->workdir = opt_str(m, "workdir");
+      rc = 1;
+    }
+  }
+  w->policy = RESTART_NO;
+  if (rc == 1 && json_object_object_get_ex(st, "restart", &r) && json_object_is_type(r, json_type_object)) {
+    json_object *pol;
+    const char *ps = json_object_object_get_ex(r, "policy", &pol) ? json_object_get_string(pol) : "no";
+    w->policy = !strcmp(ps, "always") ? RESTART_ALWAYS : !strcmp(ps, "on-failure") ? RESTART_ON_FAILURE : RESTART_NO;
+    w->max_restarts = (int)opt_int(r, "max", 0);
+  }
+  w->max_size = LOG_DEFAULT_MAX_SIZE;
+  w->max_files = LOG_DEFAULT_MAX_FILES;
+  if (rc == 1 && json_object_object_get_ex(st, "logs", &l) && json_object_is_type(l, json_type_object)) {
+    w->max_size = opt_int(l, "maxSize", LOG_DEFAULT_MAX_SIZE);
+    w->max_files = (int)opt_int(l, "maxFiles", LOG_DEFAULT_MAX_FILES);
+    if (w->max_size < 1024) w->max_size = 1024;
+    if (w->max_files < 1) w->max_files = 1;
+    if (w->max_files > 100) w->max_files = 100;
+  }
+  json_object_put(st);
+  if (rc != 1) workload_free(w);
+  return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------------- logs */
+
+struct logw {
+  int dfd; /* tenants/NAME/logs */
+  int fd;  /* container.log, O_APPEND */
+  long long size, max_size;
+  int max_files;
+};
+
+static int log_open(struct logw *lw) {
+  lw->fd = openat(lw->dfd, "container.log", O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (lw->fd < 0) return -1;
+  struct stat st;
+  lw->size = fstat(lw->fd, &st) == 0 ? st.st_size : 0;
+  return 0;
+}
+
+/* container.log -> .1 -> .2 ...; the oldest beyond max_files goes */
+static void log_rotate(struct logw *lw) {
+  close(lw->fd);
+  char from[32], to[32];
+  for (int i = lw->max_files - 1; i >= 1; i--) {
+    if (i == 1) snprintf(from, sizeof from, "container.log");
+    else snprintf(from, sizeof from, "container.log.%d", i - 1);
+    snprintf(to, sizeof to, "container.log.%d", i);
+    renameat(lw->dfd, from, lw->dfd, to);
+  }
+  if (lw->max_files == 1) unlinkat(lw->dfd, "container.log", 0);
+  if (log_open(lw) < 0) lw->fd = -1;
+}
+
+static void rfc3339_now(char *buf, size_t len) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(buf + n, len - n, ".%09ldZ", ts.tv_nsec);
+}
+
+static void log_record(struct logw *lw, const char *stream, bool partial, const char *text, size_t n) {
+  if (lw->fd < 0) return;
+  char head[96];
+  rfc3339_now(head, 48);
+  size_t h = strlen(head);
+  h += (size_t)snprintf(head + h, sizeof head - h, " %s %c ", stream, partial ? 'P' : 'F');
+  long long rec = (long long)(h + n + 1);
+  if (lw->size > 0 && lw->size + rec > lw->max_size) {
+    log_rotate(lw);
+    if (lw->fd < 0) return;
+  }
+  struct iovec iov[3] = {{head, h}, {(void *)text, n}, {"\n", 1}};
+  ssize_t w = writev(lw->fd, iov, 3);
+  if (w > 0) lw->size += w;
+}
+
+struct stream {
+  const char *name;
+  int fd;
+  char buf[LINE_MAX_PARTIAL];
+  size_t len;
+};
+
+/* what arrived on s: whole lines as F records; a line longer than the buffer in P records */
+static bool stream_pump(struct stream *s, struct logw *lw) {
+  char in[65536];
+  ssize_t n = read(s->fd, in, sizeof in);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  if (n <= 0) {
+    if (s->len) log_record(lw, s->name, false, s->buf, s->len);
+    s->len = 0;
+    close(s->fd);
+    s->fd = -1;
+    return false;
+  }
+  for (ssize_t i = 0; i < n; i++) {
+    if (in[i] == '\n') {
+      log_record(lw, s->name, false, s->buf, s->len);
+      s->len = 0;
+      continue;
+    }
+    if (s->len == sizeof s->buf) {
+      log_record(lw, s->name, true, s->buf, s->len);
+      s->len = 0;
+    }
+    s->buf[s->len++] = in[i];
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------------------------------------------ records */
+
+struct wstate {
+  char started_at[40], finished_at[40];
+  int restarts;
+  long main_pid; /* host pid while it runs, else 0 */
+  bool exited;
+  int exit_code;
+};
+
+static void write_workload(int tdfd, const struct wstate *ws) {
+  char buf[512];
+  int n = snprintf(buf, sizeof buf, "{\"startedAt\":\"%s\",\"restartCount\":%d,\"running\":%s", ws->started_at, ws->restarts, ws->exited ? "false" : "true");
+  if (ws->main_pid > 0) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"mainPid\":%ld", ws->main_pid);
+  if (ws->exited) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"exitCode\":%d,\"finishedAt\":\"%s\"", ws->exit_code, ws->finished_at);
+  n += snprintf(buf + n, sizeof buf - (size_t)n, "}\n");
+  int fd = openat(tdfd, "workload.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  bool ok = write_all(fd, buf, (size_t)n) == 0;
+  close(fd);
+  if (ok) renameat(tdfd, "workload.json.tmp", tdfd, "workload.json");
+}
+
+static bool stop_requested(int tdfd) { return faccessat(tdfd, "stop-request", F_OK, AT_SYMLINK_NOFOLLOW) == 0; }
+
+static long long mono_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Every process of the tenant's pid namespace but its init (the namespace is init's: compared by inode), until
+ * none is left: what a restart clears away, as a restarted Docker container starts with none of them. */
+static void kill_all_but_init(pid_t init) {
+  char p[64];
+  struct stat ns;
+  snprintf(p, sizeof p, "/proc/%d/ns/pid", (int)init);
+  if (stat(p, &ns) < 0) return;
+  for (int round = 0; round < 50; round++) {
+    int found = 0;
+    DIR *d = opendir("/proc");
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      char *end;
+      long pid = strtol(de->d_name, &end, 10);
+      if (*end || pid <= 0 || pid == init) continue;
+      snprintf(p, sizeof p, "/proc/%ld/ns/pid", pid);
+      struct stat st;
+      if (stat(p, &st) == 0 && st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) {
+        kill((pid_t)pid, SIGKILL);
+        found++;
+      }
+    }
+    closedir(d);
+    if (!found) return;
+    struct timespec t = {0, 20 * 1000000};
+    nanosleep(&t, NULL);
+  }
+}
+
+/* Start the main command in the running tenant, stdout/stderr on fresh pipes. Its pid, or -1 with err. */
+static pid_t start_main(const struct tstate *s, const struct workload *w, struct stream *out, struct stream *errs, char *err, size_t errlen) {
+  int po[2], pe[2];
+  if (pipe2(po, O_CLOEXEC) < 0) return snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  if (pipe2(pe, O_CLOEXEC) < 0) return close(po[0]), close(po[1]), snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  /* the process inherits our stdio (as from velo-runtime exec): point 1 and 2 at the pipes for the exec only */
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  dup2(null, 0);
+  dup2(po[1], 1);
+  dup2(pe[1], 2);
+  close(po[1]);
+  close(pe[1]);
+  struct velo_err e = {0};
+  struct container c;
+  pid_t child = -1;
+  int code = 1;
+  if (container_load(s->name, &c, &e) == 0) {
+    struct oci_exec x = {.workdir = w->workdir, .uid = w->uid, .gid = w->gid, .user_home = w->home,
+                         .env = (const char *const *)w->env, .n_env = w->n_env, .argv = (const char *const *)w->argv, .argc = w->argc};
+    json_object *p = oci_sandbox_process(s, &x);
+    struct exec_opts xo = {0};
+    if (!p || container_exec(&c, p, &xo, &child, &code, &e) < 0) child = -1;
+    json_object_put(p);
+  }
+  container_free(&c);
+  /* the write ends now belong to the main process alone: its exit (and its children's) gives EOF */
+  dup2(null, 1);
+  dup2(null, 2);
+  close(null);
+  if (child < 0) {
+    snprintf(err, errlen, "%s", e.msg[0] ? e.msg : "cannot start the main command");
+    close(po[0]);
+    close(pe[0]);
+    return -1;
+  }
+  fcntl(po[0], F_SETFL, O_NONBLOCK);
+  fcntl(pe[0], F_SETFL, O_NONBLOCK);
+  out->fd = po[0];
+  out->len = 0;
+  errs->fd = pe[0];
+  errs->len = 0;
+  return child;
+}
+
+/* Pump the logs until the main process has exited and both pipes are at EOF; after the exit, what is left
+ * (background children holding the pipes) is given until end_ms, then the pipes are closed. Its wait status. */
+static int pump_until_exit(pid_t child, struct stream *out, struct stream *errs, struct logw *lw, const struct tstate *s) {
+  int pfd = (int)syscall(SYS_pidfd_open, child, 0);
+  int status = 0;
+  bool reaped = false;
+  long long drain_until = -1;
+  for (;;) {
+    struct pollfd fds[3];
+    int n = 0, io = -1, ie = -1, ip = -1;
+    if (out->fd >= 0) io = n, fds[n++] = (struct pollfd){.fd = out->fd, .events = POLLIN};
+    if (errs->fd >= 0) ie = n, fds[n++] = (struct pollfd){.fd = errs->fd, .events = POLLIN};
+    if (!reaped && pfd >= 0) ip = n, fds[n++] = (struct pollfd){.fd = pfd, .events = POLLIN};
+    if (n == 0) break;
+    int timeout = -1;
+    if (reaped) {
+      long long left = drain_until - mono_ms();
+      if (left <= 0) break;
+      timeout = (int)left;
+    } else if (pfd < 0)
+      timeout = 200; /* no pidfd: poll the child */
+    int r = poll(fds, (nfds_t)n, timeout);
+    if (r < 0 && errno != EINTR) break;
+    if (io >= 0 && fds[io].revents) stream_pump(out, lw);
+    if (ie >= 0 && fds[ie].revents) stream_pump(errs, lw);
+    if (!reaped && ((ip >= 0 && fds[ip].revents) || pfd < 0)) {
+      if (waitpid(child, &status, pfd < 0 ? WNOHANG : 0) == child) {
+        reaped = true;
+        /* background processes may hold the pipes: whatever they write while the tenant ends is still kept */
+        drain_until = mono_ms() + 200;
+      }
+    }
+  }
+  if (pfd >= 0) close(pfd);
+  (void)s;
+  return status;
+}
+
+static void close_stream(struct stream *st, struct logw *lw) {
+  while (st->fd >= 0 && stream_pump(st, lw)) {
+    struct pollfd p = {.fd = st->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) <= 0) break;
+  }
+  if (st->fd >= 0) {
+    if (st->len) log_record(lw, st->name, false, st->buf, st->len);
+    st->len = 0;
+    close(st->fd);
+    st->fd = -1;
+  }
+}
+
+/* The monitor's life (a child of the boot, session leader, stdio /dev/null). report: where the boot waits for
+ * "ok" or the error of the first start. */
+static void monitor_run(const struct front_ctx *ctx, const char *home, struct tstate *s, const struct workload *w, int report, int tdfd) {
+  char err[2048];
+  mkdirat(tdfd, "logs", 0700);
+  struct logw lw = {.dfd = openat(tdfd, "logs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), .fd = -1, .max_size = w->max_size, .max_files = w->max_files};
+  if (lw.dfd < 0 || log_open(&lw) < 0) {
+    dprintf(report, "cannot open the log of sandbox %s: %s", s->name, strerror(errno));
+    _exit(1);
+  }
+  struct wstate ws = {0};
+  struct stream out = {.name = "stdout", .fd = -1}, errs = {.name = "stderr", .fd = -1};
+  long long backoff = 100;
+  for (;;) {
+    iso_now(ws.started_at, sizeof ws.started_at);
+    pid_t child = start_main(s, w, &out, &errs, err, sizeof err);
+    if (child < 0) {
+      if (report >= 0) {
+        dprintf(report, "cannot start the main command: %s", err);
+        _exit(1);
+      }
+      log_record(&lw, "stderr", false, err, strlen(err));
+      ws.exited = true, ws.exit_code = 127, ws.main_pid = 0;
+      iso_now(ws.finished_at, sizeof ws.finished_at);
+      write_workload(tdfd, &ws);
+      break;
+    }
+    ws.main_pid = child, ws.exited = false;
+    write_workload(tdfd, &ws);
+    if (report >= 0) {
+      write_all(report, "ok", 2);
+      close(report);
+      report = -1;
+    }
+    long long t0 = mono_ms();
+    int status = pump_until_exit(child, &out, &errs, &lw, s);
+    ws.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ws.exited = true, ws.main_pid = 0;
+    iso_now(ws.finished_at, sizeof ws.finished_at);
+    bool stopped = stop_requested(tdfd);
+    bool again = !stopped && (w->policy == RESTART_ALWAYS ||
+                              (w->policy == RESTART_ON_FAILURE && ws.exit_code != 0 && (w->max_restarts <= 0 || ws.restarts < w->max_restarts)));
+    if (!again) {
+      close_stream(&out, &lw);
+      close_stream(&errs, &lw);
+      write_workload(tdfd, &ws);
+      if (!stopped && state_running(s)) {
+        /* the main command ended by itself: the tenant stops, as `velo sandbox stop` would stop it */
+        if (sb_signal(ctx, home, s, SIGTERM, STOP_GRACE_MS, err, sizeof err) == 2) sb_signal(ctx, home, s, SIGKILL, 5000, err, sizeof err);
+        sb_rt_delete(ctx, home, s->name, err, sizeof err);
+      }
+      break;
+    }
+    /* a restart: the tenant's other processes go, the command runs again in the same tenant */
+    kill_all_but_init((pid_t)s->pid);
+    close_stream(&out, &lw);
+    close_stream(&errs, &lw);
+    ws.restarts++;
+    write_workload(tdfd, &ws);
+    if (mono_ms() - t0 >= 10000) backoff = 100;
+    for (long long until = mono_ms() + backoff; mono_ms() < until && !stop_requested(tdfd);) {
+      struct timespec t = {0, 20 * 1000000};
+      nanosleep(&t, NULL);
+    }
+    backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    if (stop_requested(tdfd) || !state_running(s)) break;
+  }
+  unlinkat(tdfd, "monitor.pid", 0);
+  _exit(0);
+}
+
+int sb_monitor_start(const struct front_ctx *ctx, const char *home, struct tstate *s, const struct workload *w, char *err, size_t errlen) {
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
+  int tdfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (tdfd < 0) return snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno)), -1;
+  int rp[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) return close(tdfd), snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  pid_t pid = fork();
+  if (pid < 0) return close(tdfd), close(rp[0]), close(rp[1]), snprintf(err, errlen, "fork: %s", strerror(errno)), -1;
+  if (pid == 0) {
+    close(rp[0]);
+    setsid();
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    /* nothing of the caller's stays open: its pipes (Node's spawnSync waits for them), locks, databases */
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    dup2(null, 0), dup2(null, 1), dup2(null, 2);
+    if (null > 2) close(null);
+    int keep[2] = {rp[1], tdfd};
+    for (int fd = 3; fd < 1024; fd++)
+      if (fd != keep[0] && fd != keep[1]) close(fd);
+    unsigned long long start = 0;
+    proc_starttime(getpid(), &start, NULL);
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%d %llu\n", (int)getpid(), start);
+    int fd = openat(tdfd, "monitor.pid", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      write_all(fd, buf, (size_t)n);
+      close(fd);
+    }
+    monitor_run(ctx, home, s, w, rp[1], tdfd);
+    _exit(0);
+  }
+  close(rp[1]);
+  close(tdfd);
+  char msg[2048];
+  size_t got = 0;
+  ssize_t r;
+  while (got < sizeof msg - 1 && ((r = read(rp[0], msg + got, sizeof msg - 1 - got)) > 0 || (r < 0 && errno == EINTR)))
+    if (r > 0) got += (size_t)r;
+  close(rp[0]);
+  msg[got] = 0;
+  if (!strcmp(msg, "ok")) return 0;
+  waitpid(pid, NULL, 0);
+  snprintf(err, errlen, "%s", got ? msg : "the workload monitor exited at start");
+  return -1;
+}
+
+int sb_monitor_wait(const char *home, const char *name, int timeout_ms) {
+  char p[4300], buf[64];
+  snprintf(p, sizeof p, "%s/tenants/%s/monitor.pid", home, name);
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  int pid = 0;
+  unsigned long long want = 0, start = 0;
+  char state;
+  if (sscanf(buf, "%d %llu", &pid, &want) != 2 || pid <= 0 || pid == getpid()) return 0;
+  int pfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+  if (pfd < 0) return 0;
+  if (proc_starttime((pid_t)pid, &start, &state) < 0 || start != want || state == 'Z') return close(pfd), 0;
+  struct pollfd pf = {.fd = pfd, .events = POLLIN};
+  int r;
+  do r = poll(&pf, 1, timeout_ms);
+  while (r < 0 && errno == EINTR);
+  close(pfd);
+  return r > 0 ? 0 : -1;
+}

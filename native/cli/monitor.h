@@ -1,0 +1,36 @@
+/* The workload monitor (monitor.c): a tenant's main command, its logs, its exit and its restart policy. */
+#ifndef VELO_FRONT_MONITOR_H
+#define VELO_FRONT_MONITOR_H
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "front.h"
+#include "state.h"
+
+enum restart_policy { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
+
+/* state.json's "main" (the plan Node resolved at create: argv, uid, gid, home, workdir, env), "restart" and "logs" */
+struct workload {
+  char **argv, **env;
+  int argc, n_env;
+  uid_t uid;
+  gid_t gid;
+  char *home, *workdir; /* NULL: absent */
+  enum restart_policy policy;
+  int max_restarts; /* on-failure:N; 0 = no limit */
+  long long max_size;
+  int max_files;
+};
+
+/* 1: the tenant has a main command (w filled; workload_free it), 0: it has none, -1: its state is unreadable or
+ * "main" is malformed */
+int workload_read(const char *home, const char *name, struct workload *w);
+void workload_free(struct workload *w);
+
+/* Fork the monitor of the booted tenant s and return once its main command runs (0), or -1 with err. */
+int sb_monitor_start(const struct front_ctx *ctx, const char *home, struct tstate *s, const struct workload *w, char *err, size_t errlen);
+
+/* Wait up to timeout_ms for the tenant's monitor (if any, and not ourselves) to leave. 0, or -1 on timeout. */
+int sb_monitor_wait(const char *home, const char *name, int timeout_ms);
+
+#endif

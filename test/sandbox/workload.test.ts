@@ -1,0 +1,189 @@
+import {spawn} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {afterAll, describe, expect, it} from 'vitest'
+import {VELO} from '../helpers'
+import {SandboxHome, uniq} from './fixture'
+
+// Workloads: a tenant's main command (sandbox create NAME -- CMD, sandbox run -d), run by its monitor
+// (native/cli/monitor.c) with logs, exit code and restart policy. Real tenants, real processes.
+describe('sandbox workloads', () => {
+  const sb = new SandboxHome()
+  afterAll(() => {
+    expect(sb.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+    expect(monitors(sb.home)).toEqual([])
+  })
+
+  /** monitors of this store still alive: processes forked by `velo __sandbox boot --home HOME` */
+  function monitors(home: string, name?: string): number[] {
+    return fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')
+          return argv.includes('__sandbox') && argv.includes(home) && (!name || argv.includes(name))
+        } catch {
+          return false
+        }
+      })
+      .map(Number)
+  }
+  const runD = (args: string[]) => {
+    const r = sb.velo(['sandbox', 'run', '-d', ...args])
+    expect(r.status, r.stderr).toBe(0)
+    const name = r.stdout.trim()
+    sb.track(name)
+    return name
+  }
+  const wait = (name: string) => sb.velo(['sandbox', 'wait', name])
+
+  it('run -d: the name on stdout; logs keep stdout and stderr apart; wait gives the exit code; the tenant stops and its monitor leaves', () => {
+    const N = runD(['--name', uniq('wl'), '--', 'sh', '-c', 'echo hello; echo oops >&2; printf "no newline"; exit 3'])
+    const w = wait(N)
+    expect(w.status).toBe(0)
+    expect(w.stdout).toBe('3\n')
+    const logs = sb.velo(['sandbox', 'logs', N])
+    expect(logs.stdout).toBe('hello\nno newline\n')
+    expect(logs.stderr).toBe('oops\n')
+    const t = sb.velo(['sandbox', 'logs', '-t', N]).stdout.split('\n')[0]
+    expect(t).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z hello$/)
+    expect(sb.velo(['sandbox', 'logs', '--tail', '1', N]).stdout).toBe('no newline\n')
+    expect(sb.velo(['sandbox', 'logs', '--since', '2099-01-01T00:00:00Z', N]).stdout).toBe('')
+    expect(sb.velo(['sandbox', 'logs', '--since', '10m', N]).stdout).toBe('hello\nno newline\n')
+    const info = sb.json(['sandbox', 'inspect', N])
+    expect(info).toMatchObject({status: 'stopped', pid: null, main: {argv: ['sh', '-c', expect.any(String)], uid: 0, gid: 0}, workload: {exitCode: 3, restartCount: 0, running: false}, monitor: false})
+    expect(sb.json(['sandbox', 'ls']).find((s: any) => s.name === N)).toMatchObject({status: 'stopped', exitCode: 3})
+    expect(sb.velo(['sandbox', 'ls']).stdout).toMatch(new RegExp(`${N}\\s+exited \\(3\\)`))
+    expect(monitors(sb.home, N)).toEqual([])
+    expect(fs.existsSync(path.join(sb.home, 'tenants', N, 'monitor.pid'))).toBe(false)
+  })
+
+  it('create NAME -- CMD runs as the image user given, in the workdir given; long lines come back whole', () => {
+    const N = uniq('wl-create')
+    sb.track(N)
+    const r = sb.velo(['sandbox', 'create', N, '--user', 'node', '--workdir', '/tmp', '--', 'sh', '-c', 'id -u; pwd; head -c 40000 /dev/zero | tr "\\0" x; echo'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(wait(N).stdout).toBe('0\n')
+    const out = sb.velo(['sandbox', 'logs', N]).stdout.split('\n')
+    expect(out.slice(0, 2)).toEqual(['1000', '/tmp'])
+    expect(out[2]).toBe('x'.repeat(40000))
+  })
+
+  it('--restart on-failure:2 runs it three times; a restart ends what the last run left; a clean exit is not restarted', () => {
+    const N = runD(['--restart', 'on-failure:2', '--', 'sh', '-c', 'sleep 1000 & sleep 0.3; echo "run $(ps -o comm | grep -c ^sleep)"; exit 1'])
+    expect(wait(N).stdout).toBe('1\n')
+    expect(sb.velo(['sandbox', 'logs', N]).stdout).toBe('run 1\nrun 1\nrun 1\n')
+    expect(sb.json(['sandbox', 'inspect', N]).workload).toMatchObject({restartCount: 2, exitCode: 1, running: false})
+    const ok = runD(['--restart', 'on-failure', '--', 'true'])
+    expect(wait(ok).stdout).toBe('0\n')
+    expect(sb.json(['sandbox', 'inspect', ok]).workload.restartCount).toBe(0)
+  })
+
+  it('--restart always, then stop: TERM reaches the command, its exit is recorded, no restart; start runs it again and the logs go on', () => {
+    const N = runD(['--restart', 'always', '--', 'sh', '-c', 'trap "echo got-term; exit 7" TERM; echo up; while :; do sleep 0.1; done'])
+    for (let i = 0; i < 100 && !sb.velo(['sandbox', 'logs', N]).stdout.includes('up'); i++) spawnSyncSleep(50)
+    expect(sb.velo(['sandbox', 'stop', N]).status).toBe(0)
+    // stop returns once the monitor has recorded the exit and left
+    expect(sb.json(['sandbox', 'inspect', N])).toMatchObject({status: 'stopped', workload: {exitCode: 7, running: false, restartCount: 0}, monitor: false})
+    expect(sb.velo(['sandbox', 'logs', N]).stdout).toBe('up\ngot-term\n')
+    spawnSyncSleep(300)
+    expect(sb.json(['sandbox', 'inspect', N]).status).toBe('stopped') // not restarted
+    expect(sb.velo(['sandbox', 'start', N]).status).toBe(0)
+    for (let i = 0; i < 100 && sb.velo(['sandbox', 'logs', N]).stdout !== 'up\ngot-term\nup\n'; i++) spawnSyncSleep(50)
+    expect(sb.velo(['sandbox', 'logs', N]).stdout).toBe('up\ngot-term\nup\n')
+    expect(sb.json(['sandbox', 'inspect', N]).workload).toMatchObject({running: true, mainPid: expect.any(Number)})
+    expect(sb.velo(['sandbox', 'restart', '-t', '5', N]).status).toBe(0)
+    for (let i = 0; i < 100 && !sb.velo(['sandbox', 'logs', N]).stdout.endsWith('got-term\nup\n'); i++) spawnSyncSleep(50)
+    expect(sb.velo(['sandbox', 'logs', N]).stdout).toBe('up\ngot-term\nup\ngot-term\nup\n')
+    // rm -f of a running workload: the monitor leaves with it, nothing is left
+    expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
+    expect(monitors(sb.home, N)).toEqual([])
+    expect(fs.existsSync(path.join(sb.home, 'tenants', N))).toBe(false)
+  })
+
+  it('logs -f prints lines as they come and ends with the workload', async () => {
+    const N = runD(['--', 'sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.3; done'])
+    const c = spawn(VELO, ['sandbox', 'logs', '-f', N], {env: {...process.env, VELO_HOME: sb.home}})
+    const seen: Array<{at: number; text: string}> = []
+    c.stdout.on('data', (d) => seen.push({at: Date.now(), text: String(d)}))
+    const code = await new Promise<number | null>((r) => c.on('exit', r))
+    expect(code).toBe(0)
+    expect(seen.map((s) => s.text).join('')).toBe('line1\nline2\nline3\n')
+    expect(seen.length).toBeGreaterThan(1) // streamed, not read once at the end
+  })
+
+  it('--log-opt max-size/max-file: the log is rotated and bounded, the newest lines kept in order', () => {
+    const N = runD(['--log-opt', 'max-size=4k', '--log-opt', 'max-file=2', '--', 'sh', '-c', 'i=0; while [ $i -lt 1000 ]; do echo "line $i"; i=$((i+1)); done'])
+    expect(wait(N).stdout).toBe('0\n')
+    const dir = path.join(sb.home, 'tenants', N, 'logs')
+    expect(fs.readdirSync(dir).sort()).toEqual(['container.log', 'container.log.1'])
+    for (const f of fs.readdirSync(dir)) expect(fs.statSync(path.join(dir, f)).size).toBeLessThanOrEqual(4096)
+    const lines = sb.velo(['sandbox', 'logs', N]).stdout.trim().split('\n')
+    expect(lines.at(-1)).toBe('line 999')
+    const first = Number(lines[0].split(' ')[1])
+    expect(first).toBeGreaterThan(800)
+    expect(lines).toEqual(Array.from({length: 1000 - first}, (_, i) => `line ${first + i}`))
+  })
+
+  it('processes an exec leaves in the background live on until the tenant stops (as docker exec)', () => {
+    const N = uniq('wl-bg')
+    sb.create(N)
+    expect(sb.sh(N, 'sleep 1000 >/dev/null 2>&1 & echo started').stdout).toBe('started\n')
+    expect(sb.sh(N, 'ps -o comm | grep -c ^sleep').stdout).toBe('1\n')
+    const pid = sleepHostPid(sb.home, N)
+    expect(pid).toBeGreaterThan(0)
+    sb.json(['sandbox', 'stop', '-t', '2', N])
+    expect(alive(pid)).toBe(false)
+  })
+
+  it('bad input: clear usage errors, nothing made', () => {
+    const N = uniq('wl-bad')
+    for (const [args, re] of [
+      [['sandbox', 'run', '-d', '--name', N, '--restart', 'sometimes', '--', 'true'], /--restart/],
+      [['sandbox', 'run', '-d', '--name', N, '--log-opt', 'max-size=huge', '--', 'true'], /max-size/],
+      [['sandbox', 'run', '-d', '--name', N, '--log-opt', 'colour=red', '--', 'true'], /unknown --log-opt/],
+      [['sandbox', 'run', '-d', '--name', N], /no command/],
+      [['sandbox', 'create', N, '--restart', 'always'], /main command/],
+    ] as Array<[string[], RegExp]>) {
+      const r = sb.velo(args)
+      expect(r.status, args.join(' ')).toBe(2)
+      expect(r.stderr).toMatch(re)
+    }
+    expect(fs.existsSync(path.join(sb.home, 'tenants', N))).toBe(false)
+    const plain = uniq('wl-plain')
+    sb.create(plain)
+    for (const verb of ['logs', 'wait']) {
+      const r = sb.velo(['sandbox', verb, plain])
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toMatch(/STATE.*no main command/)
+    }
+    expect(sb.velo(['sandbox', 'logs', uniq('nope')]).stderr).toMatch(/NOT_FOUND/)
+  })
+})
+
+/** the host pid of the tenant's `sleep 1000` (a process in its init's pid namespace) */
+function sleepHostPid(home: string, name: string): number {
+  const init = JSON.parse(fs.readFileSync(path.join(home, 'tenants', name, 'state.json'), 'utf8')).pid
+  const ns = fs.readlinkSync(`/proc/${init}/ns/pid`)
+  for (const p of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      if (Number(p) !== init && fs.readlinkSync(`/proc/${p}/ns/pid`) === ns && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sleep\0' + '1000')) return Number(p)
+    } catch {}
+  }
+  return 0
+}
+
+/** alive and not a zombie (what host init has not reaped yet is gone for this purpose) */
+function alive(pid: number): boolean {
+  try {
+    const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
+
+function spawnSyncSleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+}
