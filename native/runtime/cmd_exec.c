@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -93,15 +92,6 @@ int cmd_exec(int argc, char **argv) {
   if (!pj) return rt_verr(&e);
   if (!process && argc - rest < 1) return rt_err("exec: needs --process F or a command after the container id");
   if (nnp) json_object_object_add(pj, "noNewPrivileges", json_object_new_boolean(true));
-  /* a terminal the size of ours from its first instruction: set later (console_recv), a program that asks at
-   * once (stty size) could still see 0x0 */
-  struct winsize ws;
-  if (json_object_get_boolean(cfg_get(pj, "terminal")) && !cfg_get(pj, "consoleSize") && ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col) {
-    json_object *cs = json_object_new_object();
-    json_object_object_add(cs, "height", json_object_new_int(ws.ws_row));
-    json_object_object_add(cs, "width", json_object_new_int(ws.ws_col));
-    json_object_object_add(pj, "consoleSize", cs);
-  }
   if (detach && !console_socket && json_object_get_boolean(cfg_get(pj, "terminal")))
     return rt_err("exec: a detached process with a terminal needs --console-socket");
   int relay_sock = -1, code = 1;

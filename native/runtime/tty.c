@@ -47,10 +47,11 @@ int console_setup(int sock, unsigned short rows, unsigned short cols, struct vel
   if (unlockpt(master) < 0) return VELO_FAIL_ERRNO(e, "unlockpt");
   char name[64];
   if (ptsname_r(master, name, sizeof name) != 0) return VELO_FAIL_ERRNO(e, "ptsname");
-  if (rows || cols) {
-    struct winsize ws = {.ws_row = rows, .ws_col = cols};
-    ioctl(master, TIOCSWINSZ, &ws);
-  }
+  /* the size from process.consoleSize, else that of the terminal we were started from (still our stdin here):
+   * right from the process's first instruction — set later (console_recv), a program that asks at once
+   * (stty size) could see 0x0 */
+  struct winsize ws = {.ws_row = rows, .ws_col = cols};
+  if ((rows || cols) || (ioctl(0, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col)) ioctl(master, TIOCSWINSZ, &ws);
   int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (slave < 0) return VELO_FAIL_ERRNO(e, "open %s", name);
   if (send_fd(sock, master, "/dev/ptmx", e) < 0) return close(slave), -1;

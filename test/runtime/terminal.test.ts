@@ -11,7 +11,8 @@ describe('a terminal relayed by the runtime (run, exec -t)', () => {
     it(`run with process.terminal [${name}]`, async () => {
       const b = make(RUNTIMES[name], (c) => {
         c.process.terminal = true
-        c.process.args = ['sh', '-c', 'tty; stty size; read line; echo "got $line"; exit 5']
+        // runc sizes the terminal after the process has started (a race under load); velo-runtime before it
+        c.process.args = ['sh', '-c', `tty; ${name === 'runc' ? 'sleep 0.5; ' : ''}stty size; read line; echo "got $line"; exit 5`]
       })
       const t = ptySpawn(RUNTIMES[name], ['--root', b.root, 'run', '--bundle', b.dir, b.id], {cols: 111, rows: 33})
       try {

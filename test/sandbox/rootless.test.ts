@@ -35,7 +35,7 @@ function veloAs(ids: {uid: number; gid: number}, home: string, args: string[], e
     uid: ids.uid,
     gid: ids.gid,
     cwd: '/',
-    timeout: 120_000,
+    timeout: 600_000, // the first call builds the default image as the user: minutes in a TCG guest
     env: {PATH: process.env.PATH!, HOME: '/nonexistent', VELO_HOME: home, ...env},
   })
   if (r.error) throw r.error
@@ -93,7 +93,7 @@ describe('rootless velo (an ordinary user with subordinate ids)', () => {
     const r = as(['sandbox', 'create', A, '--mount', `${shared}:/shared`, '--mount', `${secretDir}:/secret`])
     if (r.status !== 0) throw new Error(`create as ${USER}: ${r.stderr}`)
     rootStore.create(R)
-  }, 180_000)
+  }, 900_000)
 
   afterAll(() => {
     as(['sandbox', 'rm', '-f', A])
