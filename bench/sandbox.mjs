@@ -2,7 +2,7 @@
 // Sandbox benchmark: velo vs Docker (dockerd from Debian's docker.io, started here with --bridge=none
 // --iptables=false and stopped at the end; image made with `docker import` of the same rootfs), runc and
 // bwrap, all measured side by side in one run with hyperfine.  Usage: node bench/sandbox.mjs [--runs N]
-//   [--fleet N] [--skip-fleet] [--skip-scale] [--skip-userns]
+//   [--fleet N] [--skip-fleet] [--skip-scale] [--skip-userns] [--skip-service] [--only-service]
 // Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-sandbox), removed at the end.
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
@@ -68,6 +68,7 @@ function makeTree(dir, n) {
 
 const rows = []
 const notes = []
+class Done extends Error {}
 try {
   sh(`bash ${ROOT}/scripts/setup.sh`)
   for (const s of sh(`ls ${H}/tenants 2>/dev/null || true`).split('\n').filter(Boolean)) sh(`${v} sandbox rm -f ${s} --home ${H} >/dev/null 2>&1 || true`)
@@ -93,9 +94,40 @@ try {
   const runcCmd = `runc --root ${W}/runc-state run -b ${W}/runc bench-$$RANDOM$$RANDOM >/dev/null`
   const bwrapCmd = `bwrap --ro-bind ${W}/rootfs / --proc /proc --dev /dev --tmpfs /tmp --unshare-all --die-with-parent true`
 
+  let r
+  // 0. a service: run detached with a published port, until it answers on the host's loopback
+  if (!process.argv.includes('--skip-service')) {
+    log('a service: run -d -p 127.0.0.1:P:3000 until it answers, and create on a bridge network')
+    const SERVER = 'require("http").createServer((q,r)=>r.end("ok")).listen(3000)'
+    fs.writeFileSync(`${W}/poll.js`, 'const p=+process.argv[2];(function go(){require("http").get({host:"127.0.0.1",port:p},r=>{r.resume();process.exit(r.statusCode===200?0:1)}).on("error",()=>setTimeout(go,5))})()\n')
+    sh(`${d} network create velobench >/dev/null`)
+    const [P1, P2] = [18301, 18302]
+    r = hyperfine(
+      [
+        {name: 'velo', shell: true, prepare: `${v} sandbox rm -f svc --home ${H} >/dev/null 2>&1 || true`,
+          cmd: `${v} sandbox run -d --name svc --network bridge -p 127.0.0.1:${P1}:3000 --home ${H} -- node -e '${SERVER}' >/dev/null && node ${W}/poll.js ${P1}`},
+        {name: 'docker', shell: true, prepare: `${d} rm -f svc >/dev/null 2>&1 || true`,
+          cmd: `${d} run -d --name svc --network velobench -p 127.0.0.1:${P2}:3000 velo-bench node -e '${SERVER}' >/dev/null && node ${W}/poll.js ${P2}`},
+      ],
+      {runs, warmup: 1},
+    )
+    rows.push(ratioRow('a service: `run -d -p 127.0.0.1:P:3000` until it answers on the host vs `docker run -d -p` (user bridge network, docker-proxy)', r.velo, r.docker, 'docker', 0.3))
+    sh(`${v} sandbox rm -f svc --home ${H} >/dev/null 2>&1 || true; ${d} rm -f svc >/dev/null 2>&1 || true; ${d} network rm velobench >/dev/null`)
+    r = hyperfine(
+      [
+        {name: 'loopback', shell: true, prepare: `${v} sandbox rm -f cb0 --home ${H} >/dev/null 2>&1 || true`, cmd: `${v} sandbox create cb0 --home ${H} >/dev/null`},
+        {name: 'bridge', shell: true, prepare: `${v} sandbox rm -f cb1 --home ${H} >/dev/null 2>&1 || true`, cmd: `${v} sandbox create cb1 --network bridge --home ${H} >/dev/null`},
+      ],
+      {runs: Math.max(runs, 10), warmup: 1},
+    )
+    rows.push(ratioRow('create on a bridge network (CNI bridge + host-local + firewall) vs loopback only', r.bridge, r.loopback, 'loopback', 2))
+    sh(`${v} sandbox rm -f cb0 cb1 --home ${H} >/dev/null 2>&1 || true; ${v} network rm bridge --home ${H} >/dev/null 2>&1 || true`)
+  }
+  if (process.argv.includes('--only-service')) throw new Done()
+
   // 1. one-shot run of `true`
   log('run --rm true')
-  let r = hyperfine(
+  r = hyperfine(
     [
       {name: 'velo', cmd: `${v} sandbox run --rm --home ${H} -- true`},
       {name: 'docker', cmd: `${d} run --rm --network none velo-bench true`},
@@ -205,8 +237,13 @@ try {
   )
   notes.push(`create, velo's own in-process time (mean of 5): total ${avg('total')} ms = image lookup (LMDB, under the shared store lock) ${avg('image')} ms, farms ${avg('farms')} ms, claim (mkdir + state.json, the gc hold) ${avg('claim')} ms, the runtime's create + start, in-process (cgroups, namespaces, mounts, init) ${avg('runtime')} ms`)
   sh(`${v} sandbox rm -f probe --home ${H} >/dev/null 2>&1`)
+} catch (err) {
+  if (!(err instanceof Done)) throw err
 } finally {
   cleanupVelo()
+  try {
+    sh(`${v} network rm bridge --home ${H} >/dev/null 2>&1 || true`)
+  } catch {}
   await stopDockerd()
   fs.rmSync(W, {recursive: true, force: true})
 }

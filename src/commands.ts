@@ -9,6 +9,10 @@ import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
 import Mount from './commands/mount'
 import Status from './commands/status'
+import NetworkCreate from './commands/network/create'
+import NetworkInspect from './commands/network/inspect'
+import NetworkLs from './commands/network/ls'
+import NetworkRm from './commands/network/rm'
 import SandboxCommit from './commands/sandbox/commit'
 import SandboxCreate from './commands/sandbox/create'
 import SandboxDiff from './commands/sandbox/diff'
@@ -16,6 +20,7 @@ import SandboxExec from './commands/sandbox/exec'
 import SandboxInspect from './commands/sandbox/inspect'
 import SandboxLogs from './commands/sandbox/logs'
 import SandboxLs from './commands/sandbox/ls'
+import SandboxPort from './commands/sandbox/port'
 import SandboxRestart from './commands/sandbox/restart'
 import SandboxRm from './commands/sandbox/rm'
 import SandboxRun from './commands/sandbox/run'
@@ -41,6 +46,10 @@ export const COMMANDS = {
   ingest: Ingest,
   mount: Mount,
   status: Status,
+  'network:create': NetworkCreate,
+  'network:inspect': NetworkInspect,
+  'network:ls': NetworkLs,
+  'network:rm': NetworkRm,
   'sandbox:commit': SandboxCommit,
   'sandbox:create': SandboxCreate,
   'sandbox:diff': SandboxDiff,
@@ -48,6 +57,7 @@ export const COMMANDS = {
   'sandbox:inspect': SandboxInspect,
   'sandbox:logs': SandboxLogs,
   'sandbox:ls': SandboxLs,
+  'sandbox:port': SandboxPort,
   'sandbox:restart': SandboxRestart,
   'sandbox:rm': SandboxRm,
   'sandbox:run': SandboxRun,

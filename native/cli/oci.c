@@ -1,4 +1,5 @@
 #include "oci.h"
+#include "cni.h"
 
 #include <linux/fs.h>
 
@@ -196,6 +197,10 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   /* the tenant's own cgroups, read-only (its cgroup namespace makes them the root): programs see their limits */
   json_object_array_add(mounts, mount("/sys/fs/cgroup", "cgroup", "cgroup", str_list("nosuid", "nodev", "noexec", "ro", NULL)));
   json_object_array_add(mounts, mount("/dev/init", "bind", init, str_list("bind", "ro", "nosuid", "nodev", NULL)));
+  /* on a velo network: the network's hosts file (its tenants by name), read-only, kept current by cni.c */
+  char hosts[4400];
+  if (cni_wanted(s) && cni_hosts_file(home, s, hosts, sizeof hosts) == 0)
+    json_object_array_add(mounts, mount("/etc/hosts", "bind", hosts, str_list("bind", "ro", "nosuid", "nodev", "noexec", NULL)));
   for (size_t i = 0; i < s->n_mounts; i++)
     json_object_array_add(mounts, mount(s->mounts[i].target, "bind", s->mounts[i].source,
                                         s->mounts[i].readonly ? str_list("rbind", "nosuid", "nodev", "ro", NULL) : str_list("rbind", "nosuid", "nodev", NULL)));

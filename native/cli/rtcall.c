@@ -21,6 +21,7 @@
 #include "../common/sysutil.h"
 #include "../common/ttyrelay.h"
 #include "../runtime/rt.h"
+#include "cni.h"
 #include "disk.h"
 #include "monitor.h"
 #include "oci.h"
@@ -91,8 +92,9 @@ int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name
     r = container_remove(name, true, &e) < 0 ? fail_with(&e, err, errlen) : 0;
   }
   /* every process is gone: a workload's monitor records the exit and leaves before the caller goes on (rm
-   * removes the dir it writes into) */
+   * removes the dir it writes into); the network's plugins undo what they made for it */
   if (r == 0) sb_monitor_wait(home, name, 5000);
+  cni_detach(home, name);
   return r;
 }
 
@@ -305,9 +307,12 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   struct velo_err e = {0};
   pid_t pid = -1;
   struct container c = {0};
-  if (container_create(&o, &pid, &e) < 0 || container_load(s->name, &c, &e) != 0 || container_start(&c, &e) < 0) {
+  bool net_failed = false;
+  if (container_create(&o, &pid, &e) < 0 || container_load(s->name, &c, &e) != 0 ||
+      /* a velo network: its plugins run while the init waits for start, before anything of the tenant runs */
+      (cni_wanted(s) && (net_failed = cni_attach(home, s, pid, err, errlen) < 0)) || container_start(&c, &e) < 0) {
     container_free(&c);
-    fail_with(&e, err, errlen);
+    if (!net_failed) fail_with(&e, err, errlen);
     char e2[256];
     sb_rt_delete(ctx, home, s->name, e2, sizeof e2);
     return -1;
@@ -412,7 +417,7 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
 }
 
 const char *sb_err_split(char *err, const char **sug) {
-  static const char *const CODES[] = {"UNSUPPORTED", "PERMISSION_DENIED"};
+  static const char *const CODES[] = {"UNSUPPORTED", "PERMISSION_DENIED", "NOT_FOUND", "BUSY"};
   const char *code = NULL;
   size_t n = 0;
   for (size_t i = 0; i < 2 && !code; i++)

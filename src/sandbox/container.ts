@@ -20,8 +20,8 @@ function failure(what: string, r: ReturnType<typeof internal>): VeloError {
   const msg = String(r.stderr ?? '').trim() || (r.error ? r.error.message : `exit ${r.status}`)
   // what the host cannot do, or a permission problem found before the start (native/cli/rtcall.h):
   // "UNSUPPORTED: message\nsuggestion: text", "PERMISSION_DENIED: ..."
-  const u = /^(UNSUPPORTED|PERMISSION_DENIED): ([^\n]*)(?:\nsuggestion: ([^]*))?$/.exec(msg)
-  if (u) return new VeloError(u[1] as 'UNSUPPORTED' | 'PERMISSION_DENIED', `${what}: ${u[2]}`, {suggestion: u[3]})
+  const u = /^(UNSUPPORTED|PERMISSION_DENIED|NOT_FOUND|BUSY): ([^\n]*)(?:\nsuggestion: ([^]*))?$/.exec(msg)
+  if (u) return new VeloError(u[1] as 'UNSUPPORTED' | 'PERMISSION_DENIED' | 'NOT_FOUND' | 'BUSY', `${what}: ${u[2]}`, {suggestion: u[3]})
   const perm = /Operation not permitted|Permission denied/.test(msg)
   return new VeloError(perm ? 'PERMISSION_DENIED' : 'NATIVE', `${what}: ${msg}`, {suggestion: perm ? PERM_SUGGESTION : undefined})
 }

@@ -6,6 +6,7 @@ import {procStat, writeFileAtomic} from '../lib/fsutil'
 import type {Limits} from './cgroup'
 import type {MountSpec} from '../profiles/profile'
 import type {LogOptions, MainCommand, RestartPolicy} from './workload'
+import type {Bandwidth, PortMapping} from '../network/networks'
 
 /** Everything a fresh velo process needs to run, start, exec into or remove a sandbox. */
 export interface TenantState {
@@ -17,7 +18,9 @@ export interface TenantState {
   backend?: 'farm' | 'fuse' // absent: farm
   profile: string
   hostname: string
-  network: 'loopback' | 'none'
+  network: string // 'loopback' (own namespace, lo up), 'none' (lo down), or a velo network's name (src/network/networks.ts)
+  ports?: PortMapping[] // published ports (-p), on a velo network
+  bandwidth?: Bandwidth // --ingress-rate/--egress-rate: the CNI bandwidth plugin's runtimeConfig
   env: string[] // K=V, image config + profile + --env
   mounts: MountSpec[]
   limits: Limits

@@ -9,6 +9,7 @@ import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
+import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, writeState} from './state'
 
@@ -59,6 +60,13 @@ export interface CreateOptions {
   restart?: string
   /** --log-opt max-size=SIZE / max-file=N */
   logOpts?: string[]
+  /** --network loopback|none|bridge|NAME (default: the profile's, loopback) */
+  network?: string
+  /** -p [HOST_IP:]HOST_PORT:TENANT_PORT[/tcp|udp] */
+  publish?: string[]
+  /** --ingress-rate / --egress-rate (the CNI bandwidth plugin) */
+  ingressRate?: string
+  egressRate?: string
 }
 
 export interface CreateResult {
@@ -173,6 +181,13 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     throw new VeloError('UNSUPPORTED', 'the fuse backend needs root (a tenant of a user takes its lower layer idmapped, which only root can do to a FUSE mount)', {
       suggestion: 'use the farm backend (the default)',
     })
+  const ports = (o.publish ?? []).map(parsePublish)
+  const network = o.network !== undefined ? resolveNetwork(home, o.network) : profile.network
+  if (ports.length && (NETWORK_MODES as readonly string[]).includes(network))
+    throw new VeloError('USAGE', `-p needs a network the host can reach (this sandbox's is ${network})`, {suggestion: 'add --network bridge (or a network of yours: velo network create NAME)'})
+  const bandwidth = parseRates(o.ingressRate, o.egressRate)
+  if (bandwidth && (NETWORK_MODES as readonly string[]).includes(network))
+    throw new VeloError('USAGE', `--ingress-rate/--egress-rate shape a velo network's traffic (this sandbox's network is ${network})`, {suggestion: 'add --network bridge (or a network of yours)'})
   const restart = parseRestart(o.restart)
   const logOpts = parseLogOpts(o.logOpts)
   if (o.command !== undefined && o.command.length === 0) throw new VeloError('USAGE', 'no command given after --', {suggestion: 'velo sandbox create NAME -- CMD ARGS...'})
@@ -250,7 +265,9 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         ...(backend === 'fuse' ? {backend} : {}),
         profile: profile.name,
         hostname,
-        network: profile.network,
+        network,
+        ...(ports.length ? {ports} : {}),
+        ...(bandwidth ? {bandwidth} : {}),
         env: envMerge([DEFAULT_PATH, 'HOME=/root'], imgEnv, env),
         mounts,
         limits,
@@ -463,7 +480,20 @@ export interface SandboxInfo {
   /** a workload's main command, and how its last run ended (while stopped) */
   command?: string[]
   exitCode?: number
+  network: string
+  ip?: string
+  ports?: string[]
 }
+
+/** network.json without the CNI result (plugins' internals) */
+function addressOf(home: string, name: string): Omit<TenantAddress, never> | undefined {
+  const a = tenantAddress(home, name)
+  if (!a) return undefined
+  const {network, ip, gateway, mac, attached} = a as TenantAddress & {result?: unknown}
+  return {network, ip, ...(gateway ? {gateway} : {}), ...(mac ? {mac} : {}), attached}
+}
+
+const portText = (p: PortMapping) => `${p.hostIP ? p.hostIP + ':' : ''}${p.hostPort}->${p.containerPort}/${p.protocol}`
 
 export function listSandboxes(home: string): SandboxInfo[] {
   const out: SandboxInfo[] = []
@@ -486,6 +516,12 @@ export function listSandboxes(home: string): SandboxInfo[] {
       startedAt: s.startedAt,
       ...(s.main ? {command: s.main.argv} : {}),
       ...(w?.exitCode !== undefined ? {exitCode: w.exitCode} : {}),
+      network: s.network,
+      ...(() => {
+        const a = running && !(NETWORK_MODES as readonly string[]).includes(s.network) ? tenantAddress(home, n) : undefined
+        return a?.attached && a.ip ? {ip: a.ip} : {}
+      })(),
+      ...(s.ports?.length ? {ports: s.ports.map(portText)} : {}),
     })
   }
   return out
@@ -504,6 +540,8 @@ export function inspectSandbox(home: string, name: string): Record<string, unkno
     usage: running ? cgroupStats(s.cgroups) : undefined,
     // a workload: its main command's run (startedAt, restartCount, running, mainPid, exitCode, finishedAt)
     ...(s.main ? {workload: readWorkload(home, name), monitor: monitorAlive(home, name)} : {}),
+    // on a velo network: its address (kept across stop and start), gateway, MAC, published ports
+    ...(!(NETWORK_MODES as readonly string[]).includes(s.network) ? {address: addressOf(home, name)} : {}),
   }
 }
 

@@ -14,6 +14,10 @@ export const createFlags = {
   disk: Flags.string({description: "what the tenant may write into its own files (its upper dir), e.g. 1g; needs project quotas on the store's filesystem"}),
   hostname: Flags.string({description: 'host name inside the sandbox (default: the sandbox name)'}),
   backend: Flags.string({description: 'lower layer: farm (hard-link farms of the layers) or fuse (one velo-fuse mount of the image, shared by its tenants)', options: ['farm', 'fuse'], default: 'farm'}),
+  network: Flags.string({description: 'loopback (its own, lo only: the default), none (not even lo), bridge (velo\'s default network, made on first use) or a network of velo network create'}),
+  publish: Flags.string({char: 'p', description: 'publish a port: [HOST_IP:]HOST_PORT:TENANT_PORT[/tcp|udp] (repeatable; needs --network)', multiple: true}),
+  'ingress-rate': Flags.string({description: 'rate limit of traffic into the sandbox on its network, e.g. 10mbit (the CNI bandwidth plugin)'}),
+  'egress-rate': Flags.string({description: 'rate limit of traffic out of the sandbox on its network, e.g. 10mbit'}),
   userns: Flags.string({description: "private: a user namespace of the tenant's own, its root an unprivileged host uid (the default); host: none, tenant root is host root minus capabilities (root only)", options: ['private', 'host']}),
 }
 
@@ -29,7 +33,7 @@ export const execFlags = {
   user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
 }
 
-export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string}) => ({
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string; network?: string; publish?: string[]; 'ingress-rate'?: string; 'egress-rate'?: string}) => ({
   image: f.image,
   profile: f.profile,
   env: f.env,
@@ -43,4 +47,8 @@ export const createOpts = (f: {image?: string; profile?: string; env?: string[];
   hostname: f.hostname,
   backend: f.backend,
   userns: f.userns,
+  network: f.network,
+  publish: f.publish,
+  ingressRate: f['ingress-rate'],
+  egressRate: f['egress-rate'],
 })

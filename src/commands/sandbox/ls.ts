@@ -11,7 +11,12 @@ export default class SandboxLs extends VeloCommand<typeof SandboxLs> {
     const status = (s: (typeof l)[number]) => (s.exitCode !== undefined ? `exited (${s.exitCode})` : s.status)
     const cmd = (s: (typeof l)[number]) => (s.command ? JSON.stringify(s.command.join(' ').slice(0, 40)) : '-')
     if (!this.jsonEnabled())
-      process.stdout.write(table(['NAME', 'STATUS', 'IMAGE', 'COMMAND', 'PROFILE', 'PID', 'CREATED'], l.map((s) => [s.name, status(s), s.image, cmd(s), s.profile, s.pid ?? '-', s.createdAt])) + '\n')
+      process.stdout.write(
+        table(
+          ['NAME', 'STATUS', 'IMAGE', 'COMMAND', 'NETWORK', 'PORTS', 'PID', 'CREATED'],
+          l.map((s) => [s.name, status(s), s.image, cmd(s), s.ip ? `${s.network} ${s.ip}` : s.network, s.ports?.join(',') || '-', s.pid ?? '-', s.createdAt]),
+        ) + '\n',
+      )
     return l
   }
 }
