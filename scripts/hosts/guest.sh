@@ -75,7 +75,7 @@ case "$VH_MODE" in
     say "vitest run ${VH_FILES[*]}"
     # Through a pipe: vitest sees no terminal and prints plain lines (no redraws) on the serial console.
     # TCG runs the isolation suites' set-up 3-5x slower than the host: hooks get 10 minutes, not 3.
-    node_modules/.bin/vitest run --hookTimeout=600000 "${VH_FILES[@]}" 2>&1 | cat
+    node_modules/.bin/vitest run --hookTimeout=600000 --testTimeout=900000 "${VH_FILES[@]}" 2>&1 | cat
     rc=${PIPESTATUS[0]}
     ;;
   exec)
