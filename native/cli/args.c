@@ -108,14 +108,56 @@ int args_parse(const struct flag_def *defs, int n_defs, int argc, char **argv, s
       if (r > 0) continue;
       if (!(tok[1] >= '0' && tok[1] <= '9')) return -1; /* Nonexistent flag */
     }
-    if (parsing_flags && s.current >= 0 && defs[s.current].multiple) {
-      struct flag_val *fv = &out->flags[s.current];
-      if (fv->count >= ARGS_MAX_VALUES) return -1;
-      fv->values[fv->count++] = tok;
-      continue;
-    }
     if (out->n_args >= ARGS_MAX_VALUES) return -1;
     out->args[out->n_args++] = tok;
   }
   return 0;
+}
+
+/* `--` before the command (at cmd; -1: none), and IMAGE as --image */
+static char **shape_finish(int argc, char **argv, int first, int cmd, enum args_shape shape, int *outc) {
+  char **out = calloc((size_t)argc + 3, sizeof *out);
+  if (!out) return *outc = argc, argv;
+  int n = 0;
+  for (int k = 0; k < argc; k++) {
+    if (k == cmd) out[n++] = "--";
+    if (k == first && shape == ARGS_SHAPE_IMAGE) out[n++] = "--image";
+    out[n++] = argv[k];
+  }
+  *outc = n;
+  return out;
+}
+
+char **args_docker_shape(const struct flag_def *defs, int n_defs, int argc, char **argv, enum args_shape shape, int *outc) {
+  *outc = argc;
+  int first = -1; /* NAME or IMAGE */
+  for (int i = 0; i < argc; i++) {
+    const char *tok = argv[i];
+    if (!strcmp(tok, "--")) break; /* separated already */
+    if (!strncmp(tok, "--", 2)) {
+      if (!strchr(tok, '='))
+        for (int k = 0; k < n_defs; k++)
+          if (!strcmp(tok + 2, defs[k].name) && defs[k].option) i++;
+      continue;
+    }
+    if (tok[0] == '-' && tok[1] && !(tok[1] >= '0' && tok[1] <= '9')) {
+      /* a lone -x of an option takes the next word; in a bundle, the first option character takes the rest */
+      size_t len = strlen(tok);
+      for (size_t c = 1; c < len; c++) {
+        int k = 0;
+        while (k < n_defs && defs[k].ch != tok[c]) k++;
+        if (k < n_defs && defs[k].option) {
+          if (c == len - 1) i++;
+          break;
+        }
+      }
+      continue;
+    }
+    if (first < 0) {
+      first = i;
+      continue;
+    }
+    return shape_finish(argc, argv, first, i, shape, outc); /* the first word after NAME: the command */
+  }
+  return first < 0 ? argv : shape_finish(argc, argv, first, -1, shape, outc);
 }

@@ -14,7 +14,7 @@ struct flag_def {
   const char *name; /* long name, without -- */
   char ch;          /* short char or 0 */
   bool option;      /* takes a value (else boolean) */
-  bool multiple;    /* repeatable; greedy like oclif's `multiple` (bare words after it are more values) */
+  bool multiple;    /* repeatable; never greedy (every velo flag is multipleNonGreedy: a bare word after it is an argument) */
 };
 
 struct flag_val {
@@ -31,6 +31,13 @@ struct parsed_args {
 
 /* 0 = parsed; < 0 = Node must serve this call (a usage error, --help, or something this parser does not know). */
 int args_parse(const struct flag_def *defs, int n_defs, int argc, char **argv, struct parsed_args *out);
+
+/* Docker's habit (src/lib/docker-argv.ts, the same rule): flags end at the first word after NAME or IMAGE.
+ *   ARGS_SHAPE_NAME:  [flags] NAME [flags] CMD...  → [flags] NAME [flags] -- CMD...
+ *   ARGS_SHAPE_IMAGE: [flags] IMAGE [flags] CMD... → [flags] --image IMAGE [flags] -- CMD...
+ * Returns a new argv (the process keeps it) and its length in *outc; argv itself when nothing changes. */
+enum args_shape { ARGS_SHAPE_NAME, ARGS_SHAPE_IMAGE };
+char **args_docker_shape(const struct flag_def *defs, int n_defs, int argc, char **argv, enum args_shape shape, int *outc);
 
 /* Index of a flag by long name (the def table is the caller's), -1 if absent. */
 static inline const char *args_one(const struct parsed_args *p, int idx) {

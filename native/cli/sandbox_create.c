@@ -15,12 +15,13 @@
 #include "util.h"
 
 /* createFlags (src/commands/sandbox/flags.ts) + the global ones; run adds execFlags, --rm and --name */
-enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_USERNS, F_JSON, F_TTY, F_WORKDIR, F_USER, F_RM, F_NAME, N_FLAGS };
+enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_USERNS, F_JSON, F_TTY, F_INTERACTIVE, F_WORKDIR, F_USER, F_RM, F_NAME, N_FLAGS };
 static const struct flag_def FLAGS[N_FLAGS] = {
     [F_HOME] = {"home", 0, true, false},       [F_IMAGE] = {"image", 0, true, false},       [F_PROFILE] = {"profile", 0, true, false},
-    [F_ENV] = {"env", 0, true, true},          [F_MOUNT] = {"mount", 0, true, true},        [F_MEMORY] = {"memory", 0, true, false},
+    [F_ENV] = {"env", 'e', true, true},        [F_MOUNT] = {"mount", 'v', true, true},      [F_MEMORY] = {"memory", 0, true, false},
     [F_PIDS] = {"pids", 0, true, false},       [F_CPUS] = {"cpus", 0, true, false},         [F_HOSTNAME] = {"hostname", 0, true, false},
     [F_BACKEND] = {"backend", 0, true, false}, [F_USERNS] = {"userns", 0, true, false}, [F_JSON] = {"json", 0, false, false},        [F_TTY] = {"tty", 't', false, false},
+    [F_INTERACTIVE] = {"interactive", 'i', false, false},
     [F_WORKDIR] = {"workdir", 'w', true, false}, [F_USER] = {"user", 'u', true, false},     [F_RM] = {"rm", 0, false, false},
     [F_NAME] = {"name", 0, true, false},
 };
@@ -43,6 +44,7 @@ static void opts_from(const struct parsed_args *a, struct create_opts *o) {
 
 int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
+  argv = args_docker_shape(FLAGS, N_CREATE_FLAGS, argc, argv, ARGS_SHAPE_NAME, &argc);
   if (args_parse(FLAGS, N_CREATE_FLAGS, argc, argv, &a) < 0 || a.n_args != 1) return FRONT_FALLBACK;
   char *home = front_home(args_one(&a, F_HOME));
   if (!home) return FRONT_FALLBACK;
@@ -98,6 +100,7 @@ static int run_servable(const struct tstate *s, void *arg) {
 
 int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
+  argv = args_docker_shape(FLAGS, N_FLAGS, argc, argv, ARGS_SHAPE_IMAGE, &argc);
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.json || a.flags[F_TTY].count || a.n_args < 1) return FRONT_FALLBACK;
   /* --json is not a flag of run (Node: "Nonexistent flag"); args_parse only counted it */
   char *home = front_home(args_one(&a, F_HOME));

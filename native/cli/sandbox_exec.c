@@ -13,10 +13,11 @@
 #include "sandbox.h"
 #include "util.h"
 
-enum { F_HOME, F_TTY, F_WORKDIR, F_USER, F_ENV, N_FLAGS };
+enum { F_HOME, F_TTY, F_INTERACTIVE, F_WORKDIR, F_USER, F_ENV, N_FLAGS };
 static const struct flag_def FLAGS[N_FLAGS] = {
     [F_HOME] = {"home", 0, true, false},
     [F_TTY] = {"tty", 't', false, false},
+    [F_INTERACTIVE] = {"interactive", 'i', false, false},
     [F_WORKDIR] = {"workdir", 'w', true, false},
     [F_USER] = {"user", 'u', true, false},
     [F_ENV] = {"env", 'e', true, true},
@@ -50,6 +51,7 @@ int sb_state_load(const char *home_flag, const char *name, bool json, struct tst
 int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv) {
   (void)ctx;
   static struct parsed_args a;
+  argv = args_docker_shape(FLAGS, N_FLAGS, argc, argv, ARGS_SHAPE_NAME, &argc);
   if (args_parse(FLAGS, N_FLAGS, argc, argv, &a) < 0 || a.n_args < 1 || a.flags[F_TTY].count) return FRONT_FALLBACK;
   const char *name = a.args[0];
   struct tstate s;

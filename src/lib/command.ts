@@ -1,5 +1,6 @@
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {fromUncaught, VeloError} from './errors'
+import {dockerArgv, type DockerShape} from './docker-argv'
 import {resolveHome} from './home'
 
 /**
@@ -24,8 +25,13 @@ export abstract class VeloCommand<T extends typeof Command = typeof Command> ext
     if (!this.jsonEnabled()) process.stderr.write(msg + '\n')
   }
 
+  /** Docker's shape: flags end at the first word after NAME (or IMAGE), which starts the command (docker-argv.ts) */
+  static dockerShape?: DockerShape
+
   public async init(): Promise<void> {
     await super.init()
+    const shape = (this.ctor as unknown as {dockerShape?: DockerShape}).dockerShape
+    if (shape) this.argv = dockerArgv(this.argv, {...(super.ctor as typeof VeloCommand).baseFlags, ...this.ctor.flags} as never, shape)
     const {args, flags} = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (super.ctor as typeof VeloCommand).baseFlags,

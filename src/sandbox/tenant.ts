@@ -4,7 +4,7 @@ import {isRoot} from '../lib/home'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
-import {capMask, checkEnvKey, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
+import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
 import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
@@ -67,6 +67,47 @@ export interface CreateOptions {
   /** --ingress-rate / --egress-rate (the CNI bandwidth plugin) */
   ingressRate?: string
   egressRate?: string
+  /** --env-file: KEY=VALUE lines */
+  envFiles?: string[]
+  /** --cap-add / --cap-drop: changes to the profile's capability set */
+  capAdd?: string[]
+  capDrop?: string[]
+}
+
+/** --env-file FILE: KEY=VALUE lines, # comments and blank lines skipped; a bare KEY takes this process's value (as docker) */
+function readEnvFiles(files: string[] | undefined): string[] {
+  const out: string[] = []
+  for (const f of files ?? []) {
+    let text: string
+    try {
+      text = fs.readFileSync(f, 'utf8')
+    } catch (err) {
+      throw fromSystemError(err, `cannot read --env-file ${f}`)
+    }
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/\r$/, '').trim()
+      if (!line || line.startsWith('#')) continue
+      if (line.includes('=')) out.push(line)
+      else if (process.env[line] !== undefined) out.push(`${line}=${process.env[line]}`)
+    }
+  }
+  return parseEnv(out, '--env-file')
+}
+
+/** the profile's capabilities with --cap-add/--cap-drop applied (names with or without CAP_, any case; drop ALL) */
+function adjustCaps(base: string[], add: string[] | undefined, drop: string[] | undefined): string[] {
+  const norm = (c: string, flag: string) => {
+    const n = c.trim().toUpperCase().replace(/^CAP_/, '')
+    if (n === 'ALL' && flag === '--cap-drop') return n
+    if (!(n in CAPS)) throw new VeloError('USAGE', `${flag}: unknown capability ${JSON.stringify(c)}`, {suggestion: 'a capability name such as NET_RAW or CAP_CHOWN (capabilities(7))'})
+    if (flag === '--cap-add' && FORBIDDEN_CAPS.includes(n))
+      throw new VeloError('BAD_INPUT', `--cap-add ${n}: CAP_${n} cannot be granted to a tenant (it reaches outside the sandbox)`, {suggestion: 'velo refuses these even where docker --cap-add allows them: see docs/sandbox.md (Capabilities)'})
+    return n
+  }
+  const dropped = new Set((drop ?? []).map((c) => norm(c, '--cap-drop')))
+  const caps = dropped.has('ALL') ? [] : base.filter((c) => !dropped.has(c))
+  for (const c of (add ?? []).map((x) => norm(x, '--cap-add'))) if (!caps.includes(c)) caps.push(c)
+  return caps
 }
 
 export interface CreateResult {
@@ -163,8 +204,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   if (!/^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$/.test(hostname)) throw new VeloError('USAGE', `invalid --hostname ${JSON.stringify(hostname)}`, {suggestion: 'letters, digits, dots and dashes, starting with a letter or digit, at most 64 characters'})
   const env = envMerge(
     Object.entries(profile.env).map(([k, v]) => `${k}=${v}`),
+    readEnvFiles(o.envFiles),
     parseEnv(o.env, '--env'),
   )
+  const capabilities = adjustCaps(profile.capabilities, o.capAdd, o.capDrop)
   const mounts = [...profile.mounts, ...(o.mounts ?? []).map(parseMount)]
   const backend = o.backend ?? 'farm'
   if (backend !== 'farm' && backend !== 'fuse')
@@ -271,7 +314,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         env: envMerge([DEFAULT_PATH, 'HOME=/root'], imgEnv, env),
         mounts,
         limits,
-        capabilities: profile.capabilities,
+        capabilities,
         seccomp: profile.seccomp,
         ...(userns ? {userns: true as const} : {}),
         user: profile.user ?? img.config?.user ?? undefined,

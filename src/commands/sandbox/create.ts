@@ -13,6 +13,7 @@ export default class SandboxCreate extends VeloCommand<typeof SandboxCreate> {
     '<%= config.bin %> sandbox create web --mount ./app:/app:ro --restart on-failure:3 -- node /app/server.js',
   ]
   static strict = false
+  static dockerShape = 'name' as const
   static args = {name: Args.string({required: true, description: 'sandbox name'})}
   static flags = {
     ...createFlags,

@@ -4,8 +4,11 @@ import {Flags} from '@oclif/core'
 export const createFlags = {
   image: Flags.string({description: 'image to run (default: the built-in "default" image: busybox + node + npm)'}),
   profile: Flags.string({description: 'profile name (profiles/NAME.json) or path to a profile .json', default: 'default'}),
-  env: Flags.string({description: 'environment variable KEY=VALUE (repeatable)', multiple: true}),
-  mount: Flags.string({description: 'bind mount SRC:DST[:ro|rw] (repeatable)', multiple: true}),
+  env: Flags.string({char: 'e', description: 'environment variable KEY=VALUE (repeatable)', multiple: true, multipleNonGreedy: true}),
+  'env-file': Flags.string({description: 'read environment variables from a file of KEY=VALUE lines (# comments; repeatable)', multiple: true, multipleNonGreedy: true}),
+  mount: Flags.string({char: 'v', aliases: ['volume'], description: 'bind mount SRC:DST[:ro|rw] (repeatable; -v/--volume as in docker)', multiple: true, multipleNonGreedy: true}),
+  'cap-add': Flags.string({description: "add a capability to the profile's set (e.g. NET_RAW; repeatable)", multiple: true, multipleNonGreedy: true}),
+  'cap-drop': Flags.string({description: "drop a capability from the profile's set (e.g. CHOWN, or ALL; repeatable)", multiple: true, multipleNonGreedy: true}),
   memory: Flags.string({description: 'memory limit, e.g. 512m, 2g'}),
   pids: Flags.string({description: 'maximum number of tasks'}),
   cpus: Flags.string({description: 'CPU limit, e.g. 1.5'}),
@@ -15,7 +18,7 @@ export const createFlags = {
   hostname: Flags.string({description: 'host name inside the sandbox (default: the sandbox name)'}),
   backend: Flags.string({description: 'lower layer: farm (hard-link farms of the layers) or fuse (one velo-fuse mount of the image, shared by its tenants)', options: ['farm', 'fuse'], default: 'farm'}),
   network: Flags.string({description: 'loopback (its own, lo only: the default), none (not even lo), bridge (velo\'s default network, made on first use) or a network of velo network create'}),
-  publish: Flags.string({char: 'p', description: 'publish a port: [HOST_IP:]HOST_PORT:TENANT_PORT[/tcp|udp] (repeatable; needs --network)', multiple: true}),
+  publish: Flags.string({char: 'p', description: 'publish a port: [HOST_IP:]HOST_PORT:TENANT_PORT[/tcp|udp] (repeatable; needs --network)', multiple: true, multipleNonGreedy: true}),
   'ingress-rate': Flags.string({description: 'rate limit of traffic into the sandbox on its network, e.g. 10mbit (the CNI bandwidth plugin)'}),
   'egress-rate': Flags.string({description: 'rate limit of traffic out of the sandbox on its network, e.g. 10mbit'}),
   userns: Flags.string({description: "private: a user namespace of the tenant's own, its root an unprivileged host uid (the default); host: none, tenant root is host root minus capabilities (root only)", options: ['private', 'host']}),
@@ -24,16 +27,17 @@ export const createFlags = {
 /** A main command's flags (`sandbox create NAME -- CMD`, `sandbox run -d`). */
 export const workloadFlags = {
   restart: Flags.string({description: 'when the main command exits: no (the default), on-failure[:N] (a non-zero exit, at most N restarts), always, unless-stopped (= always: no daemon restarts workloads at host boot)'}),
-  'log-opt': Flags.string({description: 'log option of the main command: max-size=SIZE (default 10m), max-file=N (default 3) (repeatable)', multiple: true}),
+  'log-opt': Flags.string({description: 'log option of the main command: max-size=SIZE (default 10m), max-file=N (default 3) (repeatable)', multiple: true, multipleNonGreedy: true}),
 }
 
 export const execFlags = {
   tty: Flags.boolean({char: 't', description: 'allocate a terminal (window size follows yours)'}),
+  interactive: Flags.boolean({char: 'i', description: "keep stdin attached (always so: accepted for docker's -it)"}),
   workdir: Flags.string({char: 'w', description: 'working directory inside the sandbox'}),
   user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
 }
 
-export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string; network?: string; publish?: string[]; 'ingress-rate'?: string; 'egress-rate'?: string}) => ({
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string; network?: string; publish?: string[]; 'ingress-rate'?: string; 'egress-rate'?: string; 'env-file'?: string[]; 'cap-add'?: string[]; 'cap-drop'?: string[]}) => ({
   image: f.image,
   profile: f.profile,
   env: f.env,
@@ -51,4 +55,7 @@ export const createOpts = (f: {image?: string; profile?: string; env?: string[];
   publish: f.publish,
   ingressRate: f['ingress-rate'],
   egressRate: f['egress-rate'],
+  envFiles: f['env-file'],
+  capAdd: f['cap-add'],
+  capDrop: f['cap-drop'],
 })

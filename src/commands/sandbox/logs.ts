@@ -6,6 +6,7 @@ export default class SandboxLogs extends VeloCommand<typeof SandboxLogs> {
   static description = "Its stdout to stdout and its stderr to stderr, as docker logs. Kept in the store per sandbox (tenants/NAME/logs, rotated at --log-opt max-size), across stop and start."
   static examples = ['<%= config.bin %> sandbox logs web', '<%= config.bin %> sandbox logs -f --tail 20 web', '<%= config.bin %> sandbox logs --since 5m -t web']
   static enableJsonFlag = false
+  static aliases = ['logs']
   static args = {name: Args.string({required: true, description: 'sandbox name'})}
   static flags = {
     follow: Flags.boolean({char: 'f', description: 'keep printing new output until the workload ends'}),

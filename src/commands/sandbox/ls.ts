@@ -2,7 +2,7 @@ import {VeloCommand} from '../../lib/command'
 
 export default class SandboxLs extends VeloCommand<typeof SandboxLs> {
   static summary = 'List sandboxes (running and stopped)'
-  static aliases = ['sandbox list']
+  static aliases = ['sandbox list', 'ps']
 
   async run() {
     const {listSandboxes} = await import('../../sandbox/tenant')

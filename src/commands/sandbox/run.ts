@@ -6,10 +6,12 @@ export default class SandboxRun extends VeloCommand<typeof SandboxRun> {
   static summary = 'Create a sandbox and run one command in it: attached (and with --rm removed after), or detached as its main command (-d)'
   static examples = [
     '<%= config.bin %> sandbox run --rm -- true',
+    '<%= config.bin %> sandbox run --rm default sh -c \'echo hi\'',
     '<%= config.bin %> sandbox run --rm --mount ./app:/app:ro --workdir /app -- npm start',
     '<%= config.bin %> sandbox run -d --name web --mount ./app:/app:ro --workdir /app -- npm start',
   ]
   static strict = false
+  static dockerShape = 'image' as const
   static enableJsonFlag = false
   static flags = {
     ...createFlags,
