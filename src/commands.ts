@@ -25,7 +25,9 @@ import SandboxRestart from './commands/sandbox/restart'
 import SandboxRm from './commands/sandbox/rm'
 import SandboxRun from './commands/sandbox/run'
 import SandboxStart from './commands/sandbox/start'
+import SandboxStats from './commands/sandbox/stats'
 import SandboxStop from './commands/sandbox/stop'
+import SandboxTop from './commands/sandbox/top'
 import SandboxWait from './commands/sandbox/wait'
 import Umount from './commands/umount'
 import Run from './commands/run'
@@ -62,7 +64,9 @@ export const COMMANDS = {
   'sandbox:rm': SandboxRm,
   'sandbox:run': SandboxRun,
   'sandbox:start': SandboxStart,
+  'sandbox:stats': SandboxStats,
   'sandbox:stop': SandboxStop,
+  'sandbox:top': SandboxTop,
   'sandbox:wait': SandboxWait,
   umount: Umount,
   run: Run,

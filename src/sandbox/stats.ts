@@ -1,0 +1,146 @@
+import {spawnSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError} from '../lib/errors'
+import {cgroupDirs, cgroupStats, layout} from './cgroup'
+import {isRunning, readState, type TenantState} from './state'
+
+/**
+ * What `velo sandbox stats` and `velo sandbox top` show, from the kernel's own counters: the tenant's cgroups
+ * (CPU time, memory, pids, block I/O) and its network namespace (/proc/<init>/net/dev, every interface but lo),
+ * and its processes (those in its init's pid namespace).
+ */
+export interface SandboxStats {
+  name: string
+  cpuPercent: number // of one CPU, over the sampling interval (can pass 100 with several CPUs, as docker stats)
+  memoryBytes?: number
+  memoryLimit?: number
+  pids?: number
+  netRxBytes: number
+  netTxBytes: number
+  blockReadBytes?: number
+  blockWriteBytes?: number
+}
+
+const read = (f: string) => {
+  try {
+    return fs.readFileSync(f, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+const ROOT = process.env.VELO_CGROUP_ROOT || '/sys/fs/cgroup'
+
+/** CPU time of the tenant's cgroup in ns */
+function cpuNs(name: string): number | undefined {
+  const l = layout()
+  if (l.kind === 'v2') {
+    const m = /usage_usec (\d+)/.exec(read(path.join(l.root, 'velo', name, 'cpu.stat')) ?? '')
+    return m ? Number(m[1]) * 1000 : undefined
+  }
+  for (const d of ['cpuacct', 'cpu,cpuacct', 'cpu']) {
+    const v = read(path.join(ROOT, d, 'velo', name, 'cpuacct.usage'))
+    if (v) return Number(v.trim())
+  }
+  return undefined
+}
+
+function memoryLimit(name: string): number | undefined {
+  const l = layout()
+  const v = l.kind === 'v2' ? read(path.join(l.root, 'velo', name, 'memory.max')) : read(path.join(ROOT, 'memory', 'velo', name, 'memory.limit_in_bytes'))
+  const n = Number(v?.trim())
+  return Number.isFinite(n) && n > 0 && n < 2 ** 60 ? n : undefined
+}
+
+function blockIo(name: string): {read?: number; write?: number} {
+  const l = layout()
+  if (l.kind === 'v2') {
+    const text = read(path.join(l.root, 'velo', name, 'io.stat'))
+    if (text === undefined) return {}
+    let r = 0
+    let w = 0
+    for (const m of text.matchAll(/rbytes=(\d+) wbytes=(\d+)/g)) (r += Number(m[1])), (w += Number(m[2]))
+    return {read: r, write: w}
+  }
+  const text = read(path.join(ROOT, 'blkio', 'velo', name, 'blkio.throttle.io_service_bytes'))
+  if (text === undefined) return {}
+  let r = 0
+  let w = 0
+  for (const m of text.matchAll(/^\S+ (Read|Write) (\d+)$/gm)) m[1] === 'Read' ? (r += Number(m[2])) : (w += Number(m[2]))
+  return {read: r, write: w}
+}
+
+/** bytes received and sent on the tenant's interfaces (not lo), as its own network namespace counts them */
+function netIo(pid: number): {rx: number; tx: number} {
+  let rx = 0
+  let tx = 0
+  for (const line of (read(`/proc/${pid}/net/dev`) ?? '').split('\n').slice(2)) {
+    const [ifname, rest] = line.split(':')
+    if (!rest || ifname.trim() === 'lo') continue
+    const f = rest.trim().split(/\s+/).map(Number)
+    rx += f[0]
+    tx += f[8]
+  }
+  return {rx, tx}
+}
+
+function running(home: string, name: string): TenantState {
+  const s = readState(home, name)
+  if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is stopped`, {suggestion: `start it with \`velo sandbox start ${name}\``})
+  return s
+}
+
+/** One sample per tenant: counters read twice, intervalMs apart (the CPU share needs two readings). */
+export async function sampleStats(home: string, names: string[], intervalMs = 500): Promise<SandboxStats[]> {
+  const states = names.map((n) => running(home, n))
+  const t0 = process.hrtime.bigint()
+  const c0 = names.map(cpuNs)
+  await new Promise((r) => setTimeout(r, intervalMs))
+  const wall = Number(process.hrtime.bigint() - t0)
+  return states.map((s, i) => {
+    const c1 = cpuNs(s.name)
+    const usage = cgroupStats(s.cgroups.length ? s.cgroups : cgroupDirs(s.name))
+    const net = netIo(s.pid!)
+    const blk = blockIo(s.name)
+    return {
+      name: s.name,
+      cpuPercent: c0[i] !== undefined && c1 !== undefined ? Math.round(((c1 - c0[i]!) / wall) * 10000) / 100 : 0,
+      ...(usage.memoryBytes !== undefined ? {memoryBytes: usage.memoryBytes} : {}),
+      ...(memoryLimit(s.name) !== undefined ? {memoryLimit: memoryLimit(s.name)} : {}),
+      ...(usage.pids !== undefined && Number.isFinite(usage.pids) ? {pids: usage.pids} : {}),
+      netRxBytes: net.rx,
+      netTxBytes: net.tx,
+      ...(blk.read !== undefined ? {blockReadBytes: blk.read, blockWriteBytes: blk.write} : {}),
+    }
+  })
+}
+
+export interface TopProcess {
+  pid: number // on the host
+  user: string
+  time: string
+  command: string
+}
+
+/** `velo sandbox top NAME`: the processes of the tenant's pid namespace (host pids), as `ps` shows them */
+export function topProcesses(home: string, name: string): TopProcess[] {
+  const s = running(home, name)
+  const ns = fs.readlinkSync(`/proc/${s.pid}/ns/pid`)
+  const pids: number[] = []
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue
+    try {
+      if (fs.readlinkSync(`/proc/${p}/ns/pid`) === ns) pids.push(Number(p))
+    } catch {}
+  }
+  if (!pids.length) return []
+  const r = spawnSync('ps', ['-o', 'pid=,user=,time=,args=', '-p', pids.join(',')], {encoding: 'utf8'})
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const m = /^\s*(\d+)\s+(\S+)\s+(\S+)\s+(.*)$/.exec(l)!
+      return {pid: Number(m[1]), user: m[2], time: m[3], command: m[4]}
+    })
+}
