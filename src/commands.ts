@@ -14,6 +14,7 @@ import NetworkInspect from './commands/network/inspect'
 import NetworkLs from './commands/network/ls'
 import NetworkRm from './commands/network/rm'
 import SandboxCommit from './commands/sandbox/commit'
+import SandboxCp from './commands/sandbox/cp'
 import SandboxCreate from './commands/sandbox/create'
 import SandboxDiff from './commands/sandbox/diff'
 import SandboxExec from './commands/sandbox/exec'
@@ -53,6 +54,7 @@ export const COMMANDS = {
   'network:ls': NetworkLs,
   'network:rm': NetworkRm,
   'sandbox:commit': SandboxCommit,
+  'sandbox:cp': SandboxCp,
   'sandbox:create': SandboxCreate,
   'sandbox:diff': SandboxDiff,
   'sandbox:exec': SandboxExec,

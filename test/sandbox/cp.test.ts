@@ -1,0 +1,78 @@
+import {spawnSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {rmrf, tmpDir} from '../helpers'
+import {SandboxHome, uniq} from './fixture'
+
+// velo sandbox cp between the host and a running tenant, both ways, and a tenant that lies about what it sends.
+describe('sandbox cp', () => {
+  const sb = new SandboxHome()
+  const A = uniq('cp')
+  let work: string
+  beforeAll(() => {
+    sb.create(A)
+    work = tmpDir('velo-cp-')
+  })
+  afterAll(() => {
+    rmrf(work)
+    expect(sb.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+  })
+
+  it('host → tenant: a dir into an existing dir, a file under a new name; tenant → host likewise; owners are the copier\'s', () => {
+    fs.mkdirSync(path.join(work, 'in', 'sub'), {recursive: true})
+    fs.writeFileSync(path.join(work, 'in', 'sub', 'f'), 'hello\n')
+    fs.chownSync(path.join(work, 'in', 'sub', 'f'), 4321, 4321)
+    expect(sb.velo(['sandbox', 'cp', path.join(work, 'in'), `${A}:/tmp/`]).status).toBe(0)
+    expect(sb.sh(A, 'cat /tmp/in/sub/f; stat -c %u /tmp/in/sub/f').stdout).toBe('hello\n0\n')
+    expect(sb.velo(['sandbox', 'cp', path.join(work, 'in', 'sub', 'f'), `${A}:/tmp/g`]).status).toBe(0)
+    expect(sb.sh(A, 'cat /tmp/g').stdout).toBe('hello\n')
+    sb.sh(A, 'mkdir -p /data/d && echo from-tenant > /data/d/x && chown 1000:1000 /data/d/x')
+    const out = path.join(work, 'out')
+    fs.mkdirSync(out)
+    expect(sb.velo(['sandbox', 'cp', `${A}:/data/d`, out]).status).toBe(0)
+    expect(fs.readFileSync(path.join(out, 'd', 'x'), 'utf8')).toBe('from-tenant\n')
+    expect(fs.statSync(path.join(out, 'd', 'x')).uid).toBe(process.getuid!())
+    expect(sb.velo(['sandbox', 'cp', `${A}:/data/d/x`, path.join(out, 'renamed')]).status).toBe(0)
+    expect(fs.readFileSync(path.join(out, 'renamed'), 'utf8')).toBe('from-tenant\n')
+    expect(fs.readdirSync(out).sort()).toEqual(['d', 'renamed']) // no temp dir left
+  })
+
+  it('a tenant that sends a crafted archive (a symlink to /etc, then a file through it; ../ names) writes nothing outside the destination', () => {
+    // the archive a hostile tenant's "tar" would print, made here with python's tarfile
+    const evil = path.join(work, 'evil.tar')
+    spawnSync('python3', ['-c', `
+import tarfile, io
+t = tarfile.open(${JSON.stringify(evil)}, 'w')
+s = tarfile.TarInfo('payload/link'); s.type = tarfile.SYMTYPE; s.linkname = ${JSON.stringify(work)} + '/victim'; t.addfile(s)
+for name in ['payload/link/owned', '../escaped', 'payload/../../escaped2']:
+    d = b'pwned\\n'; i = tarfile.TarInfo(name); i.size = len(d); t.addfile(i, io.BytesIO(d))
+t.close()
+`])
+    fs.mkdirSync(path.join(work, 'victim'))
+    expect(sb.velo(['sandbox', 'cp', evil, `${A}:/tmp/evil.tar`]).status).toBe(0)
+    // the tenant puts an "sh" first in its PATH that prints the crafted archive whatever it is asked (busybox's sh
+    // would run its own tar applet, so the shell itself is what a hostile tenant replaces)
+    sb.sh(A, 'printf "#!/bin/busybox sh\\ncat /tmp/evil.tar\\n" > /usr/local/bin/sh && chmod +x /usr/local/bin/sh')
+    const dest = path.join(work, 'dest')
+    fs.mkdirSync(dest)
+    const r = sb.velo(['sandbox', 'cp', `${A}:/payload`, dest])
+    expect(r.status).not.toBe(0) // bsdtar refuses the entries it will not write
+    expect(r.stderr).toMatch(/bsdtar/)
+    expect(fs.lstatSync(path.join(dest, 'payload', 'link')).isSymbolicLink()).toBe(true) // the archive was read
+    expect(fs.readdirSync(path.join(work, 'victim'))).toEqual([])
+    expect(fs.existsSync(path.join(work, 'escaped'))).toBe(false)
+    expect(fs.existsSync(path.join(path.dirname(work), 'escaped2'))).toBe(false)
+    expect(sb.exec(A, ['/bin/busybox', 'rm', '/usr/local/bin/sh']).status).toBe(0)
+  })
+
+  it('bad input: both sides or neither a sandbox, a stopped sandbox, a missing source: clear errors', () => {
+    expect(sb.velo(['sandbox', 'cp', '/etc/hostname', '/tmp/x']).stderr).toMatch(/USAGE.*exactly one side/)
+    expect(sb.velo(['sandbox', 'cp', `${A}:/a`, `${A}:/b`]).stderr).toMatch(/USAGE/)
+    expect(sb.velo(['sandbox', 'cp', path.join(work, 'nope'), `${A}:/tmp/`]).stderr).toMatch(/NOT_FOUND/)
+    const S = uniq('cp-stopped')
+    sb.create(S)
+    sb.json(['sandbox', 'stop', S])
+    expect(sb.velo(['sandbox', 'cp', `${S}:/etc/hostname`, work]).stderr).toMatch(/STATE.*stopped/)
+  })
+})
