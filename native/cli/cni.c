@@ -364,6 +364,30 @@ int cni_attach(const char *home, const struct tstate *s, pid_t init, char *err, 
   char args[256] = "";
   const char *want = jstr(old, "ip");
   if (want) snprintf(args, sizeof args, "IgnoreUnknown=1;IP=%s", want);
+  {
+    /* written ahead: if this process dies mid-ADD (kill -9), the next DEL (rm, start) still knows every plugin
+     * that may have made something, and the pin; a DEL of what was never added is a no-op for the plugins */
+    json_object *ahead = json_object_new_object(), *all = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(plugins); i++) {
+      const char *type = plugin_type(json_object_array_get_idx(plugins, i));
+      if ((!strcmp(type, "portmap") && !ports) || (!strcmp(type, "bandwidth") && !bw)) continue;
+      json_object_array_add(all, json_object_new_string(type));
+    }
+    json_object_object_add(ahead, "network", json_object_new_string(s->network));
+    json_object_object_add(ahead, "containerId", json_object_new_string(cid));
+    json_object_object_add(ahead, "netns", json_object_new_string(netns));
+    if (want) json_object_object_add(ahead, "ip", json_object_new_string(want));
+    json_object_object_add(ahead, "ports", ports ? json_object_get(ports) : json_object_new_array());
+    if (bw) json_object_object_add(ahead, "bandwidth", json_object_get(bw));
+    json_object_object_add(ahead, "plugins", all);
+    json_object_object_add(ahead, "attached", json_object_new_boolean(1));
+    int w = write_json_atomic(npath, ahead);
+    json_object_put(ahead);
+    if (w < 0) {
+      snprintf(err, errlen, "cannot write %s: %s", npath, strerror(errno));
+      goto out;
+    }
+  }
   for (int attempt = 0; attempt < 2; attempt++) {
     bool failed = false;
     for (size_t i = 0; i < json_object_array_length(plugins); i++) {
@@ -444,6 +468,49 @@ out:
   return rc;
 }
 
+/* The ADD's result as far as DEL needs it, rebuilt from host-local's leases (a file per address, naming the
+ * container id) when the ADD did not get to record it (killed mid-ADD): the firewall plugin finds its rules by the
+ * addresses of prevResult. NULL when there is no lease. */
+static json_object *result_from_leases(const char *home, json_object *list, const char *cid) {
+  json_object *plugins, *ipam, *ranges, *v;
+  if (!json_object_object_get_ex(list, "plugins", &plugins) || json_object_array_length(plugins) == 0) return NULL;
+  json_object *bridge = json_object_array_get_idx(plugins, 0);
+  if (!json_object_object_get_ex(bridge, "ipam", &ipam) || !json_object_object_get_ex(ipam, "ranges", &ranges)) return NULL;
+  const char *subnet = jstr(json_object_array_get_idx(json_object_array_get_idx(ranges, 0), 0), "subnet");
+  const char *slash = subnet ? strchr(subnet, '/') : NULL;
+  if (!slash || !json_object_object_get_ex(list, "name", &v)) return NULL;
+  char dir[4400];
+  snprintf(dir, sizeof dir, "%s/networks/ipam/%s", home, json_object_get_string(v));
+  DIR *d = opendir(dir);
+  if (!d) return NULL;
+  json_object *ips = json_object_new_array();
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    struct in_addr a;
+    if (inet_pton(AF_INET, de->d_name, &a) != 1) continue;
+    char p[4700], buf[128] = "";
+    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[strcspn(buf, "\r\n")] = 0;
+    if (strcmp(buf, cid)) continue;
+    char addr[320];
+    snprintf(addr, sizeof addr, "%s%s", de->d_name, slash);
+    json_object *ip = json_object_new_object();
+    json_object_object_add(ip, "address", json_object_new_string(addr));
+    json_object_array_add(ips, ip);
+  }
+  closedir(d);
+  if (json_object_array_length(ips) == 0) return json_object_put(ips), NULL;
+  json_object *r = json_object_new_object();
+  json_object_object_add(r, "cniVersion", json_object_new_string("1.0.0"));
+  json_object_object_add(r, "ips", ips);
+  return r;
+}
+
 /* DEL of the plugins rec says ran, in reverse, with the ADD's result; then the record says detached */
 static void detach_locked(const char *home, json_object *rec) {
   const char *net = jstr(rec, "network"), *cid = jstr(rec, "containerId"), *ns = jstr(rec, "netns");
@@ -453,8 +520,9 @@ static void detach_locked(const char *home, json_object *rec) {
   bool ns_ok = ns && statfs(ns, &nfs) == 0 && nfs.f_type == NSFS_MAGIC;
   char p[4400], err[1024];
   snprintf(p, sizeof p, "%s/networks/%s.conflist", home, net);
-  json_object *list = read_json(p), *plugins, *ran, *result = NULL, *ports = NULL, *bw = NULL;
+  json_object *list = read_json(p), *plugins, *ran, *result = NULL, *ports = NULL, *bw = NULL, *rebuilt = NULL;
   json_object_object_get_ex(rec, "result", &result);
+  if (!result && list) result = rebuilt = result_from_leases(home, list, cid);
   json_object_object_get_ex(rec, "bandwidth", &bw);
   json_object_object_get_ex(rec, "ports", &ports);
   if (ports && json_object_array_length(ports) == 0) ports = NULL;
@@ -471,6 +539,7 @@ static void detach_locked(const char *home, json_object *rec) {
       }
     }
   }
+  if (rebuilt) json_object_put(rebuilt);
   if (list) json_object_put(list);
   netns_unpin(ns);
 }

@@ -1,9 +1,10 @@
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 
 // Networks through the real CNI plugins (bridge, host-local, portmap, firewall): real bridges, veths, iptables
@@ -240,6 +241,33 @@ describe('networks (CNI: bridge, host-local, portmap, firewall)', () => {
       expect(r.status, args.join(' ')).toBe(code)
       expect(r.stderr).toMatch(re)
     }
+  })
+
+  it('velo killed (-9) at any point of a create on a network: rm -f leaves no veth, rule, lease or pin behind', async () => {
+    const base = hostNetState(sb.home)
+    const names: string[] = []
+    for (const at of [15, 40, 70, 100, 130, 160, 200, 260]) {
+      const N = uniq(`k${at}`)
+      names.push(N)
+      sb.track(N)
+      const P = await freePort()
+      const c = spawn(VELO, ['sandbox', 'create', N, '--network', 'bridge', '-p', `127.0.0.1:${P}:3000`], {env: {...process.env, VELO_HOME: sb.home}, detached: true, stdio: 'ignore'})
+      const exited = new Promise((r) => c.once('exit', r).once('error', r))
+      await new Promise((r) => setTimeout(r, at))
+      try {
+        process.kill(-c.pid!, 'SIGKILL') // the CLI and everything of its process group (the boot, the plugins)
+      } catch {}
+      await exited
+    }
+    for (const N of names) sb.velo(['sandbox', 'rm', '-f', N])
+    const after = hostNetState(sb.home)
+    expect(after.links.filter((l) => !base.links.includes(l) && !l.startsWith('velo-'))).toEqual([])
+    expect(after.leases).toEqual(base.leases)
+    expect(after.pins).toEqual(base.pins)
+    // the network's own isolation rules (made with its first tenant, like its bridge) belong to the network
+    const bridges: string[] = JSON.parse(sb.velo(['network', 'ls', '--json']).stdout).map((n: any) => n.bridge)
+    const networks = (l: string) => l.includes('CNI-ISOLATION') && bridges.some((b) => l.includes(b))
+    expect(after.rules.filter((l) => !base.rules.includes(l) && !networks(l))).toEqual([])
   })
 
   it('a tenant whose init died with the host (kill -9, stale leases and rules) starts again cleanly, and rm leaves nothing', async () => {
