@@ -125,6 +125,64 @@ int sb_kill(const struct front_ctx *ctx, const char *home, const struct tstate *
   return sb_err(json, "NATIVE", msg, NULL);
 }
 
+/* validateNetworkName (src/network/networks.ts): ^[a-z0-9][a-z0-9_.-]{0,62}$, not a reserved name */
+static bool network_name_ok(const char *n) {
+  static const char *const RESERVED[] = {"loopback", "none", "host", "default"};
+  size_t len = strlen(n);
+  if (len < 1 || len > 63 || !((n[0] >= 'a' && n[0] <= 'z') || (n[0] >= '0' && n[0] <= '9'))) return false;
+  for (size_t i = 0; i < len; i++)
+    if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') || n[i] == '_' || n[i] == '.' || n[i] == '-')) return false;
+  for (size_t i = 0; i < sizeof RESERVED / sizeof *RESERVED; i++)
+    if (!strcmp(n, RESERVED[i])) return false;
+  return true;
+}
+
+/* parsePublish: [HOST_IP:]HOST_PORT:TENANT_PORT[/tcp|udp], ports 1..65535, an IPv4 host address */
+static int parse_publish(const char *v, struct tport *p) {
+  char buf[128];
+  if (strlen(v) >= sizeof buf) return -1;
+  strcpy(buf, v);
+  p->protocol = "tcp";
+  char *slash = strchr(buf, '/');
+  if (slash) {
+    *slash = 0;
+    if (!strcmp(slash + 1, "udp")) p->protocol = "udp";
+    else if (strcmp(slash + 1, "tcp")) return -1;
+  }
+  char *f[3];
+  int n = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+    if (n == 3) return -1;
+    f[n++] = t;
+  }
+  if (n < 2 || strchr(v, ':') == v || strstr(v, "::")) return -1;
+  int hp = n - 2, cp = n - 1;
+  for (int k = hp; k <= cp; k++) {
+    size_t d = strspn(f[k], "0123456789");
+    if (d == 0 || d > 5 || f[k][d]) return -1;
+  }
+  p->host_port = atoi(f[hp]);
+  p->container_port = atoi(f[cp]);
+  if (p->host_port < 1 || p->host_port > 65535 || p->container_port < 1 || p->container_port > 65535) return -1;
+  p->host_ip = NULL;
+  if (n == 3) {
+    /* four dot-separated groups of 1-3 digits, each at most 255 */
+    int parts = 0;
+    const char *c = f[0];
+    while (*c) {
+      size_t d = strspn(c, "0123456789");
+      if (d < 1 || d > 3 || atoi(c) > 255) return -1;
+      parts++;
+      c += d;
+      if (*c == '.') c++;
+      else if (*c) return -1;
+    }
+    if (parts != 4 || f[0][strlen(f[0]) - 1] == '.') return -1;
+    p->host_ip = strdup(f[0]);
+  }
+  return 0;
+}
+
 int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
               bool *killed, struct timing tm[3], bool *had_timings) {
   *killed = false;
@@ -430,6 +488,30 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   s->profile = strdup(p.name);
   s->hostname = strdup(hostname);
   s->network = strdup(p.network);
+  /* --network and -p as src/network/networks.ts reads them; anything else (the default network not made yet, an
+   * unknown one, a bad -p, no root) is Node's to say */
+  if (o->network) {
+    bool mode = !strcmp(o->network, "loopback") || !strcmp(o->network, "none");
+    if (!mode) {
+      if (geteuid() != 0 || !network_name_ok(o->network)) return SB_FALLBACK;
+      char rec[4400];
+      struct stat nst;
+      snprintf(rec, sizeof rec, "%s/networks/%s.conflist", home, o->network);
+      if (stat(rec, &nst) < 0) return SB_FALLBACK;
+      snprintf(rec, sizeof rec, "%s/networks/%s.json", home, o->network);
+      if (stat(rec, &nst) < 0) return SB_FALLBACK;
+    }
+    free(s->network);
+    s->network = strdup(o->network);
+  }
+  if (o->n_publish) {
+    if (!strcmp(s->network, "loopback") || !strcmp(s->network, "none")) return SB_FALLBACK;
+    s->ports = calloc((size_t)o->n_publish, sizeof *s->ports);
+    if (!s->ports) return SB_FALLBACK;
+    for (int i = 0; i < o->n_publish; i++)
+      if (parse_publish(o->publish[i], &s->ports[i]) < 0) return SB_FALLBACK;
+    s->n_ports = (size_t)o->n_publish;
+  }
   s->seccomp = strdup(p.seccomp);
   s->userns = p.userns;
   if (o->userns && !strcmp(o->userns, "private")) s->userns = true;

@@ -13,7 +13,9 @@
 #define SB_FALLBACK FRONT_FALLBACK
 
 struct create_opts {
-  const char *name, *image, *profile, *memory, *pids, *cpus, *hostname, *backend, *userns;
+  const char *name, *image, *profile, *memory, *pids, *cpus, *hostname, *backend, *userns, *network;
+  const char *const *publish;
+  int n_publish;
   const char *const *env;
   int n_env;
   const char *const *mounts;

@@ -15,12 +15,13 @@
 #include "util.h"
 
 /* createFlags (src/commands/sandbox/flags.ts) + the global ones; run adds execFlags, --rm and --name */
-enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_USERNS, F_JSON, F_TTY, F_INTERACTIVE, F_WORKDIR, F_USER, F_RM, F_NAME, N_FLAGS };
+enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_USERNS, F_NETWORK, F_PUBLISH, F_JSON, F_TTY, F_INTERACTIVE, F_WORKDIR, F_USER, F_RM, F_NAME, N_FLAGS };
 static const struct flag_def FLAGS[N_FLAGS] = {
     [F_HOME] = {"home", 0, true, false},       [F_IMAGE] = {"image", 0, true, false},       [F_PROFILE] = {"profile", 0, true, false},
     [F_ENV] = {"env", 'e', true, true},        [F_MOUNT] = {"mount", 'v', true, true},      [F_MEMORY] = {"memory", 0, true, false},
     [F_PIDS] = {"pids", 0, true, false},       [F_CPUS] = {"cpus", 0, true, false},         [F_HOSTNAME] = {"hostname", 0, true, false},
-    [F_BACKEND] = {"backend", 0, true, false}, [F_USERNS] = {"userns", 0, true, false}, [F_JSON] = {"json", 0, false, false},        [F_TTY] = {"tty", 't', false, false},
+    [F_BACKEND] = {"backend", 0, true, false}, [F_USERNS] = {"userns", 0, true, false},
+    [F_NETWORK] = {"network", 0, true, false}, [F_PUBLISH] = {"publish", 'p', true, true}, [F_JSON] = {"json", 0, false, false},        [F_TTY] = {"tty", 't', false, false},
     [F_INTERACTIVE] = {"interactive", 'i', false, false},
     [F_WORKDIR] = {"workdir", 'w', true, false}, [F_USER] = {"user", 'u', true, false},     [F_RM] = {"rm", 0, false, false},
     [F_NAME] = {"name", 0, true, false},
@@ -36,6 +37,9 @@ static void opts_from(const struct parsed_args *a, struct create_opts *o) {
   o->hostname = args_one(a, F_HOSTNAME);
   o->backend = args_one(a, F_BACKEND);
   o->userns = args_one(a, F_USERNS);
+  o->network = args_one(a, F_NETWORK);
+  o->publish = a->flags[F_PUBLISH].values;
+  o->n_publish = a->flags[F_PUBLISH].count;
   o->env = a->flags[F_ENV].values;
   o->n_env = a->flags[F_ENV].count;
   o->mounts = a->flags[F_MOUNT].values;

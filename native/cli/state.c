@@ -214,6 +214,24 @@ int state_write(const char *home, const struct tstate *s) {
   str(&w, "profile", s->profile);
   str(&w, "hostname", s->hostname);
   str(&w, "network", s->network);
+  if (s->n_ports) {
+    jw_key(&w, "ports");
+    jw_begin_arr(&w);
+    for (size_t i = 0; i < s->n_ports; i++) {
+      char n[16];
+      jw_begin_obj(&w);
+      if (s->ports[i].host_ip) str(&w, "hostIP", s->ports[i].host_ip);
+      jw_key(&w, "hostPort");
+      snprintf(n, sizeof n, "%d", s->ports[i].host_port);
+      jw_raw(&w, n);
+      jw_key(&w, "containerPort");
+      snprintf(n, sizeof n, "%d", s->ports[i].container_port);
+      jw_raw(&w, n);
+      str(&w, "protocol", s->ports[i].protocol);
+      jw_end_obj(&w);
+    }
+    jw_end_arr(&w);
+  }
   list(&w, "env", &s->env);
   jw_key(&w, "mounts");
   jw_begin_arr(&w);

@@ -23,11 +23,20 @@ struct tlimit {
   double value;
 };
 
+/* a published port (src/network/networks.ts PortMapping) */
+struct tport {
+  char *host_ip; /* NULL: every address */
+  int host_port, container_port;
+  const char *protocol; /* "tcp" | "udp" */
+};
+
 struct tstate {
   char *name, *image;
   struct strlist layers, lowers;
   char *backend; /* NULL: absent (farm) */
   char *profile, *hostname, *network;
+  struct tport *ports; /* written by the native create only (state_read leaves them to cni.c) */
+  size_t n_ports;
   struct strlist env;
   struct tmount *mounts;
   size_t n_mounts;

@@ -204,6 +204,25 @@ describe('networks (CNI: bridge, host-local, portmap, firewall)', () => {
     expect(spawnSync('tc', ['qdisc', 'show'], {encoding: 'utf8'}).stdout).not.toMatch(/rate (5|10)Mbit/)
   })
 
+  it('the native front door serves --network and -p (no Node started) and writes the state Node writes', async () => {
+    const [A, B] = [uniq('nat'), uniq('nod')]
+    const [P1, P2] = [await freePort(), await freePort()]
+    for (const n of [A, B]) sb.track(n)
+    // NODE_OPTIONS that cannot load: any fall back to Node fails loudly
+    const a = sb.velo(['sandbox', 'create', A, '--network', 'bridge', '-p', `127.0.0.1:${P1}:80`, '-p', `${P2}:81/udp`], {env: {NODE_OPTIONS: '--require=/nonexistent/velo-front-test.js'}})
+    expect(a.status, a.stderr).toBe(0)
+    expect(sb.velo(['sandbox', 'create', B, '--network', 'bridge', '-p', `127.0.0.1:${P1 + 1}:80`, '-p', `${P2 + 1}:81/udp`], {env: {VELO_NATIVE: '0'}}).status).toBe(0)
+    const norm = (n: string, ports: number[]) => {
+      let t = fs.readFileSync(path.join(sb.home, 'tenants', n, 'state.json'), 'utf8').split(n).join('NAME')
+      for (const p of ports) t = t.split(String(p)).join('0')
+      const j = JSON.parse(t)
+      return {...j, createdAt: 0, startedAt: 0, pid: 0, pidStart: 0}
+    }
+    expect(norm(A, [P1, P2])).toEqual(norm(B, [P1 + 1, P2 + 1]))
+    expect(sb.json(['sandbox', 'inspect', A]).address).toMatchObject({network: 'bridge', attached: true})
+    for (const n of [A, B]) sb.json(['sandbox', 'rm', '-f', n])
+  })
+
   it('a port in use, a port another tenant publishes, a bad -p, -p without a network, an unknown network: clear errors, nothing half-made', async () => {
     const P = await freePort()
     const holder = net.createServer().listen(P, '127.0.0.1')

@@ -28,8 +28,8 @@ export class SandboxHome {
     return velo(this.home, ['sandbox', 'exec', ...extra, name, '--', ...argv])
   }
 
-  velo(args: string[]): RunResult {
-    return velo(this.home, args)
+  velo(args: string[], opts: {env?: Record<string, string>} = {}): RunResult {
+    return velo(this.home, args, opts)
   }
 
   json(args: string[]): any {
