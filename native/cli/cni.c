@@ -72,14 +72,8 @@ static void container_id(const char *home, const char *name, char out[40]) {
 static json_object *read_json(const char *path) { return json_object_from_file(path); }
 
 static int write_json_atomic(const char *path, json_object *o) {
-  char tmp[4400];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
   const char *txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
-  int r = write_all(fd, txt, strlen(txt)) == 0 && write_all(fd, "\n", 1) == 0 ? 0 : -1;
-  close(fd);
-  return r == 0 ? rename(tmp, path) : -1;
+  return write_file_atomic_at(AT_FDCWD, path, txt, strlen(txt), 0644);
 }
 
 /* Run one plugin: config on stdin, its result (or error object) from stdout. 0 and *result, or -1 with err. */
@@ -117,10 +111,12 @@ static int run_plugin(const char *type, const char *command, const char *cid, co
   }
   close(in[0]);
   close(out[1]);
-  signal(SIGPIPE, SIG_IGN);
+  /* a plugin that exits without reading its config must not take us with it: SIGPIPE off for this write only */
+  void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
   const char *txt = json_object_to_json_string_ext(conf, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
   write_all(in[1], txt, strlen(txt));
   close(in[1]);
+  signal(SIGPIPE, old_pipe);
   size_t cap = 65536, len = 0;
   char *buf = malloc(cap);
   ssize_t n;

@@ -41,8 +41,6 @@
 #include "rtcall.h"
 #include "util.h"
 
-#define LOG_DEFAULT_MAX_SIZE (10 * 1024 * 1024)
-#define LOG_DEFAULT_MAX_FILES 3
 #define LINE_MAX_PARTIAL 16384 /* a longer line is written in P records of this size, as the CRI loggers do */
 #define STOP_GRACE_MS 10000
 
@@ -114,14 +112,12 @@ int workload_read(const char *home, const char *name, struct workload *w) {
     w->policy = !strcmp(ps, "always") ? RESTART_ALWAYS : !strcmp(ps, "on-failure") ? RESTART_ON_FAILURE : RESTART_NO;
     w->max_restarts = (int)opt_int(r, "max", 0);
   }
-  w->max_size = LOG_DEFAULT_MAX_SIZE;
-  w->max_files = LOG_DEFAULT_MAX_FILES;
-  if (rc == 1 && json_object_object_get_ex(st, "logs", &l) && json_object_is_type(l, json_type_object)) {
-    w->max_size = opt_int(l, "maxSize", LOG_DEFAULT_MAX_SIZE);
-    w->max_files = (int)opt_int(l, "maxFiles", LOG_DEFAULT_MAX_FILES);
-    if (w->max_size < 1024) w->max_size = 1024;
-    if (w->max_files < 1) w->max_files = 1;
-    if (w->max_files > 100) w->max_files = 100;
+  /* "logs" as Node wrote it with the main command (src/sandbox/workload.ts parseLogOpts: defaults and bounds are
+   * decided there); without it, or out of those bounds, the state is not one Node wrote */
+  if (rc == 1) {
+    w->max_size = json_object_object_get_ex(st, "logs", &l) ? opt_int(l, "maxSize", -1) : -1;
+    w->max_files = json_object_object_get_ex(st, "logs", &l) ? (int)opt_int(l, "maxFiles", -1) : -1;
+    if (w->max_size < 1024 || w->max_files < 1 || w->max_files > 100) rc = -1;
   }
   json_object_put(st);
   if (rc != 1) workload_free(w);
@@ -234,11 +230,7 @@ static void write_workload(int tdfd, const struct wstate *ws) {
   if (ws->main_pid > 0) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"mainPid\":%ld", ws->main_pid);
   if (ws->exited) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"exitCode\":%d,\"finishedAt\":\"%s\"", ws->exit_code, ws->finished_at);
   n += snprintf(buf + n, sizeof buf - (size_t)n, "}\n");
-  int fd = openat(tdfd, "workload.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return;
-  bool ok = write_all(fd, buf, (size_t)n) == 0;
-  close(fd);
-  if (ok) renameat(tdfd, "workload.json.tmp", tdfd, "workload.json");
+  write_file_atomic_at(tdfd, "workload.json", buf, (size_t)n, 0600);
 }
 
 static bool stop_requested(int tdfd) { return faccessat(tdfd, "stop-request", F_OK, AT_SYMLINK_NOFOLLOW) == 0; }
@@ -325,7 +317,7 @@ static pid_t start_main(const struct tstate *s, const struct workload *w, struct
 
 /* Pump the logs until the main process has exited and both pipes are at EOF; after the exit, what is left
  * (background children holding the pipes) is given until end_ms, then the pipes are closed. Its wait status. */
-static int pump_until_exit(pid_t child, struct stream *out, struct stream *errs, struct logw *lw, const struct tstate *s) {
+static int pump_until_exit(pid_t child, struct stream *out, struct stream *errs, struct logw *lw) {
   int pfd = (int)syscall(SYS_pidfd_open, child, 0);
   int status = 0;
   bool reaped = false;
@@ -357,7 +349,6 @@ static int pump_until_exit(pid_t child, struct stream *out, struct stream *errs,
     }
   }
   if (pfd >= 0) close(pfd);
-  (void)s;
   return status;
 }
 
@@ -409,7 +400,7 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
       report = -1;
     }
     long long t0 = mono_ms();
-    int status = pump_until_exit(child, &out, &errs, &lw, s);
+    int status = pump_until_exit(child, &out, &errs, &lw);
     ws.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     ws.exited = true, ws.main_pid = 0;
     iso_now(ws.finished_at, sizeof ws.finished_at);

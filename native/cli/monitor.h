@@ -22,7 +22,7 @@ struct workload {
   int max_files;
 };
 
-/* 1: the tenant has a main command (w filled; workload_free it), 0: it has none, -1: its state is unreadable or
+/* 1: the tenant has a main command (w filled; workload_free it, also usable as a cleanup attribute), 0: it has none, -1: its state is unreadable or
  * "main" is malformed */
 int workload_read(const char *home, const char *name, struct workload *w);
 void workload_free(struct workload *w);

@@ -251,7 +251,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   struct stat st;
   if (lstat(p, &st) == 0 && sb_rt_delete(ctx, home, s->name, err, errlen) < 0) return -1;
   /* a workload's main command (state.json "main") is read first: malformed, nothing is started */
-  struct workload wl;
+  __attribute__((cleanup(workload_free))) struct workload wl = {0};
   int has_main = workload_read(home, s->name, &wl);
   if (has_main < 0) return snprintf(err, errlen, "the main command in %s/state.json is malformed", dir), -1;
   snprintf(p, sizeof p, "%s/stop-request", dir);
@@ -288,14 +288,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   if (!cfg) return snprintf(err, errlen, "out of memory"), -1;
   const char *txt = json_object_to_json_string_ext(cfg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  int w = dfd < 0 ? -1 : 0;
-  if (!w) {
-    unlinkat(dfd, "config.json.tmp", 0);
-    int fd = openat(dfd, "config.json.tmp", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    w = fd < 0 || write_all(fd, txt, strlen(txt)) < 0 ? -1 : 0;
-    if (fd >= 0) close(fd);
-    if (!w) w = renameat(dfd, "config.json.tmp", dfd, "config.json");
-  }
+  int w = dfd < 0 ? -1 : write_file_atomic_at(dfd, "config.json", txt, strlen(txt), 0600);
   int en = errno;
   if (dfd >= 0) close(dfd);
   json_object_put(cfg);
@@ -328,7 +321,6 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   s->pid_start = strdup(sbuf);
   if (has_main == 1) {
     int r = sb_monitor_start(ctx, home, s, &wl, err, errlen);
-    workload_free(&wl);
     if (r < 0) {
       char e2[256];
       if (sb_signal(ctx, home, s, SIGKILL, 5000, e2, sizeof e2) >= 0) sb_rt_delete(ctx, home, s->name, e2, sizeof e2);

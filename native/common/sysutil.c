@@ -29,6 +29,22 @@ int write_file_at(int dirfd, const char *path, const char *data, struct velo_err
   return 0;
 }
 
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t n, mode_t mode) {
+  char tmp[4200];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", name) >= sizeof tmp) return errno = ENAMETOOLONG, -1;
+  unlinkat(dirfd, tmp, 0);
+  int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0) return -1;
+  int r = write_all(fd, data, n);
+  int en = errno;
+  close(fd);
+  if (r == 0 && renameat(dirfd, tmp, dirfd, name) == 0) return 0;
+  if (r == 0) en = errno;
+  unlinkat(dirfd, tmp, 0);
+  errno = en;
+  return -1;
+}
+
 int proc_starttime(pid_t pid, unsigned long long *start, char *state) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);

@@ -212,8 +212,8 @@ export interface CreateNetworkOptions {
 }
 
 /** `velo network create NAME [--subnet CIDR] [--internal]` */
-export function createNetwork(home: string, name: string, o: CreateNetworkOptions = {}, allowReserved = false): NetworkRecord {
-  if (!(allowReserved && name === DEFAULT_NETWORK)) validateNetworkName(name)
+export function createNetwork(home: string, name: string, o: CreateNetworkOptions = {}): NetworkRecord {
+  validateNetworkName(name)
   if (!isRoot()) throw new VeloError('PERMISSION_DENIED', 'networks need root (a bridge, iptables rules)', {suggestion: 'run as root; without root a tenant has its own loopback only'})
   const want = o.subnet !== undefined ? parseCidr(o.subnet) : undefined
   return withNetworkLock(home, () => withClaimsLock(() => {
@@ -255,7 +255,7 @@ export function resolveNetwork(home: string, v: string): string {
   if (v === DEFAULT_NETWORK) {
     if (!fs.existsSync(recordPath(home, v))) {
       try {
-        createNetwork(home, v, {}, true)
+        createNetwork(home, v)
       } catch (err) {
         if ((err as VeloError).code !== 'ALREADY_EXISTS') throw err
       }
@@ -295,7 +295,7 @@ export function tenantAddress(home: string, tenant: string): TenantAddress | und
 }
 
 export function inspectNetwork(home: string, name: string): NetworkRecord & {tenants: Array<{name: string; ip?: string; attached: boolean}>} {
-  const r = readNetwork(home, name === DEFAULT_NETWORK ? name : validateNetworkName(name))
+  const r = readNetwork(home, validateNetworkName(name))
   return {
     ...r,
     tenants: networkUsers(home, name).map((t) => {
@@ -307,7 +307,7 @@ export function inspectNetwork(home: string, name: string): NetworkRecord & {ten
 
 /** `velo network rm NAME`: refused while a tenant names it; then its bridge, its isolation rules, its files. */
 export function removeNetwork(home: string, name: string): {name: string} {
-  if (name !== DEFAULT_NETWORK) validateNetworkName(name)
+  validateNetworkName(name)
   return withNetworkLock(home, () => {
     const r = readNetwork(home, name)
     const users = networkUsers(home, name)

@@ -11,7 +11,7 @@ export interface Limits {
   disk?: number // bytes the tenant may write into its upper dir (a project quota)
 }
 
-const ROOT = process.env.VELO_CGROUP_ROOT || '/sys/fs/cgroup'
+export const CGROUP_ROOT = process.env.VELO_CGROUP_ROOT || '/sys/fs/cgroup'
 const V1_CONTROLLERS = ['memory', 'pids', 'cpu'] as const
 
 export type Layout = {kind: 'v2'; root: string} | {kind: 'v1'; roots: Record<(typeof V1_CONTROLLERS)[number], string>}
@@ -24,10 +24,10 @@ let cached: Layout | undefined
  */
 export function layout(): Layout {
   if (cached) return cached
-  if (fs.existsSync(path.join(ROOT, 'cgroup.controllers'))) return (cached = {kind: 'v2', root: ROOT})
+  if (fs.existsSync(path.join(CGROUP_ROOT, 'cgroup.controllers'))) return (cached = {kind: 'v2', root: CGROUP_ROOT})
   const roots = {} as Record<(typeof V1_CONTROLLERS)[number], string>
   for (const c of V1_CONTROLLERS) {
-    const d = path.join(ROOT, c)
+    const d = path.join(CGROUP_ROOT, c)
     if (!fs.existsSync(path.join(d, 'cgroup.procs')))
       throw new VeloError('UNSUPPORTED', `cgroup v1 controller ${c} is not mounted at ${d}`, {suggestion: 'mount the memory, pids and cpu controllers (or use a cgroup v2 host)'})
     roots[c] = d

@@ -2,7 +2,7 @@ import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
-import {cgroupDirs, cgroupStats, layout} from './cgroup'
+import {CGROUP_ROOT, cgroupDirs, cgroupStats, layout} from './cgroup'
 import {isRunning, readState, type TenantState} from './state'
 
 /**
@@ -30,7 +30,6 @@ const read = (f: string) => {
   }
 }
 
-const ROOT = process.env.VELO_CGROUP_ROOT || '/sys/fs/cgroup'
 
 /** CPU time of the tenant's cgroup in ns */
 function cpuNs(name: string): number | undefined {
@@ -40,7 +39,7 @@ function cpuNs(name: string): number | undefined {
     return m ? Number(m[1]) * 1000 : undefined
   }
   for (const d of ['cpuacct', 'cpu,cpuacct', 'cpu']) {
-    const v = read(path.join(ROOT, d, 'velo', name, 'cpuacct.usage'))
+    const v = read(path.join(CGROUP_ROOT, d, 'velo', name, 'cpuacct.usage'))
     if (v) return Number(v.trim())
   }
   return undefined
@@ -48,7 +47,7 @@ function cpuNs(name: string): number | undefined {
 
 function memoryLimit(name: string): number | undefined {
   const l = layout()
-  const v = l.kind === 'v2' ? read(path.join(l.root, 'velo', name, 'memory.max')) : read(path.join(ROOT, 'memory', 'velo', name, 'memory.limit_in_bytes'))
+  const v = l.kind === 'v2' ? read(path.join(l.root, 'velo', name, 'memory.max')) : read(path.join(CGROUP_ROOT, 'memory', 'velo', name, 'memory.limit_in_bytes'))
   const n = Number(v?.trim())
   return Number.isFinite(n) && n > 0 && n < 2 ** 60 ? n : undefined
 }
@@ -63,7 +62,7 @@ function blockIo(name: string): {read?: number; write?: number} {
     for (const m of text.matchAll(/rbytes=(\d+) wbytes=(\d+)/g)) (r += Number(m[1])), (w += Number(m[2]))
     return {read: r, write: w}
   }
-  const text = read(path.join(ROOT, 'blkio', 'velo', name, 'blkio.throttle.io_service_bytes'))
+  const text = read(path.join(CGROUP_ROOT, 'blkio', 'velo', name, 'blkio.throttle.io_service_bytes'))
   if (text === undefined) return {}
   let r = 0
   let w = 0

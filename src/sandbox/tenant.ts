@@ -234,7 +234,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   const restart = parseRestart(o.restart)
   const logOpts = parseLogOpts(o.logOpts)
   if (o.command !== undefined && o.command.length === 0) throw new VeloError('USAGE', 'no command given after --', {suggestion: 'velo sandbox create NAME -- CMD ARGS...'})
-  if (!o.command && (restart || logOpts || o.workdir !== undefined || o.user !== undefined))
+  if (!o.command && (restart || o.logOpts?.length || o.workdir !== undefined || o.user !== undefined))
     throw new VeloError('USAGE', '--restart, --log-opt, --workdir and --user (of create) are about a main command, and none was given', {suggestion: 'add one: velo sandbox create NAME [flags] -- CMD ARGS...'})
   if (o.command?.some((a) => a.includes('\0'))) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
@@ -325,11 +325,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
       try {
         if (o.command) {
           // the main command's plan, fixed now (the monitor runs it at every start): its user from the image
-          const user = o.user ?? state.user
-          const u = user && user !== 'root' && user !== '0' && user !== '0:0' ? lookupUser(home, state, user) : {uid: 0, gid: 0, home: undefined}
+          const u = resolveUser(home, state, o.user ?? state.user)
           state.main = {argv: o.command, uid: u.uid, gid: u.gid, ...(u.home !== undefined ? {home: u.home} : {}), ...(o.workdir !== undefined ? {workdir: o.workdir} : {}), env: []}
           if (restart) state.restart = restart
-          if (logOpts) state.logs = logOpts
+          state.logs = logOpts
         }
         // no LMDB hold: the state file is the tenant's gc hold (src/store/maintenance.ts gc)
         writeState(home, state)
@@ -361,6 +360,11 @@ export interface ExecOptions {
 }
 
 /** Look a user up in the sandbox's /etc/passwd (upper dir first, then the farms, top first); no symlinks followed. */
+/** The ids (and home) a user given by name or UID[:GID] has in the tenant; root without a lookup. */
+function resolveUser(home: string, s: TenantState, user: string | undefined): {uid: number; gid: number; home?: string} {
+  return user && user !== 'root' && user !== '0' && user !== '0:0' ? lookupUser(home, s, user) : {uid: 0, gid: 0}
+}
+
 function lookupUser(home: string, s: TenantState, user: string): {uid: number; gid: number; home?: string} {
   const [u, g] = user.split(':')
   const readTable = (file: string): string[][] | undefined => {
@@ -407,8 +411,7 @@ export async function execSandbox(home: string, name: string, argv: string[], o:
   if (argv.some((a) => a.includes('\0'))) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
   const workdir = o.workdir ?? s.workdir
   if (!workdir.startsWith('/') || workdir.includes('\0')) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(workdir)}`)
-  const user = o.user ?? s.user
-  const u = user && user !== 'root' && user !== '0' && user !== '0:0' ? lookupUser(home, s, user) : {uid: 0, gid: 0, home: undefined}
+  const u = resolveUser(home, s, o.user ?? s.user)
   return containerExec(home, name, {
     uid: u.uid,
     gid: u.gid,

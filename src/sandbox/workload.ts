@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
+import {procStat} from '../lib/fsutil'
 import {parseBytes} from '../profiles/profile'
 import {isRunning, readState, tenantDir, type TenantState} from './state'
 
@@ -52,11 +53,11 @@ export function parseRestart(v: string | undefined): RestartPolicy | undefined {
   throw new VeloError('USAGE', `invalid --restart ${JSON.stringify(v)}`, {suggestion: 'use no, on-failure, on-failure:N (at most N restarts), always or unless-stopped'})
 }
 
-/** --log-opt max-size=10m --log-opt max-file=3 (Docker's json-file options); defaults 10 MiB × 3 */
-export function parseLogOpts(list: string[] | undefined): LogOptions | undefined {
-  if (!list?.length) return undefined
+/** --log-opt max-size=10m --log-opt max-file=3 (Docker's json-file options); defaults 10 MiB × 3. Always the
+ * whole of it: the monitor (native/cli/monitor.c) takes state.json "logs" as it is, with no defaults of its own. */
+export function parseLogOpts(list: string[] | undefined): LogOptions {
   const o: LogOptions = {maxSize: 10 * 1024 * 1024, maxFiles: 3}
-  for (const kv of list) {
+  for (const kv of list ?? []) {
     const i = kv.indexOf('=')
     const k = i < 0 ? kv : kv.slice(0, i)
     const v = i < 0 ? '' : kv.slice(i + 1)
@@ -92,13 +93,8 @@ export function monitorAlive(home: string, name: string): boolean {
     return false
   }
   const [pid, start] = text.trim().split(' ')
-  try {
-    const stat = fs.readFileSync(`/proc/${Number(pid)}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return fields[19] === start && fields[0] !== 'Z'
-  } catch {
-    return false
-  }
+  const st = procStat(Number(pid))
+  return !!st && st.start === start && st.state !== 'Z'
 }
 
 /** `velo sandbox wait NAME`: block until the workload has ended (the tenant stopped, its monitor gone); its code. */
