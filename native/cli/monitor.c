@@ -118,6 +118,8 @@ int workload_read(const char *home, const char *name, struct workload *w) {
     w->max_size = json_object_object_get_ex(st, "logs", &l) ? opt_int(l, "maxSize", -1) : -1;
     w->max_files = json_object_object_get_ex(st, "logs", &l) ? (int)opt_int(l, "maxFiles", -1) : -1;
     if (w->max_size < 1024 || w->max_files < 1 || w->max_files > 100) rc = -1;
+    json_object *ar;
+    w->auto_remove = json_object_object_get_ex(st, "autoRemove", &ar) && json_object_get_boolean(ar);
   }
   json_object_put(st);
   if (rc != 1) workload_free(w);
@@ -367,6 +369,23 @@ static void close_stream(struct stream *st, struct logw *lw) {
 
 /* The monitor's life (a child of the boot, session leader, stdio /dev/null). report: where the boot waits for
  * "ok" or the error of the first start. */
+/* Does tenants/NAME/waiters/ name a live process (a `velo sandbox wait` that has not read the exit yet)? */
+static bool waiters_alive(int tdfd) {
+  int fd = openat(tdfd, "waiters", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return false;
+  DIR *d = fdopendir(fd);
+  if (!d) return close(fd), false;
+  bool alive = false;
+  struct dirent *e;
+  while (!alive && (e = readdir(d))) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (e->d_name[0] != '.' && !*end && pid > 0 && pid < 4194304 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) alive = true;
+  }
+  closedir(d);
+  return alive;
+}
+
 static void monitor_run(const struct front_ctx *ctx, const char *home, struct tstate *s, const struct workload *w, int report, int tdfd) {
   char err[2048];
   mkdirat(tdfd, "logs", 0700);
@@ -378,6 +397,7 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
   struct wstate ws = {0};
   struct stream out = {.name = "stdout", .fd = -1}, errs = {.name = "stderr", .fd = -1};
   long long backoff = 100;
+  bool auto_remove_now = false;
   for (;;) {
     iso_now(ws.started_at, sizeof ws.started_at);
     pid_t child = start_main(s, w, &out, &errs, err, sizeof err);
@@ -416,6 +436,7 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
         if (sb_signal(ctx, home, s, SIGTERM, STOP_GRACE_MS, err, sizeof err) == 2) sb_signal(ctx, home, s, SIGKILL, 5000, err, sizeof err);
         sb_rt_delete(ctx, home, s->name, err, sizeof err);
       }
+      auto_remove_now = w->auto_remove && !stopped;
       break;
     }
     /* a restart: the tenant's other processes go, the command runs again in the same tenant */
@@ -433,6 +454,19 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
     if (stop_requested(tdfd) || !state_running(s)) break;
   }
   unlinkat(tdfd, "monitor.pid", 0);
+  /* --rm: the command ended by itself, so the tenant goes, as docker run -d --rm does (a stop from outside removes
+   * it in `velo sandbox stop`, once the stop is done; rm needs nothing more). The whole rm, as the CLI does it: its
+   * native path or Node's. */
+  if (auto_remove_now) {
+    /* `velo sandbox wait` callers registered in waiters/ read the exit first (up to 10 s; a dead one does not count) */
+    for (long long until = mono_ms() + 10000; mono_ms() < until && waiters_alive(tdfd);) {
+      struct timespec t = {0, 10 * 1000000};
+      nanosleep(&t, NULL);
+    }
+    char velo[4200];
+    snprintf(velo, sizeof velo, "%s/bin/velo", ctx->pkgroot);
+    execl(velo, "velo", "sandbox", "rm", "-f", "--home", home, s->name, (char *)NULL);
+  }
   _exit(0);
 }
 

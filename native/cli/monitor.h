@@ -7,6 +7,11 @@
 #include "front.h"
 #include "state.h"
 
+/* The log options of a main command without --log-opt: src/sandbox/workload.ts LOG_DEFAULTS, which decides them
+ * (the native create writes them into state.json as Node would; test/cli/front.test.ts checks the two agree). */
+#define WORKLOAD_LOG_MAX_SIZE 10485760LL
+#define WORKLOAD_LOG_MAX_FILES 3
+
 enum restart_policy { RESTART_NO, RESTART_ON_FAILURE, RESTART_ALWAYS };
 
 /* state.json's "main" (the plan Node resolved at create: argv, uid, gid, home, workdir, env), "restart" and "logs" */
@@ -16,10 +21,16 @@ struct workload {
   uid_t uid;
   gid_t gid;
   char *home, *workdir; /* NULL: absent */
-  enum restart_policy policy;
+  /* The log options of a main command without --log-opt: src/sandbox/workload.ts LOG_DEFAULTS, which decides them
+ * (the native create writes them into state.json as Node would; test/cli/front.test.ts checks the two agree). */
+#define WORKLOAD_LOG_MAX_SIZE 10485760LL
+#define WORKLOAD_LOG_MAX_FILES 3
+
+enum restart_policy policy;
   int max_restarts; /* on-failure:N; 0 = no limit */
   long long max_size;
   int max_files;
+  bool auto_remove; /* "autoRemove" (--rm with -d): the monitor removes the tenant when the command ends by itself */
 };
 
 /* 1: the tenant has a main command (w filled; workload_free it, also usable as a cleanup attribute), 0: it has none, -1: its state is unreadable or

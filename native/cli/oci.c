@@ -160,7 +160,7 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   json_object *root = json_object_new_object();
   snprintf(buf, sizeof buf, "%s/root", dir);
   json_object_object_add(root, "path", json_object_new_string(buf));
-  json_object_object_add(root, "readonly", json_object_new_boolean(0));
+  json_object_object_add(root, "readonly", json_object_new_boolean(s->readonly_root));
   json_object_object_add(c, "root", root);
   json_object_object_add(c, "hostname", json_object_new_string(s->hostname));
 
@@ -204,6 +204,12 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   for (size_t i = 0; i < s->n_mounts; i++)
     json_object_array_add(mounts, mount(s->mounts[i].target, "bind", s->mounts[i].source,
                                         s->mounts[i].readonly ? str_list("rbind", "nosuid", "nodev", "ro", NULL) : str_list("rbind", "nosuid", "nodev", NULL)));
+  /* --tmpfs: options as Node merged them (nosuid,nodev always among them); fresh at every start */
+  for (size_t i = 0; i < s->n_tmpfs; i++) {
+    json_object *opts = json_object_new_array();
+    for (size_t k = 0; k < s->tmpfs[i].options.n; k++) json_object_array_add(opts, json_object_new_string(s->tmpfs[i].options.v[k]));
+    json_object_array_add(mounts, mount(s->tmpfs[i].target, "tmpfs", "tmpfs", opts));
+  }
   json_object_object_add(c, "mounts", mounts);
 
   json_object *l = json_object_new_object();

@@ -15,6 +15,7 @@
 
 #include "cgroup.h"
 #include "manifest.h"
+#include "monitor.h"
 #include "profile.h"
 #include "util.h"
 #include "rtcall.h"
@@ -337,12 +338,16 @@ static int hostname_ok(const char *h) {
 }
 
 /* the image record's config: user and workingDir as Node's `?? undefined` / `?? '/'` read them */
-static int image_config(const char *json, struct tstate *s, const struct profile *p, struct strlist *img_env) {
+static int image_config(const char *json, struct tstate *s, const struct profile *p, struct strlist *img_env, bool runs_command) {
   json_object *root = json_tokener_parse(json), *cfg = NULL, *v;
   if (!root) return -1;
   int rc = -1;
   const char *user = NULL, *wd = NULL;
   if (json_object_object_get_ex(root, "config", &cfg) && json_object_is_type(cfg, json_type_object)) {
+    /* an ENTRYPOINT goes before the command (src/sandbox/tenant.ts effectiveCommand): Node's to apply */
+    if (runs_command && json_object_object_get_ex(cfg, "entrypoint", &v) && !json_object_is_type(v, json_type_null) &&
+        !(json_object_is_type(v, json_type_array) && json_object_array_length(v) == 0))
+      goto out;
     if (json_object_object_get_ex(cfg, "user", &v) && !json_object_is_type(v, json_type_null)) {
       if (!json_object_is_type(v, json_type_string)) goto out;
       user = json_object_get_string(v);
@@ -472,7 +477,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   }
   json_object_put(root);
   struct strlist img_env = {0};
-  if (image_config(rec, s, &p, &img_env) < 0) return SB_FALLBACK;
+  if (image_config(rec, s, &p, &img_env, o->runs_command || o->main_argc > 0) < 0) return SB_FALLBACK;
   timing(r, "image", ms_since(t));
   t = now_ms();
   for (size_t i = s->layers.n; i-- > 0;) {
@@ -527,6 +532,20 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     if (env_merge(&s->env, flag_env.v[i]) < 0) return SB_FALLBACK;
   strlist_free(&img_env);
   strlist_free(&flag_env);
+  if (o->main_argc > 0) {
+    /* the main command's plan as Node fixes it at create: root (a named user needs the tenant's passwd: Node),
+     * env [], the default log options */
+    if (!user_is_root(o->main_user ? o->main_user : s->user)) return SB_FALLBACK;
+    if (o->main_workdir && (o->main_workdir[0] != '/' || strchr(o->main_workdir, '\n'))) return SB_FALLBACK;
+    for (int i = 0; i < o->main_argc; i++)
+      if (strlist_push(&s->main_argv, o->main_argv[i]) < 0) return SB_FALLBACK;
+    if (o->main_workdir && !(s->main_workdir = strdup(o->main_workdir))) return SB_FALLBACK;
+    s->has_main = true;
+    s->log_max_size = WORKLOAD_LOG_MAX_SIZE;
+    s->log_max_files = WORKLOAD_LOG_MAX_FILES;
+    s->auto_remove = o->auto_remove;
+  } else if (o->main_user || o->main_workdir || o->auto_remove)
+    return SB_FALLBACK; /* Node: about a main command, and none was given */
   char mask[32];
   if (cap_mask(&s->caps, mask, sizeof mask) < 0) return SB_FALLBACK;
   if (check && check(s, check_arg) == SB_FALLBACK) return SB_FALLBACK;

@@ -20,6 +20,13 @@ struct create_opts {
   int n_env;
   const char *const *mounts;
   int n_mounts;
+  /* the tenant runs a command: an image ENTRYPOINT goes before it (Node's rule: falls back) */
+  bool runs_command;
+  /* a main command (create NAME -- CMD, run -d): its argv, -w, --rm; the user must resolve to root */
+  const char *const *main_argv;
+  int main_argc;
+  const char *main_workdir, *main_user;
+  bool auto_remove;
 };
 
 struct timing {

@@ -15,7 +15,7 @@
 #include "util.h"
 
 /* createFlags (src/commands/sandbox/flags.ts) + the global ones; run adds execFlags, --rm and --name */
-enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_USERNS, F_NETWORK, F_PUBLISH, F_JSON, F_TTY, F_INTERACTIVE, F_WORKDIR, F_USER, F_RM, F_NAME, N_FLAGS };
+enum { F_HOME, F_IMAGE, F_PROFILE, F_ENV, F_MOUNT, F_MEMORY, F_PIDS, F_CPUS, F_HOSTNAME, F_BACKEND, F_USERNS, F_NETWORK, F_PUBLISH, F_JSON, F_TTY, F_INTERACTIVE, F_WORKDIR, F_USER, F_RM, F_NAME, F_DETACH, N_FLAGS };
 static const struct flag_def FLAGS[N_FLAGS] = {
     [F_HOME] = {"home", 0, true, false},       [F_IMAGE] = {"image", 0, true, false},       [F_PROFILE] = {"profile", 0, true, false},
     [F_ENV] = {"env", 'e', true, true},        [F_MOUNT] = {"mount", 'v', true, true},      [F_MEMORY] = {"memory", 0, true, false},
@@ -24,7 +24,7 @@ static const struct flag_def FLAGS[N_FLAGS] = {
     [F_NETWORK] = {"network", 0, true, false}, [F_PUBLISH] = {"publish", 'p', true, true}, [F_JSON] = {"json", 0, false, false},        [F_TTY] = {"tty", 't', false, false},
     [F_INTERACTIVE] = {"interactive", 'i', false, false},
     [F_WORKDIR] = {"workdir", 'w', true, false}, [F_USER] = {"user", 'u', true, false},     [F_RM] = {"rm", 0, false, false},
-    [F_NAME] = {"name", 0, true, false},
+    [F_NAME] = {"name", 0, true, false},       [F_DETACH] = {"detach", 'd', false, false},
 };
 #define N_CREATE_FLAGS (F_JSON + 1) /* create: the flags up to --json */
 
@@ -49,16 +49,20 @@ static void opts_from(const struct parsed_args *a, struct create_opts *o) {
 int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
   argv = args_docker_shape(FLAGS, N_CREATE_FLAGS, argc, argv, ARGS_SHAPE_NAME, &argc);
-  if (args_parse(FLAGS, N_CREATE_FLAGS, argc, argv, &a) < 0 || a.n_args != 1) return FRONT_FALLBACK;
+  if (args_parse(FLAGS, N_CREATE_FLAGS, argc, argv, &a) < 0 || a.n_args < 1) return FRONT_FALLBACK;
   char *home = front_home(args_one(&a, F_HOME));
   if (!home) return FRONT_FALLBACK;
   struct create_opts o = {.name = a.args[0]};
   opts_from(&a, &o);
+  /* NAME -- CMD: a main command (the words after NAME) */
+  o.main_argv = a.args + 1;
+  o.main_argc = a.n_args - 1;
   struct create_result r;
   int rc = sb_create(ctx, home, &o, a.json, NULL, NULL, &r);
   if (rc) return rc;
   if (!a.json) {
-    fprintf(stderr, "created sandbox %s (image %s, profile %s, init pid %ld)\n", r.st.name, r.st.image, r.profile_name, r.st.pid);
+    fprintf(stderr, "created sandbox %s (image %s, profile %s, init pid %ld)%s%s\n", r.st.name, r.st.image, r.profile_name, r.st.pid,
+            o.main_argc ? "; its main command runs: velo sandbox logs " : "", o.main_argc ? r.st.name : "");
     return 0;
   }
   struct jw w = {.f = stdout};
@@ -117,9 +121,22 @@ int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv) {
     snprintf(gen, sizeof gen, "run-%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3], rnd[4]);
     name = gen;
   }
-  struct create_opts o = {.name = name};
+  struct create_opts o = {.name = name, .runs_command = true};
   opts_from(&a, &o);
   struct create_result r;
+  if (a.flags[F_DETACH].count) {
+    /* -d: the command is the tenant's main command, run by its monitor; the name goes to stdout */
+    o.main_argv = a.args;
+    o.main_argc = a.n_args;
+    o.main_workdir = args_one(&a, F_WORKDIR);
+    o.main_user = args_one(&a, F_USER);
+    o.auto_remove = a.flags[F_RM].count > 0;
+    int rc = sb_create(ctx, home, &o, false, NULL, NULL, &r);
+    if (rc) return rc;
+    printf("%s\n", name);
+    fflush(stdout);
+    return 0;
+  }
   struct run_check chk = {&a};
   int rc = sb_create(ctx, home, &o, false, run_servable, &chk, &r);
   if (rc) return rc;

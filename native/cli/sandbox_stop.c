@@ -31,6 +31,8 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   struct tstate s;
   int r = sb_state_load(args_one(&a, F_HOME), name, a.json, &s);
   if (r) return r;
+  /* --rm with -d: a stop also removes it, which is Node's rm (the stop command there does both) */
+  if (s.auto_remove) return FRONT_FALLBACK;
   bool was = state_running(&s), forced = false, rendered;
   if (was) {
     char *home = front_home(args_one(&a, F_HOME));

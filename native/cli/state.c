@@ -150,6 +150,19 @@ int state_read(const char *home, const char *name, struct tstate *s) {
     }
     s->n_mounts = ok ? n : 0;
   } else ok = false;
+  json_object *tmpfs;
+  if (ok && json_object_object_get_ex(o, "tmpfs", &tmpfs)) {
+    if (!json_object_is_type(tmpfs, json_type_array)) ok = false;
+    size_t n = ok ? json_object_array_length(tmpfs) : 0;
+    s->tmpfs = ok ? calloc(n + 1, sizeof *s->tmpfs) : NULL;
+    ok = ok && s->tmpfs != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+      json_object *t = json_object_array_get_idx(tmpfs, i);
+      ok = get_str(t, "target", &s->tmpfs[i].target, true) && get_list(t, "options", &s->tmpfs[i].options);
+    }
+    s->n_tmpfs = ok ? n : 0;
+  }
+  ok = ok && get_true(o, "readonlyRoot", &s->readonly_root) && get_true(o, "autoRemove", &s->auto_remove);
   if (ok && json_object_object_get_ex(o, "limits", &limits) && json_object_is_type(limits, json_type_object)) {
     json_object_object_foreach(limits, key, val) {
       static const char *const KNOWN[] = {"memory", "pids", "cpus", "ioReadBps", "ioWriteBps", "disk"};
@@ -244,6 +257,21 @@ int state_write(const char *home, const struct tstate *s) {
     jw_end_obj(&w);
   }
   jw_end_arr(&w);
+  if (s->n_tmpfs) {
+    jw_key(&w, "tmpfs");
+    jw_begin_arr(&w);
+    for (size_t i = 0; i < s->n_tmpfs; i++) {
+      jw_begin_obj(&w);
+      str(&w, "target", s->tmpfs[i].target);
+      list(&w, "options", &s->tmpfs[i].options);
+      jw_end_obj(&w);
+    }
+    jw_end_arr(&w);
+  }
+  if (s->readonly_root) {
+    jw_key(&w, "readonlyRoot");
+    jw_raw(&w, "true");
+  }
   jw_key(&w, "limits");
   jw_begin_obj(&w);
   for (int i = 0; i < s->n_limits; i++) {
@@ -261,6 +289,34 @@ int state_write(const char *home, const struct tstate *s) {
   str(&w, "workdir", s->workdir);
   list(&w, "cgroups", &s->cgroups);
   str(&w, "createdAt", s->created_at);
+  if (s->has_main) {
+    char n[32];
+    jw_key(&w, "main");
+    jw_begin_obj(&w);
+    list(&w, "argv", &s->main_argv);
+    jw_key(&w, "uid");
+    jw_raw(&w, "0");
+    jw_key(&w, "gid");
+    jw_raw(&w, "0");
+    if (s->main_workdir) str(&w, "workdir", s->main_workdir);
+    jw_key(&w, "env");
+    jw_begin_arr(&w);
+    jw_end_arr(&w);
+    jw_end_obj(&w);
+    jw_key(&w, "logs");
+    jw_begin_obj(&w);
+    jw_key(&w, "maxSize");
+    snprintf(n, sizeof n, "%lld", s->log_max_size);
+    jw_raw(&w, n);
+    jw_key(&w, "maxFiles");
+    snprintf(n, sizeof n, "%d", s->log_max_files);
+    jw_raw(&w, n);
+    jw_end_obj(&w);
+    if (s->auto_remove) {
+      jw_key(&w, "autoRemove");
+      jw_raw(&w, "true");
+    }
+  }
   if (s->has_pid) {
     char b[32];
     snprintf(b, sizeof b, "%ld", s->pid);

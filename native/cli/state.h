@@ -15,6 +15,12 @@ struct tmount {
   bool readonly;
 };
 
+/* a --tmpfs mount: its options as src/sandbox/tenant.ts parseTmpfs validated and merged them */
+struct ttmpfs {
+  char *target;
+  struct strlist options;
+};
+
 /* memory, pids, cpus, ioReadBps, ioWriteBps, disk */
 #define TLIMITS_MAX 6
 /* limits in the order JSON.stringify meets them ({...profile.limits} then the flags that add keys) */
@@ -40,6 +46,10 @@ struct tstate {
   struct strlist env;
   struct tmount *mounts;
   size_t n_mounts;
+  struct ttmpfs *tmpfs; /* "tmpfs" (--tmpfs) */
+  size_t n_tmpfs;
+  bool readonly_root;   /* "readonlyRoot" (--read-only) */
+  bool auto_remove;     /* "autoRemove" (--rm with -d): read only (the native create never writes a main command) */
   struct tlimit limits[TLIMITS_MAX];
   int n_limits;
   struct strlist caps;
@@ -49,6 +59,13 @@ struct tstate {
   char *workdir;
   struct strlist cgroups;
   char *created_at;
+  /* a main command as the native create writes it (state.ts "main", "logs", "autoRemove"; written only: the
+   * monitor reads its plan from the file, monitor.c workload_read). Served only for root, no --restart/--log-opt. */
+  bool has_main;
+  struct strlist main_argv;
+  char *main_workdir; /* NULL: absent */
+  long long log_max_size;
+  int log_max_files;
   bool has_pid;
   long pid;
   char *pid_start, *started_at;

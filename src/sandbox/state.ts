@@ -23,6 +23,8 @@ export interface TenantState {
   bandwidth?: Bandwidth // --ingress-rate/--egress-rate: the CNI bandwidth plugin's runtimeConfig
   env: string[] // K=V, image config + profile + --env
   mounts: MountSpec[]
+  tmpfs?: TmpfsSpec[] // --tmpfs: a fresh tmpfs per start at each target
+  readonlyRoot?: true // --read-only: the root filesystem is mounted read-only (binds and tmpfs keep their own mode)
   limits: Limits
   capabilities: string[]
   seccomp: 'default' | 'unconfined'
@@ -34,10 +36,17 @@ export interface TenantState {
   pid?: number
   pidStart?: string // /proc/PID/stat field 22: guards against pid reuse
   startedAt?: string
+  autoRemove?: true // --rm with -d: removed when its main command ends by itself (by its monitor) or on stop
   /** a workload's main command, run by the tenant's monitor (src/sandbox/workload.ts, native/cli/monitor.c) */
   main?: MainCommand
   restart?: RestartPolicy // absent: no
   logs?: LogOptions // absent: 10 MiB × 3
+}
+
+/** A --tmpfs mount: a tmpfs at target with these mount options (validated: src/sandbox/tenant.ts parseTmpfs). */
+export interface TmpfsSpec {
+  target: string
+  options: string[]
 }
 
 /** One range of a user namespace's map (as linux.uidMappings in config.json): container ids

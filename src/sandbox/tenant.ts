@@ -11,7 +11,7 @@ import {containerBoot, containerDelete, containerExec, containerKill, containerP
 import {StoreLock} from '../lib/lock'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
-import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, writeState} from './state'
+import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
 
 /**
  * One manifest DB handle per store for the life of this process (loading lmdb and opening the env is the
@@ -51,8 +51,19 @@ export interface CreateOptions {
   backend?: string
   /** private (default): a user namespace of the tenant's own; host: none, tenant root is host root minus capabilities (root only) */
   userns?: string
-  /** a main command: the tenant runs it as a workload (monitor, logs, exit code, restart policy) */
+  /** a main command's args: the tenant runs ENTRYPOINT + (these, else CMD) as a workload (monitor, logs, exit
+   * code, restart policy); with `attached`, that command is returned (CreateResult.command) for the caller to run */
   command?: string[]
+  /** --entrypoint: replaces the image's ENTRYPOINT (and drops its CMD), as Docker's */
+  entrypoint?: string
+  /** sandbox run without -d: resolve the command, but the tenant has no main command (its caller execs it) */
+  attached?: boolean
+  /** --rm with -d: the tenant is removed when its main command ends, or when it is stopped */
+  autoRemove?: boolean
+  /** --read-only: the root filesystem read-only */
+  readOnly?: boolean
+  /** --tmpfs PATH[:OPTIONS] */
+  tmpfs?: string[]
   /** the main command's working directory and user (default: the tenant's) */
   workdir?: string
   user?: string
@@ -115,6 +126,8 @@ export interface CreateResult {
   image: string
   pid: number
   profile: string
+  /** with `attached`: the command to run (ENTRYPOINT + args or CMD) */
+  command?: string[]
   timings: Record<string, number> // ms per phase, inside this process (no Node start-up)
 }
 
@@ -147,6 +160,71 @@ export function parseMount(spec: string): MountSpec {
   }
   if (!fs.existsSync(source)) throw new VeloError('NOT_FOUND', `--mount ${spec}: ${source} does not exist`, {suggestion: 'create it first, or fix the path (a relative path is taken from the current directory)'})
   return {source, target: path.posix.normalize(parts[1]), readonly}
+}
+
+/** Mount options a --tmpfs may carry; pairs where the later one wins (as Docker merges them). velo adds nosuid and
+ * nodev to every tenant tmpfs and refuses suid/dev: a tenant never gets set-id programs or device nodes of its own. */
+const TMPFS_FLAG_CLASSES: string[][] = [['ro', 'rw'], ['exec', 'noexec'], ['nosuid'], ['nodev'], ['atime', 'noatime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime'], ['diratime', 'nodiratime'], ['sync', 'async'], ['dirsync']]
+const TMPFS_KEYS: Record<string, RegExp> = {size: /^\d+[kmg%]?$/i, nr_inodes: /^\d+[kmg]?$/i, mode: /^[0-7]{3,4}$/, uid: /^\d{1,10}$/, gid: /^\d{1,10}$/}
+
+/** "PATH[:OPTIONS]" (Docker's --tmpfs): options start from noexec,nosuid,nodev; the later of a pair wins. */
+export function parseTmpfs(spec: string): TmpfsSpec {
+  const i = spec.indexOf(':')
+  const target = i < 0 ? spec : spec.slice(0, i)
+  const bad = (msg: string, suggestion = 'e.g. --tmpfs /run or --tmpfs /tmp:rw,exec,size=64m,mode=1777') => new VeloError('USAGE', `--tmpfs ${spec}: ${msg}`, {suggestion})
+  try {
+    checkPathValue(target, '--tmpfs target')
+  } catch (err) {
+    throw bad((err as Error).message.replace(/^profile: /, ''))
+  }
+  const norm = path.posix.normalize(target)
+  if (norm === '/' || ['/proc', '/sys', '/dev'].some((p) => norm === p || norm.startsWith(p + '/')))
+    throw bad(`a tmpfs cannot go at ${norm} (velo mounts the root, /proc, /sys and /dev itself)`, 'pick a directory such as /run, /tmp or /var/cache')
+  const flags = new Map<number, string>() // class index → the option that won
+  const keyed = new Map<string, string>()
+  for (const o of ['noexec', 'nosuid', 'nodev', ...(i < 0 ? [] : spec.slice(i + 1).split(','))]) {
+    if (o === '') throw bad('an empty option')
+    if (o === 'suid' || o === 'dev') throw bad(`option ${o} is refused: a tenant's tmpfs is always nosuid,nodev`, 'drop it')
+    const eq = o.indexOf('=')
+    if (eq > 0) {
+      const k = o.slice(0, eq)
+      const v = o.slice(eq + 1)
+      if (!(k in TMPFS_KEYS)) throw bad(`unknown option ${JSON.stringify(k)}`, `options: ${[...TMPFS_FLAG_CLASSES.flat(), ...Object.keys(TMPFS_KEYS).map((x) => x + '=')].join(', ')}`)
+      if (!TMPFS_KEYS[k].test(v)) throw bad(`invalid ${k}=${v}`)
+      keyed.delete(k) // the later one wins, in its own place
+      keyed.set(k, v)
+      continue
+    }
+    const c = TMPFS_FLAG_CLASSES.findIndex((cls) => cls.includes(o))
+    if (c < 0) throw bad(`unknown option ${JSON.stringify(o)}`, `options: ${[...TMPFS_FLAG_CLASSES.flat(), ...Object.keys(TMPFS_KEYS).map((x) => x + '=')].join(', ')}`)
+    flags.delete(c)
+    flags.set(c, o)
+  }
+  return {target: norm, options: [...flags.values(), ...[...keyed].map(([k, v]) => `${k}=${v}`)]}
+}
+
+/** Docker's --entrypoint: one program name ("" clears the image's); a JSON array is taken as a whole argv (as Podman does). */
+function parseEntrypoint(v: string): string[] {
+  if (v === '') return []
+  if (v.startsWith('[')) {
+    let a: unknown
+    try {
+      a = JSON.parse(v)
+    } catch {
+      a = undefined
+    }
+    if (!Array.isArray(a) || a.some((x) => typeof x !== 'string')) throw new VeloError('USAGE', `invalid --entrypoint ${v}: a program name, or a JSON array of strings`, {suggestion: 'e.g. --entrypoint /bin/sh or --entrypoint \'["node","--trace-warnings"]\''})
+    return a as string[]
+  }
+  return [v]
+}
+
+/** What a tenant runs for these args, by Docker's rule: ENTRYPOINT + (the args, else CMD); --entrypoint replaces
+ * the image's ENTRYPOINT and drops its CMD. */
+export function effectiveCommand(cfg: {entrypoint?: string[]; cmd?: string[]} | undefined, args: string[], entrypoint: string | undefined): string[] {
+  const ep = entrypoint !== undefined ? parseEntrypoint(entrypoint) : Array.isArray(cfg?.entrypoint) ? cfg.entrypoint : []
+  const cmd = args.length ? args : entrypoint !== undefined ? [] : Array.isArray(cfg?.cmd) ? cfg.cmd : []
+  return [...ep, ...cmd]
 }
 
 /** An image's config env (from an imported image: anyone's input) as it may go into a sandbox. */
@@ -233,10 +311,17 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     throw new VeloError('USAGE', `--ingress-rate/--egress-rate shape a velo network's traffic (this sandbox's network is ${network})`, {suggestion: 'add --network bridge (or a network of yours)'})
   const restart = parseRestart(o.restart)
   const logOpts = parseLogOpts(o.logOpts)
-  if (o.command !== undefined && o.command.length === 0) throw new VeloError('USAGE', 'no command given after --', {suggestion: 'velo sandbox create NAME -- CMD ARGS...'})
-  if (!o.command && (restart || o.logOpts?.length || o.workdir !== undefined || o.user !== undefined))
-    throw new VeloError('USAGE', '--restart, --log-opt, --workdir and --user (of create) are about a main command, and none was given', {suggestion: 'add one: velo sandbox create NAME [flags] -- CMD ARGS...'})
-  if (o.command?.some((a) => a.includes('\0'))) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
+  // a main command when args or --entrypoint are given (an idle tenant to exec into otherwise: velo's create)
+  const wantMain = !o.attached && (o.command !== undefined || o.entrypoint !== undefined)
+  if (!wantMain && !o.attached && (restart || o.logOpts?.length || o.workdir !== undefined || o.user !== undefined || o.autoRemove))
+    throw new VeloError('USAGE', '--restart, --log-opt, --rm, --workdir and --user (of create) are about a main command, and none was given', {suggestion: 'add one: velo sandbox create NAME [flags] -- CMD ARGS...'})
+  if (o.command?.some((a) => a.includes('\0')) || o.entrypoint?.includes('\0')) throw new VeloError('USAGE', 'command arguments must not contain NUL characters')
+  if (o.autoRemove && restart) throw new VeloError('USAGE', '--rm and --restart conflict: a removed sandbox cannot be restarted', {suggestion: 'drop one of them (as docker refuses them together)'})
+  const tmpfs = (o.tmpfs ?? []).map(parseTmpfs)
+  for (const [i, t] of tmpfs.entries()) {
+    if (tmpfs.findIndex((x) => x.target === t.target) !== i) throw new VeloError('USAGE', `--tmpfs ${t.target} is given twice`)
+    if (mounts.some((m) => path.posix.normalize(m.target) === t.target)) throw new VeloError('USAGE', `--tmpfs ${t.target}: a bind mount (--mount/-v) already goes there`)
+  }
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
   timings.parse = ms(t0)
 
@@ -251,9 +336,15 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     db = await openDb(home)
   }
   let state: TenantState
+  let command: string[] | undefined
   {
     const img = db.requireImage(imageName)
     const imgEnv = imageEnv(imageName, img.config?.env) // before anything is claimed or built
+    if (wantMain || o.attached) {
+      command = effectiveCommand(img.config, o.command ?? [], o.entrypoint)
+      if (command.length === 0)
+        throw new VeloError('USAGE', `no command given, and image ${imageName} names none (no ENTRYPOINT or CMD)`, {suggestion: o.attached ? 'velo sandbox run [flags] [IMAGE] CMD ARGS... (or -- CMD ARGS...)' : 'velo sandbox create NAME [flags] -- CMD ARGS...'})
+    }
     timings.image = ms(t)
     t = process.hrtime.bigint()
     // farms are built before the name is claimed (shared, harmless if the create then fails); the FUSE mount
@@ -313,6 +404,8 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         ...(bandwidth ? {bandwidth} : {}),
         env: envMerge([DEFAULT_PATH, 'HOME=/root'], imgEnv, env),
         mounts,
+        ...(tmpfs.length ? {tmpfs} : {}),
+        ...(o.readOnly ? {readonlyRoot: true as const} : {}),
         limits,
         capabilities,
         seccomp: profile.seccomp,
@@ -323,12 +416,13 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         createdAt: new Date().toISOString(),
       }
       try {
-        if (o.command) {
+        if (wantMain) {
           // the main command's plan, fixed now (the monitor runs it at every start): its user from the image
           const u = resolveUser(home, state, o.user ?? state.user)
-          state.main = {argv: o.command, uid: u.uid, gid: u.gid, ...(u.home !== undefined ? {home: u.home} : {}), ...(o.workdir !== undefined ? {workdir: o.workdir} : {}), env: []}
+          state.main = {argv: command!, uid: u.uid, gid: u.gid, ...(u.home !== undefined ? {home: u.home} : {}), ...(o.workdir !== undefined ? {workdir: o.workdir} : {}), env: []}
           if (restart) state.restart = restart
           state.logs = logOpts
+          if (o.autoRemove) state.autoRemove = true
         }
         // no LMDB hold: the state file is the tenant's gc hold (src/store/maintenance.ts gc)
         writeState(home, state)
@@ -349,7 +443,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     throw err
   }
   timings.total = ms(t0)
-  return {name, image: imageName, pid: state.pid!, profile: profile.name, timings}
+  return {name, image: imageName, pid: state.pid!, profile: profile.name, ...(o.attached ? {command} : {}), timings}
 }
 
 export interface ExecOptions {

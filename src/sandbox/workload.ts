@@ -55,8 +55,10 @@ export function parseRestart(v: string | undefined): RestartPolicy | undefined {
 
 /** --log-opt max-size=10m --log-opt max-file=3 (Docker's json-file options); defaults 10 MiB × 3. Always the
  * whole of it: the monitor (native/cli/monitor.c) takes state.json "logs" as it is, with no defaults of its own. */
+export const LOG_DEFAULTS: Readonly<LogOptions> = {maxSize: 10 * 1024 * 1024, maxFiles: 3}
+
 export function parseLogOpts(list: string[] | undefined): LogOptions {
-  const o: LogOptions = {maxSize: 10 * 1024 * 1024, maxFiles: 3}
+  const o: LogOptions = {...LOG_DEFAULTS}
   for (const kv of list ?? []) {
     const i = kv.indexOf('=')
     const k = i < 0 ? kv : kv.slice(0, i)
@@ -101,14 +103,25 @@ export function monitorAlive(home: string, name: string): boolean {
 export async function waitWorkload(home: string, name: string): Promise<number> {
   const s = readState(home, name)
   if (!s.main) throw new VeloError('STATE', `sandbox ${name} has no main command to wait for`, {suggestion: `create it with one: velo sandbox create ${name} -- CMD, or velo sandbox run -d -- CMD`})
-  for (;;) {
-    const st = readState(home, name)
-    if (!isRunning(st) && !monitorAlive(home, name)) {
-      const w = readWorkload(home, name)
-      if (w?.exitCode === undefined) throw new VeloError('STATE', `sandbox ${name} stopped without a recorded exit of its main command`, {suggestion: 'its monitor was killed, or the host rebooted; velo sandbox start runs it again'})
-      return w.exitCode
+  // --rm: the monitor removes the tenant once the command ends, but first lets every registered waiter read the
+  // exit (tenants/NAME/waiters/PID, native/cli/monitor.c)
+  const waiter = s.autoRemove ? path.join(tenantDir(home, name), 'waiters', String(process.pid)) : undefined
+  if (waiter) {
+    fs.mkdirSync(path.dirname(waiter), {recursive: true, mode: 0o700})
+    fs.writeFileSync(waiter, '')
+  }
+  try {
+    for (;;) {
+      const st = readState(home, name)
+      if (!isRunning(st) && !monitorAlive(home, name)) {
+        const w = readWorkload(home, name)
+        if (w?.exitCode === undefined) throw new VeloError('STATE', `sandbox ${name} stopped without a recorded exit of its main command`, {suggestion: 'its monitor was killed, or the host rebooted; velo sandbox start runs it again'})
+        return w.exitCode
+      }
+      await new Promise((r) => setTimeout(r, waiter ? 20 : 100))
     }
-    await new Promise((r) => setTimeout(r, 100))
+  } finally {
+    if (waiter) fs.rmSync(waiter, {force: true})
   }
 }
 

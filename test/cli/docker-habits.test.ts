@@ -102,6 +102,67 @@ describe('docker habits on the command line', () => {
     expect(unknown.stderr).toMatch(/unknown capability/)
   })
 
+  it('--entrypoint and the image\'s ENTRYPOINT/CMD as docker combines them, on both doors', async () => {
+    const {ManifestDb} = await import('../../src/manifest/db')
+    const db = ManifestDb.open(sb.home)
+    const base = db.requireImage('default')
+    const EP = uniq('ep-img')
+    db.putImageSync({...base, name: EP, source: 'test', config: {...base.config, entrypoint: ['/bin/echo', 'ep'], cmd: ['dflt']}})
+    db.close()
+    const run = (args: string[]) => both(['sandbox', 'run', '--rm', ...args]).map((r) => [r.status, r.stdout])
+    expect(run([EP])).toEqual([[0, 'ep dflt\n'], [0, 'ep dflt\n']]) // ENTRYPOINT + CMD
+    expect(run([EP, 'a', 'b'])).toEqual([[0, 'ep a b\n'], [0, 'ep a b\n']]) // args replace CMD
+    expect(run(['--entrypoint', '/bin/printf', EP, '%s-', 'x'])).toEqual([[0, 'x-'], [0, 'x-']]) // --entrypoint drops CMD
+    expect(run(['--entrypoint', '', EP, 'echo', 'plain'])).toEqual([[0, 'plain\n'], [0, 'plain\n']]) // "" clears it
+    const D = uniq('epd')
+    sb.track(D)
+    const d = sb.velo(['sandbox', 'run', '-d', '--name', D, EP])
+    expect(d.status, d.stderr).toBe(0)
+    expect(sb.velo(['sandbox', 'wait', D]).stdout).toBe('0\n')
+    expect(sb.velo(['sandbox', 'logs', D]).stdout).toBe('ep dflt\n')
+    expect(sb.velo(['sandbox', 'rm', D]).status).toBe(0)
+    // no command anywhere: a usage error, nothing made
+    const none = sb.velo(['sandbox', 'run', '--rm'])
+    expect(none.status).toBe(2)
+    expect(none.stderr).toMatch(/no command given, and image default names none/)
+    sb.velo(['image', 'rm', EP])
+  })
+
+  it('--read-only and --tmpfs: a read-only root with writable tmpfs dirs, docker\'s default options; bad specs refused', () => {
+    for (const r of both(['sandbox', 'run', '--rm', '--read-only', '--tmpfs', '/run:size=1m,mode=1777', '--tmpfs', '/scratch:exec', '--', 'sh', '-c',
+      'touch /x 2>/dev/null && echo root-writable; touch /run/a /scratch/b && echo tmpfs-ok; grep -E " /(run|scratch) " /proc/mounts | cut -d" " -f2-4; stat -c %a /run'])) {
+      expect(r.status, r.stderr).toBe(0)
+      const [ok, run, scratch, mode] = r.stdout.trim().split('\n')
+      expect(ok).toBe('tmpfs-ok')
+      expect(run).toMatch(/^\/run tmpfs rw,nosuid,nodev,noexec,.*size=1024k/)
+      expect(scratch).toMatch(/^\/scratch tmpfs rw,nosuid,nodev,relatime/)
+      expect(scratch).not.toMatch(/noexec/)
+      expect(mode).toBe('1777')
+    }
+    // the root stays writable without --read-only; a tmpfs is fresh at every start
+    const T = uniq('tmpfs')
+    sb.track(T)
+    expect(sb.velo(['sandbox', 'create', T, '--tmpfs', '/run']).status).toBe(0)
+    expect(sb.velo(['sandbox', 'exec', T, '--', 'sh', '-c', 'touch /x && touch /run/a']).status).toBe(0)
+    expect(sb.velo(['sandbox', 'stop', '-t', '1', T]).status).toBe(0)
+    expect(sb.velo(['sandbox', 'start', T]).status).toBe(0)
+    expect(sb.velo(['sandbox', 'exec', T, '--', 'sh', '-c', 'ls /x /run']).stdout).toBe('/x\n\n/run:\n')
+    expect(sb.velo(['sandbox', 'rm', '-f', T]).status).toBe(0)
+    for (const [spec, re] of [
+      ['/run:suid', /suid is refused/],
+      ['/proc/x', /cannot go at \/proc\/x/],
+      ['/', /cannot go at \//],
+      ['run', /absolute path/],
+      ['/a/../b', /'\.\.'/],
+      ['/run:size=lots', /invalid size=lots/],
+      ['/run:weird', /unknown option "weird"/],
+    ] as Array<[string, RegExp]>) {
+      const r = sb.velo(['sandbox', 'run', '--rm', '--tmpfs', spec, '--', 'true'])
+      expect(r.status, spec).toBe(2)
+      expect(r.stderr).toMatch(re)
+    }
+  })
+
   it('velo ps and velo logs are sandbox ls and sandbox logs', () => {
     expect(sb.velo(['ps']).stdout).toMatch(new RegExp(`^${A}\\s+running`, 'm'))
     expect(JSON.parse(sb.velo(['ps', '--json']).stdout).map((s: any) => s.name)).toContain(A)

@@ -414,6 +414,51 @@ describe('native front-end: sandbox fast paths', () => {
     expect(fs.readdirSync(path.join(sb.home, 'tenants')).sort()).toEqual(before)
   })
 
+  it('run -d and create NAME -- CMD: the same state file (main, logs, --rm) natively as through Node, key order included; the workload runs', async () => {
+    const keys = (name: string) => {
+      const o = normState(sb.home, name)
+      return [Object.keys(o), Object.keys(o.main), Object.keys(o.logs)]
+    }
+    const cases: Array<[string[], (n: string) => string[]]> = [
+      [['-w', '/tmp', '--rm'], (n) => ['sandbox', 'run', '-d', '--name', n, '-w', '/tmp', '--rm', '--', 'sh', '-c', 'echo hi; sleep 100']],
+      [[], (n) => ['sandbox', 'create', n, '--memory', '64m', '--', 'sh', '-c', 'echo hi; sleep 100']],
+    ]
+    for (const [, argv] of cases) {
+      const [A, B] = [uniq('dn'), uniq('dj')]
+      sb.track(A)
+      sb.track(B)
+      const a = v(argv(A), NO_NODE)
+      expect(a.status, a.stderr).toBe(0)
+      const b = v(argv(B), NODE_ONLY)
+      expect(b.status, b.stderr).toBe(0)
+      expect(a.stdout.replace(A, 'N')).toBe(b.stdout.replace(B, 'N'))
+      expect(a.stderr.replaceAll(A, 'N').replace(/pid \d+/, 'pid P')).toBe(b.stderr.replaceAll(B, 'N').replace(/pid \d+/, 'pid P'))
+      expect(normState(sb.home, A)).toEqual(normState(sb.home, B))
+      expect(keys(A)).toEqual(keys(B))
+      for (const n of [A, B]) {
+        let out = ''
+        for (let i = 0; i < 200 && !out.includes('hi'); i++) {
+          out = v(['sandbox', 'logs', n]).stdout
+          if (!out.includes('hi')) await new Promise((r) => setTimeout(r, 20))
+        }
+        expect(out).toBe('hi\n')
+        expect(v(['sandbox', 'rm', '-f', n]).status).toBe(0)
+      }
+    }
+    // the log defaults the native create writes are the ones Node decides (src/sandbox/workload.ts LOG_DEFAULTS)
+    const {LOG_DEFAULTS} = await import('../../src/sandbox/workload')
+    const h = fs.readFileSync(path.join(__dirname, '../../native/cli/monitor.h'), 'utf8')
+    expect(Number(/WORKLOAD_LOG_MAX_SIZE (\d+)LL/.exec(h)?.[1])).toBe(LOG_DEFAULTS.maxSize)
+    expect(Number(/WORKLOAD_LOG_MAX_FILES (\d+)/.exec(h)?.[1])).toBe(LOG_DEFAULTS.maxFiles)
+    // what only Node knows goes to Node: a named user, --restart, --log-opt, no command (the image's CMD)
+    for (const extra of [['-u', 'nobody'], ['--restart', 'always'], ['--log-opt', 'max-file=2']]) {
+      const r = v(['sandbox', 'run', '-d', '--name', uniq('fb'), ...extra, '--', 'true'], NO_NODE)
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toMatch(/Cannot find module/)
+    }
+    expect(v(['sandbox', 'run', '-d', '--name', uniq('fb')], NO_NODE).stderr).toMatch(/Cannot find module/)
+  })
+
   it('a tenant state file is its gc hold: gc racing creates keeps every created tenant\'s layers', async () => {
     const src = tmpDir('velo-front-img-')
     try {

@@ -137,6 +137,31 @@ describe('sandbox workloads', () => {
     expect(alive(pid)).toBe(false)
   })
 
+  it('run -d --rm: the monitor removes the tenant when its command ends; wait still gets the exit code; stop removes it too', async () => {
+    // ended by itself, with a waiter registered: the exit code reaches it, then the tenant is gone
+    const A = runD(['--rm', '--name', uniq('arm'), '--', 'sh', '-c', 'sleep 0.5; exit 7'])
+    const w = wait(A)
+    expect(w.stdout).toBe('7\n')
+    for (let i = 0; i < 250 && fs.existsSync(path.join(sb.home, 'tenants', A)); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(fs.existsSync(path.join(sb.home, 'tenants', A))).toBe(false)
+    expect(monitors(sb.home, A)).toEqual([])
+    // stopped from outside: stop says it removed it, on both doors (the native one hands it to Node)
+    const B = runD(['--rm', '--name', uniq('arm'), '--', 'sleep', '1000'])
+    const st = sb.velo(['sandbox', 'stop', '-t', '1', B])
+    expect(st.status, st.stderr).toBe(0)
+    expect(st.stderr).toMatch(/removed .* \(--rm\)/)
+    expect(fs.existsSync(path.join(sb.home, 'tenants', B))).toBe(false)
+    // restart keeps it (a restart is not an end)
+    const C = runD(['--rm', '--name', uniq('arm'), '--', 'sleep', '1000'])
+    expect(sb.velo(['sandbox', 'restart', '-t', '1', C]).status).toBe(0)
+    expect(sb.json(['sandbox', 'inspect', C]).status).toBe('running')
+    expect(sb.velo(['sandbox', 'rm', '-f', C]).status).toBe(0)
+    // --rm and --restart conflict, as in docker
+    const r = sb.velo(['sandbox', 'run', '-d', '--rm', '--restart', 'always', '--', 'true'])
+    expect(r.status).toBe(2)
+    expect(r.stderr).toMatch(/--rm and --restart/)
+  })
+
   it('bad input: clear usage errors, nothing made', () => {
     const N = uniq('wl-bad')
     for (const [args, re] of [

@@ -28,13 +28,13 @@ export default class SandboxCreate extends VeloCommand<typeof SandboxCreate> {
     const cmd = (argv as string[]).slice(1)
     const r = await createSandbox(this.home, this.args.name, {
       ...createOpts(this.flags),
-      ...(cmd.length ? {command: cmd} : {}),
+      ...(cmd.length || this.flags.entrypoint !== undefined ? {command: cmd} : {}),
       restart: this.flags.restart,
       logOpts: this.flags['log-opt'],
       workdir: this.flags.workdir,
       user: this.flags.user,
     })
-    this.info(`created sandbox ${r.name} (image ${r.image}, profile ${r.profile}, init pid ${r.pid})${cmd.length ? '; its main command runs: velo sandbox logs ' + r.name : ''}`)
+    this.info(`created sandbox ${r.name} (image ${r.image}, profile ${r.profile}, init pid ${r.pid})${cmd.length || this.flags.entrypoint !== undefined ? '; its main command runs: velo sandbox logs ' + r.name : ''}`)
     return r
   }
 }

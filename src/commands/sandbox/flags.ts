@@ -21,6 +21,9 @@ export const createFlags = {
   publish: Flags.string({char: 'p', description: 'publish a port: [HOST_IP:]HOST_PORT:TENANT_PORT[/tcp|udp] (repeatable; needs --network)', multiple: true, multipleNonGreedy: true}),
   'ingress-rate': Flags.string({description: 'rate limit of traffic into the sandbox on its network, e.g. 10mbit (the CNI bandwidth plugin)'}),
   'egress-rate': Flags.string({description: 'rate limit of traffic out of the sandbox on its network, e.g. 10mbit'}),
+  'read-only': Flags.boolean({description: 'mount the root filesystem read-only (binds, --tmpfs and /dev/shm stay writable)'}),
+  tmpfs: Flags.string({description: 'a tmpfs at PATH[:OPTIONS] (default options noexec,nosuid,nodev; e.g. /run or /tmp:exec,size=64m; repeatable)', multiple: true, multipleNonGreedy: true}),
+  entrypoint: Flags.string({description: 'replace the image\'s ENTRYPOINT (and drop its CMD), as docker; "" clears it'}),
   userns: Flags.string({description: "private: a user namespace of the tenant's own, its root an unprivileged host uid (the default); host: none, tenant root is host root minus capabilities (root only)", options: ['private', 'host']}),
 }
 
@@ -37,7 +40,7 @@ export const execFlags = {
   user: Flags.string({char: 'u', description: 'USER or UID[:GID] to run as'}),
 }
 
-export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string; network?: string; publish?: string[]; 'ingress-rate'?: string; 'egress-rate'?: string; 'env-file'?: string[]; 'cap-add'?: string[]; 'cap-drop'?: string[]}) => ({
+export const createOpts = (f: {image?: string; profile?: string; env?: string[]; mount?: string[]; memory?: string; pids?: string; cpus?: string; 'io-read-bps'?: string; 'io-write-bps'?: string; disk?: string; hostname?: string; backend?: string; userns?: string; network?: string; publish?: string[]; 'ingress-rate'?: string; 'egress-rate'?: string; 'env-file'?: string[]; 'cap-add'?: string[]; 'cap-drop'?: string[]; 'read-only'?: boolean; tmpfs?: string[]; entrypoint?: string}) => ({
   image: f.image,
   profile: f.profile,
   env: f.env,
@@ -58,4 +61,7 @@ export const createOpts = (f: {image?: string; profile?: string; env?: string[];
   envFiles: f['env-file'],
   capAdd: f['cap-add'],
   capDrop: f['cap-drop'],
+  readOnly: f['read-only'],
+  tmpfs: f.tmpfs,
+  entrypoint: f.entrypoint,
 })

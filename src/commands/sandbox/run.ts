@@ -18,7 +18,7 @@ export default class SandboxRun extends VeloCommand<typeof SandboxRun> {
     ...execFlags,
     ...workloadFlags,
     detach: Flags.boolean({char: 'd', description: 'run the command as the sandbox\'s main command, in the background, and print the sandbox\'s name (logs: velo sandbox logs NAME)'}),
-    rm: Flags.boolean({description: 'remove the sandbox when the command exits'}),
+    rm: Flags.boolean({description: 'remove the sandbox when the command exits (with -d: when its main command ends, or it is stopped)'}),
     name: Flags.string({description: 'sandbox name (default: run-<random>)'}),
   }
 
@@ -28,9 +28,7 @@ export default class SandboxRun extends VeloCommand<typeof SandboxRun> {
     const {VeloError} = await import('../../lib/errors')
     const name = this.flags.name ?? `run-${require('node:crypto').randomBytes(5).toString('hex')}`
     if (this.flags.detach) {
-      if (this.flags.rm) throw new VeloError('USAGE', '--rm and -d together are not supported yet', {suggestion: 'remove the sandbox after it exits: velo sandbox wait NAME && velo sandbox rm NAME'})
       if (this.flags.tty) throw new VeloError('USAGE', '-t needs an attached command; a detached main command writes to its logs', {suggestion: 'drop -t, or run it attached'})
-      if ((argv as string[]).length === 0) throw new VeloError('USAGE', 'no command given', {suggestion: 'velo sandbox run -d [flags] -- CMD ARGS...'})
       await createSandbox(this.home, name, {
         ...createOpts(this.flags),
         command: argv as string[],
@@ -38,15 +36,16 @@ export default class SandboxRun extends VeloCommand<typeof SandboxRun> {
         user: this.flags.user,
         restart: this.flags.restart,
         logOpts: this.flags['log-opt'],
+        autoRemove: this.flags.rm,
       })
       process.stdout.write(`${name}\n`)
       return
     }
     if (this.flags.restart !== undefined || this.flags['log-opt'] !== undefined)
       throw new VeloError('USAGE', '--restart and --log-opt are about a detached main command', {suggestion: 'add -d'})
-    await createSandbox(this.home, name, createOpts(this.flags))
+    const r = await createSandbox(this.home, name, {...createOpts(this.flags), command: argv as string[], attached: true})
     try {
-      process.exitCode = await execSandbox(this.home, name, argv as string[], {env: this.flags.env, workdir: this.flags.workdir, user: this.flags.user, tty: this.flags.tty})
+      process.exitCode = await execSandbox(this.home, name, r.command!, {env: this.flags.env, workdir: this.flags.workdir, user: this.flags.user, tty: this.flags.tty})
     } finally {
       if (this.flags.rm) await removeSandbox(this.home, name, true)
     }
