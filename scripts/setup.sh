@@ -9,9 +9,10 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # Debian packages: build tools, the native parts' headers and crate sources (native/b3 builds offline from
 # Debian's packaged Rust crates), the peers that tests and benches compare with, and the container engines the
 # runtime tests drive (docker.io, containerd, podman with its conmon; uidmap, slirp4netns and the CNI plugins
-# are what podman expects beside it).
+# are what podman expects beside it; docker-registry, CNCF Distribution 2.8, is the registry the push/pull tests start
+# on loopback).
 APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev libjson-c-dev busybox-static util-linux coreutils
-  b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io containerd podman conmon uidmap slirp4netns containernetworking-plugins iptables iproute2 procps psmisc
+  b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io containerd podman conmon uidmap slirp4netns containernetworking-plugins iptables iproute2 procps psmisc docker-registry
   git python3 tar)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
