@@ -43,6 +43,24 @@ export class RemoteCache {
     }
   }
 
+  /** Where blobs of this registry are (for cross-repository mounts): `registries/<host>/blobs/<hex>` holds a repository. */
+  rememberBlobs(registry: string, repo: string, digests: string[]): void {
+    try {
+      for (const d of digests) {
+        const f = path.join(this.dir, 'registries', safe(registry), 'blobs', d.slice(7))
+        if (this.blobRepo(registry, d) !== repo) writeAtomic(f, repo)
+      }
+    } catch {}
+  }
+
+  blobRepo(registry: string, digest: string): string | undefined {
+    try {
+      return fs.readFileSync(path.join(this.dir, 'registries', safe(registry), 'blobs', digest.slice(7)), 'utf8').trim() || undefined
+    } catch {
+      return undefined
+    }
+  }
+
   index(indexDigest: string): PackIndex | undefined {
     try {
       const b = fs.readFileSync(path.join(this.dir, 'indexes', indexDigest.slice(7)))

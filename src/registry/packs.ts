@@ -48,7 +48,15 @@ export interface PackIndex {
   entries: IndexEntry[]
 }
 
+/**
+ * The canonical bytes of an index: packs sorted by digest, objects by hash. The same objects in the same
+ * places always give the same index (and so the same config and manifest): a repository that gets an image
+ * another one has needs no new blob at all, only mounts.
+ */
 export function encodeIndex(idx: PackIndex): Buffer {
+  const order = idx.packs.map((p, i) => ({p, i})).sort((a, b) => (a.p.digest < b.p.digest ? -1 : a.p.digest > b.p.digest ? 1 : 0))
+  const renum = new Map(order.map((o, n) => [o.i, n]))
+  idx = {packs: order.map((o) => o.p), entries: idx.entries.map((e) => ({...e, pack: renum.get(e.pack)!}))}
   const entries = [...idx.entries].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0))
   const b = Buffer.alloc(16 + idx.packs.length * PACK_REC + entries.length * OBJ_REC)
   MAGIC.copy(b, 0)

@@ -270,6 +270,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         }
       })
     }
+    new RemoteCache(home).rememberBlobs(client.registry, ref.repo, [manifest.config.digest, cfg.index.digest, ...cfg.layers.map((l) => l.digest)])
     // 4. Durable objects, then one transaction with the new layers and the image record.
     store.sync()
     const now = new Date().toISOString()

@@ -9,7 +9,7 @@ import {ArtifactConfig, ArtifactLayer, artifactManifest, encodeLayerBlob, hasObj
 import {blobExists, bufferSource, getBlob, mountBlob, uploadBlob, UploadOutcome} from './blobs'
 import {RemoteCache} from './cache'
 import {ClientOptions, RegistryClient} from './client'
-import {encodeIndex, IndexEntry, MEDIA, PackIndex, packBytes, packDigest, PackObject, planPacks, sha256} from './packs'
+import {decodeIndex, encodeIndex, IndexEntry, MEDIA, PackIndex, packBytes, packDigest, PackObject, planPacks, sha256} from './packs'
 import {formatRef, parseRef, RegistryRef} from './ref'
 import {pool} from './pool'
 
@@ -202,25 +202,31 @@ export async function pushImage(home: string, image: string, target: string, opt
       done += n
       opts.onProgress?.(done, total, what)
     }
-    const session = {sessionDir: cache.uploadsDir}
+    // Another repository of this registry that holds packs of this image likely holds its other blobs too
+    // (the same image pushed there before): try a mount from it first; a failed mount opens the upload session.
+    const sibling = [...candidate.values()].find((c) => c.repo !== ref.repo)?.repo
+    const session = {sessionDir: cache.uploadsDir, mountFrom: sibling}
+    const from = (digest: string) => ({...session, mountFrom: cache.blobRepo(client.registry, digest) ?? sibling})
     await pool(
       planned.map((p, i) => ({p, d: digests[i]})),
       PARALLEL,
       async ({p, d}) => {
-        count(await uploadBlob(client, ref.repo, d, p.size, (from, to) => takeRange(packBytes(p, from), to - from), session))
+        count(await uploadBlob(client, ref.repo, d, p.size, (start, end) => takeRange(packBytes(p, start), end - start), from(d)))
         tick(p.size, 'packs')
       },
     )
     await pool(layers, PARALLEL, async (l) => {
-      count(await uploadBlob(client, ref.repo, l.digest, l.size, bufferSource(l.blob), session))
+      count(await uploadBlob(client, ref.repo, l.digest, l.size, bufferSource(l.blob), from(l.digest)))
       tick(l.size, 'layers')
     })
-    count(await uploadBlob(client, ref.repo, indexDigest, index.length, bufferSource(index), session))
-    count(await uploadBlob(client, ref.repo, cfgDigest, cfgBlob.length, bufferSource(cfgBlob), session))
+    count(await uploadBlob(client, ref.repo, indexDigest, index.length, bufferSource(index), from(indexDigest)))
+    count(await uploadBlob(client, ref.repo, cfgDigest, cfgBlob.length, bufferSource(cfgBlob), from(cfgDigest)))
     tick(index.length + cfgBlob.length, 'index')
-    const manifest = Buffer.from(JSON.stringify(artifactManifest(cfgBlob, cfgDigest, cfg.layers, cfg.index, packList, img.name, img.createdAt)))
+    // the packs in the index's (canonical) order
+    const manifest = Buffer.from(JSON.stringify(artifactManifest(cfgBlob, cfgDigest, cfg.layers, cfg.index, decodeIndex(index).packs, img.name, img.createdAt)))
     const digest = await putManifest(client, ref, manifest, MEDIA.manifest)
     cache.remember(client.registry, ref.repo, indexDigest, index)
+    cache.rememberBlobs(client.registry, ref.repo, [cfgDigest, indexDigest, ...layers.map((l) => l.digest), ...digests])
     return {
       image,
       ref: formatRef(ref),
