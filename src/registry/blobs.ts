@@ -23,7 +23,7 @@ export const bufferSource = (b: Buffer): BlobSource =>
 
 const scope = (repo: string, actions: string) => `repository:${repo}:${actions}`
 
-export type UploadOutcome = 'exists' | 'mounted' | 'uploaded'
+export type UploadOutcome = 'exists' | 'mounted' | 'uploaded' | 'resumed'
 
 export interface UploadOptions {
   /** a repository of the same registry known to hold the blob (cross-repository mount) */
@@ -98,6 +98,7 @@ export async function uploadBlob(client: RegistryClient, repo: string, digest: s
     r.body.resume()
     return 'uploaded'
   }
+  const resumed = offset > 0
   while (offset < size) {
     const end = Math.min(size, offset + UPLOAD_CHUNK)
     const start = offset
@@ -119,7 +120,7 @@ export async function uploadBlob(client: RegistryClient, repo: string, digest: s
   const r = await client.request('PUT', withDigest(client, location, digest), {what: `upload of ${what}`, expect: [201], scopes})
   r.body.resume()
   if (sf) fs.rmSync(sf, {force: true})
-  return 'uploaded'
+  return resumed ? 'resumed' : 'uploaded'
 }
 
 function withDigest(client: RegistryClient, location: string, digest: string): string {

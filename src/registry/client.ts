@@ -212,6 +212,10 @@ export class RegistryClient {
       body = Buffer.isBuffer(o.body) ? o.body : o.body()
       if (Buffer.isBuffer(body)) headers['content-length'] = body.length
     } else if (method === 'PUT' || method === 'POST' || method === 'PATCH') headers['content-length'] = 0
+    // A large body waits for "100 Continue": a registry that refuses the request (a token that expired
+    // mid-push) answers 401 before a byte of it is sent, and the retry sends it once.
+    const waitContinue = body !== undefined && (!Buffer.isBuffer(body) || body.length > 64 << 10)
+    if (waitContinue) headers.expect = '100-continue'
     this.requests++
     const lib = u.protocol === 'http:' ? http : https
     const agent = sameOrigin ? this.agent : undefined
@@ -219,16 +223,22 @@ export class RegistryClient {
       const req = lib.request(u, {method, headers, agent}, resolve)
       req.setTimeout(120_000, () => req.destroy(Object.assign(new Error('no answer in 120 s'), {code: 'ETIMEDOUT'})))
       req.on('error', reject)
-      if (body === undefined) req.end()
-      else if (Buffer.isBuffer(body)) {
-        this.sent += body.length
-        req.end(body)
-      } else {
-        const src = Readable.from(body)
-        src.on('data', (c: Buffer) => (this.sent += c.length))
-        src.on('error', (err) => req.destroy(err))
-        src.pipe(req)
+      const sendBody = () => {
+        if (body === undefined) req.end()
+        else if (Buffer.isBuffer(body)) {
+          this.sent += body.length
+          req.end(body)
+        } else {
+          const src = Readable.from(body)
+          src.on('data', (c: Buffer) => (this.sent += c.length))
+          src.on('error', (err) => req.destroy(err))
+          src.pipe(req)
+        }
       }
+      if (waitContinue) {
+        req.on('continue', sendBody)
+        req.flushHeaders()
+      } else sendBody()
     }).catch((err) => {
       throw this.netError(err, o.what)
     })

@@ -134,8 +134,8 @@ export async function pushOci(home: string, image: string, target: string, opts:
   const db = ManifestDb.open(home)
   const client = new RegistryClient(ref.registry, opts)
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-push-'))
-  const counts = {uploaded: 0, existed: 0, mounted: 0}
-  const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : counts.mounted++)
+  const counts = {uploaded: 0, existed: 0, mounted: 0, resumed: 0}
+  const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : o === 'resumed' ? (counts.uploaded++, counts.resumed++) : counts.mounted++)
   try {
     const img = db.requireImage(image)
     const tars = new Map<string, {digest: string; size: number; file: string}>()

@@ -25,7 +25,8 @@ export interface PushResult {
   layers: number
   objects: number
   packs: {total: number; reused: number; new: number}
-  blobs: {uploaded: number; existed: number; mounted: number}
+  /** resumed: uploads that continued a session an interrupted push left (counted in uploaded too) */
+  blobs: {uploaded: number; existed: number; mounted: number; resumed: number}
   /** bytes of blob content sent to the registry (request bodies) */
   bytesSent: number
   requests: number
@@ -113,8 +114,8 @@ export async function pushImage(home: string, image: string, target: string, opt
   const db = ManifestDb.open(home)
   const client = new RegistryClient(ref.registry, opts)
   const cache = new RemoteCache(home)
-  const counts = {uploaded: 0, existed: 0, mounted: 0}
-  const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : counts.mounted++)
+  const counts = {uploaded: 0, existed: 0, mounted: 0, resumed: 0}
+  const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : o === 'resumed' ? (counts.uploaded++, counts.resumed++) : counts.mounted++)
   try {
     const img = db.requireImage(image)
     // 1. Layer blobs, and every object in walk order (first appearance; a directory's files lie together).
