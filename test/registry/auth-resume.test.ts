@@ -79,7 +79,33 @@ describe('velo push / pull: bearer tokens, resumed uploads', () => {
     expect(JSON.parse(bad.stdout).error.message).toMatch(/token service/)
   })
 
-  it('a push killed mid-upload resumes its upload session', async () => {
+  it('an upload interrupted between chunks continues the same session (the registry says how far it got)', async () => {
+    const client = new RegistryClient(reg.host, {ca: reg.ca, credentials: {...reg.user!, source: 'test'}})
+    const sessions = path.join(w, 'sessions')
+    try {
+      const blob = bytes('interrupted', 20 << 20)
+      const digest = 'sha256:' + crypto.createHash('sha256').update(blob).digest('hex')
+      let n = 0
+      const dies = async function* (from: number, to: number) {
+        if (++n === 2) throw new Error('connection lost')
+        yield blob.subarray(from, to)
+      }
+      await expect(uploadBlob(client, 'auth/interrupted', digest, blob.length, dies, {sessionDir: sessions})).rejects.toThrow(/connection lost/)
+      expect(fs.readdirSync(sessions).length).toBe(1)
+      const sentBefore = client.sent
+      expect(await uploadBlob(client, 'auth/interrupted', digest, blob.length, async function* (from, to) {
+        yield blob.subarray(from, to)
+      }, {sessionDir: sessions})).toBe('resumed')
+      // only the two chunks after the first one went out again
+      expect(client.sent - sentBefore).toBe(blob.length - (8 << 20))
+      expect(fs.readdirSync(sessions)).toEqual([])
+      expect(await blobExists(client, 'auth/interrupted', digest)).toBe(true)
+    } finally {
+      client.close()
+    }
+  })
+
+  it('a push SIGKILLed mid-upload: the rerun finishes it (resuming the session when the registry kept it)', async () => {
     const A = path.join(w, 'R')
     fs.mkdirSync(path.join(w, 'big'))
     fs.writeFileSync(path.join(w, 'big', 'big.bin'), bytes('resume', 96 << 20))
@@ -99,8 +125,10 @@ describe('velo push / pull: bearer tokens, resumed uploads', () => {
     await exited
     expect(killed, 'the push finished before it could be killed').toBe(true)
     const r = veloJson(A, ['push', 'big', `${reg.host}/auth/big:1`, ...reg.flags], {env})
-    expect(r.blobs.resumed).toBe(1)
-    expect(r.bytesSent).toBeLessThan(96 << 20)
+    // Distribution 2.8 keeps a session only if it was cut between chunks (a chunk cut half-way leaves the
+    // session longer than its recorded offset, and the registry then cancels it): resumed, or started again.
+    expect(r.blobs.resumed).toBeLessThanOrEqual(1)
+    if (r.blobs.resumed) expect(r.bytesSent).toBeLessThan(96 << 20)
     expect(fs.readdirSync(uploads)).toEqual([])
     const B = path.join(w, 'RB')
     veloJson(B, ['pull', `${reg.host}/auth/big:1`, ...reg.flags, '--name', 'big'], {env})
