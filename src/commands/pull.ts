@@ -14,7 +14,7 @@ export default class Pull extends VeloCommand<typeof Pull> {
     const {clientOptions} = await import('../registry/flags')
     const {pullImage} = await import('../registry/pull')
     const {progressLine} = await import('./image/import')
-    const line = progressLine(!this.jsonEnabled())
+    const line = progressLine(!this.jsonEnabled(), 'pull')
     const r = await pullImage(this.home, this.args.ref, {...clientOptions(this.args.ref, this.flags), name: this.flags.name, onProgress: line ? (n, t) => line(n, t) : undefined})
     if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
     for (const w of r.warnings) process.stderr.write(`velo: warning: ${w}\n`)

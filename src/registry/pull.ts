@@ -11,7 +11,7 @@ import {decodeLayerBlob, hasObject, parseArtifactConfig} from './artifact'
 import {getBlob, getRange} from './blobs'
 import {RemoteCache} from './cache'
 import {ClientOptions, RegistryClient, readAll} from './client'
-import {decodeIndex, IndexEntry, MEDIA, sha256} from './packs'
+import {decodeIndex, FLAG_DEFLATE, IndexEntry, MEDIA, sha256, unpackObject} from './packs'
 import {pool} from './pool'
 import {MANIFEST_ACCEPT, PARALLEL, TransferProgress} from './push'
 import {formatRef, parseRef, RegistryRef} from './ref'
@@ -214,7 +214,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       for (const [h, vs] of variants) {
         const e = byHash.get(h)
         if (!e) throw new VeloError('BAD_INPUT', `${where}: its pack index does not list object ${h}`, {suggestion: 'the image in the registry is incomplete; push it again'})
-        if (e.length !== vs[0].id.size) throw new VeloError('INTEGRITY', `${where}: object ${h} is ${e.length} bytes in the pack index, ${vs[0].id.size} in the layer`)
+        if (!(e.flags & FLAG_DEFLATE) && e.length !== vs[0].id.size) throw new VeloError('INTEGRITY', `${where}: object ${h} is ${e.length} bytes in the pack index, ${vs[0].id.size} in the layer`)
         for (const p of [idx.packs[e.pack].digest]) if (!listed.has(p)) throw new VeloError('BAD_INPUT', `${where}: pack ${p} is not listed in the manifest`)
         needed.push({...e, variants: vs})
       }
@@ -245,21 +245,19 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
             pos = o.offset + o.length
             const [first, ...others] = o.variants
             const owhat = `object ${o.hash} (${what})`
-            let firstPath: string
-            if (o.length <= IN_MEMORY) {
-              const b = await rd.exact(o.length)
-              const h = hashBuffer(b)
+            const size = first.id.size
+            if (o.length <= IN_MEMORY || o.flags & FLAG_DEFLATE) {
+              const b = unpackObject(await rd.exact(o.length), o.flags, size, owhat)
+              const h = b.length === size ? hashBuffer(b) : `(${b.length} bytes, not ${size})`
               if (h !== o.hash)
                 throw new VeloError('INTEGRITY', `${owhat}: digest mismatch: the bytes received hash to ${h}`, {
                   suggestion: 'the registry holds a damaged pack; push the image again (nothing unverified was stored)',
                 })
               store.writeBuffer(b, first.meta)
-              firstPath = store.path(first.id)
               for (const v of others) store.writeBuffer(b, v.meta)
             } else {
-              await store.writeStream(rd.stream(o.length), first.meta, {hash: o.hash, size: o.length, what: owhat})
-              firstPath = store.path(first.id)
-              for (const v of others) store.writeFile(firstPath, {...v.meta, size: o.length})
+              await store.writeStream(rd.stream(o.length), first.meta, {hash: o.hash, size, what: owhat})
+              for (const v of others) store.writeFile(store.path(first.id), {...v.meta, size})
             }
             fetched += o.variants.length
             got += o.length

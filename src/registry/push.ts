@@ -1,4 +1,5 @@
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
@@ -9,7 +10,7 @@ import {ArtifactConfig, ArtifactLayer, artifactManifest, encodeLayerBlob, hasObj
 import {blobExists, bufferSource, getBlob, mountBlob, uploadBlob, UploadOutcome} from './blobs'
 import {RemoteCache} from './cache'
 import {ClientOptions, RegistryClient} from './client'
-import {decodeIndex, encodeIndex, IndexEntry, MEDIA, PackIndex, packBytes, packDigest, PackObject, planPacks, sha256} from './packs'
+import {buildPacks, decodeIndex, encodeIndex, IndexEntry, MEDIA, PackIndex, PackObject, sha256} from './packs'
 import {formatRef, parseRef, RegistryRef} from './ref'
 import {pool} from './pool'
 
@@ -55,6 +56,7 @@ interface KnownObject {
   packSize: number
   offset: number
   length: number
+  flags: number
   repo: string
 }
 
@@ -70,7 +72,7 @@ async function knownObjects(client: RegistryClient, ref: RegistryRef, cache: Rem
       // the target repository's own packs first (no mount needed)
       if (cur && (cur.repo === ref.repo || repo !== ref.repo)) continue
       const p = idx.packs[e.pack]
-      out.set(e.hash, {pack: p.digest, packSize: p.size, offset: e.offset, length: e.length, repo})
+      out.set(e.hash, {pack: p.digest, packSize: p.size, offset: e.offset, length: e.length, flags: e.flags, repo})
     }
   }
   for (const k of cache.known(client.registry)) {
@@ -115,6 +117,7 @@ export async function pushImage(home: string, image: string, target: string, opt
   const client = new RegistryClient(ref.registry, opts)
   const cache = new RemoteCache(home)
   const counts = {uploaded: 0, existed: 0, mounted: 0, resumed: 0}
+  let tmp: string | undefined
   const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : o === 'resumed' ? (counts.uploaded++, counts.resumed++) : counts.mounted++)
   try {
     const img = db.requireImage(image)
@@ -172,17 +175,19 @@ export async function pushImage(home: string, image: string, target: string, opt
     const fresh: PackObject[] = []
     for (const o of objects.values()) {
       const k = known.get(o.hash)
-      if (k && usable.has(k.pack) && k.length === o.size) entries.push({hash: o.hash, pack: packOf(k.pack, k.packSize), offset: k.offset, length: k.length})
+      if (k && usable.has(k.pack) && (k.flags !== 0 || k.length === o.size)) entries.push({hash: o.hash, pack: packOf(k.pack, k.packSize), offset: k.offset, length: k.length, flags: k.flags})
       else fresh.push(o)
     }
     const reusedPacks = packList.length
-    // 3. New packs for the rest: digests first (HEAD needs them; a rerun of an interrupted push builds the same packs).
-    const planned = planPacks(fresh)
-    const digests = await pool(planned, 2, (p) => packDigest(p))
-    planned.forEach((p, i) => {
-      const n = packOf(digests[i], p.size)
-      for (const o of p.objects) entries.push({hash: o.hash, pack: n, offset: o.offset, length: o.size})
-    })
+    // 3. New packs for the rest, written to temp files first: a HEAD needs their digests, and a rerun of an
+    //    interrupted push builds the same packs and finds them there.
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-push-'))
+    const built = buildPacks(fresh, tmp)
+    const digests = built.map((p) => p.digest)
+    for (const p of built) {
+      const n = packOf(p.digest, p.size)
+      for (const e of p.entries) entries.push({...e, pack: n})
+    }
     const index = encodeIndex({packs: packList, entries})
     const indexDigest = sha256(index)
     const cfg: ArtifactConfig = {
@@ -197,7 +202,7 @@ export async function pushImage(home: string, image: string, target: string, opt
     parseArtifactConfig(cfgBlob, 'config') // what we push, a pull must accept
     const cfgDigest = sha256(cfgBlob)
     // 4. Upload what the registry lacks: packs, layer blobs, the index, the config; the manifest last.
-    const total = planned.reduce((a, p) => a + p.size, 0) + layers.reduce((a, l) => a + l.size, 0) + index.length + cfgBlob.length
+    const total = built.reduce((a, p) => a + p.size, 0) + layers.reduce((a, l) => a + l.size, 0) + index.length + cfgBlob.length
     let done = 0
     const tick = (n: number, what: string) => {
       done += n
@@ -208,14 +213,10 @@ export async function pushImage(home: string, image: string, target: string, opt
     const sibling = [...candidate.values()].find((c) => c.repo !== ref.repo)?.repo
     const session = {sessionDir: cache.uploadsDir, mountFrom: sibling}
     const from = (digest: string) => ({...session, mountFrom: cache.blobRepo(client.registry, digest) ?? sibling})
-    await pool(
-      planned.map((p, i) => ({p, d: digests[i]})),
-      PARALLEL,
-      async ({p, d}) => {
-        count(await uploadBlob(client, ref.repo, d, p.size, (start, end) => takeRange(packBytes(p, start), end - start), from(d)))
-        tick(p.size, 'packs')
-      },
-    )
+    await pool(built, PARALLEL, async (p) => {
+      count(await uploadBlob(client, ref.repo, p.digest, p.size, (start, end) => fs.createReadStream(p.file, {start, end: end - 1, highWaterMark: 1 << 20}), from(p.digest)))
+      tick(p.size, 'packs')
+    })
     await pool(layers, PARALLEL, async (l) => {
       count(await uploadBlob(client, ref.repo, l.digest, l.size, bufferSource(l.blob), from(l.digest)))
       tick(l.size, 'layers')
@@ -235,7 +236,7 @@ export async function pushImage(home: string, image: string, target: string, opt
       format: 'velo',
       layers: layers.length,
       objects: objects.size,
-      packs: {total: packList.length, reused: reusedPacks, new: planned.length},
+      packs: {total: packList.length, reused: reusedPacks, new: built.length},
       blobs: counts,
       bytesSent: client.sent,
       requests: client.requests,
@@ -243,6 +244,7 @@ export async function pushImage(home: string, image: string, target: string, opt
     }
   } finally {
     client.close()
+    if (tmp) fs.rmSync(tmp, {recursive: true, force: true})
     db.close()
     lock.release()
   }

@@ -18,7 +18,7 @@ export function bytes(seed: string, size: number): Buffer {
 }
 
 /**
- * A tree of `files` files (sizes 1 B – 40 KiB, a few of several MiB, one over the 8 MiB in-memory limit when
+ * A tree of `files` files (sizes 1 B – 40 KiB, a few of several MiB, every tenth one text, one over the 8 MiB in-memory limit when
  * `big`), in nested dirs, with an empty file, a symlink, a hard link, a setuid file, the same content in two
  * modes (two object variants), a fifo and, where setfattr exists, a user xattr. `changed` files (by index)
  * get other content: two trees that differ in 5% of their files share the other 95%.
@@ -30,7 +30,9 @@ export function makeTree(dir: string, o: {files: number; changed?: Set<number>; 
     fs.mkdirSync(sub, {recursive: true})
     const size = i % 50 === 49 ? (1 << 20) + i * 13 : 1 + ((i * 7919) % (40 << 10))
     const seed = o.changed?.has(i) ? `changed-${o.tag ?? 'x'}-${i}` : `file-${i}`
-    fs.writeFileSync(path.join(sub, `f${i}.bin`), bytes(seed, size))
+    // every tenth file is text (packs store it deflated), the others random bytes (stored as they are)
+    const content = i % 10 === 5 ? Buffer.from(Array.from({length: Math.ceil(size / 24)}, (_, n) => `${seed} line ${n % 97}\n`).join('')) : bytes(seed, size)
+    fs.writeFileSync(path.join(sub, `f${i}.bin`), content)
   }
   if (o.big) fs.writeFileSync(path.join(dir, 'big.bin'), bytes('big', (9 << 20) + 123))
   fs.writeFileSync(path.join(dir, 'empty'), '')

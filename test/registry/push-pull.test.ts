@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {decodeIndex, FLAG_DEFLATE} from '../../src/registry/packs'
 import {rmrf, tmpDir, velo, veloJson} from '../helpers'
 import {imageRows} from '../image/listing'
 import {checkoutListing, makeTree} from './fixture'
@@ -43,6 +44,11 @@ describe('velo push / pull (TLS, basic auth)', () => {
     const p1 = pushJson(A, 'base', 'team/base:1')
     expect(p1.format).toBe('velo')
     expect(p1.packs.reused).toBe(0)
+    // text objects are stored deflated in the packs, random ones as they are
+    const idxDir = path.join(A, 'remote', 'indexes')
+    const idx = decodeIndex(fs.readFileSync(path.join(idxDir, fs.readdirSync(idxDir)[0])))
+    expect(idx.entries.some((e) => e.flags === FLAG_DEFLATE)).toBe(true)
+    expect(idx.entries.some((e) => e.flags === 0)).toBe(true)
     const after1 = reg.blobBytes()
     // the 20 changed files' bytes: all the second push should add, besides its layer blob, index and config
     const changed = Array.from({length: 20}, (_, i) => i * 20 + 3)
