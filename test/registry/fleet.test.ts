@@ -64,6 +64,46 @@ describe('velo push / pull: a fleet on one registry', () => {
     expect(r.bytesSent).toBeLessThan(64 << 10)
   })
 
+  it('a store that never talked to the registry reuses the packs under the repository\'s tags', () => {
+    const F = path.join(w, 'F')
+    veloJson(F, ['ingest', path.join(w, 'app'), '--name', 'app'])
+    const before = reg.blobBytes()
+    const r = veloJson(F, ['push', 'app', `${reg.host}/fleet/app:2`, '--insecure'])
+    expect(r.packs.new).toBe(0)
+    expect(r.packs.reused).toBe(r.packs.total)
+    expect(reg.blobBytes() - before).toBeLessThan(8 << 10) // only the image's own config (createdAt differs)
+  })
+
+  it('an OCI image index: velo pull takes the linux/<this arch> image', async () => {
+    const {RegistryClient} = await import('../../src/registry/client')
+    const {getManifest} = await import('../../src/registry/pull')
+    const {putManifest} = await import('../../src/registry/push')
+    const {parseRef} = await import('../../src/registry/ref')
+    const {hostGoArch} = await import('../../src/image/config')
+    veloJson(A, ['push', 'base', `${reg.host}/fleet/plain:1`, '--oci', '--insecure'])
+    veloJson(A, ['push', 'app', `${reg.host}/fleet/plain:other`, '--oci', '--insecure'])
+    const client = new RegistryClient(reg.host, {insecure: true})
+    try {
+      const m = await getManifest(client, parseRef(`${reg.host}/fleet/plain:1`))
+      const other = await getManifest(client, parseRef(`${reg.host}/fleet/plain:other`))
+      const index = {
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: other.digest, size: other.raw.length, platform: {os: 'linux', architecture: 'no-such-arch'}},
+          {mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m.digest, size: m.raw.length, platform: {os: 'linux', architecture: hostGoArch()}},
+        ],
+      }
+      await putManifest(client, parseRef(`${reg.host}/fleet/plain:multi`), Buffer.from(JSON.stringify(index)), index.mediaType)
+    } finally {
+      client.close()
+    }
+    const G = path.join(w, 'G')
+    const r = veloJson(G, ['pull', `${reg.host}/fleet/plain:multi`, '--insecure', '--name', 'base'])
+    expect(r.format).toBe('oci')
+    expect(checkoutListing(G, 'base', path.join(w, 'co-G'))).toBe(listings.get('base'))
+  })
+
   it('two hosts (two stores) pull from the registry at the same time', async () => {
     const B = path.join(w, 'B')
     const C = path.join(w, 'C')
