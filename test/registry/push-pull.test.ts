@@ -74,6 +74,7 @@ describe('velo push / pull (TLS, basic auth)', () => {
     const r2 = pullJson(B, 'team/app:1', ['--name', 'app'])
     // the second pull fetches only the objects the first one did not bring (the 20 changed files)
     expect(r2.objects.fetched).toBe(20)
+    expect(listings.get('base')).toMatch(/user\.velo/) // the xattr variant made the trip
     expect(checkoutListing(B, 'team_base:1', path.join(w, 'co-B-base'))).toBe(listings.get('base'))
     expect(checkoutListing(B, 'app', path.join(w, 'co-B-app'))).toBe(listings.get('app'))
     expect(imageRows(B, 'app')).toEqual(imageRows(A, 'app'))
