@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {decodeIndex, FLAG_DEFLATE} from '../../src/registry/packs'
 import {rmrf, tmpDir, velo, veloJson} from '../helpers'
+import {dockerSaveLegacy, mkTar} from '../image/fixtures'
 import {imageRows} from '../image/listing'
 import {checkoutListing, makeTree} from './fixture'
 import {Registry, startRegistry} from './registry'
@@ -74,12 +75,31 @@ describe('velo push / pull (TLS, basic auth)', () => {
     const r2 = pullJson(B, 'team/app:1', ['--name', 'app'])
     // the second pull fetches only the objects the first one did not bring (the 20 changed files)
     expect(r2.objects.fetched).toBe(20)
-    expect(listings.get('base')).toMatch(/user\.velo/) // the xattr variant made the trip
     expect(checkoutListing(B, 'team_base:1', path.join(w, 'co-B-base'))).toBe(listings.get('base'))
     expect(checkoutListing(B, 'app', path.join(w, 'co-B-app'))).toBe(listings.get('app'))
     expect(imageRows(B, 'app')).toEqual(imageRows(A, 'app'))
     expect(veloJson(B, ['image', 'inspect', 'app']).layers).toEqual(veloJson(A, ['image', 'inspect', 'app']).layers)
     expect(veloJson(B, ['fsck']).problems).toEqual([])
+  })
+
+  it('extended attributes travel (v2 entries, _x object variants): an image imported with xattrs', async () => {
+    // velo ingest keeps no xattrs; an image import does (PAX SCHILY.xattr records)
+    const layer = await mkTar([
+      {name: './', type: 'directory'},
+      {name: './x', content: 'with xattrs\n', pax: {'SCHILY.xattr.user.app': 'registry', 'SCHILY.xattr.user.other': 'two'}},
+      {name: './plain', content: 'with xattrs\n'}, // the same content without: another variant of one object
+      {name: './d/', type: 'directory', pax: {'SCHILY.xattr.user.dir': 'yes'}},
+    ])
+    fs.writeFileSync(path.join(w, 'x.tar'), await dockerSaveLegacy([{tag: 'xattrs:1', layers: [layer]}]))
+    veloJson(A, ['image', 'import', path.join(w, 'x.tar')])
+    const want = JSON.stringify(imageRows(A, 'xattrs:1'))
+    expect(want).toMatch(/user\.app=/)
+    pushJson(A, 'xattrs:1', 'team/xattrs:1')
+    const X = path.join(w, 'X')
+    pullJson(X, 'team/xattrs:1', ['--name', 'xattrs:1'])
+    expect(JSON.stringify(imageRows(X, 'xattrs:1'))).toBe(want)
+    expect(veloJson(X, ['image', 'inspect', 'xattrs:1']).layers).toEqual(veloJson(A, ['image', 'inspect', 'xattrs:1']).layers)
+    expect(veloJson(X, ['fsck']).problems).toEqual([])
   })
 
   it('says what is wrong: no credentials, wrong password, unknown tag, no CA, nothing listening', () => {
