@@ -97,7 +97,7 @@ interface Fetch {
   pack: string
   start: number
   end: number
-  objects: Array<IndexEntry & {variants: Variant[]}>
+  objects: Array<IndexEntry & {variants: Variant[]; done?: boolean}>
 }
 
 function planFetches(needed: Array<IndexEntry & {variants: Variant[]}>, packs: Array<{digest: string}>): Fetch[] {
@@ -134,7 +134,7 @@ class Reader {
   }
   private async more(): Promise<void> {
     const r = await this.it.next()
-    if (r.done) throw new VeloError('INTEGRITY', `${this.what}: the registry sent fewer bytes than asked for`, {suggestion: 'retry the pull; it resumes where it stopped'})
+    if (r.done) throw new VeloError('UNREACHABLE', `${this.what}: the connection ended before every byte asked for arrived`, {suggestion: 'retry the pull; it resumes where it stopped'})
     this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value
   }
   async skip(n: number): Promise<void> {
@@ -222,7 +222,17 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       const bytes = fetches.reduce((a, f) => a + f.end - f.start, 0)
       let got = 0
       // 3. Range GETs into the packs; each object verified against its BLAKE3 name before it is linked.
-      await pool(fetches, PARALLEL, async (f) => {
+      // A range cut short (a connection reset) is asked for once more: its objects already stored are
+      // written again as dedup hits, nothing else changes.
+      const withRetry = async (f: Fetch) => {
+        try {
+          await fetchRange(f)
+        } catch (err) {
+          if (!(err instanceof VeloError) || err.code !== 'UNREACHABLE') throw err
+          await fetchRange(f)
+        }
+      }
+      const fetchRange = async (f: Fetch) => {
         const what = `pack ${f.pack.slice(7, 19)} bytes ${f.start}-${f.end - 1} of ${where}`
         const r = await getRange(client, ref.repo, f.pack, f.start, f.end - f.start, what)
         let pos = 0
@@ -233,9 +243,13 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
           pos = f.start
         }
         const counted = (async function* () {
-          for await (const c of r.body) {
-            client.received += c.length
-            yield c as Buffer
+          try {
+            for await (const c of r.body) {
+              client.received += c.length
+              yield c as Buffer
+            }
+          } catch (err) {
+            throw client.netError(err, what) // a reset or aborted body is the connection's fault: UNREACHABLE
           }
         })()
         const rd = new Reader(counted, what)
@@ -243,6 +257,11 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
           for (const o of f.objects) {
             await rd.skip(o.offset - pos)
             pos = o.offset + o.length
+            if (o.done) {
+              // written by the first try of this range
+              await rd.skip(o.length)
+              continue
+            }
             const [first, ...others] = o.variants
             const owhat = `object ${o.hash} (${what})`
             const size = first.id.size
@@ -259,6 +278,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
               await store.writeStream(rd.stream(o.length), first.meta, {hash: o.hash, size, what: owhat})
               for (const v of others) store.writeFile(store.path(first.id), {...v.meta, size})
             }
+            o.done = true
             fetched += o.variants.length
             got += o.length
             opts.onProgress?.(got, bytes, 'objects')
@@ -266,7 +286,8 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         } finally {
           r.body.destroy()
         }
-      })
+      }
+      await pool(fetches, PARALLEL, withRetry)
     }
     new RemoteCache(home).rememberBlobs(client.registry, ref.repo, [manifest.config.digest, cfg.index.digest, ...cfg.layers.map((l) => l.digest)])
     // 4. Durable objects, then one transaction with the new layers and the image record.

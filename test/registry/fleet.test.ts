@@ -1,5 +1,6 @@
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
+import * as net from 'node:net'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {rmrf, tmpDir, velo, VELO, veloJson} from '../helpers'
@@ -140,6 +141,42 @@ describe('velo push / pull: a fleet on one registry', () => {
     expect(again.objects.fetched).toBeGreaterThan(0)
     expect(checkoutListing(D, 'base', path.join(w, 'co-D'))).toBe(listings.get('base'))
     expect(veloJson(D, ['fsck']).problems).toEqual([])
+  })
+
+  it('a connection cut in the middle of a range: the range is asked for once more and the pull completes', async () => {
+    // a loopback proxy in front of the registry that cuts the first connection to carry more than 2 MiB
+    let cut = 0
+    const proxy = net.createServer((down) => {
+      const up = net.connect(Number(reg.host.split(':')[1]), '127.0.0.1')
+      let relayed = 0
+      down.pipe(up)
+      up.on('data', (c: Buffer) => {
+        relayed += c.length
+        if (cut === 0 && relayed > 2 << 20) {
+          cut++
+          down.destroy()
+          up.destroy()
+          return
+        }
+        down.write(c)
+      })
+      up.on('end', () => down.end())
+      up.on('error', () => down.destroy())
+      down.on('error', () => up.destroy())
+    })
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()))
+    try {
+      const port = (proxy.address() as net.AddressInfo).port
+      const H = path.join(w, 'H')
+      const r = await veloAsync(H, ['pull', `127.0.0.1:${port}/fleet/app:1`, '--insecure', '--name', 'app', '--json']).done
+      expect(r.status, r.stdout + r.stderr).toBe(0)
+      expect(cut).toBe(1)
+      const j = JSON.parse(r.stdout)
+      expect(j.objects.fetched).toBe(j.objects.total)
+      expect(checkoutListing(H, 'app', path.join(w, 'co-H'))).toBe(listings.get('app'))
+    } finally {
+      proxy.close()
+    }
   })
 
   it("the registry's gc after velo registry rm keeps every other image whole", async () => {
