@@ -105,6 +105,31 @@ describe('velo push / pull: a fleet on one registry', () => {
     expect(checkoutListing(G, 'base', path.join(w, 'co-G'))).toBe(listings.get('base'))
   })
 
+  it('one object of an image is one Range GET (what lazy images will do)', async () => {
+    const {RegistryClient} = await import('../../src/registry/client')
+    const {getManifest} = await import('../../src/registry/pull')
+    const {getBlob} = await import('../../src/registry/blobs')
+    const {decodeIndex} = await import('../../src/registry/packs')
+    const {readObject} = await import('../../src/registry/lazy')
+    const {parseRef} = await import('../../src/registry/ref')
+    const {hashBuffer} = await import('../../src/store/cas')
+    const client = new RegistryClient(reg.host, {insecure: true})
+    try {
+      const m = await getManifest(client, parseRef(`${reg.host}/fleet/app:1`))
+      const d = m.value.layers.find((l: any) => l.mediaType === 'application/vnd.velo.pack-index.v1')
+      const idx = decodeIndex(await getBlob(client, 'fleet/app', d.digest, 'index'))
+      for (const f of ['d0/e0/f0.bin', 'd5/e2/f5.bin', 'd0/e1/f49.bin', 'same-a']) {
+        const want = fs.readFileSync(path.join(w, 'app', f))
+        const before = client.requests
+        const got = await readObject(client, 'fleet/app', idx, hashBuffer(want), want.length)
+        expect(client.requests - before).toBe(1)
+        expect(got.equals(want)).toBe(true)
+      }
+    } finally {
+      client.close()
+    }
+  })
+
   it('two hosts (two stores) pull from the registry at the same time', async () => {
     const B = path.join(w, 'B')
     const C = path.join(w, 'C')
