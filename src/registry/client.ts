@@ -51,7 +51,6 @@ export class RegistryClient {
   received = 0
   requests = 0
   private readonly agent: http.Agent
-  private readonly lib: typeof http | typeof https
   private basic: string | undefined
   private token: string | undefined
   private bearer: Challenge | undefined
@@ -74,7 +73,6 @@ export class RegistryClient {
         throw new VeloError('USAGE', `--ca ${opts.ca}: ${(err as Error).message}`)
       }
     }
-    this.lib = opts.insecure ? http : https
     this.base = `${opts.insecure ? 'http' : 'https'}://${registry}`
     // The registry's CA added to Node's bundled roots (not replacing them: a redirect to storage elsewhere still verifies).
     const tls = tlsOptions(ca)

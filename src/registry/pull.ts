@@ -10,7 +10,7 @@ import {nameFromRef} from '../image/import'
 import {decodeLayerBlob, hasObject, parseArtifactConfig} from './artifact'
 import {getBlob, getRange} from './blobs'
 import {RemoteCache} from './cache'
-import {ClientOptions, RegistryClient, readAll} from './client'
+import {ClientOptions, RegistryClient} from './client'
 import {decodeIndex, FLAG_DEFLATE, IndexEntry, MEDIA, sha256, unpackObject} from './packs'
 import {pool} from './pool'
 import {MANIFEST_ACCEPT, PARALLEL, TransferProgress} from './push'
@@ -320,4 +320,3 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
   }
 }
 
-export {readAll}

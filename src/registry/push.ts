@@ -250,16 +250,6 @@ export async function pushImage(home: string, image: string, target: string, opt
   }
 }
 
-export async function* takeRange(src: AsyncIterable<Buffer>, n: number): AsyncGenerator<Buffer> {
-  let left = n
-  for await (const c of src) {
-    if (left <= 0) return
-    const part = c.length > left ? c.subarray(0, left) : c
-    left -= part.length
-    yield part
-  }
-}
-
 /** PUT a manifest under the reference's tag; the registry's digest must be the one of the bytes sent. */
 export async function putManifest(client: RegistryClient, ref: RegistryRef, manifest: Buffer, mediaType: string): Promise<string> {
   const digest = sha256(manifest)
