@@ -28,6 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# Debian's docker-registry package enables a system registry on :5000 (all interfaces). velo's tests and benches
+# start their own on loopback, so the system one stays off.
+if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  systemctl disable --now docker-registry >&2 || true
+  say "disabled the system docker-registry service (tests start their own on loopback)"
+fi
+
 # The host ids velo gives its tenants' user namespaces (65,536 per tenant): a "velo" entry in /etc/subuid and
 # /etc/subgid, placed after every existing range so it overlaps none (docs/sandbox.md, "User namespaces").
 if [ "$(id -u)" = 0 ]; then
