@@ -1,5 +1,6 @@
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import {decodeIndex, PackIndex} from './packs'
 
@@ -88,5 +89,18 @@ export class RemoteCache {
       } catch {}
     }
     return out
+  }
+}
+
+/**
+ * A temp dir for a push's packs or layer tars: in the store's tmp/ (the caller holds the store's shared lock,
+ * and `velo gc` removes what a killed push leaves there), else — a store this user may only read — the
+ * system's temp dir.
+ */
+export function pushTempDir(home: string): string {
+  try {
+    return fs.mkdtempSync(path.join(home, 'tmp', 'push-'))
+  } catch {
+    return fs.mkdtempSync(path.join(os.tmpdir(), 'velo-push-'))
   }
 }

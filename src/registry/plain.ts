@@ -1,5 +1,4 @@
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import * as tar from 'tar-stream'
 import {VeloError, fromSystemError} from '../lib/errors'
@@ -9,7 +8,7 @@ import {Store} from '../store/cas'
 import {dockerConfig, writeLayerTar} from '../image/export'
 import {importImage} from '../image/import'
 import {getBlob, uploadBlob, UploadOutcome} from './blobs'
-import {RemoteCache} from './cache'
+import {pushTempDir, RemoteCache} from './cache'
 import {RegistryClient} from './client'
 import {MEDIA, sha256} from './packs'
 import type {PullOptions, PullResult} from './pull'
@@ -133,7 +132,7 @@ export async function pushOci(home: string, image: string, target: string, opts:
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   const client = new RegistryClient(ref.registry, opts)
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-push-'))
+  const tmp = pushTempDir(home)
   const counts = {uploaded: 0, existed: 0, mounted: 0, resumed: 0}
   const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : o === 'resumed' ? (counts.uploaded++, counts.resumed++) : counts.mounted++)
   try {

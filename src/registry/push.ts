@@ -1,5 +1,4 @@
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
@@ -8,7 +7,7 @@ import {decodeEntry, KEY_PREFIX} from '../manifest/entry'
 import {objectOf, Store} from '../store/cas'
 import {ArtifactConfig, ArtifactLayer, artifactManifest, encodeLayerBlob, hasObject, parseArtifactConfig} from './artifact'
 import {blobExists, bufferSource, getBlob, mountBlob, uploadBlob, UploadOutcome} from './blobs'
-import {RemoteCache} from './cache'
+import {pushTempDir, RemoteCache} from './cache'
 import {ClientOptions, RegistryClient} from './client'
 import {buildPacks, decodeIndex, encodeIndex, IndexEntry, MEDIA, PackIndex, PackObject, sha256} from './packs'
 import {formatRef, parseRef, RegistryRef} from './ref'
@@ -181,7 +180,7 @@ export async function pushImage(home: string, image: string, target: string, opt
     const reusedPacks = packList.length
     // 3. New packs for the rest, written to temp files first: a HEAD needs their digests, and a rerun of an
     //    interrupted push builds the same packs and finds them there.
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'velo-push-'))
+    tmp = pushTempDir(home)
     const built = buildPacks(fresh, tmp)
     const digests = built.map((p) => p.digest)
     for (const p of built) {
