@@ -9,9 +9,10 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # Debian packages: build tools, the native parts' headers and crate sources (native/b3 builds offline from
 # Debian's packaged Rust crates), the peers that tests and benches compare with, and the container engines the
 # runtime tests drive (docker.io, containerd, podman with its conmon; uidmap, slirp4netns and the CNI plugins
-# are what podman expects beside it).
+# are what podman expects beside it; docker-registry, CNCF Distribution 2.8, is the registry the push/pull tests start
+# on loopback).
 APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev libjson-c-dev busybox-static util-linux coreutils
-  b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io containerd podman conmon uidmap slirp4netns containernetworking-plugins iptables iproute2 procps psmisc
+  b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io containerd podman conmon uidmap slirp4netns containernetworking-plugins iptables iproute2 procps psmisc docker-registry
   git python3 tar)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -25,6 +26,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# Debian's docker-registry package enables a system registry on :5000 (all interfaces). velo's tests and benches
+# start their own on loopback, so the system one stays off.
+if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
+  systemctl disable --now docker-registry >&2 || true
+  say "disabled the system docker-registry service (tests start their own on loopback)"
 fi
 
 # The host ids velo gives its tenants' user namespaces (65,536 per tenant): a "velo" entry in /etc/subuid and

@@ -38,6 +38,9 @@ import Hook from './commands/hook'
 import ImageImport from './commands/image/import'
 import ImageExport from './commands/image/export'
 import ImagePull from './commands/image/pull'
+import Push from './commands/push'
+import Pull from './commands/pull'
+import RegistryRm from './commands/registry/rm'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -78,4 +81,7 @@ export const COMMANDS = {
   'image:import': ImageImport,
   'image:export': ImageExport,
   'image:pull': ImagePull,
+  push: Push,
+  pull: Pull,
+  'registry:rm': RegistryRm,
 }

@@ -138,7 +138,7 @@ const OPQ = Buffer.from('.wh..wh..opq')
  * Generate one velo layer as an OCI/Docker layer tar into `fd`; returns its sha256 (the diff id) and size.
  * Names, link targets and xattr values are written as the bytes the manifest holds (src/image/tar-write.ts).
  */
-async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: number): Promise<{diffId: string; bytes: number}> {
+export async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: number): Promise<{diffId: string; bytes: number}> {
   const sink = new LayerSink(fd)
   const marker = (name: Buffer, where: string) =>
     sink.write(encodeTarHeader({name, type: 'file', mode: 0, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0, size: 0}, where))
@@ -217,7 +217,7 @@ async function writeLayerTar(db: ManifestDb, store: Store, layer: string, fd: nu
   return {diffId: sink.hash.digest('hex'), bytes: sink.bytes}
 }
 
-function dockerConfig(img: ImageRecord, diffIds: string[]): Buffer {
+export function dockerConfig(img: ImageRecord, diffIds: string[]): Buffer {
   const c = img.config ?? {}
   const config = configToDocker(c)
   const arch = typeof c.architecture === 'string' ? c.architecture : hostGoArch()

@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'BAD_INPUT'
   | 'STATE'
   | 'NATIVE'
+  | 'UNREACHABLE'
+  | 'AUTH'
   | 'INTERNAL'
 
 const EXIT: Record<ErrorCode, number> = {
@@ -36,6 +38,8 @@ const EXIT: Record<ErrorCode, number> = {
   BAD_INPUT: 1,
   STATE: 1,
   NATIVE: 1,
+  UNREACHABLE: 1,
+  AUTH: 1,
   INTERNAL: 70,
 }
 

@@ -266,8 +266,12 @@ export class Store {
     })
   }
 
-  /** Stream (e.g. a tar member) into the store: hashed while written, never buffered whole. */
-  async writeStream(src: AsyncIterable<Buffer>, meta: VariantMeta): Promise<WriteResult> {
+  /**
+   * Stream (e.g. a tar member) into the store: hashed while written, never buffered whole. With `expect`
+   * (bytes from a registry, named by the sender), content that does not hash to that name is refused with
+   * INTEGRITY and nothing is linked: the temp file goes.
+   */
+  async writeStream(src: AsyncIterable<Buffer>, meta: VariantMeta, expect?: {hash: string; size: number; what: string}): Promise<WriteResult> {
     const {fd, tmp} = this.openTemp()
     const h = newHasher()
     let size = 0
@@ -282,7 +286,15 @@ export class Store {
       unlinkQuiet(tmp)
       throw err
     }
-    return this.finishTemp(fd, tmp, {hash: h.digest('hex'), size}, meta)
+    const got = {hash: h.digest('hex'), size}
+    if (expect && (got.hash !== expect.hash || got.size !== expect.size)) {
+      fs.closeSync(fd)
+      unlinkQuiet(tmp)
+      throw new VeloError('INTEGRITY', `${expect.what}: the bytes received hash to ${got.hash} (${got.size} bytes), not to their name ${expect.hash} (${expect.size} bytes)`, {
+        suggestion: 'the source is damaged or was tampered with; nothing was stored under that name',
+      })
+    }
+    return this.finishTemp(fd, tmp, got, meta)
   }
 
   private tmpSeq = 0

@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {VeloCommand, fmtBytes} from '../../lib/command'
 
 /** A one-line byte counter on stderr, only on a terminal (CI logs stay clean), at most 10 redraws a second. */
-export function progressLine(enabled: boolean): ((n: number, total: number) => void) | undefined {
+export function progressLine(enabled: boolean, label = 'import'): ((n: number, total: number) => void) | undefined {
   if (!enabled || !process.stderr.isTTY) return undefined
   let last = 0
   return (n, total) => {
@@ -10,7 +10,7 @@ export function progressLine(enabled: boolean): ((n: number, total: number) => v
     if (now - last < 100) return
     last = now
     const pct = total > 0 ? ` ${Math.min(100, Math.floor((n / total) * 100))}%` : ''
-    process.stderr.write(`\rimport${pct} ${fmtBytes(n)}${total > 0 ? ` / ${fmtBytes(total)}` : ''}\x1b[K`)
+    process.stderr.write(`\r${label}${pct} ${fmtBytes(n)}${total > 0 ? ` / ${fmtBytes(total)}` : ''}\x1b[K`)
   }
 }
 
