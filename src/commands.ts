@@ -31,6 +31,12 @@ import SandboxStop from './commands/sandbox/stop'
 import SandboxTop from './commands/sandbox/top'
 import SandboxWait from './commands/sandbox/wait'
 import Umount from './commands/umount'
+import VolumeCreate from './commands/volume/create'
+import VolumeInspect from './commands/volume/inspect'
+import VolumeLs from './commands/volume/ls'
+import VolumeMount from './commands/volume/mount'
+import VolumeRm from './commands/volume/rm'
+import VolumeUmount from './commands/volume/umount'
 import Run from './commands/run'
 import Inception from './commands/inception'
 import Wake from './commands/wake'
@@ -74,6 +80,12 @@ export const COMMANDS = {
   'sandbox:top': SandboxTop,
   'sandbox:wait': SandboxWait,
   umount: Umount,
+  'volume:create': VolumeCreate,
+  'volume:inspect': VolumeInspect,
+  'volume:ls': VolumeLs,
+  'volume:mount': VolumeMount,
+  'volume:rm': VolumeRm,
+  'volume:umount': VolumeUmount,
   run: Run,
   inception: Inception,
   wake: Wake,

@@ -201,9 +201,17 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
   char hosts[4400];
   if (cni_wanted(s) && cni_hosts_file(home, s, hosts, sizeof hosts) == 0)
     json_object_array_add(mounts, mount("/etc/hosts", "bind", hosts, str_list("bind", "ro", "nosuid", "nodev", "noexec", NULL)));
-  for (size_t i = 0; i < s->n_mounts; i++)
-    json_object_array_add(mounts, mount(s->mounts[i].target, "bind", s->mounts[i].source,
-                                        s->mounts[i].readonly ? str_list("rbind", "nosuid", "nodev", "ro", NULL) : str_list("rbind", "nosuid", "nodev", NULL)));
+  for (size_t i = 0; i < s->n_mounts; i++) {
+    json_object *b = mount(s->mounts[i].target, "bind", s->mounts[i].source,
+                           s->mounts[i].readonly ? str_list("rbind", "nosuid", "nodev", "ro", NULL) : str_list("rbind", "nosuid", "nodev", NULL));
+    /* a named volume keeps the ids a tenant sees (root = 0 on disk): idmapped with the tenant's own map, so tenants
+     * of different host ranges share it, each as its own root. Rootless: the user's files, a plain bind (its root). */
+    if (s->mounts[i].volume && ids && !rootless) {
+      json_object_object_add(b, "uidMappings", id_map(&ids->uid));
+      json_object_object_add(b, "gidMappings", id_map(&ids->gid));
+    }
+    json_object_array_add(mounts, b);
+  }
   /* --tmpfs: options as Node merged them (nosuid,nodev always among them); fresh at every start */
   for (size_t i = 0; i < s->n_tmpfs; i++) {
     json_object *opts = json_object_new_array();

@@ -186,7 +186,7 @@ int profile_load_cached(const char *pkgroot, const char *home, const char *ref, 
     const char *s = m ? jstr(m, "source") : NULL, *t = m ? jstr(m, "target") : NULL;
     if (!s || !t || !path_ok(s) || !path_ok(t) || !json_object_object_get_ex(m, "readonly", &ro) || !json_object_is_type(ro, json_type_boolean))
       goto out;
-    p->mounts[i] = (struct tmount){strdup(s), strdup(t), json_object_get_boolean(ro)};
+    p->mounts[i] = (struct tmount){strdup(s), strdup(t), json_object_get_boolean(ro), NULL};
   }
   if (!json_object_object_get_ex(pr, "capabilities", &v) || !json_object_is_type(v, json_type_array)) goto out;
   p->caps.v = calloc(1, sizeof(char *));

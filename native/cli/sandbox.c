@@ -441,7 +441,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     if (!normal_abs_path(f[0]) || !normal_abs_path(f[1]) || strstr(f[0], "/..") || strstr(f[1], "/..")) return SB_FALLBACK;
     struct stat st;
     if (stat(f[0], &st) < 0) return SB_FALLBACK;
-    s->mounts[p.n_mounts + (size_t)i] = (struct tmount){f[0], f[1], n == 3 && !strcmp(f[2], "ro")};
+    s->mounts[p.n_mounts + (size_t)i] = (struct tmount){f[0], f[1], n == 3 && !strcmp(f[2], "ro"), NULL};
   }
   if (cgroup_dirs(name, &s->cgroups) < 0) return SB_FALLBACK;
   /* $VELO_CGROUP_ROOT with a newline: Node refuses it (after the claim) */

@@ -145,7 +145,8 @@ int state_read(const char *home, const char *name, struct tstate *s) {
     for (size_t i = 0; ok && i < n; i++) {
       json_object *m = json_object_array_get_idx(mounts, i), *ro;
       ok = get_str(m, "source", &s->mounts[i].source, true) && get_str(m, "target", &s->mounts[i].target, true) &&
-           json_object_object_get_ex(m, "readonly", &ro) && json_object_is_type(ro, json_type_boolean);
+           json_object_object_get_ex(m, "readonly", &ro) && json_object_is_type(ro, json_type_boolean) &&
+           get_str(m, "volume", &s->mounts[i].volume, false);
       if (ok) s->mounts[i].readonly = json_object_get_boolean(ro);
     }
     s->n_mounts = ok ? n : 0;
@@ -254,6 +255,7 @@ int state_write(const char *home, const struct tstate *s) {
     str(&w, "target", s->mounts[i].target);
     jw_key(&w, "readonly");
     jw_raw(&w, s->mounts[i].readonly ? "true" : "false");
+    if (s->mounts[i].volume) str(&w, "volume", s->mounts[i].volume);
     jw_end_obj(&w);
   }
   jw_end_arr(&w);

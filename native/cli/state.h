@@ -13,6 +13,7 @@ struct strlist {
 struct tmount {
   char *source, *target;
   bool readonly;
+  char *volume; /* a named volume's (src/volume/volumes.ts): idmapped into a tenant with a user namespace; NULL: a bind */
 };
 
 /* a --tmpfs mount: its options as src/sandbox/tenant.ts parseTmpfs validated and merged them */

@@ -6,7 +6,7 @@ import {VeloError} from './errors'
  */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
 
-export function validateName(kind: 'image' | 'sandbox' | 'layer', name: string): string {
+export function validateName(kind: 'image' | 'sandbox' | 'layer' | 'volume', name: string): string {
   if (typeof name !== 'string' || !NAME.test(name) || name.includes('..')) {
     throw new VeloError('INVALID_NAME', `invalid ${kind} name ${JSON.stringify(name)}`, {
       suggestion: `a ${kind} name starts with a letter or digit and uses only letters, digits, '.', '_', '-' and ':' (at most 128 characters, no '/' and no '..')`,

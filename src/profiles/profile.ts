@@ -29,6 +29,8 @@ export interface MountSpec {
   source: string
   target: string
   readonly: boolean
+  /** a named volume (source is its data dir): idmapped into a tenant with a user namespace (src/volume/volumes.ts) */
+  volume?: string
 }
 
 /** Linux capability numbers (include/uapi/linux/capability.h). */

@@ -11,6 +11,7 @@ import {containerBoot, containerDelete, containerExec, containerKill, containerP
 import {StoreLock} from '../lib/lock'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
+import {ensureVolumes, isVolumeName, requireVolumes, volumeDataDir} from '../volume/volumes'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
 
 /**
@@ -144,13 +145,23 @@ function parseEnv(list: string[] | undefined, what: string): string[] {
 }
 
 /** "SRC:DST[:ro|rw]" → mount spec; SRC must exist on the host. */
-export function parseMount(spec: string): MountSpec {
+export function parseMount(spec: string, home?: string): MountSpec {
   const parts = spec.split(':')
   let readonly = false
   if (parts.length === 3) {
     if (parts[2] !== 'ro' && parts[2] !== 'rw') throw new VeloError('USAGE', `--mount ${spec}: the third part must be ro or rw`, {suggestion: 'e.g. --mount ./src:/src:ro'})
     readonly = parts[2] === 'ro'
   } else if (parts.length !== 2) throw new VeloError('USAGE', `--mount ${spec}: expected SRC:DST[:ro]`, {suggestion: 'e.g. --mount ./src:/src:ro (paths cannot contain a colon)'})
+  // Docker's rule: a bare name is a named volume (made on first use), anything else a host path
+  if (home !== undefined && isVolumeName(parts[0])) {
+    validateName('volume', parts[0])
+    try {
+      checkPathValue(parts[1], '--mount target')
+    } catch (err) {
+      throw new VeloError('USAGE', `--mount ${spec}: ${(err as Error).message.replace(/^profile: /, '')}`)
+    }
+    return {source: volumeDataDir(home, parts[0]), target: path.posix.normalize(parts[1]), readonly, volume: parts[0]}
+  }
   const source = path.resolve(parts[0])
   try {
     checkPathValue(source, '--mount source')
@@ -286,7 +297,8 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     parseEnv(o.env, '--env'),
   )
   const capabilities = adjustCaps(profile.capabilities, o.capAdd, o.capDrop)
-  const mounts = [...profile.mounts, ...(o.mounts ?? []).map(parseMount)]
+  const mounts = [...profile.mounts, ...(o.mounts ?? []).map((m) => parseMount(m, home))]
+  const volumes = mounts.filter((m) => m.volume !== undefined).map((m) => m.volume!)
   const backend = o.backend ?? 'farm'
   if (backend !== 'farm' && backend !== 'fuse')
     throw new VeloError('USAGE', `unknown --backend ${JSON.stringify(backend)}`, {suggestion: 'use farm (hard-link farms, the default) or fuse (one velo-fuse mount per image)'})
@@ -323,6 +335,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     if (mounts.some((m) => path.posix.normalize(m.target) === t.target)) throw new VeloError('USAGE', `--tmpfs ${t.target}: a bind mount (--mount/-v) already goes there`)
   }
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
+  if (volumes.length) await ensureVolumes(home, volumes) // made on first use, as docker does; they outlive a failed create
   timings.parse = ms(t0)
 
   // The image and its farms (built once per layer, shared by every tenant).
@@ -366,6 +379,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
     try {
       if (backend === 'farm') for (const l of img.layers) ensureFarm(home, db, l)
+      requireVolumes(home, volumes) // volume rm holds the exclusive lock: it sees this tenant's state, or we see it gone
       fs.mkdirSync(tenantsDir(home), {recursive: true, mode: 0o700})
       try {
         fs.mkdirSync(tenantDir(home, name), {mode: 0o700})

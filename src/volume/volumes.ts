@@ -1,0 +1,234 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {writeFileAtomic} from '../lib/fsutil'
+import {isRoot} from '../lib/home'
+import {StoreLock} from '../lib/lock'
+import {validateName} from '../lib/names'
+import {listTenantNames, readState} from '../sandbox/state'
+
+/**
+ * Named volumes: tenant data that outlives its tenants (`velo volume create`, `-v NAME:/path`).
+ *
+ * A volume is a directory of the store, $VELO_HOME/volumes/NAME/data, whose files carry the ids a tenant sees
+ * (its root is uid 0 on disk). A tenant with a user namespace of its own gets it as an idmapped bind (velo-runtime,
+ * the tenant's own id map), so two tenants with different host id ranges share one volume and each sees its files
+ * as its own root's; `--userns host` tenants get a plain bind of the same files. Not an overlay: overlayfs refuses
+ * to be idmapped as a whole (only its lower layers can be), so an overlay volume could be shared by tenants of one
+ * id range only (docs/volumes.md).
+ */
+export interface VolumeRecord {
+  version: 1
+  name: string
+  createdAt: string
+  /** what it was filled from at create (an image's files, checked out as copies) */
+  from?: string
+}
+
+export interface VolumeInfo extends VolumeRecord {
+  dir: string // the data dir (the host's view of the files)
+  usedBy: string[] // sandboxes whose state names it (running or not)
+}
+
+export const volumesDir = (home: string) => path.join(home, 'volumes')
+export const volumeDir = (home: string, name: string) => path.join(volumesDir(home), name)
+export const volumeDataDir = (home: string, name: string) => path.join(volumeDir(home, name), 'data')
+
+/** Docker's rule for `-v SRC:DST`: a SRC that is a bare name (no `/`, not starting with `.` or `~`) is a volume. */
+export function isVolumeName(src: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(src) && !src.includes('/')
+}
+
+function readRecord(home: string, name: string): VolumeRecord {
+  validateName('volume', name)
+  let text: string
+  try {
+    text = fs.readFileSync(path.join(volumeDir(home, name), 'volume.json'), 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new VeloError('NOT_FOUND', `no volume named ${JSON.stringify(name)}`, {suggestion: 'list volumes with `velo volume ls`; create one with `velo volume create NAME`'})
+    throw fromSystemError(err, `cannot read volume ${name}`)
+  }
+  try {
+    return JSON.parse(text) as VolumeRecord
+  } catch {
+    throw new VeloError('STATE', `the record of volume ${name} is damaged`, {suggestion: `remove it with \`velo volume rm ${name}\` (its files go with it)`})
+  }
+}
+
+/** Sandboxes whose state mounts the volume (a half-made tenant without a state file names none). */
+export function volumeUsers(home: string, name: string): string[] {
+  const users: string[] = []
+  for (const t of listTenantNames(home)) {
+    try {
+      if (readState(home, t).mounts.some((m) => m.volume === name)) users.push(t)
+    } catch {}
+  }
+  return users
+}
+
+function withStoreLock<T>(home: string, mode: 'shared' | 'exclusive', fn: () => T): T {
+  fs.mkdirSync(home, {recursive: true, mode: 0o711})
+  const lock = new StoreLock(path.join(home, 'lock')).acquire(mode)
+  try {
+    return fn()
+  } finally {
+    lock.release()
+  }
+}
+
+export interface CreateVolumeOptions {
+  /** fill it with an image's files (copies: the volume's files are its own to change) */
+  from?: string
+  /** an existing volume is fine (what `-v NAME:/path` does, as docker creates a volume on first use) */
+  existOk?: boolean
+}
+
+export async function createVolume(home: string, name: string, o: CreateVolumeOptions = {}): Promise<VolumeInfo> {
+  validateName('volume', name)
+  fs.mkdirSync(volumesDir(home), {recursive: true, mode: 0o711})
+  const dir = volumeDir(home, name)
+  // claim the name: mkdir is atomic; the record is written last, so a dir without one is a create in progress
+  // (or one killed: `velo volume rm` removes it)
+  try {
+    fs.mkdirSync(dir, {mode: 0o711})
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      if (o.existOk && !o.from) return inspectVolume(home, name)
+      throw new VeloError('ALREADY_EXISTS', `a volume named ${name} already exists`, {suggestion: `pick another name, or remove it first: velo volume rm ${name}`})
+    }
+    throw fromSystemError(err, `cannot create volume ${name}`)
+  }
+  try {
+    const data = volumeDataDir(home, name)
+    if (o.from) {
+      // real copies with the image's owners, modes and times (never links into the store)
+      const {checkoutImage} = await import('../store/checkout')
+      checkoutImage(home, o.from, data)
+    } else {
+      // the tenant's root owns its root dir (uid 0 on disk: the ids a tenant sees; rootless: the user, its root)
+      fs.mkdirSync(data, {mode: 0o755})
+    }
+    const rec: VolumeRecord = {version: 1, name, createdAt: new Date().toISOString(), ...(o.from ? {from: o.from} : {})}
+    writeFileAtomic(path.join(dir, 'volume.json'), JSON.stringify(rec, null, 2) + '\n')
+    return {...rec, dir: data, usedBy: []}
+  } catch (err) {
+    fs.rmSync(dir, {recursive: true, force: true})
+    throw err
+  }
+}
+
+export function inspectVolume(home: string, name: string): VolumeInfo {
+  const rec = readRecord(home, name)
+  return {...rec, dir: volumeDataDir(home, name), usedBy: volumeUsers(home, name)}
+}
+
+export function listVolumes(home: string): VolumeInfo[] {
+  let names: string[]
+  try {
+    names = fs.readdirSync(volumesDir(home)).filter((n) => !n.startsWith('.')).sort()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw fromSystemError(err, `cannot list ${volumesDir(home)}`)
+  }
+  const out: VolumeInfo[] = []
+  for (const n of names) {
+    try {
+      out.push(inspectVolume(home, n))
+    } catch {} // a create in progress, or a damaged record: rm removes it
+  }
+  return out
+}
+
+/** `velo volume rm NAME`: refused while a sandbox names it (running or stopped, as docker refuses). */
+export function removeVolume(home: string, name: string): {name: string} {
+  validateName('volume', name)
+  const dir = volumeDir(home, name)
+  if (!fs.existsSync(dir)) throw new VeloError('NOT_FOUND', `no volume named ${JSON.stringify(name)}`, {suggestion: 'list volumes with `velo volume ls`'})
+  // under the store's exclusive lock: a sandbox create claims its name (and re-checks its volumes) under the shared one
+  return withStoreLock(home, 'exclusive', () => {
+    const users = volumeUsers(home, name)
+    if (users.length)
+      throw new VeloError('BUSY', `volume ${name} is in use by ${users.join(', ')}`, {suggestion: `remove those sandboxes first (velo sandbox rm -f ${users.join(' ')})`})
+    if (mountedAt(home, name).length)
+      throw new VeloError('BUSY', `volume ${name} is mounted at ${mountedAt(home, name).join(', ')}`, {suggestion: `unmount it first: velo volume umount ${mountedAt(home, name)[0]}`})
+    const trash = path.join(volumesDir(home), `.rm-${name}-${process.pid}`)
+    try {
+      fs.renameSync(dir, trash)
+    } catch (err) {
+      throw fromSystemError(err, `cannot remove volume ${name}`)
+    }
+    fs.rmSync(trash, {recursive: true, force: true})
+    return {name}
+  })
+}
+
+/** Mount points on this host whose source is the volume's data dir (`velo volume mount`). */
+function mountedAt(home: string, name: string): string[] {
+  const data = volumeDataDir(home, name)
+  let real: string
+  try {
+    real = fs.realpathSync(data)
+  } catch {
+    return []
+  }
+  const out: string[] = []
+  // /proc/self/mountinfo: field 4 is the root of the mount within its filesystem, field 5 the mount point
+  const st = fs.statSync(real)
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ')
+    if (f.length < 5) continue
+    const point = f[4].replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+    try {
+      const p = fs.statSync(point)
+      if (p.ino === st.ino && p.dev === st.dev && point !== real) out.push(point)
+    } catch {}
+  }
+  return out
+}
+
+/** `velo volume mount NAME DIR`: the volume's files at DIR on the host (a bind; root only). */
+export function mountVolume(home: string, name: string, target: string): {name: string; dir: string} {
+  readRecord(home, name)
+  if (!isRoot()) throw new VeloError('PERMISSION_DENIED', 'mounting a volume on the host needs root', {suggestion: `read its files where they are: ${volumeDataDir(home, name)}`})
+  const dir = path.resolve(target)
+  let st: fs.Stats
+  try {
+    st = fs.statSync(dir)
+  } catch {
+    throw new VeloError('NOT_FOUND', `no such directory: ${dir}`, {suggestion: `create it first: mkdir -p ${dir}`})
+  }
+  if (!st.isDirectory()) throw new VeloError('USAGE', `${dir} is not a directory`)
+  const {execFileSync} = require('node:child_process') as typeof import('node:child_process')
+  try {
+    execFileSync('mount', ['--bind', volumeDataDir(home, name), dir], {stdio: ['ignore', 'ignore', 'pipe']})
+  } catch (err) {
+    throw new VeloError('NATIVE', `cannot mount volume ${name} at ${dir}: ${String((err as {stderr?: Buffer}).stderr ?? err).trim()}`)
+  }
+  return {name, dir}
+}
+
+/** `velo volume umount DIR`: only a mount of a volume of this store. */
+export function umountVolume(home: string, target: string): {dir: string} {
+  const dir = path.resolve(target)
+  const ours = listVolumes(home).some((v) => mountedAt(home, v.name).includes(dir))
+  if (!ours) throw new VeloError('NOT_FOUND', `no volume of this store is mounted at ${dir}`, {suggestion: 'see where with `velo volume ls`'})
+  const {execFileSync} = require('node:child_process') as typeof import('node:child_process')
+  try {
+    execFileSync('umount', [dir], {stdio: ['ignore', 'ignore', 'pipe']})
+  } catch (err) {
+    const msg = String((err as {stderr?: Buffer}).stderr ?? err).trim()
+    throw new VeloError(/busy/i.test(msg) ? 'BUSY' : 'NATIVE', `cannot unmount ${dir}: ${msg}`, {suggestion: /busy/i.test(msg) ? 'a process still uses it (fuser -m DIR)' : undefined})
+  }
+  return {dir}
+}
+
+/** The volumes of a create's `-v NAME:/path`: made when missing (docker's habit); checked again under the store lock. */
+export async function ensureVolumes(home: string, names: string[]): Promise<void> {
+  for (const n of new Set(names)) await createVolume(home, n, {existOk: true})
+}
+
+/** Under the store's shared lock (a create's claim): every named volume still exists. */
+export function requireVolumes(home: string, names: string[]): void {
+  for (const n of names) readRecord(home, n)
+}

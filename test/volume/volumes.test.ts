@@ -1,0 +1,95 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {execFileSync} from 'node:child_process'
+import {afterAll, describe, expect, it} from 'vitest'
+import {rmrf, tmpDir} from '../helpers'
+import {SandboxHome, uniq} from '../sandbox/fixture'
+
+// Named volumes (src/volume/volumes.ts): a dir of the store holding the ids tenants see, idmapped into every
+// tenant with a user namespace. Real tenants, real idmapped mounts.
+describe('volumes', () => {
+  const sb = new SandboxHome()
+  const mnt = tmpDir('velo-vol-mnt-')
+  afterAll(() => {
+    try {
+      execFileSync('umount', [mnt], {stdio: 'ignore'})
+    } catch {}
+    rmrf(mnt)
+    expect(sb.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+  })
+  const ok = (args: string[]) => {
+    const r = sb.velo(args)
+    expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0)
+    return r
+  }
+  const hostRoot = (name: string) => JSON.parse(fs.readFileSync(path.join(sb.home, 'tenants', name, 'config.json'), 'utf8')).linux.uidMappings[0].hostID
+
+  it('two tenants of different host id ranges share a volume, each as its own root; the files outlive them', () => {
+    const V = uniq('vol')
+    const [A, B] = [uniq('va'), uniq('vb')]
+    sb.track(A)
+    sb.track(B)
+    ok(['sandbox', 'create', A, '-v', `${V}:/data`]) // made on first use, as docker does
+    ok(['sandbox', 'create', B, '--volume', `${V}:/data`])
+    expect(hostRoot(A)).not.toBe(hostRoot(B))
+    expect(sb.exec(A, ['sh', '-c', 'echo from-a > /data/a && mkdir /data/d && chown 1000:1000 /data/d']).status).toBe(0)
+    // B sees A's files as its own root's and the uid 1000 A gave, and may write into them
+    expect(sb.exec(B, ['sh', '-c', 'cat /data/a; stat -c "%u:%g %n" /data/a /data/d; echo from-b >> /data/a']).stdout).toBe('from-a\n0:0 /data/a\n1000:1000 /data/d\n')
+    // on disk: the ids the tenants see, not either tenant's host range
+    const data = sb.json(['volume', 'inspect', V]).dir
+    expect(fs.statSync(path.join(data, 'a')).uid).toBe(0)
+    expect(fs.statSync(path.join(data, 'd')).uid).toBe(1000)
+    expect(sb.json(['volume', 'inspect', V]).usedBy.sort()).toEqual([A, B].sort())
+    // a volume in use is not removed, running or stopped
+    ok(['sandbox', 'stop', '-t', '1', A])
+    const busy = sb.velo(['volume', 'rm', V])
+    expect(busy.status).not.toBe(0)
+    expect(busy.stderr).toMatch(/BUSY.*in use by/)
+    ok(['sandbox', 'rm', '-f', A, B])
+    // the data outlives both; a new tenant (another range) and one without a user namespace read it alike
+    for (const extra of [[], ['--userns', 'host']]) {
+      const r = ok(['sandbox', 'run', '--rm', ...extra, '-v', `${V}:/v:ro`, '--', 'sh', '-c', 'cat /v/a; touch /v/x 2>&1 || true'])
+      expect(r.stdout).toMatch(/^from-a\nfrom-b\n.*Read-only file system/)
+    }
+    expect(sb.json(['volume', 'ls']).map((v: any) => v.name)).toContain(V)
+    ok(['volume', 'rm', V])
+    expect(fs.existsSync(data)).toBe(false)
+    expect(sb.json(['volume', 'ls']).map((v: any) => v.name)).not.toContain(V)
+  })
+
+  it('create --from IMAGE fills it with copies; volume mount/umount show the files on the host', () => {
+    const V = uniq('seed')
+    ok(['volume', 'create', V, '--from', 'default'])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    expect(fs.existsSync(path.join(data, 'bin/busybox'))).toBe(true)
+    // copies, never links into the store: writing one changes no object
+    expect(fs.statSync(path.join(data, 'bin/busybox')).nlink).toBe(1)
+    ok(['volume', 'mount', V, mnt])
+    expect(fs.existsSync(path.join(mnt, 'bin/busybox'))).toBe(true)
+    const busy = sb.velo(['volume', 'rm', V])
+    expect(busy.stderr).toMatch(/BUSY.*mounted at/)
+    ok(['volume', 'umount', mnt])
+    expect(fs.readdirSync(mnt)).toEqual([])
+    ok(['volume', 'rm', V])
+  })
+
+  it('bad input: clear errors, nothing made', () => {
+    const V = uniq('bad')
+    ok(['volume', 'create', V])
+    for (const [args, re] of [
+      [['volume', 'create', V], /ALREADY_EXISTS/],
+      [['volume', 'create', '../x'], /INVALID_NAME/],
+      [['volume', 'create', uniq('f'), '--from', 'no-such-image'], /NOT_FOUND/],
+      [['volume', 'rm', uniq('none')], /NOT_FOUND/],
+      [['volume', 'inspect', uniq('none')], /NOT_FOUND/],
+      [['volume', 'umount', mnt], /NOT_FOUND.*no volume of this store/],
+      [['sandbox', 'run', '--rm', '-v', `${V}:rel`, '--', 'true'], /absolute path/],
+    ] as Array<[string[], RegExp]>) {
+      const r = sb.velo(args)
+      expect(r.status, args.join(' ')).not.toBe(0)
+      expect(r.stderr).toMatch(re)
+    }
+    expect(sb.json(['volume', 'ls']).map((v: any) => v.name)).toEqual([V])
+    ok(['volume', 'rm', V])
+  })
+})
