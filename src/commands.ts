@@ -36,6 +36,10 @@ import VolumeInspect from './commands/volume/inspect'
 import VolumeLs from './commands/volume/ls'
 import VolumeMount from './commands/volume/mount'
 import VolumeRm from './commands/volume/rm'
+import VolumeRestore from './commands/volume/restore'
+import VolumeSnapshot from './commands/volume/snapshot'
+import VolumeSnapshotRm from './commands/volume/snapshot/rm'
+import VolumeSnapshots from './commands/volume/snapshots'
 import VolumeUmount from './commands/volume/umount'
 import Run from './commands/run'
 import Inception from './commands/inception'
@@ -85,6 +89,10 @@ export const COMMANDS = {
   'volume:ls': VolumeLs,
   'volume:mount': VolumeMount,
   'volume:rm': VolumeRm,
+  'volume:restore': VolumeRestore,
+  'volume:snapshot': VolumeSnapshot,
+  'volume:snapshot:rm': VolumeSnapshotRm,
+  'volume:snapshots': VolumeSnapshots,
   'volume:umount': VolumeUmount,
   run: Run,
   inception: Inception,

@@ -25,6 +25,18 @@ export interface VolumeRecord {
   from?: string
 }
 
+/** A snapshot: the volume's files ingested into the store as one layer, kept as the image volume:NAME:SNAP (so gc
+ * keeps it, it deduplicates against every image and volume, and `volume create --from volume:NAME:SNAP` works). */
+export interface SnapshotInfo {
+  name: string
+  image: string
+  layer: string
+  createdAt: string
+  files: number
+  logicalBytes: number
+  newBytes: number // what this snapshot added to the store
+}
+
 export interface VolumeInfo extends VolumeRecord {
   dir: string // the data dir (the host's view of the files)
   usedBy: string[] // sandboxes whose state names it (running or not)
@@ -84,8 +96,120 @@ export interface CreateVolumeOptions {
   existOk?: boolean
 }
 
+/** The image that holds snapshot SNAP of volume NAME. */
+export const snapshotImage = (volume: string, snap: string) => `volume:${volume}:${snap}`
+
+function validateSnapshotName(snap: string): string {
+  if (!isVolumeName(snap) || snap.length > 64)
+    throw new VeloError('INVALID_NAME', `invalid snapshot name ${JSON.stringify(snap)}`, {suggestion: "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters (no '/')"})
+  return snap
+}
+
+/** `velo volume snapshot NAME SNAP`: the files as they are now, stored once in the store (deduplicated). */
+export async function snapshotVolume(home: string, name: string, snap: string): Promise<SnapshotInfo> {
+  readRecord(home, name)
+  recoverRestore(home, name)
+  validateSnapshotName(snap)
+  const image = snapshotImage(name, snap)
+  const {ManifestDb} = await import('../manifest/db')
+  {
+    const db = ManifestDb.open(home)
+    try {
+      if (db.getImage(image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
+    } finally {
+      db.close()
+    }
+  }
+  const {ingestDirectory} = await import('../store/ingest')
+  const r = await ingestDirectory(home, volumeDataDir(home, name), image)
+  return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes}
+}
+
+/** `velo volume snapshots NAME`, oldest first. */
+export async function listSnapshots(home: string, name: string): Promise<SnapshotInfo[]> {
+  readRecord(home, name)
+  const {ManifestDb} = await import('../manifest/db')
+  const db = ManifestDb.open(home)
+  try {
+    const prefix = snapshotImage(name, '')
+    return db
+      .listImages()
+      .filter((i) => i.name.startsWith(prefix) && i.layers.length === 1)
+      .map((i) => {
+        const l = db.getLayer(i.layers[0])
+        return {name: i.name.slice(prefix.length), image: i.name, layer: i.layers[0], createdAt: i.createdAt, files: l?.files ?? 0, logicalBytes: l?.logicalBytes ?? 0, newBytes: 0}
+      })
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+  } finally {
+    db.close()
+  }
+}
+
+/** `velo volume snapshot rm NAME SNAP`: its image goes; gc frees the objects no one else holds. */
+export async function removeSnapshot(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string}> {
+  validateName('volume', name)
+  validateSnapshotName(snap)
+  const {ManifestDb} = await import('../manifest/db')
+  const db = ManifestDb.open(home)
+  try {
+    if (!db.deleteImageSync(snapshotImage(name, snap))) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
+  } finally {
+    db.close()
+  }
+  return {volume: name, snapshot: snap}
+}
+
+/**
+ * `velo volume restore NAME SNAP`: the files become the snapshot's again (a checkout beside the data dir, then
+ * one rename: never a half-restored volume). Refused while a running sandbox has it mounted (its bind holds the
+ * old dir); stopped ones see the restored files at their next start.
+ */
+export async function restoreVolume(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string; files: number}> {
+  readRecord(home, name)
+  recoverRestore(home, name)
+  validateSnapshotName(snap)
+  const image = snapshotImage(name, snap)
+  const {ManifestDb} = await import('../manifest/db')
+  {
+    const db = ManifestDb.open(home)
+    try {
+      if (!db.getImage(image)) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
+    } finally {
+      db.close()
+    }
+  }
+  const {isRunning, readState} = await import('../sandbox/state')
+  const running = volumeUsers(home, name).filter((t) => {
+    try {
+      return isRunning(readState(home, t))
+    } catch {
+      return false
+    }
+  })
+  if (running.length) throw new VeloError('BUSY', `volume ${name} is in use by running sandboxes: ${running.join(', ')}`, {suggestion: `stop them first (velo sandbox stop ${running.join(' ')})`})
+  if (mountedAt(home, name).length) throw new VeloError('BUSY', `volume ${name} is mounted at ${mountedAt(home, name).join(', ')}`, {suggestion: `unmount it first: velo volume umount ${mountedAt(home, name)[0]}`})
+  const dir = volumeDir(home, name)
+  const fresh = path.join(dir, `.restore-${process.pid}`)
+  const old = path.join(dir, `.old-${process.pid}`)
+  fs.rmSync(fresh, {recursive: true, force: true})
+  const {checkoutImage} = await import('../store/checkout')
+  let files: number
+  try {
+    files = checkoutImage(home, image, fresh).files
+    fs.renameSync(volumeDataDir(home, name), old)
+    fs.renameSync(fresh, volumeDataDir(home, name))
+  } catch (err) {
+    fs.rmSync(fresh, {recursive: true, force: true})
+    if (!fs.existsSync(volumeDataDir(home, name)) && fs.existsSync(old)) fs.renameSync(old, volumeDataDir(home, name))
+    throw err instanceof VeloError ? err : fromSystemError(err, `cannot restore volume ${name}`)
+  }
+  fs.rmSync(old, {recursive: true, force: true})
+  return {volume: name, snapshot: snap, files}
+}
+
 export async function createVolume(home: string, name: string, o: CreateVolumeOptions = {}): Promise<VolumeInfo> {
   validateName('volume', name)
+  if (!isVolumeName(name)) throw new VeloError('INVALID_NAME', `invalid volume name ${JSON.stringify(name)}`, {suggestion: "letters, digits, '.', '_' and '-', starting with a letter or digit (no ':' or '/')"})
   fs.mkdirSync(volumesDir(home), {recursive: true, mode: 0o711})
   const dir = volumeDir(home, name)
   // claim the name: mkdir is atomic; the record is written last, so a dir without one is a create in progress
@@ -118,8 +242,24 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
   }
 }
 
+/** What a restore killed midway left: the data dir renamed aside and the new one not yet in place → the old one
+ * back; leftovers of either kind removed. (The swap is two renames: between them the data dir is missing.) */
+function recoverRestore(home: string, name: string): void {
+  const dir = volumeDir(home, name)
+  let names: string[]
+  try {
+    names = fs.readdirSync(dir)
+  } catch {
+    return
+  }
+  const olds = names.filter((n) => n.startsWith('.old-'))
+  if (!names.includes('data') && olds.length) fs.renameSync(path.join(dir, olds[0]), volumeDataDir(home, name))
+  for (const n of fs.readdirSync(dir)) if (n.startsWith('.old-') || n.startsWith('.restore-')) fs.rmSync(path.join(dir, n), {recursive: true, force: true})
+}
+
 export function inspectVolume(home: string, name: string): VolumeInfo {
   const rec = readRecord(home, name)
+  recoverRestore(home, name)
   return {...rec, dir: volumeDataDir(home, name), usedBy: volumeUsers(home, name)}
 }
 
@@ -161,6 +301,19 @@ export function removeVolume(home: string, name: string): {name: string} {
     fs.rmSync(trash, {recursive: true, force: true})
     return {name}
   })
+}
+
+/** The snapshots' images of a removed volume go with it (gc then frees what no one else holds). */
+export async function removeVolumeSnapshots(home: string, name: string): Promise<string[]> {
+  const {ManifestDb} = await import('../manifest/db')
+  const db = ManifestDb.open(home)
+  try {
+    const gone = db.listImages().filter((i) => i.name.startsWith(snapshotImage(name, '')))
+    for (const i of gone) db.deleteImageSync(i.name)
+    return gone.map((i) => i.name.slice(snapshotImage(name, '').length))
+  } finally {
+    db.close()
+  }
 }
 
 /** Mount points on this host whose source is the volume's data dir (`velo volume mount`). */

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import {afterAll, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir} from '../helpers'
+import {rmrf, tmpDir, VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 
 // Named volumes (src/volume/volumes.ts): a dir of the store holding the ids tenants see, idmapped into every
@@ -71,6 +71,70 @@ describe('volumes', () => {
     ok(['volume', 'umount', mnt])
     expect(fs.readdirSync(mnt)).toEqual([])
     ok(['volume', 'rm', V])
+  })
+
+  it('snapshots: isolated from later writes, deduplicated against the store, restored whole; refused while running', () => {
+    const V = uniq('snap')
+    ok(['volume', 'create', V, '--from', 'default'])
+    // the image's files are in the store already: a snapshot of them adds no object
+    const s0 = sb.json(['volume', 'snapshot', V, 'base'])
+    expect(s0.files).toBeGreaterThan(100)
+    expect(s0.newBytes).toBe(0)
+    const R = uniq('snr')
+    sb.track(R)
+    ok(['sandbox', 'create', R, '-v', `${V}:/v`])
+    expect(sb.exec(R, ['sh', '-c', 'echo one > /v/f && mkdir /v/u && chown 1000:1000 /v/u && echo keep > /v/u/k']).status).toBe(0)
+    expect(sb.json(['volume', 'snapshot', V, 's1']).newBytes).toBeGreaterThan(0)
+    // mutate and delete after the snapshot
+    expect(sb.exec(R, ['sh', '-c', 'echo two > /v/f && rm -r /v/u /v/bin && echo new > /v/g']).status).toBe(0)
+    const busy = sb.velo(['volume', 'restore', V, 's1'])
+    expect(busy.status).not.toBe(0)
+    expect(busy.stderr).toMatch(/BUSY.*running sandboxes/)
+    ok(['sandbox', 'stop', '-t', '1', R])
+    ok(['volume', 'restore', V, 's1'])
+    ok(['sandbox', 'start', R])
+    expect(sb.exec(R, ['sh', '-c', 'cat /v/f /v/u/k; stat -c "%u:%g" /v/u; ls /v/g 2>&1; ls /v/bin/busybox']).stdout).toMatch(/^one\nkeep\n1000:1000\n.*No such file.*\n\/v\/bin\/busybox\n$/)
+    expect(sb.json(['volume', 'snapshots', V]).map((x: any) => x.name)).toEqual(['base', 's1'])
+    for (const [args, re] of [
+      [['volume', 'snapshot', V, 's1'], /ALREADY_EXISTS/],
+      [['volume', 'snapshot', V, 'a/b'], /INVALID_NAME/],
+      [['volume', 'restore', V, 'nope'], /NOT_FOUND/],
+      [['volume', 'snapshot', 'rm', V, 'nope'], /NOT_FOUND/],
+    ] as Array<[string[], RegExp]>) {
+      const r = sb.velo(args)
+      expect(r.status, args.join(' ')).not.toBe(0)
+      expect(r.stderr).toMatch(re)
+    }
+    ok(['volume', 'snapshot', 'rm', V, 'base'])
+    ok(['sandbox', 'rm', '-f', R])
+    // the volume's snapshots go with it; gc and fsck are clean after
+    ok(['volume', 'rm', V])
+    expect(sb.json(['image', 'ls']).map((i: any) => i.name).filter((n: string) => n.startsWith(`volume:${V}:`))).toEqual([])
+    ok(['gc'])
+    ok(['fsck'])
+  })
+
+  it('a restore killed at any point leaves the old files or the new, never a mix', async () => {
+    const V = uniq('kill')
+    ok(['volume', 'create', V, '--from', 'default'])
+    ok(['volume', 'snapshot', V, 'full'])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    fs.rmSync(path.join(data, 'usr'), {recursive: true})
+    fs.writeFileSync(path.join(data, 'marker'), 'after')
+    for (const delay of [30, 120, 300]) {
+      const c = spawn(VELO, ['volume', 'restore', V, 'full'], {env: {...process.env, VELO_HOME: sb.home}, stdio: 'ignore'})
+      await new Promise((r) => setTimeout(r, delay))
+      c.kill('SIGKILL')
+      await new Promise((r) => c.on('close', r))
+      sb.json(['volume', 'inspect', V]) // finishes what a kill between the swap's two renames left
+      const old = fs.existsSync(path.join(data, 'marker')) && !fs.existsSync(path.join(data, 'usr'))
+      const fresh = !fs.existsSync(path.join(data, 'marker')) && fs.existsSync(path.join(data, 'usr/bin'))
+      expect(old || fresh, `after ${delay} ms`).toBe(true)
+    }
+    ok(['volume', 'restore', V, 'full'])
+    expect(fs.existsSync(path.join(data, 'marker'))).toBe(false)
+    ok(['volume', 'rm', V])
+    expect(fs.readdirSync(path.join(sb.home, 'volumes')).filter((n) => n.includes(V))).toEqual([])
   })
 
   it('bad input: clear errors, nothing made', () => {
