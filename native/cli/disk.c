@@ -37,7 +37,7 @@ static void fs_name(int fd, char *buf, size_t len) {
 }
 
 /* what the user can do, after the message (rtcall.h: "UNSUPPORTED: message\nsuggestion: text") */
-#define HOW "\nsuggestion: --disk needs project quotas on the store's filesystem and a kernel with quota support: ext4 " \
+#define HOW "\nsuggestion: a disk limit needs project quotas on the store's filesystem and a kernel with quota support: ext4 " \
             "(tune2fs -O project,quota on the unmounted device, mount with prjquota) or xfs (mount with prjquota); " \
             "or put the store (VELO_HOME) on such a filesystem"
 
@@ -54,33 +54,32 @@ static int set_project(const char *path, unsigned id, char *err, size_t errlen) 
   return 0;
 }
 
-int disk_quota_set(const char *dir, double bytes, char *err, size_t errlen) {
+int disk_quota_set(const char *dir, const char *const *subs, int n_subs, double bytes, const char *flag, char *err, size_t errlen) {
   cleanup_fd int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) < 0) return snprintf(err, errlen, "--disk: %s: %s", dir, strerror(errno)), -1;
+  if (fd < 0 || fstat(fd, &st) < 0) return snprintf(err, errlen, "%s: %s: %s", flag, dir, strerror(errno)), -1;
   char fsn[PATH_MAX];
   struct fs_quota_statv qs = {.qs_version = FS_QSTATV_VERSION1};
   if (quotactl_fd(fd, QCMD(Q_XGETQSTATV, PRJQUOTA), 0, &qs) < 0) {
     int en = errno;
     fs_name(fd, fsn, sizeof fsn);
-    return snprintf(err, errlen, "UNSUPPORTED: --disk: the filesystem of %s has no project quotas (%s)" HOW, fsn, strerror(en)), -1;
+    return snprintf(err, errlen, "UNSUPPORTED: %s: the filesystem of %s has no project quotas (%s)" HOW, flag, fsn, strerror(en)), -1;
   }
   if (!(qs.qs_flags & FS_QUOTA_PDQ_ENFD)) {
     fs_name(fd, fsn, sizeof fsn);
-    return snprintf(err, errlen, "UNSUPPORTED: --disk: the filesystem of %s counts project quotas but does not enforce them" HOW, fsn), -1;
+    return snprintf(err, errlen, "UNSUPPORTED: %s: the filesystem of %s counts project quotas but does not enforce them" HOW, flag, fsn), -1;
   }
   /* the project id: the tenant dir's inode number, unique on this filesystem while the tenant lives; 0 is "no
    * project" and ids must fit in 32 bits (xfs inode numbers may not: refused rather than truncated) */
-  if (st.st_ino == 0 || st.st_ino > UINT_MAX) return snprintf(err, errlen, "--disk: %s: inode number %llu is not a usable project id", dir, (unsigned long long)st.st_ino), -1;
+  if (st.st_ino == 0 || st.st_ino > UINT_MAX) return snprintf(err, errlen, "%s: %s: inode number %llu is not a usable project id", flag, dir, (unsigned long long)st.st_ino), -1;
   unsigned id = (unsigned)st.st_ino;
   char p[PATH_MAX];
-  static const char *const subs[] = {"upper", "work"};
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < n_subs; i++) {
     snprintf(p, sizeof p, "%s/%s", dir, subs[i]);
     if (set_project(p, id, err, errlen) < 0) return -1;
   }
   struct dqblk q = {.dqb_bhardlimit = (unsigned long long)ceil(bytes / 1024), .dqb_bsoftlimit = 0, .dqb_valid = QIF_BLIMITS};
-  if (quotactl_fd(fd, QCMD(Q_SETQUOTA, PRJQUOTA), id, &q) < 0) return snprintf(err, errlen, "--disk: set the quota of project %u: %s", id, strerror(errno)), -1;
+  if (quotactl_fd(fd, QCMD(Q_SETQUOTA, PRJQUOTA), id, &q) < 0) return snprintf(err, errlen, "%s: set the quota of project %u: %s", flag, id, strerror(errno)), -1;
   return 0;
 }
 

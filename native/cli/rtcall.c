@@ -278,7 +278,8 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
     return -1;
   }
   double v;
-  if (state_limit(s, "disk", &v) && disk_quota_set(dir, v, err, errlen) < 0) return -1;
+  static const char *const TENANT_DIRS[] = {"upper", "work"};
+  if (state_limit(s, "disk", &v) && disk_quota_set(dir, TENANT_DIRS, 2, v, "--disk", err, errlen) < 0) return -1;
   unsigned io_dev[2];
   bool io = state_limit(s, "ioReadBps", &v) || state_limit(s, "ioWriteBps", &v);
   if (io && disk_block_device(dir, &io_dev[0], &io_dev[1], err, errlen) < 0) return -1;

@@ -8,6 +8,7 @@
  *   kill --home H NAME SIGNAL TIMEOUT_MS       exit 0 exited, 2 timeout, 3 not running
  *   delete --home H NAME                       the runtime's delete --force
  *   purge --home H PATH                        remove tenants/PATH (as the native rm does; rootless: in a user namespace)
+ *   volume-quota --home H NAME BYTES           a project quota of BYTES on volumes/NAME/data (velo volume create --size)
  * Errors: the message on stderr, exit 1. Never a fallback: Node called us. */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 
 #include <json-c/json.h>
 
+#include "disk.h"
 #include "rtcall.h"
 #include "sandbox.h"
 
@@ -57,6 +59,14 @@ int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
   const char *name = pos[0];
   char err[2048];
   if (!strcmp(verb, "delete")) return sb_rt_delete(ctx, home, name, err, sizeof err) < 0 ? fail("%s%s", err, "") : 0;
+  if (!strcmp(verb, "volume-quota")) {
+    /* NAME was validated by Node (a volume name: no '/', no '..'); the quota as a tenant's --disk (disk.c) */
+    if (np != 2 || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, ".")) return fail("velo __sandbox volume-quota: NAME BYTES%s%s", "", "");
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/volumes/%s", home, name);
+    static const char *const DATA[] = {"data"};
+    return disk_quota_set(dir, DATA, 1, strtod(pos[1], NULL), "--size", err, sizeof err) < 0 ? fail("%s%s", err, "") : 0;
+  }
   if (!strcmp(verb, "purge")) {
     /* tenants/PATH (a moved-aside ".rm-..." dir, a stopped tenant's NAME/work): removed as sb_rm_tree does, for Node */
     char tdir[4200];

@@ -67,6 +67,12 @@ export function containerPurge(home: string, rel: string): void {
   if (r.status !== 0) throw failure(`cannot remove ${rel}`, r)
 }
 
+/** A project quota of `bytes` on volumes/NAME/data (native/cli/disk.c, as a tenant's --disk). */
+export function volumeQuota(home: string, name: string, bytes: number): void {
+  const r = internal('volume-quota', home, [name, String(bytes)])
+  if (r.status !== 0) throw failure(`cannot limit volume ${name}`, r)
+}
+
 export interface ContainerExec {
   uid: number
   gid: number

@@ -5,6 +5,7 @@ import {writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
+import {DISK_MIN, parseBytes} from '../profiles/profile'
 import {listTenantNames, readState} from '../sandbox/state'
 
 /**
@@ -23,6 +24,8 @@ export interface VolumeRecord {
   createdAt: string
   /** what it was filled from at create (an image's files, checked out as copies) */
   from?: string
+  /** --size: bytes its files may take (a project quota on the data dir; a write past it fails with EDQUOT) */
+  size?: number
 }
 
 /** A snapshot: the volume's files ingested into the store as one layer, kept as the image volume:NAME:SNAP (so gc
@@ -94,6 +97,8 @@ export interface CreateVolumeOptions {
   from?: string
   /** an existing volume is fine (what `-v NAME:/path` does, as docker creates a volume on first use) */
   existOk?: boolean
+  /** --size, e.g. 1g */
+  size?: string
 }
 
 /** The image that holds snapshot SNAP of volume NAME. */
@@ -209,6 +214,9 @@ export async function restoreVolume(home: string, name: string, snap: string): P
 
 export async function createVolume(home: string, name: string, o: CreateVolumeOptions = {}): Promise<VolumeInfo> {
   validateName('volume', name)
+  const size = o.size === undefined ? undefined : parseBytes(o.size, '--size', DISK_MIN)
+  if (size !== undefined && !isRoot())
+    throw new VeloError('PERMISSION_DENIED', '--size needs root (a project quota is set with quotactl)', {suggestion: 'create the volume without --size'})
   if (!isVolumeName(name)) throw new VeloError('INVALID_NAME', `invalid volume name ${JSON.stringify(name)}`, {suggestion: "letters, digits, '.', '_' and '-', starting with a letter or digit (no ':' or '/')"})
   fs.mkdirSync(volumesDir(home), {recursive: true, mode: 0o711})
   const dir = volumeDir(home, name)
@@ -225,15 +233,16 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
   }
   try {
     const data = volumeDataDir(home, name)
+    // the tenant's root owns its root dir (uid 0 on disk: the ids a tenant sees; rootless: the user, its root)
+    fs.mkdirSync(data, {mode: 0o755})
+    // the quota first: files made in the dir from then on are counted (the project id is inherited)
+    if (size !== undefined) (await import('../sandbox/container')).volumeQuota(home, name, size)
     if (o.from) {
       // real copies with the image's owners, modes and times (never links into the store)
       const {checkoutImage} = await import('../store/checkout')
       checkoutImage(home, o.from, data)
-    } else {
-      // the tenant's root owns its root dir (uid 0 on disk: the ids a tenant sees; rootless: the user, its root)
-      fs.mkdirSync(data, {mode: 0o755})
     }
-    const rec: VolumeRecord = {version: 1, name, createdAt: new Date().toISOString(), ...(o.from ? {from: o.from} : {})}
+    const rec: VolumeRecord = {version: 1, name, createdAt: new Date().toISOString(), ...(o.from ? {from: o.from} : {}), ...(size !== undefined ? {size} : {})}
     writeFileAtomic(path.join(dir, 'volume.json'), JSON.stringify(rec, null, 2) + '\n')
     return {...rec, dir: data, usedBy: []}
   } catch (err) {

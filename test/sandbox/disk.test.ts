@@ -66,6 +66,15 @@ describe('tenant disk quota (--disk)', () => {
     // space comes back when the tenant deletes: the quota counts what is there, not what was written
     expect(sb!.sh(A, 'rm /fill && dd if=/dev/zero of=/again bs=1M count=8 2>/dev/null && echo ok').stdout.trim()).toBe('ok')
   })
+
+  it.skipIf(!!why)('a volume with --size: a tenant writing into it stops at the size (velo volume create --size)', () => {
+    const V = uniq('qv')
+    expect(sb!.velo(['volume', 'create', V, '--size', '8m']).status).toBe(0)
+    const r = sb!.velo(['sandbox', 'run', '--rm', '-v', `${V}:/q`, '--', 'sh', '-c', 'dd if=/dev/zero of=/q/fill bs=1M count=32 2>&1; sync; du -m /q/fill | cut -f1'])
+    expect(r.stdout).toMatch(/Disk quota exceeded|No space left/)
+    expect(Number(r.stdout.trim().split('\n').pop())).toBeLessThanOrEqual(8)
+    expect(sb!.velo(['volume', 'rm', V]).status).toBe(0)
+  })
 })
 
 describe('tenant disk limits that the host cannot honour, and I/O rates', () => {

@@ -144,6 +144,8 @@ describe('volumes', () => {
       [['volume', 'create', V], /ALREADY_EXISTS/],
       [['volume', 'create', '../x'], /INVALID_NAME/],
       [['volume', 'create', uniq('f'), '--from', 'no-such-image'], /NOT_FOUND/],
+      [['volume', 'create', uniq('f'), '--size', 'lots'], /--size/],
+      [['volume', 'create', 'a:b'], /INVALID_NAME/],
       [['volume', 'rm', uniq('none')], /NOT_FOUND/],
       [['volume', 'inspect', uniq('none')], /NOT_FOUND/],
       [['volume', 'umount', mnt], /NOT_FOUND.*no volume of this store/],
