@@ -31,6 +31,8 @@ export interface MountSpec {
   readonly: boolean
   /** a named volume (source is its data dir): idmapped into a tenant with a user namespace (src/volume/volumes.ts) */
   volume?: string
+  /** one of that volume's snapshots, read-only at TARGET/.snapshots/SNAP (source: its layer's farm) */
+  snapshot?: string
 }
 
 /** Linux capability numbers (include/uapi/linux/capability.h). */

@@ -11,7 +11,7 @@ import {containerBoot, containerDelete, containerExec, containerKill, containerP
 import {StoreLock} from '../lib/lock'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
-import {ensureVolumes, isVolumeName, requireVolumes, volumeDataDir} from '../volume/volumes'
+import {ensureVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
 
 /**
@@ -335,7 +335,10 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
     if (mounts.some((m) => path.posix.normalize(m.target) === t.target)) throw new VeloError('USAGE', `--tmpfs ${t.target}: a bind mount (--mount/-v) already goes there`)
   }
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
-  if (volumes.length) await ensureVolumes(home, volumes) // made on first use, as docker does; they outlive a failed create
+  if (volumes.length) {
+    await ensureVolumes(home, volumes) // made on first use, as docker does; they outlive a failed create
+    mounts.push(...(await volumesSnapshotMounts(home, mounts)))
+  }
   timings.parse = ms(t0)
 
   // The image and its farms (built once per layer, shared by every tenant).
@@ -538,10 +541,22 @@ function fuseNotIdmappable(): VeloError {
   })
 }
 
+/** The snapshots of the volumes among mounts, read-only at TARGET/.snapshots/SNAP (as they are now). */
+async function volumesSnapshotMounts(home: string, mounts: MountSpec[]): Promise<MountSpec[]> {
+  const out: MountSpec[] = []
+  for (const m of mounts) if (m.volume !== undefined && m.snapshot === undefined) out.push(...(await snapshotMounts(home, m.volume, m.target)))
+  return out
+}
+
 export async function startSandbox(home: string, name: string): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`, {suggestion: `run commands in it with velo sandbox exec ${name} -- CMD, or stop it first`})
+  // a volume's snapshots as they are at this start (taken or removed since the last one)
+  if (s.mounts.some((m) => m.volume !== undefined)) {
+    const kept = s.mounts.filter((m) => m.snapshot === undefined)
+    s.mounts = [...kept, ...(await volumesSnapshotMounts(home, kept))]
+  }
   const timings: Record<string, number> = {}
   const db = await openDb(home)
   if (s.backend === 'fuse') {

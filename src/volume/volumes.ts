@@ -101,6 +101,31 @@ export interface CreateVolumeOptions {
   size?: string
 }
 
+/** Where a volume's snapshots show, read-only, inside its mounts: TARGET/.snapshots/SNAP (a reserved name). */
+export const SNAPSHOTS_DIR = '.snapshots'
+
+/**
+ * The read-only mounts of a volume's snapshots under a mount of it at `target` (their layers' farms, built if
+ * missing): what a tenant with `-v NAME:TARGET` and `velo volume mount NAME DIR` show at TARGET/.snapshots/SNAP.
+ */
+export async function snapshotMounts(home: string, name: string, target: string): Promise<Array<{source: string; target: string; readonly: true; volume: string; snapshot: string}>> {
+  const snaps = await listSnapshots(home, name)
+  if (!snaps.length) return []
+  const {ManifestDb} = await import('../manifest/db')
+  const {ensureFarm, farmPath} = await import('../sandbox/farm')
+  const db = ManifestDb.open(home)
+  try {
+    return snaps.map((s) => {
+      ensureFarm(home, db, s.layer)
+      // the mount point, made from the host (a read-only mount of the volume could not get it made inside)
+      fs.mkdirSync(path.join(volumeDataDir(home, name), SNAPSHOTS_DIR, s.name), {recursive: true, mode: 0o755})
+      return {source: farmPath(home, s.layer), target: path.posix.join(target, SNAPSHOTS_DIR, s.name), readonly: true as const, volume: name, snapshot: s.name}
+    })
+  } finally {
+    db.close()
+  }
+}
+
 /** The image that holds snapshot SNAP of volume NAME. */
 export const snapshotImage = (volume: string, snap: string) => `volume:${volume}:${snap}`
 
@@ -161,6 +186,10 @@ export async function removeSnapshot(home: string, name: string, snap: string): 
   } finally {
     db.close()
   }
+  // its mount point, if empty (a tenant may have put files there: those stay)
+  try {
+    fs.rmdirSync(path.join(volumeDataDir(home, name), SNAPSHOTS_DIR, snap))
+  } catch {}
   return {volume: name, snapshot: snap}
 }
 
@@ -201,6 +230,7 @@ export async function restoreVolume(home: string, name: string, snap: string): P
   let files: number
   try {
     files = checkoutImage(home, image, fresh).files
+    fs.mkdirSync(path.join(fresh, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
     fs.renameSync(volumeDataDir(home, name), old)
     fs.renameSync(fresh, volumeDataDir(home, name))
   } catch (err) {
@@ -242,6 +272,7 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
       const {checkoutImage} = await import('../store/checkout')
       checkoutImage(home, o.from, data)
     }
+    fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
     const rec: VolumeRecord = {version: 1, name, createdAt: new Date().toISOString(), ...(o.from ? {from: o.from} : {}), ...(size !== undefined ? {size} : {})}
     writeFileAtomic(path.join(dir, 'volume.json'), JSON.stringify(rec, null, 2) + '\n')
     return {...rec, dir: data, usedBy: []}
@@ -350,7 +381,7 @@ function mountedAt(home: string, name: string): string[] {
 }
 
 /** `velo volume mount NAME DIR`: the volume's files at DIR on the host (a bind; root only). */
-export function mountVolume(home: string, name: string, target: string): {name: string; dir: string} {
+export async function mountVolume(home: string, name: string, target: string): Promise<{name: string; dir: string; snapshots: string[]}> {
   readRecord(home, name)
   if (!isRoot()) throw new VeloError('PERMISSION_DENIED', 'mounting a volume on the host needs root', {suggestion: `read its files where they are: ${volumeDataDir(home, name)}`})
   const dir = path.resolve(target)
@@ -367,7 +398,18 @@ export function mountVolume(home: string, name: string, target: string): {name: 
   } catch (err) {
     throw new VeloError('NATIVE', `cannot mount volume ${name} at ${dir}: ${String((err as {stderr?: Buffer}).stderr ?? err).trim()}`)
   }
-  return {name, dir}
+  // its snapshots, read-only below .snapshots/ (a bind, then a read-only remount: util-linux does both)
+  const snaps = await snapshotMounts(home, name, dir)
+  try {
+    for (const m of snaps) {
+      fs.mkdirSync(m.target, {recursive: true})
+      execFileSync('mount', ['--bind', '-o', 'ro', m.source, m.target], {stdio: ['ignore', 'ignore', 'pipe']})
+    }
+  } catch (err) {
+    execFileSync('umount', ['-R', dir], {stdio: 'ignore'})
+    throw new VeloError('NATIVE', `cannot mount the snapshots of volume ${name} at ${dir}: ${String((err as {stderr?: Buffer}).stderr ?? err).trim()}`)
+  }
+  return {name, dir, snapshots: snaps.map((m) => m.snapshot)}
 }
 
 /** `velo volume umount DIR`: only a mount of a volume of this store. */
@@ -377,7 +419,7 @@ export function umountVolume(home: string, target: string): {dir: string} {
   if (!ours) throw new VeloError('NOT_FOUND', `no volume of this store is mounted at ${dir}`, {suggestion: 'see where with `velo volume ls`'})
   const {execFileSync} = require('node:child_process') as typeof import('node:child_process')
   try {
-    execFileSync('umount', [dir], {stdio: ['ignore', 'ignore', 'pipe']})
+    execFileSync('umount', ['-R', dir], {stdio: ['ignore', 'ignore', 'pipe']})
   } catch (err) {
     const msg = String((err as {stderr?: Buffer}).stderr ?? err).trim()
     throw new VeloError(/busy/i.test(msg) ? 'BUSY' : 'NATIVE', `cannot unmount ${dir}: ${msg}`, {suggestion: /busy/i.test(msg) ? 'a process still uses it (fuser -m DIR)' : undefined})

@@ -137,6 +137,49 @@ describe('volumes', () => {
     expect(fs.readdirSync(path.join(sb.home, 'volumes')).filter((n) => n.includes(V))).toEqual([])
   })
 
+  it('the gates through a mount with real tools: cp, mkdir, mv, cat, rm, rmdir, rsync -a/--inplace/--delete (links, modes, owners, xattrs, times), sha256sum across remounts; snapshots read-only in .snapshots', () => {
+    const V = uniq('gate')
+    ok(['volume', 'create', V])
+    const src = tmpDir('velo-vol-src-')
+    const t = (cmd: string) => execFileSync('timeout', ['60', 'sh', '-c', cmd], {encoding: 'utf8'})
+    try {
+      // a source tree with what rsync -a carries: a symlink, a hard link, modes, owners, an xattr, times
+      t(`cd ${src} && mkdir -p a/b && echo one > a/b/f && ln a/b/f a/hard && ln -s b/f a/link && chmod 0640 a/b/f && chown 1234:2345 a/b && setfattr -n user.k -v v a/b/f && touch -d 2020-01-02T03:04:05 a/b/f && head -c 300000 /dev/urandom > big`)
+      ok(['volume', 'mount', V, mnt])
+      t(`cp /etc/hosts ${mnt}/hosts && mkdir ${mnt}/d && mv ${mnt}/hosts ${mnt}/d/h && cat ${mnt}/d/h > /dev/null && rm ${mnt}/d/h && rmdir ${mnt}/d`)
+      t(`rsync -aHAX ${src}/ ${mnt}/tree/`)
+      const sums = () => t(`cd ${mnt}/tree && find . -type f | sort | xargs sha256sum; stat -c '%n %a %u:%g %h %Y' a/b a/b/f a/hard; readlink a/link; getfattr --only-values -n user.k a/b/f`)
+      const before = sums()
+      expect(before).toBe(t(`cd ${src} && find . -type f | sort | xargs sha256sum; stat -c '%n %a %u:%g %h %Y' a/b a/b/f a/hard; readlink a/link; getfattr --only-values -n user.k a/b/f`))
+      t(`head -c 1000 /dev/zero > ${src}/big.new && cat ${src}/big.new >> ${src}/big && rm ${src}/big.new && rsync -a --inplace ${src}/ ${mnt}/tree/`)
+      t(`rm ${src}/a/hard && rsync -a --delete ${src}/ ${mnt}/tree/`)
+      expect(fs.existsSync(path.join(mnt, 'tree/a/hard'))).toBe(false)
+      const after = sums.call(null)
+      ok(['volume', 'umount', mnt])
+      ok(['volume', 'mount', V, mnt])
+      expect(sums()).toBe(after)
+      // a snapshot, then changes: the snapshot keeps the old bytes, read-only, in .snapshots after a remount
+      ok(['volume', 'snapshot', V, 'one'])
+      t(`rm -r ${mnt}/tree/a && echo changed > ${mnt}/tree/big`)
+      ok(['volume', 'umount', mnt])
+      ok(['volume', 'mount', V, mnt])
+      expect(fs.existsSync(path.join(mnt, 'tree/a'))).toBe(false)
+      expect(t(`cat ${mnt}/.snapshots/one/tree/a/b/f`)).toBe('one\n')
+      expect(t(`cmp ${mnt}/.snapshots/one/tree/big ${src}/big && echo same`)).toBe('same\n')
+      expect(() => t(`echo x > ${mnt}/.snapshots/one/tree/a/b/f`)).toThrow()
+      // in a tenant too, read-only, under the volume's mount point
+      expect(ok(['sandbox', 'run', '--rm', '-v', `${V}:/v`, '--', 'sh', '-c', 'cat /v/.snapshots/one/tree/a/b/f; cat /v/tree/big; touch /v/.snapshots/one/x 2>&1 || true']).stdout).toMatch(/^one\nchanged\n.*Read-only file system/)
+      ok(['volume', 'umount', mnt])
+      expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(mnt)
+    } finally {
+      try {
+        execFileSync('umount', ['-R', mnt], {stdio: 'ignore'})
+      } catch {}
+      rmrf(src)
+    }
+    ok(['volume', 'rm', V])
+  })
+
   it('bad input: clear errors, nothing made', () => {
     const V = uniq('bad')
     ok(['volume', 'create', V])
