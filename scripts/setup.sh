@@ -13,7 +13,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # on loopback).
 APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev libjson-c-dev busybox-static util-linux coreutils
   b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io containerd podman conmon uidmap slirp4netns containernetworking-plugins iptables iproute2 procps psmisc docker-registry
-  git python3 tar rsync attr)
+  git python3 tar rsync attr prometheus)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

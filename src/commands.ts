@@ -7,6 +7,7 @@ import ImageInspect from './commands/image/inspect'
 import ImageLs from './commands/image/ls'
 import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
+import Metrics from './commands/metrics'
 import Mount from './commands/mount'
 import Status from './commands/status'
 import NetworkCreate from './commands/network/create'
@@ -60,6 +61,7 @@ export const COMMANDS = {
   'image:ls': ImageLs,
   'image:rm': ImageRm,
   ingest: Ingest,
+  metrics: Metrics,
   mount: Mount,
   status: Status,
   'network:create': NetworkCreate,

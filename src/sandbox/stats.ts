@@ -90,6 +90,37 @@ function running(home: string, name: string): TenantState {
   return s
 }
 
+/** A running tenant's counters as the kernel keeps them (what `velo metrics` exports): no sampling interval. */
+export interface SandboxCounters {
+  cpuSeconds?: number
+  memoryBytes?: number
+  memoryLimit?: number
+  pids?: number
+  oomKills?: number
+  netRxBytes: number
+  netTxBytes: number
+  blockReadBytes?: number
+  blockWriteBytes?: number
+}
+
+export function sandboxCounters(s: TenantState): SandboxCounters {
+  const cpu = cpuNs(s.name)
+  const usage = cgroupStats(s.cgroups.length ? s.cgroups : cgroupDirs(s.name))
+  const net = netIo(s.pid!)
+  const blk = blockIo(s.name)
+  const limit = memoryLimit(s.name)
+  return {
+    ...(cpu !== undefined ? {cpuSeconds: cpu / 1e9} : {}),
+    ...(usage.memoryBytes !== undefined ? {memoryBytes: usage.memoryBytes} : {}),
+    ...(limit !== undefined ? {memoryLimit: limit} : {}),
+    ...(usage.pids !== undefined && Number.isFinite(usage.pids) ? {pids: usage.pids} : {}),
+    ...(usage.oomKills !== undefined ? {oomKills: usage.oomKills} : {}),
+    netRxBytes: net.rx,
+    netTxBytes: net.tx,
+    ...(blk.read !== undefined ? {blockReadBytes: blk.read, blockWriteBytes: blk.write} : {}),
+  }
+}
+
 /** One sample per tenant: counters read twice, intervalMs apart (the CPU share needs two readings). */
 export async function sampleStats(home: string, names: string[], intervalMs = 500): Promise<SandboxStats[]> {
   const states = names.map((n) => running(home, n))
@@ -99,18 +130,11 @@ export async function sampleStats(home: string, names: string[], intervalMs = 50
   const wall = Number(process.hrtime.bigint() - t0)
   return states.map((s, i) => {
     const c1 = cpuNs(s.name)
-    const usage = cgroupStats(s.cgroups.length ? s.cgroups : cgroupDirs(s.name))
-    const net = netIo(s.pid!)
-    const blk = blockIo(s.name)
+    const {cpuSeconds, oomKills, ...rest} = sandboxCounters(s)
     return {
       name: s.name,
       cpuPercent: c0[i] !== undefined && c1 !== undefined ? Math.round(((c1 - c0[i]!) / wall) * 10000) / 100 : 0,
-      ...(usage.memoryBytes !== undefined ? {memoryBytes: usage.memoryBytes} : {}),
-      ...(memoryLimit(s.name) !== undefined ? {memoryLimit: memoryLimit(s.name)} : {}),
-      ...(usage.pids !== undefined && Number.isFinite(usage.pids) ? {pids: usage.pids} : {}),
-      netRxBytes: net.rx,
-      netTxBytes: net.tx,
-      ...(blk.read !== undefined ? {blockReadBytes: blk.read, blockWriteBytes: blk.write} : {}),
+      ...rest,
     }
   })
 }
