@@ -7,6 +7,7 @@ import ImageInspect from './commands/image/inspect'
 import ImageLs from './commands/image/ls'
 import ImageRm from './commands/image/rm'
 import Ingest from './commands/ingest'
+import Events from './commands/events'
 import Metrics from './commands/metrics'
 import Mount from './commands/mount'
 import Status from './commands/status'
@@ -61,6 +62,7 @@ export const COMMANDS = {
   'image:ls': ImageLs,
   'image:rm': ImageRm,
   ingest: Ingest,
+  events: Events,
   metrics: Metrics,
   mount: Mount,
   status: Status,

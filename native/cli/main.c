@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "events.h"
 #include "front.h"
 
 /* The fast paths. Each is defined in its own file; none is required: an empty table sends every call to Node. */
@@ -94,6 +95,11 @@ int main(int argc, char **argv) {
   char *root = package_root();
   if (!root) return front_error(false, "INTERNAL", "cannot find velo's package root from /proc/self/exe", NULL);
   /* the Node CLI's way into the sandbox lifecycle (sandbox_internal.c): served here whatever VELO_NATIVE says */
+  /* Node's way into the event journal (events.c, its one writer): __event --home H TYPE ACTION NAME [K=V]... */
+  if (argc >= 7 && !strcmp(argv[1], "__event") && !strcmp(argv[2], "--home")) {
+    event_emit(argv[3], argv[4], argv[5], argv[6], (const char *const *)argv + 7, argc - 7);
+    return 0;
+  }
   if (argc >= 2 && !strcmp(argv[1], "__sandbox")) {
     struct front_ctx ctx = {.pkgroot = root, .argv0 = argv[0]};
     return front_sandbox_internal(&ctx, argc - 2, argv + 2);

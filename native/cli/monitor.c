@@ -37,6 +37,7 @@
 
 #include "../common/sysutil.h"
 #include "../runtime/rt.h"
+#include "events.h"
 #include "oci.h"
 #include "rtcall.h"
 #include "util.h"
@@ -422,6 +423,12 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
     long long t0 = mono_ms();
     int status = pump_until_exit(child, &out, &errs, &lw);
     ws.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    {
+      char code[32];
+      snprintf(code, sizeof code, "exitCode=%d", ws.exit_code);
+      const char *attrs[] = {code};
+      event_emit(home, "sandbox", "die", s->name, attrs, 1);
+    }
     ws.exited = true, ws.main_pid = 0;
     iso_now(ws.finished_at, sizeof ws.finished_at);
     bool stopped = stop_requested(tdfd);
@@ -435,6 +442,7 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
         /* the main command ended by itself: the tenant stops, as `velo sandbox stop` would stop it */
         if (sb_signal(ctx, home, s, SIGTERM, STOP_GRACE_MS, err, sizeof err) == 2) sb_signal(ctx, home, s, SIGKILL, 5000, err, sizeof err);
         sb_rt_delete(ctx, home, s->name, err, sizeof err);
+        event_emit(home, "sandbox", "stop", s->name, NULL, 0);
       }
       auto_remove_now = w->auto_remove && !stopped;
       break;

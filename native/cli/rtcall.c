@@ -23,6 +23,7 @@
 #include "../runtime/rt.h"
 #include "cni.h"
 #include "disk.h"
+#include "events.h"
 #include "monitor.h"
 #include "oci.h"
 #include "userns.h"
@@ -320,6 +321,11 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   snprintf(sbuf, sizeof sbuf, "%llu", start_time);
   free(s->pid_start);
   s->pid_start = strdup(sbuf);
+  /* before the monitor: a main command that ends at once has its "die" after this */
+  char pidattr[40];
+  snprintf(pidattr, sizeof pidattr, "pid=%ld", s->pid);
+  const char *attrs[] = {pidattr};
+  event_emit(home, "sandbox", "start", s->name, attrs, 1);
   if (has_main == 1) {
     int r = sb_monitor_start(ctx, home, s, &wl, err, errlen);
     if (r < 0) {

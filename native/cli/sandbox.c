@@ -15,6 +15,7 @@
 
 #include "cgroup.h"
 #include "manifest.h"
+#include "events.h"
 #include "monitor.h"
 #include "profile.h"
 #include "util.h"
@@ -236,6 +237,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
   }
   tm[2] = (struct timing){"files", ms_since(t)};
   *had_timings = true;
+  event_emit(home, "sandbox", "rm", name, NULL, 0);
   return 0;
 }
 
@@ -584,6 +586,10 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   }
   flock(lock, LOCK_UN);
   timing(r, "claim", ms_since(t));
+  char imgattr[600];
+  snprintf(imgattr, sizeof imgattr, "image=%s", s->image);
+  const char *attrs[] = {imgattr};
+  event_emit(home, "sandbox", "create", name, attrs, 1);
 
   /* boot: the bundle's config.json, velo-runtime create + start (namespaces, cgroups, mounts, velo-init) */
   t = now_ms();

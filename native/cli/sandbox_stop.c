@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "events.h"
 #include "rtcall.h"
 #include "sandbox.h"
 #include "util.h"
@@ -50,6 +51,7 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
       snprintf(msg, sizeof msg, "cannot stop sandbox %s: %s", name, err);
       return front_error(a.json, "NATIVE", msg, NULL);
     }
+    event_emit(home, "sandbox", "stop", name, NULL, 0);
   }
   if (a.json) {
     struct jw w = {.f = stdout};

@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {emitEvent} from '../lib/events'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
@@ -451,6 +452,7 @@ export async function importImage(home: string, input: string | NodeJS.ReadableS
         const replaced = db.images.doesExist(img.name)
         db.putImageSync(rec)
         out.push({name: img.name, layers: rec.layers, replaced})
+        emitEvent(home, 'image', 'import', img.name, {layers: rec.layers.length, source: label})
       }
     })
     const layers = [...seen.values()]

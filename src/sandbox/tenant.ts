@@ -9,6 +9,7 @@ import {cgroupDirs, cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
+import {emitEvent} from '../lib/events'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {ensureVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
@@ -453,6 +454,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
       lock.release()
     }
   }
+  emitEvent(home, 'sandbox', 'create', name, {image: imageName})
   try {
     boot(home, state, timings)
   } catch (err) {
@@ -588,6 +590,7 @@ export function stopSandbox(home: string, name: string, graceMs = 10_000): {name
   }
   // init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start
   containerDelete(home, name)
+  emitEvent(home, 'sandbox', 'stop', name, forced ? {forced: 'true'} : {})
   return {name, wasRunning: true, forced}
 }
 
@@ -635,6 +638,7 @@ export async function removeSandbox(home: string, name: string, force: boolean):
   if (isRoot()) fs.rmSync(trash, {recursive: true, force: true})
   else containerPurge(home, path.basename(trash))
   tm.files = ms(t)
+  emitEvent(home, 'sandbox', 'rm', name)
   return {name, killed, ms: ms(t0), timings: tm}
 }
 

@@ -191,7 +191,7 @@ export function sinceTime(v: string, now = Date.now()): string {
 
 /** Compare an RFC 3339 record time (ns) with an ISO time (ms): both UTC, so the strings compare in order up to
  * the fraction; pad the shorter fraction. */
-const timeKey = (t: string) => {
+export const timeKey = (t: string) => {
   const m = /^(.*?)(?:\.(\d+))?Z$/.exec(t)
   return m ? `${m[1]}.${(m[2] ?? '').padEnd(9, '0')}Z` : t
 }

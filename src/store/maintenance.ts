@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {StoreLock} from '../lib/lock'
+import {emitEvent} from '../lib/events'
 import {VeloError} from '../lib/errors'
 import {ManifestDb, LayerInfo} from '../manifest/db'
 import {kindOf, S_IFMT, S_IFREG} from '../manifest/entry'
@@ -328,6 +329,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedFarms++
       if (!opts.dryRun) fs.rmSync(path.join(farms, f), {force: true, recursive: true})
     }
+    if (!opts.dryRun) emitEvent(home, 'store', 'gc', path.basename(home), {removedObjects, removedBytes, removedLayers})
     return {removedLayers, removedObjects, removedBytes, removedTempFiles, removedFarms, keptObjects: keep.size, ignoredHolds: user.ignored, dryRun: !!opts.dryRun}
   } finally {
     db.close()

@@ -4,6 +4,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
+import {emitEvent} from '../lib/events'
 import {validateName} from '../lib/names'
 import {DISK_MIN, parseBytes} from '../profiles/profile'
 import {listTenantNames, readState} from '../sandbox/state'
@@ -152,6 +153,7 @@ export async function snapshotVolume(home: string, name: string, snap: string): 
   }
   const {ingestDirectory} = await import('../store/ingest')
   const r = await ingestDirectory(home, volumeDataDir(home, name), image)
+  emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer})
   return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes}
 }
 
@@ -239,6 +241,7 @@ export async function restoreVolume(home: string, name: string, snap: string): P
     throw err instanceof VeloError ? err : fromSystemError(err, `cannot restore volume ${name}`)
   }
   fs.rmSync(old, {recursive: true, force: true})
+  emitEvent(home, 'volume', 'restore', name, {snapshot: snap})
   return {volume: name, snapshot: snap, files}
 }
 
@@ -275,6 +278,7 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
     fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
     const rec: VolumeRecord = {version: 1, name, createdAt: new Date().toISOString(), ...(o.from ? {from: o.from} : {}), ...(size !== undefined ? {size} : {})}
     writeFileAtomic(path.join(dir, 'volume.json'), JSON.stringify(rec, null, 2) + '\n')
+    emitEvent(home, 'volume', 'create', name, o.from ? {from: o.from} : {})
     return {...rec, dir: data, usedBy: []}
   } catch (err) {
     fs.rmSync(dir, {recursive: true, force: true})
@@ -339,6 +343,7 @@ export function removeVolume(home: string, name: string): {name: string} {
       throw fromSystemError(err, `cannot remove volume ${name}`)
     }
     fs.rmSync(trash, {recursive: true, force: true})
+    emitEvent(home, 'volume', 'rm', name)
     return {name}
   })
 }

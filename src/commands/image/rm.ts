@@ -19,7 +19,11 @@ export default class ImageRm extends VeloCommand<typeof ImageRm> {
         if (db.deleteImageSync(n)) removed.push(n)
         else if (!this.flags.force) throw new VeloError('NOT_FOUND', `no image named ${JSON.stringify(n)}`, {suggestion: 'list images with `velo image ls`'})
       }
-      for (const n of removed) this.info(`removed image ${n}`)
+      const {emitEvent} = await import('../../lib/events')
+      for (const n of removed) {
+        emitEvent(this.home, 'image', 'rm', n)
+        this.info(`removed image ${n}`)
+      }
       return {removed}
     } finally {
       db.close()
