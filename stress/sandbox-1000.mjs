@@ -1,0 +1,141 @@
+#!/usr/bin/env node
+// Stress: a 1,000-tenant host (issue 16). 1,000 tenants on the default image, each with a small workload (a main
+// command that sleeps in a loop, under its monitor), created one after another through the CLI; then execs into
+// random tenants, stop/start of some, `sandbox ls` at full count, and rm of all. Prints create/exec/rm p50/p99 per
+// bucket of 100 (so growth with the count shows), host memory per idle tenant (MemAvailable, and the PSS of the
+// inits and monitors), open files and mounts at peak, and what is left after rm (must be nothing).
+// Not part of npm test. Usage: node stress/sandbox-1000.mjs [--tenants N] [--bucket B] [--json FILE]
+import {$, argv} from 'zx'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+$.verbose = false
+$.quiet = true
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
+const VELO = path.join(ROOT, 'bin', 'velo')
+const N = Number(argv.tenants ?? 1000)
+const B = Number(argv.bucket ?? 100)
+const home = fs.mkdtempSync(path.join('/var/tmp', 'velo-stress-1k-'))
+process.env.VELO_HOME = home
+const names = Array.from({length: N}, (_, i) => `k-${String(i).padStart(4, '0')}`)
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
+}
+const memAvailable = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))[1]) * 1024
+const now = () => performance.now()
+const pss = (pid) => {
+  try {
+    return Number(/Pss:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024
+  } catch {
+    return 0
+  }
+}
+const openFiles = () => Number(fs.readFileSync('/proc/sys/fs/file-nr', 'utf8').split('\t')[0])
+const mountCount = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).length
+const timed = async (fn) => {
+  const t = now()
+  await fn()
+  return now() - t
+}
+
+let failed = false
+const report = {tenants: N, cpus: os.cpus().length, buckets: []}
+try {
+  await $`${VELO} sandbox run --rm -- true` // the default image and its farm, once
+  await new Promise((r) => setTimeout(r, 500))
+  const mem0 = memAvailable()
+  const files0 = openFiles()
+  const mounts0 = mountCount()
+  const create = []
+  for (const n of names) create.push(await timed(() => $`${VELO} sandbox create ${n} -- sh -c ${'while :; do sleep 3600; done'}`))
+  await new Promise((r) => setTimeout(r, 1000))
+  const memUsed = mem0 - memAvailable()
+  const ls = []
+  let running = 0
+  for (let i = 0; i < 5; i++) ls.push(await timed(async () => (running = JSON.parse((await $`${VELO} sandbox ls --json`).stdout).filter((s) => s.status === 'running').length)))
+  const states = names.map((n) => JSON.parse(fs.readFileSync(path.join(home, 'tenants', n, 'state.json'), 'utf8')))
+  const monitorPids = names.map((n) => Number(fs.readFileSync(path.join(home, 'tenants', n, 'monitor.pid'), 'utf8').split(' ')[0]))
+  const initPss = states.reduce((a, s) => a + pss(s.pid), 0)
+  const monPss = monitorPids.reduce((a, p) => a + pss(p), 0)
+  const files = openFiles() - files0
+  const mounts = mountCount() - mounts0
+
+  // execs into random tenants, stop/start of some
+  const exec = []
+  for (let i = 0; i < 200; i++) {
+    const n = names[Math.floor(Math.random() * N)]
+    exec.push(await timed(() => $`${VELO} sandbox exec ${n} -- true`))
+  }
+  const restart = []
+  for (let i = 0; i < 20; i++) {
+    const n = names[Math.floor((i * N) / 20)]
+    restart.push(await timed(async () => {
+      await $`${VELO} sandbox stop -t 1 ${n}`
+      await $`${VELO} sandbox start ${n}`
+    }))
+  }
+  const rm = []
+  for (const n of names) rm.push(await timed(() => $`${VELO} sandbox rm -f ${n}`))
+
+  for (let b = 0; b < N; b += B)
+    report.buckets.push({
+      tenants: `${b + 1}-${Math.min(N, b + B)}`,
+      createP50: pct(create.slice(b, b + B), 50),
+      createP99: pct(create.slice(b, b + B), 99),
+      rmP50: pct(rm.slice(b, b + B), 50),
+      rmP99: pct(rm.slice(b, b + B), 99),
+    })
+  const first = report.buckets[0]
+  const last = report.buckets[report.buckets.length - 1]
+  const lastHalf = create.slice(N / 2)
+  Object.assign(report, {
+    runningAtPeak: running,
+    createLastOverFirstP50: last.createP50 / first.createP50,
+    createP99OverP50LastHalf: pct(lastHalf, 99) / pct(lastHalf, 50),
+    execP50: pct(exec, 50),
+    execP99: pct(exec, 99),
+    stopStartP50: pct(restart, 50),
+    lsMsAtPeak: pct(ls, 50),
+    hostMemPerTenantMiB: memUsed / N / 2 ** 20,
+    initPssPerTenantKiB: initPss / N / 1024,
+    monitorPssPerTenantKiB: monPss / N / 1024,
+    openFilesAtPeak: files,
+    mountsAtPeak: mounts,
+  })
+
+  // leftovers
+  const leftMounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(home))
+  const leftProcs = [...states.map((s) => s.pid), ...monitorPids].filter((p) => {
+    try {
+      return !/\) [ZX] /.test(fs.readFileSync(`/proc/${p}/stat`, 'utf8'))
+    } catch {
+      return false
+    }
+  })
+  const leftCgroups = ['memory', 'pids', 'cpu'].flatMap((c) => names.filter((n) => fs.existsSync(`/sys/fs/cgroup/${c}/velo/${n}`) || fs.existsSync(`/sys/fs/cgroup/velo/${n}`)))
+  const leftDirs = fs.readdirSync(path.join(home, 'tenants'))
+  report.leftBehind = {mounts: leftMounts.length, processes: leftProcs.length, cgroups: leftCgroups.length, tenantDirs: leftDirs.length}
+  if (leftMounts.length || leftProcs.length || leftCgroups.length || leftDirs.length) failed = true
+
+  const f = (x) => x.toFixed(1)
+  console.log(`stress: ${N} tenants (each with a main command under its monitor), one CLI call at a time, ${report.cpus} CPUs`)
+  console.log('  tenants     create p50   p99    rm p50    p99   (ms, whole CLI call)')
+  for (const b of report.buckets) console.log(`  ${b.tenants.padEnd(10)} ${f(b.createP50).padStart(8)} ${f(b.createP99).padStart(6)} ${f(b.rmP50).padStart(8)} ${f(b.rmP99).padStart(6)}`)
+  console.log(`  create p50, last bucket / first: ${report.createLastOverFirstP50.toFixed(2)} (target ≤ 1.1); p99/p50 of the last half: ${report.createP99OverP50LastHalf.toFixed(2)} (target ≤ 2)`)
+  console.log(`  exec into random tenants: p50 ${f(report.execP50)} ms, p99 ${f(report.execP99)} ms; stop + start: p50 ${f(report.stopStartP50)} ms`)
+  console.log(`  sandbox ls --json with ${running} running: ${f(report.lsMsAtPeak)} ms (target ≤ 50)`)
+  console.log(`  host memory per idle tenant: ${report.hostMemPerTenantMiB.toFixed(2)} MiB (MemAvailable drop; target ≤ 0.3); PSS init ${f(report.initPssPerTenantKiB)} KiB + monitor ${f(report.monitorPssPerTenantKiB)} KiB`)
+  console.log(`  at peak: ${files} more open files, ${mounts} more mounts in the host namespace`)
+  console.log(`  left behind: ${JSON.stringify(report.leftBehind)}`)
+  if (argv.json) fs.writeFileSync(argv.json, JSON.stringify(report, null, 2) + '\n')
+} catch (err) {
+  failed = true
+  console.error('stress failed:', String(err.stderr ?? err.message ?? err).split('\n').slice(0, 5).join('\n'))
+} finally {
+  for (const n of names) if (fs.existsSync(path.join(home, 'tenants', n))) await $`${VELO} sandbox rm -f ${n}`.nothrow().quiet()
+  fs.rmSync(home, {recursive: true, force: true})
+}
+process.exit(failed ? 1 : 0)
