@@ -51,6 +51,7 @@ import ImagePull from './commands/image/pull'
 import Push from './commands/push'
 import Pull from './commands/pull'
 import RegistryRm from './commands/registry/rm'
+import SnapshotterServe from './commands/snapshotter/serve'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -104,4 +105,5 @@ export const COMMANDS = {
   push: Push,
   pull: Pull,
   'registry:rm': RegistryRm,
+  'snapshotter:serve': SnapshotterServe,
 }
