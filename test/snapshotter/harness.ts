@@ -16,6 +16,8 @@ export interface Env {
   ctr(args: string[], opts?: {input?: string}): {status: number; stdout: string; stderr: string}
   ctrOk(args: string[]): string
   startService(): Promise<void>
+  /** After the service died hard, containerd's client reconnects with a backoff: until then calls fail "unavailable". */
+  reconnected(): Promise<void>
   killService(signal?: NodeJS.Signals): Promise<void>
   service?: ChildProcess
   serviceLog(): string
@@ -78,6 +80,17 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
       const p = env.service
       await waitFor('velo snapshotter', () => exited(p) || /serving/.test(env.serviceLog()), env.serviceLog)
       if (exited(p)) throw new Error(`velo snapshotter exited: ${env.serviceLog()}`)
+    },
+    async reconnected() {
+      let last = ''
+      for (let i = 0; i < 100; i++) {
+        const r = env.ctr(['snapshots', '--snapshotter', 'velo', 'ls'])
+        if (r.status === 0) return
+        last = r.stderr
+        if (!/unavailable/.test(r.stderr)) break
+        await new Promise((res) => setTimeout(res, 200))
+      }
+      throw new Error(`containerd did not reach the restarted service: ${last}\n${env.serviceLog()}`)
     },
     async killService(signal = 'SIGTERM') {
       const p = env.service
