@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterEach, describe, expect, it} from 'vitest'
 import {dockerSaveLegacy, mkTar, TEntry} from '../image/fixtures'
+import {velo} from '../helpers'
 import {Env, startEnv} from './harness'
 
 /**
@@ -142,5 +143,9 @@ describe.skipIf(!root)('images on velo snapshotter: ctr image import + ctr run',
     expect(bb.length).toBe(2)
     expect(inodes('bin/busybox').size).toBe(1)
     expect(inodes('etc/passwd').size).toBe(1)
+
+    // velo gc keeps what the images' committed snapshots use: the container runs the same afterwards
+    expect(velo(env.home, ['gc']).status).toBe(0)
+    expect(run(env, 'velo', A, 'after-gc')).toBe(onOverlay)
   })
 })
