@@ -207,6 +207,38 @@ export class Snapshots {
     return this.create('view', key, parent, labels)
   }
 
+  private get linksDir() {
+    return path.join(this.root, 'l')
+  }
+
+  /**
+   * The short name of a committed snapshot's farm: `snapshotter/l/ID`, a symlink to `farms/LAYER` (as Docker's
+   * overlay2 does). Mount options are one page; containerd names the lowers relative to their common parent when
+   * they do not fit, so a lower costs a few bytes instead of a 64-hex farm name: hundreds of layers fit.
+   */
+  private link(s: Snapshot): string {
+    const link = path.join(this.linksDir, s.id)
+    const target = farmPath(this.home, s.layer!)
+    let cur: string | undefined
+    try {
+      cur = fs.readlinkSync(link)
+    } catch {
+      cur = undefined
+    }
+    if (cur !== target) {
+      try {
+        fs.mkdirSync(this.linksDir, {recursive: true, mode: 0o700})
+        const tmp = `${link}.${process.pid}.tmp`
+        fs.rmSync(tmp, {force: true})
+        fs.symlinkSync(target, tmp)
+        fs.renameSync(tmp, link)
+      } catch (err) {
+        throw fromSystemError(err, `cannot link ${link} to ${target}`)
+      }
+    }
+    return link
+  }
+
   /** The lower dirs of a snapshot whose parent is `parent`: the farms of the committed chain, top first. */
   private lowers(parent: string): string[] {
     const out: string[] = []
@@ -235,13 +267,15 @@ export class Snapshots {
     if (s.kind === 'committed') throw new SnapshotError(GRPC.FAILED_PRECONDITION, 'STATE', `snapshot ${JSON.stringify(key)} is committed: only active snapshots and views have mounts`)
     const dir = this.dirOf(s)
     const lowers = this.lowers(s.parent)
+    const short: string[] = []
+    for (let k = s.parent; k; k = this.get(k).parent) short.push(this.link(this.get(k)))
     const ro = s.kind === 'view'
     if (lowers.length === 0) return [{type: 'bind', source: path.join(dir, 'fs'), target: '', options: [ro ? 'ro' : 'rw', 'rbind']}]
     if (ro) {
       if (lowers.length === 1) return [{type: 'bind', source: lowers[0], target: '', options: ['ro', 'rbind']}]
-      return [{type: 'overlay', source: 'overlay', target: '', options: [`lowerdir=${lowers.join(':')}`]}]
+      return [{type: 'overlay', source: 'overlay', target: '', options: [`lowerdir=${short.join(':')}`]}]
     }
-    return [{type: 'overlay', source: 'overlay', target: '', options: ['index=off', `workdir=${path.join(dir, 'work')}`, `upperdir=${path.join(dir, 'fs')}`, `lowerdir=${lowers.join(':')}`]}]
+    return [{type: 'overlay', source: 'overlay', target: '', options: ['index=off', `workdir=${path.join(dir, 'work')}`, `upperdir=${path.join(dir, 'fs')}`, `lowerdir=${short.join(':')}`]}]
   }
 
   /** The active snapshot `key` → committed snapshot `name`: its upper ingested as a velo layer, served as a farm. */
@@ -273,8 +307,10 @@ export class Snapshots {
     if (child) throw new SnapshotError(GRPC.FAILED_PRECONDITION, 'STATE', `snapshot ${JSON.stringify(key)} is the parent of ${JSON.stringify(child[0])}`)
     delete this.meta.snapshots[key]
     this.save()
-    if (s.kind === 'committed') this.syncHold()
-    else fs.rmSync(this.dirOf(s), {recursive: true, force: true})
+    if (s.kind === 'committed') {
+      fs.rmSync(path.join(this.linksDir, s.id), {force: true})
+      this.syncHold()
+    } else fs.rmSync(this.dirOf(s), {recursive: true, force: true})
   }
 
   update(key: string, labels: Record<string, string>, paths: string[]): Snapshot {
@@ -309,6 +345,9 @@ export class Snapshots {
       removed.push(n)
     }
     for (const n of fs.readdirSync(this.root)) if (n.startsWith('.') && n.endsWith('.tmp')) fs.rmSync(path.join(this.root, n), {force: true})
+    // short links of committed snapshots that are gone (a link is made again when a mount needs it)
+    const committed = new Set(Object.values(this.meta.snapshots).filter((s) => s.kind === 'committed').map((s) => s.id))
+    if (fs.existsSync(this.linksDir)) for (const n of fs.readdirSync(this.linksDir)) if (!committed.has(n)) fs.rmSync(path.join(this.linksDir, n), {force: true})
     this.syncHold()
     return {removed}
   }

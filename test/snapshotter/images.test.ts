@@ -148,4 +148,16 @@ describe.skipIf(!root)('images on velo snapshotter: ctr image import + ctr run',
     expect(velo(env.home, ['gc']).status).toBe(0)
     expect(run(env, 'velo', A, 'after-gc')).toBe(onOverlay)
   })
+
+  it('an image of 120 layers: mount options fit a page (short links to the farms, containerd names them relative)', async () => {
+    env = await startEnv()
+    const layers = [await mkTar([{name: 'bin/', type: 'directory'}, {name: 'bin/busybox', content: BUSYBOX, mode: 0o755}, {name: 'bin/sh', type: 'symlink', linkname: 'busybox'}])]
+    for (let i = 1; i < 120; i++) layers.push(await mkTar([{name: 'l/', type: 'directory'}, {name: `l/${i}`, content: `${i}\n`}]))
+    const tar = path.join(env.dir, 'deep.tar')
+    fs.writeFileSync(tar, await dockerSaveLegacy([{tag: 'velo-test/deep:1', layers, config}]))
+    env.ctrOk(['image', 'import', '--snapshotter', 'velo', tar])
+    const img = env.ctrOk(['image', 'ls', '-q']).trim().split('\n').find((i) => i.includes('velo-test/deep'))!
+    const out = env.ctrOk(['run', '--snapshotter', 'velo', '--rm', img, 'deep', '/bin/sh', '-c', 'cd /l && /bin/busybox ls | /bin/busybox wc -l && /bin/busybox cat 1 119'])
+    expect(out.trim().split('\n')).toEqual(['119', '1', '119'])
+  })
 })
