@@ -166,6 +166,9 @@ describe.skipIf(!root)('velo snapshotter through ctr snapshots', () => {
     expect(fs.existsSync(path.join(env.home, 'snapshotter', 'l', c2.id))).toBe(false)
     expect(withDb(env.home, (db) => db.hasLayer(c2.layer!))).toBe(false)
     expect(fs.existsSync(farm1)).toBe(true)
+    // the store stays consistent for velo's own checks
+    const fsck = velo(env.home, ['fsck'])
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0)
 
     // errors containerd understands: not found, already exists
     expect(env.ctr([...S, 'prepare', 'c1']).stderr).toMatch(/already exists/)
