@@ -50,6 +50,8 @@ describe.skipIf(!root)('velo snapshotter through ctr snapshots', () => {
     expect(mountSnap(env, 'a1', mnt)).toMatch(/^mount -t bind .* -o rw,rbind$/)
     sh(`cd ${mnt} && mkdir -p etc d/keep sub && echo hello > etc/a && head -c 1048576 /dev/urandom > big && chown 12:34 etc/a && chmod 640 etc/a && ln big big.link && ln -s etc/a sym && echo gone > d/x && echo k > d/keep/k && mkfifo fifo && chmod 1777 sub`)
     umount(mnt)
+    // an active snapshot's usage: what containerd wrote into it (1 MiB and a few small files)
+    expect(lsRows(env.ctrOk([...S, 'usage', 'a1']))).toEqual([expect.stringMatching(/^a1 1\.\d+ MiB (9|1\d)$/)])
     env.ctrOk([...S, 'commit', 'c1', 'a1'])
     const c1 = entry(env, 'c1')!
     expect(c1.kind).toBe('committed')
