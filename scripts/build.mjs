@@ -10,7 +10,7 @@ const common = {
   format: 'cjs',
   sourcemap: 'linked',
   logLevel: 'warning',
-  external: ['typescript', 'ts-node', 'lmdb', '@napi-rs/blake-hash', 'node-pty', 'dockerode', 'testcontainers', 'cpu-features', 'ssh2'],
+  external: ['typescript', 'ts-node', 'lmdb', '@napi-rs/blake-hash', 'node-pty', 'dockerode', 'testcontainers', 'cpu-features', 'ssh2', '@grpc/grpc-js', '@grpc/proto-loader'],
 }
 await build({...common, entryPoints: {cli: 'src/cli.ts', 'ingest-worker': 'src/store/ingest-worker.ts'}, minify: true, outdir: 'dist'})
 // The fast path: the same commands against src/lib/mini-oclif.ts instead of @oclif/core (see that file).

@@ -53,6 +53,7 @@ import ImagePull from './commands/image/pull'
 import Push from './commands/push'
 import Pull from './commands/pull'
 import RegistryRm from './commands/registry/rm'
+import SnapshotterServe from './commands/snapshotter/serve'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -108,4 +109,5 @@ export const COMMANDS = {
   push: Push,
   pull: Pull,
   'registry:rm': RegistryRm,
+  'snapshotter:serve': SnapshotterServe,
 }

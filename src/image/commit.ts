@@ -158,6 +158,53 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdS
   return {builder, newObjects, newBytes, xfilter}
 }
 
+export interface UpperLayerResult {
+  layer: string
+  files: number
+  whiteouts: number
+  opaqueDirs: number
+  newObjects: number
+  newBytes: number
+  layerExisted: boolean
+  warnings: string[]
+}
+
+/**
+ * Store `upper` as a layer (objects, one syncfs, then the layer in one LMDB transaction, in which `inTxn` may
+ * record what keeps it: an image, a hold). Under the store's shared lock, so gc cannot run in between. The
+ * caller makes sure nothing writes to `upper` meanwhile. A layer the store already has is not stored again.
+ */
+export function storeUpperLayer(home: string, opts: {upperDir: string; source: string; shift?: IdShift; baseLayers?: string[]; inTxn?: (db: ManifestDb, layer: string) => void}): UpperLayerResult {
+  const store = new Store(home).init('commit')
+  const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  const db = ManifestDb.open(home)
+  try {
+    for (const l of opts.baseLayers ?? []) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
+    const opaque = overlayMarks(opts.upperDir)
+    const {builder, newObjects, newBytes, xfilter} = walkUpper(store, opts.upperDir, opaque, opts.shift)
+    store.sync()
+    const {info, entries} = builder.finish(opts.source)
+    let layerExisted = false
+    db.writeSync(() => {
+      layerExisted = db.putLayerInTxn(info, entries)
+      opts.inTxn?.(db, info.id)
+    })
+    return {
+      layer: info.id,
+      files: info.files,
+      whiteouts: info.whiteouts,
+      opaqueDirs: opaque.size,
+      newObjects,
+      newBytes,
+      layerExisted,
+      warnings: xfilter.droppedCount ? [xattrWarning([xfilter])] : [],
+    }
+  } finally {
+    db.close()
+    lock.release()
+  }
+}
+
 /**
  * Store `upper` as a new layer and record image `name` = `baseLayers` + that layer, in one transaction after
  * one syncfs. The caller makes sure nothing writes to `upper` meanwhile (a stopped or frozen tenant).
@@ -165,41 +212,21 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdS
 export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string; shift?: IdShift}): CommitResult {
   const t0 = process.hrtime.bigint()
   validateName('image', opts.name)
-  const store = new Store(home).init('sandbox commit')
-  const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
-  const db = ManifestDb.open(home)
-  try {
-    for (const l of opts.baseLayers) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
-    const opaque = overlayMarks(opts.upperDir)
-    const {builder, newObjects, newBytes, xfilter} = walkUpper(store, opts.upperDir, opaque, opts.shift)
-    store.sync()
-    const {info, entries} = builder.finish(opts.source)
-    const layers = [...opts.baseLayers, info.id]
-    const rec: ImageRecord = {name: opts.name, layers, createdAt: new Date().toISOString(), source: opts.source}
-    if (opts.config && Object.keys(opts.config).length) rec.config = opts.config
-    let layerExisted = false
-    db.writeSync(() => {
-      layerExisted = db.putLayerInTxn(info, entries)
+  let layers: string[] = []
+  const r = storeUpperLayer(home, {
+    upperDir: opts.upperDir,
+    source: opts.source,
+    shift: opts.shift,
+    baseLayers: opts.baseLayers,
+    inTxn: (db, layer) => {
+      layers = [...opts.baseLayers, layer]
+      const rec: ImageRecord = {name: opts.name, layers, createdAt: new Date().toISOString(), source: opts.source}
+      if (opts.config && Object.keys(opts.config).length) rec.config = opts.config
       // putImageSync refuses an image naming a layer that is gone (a gc between the tenant's hold and now)
       db.putImageSync(rec)
-    })
-    return {
-      image: opts.name,
-      layer: info.id,
-      layers,
-      files: info.files,
-      whiteouts: info.whiteouts,
-      opaqueDirs: opaque.size,
-      newObjects,
-      newBytes,
-      layerExisted,
-      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
-      warnings: xfilter.droppedCount ? [xattrWarning([xfilter])] : [],
-    }
-  } finally {
-    db.close()
-    lock.release()
-  }
+    },
+  })
+  return {...r, image: opts.name, layers, seconds: Number(process.hrtime.bigint() - t0) / 1e9}
 }
 
 
