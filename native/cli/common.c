@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/vlog.h"
 #include "front.h"
 
 #include "util.h"
@@ -77,6 +78,9 @@ int front_error(bool json, const char *code, const char *message, const char *su
     }
     fputs("\n  }\n}\n", stdout);
     fflush(stdout);
+  } else if (vlog_json()) {
+    const char *kv[] = {"code", code, suggestion ? "suggestion" : NULL, suggestion, NULL};
+    vlog_emit("error", "velo", message, kv);
   } else {
     fprintf(stderr, "velo: error [%s]: %s\n", code, message);
     if (suggestion) fprintf(stderr, "  suggestion: %s\n", suggestion);

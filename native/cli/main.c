@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "events.h"
+#include "../common/vlog.h"
 #include "front.h"
 
 /* The fast paths. Each is defined in its own file; none is required: an empty table sends every call to Node. */
@@ -92,6 +93,7 @@ static void unshim(char **argv) {
 
 int main(int argc, char **argv) {
   unshim(argv);
+  vlog_trace(); /* the call's trace id, for every process it starts (docs: VELO_LOG=json) */
   char *root = package_root();
   if (!root) return front_error(false, "INTERNAL", "cannot find velo's package root from /proc/self/exe", NULL);
   /* the Node CLI's way into the sandbox lifecycle (sandbox_internal.c): served here whatever VELO_NATIVE says */

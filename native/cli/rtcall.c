@@ -3,6 +3,7 @@
  * oci.c, root/ the overlay's mount point), the container id is the sandbox name, and the runtime's state lives in
  * <home>/runtime, so `velo-runtime --root <home>/runtime state NAME` sees every sandbox. Both front doors come
  * here: the native fast paths directly, Node through `velo __sandbox`. */
+#include "../common/vlog.h"
 #include "rtcall.h"
 
 #include <errno.h>
@@ -209,13 +210,13 @@ static void rootless_limits(struct tstate *s) {
   }
   s->n_limits = kept;
   if (*dropped)
-    fprintf(stderr,
+    vlog("warning", "velo",
             "velo: warning: sandbox %s runs without its %s limit%s: velo is not root, and %s\n"
-            "  suggestion: on a cgroup v2 host, delegate a cgroup to uid %u with those controllers (systemd: Delegate= on user@.service), or run velo as root\n",
+            "  suggestion: on a cgroup v2 host, delegate a cgroup to uid %u with those controllers (systemd: Delegate= on user@.service), or run velo as root",
             s->name, dropped, strchr(dropped, ',') ? "s" : "",
             !parent[0] ? "this host's cgroups are v1 (no cgroup can be delegated to a user)" : delegated ? "the cgroup delegated to it lacks that controller" : "no cgroup is delegated to it here",
             (unsigned)geteuid());
-  if (*quota) fprintf(stderr, "velo: warning: sandbox %s runs without its disk limit: a project quota needs root\n", s->name);
+  if (*quota) vlog("warning", "velo", "velo: warning: sandbox %s runs without its disk limit: a project quota needs root", s->name);
 }
 
 struct rm_arg {
@@ -385,7 +386,7 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
   struct container c;
   if (container_load(s->name, &c, &e) != 0) {
     container_free(&c);
-    fprintf(stderr, "velo: %s\n", e.msg);
+    vlog("error", "velo", "velo: %s", e.msg);
     return 1;
   }
   json_object *p = oci_sandbox_process(s, x);
@@ -396,7 +397,7 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
   json_object_put(p);
   container_free(&c);
   if (r < 0) {
-    fprintf(stderr, "velo: %s\n", e.msg);
+    vlog("error", "velo", "velo: %s", e.msg);
     return code;
   }
   /* we are the process's parent, as velo-runtime exec was: signals sent to us are passed on, its code is ours */
@@ -405,7 +406,7 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
     close(relay_sock);
     if (master < 0) {
       kill(child, SIGKILL);
-      fprintf(stderr, "velo: %s\n", e.msg);
+      vlog("error", "velo", "velo: %s", e.msg);
       return 1;
     }
     return tty_relay(master, child, PROC_FORWARD, PROC_N_FORWARD);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../common/vlog.h"
 #include "args.h"
 #include "rtcall.h"
 #include "sandbox.h"
@@ -61,7 +62,7 @@ int front_sandbox_create(const struct front_ctx *ctx, int argc, char **argv) {
   int rc = sb_create(ctx, home, &o, a.json, NULL, NULL, &r);
   if (rc) return rc;
   if (!a.json) {
-    fprintf(stderr, "created sandbox %s (image %s, profile %s, init pid %ld)%s%s\n", r.st.name, r.st.image, r.profile_name, r.st.pid,
+    vlog("info", "velo", "created sandbox %s (image %s, profile %s, init pid %ld)%s%s", r.st.name, r.st.image, r.profile_name, r.st.pid,
             o.main_argc ? "; its main command runs: velo sandbox logs " : "", o.main_argc ? r.st.name : "");
     return 0;
   }

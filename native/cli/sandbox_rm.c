@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/vlog.h"
 #include "args.h"
 #include "sandbox.h"
 #include "util.h"
@@ -55,7 +56,7 @@ int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv) {
     if (rc) return rc;
     double ms = ms_since(t0);
     if (!json) {
-      fprintf(stderr, "removed %s\n", name);
+      vlog("info", "velo", "removed %s", name);
       continue;
     }
     if (!opened) jw_begin_arr(&w), opened = true;

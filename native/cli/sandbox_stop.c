@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/vlog.h"
 #include "args.h"
 #include "events.h"
 #include "rtcall.h"
@@ -65,8 +66,8 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
     jw_end_obj(&w);
     fflush(stdout);
   } else if (was)
-    fprintf(stderr, "stopped %s%s\n", name, forced ? " (killed after the grace period)" : "");
+    vlog("info", "velo", "stopped %s%s", name, forced ? " (killed after the grace period)" : "");
   else
-    fprintf(stderr, "%s was not running\n", name);
+    vlog("info", "velo", "%s was not running", name);
   return 0;
 }

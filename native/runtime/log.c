@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/vlog.h"
 #include "rt.h"
 
 struct gopts G = {.root = "/run/velo-runtime"};
@@ -46,6 +47,11 @@ static void log_line(const char *level, const char *msg) {
     json_escape_to(f, msg);
     fputs(",\"time\":", f);
     json_escape_to(f, ts);
+    const char *trace = getenv("VELO_TRACE_ID");
+    if (trace && *trace) {
+      fputs(",\"trace\":", f);
+      json_escape_to(f, trace);
+    }
     fputs("}\n", f);
   } else {
     fprintf(f, "%s %s velo-runtime: %s\n", ts, level, msg);
@@ -71,7 +77,8 @@ int rt_err(const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   log_line("error", msg);
-  fprintf(stderr, "velo-runtime: %s\n", msg);
+  if (vlog_json()) vlog_emit("error", "velo-runtime", msg, NULL);
+  else fprintf(stderr, "velo-runtime: %s\n", msg);
   return 1;
 }
 
