@@ -41,6 +41,9 @@ import ImagePull from './commands/image/pull'
 import Push from './commands/push'
 import Pull from './commands/pull'
 import RegistryRm from './commands/registry/rm'
+import CacheSave from './commands/cache/save'
+import CacheRestore from './commands/cache/restore'
+import CacheSummary from './commands/cache/summary'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -84,4 +87,7 @@ export const COMMANDS = {
   push: Push,
   pull: Pull,
   'registry:rm': RegistryRm,
+  'cache:save': CacheSave,
+  'cache:restore': CacheRestore,
+  'cache:summary': CacheSummary,
 }

@@ -55,7 +55,48 @@ export interface OwnerOverrides {
 }
 
 export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides): Promise<IngestResult> {
-  const t0 = process.hrtime.bigint()
+  const r = await ingestTrees(home, [dir], (layers) => ({name, layers: layers.map((l) => l.id), createdAt: new Date().toISOString(), source: layers[0].source}), progress, owners)
+  const t = r.trees[0]
+  const info = t.info
+  return {
+    image: name,
+    layer: info.id,
+    files: info.files,
+    dirs: info.dirs,
+    symlinks: info.symlinks,
+    others: info.others,
+    skippedSockets: r.skippedSockets,
+    logicalBytes: info.logicalBytes,
+    newObjects: r.newObjects,
+    newBytes: r.newBytes,
+    dedupRatio: r.newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / r.newBytes,
+    seconds: r.seconds,
+    layerExisted: t.layerExisted,
+    warnings: r.warnings,
+  }
+}
+
+export interface TreesResult {
+  /** one per directory, in the order given: its layer (one layer per directory) */
+  trees: Array<{src: string; info: LayerInfo; layerExisted: boolean}>
+  image: ImageRecord
+  skippedSockets: number
+  newObjects: number
+  newBytes: number
+  seconds: number
+  warnings: string[]
+}
+
+interface Scanned {
+  src: string
+  builder: LayerBuilder
+  jobs: Job[]
+  totalBytes: number
+  skippedSockets: number
+}
+
+/** Phase 1 of an ingest: walk one tree (sorted, lstat only) into a layer builder and the list of files to store. */
+function scanTree(dir: string, owners: OwnerOverrides | undefined, xfilter: ReturnType<typeof newXattrFilter>): Scanned {
   const src = path.resolve(dir)
   let rootSt: fs.BigIntStats
   try {
@@ -64,8 +105,6 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     throw fromSystemError(err, `cannot ingest ${dir}`)
   }
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
-
-  const store = new Store(home).init()
   const myUid = process.getuid?.() ?? -1
   const myGid = process.getgid?.() ?? -1
   const ownedAs = <M extends {uid: number; gid: number}>(rel: string, meta: M): M => {
@@ -77,7 +116,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     return meta
   }
   const builder = new LayerBuilder(ownedAs('', metaFromStat(rootSt)))
-  const jobs: Array<{path: Buffer; node: TreeNode; size: number; sparse?: boolean}> = []
+  const jobs: Job[] = []
   const seen = new Map<string, TreeNode>() // dev:ino → first node, for hard links
   let totalBytes = 0
   let skippedSockets = 0
@@ -85,7 +124,6 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   // Extended attributes of the whole tree in one native walk (Node cannot read them), filtered by policy:
   // overlayfs' own refused, velo's own placeholder marks ignored (src/manifest/xattrs.ts).
   const treeX = readXattrTree(src)
-  const xfilter = newXattrFilter()
   const root = isRoot()
   const xattrsOf = (rel: string, kind: 'file' | 'dir' | 'symlink' | 'other', where: string): Xattrs | undefined => {
     const x = treeX.get(rel)
@@ -93,7 +131,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   }
   if (treeX.has('.')) builder.root.meta.xattrs = xattrsOf('.', 'dir', src)
 
-  // Phase 1: walk. Sorted names make the layer deterministic.
+  // Sorted names make the layer deterministic.
   const walk = (dirPath: Buffer, node: TreeNode, rel: string) => {
     let names: Buffer[]
     try {
@@ -149,17 +187,40 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       }
     }
   }
+  walk(Buffer.from(src), builder.root, '')
+  return {src, builder, jobs, totalBytes, skippedSockets}
+}
 
+/**
+ * `velo ingest DIR` and `velo cache save`: each directory becomes one layer; walk them all (sorted, lstat only),
+ * then store every regular file (hash → temp → link, dedup on hit), then one syncfs, then ONE LMDB transaction
+ * with the layers and the image record `makeImage` returns. A crash anywhere before the commit leaves only
+ * objects (valid under their names) and temp files, never a manifest naming an object that is not durable.
+ */
+export async function ingestTrees(
+  home: string,
+  dirs: string[],
+  makeImage: (layers: LayerInfo[]) => ImageRecord,
+  progress?: Progress,
+  owners?: OwnerOverrides,
+): Promise<TreesResult> {
+  const t0 = process.hrtime.bigint()
+  const xfilter = newXattrFilter()
+  // the walk reads only the sources: a missing or wrong directory fails before the store is touched
+  const scanned = dirs.map((d) => scanTree(d, owners, xfilter))
+  const store = new Store(home).init()
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   try {
-    walk(Buffer.from(src), builder.root, '')
+    const jobs = scanned.flatMap((s) => s.jobs)
+    const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)
     readThroughPlaceholders(home, jobs)
+    const tWalk = process.hrtime.bigint()
 
     // Phase 2: content, on worker threads when there is enough of it to pay for starting them.
     progress?.start(jobs.length, totalBytes)
     const counts = {newObjects: 0, newBytes: 0, doneFiles: 0, doneBytes: 0}
-    const record = (j: (typeof jobs)[number], r: {hash: string; size: number; isNew: boolean}) => {
+    const record = (j: Job, r: {hash: string; size: number; isNew: boolean}) => {
       const m = j.node.meta
       // A file that changed between the walk and the read is recorded as what was actually stored.
       if (r.size !== j.size) m.size = BigInt(r.size)
@@ -175,33 +236,30 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     if (jobs.length >= PARALLEL_MIN_FILES && os.availableParallelism() > 1) await storeInWorkers(home, jobs, record)
     else for (const j of jobs) record(j, store.writeFile(j.path, {mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size, xattrs: j.node.meta.xattrs}))
     progress?.stop()
-    const {newObjects, newBytes} = counts
 
     const tContent = process.hrtime.bigint()
     // Phase 3: durable data, then the manifest that names it.
     store.sync()
     const tSync = process.hrtime.bigint()
-    const {info, entries} = builder.finish(src)
-    const layerExisted = db.hasLayer(info.id)
-    const image: ImageRecord = {name, layers: [info.id], createdAt: new Date().toISOString(), source: src}
-    db.putLayerSync(info, entries, () => db.images.putSync(name, image))
+    const built = scanned.map((s) => s.builder.finish(s.src))
+    const existed = built.map((b) => db.hasLayer(b.info.id))
+    const image = makeImage(built.map((b) => b.info))
+    db.writeSync(() => {
+      for (const b of built) db.putLayerInTxn(b.info, b.entries)
+      db.images.putSync(image.name, image)
+    }, 'ingest')
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9
     if (process.env.VELO_TIMING)
-      process.stderr.write(`timing: walk+content ${Number(tContent - t0) / 1e6} ms, syncfs ${Number(tSync - tContent) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSync) / 1e6} ms\n`)
+      process.stderr.write(
+        `timing: walk ${Number(tWalk - t0) / 1e6} ms, content ${Number(tContent - tWalk) / 1e6} ms, syncfs ${Number(tSync - tContent) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSync) / 1e6} ms\n`,
+      )
     return {
-      image: name,
-      layer: info.id,
-      files: info.files,
-      dirs: info.dirs,
-      symlinks: info.symlinks,
-      others: info.others,
-      skippedSockets,
-      logicalBytes: info.logicalBytes,
-      newObjects,
-      newBytes,
-      dedupRatio: newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / newBytes,
+      trees: scanned.map((s, i) => ({src: s.src, info: built[i].info, layerExisted: existed[i]})),
+      image,
+      skippedSockets: scanned.reduce((a, s) => a + s.skippedSockets, 0),
+      newObjects: counts.newObjects,
+      newBytes: counts.newBytes,
       seconds,
-      layerExisted,
       warnings: xfilter.droppedCount ? [xattrWarning([xfilter])] : [],
     }
   } finally {
@@ -236,7 +294,7 @@ export type {LayerInfo}
 const PARALLEL_MIN_FILES = 1000
 const BATCH = 128
 
-type Job = {path: Buffer; node: TreeNode; size: number}
+type Job = {path: Buffer; node: TreeNode; size: number; sparse?: boolean}
 
 /** Store files on min(cores, 4) worker threads, handing out batches from one queue; fail on the first error. */
 async function storeInWorkers(home: string, jobs: Job[], record: (j: Job, r: {hash: string; size: number; isNew: boolean}) => void): Promise<void> {
