@@ -1,10 +1,12 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import {spawnSync} from 'node:child_process'
 import {VeloError, fromSystemError} from '../lib/errors'
+import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
-import {LayerBuilder, metaFromStat, TreeNode} from '../manifest/builder'
+import {LayerBuilder, Meta, metaFromStat, TreeNode} from '../manifest/builder'
 import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
@@ -93,6 +95,126 @@ interface Scanned {
   jobs: Job[]
   totalBytes: number
   skippedSockets: number
+}
+
+function checkDir(dir: string): {src: string; rootSt: fs.BigIntStats} {
+  const src = path.resolve(dir)
+  let rootSt: fs.BigIntStats
+  try {
+    rootSt = fs.statSync(src, {bigint: true})
+  } catch (err) {
+    throw fromSystemError(err, `cannot ingest ${dir}`)
+  }
+  if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
+  return {src, rootSt}
+}
+
+let ingestTool: string | null | undefined
+function nativeIngestTool(): string | undefined {
+  if (ingestTool === undefined) {
+    try {
+      ingestTool = nativeBin('velo-ingest')
+    } catch {
+      ingestTool = null // not built (no BLAKE3 C sources at install): the Node path
+    }
+  }
+  return ingestTool ?? undefined
+}
+
+const NUL = 0
+const FIELDS = 13
+
+/**
+ * Phases 1 and 2 in one native process (native/ingest/velo-ingest.c): it walks every tree (sorted, no symlink
+ * followed) and stores every regular file's object, and prints one record per entry; this builds the layers from
+ * the records. Files it leaves alone (extended attributes: the policy is here; sparse placeholders) come back as
+ * jobs for the Node path. Under the store's shared lock (it writes objects).
+ */
+function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: {newObjects: number; newBytes: number; files: number; bytes: number}): Scanned[] {
+  const r = spawnSync(tool, [store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', ...srcs], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
+  if (r.error) throw new VeloError('NATIVE', `cannot run velo-ingest: ${r.error.message}`)
+  if (r.status !== 0) {
+    const msg = String(r.stderr).trim() || `velo-ingest exited ${r.status}`
+    // "velo-ingest: PATH: what: strerror" → the error a Node call failing the same way gives (code, suggestion)
+    const errno = [['ENOSPC', /No space left/], ['EDQUOT', /Disk quota/], ['EACCES', /Permission denied/], ['EPERM', /Operation not permitted/], ['ENOENT', /No such file/], ['ENOTDIR', /Not a directory/], ['EROFS', /Read-only file system/], ['EIO', /Input\/output error/]].find(([, re]) => (re as RegExp).test(msg))
+    const what = `ingest: ${msg.replace(/^velo-ingest: /, '').replace(/: [^:]*$/, '')}`
+    if (errno) throw fromSystemError(Object.assign(new Error(msg), {code: errno[0] as string}), what)
+    throw new VeloError('NATIVE', `ingest: ${msg.replace(/^velo-ingest: /, '')}`)
+  }
+  const out: Buffer = r.stdout
+  const trees: Scanned[] = srcs.map((src) => ({src, builder: undefined as never, jobs: [], totalBytes: 0, skippedSockets: 0}))
+  const dirsOf = srcs.map(() => new Map<string, TreeNode>())
+  const treeX: Array<Map<string, Xattrs> | undefined> = srcs.map(() => undefined)
+  const seen = new Map<string, TreeNode>()
+  const root = isRoot()
+  let pos = 0
+  const f: Buffer[] = new Array(FIELDS)
+  while (pos < out.length) {
+    for (let i = 0; i < FIELDS; i++) {
+      const end = out.indexOf(NUL, pos)
+      if (end < 0) throw new VeloError('NATIVE', 'velo-ingest: truncated output')
+      f[i] = out.subarray(pos, end)
+      pos = end + 1
+    }
+    const t = Number(f[0].toString('latin1'))
+    const relB = f[1]
+    const rel = relB.toString('latin1')
+    const mode = Number(f[2].toString('latin1'))
+    const meta: Meta = {mode, uid: Number(f[3].toString('latin1')), gid: Number(f[4].toString('latin1')), mtimeSec: BigInt(f[6].toString('latin1')), mtimeNsec: Number(f[7].toString('latin1'))}
+    const size = BigInt(f[5].toString('latin1'))
+    const flag = f[12].toString('latin1')
+    const tree = trees[t]
+    const type = mode & S_IFMT
+    const abs = rel === '.' ? Buffer.from(tree.src) : join(Buffer.from(tree.src), relB)
+    const where = abs.toString()
+    if (flag === 'x') {
+      treeX[t] ??= readXattrTree(tree.src)
+      const x = treeX[t]!.get(rel)
+      if (x) meta.xattrs = filterXattrs(x, {where: `ingest of ${tree.src}`, entry: where, kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other', root, filter: xfilter})
+    }
+    if (rel === '.') {
+      tree.builder = new LayerBuilder(meta)
+      dirsOf[t].set('', tree.builder.root)
+      continue
+    }
+    const slash = relB.lastIndexOf(0x2f)
+    const parent = dirsOf[t].get(slash < 0 ? '' : rel.slice(0, slash))
+    if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
+    const n = slash < 0 ? relB : relB.subarray(slash + 1)
+    if (type === S_IFDIR) {
+      dirsOf[t].set(rel, tree.builder.put(parent, Buffer.from(n), meta, where))
+    } else if (type === S_IFREG) {
+      const hl = f[9].toString('latin1')
+      const first = hl ? seen.get(hl) : undefined
+      if (first) {
+        tree.builder.link(parent, Buffer.from(n), first, where)
+        continue
+      }
+      const node = tree.builder.put(parent, Buffer.from(n), {...meta, size}, where)
+      if (hl) seen.set(hl, node)
+      if (flag === 'n' || flag === 'd') {
+        node.meta.hash = Buffer.from(f[11].toString('latin1'), 'hex')
+        pre.files++
+        pre.bytes += Number(size)
+        if (flag === 'n') {
+          pre.newObjects++
+          pre.newBytes += Number(size)
+        }
+      } else if (size > 0n) {
+        tree.jobs.push({path: abs, node, size: Number(size), sparse: flag === 's'})
+        tree.totalBytes += Number(size)
+      }
+    } else if (type === S_IFLNK) {
+      const target = Buffer.from(f[10].toString('latin1'), 'hex')
+      tree.builder.put(parent, Buffer.from(n), {...meta, target, size: BigInt(target.length)}, where)
+    } else if (type === S_IFSOCK) {
+      tree.skippedSockets++
+    } else {
+      tree.builder.put(parent, Buffer.from(n), {...meta, rdev: BigInt(f[8].toString('latin1'))}, where)
+    }
+  }
+  for (const tr of trees) if (!tr.builder) throw new VeloError('NATIVE', `velo-ingest: no record for ${tr.src}`)
+  return trees
 }
 
 /** Phase 1 of an ingest: walk one tree (sorted, lstat only) into a layer builder and the list of files to store. */
@@ -206,20 +328,25 @@ export async function ingestTrees(
 ): Promise<TreesResult> {
   const t0 = process.hrtime.bigint()
   const xfilter = newXattrFilter()
-  // the walk reads only the sources: a missing or wrong directory fails before the store is touched
-  const scanned = dirs.map((d) => scanTree(d, owners, xfilter))
+  // The native pass (walk + objects in one C process) unless owners are rewritten (the default image's builder)
+  // or it is not built; VELO_NO_NATIVE_INGEST=1 forces the Node path (tests compare both).
+  const tool = owners || process.env.VELO_NO_NATIVE_INGEST ? undefined : nativeIngestTool()
+  // a missing or wrong directory fails before the store is touched
+  let scanned: Scanned[] = tool ? dirs.map((d) => ({...checkDir(d), builder: undefined as never, jobs: [], totalBytes: 0, skippedSockets: 0})) : dirs.map((d) => scanTree(d, owners, xfilter))
   const store = new Store(home).init()
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   try {
+    const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
+    if (tool) scanned = scanNative(tool, store, scanned.map((s) => s.src), xfilter, pre)
     const jobs = scanned.flatMap((s) => s.jobs)
     const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)
     readThroughPlaceholders(home, jobs)
     const tWalk = process.hrtime.bigint()
 
     // Phase 2: content, on worker threads when there is enough of it to pay for starting them.
-    progress?.start(jobs.length, totalBytes)
-    const counts = {newObjects: 0, newBytes: 0, doneFiles: 0, doneBytes: 0}
+    progress?.start(jobs.length + pre.files, totalBytes + pre.bytes)
+    const counts = {newObjects: pre.newObjects, newBytes: pre.newBytes, doneFiles: pre.files, doneBytes: pre.bytes}
     const record = (j: Job, r: {hash: string; size: number; isNew: boolean}) => {
       const m = j.node.meta
       // A file that changed between the walk and the read is recorded as what was actually stored.
@@ -239,7 +366,8 @@ export async function ingestTrees(
 
     const tContent = process.hrtime.bigint()
     // Phase 3: durable data, then the manifest that names it.
-    store.sync()
+    // the native pass ended with a syncfs of its own: another only for objects stored here after it
+    if (!tool || jobs.length > 0) store.sync()
     const tSync = process.hrtime.bigint()
     const built = scanned.map((s) => s.builder.finish(s.src))
     const existed = built.map((b) => db.hasLayer(b.info.id))
