@@ -333,12 +333,17 @@ export async function ingestTrees(
   const tool = owners || process.env.VELO_NO_NATIVE_INGEST ? undefined : nativeIngestTool()
   // a missing or wrong directory fails before the store is touched
   let scanned: Scanned[] = tool ? dirs.map((d) => ({...checkDir(d), builder: undefined as never, jobs: [], totalBytes: 0, skippedSockets: 0})) : dirs.map((d) => scanTree(d, owners, xfilter))
+  const mark = (what: string) => process.env.VELO_TIMING && process.stderr.write(`timing: ${what} at ${performance.now().toFixed(1)} ms since start\n`)
+  mark('ingest start')
   const store = new Store(home).init()
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  mark('locked')
   const db = ManifestDb.open(home)
+  mark('db open')
   try {
     const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
     if (tool) scanned = scanNative(tool, store, scanned.map((s) => s.src), xfilter, pre)
+    mark('native pass done')
     const jobs = scanned.flatMap((s) => s.jobs)
     const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)
     readThroughPlaceholders(home, jobs)
@@ -370,12 +375,14 @@ export async function ingestTrees(
     if (!tool || jobs.length > 0) store.sync()
     const tSync = process.hrtime.bigint()
     const built = scanned.map((s) => s.builder.finish(s.src))
+    mark('layers built')
     const existed = built.map((b) => db.hasLayer(b.info.id))
     const image = makeImage(built.map((b) => b.info))
     db.writeSync(() => {
       for (const b of built) db.putLayerInTxn(b.info, b.entries)
       db.images.putSync(image.name, image)
     }, 'ingest')
+    mark('committed')
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9
     if (process.env.VELO_TIMING)
       process.stderr.write(
