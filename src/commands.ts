@@ -54,6 +54,9 @@ import Push from './commands/push'
 import Pull from './commands/pull'
 import RegistryRm from './commands/registry/rm'
 import SnapshotterServe from './commands/snapshotter/serve'
+import CacheSave from './commands/cache/save'
+import CacheRestore from './commands/cache/restore'
+import CacheSummary from './commands/cache/summary'
 
 export const COMMANDS = {
   fsck: Fsck,
@@ -110,4 +113,7 @@ export const COMMANDS = {
   pull: Pull,
   'registry:rm': RegistryRm,
   'snapshotter:serve': SnapshotterServe,
+  'cache:save': CacheSave,
+  'cache:restore': CacheRestore,
+  'cache:summary': CacheSummary,
 }

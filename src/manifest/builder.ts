@@ -176,19 +176,22 @@ export class LayerBuilder {
     }))
     // The layer id is the BLAKE3 of the sorted (key without layer id, value) pairs, length-prefixed.
     rows.sort((a, b) => a.parentIno - b.parentIno || Buffer.compare(a.name, b.name))
-    const h = newHasher()
     // "v1" for good: entries with xattrs are v2 entries, but layers without any keep their ids.
-    h.update(Buffer.from('velo-layer-v1\n'))
-    const len = Buffer.alloc(8)
+    // One buffer, one hash call: a call into the native hasher per field cost ~25 ms per 2,000 entries.
+    const header = Buffer.from('velo-layer-v1\n')
+    let total = header.length
+    for (const r of rows) total += 8 + 4 + r.name.length + r.value.length
+    const all = Buffer.allocUnsafe(total)
+    let o = header.copy(all, 0)
     for (const r of rows) {
-      const k = entryKey(LAYER0, r.parentIno, r.name).subarray(32)
-      len.writeUInt32LE(k.length, 0)
-      len.writeUInt32LE(r.value.length, 4)
-      h.update(len)
-      h.update(k)
-      h.update(r.value)
+      all.writeUInt32LE(4 + r.name.length, o)
+      all.writeUInt32LE(r.value.length, o + 4)
+      all.writeUInt32BE(r.parentIno >>> 0, o + 8) // the key without the layer id: parent ino big-endian ‖ name
+      o += 12
+      o += r.name.copy(all, o)
+      o += r.value.copy(all, o)
     }
-    const idHex = h.digest('hex')
+    const idHex = newHasher().update(all).digest('hex')
     const id = Buffer.from(idHex, 'hex')
     const info: LayerInfo = {id: idHex, createdAt: new Date().toISOString(), source, entries: rows.length, ...stats, ...extra}
     return {info, entries: rows.map((r) => ({key: entryKey(id, r.parentIno, r.name), value: r.value}))}

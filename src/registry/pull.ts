@@ -22,8 +22,8 @@ export interface PullResult {
   format: 'velo' | 'oci' | 'docker'
   image: string
   layers: Array<{id: string; existed: boolean}>
-  /** objects the image names / fetched from the registry / already in the store */
-  objects: {total: number; fetched: number; present: number}
+  /** objects the image names / fetched from the registry / already in the store; fetchedBytes: their sizes (velo images) */
+  objects: {total: number; fetched: number; present: number; fetchedBytes?: number}
   /** bytes of response bodies received from the registry */
   bytesReceived: number
   requests: number
@@ -205,6 +205,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         variants.set(o.hash, l)
       }
     let fetched = 0
+    let fetchedBytes = 0
     if (variants.size > 0) {
       const idxBlob = await getBlob(client, ref.repo, cfg.index.digest, `pack index of ${where}`, 1 << 30)
       const idx = decodeIndex(idxBlob, `pack index of ${where}`)
@@ -280,6 +281,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
             }
             o.done = true
             fetched += o.variants.length
+            fetchedBytes += size * o.variants.length
             got += o.length
             opts.onProgress?.(got, bytes, 'objects')
           }
@@ -310,7 +312,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       format: 'velo' as const,
       image: name,
       layers: cfg.layers.map((l) => ({id: l.id, existed: !fresh.has(l.id)})),
-      objects: {total, fetched, present: total - fetched},
+      objects: {total, fetched, present: total - fetched, fetchedBytes},
       replaced,
       warnings: [],
     }

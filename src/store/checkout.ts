@@ -4,6 +4,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {applyMeta, entryMeta, MetaRecord} from '../lib/meta'
 import {ManifestDb} from '../manifest/db'
 import {Entry, FLAG_OPAQUE, kindOf} from '../manifest/entry'
+import {checkName} from '../manifest/builder'
 import {objectOf, Store} from './cas'
 import type {Progress} from './ingest'
 
@@ -42,6 +43,20 @@ export function checkoutImage(home: string, name: string, dest: string, progress
   const db = ManifestDb.open(home)
   try {
     const img = db.requireImage(name)
+    const {dest: out, files, bytes} = checkoutLayers(home, db, img.layers, dest, progress)
+    return {image: name, dest: out, layers: img.layers.length, files, bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9}
+  } finally {
+    db.close()
+  }
+}
+
+/**
+ * The layers given (bottom first) as a plain tree at DEST (new or empty). Every name is checked as it is read
+ * (no '/', '.', '..', NUL, empty): a crafted layer (a pulled one) cannot make a checkout write outside DEST.
+ */
+export function checkoutLayers(home: string, db: ManifestDb, layers: string[], dest: string, progress?: Progress): {dest: string; files: number; bytes: number} {
+  {
+    const img = {layers}
     const store = new Store(home)
     const out = path.resolve(dest)
     try {
@@ -82,12 +97,14 @@ export function checkoutImage(home: string, name: string, dest: string, progress
       const firstLink = new Map<number, Buffer>() // hard link groups: ino → first path written
       for (const {parentIno, name: n, entry: e} of db.layerEntries(layer)) {
         if (parentIno === 0) {
+          if (n.length !== 0 || kindOf(e) !== 'dir' || dirs.size > 0) throw new VeloError('INTEGRITY', `layer ${layer.slice(0, 12)}: a second or malformed root entry`, {suggestion: 'run velo fsck'})
           dirs.set(e.ino, DOT)
           record(DOT, e)
           continue
         }
         const parent = dirs.get(parentIno)
         if (!parent) throw new VeloError('INTEGRITY', `layer ${layer.slice(0, 12)}: entry ${n.toString()} has no parent directory ${parentIno}`, {suggestion: 'run velo fsck'})
+        checkName(n, `layer ${layer.slice(0, 12)}`)
         const rel = parent === DOT ? n : Buffer.concat([parent, SLASH, n])
         const p = abs(rel)
         const kind = kindOf(e)
@@ -157,8 +174,6 @@ export function checkoutImage(home: string, name: string, dest: string, progress
     const isRoot = (r: MetaRecord) => (r.path as Buffer).equals(DOT)
     const dirRecs = recs.filter((r) => r.type === 'd').sort((a, b) => Number(isRoot(a)) - Number(isRoot(b)) || depth(b) - depth(a))
     applyMeta(out, [...nonDirs, ...dirRecs])
-    return {image: name, dest: out, layers: img.layers.length, files, bytes, seconds: Number(process.hrtime.bigint() - t0) / 1e9}
-  } finally {
-    db.close()
+    return {dest: out, files, bytes}
   }
 }

@@ -1,10 +1,12 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import {spawnSync} from 'node:child_process'
 import {VeloError, fromSystemError} from '../lib/errors'
+import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
-import {LayerBuilder, metaFromStat, TreeNode} from '../manifest/builder'
+import {LayerBuilder, Meta, metaFromStat, TreeNode} from '../manifest/builder'
 import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
@@ -55,7 +57,47 @@ export interface OwnerOverrides {
 }
 
 export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides): Promise<IngestResult> {
-  const t0 = process.hrtime.bigint()
+  const r = await ingestTrees(home, [dir], (layers) => ({name, layers: layers.map((l) => l.id), createdAt: new Date().toISOString(), source: layers[0].source}), progress, owners)
+  const t = r.trees[0]
+  const info = t.info
+  return {
+    image: name,
+    layer: info.id,
+    files: info.files,
+    dirs: info.dirs,
+    symlinks: info.symlinks,
+    others: info.others,
+    skippedSockets: r.skippedSockets,
+    logicalBytes: info.logicalBytes,
+    newObjects: r.newObjects,
+    newBytes: r.newBytes,
+    dedupRatio: r.newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / r.newBytes,
+    seconds: r.seconds,
+    layerExisted: t.layerExisted,
+    warnings: r.warnings,
+  }
+}
+
+export interface TreesResult {
+  /** one per directory, in the order given: its layer (one layer per directory) */
+  trees: Array<{src: string; info: LayerInfo; layerExisted: boolean}>
+  image: ImageRecord
+  skippedSockets: number
+  newObjects: number
+  newBytes: number
+  seconds: number
+  warnings: string[]
+}
+
+interface Scanned {
+  src: string
+  builder: LayerBuilder
+  jobs: Job[]
+  totalBytes: number
+  skippedSockets: number
+}
+
+function checkDir(dir: string): {src: string; rootSt: fs.BigIntStats} {
   const src = path.resolve(dir)
   let rootSt: fs.BigIntStats
   try {
@@ -64,8 +106,127 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     throw fromSystemError(err, `cannot ingest ${dir}`)
   }
   if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
+  return {src, rootSt}
+}
 
-  const store = new Store(home).init()
+let ingestTool: string | null | undefined
+function nativeIngestTool(): string | undefined {
+  if (ingestTool === undefined) {
+    try {
+      ingestTool = nativeBin('velo-ingest')
+    } catch {
+      ingestTool = null // not built (no BLAKE3 C sources at install): the Node path
+    }
+  }
+  return ingestTool ?? undefined
+}
+
+const NUL = 0
+const FIELDS = 13
+
+/**
+ * Phases 1 and 2 in one native process (native/ingest/velo-ingest.c): it walks every tree (sorted, no symlink
+ * followed) and stores every regular file's object, and prints one record per entry; this builds the layers from
+ * the records. Files it leaves alone (extended attributes: the policy is here; sparse placeholders) come back as
+ * jobs for the Node path. Under the store's shared lock (it writes objects).
+ */
+function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: {newObjects: number; newBytes: number; files: number; bytes: number}): Scanned[] {
+  const r = spawnSync(tool, [store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', ...srcs], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
+  if (r.error) throw new VeloError('NATIVE', `cannot run velo-ingest: ${r.error.message}`)
+  if (r.status !== 0) {
+    const msg = String(r.stderr).trim() || `velo-ingest exited ${r.status}`
+    // "velo-ingest: PATH: what: strerror" → the error a Node call failing the same way gives (code, suggestion)
+    const errno = [['ENOSPC', /No space left/], ['EDQUOT', /Disk quota/], ['EACCES', /Permission denied/], ['EPERM', /Operation not permitted/], ['ENOENT', /No such file/], ['ENOTDIR', /Not a directory/], ['EROFS', /Read-only file system/], ['EIO', /Input\/output error/]].find(([, re]) => (re as RegExp).test(msg))
+    const what = `ingest: ${msg.replace(/^velo-ingest: /, '').replace(/: [^:]*$/, '')}`
+    if (errno) throw fromSystemError(Object.assign(new Error(msg), {code: errno[0] as string}), what)
+    throw new VeloError('NATIVE', `ingest: ${msg.replace(/^velo-ingest: /, '')}`)
+  }
+  const out: Buffer = r.stdout
+  const trees: Scanned[] = srcs.map((src) => ({src, builder: undefined as never, jobs: [], totalBytes: 0, skippedSockets: 0}))
+  const dirsOf = srcs.map(() => new Map<string, TreeNode>())
+  const treeX: Array<Map<string, Xattrs> | undefined> = srcs.map(() => undefined)
+  const seen = new Map<string, TreeNode>()
+  const root = isRoot()
+  let pos = 0
+  const f: Buffer[] = new Array(FIELDS)
+  while (pos < out.length) {
+    for (let i = 0; i < FIELDS; i++) {
+      const end = out.indexOf(NUL, pos)
+      if (end < 0) throw new VeloError('NATIVE', 'velo-ingest: truncated output')
+      f[i] = out.subarray(pos, end)
+      pos = end + 1
+    }
+    const t = Number(f[0].toString('latin1'))
+    const relB = f[1]
+    const rel = relB.toString('latin1')
+    const mode = Number(f[2].toString('latin1'))
+    const meta: Meta = {mode, uid: Number(f[3].toString('latin1')), gid: Number(f[4].toString('latin1')), mtimeSec: BigInt(f[6].toString('latin1')), mtimeNsec: Number(f[7].toString('latin1'))}
+    const size = BigInt(f[5].toString('latin1'))
+    const flag = f[12].toString('latin1')
+    const tree = trees[t]
+    const type = mode & S_IFMT
+    const abs = rel === '.' ? Buffer.from(tree.src) : join(Buffer.from(tree.src), relB)
+    const where = abs.toString()
+    if (flag === 'x') {
+      treeX[t] ??= readXattrTree(tree.src)
+      const x = treeX[t]!.get(rel)
+      if (x) meta.xattrs = filterXattrs(x, {where: `ingest of ${tree.src}`, entry: where, kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other', root, filter: xfilter})
+    }
+    if (rel === '.') {
+      tree.builder = new LayerBuilder(meta)
+      dirsOf[t].set('', tree.builder.root)
+      continue
+    }
+    const slash = relB.lastIndexOf(0x2f)
+    const parent = dirsOf[t].get(slash < 0 ? '' : rel.slice(0, slash))
+    if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
+    const n = slash < 0 ? relB : relB.subarray(slash + 1)
+    if (type === S_IFDIR) {
+      dirsOf[t].set(rel, tree.builder.put(parent, Buffer.from(n), meta, where))
+    } else if (type === S_IFREG) {
+      const hl = f[9].toString('latin1')
+      const first = hl ? seen.get(hl) : undefined
+      if (first) {
+        tree.builder.link(parent, Buffer.from(n), first, where)
+        continue
+      }
+      const node = tree.builder.put(parent, Buffer.from(n), {...meta, size}, where)
+      if (hl) seen.set(hl, node)
+      if (flag === 'n' || flag === 'd') {
+        node.meta.hash = Buffer.from(f[11].toString('latin1'), 'hex')
+        pre.files++
+        pre.bytes += Number(size)
+        if (flag === 'n') {
+          pre.newObjects++
+          pre.newBytes += Number(size)
+        }
+      } else if (size > 0n) {
+        tree.jobs.push({path: abs, node, size: Number(size), sparse: flag === 's'})
+        tree.totalBytes += Number(size)
+      }
+    } else if (type === S_IFLNK) {
+      const target = Buffer.from(f[10].toString('latin1'), 'hex')
+      tree.builder.put(parent, Buffer.from(n), {...meta, target, size: BigInt(target.length)}, where)
+    } else if (type === S_IFSOCK) {
+      tree.skippedSockets++
+    } else {
+      tree.builder.put(parent, Buffer.from(n), {...meta, rdev: BigInt(f[8].toString('latin1'))}, where)
+    }
+  }
+  for (const tr of trees) if (!tr.builder) throw new VeloError('NATIVE', `velo-ingest: no record for ${tr.src}`)
+  return trees
+}
+
+/** Phase 1 of an ingest: walk one tree (sorted, lstat only) into a layer builder and the list of files to store. */
+function scanTree(dir: string, owners: OwnerOverrides | undefined, xfilter: ReturnType<typeof newXattrFilter>): Scanned {
+  const src = path.resolve(dir)
+  let rootSt: fs.BigIntStats
+  try {
+    rootSt = fs.statSync(src, {bigint: true})
+  } catch (err) {
+    throw fromSystemError(err, `cannot ingest ${dir}`)
+  }
+  if (!rootSt.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot ingest ${dir}: not a directory`, {suggestion: 'give a directory; import tarballs with `velo image import`'})
   const myUid = process.getuid?.() ?? -1
   const myGid = process.getgid?.() ?? -1
   const ownedAs = <M extends {uid: number; gid: number}>(rel: string, meta: M): M => {
@@ -77,7 +238,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     return meta
   }
   const builder = new LayerBuilder(ownedAs('', metaFromStat(rootSt)))
-  const jobs: Array<{path: Buffer; node: TreeNode; size: number; sparse?: boolean}> = []
+  const jobs: Job[] = []
   const seen = new Map<string, TreeNode>() // dev:ino → first node, for hard links
   let totalBytes = 0
   let skippedSockets = 0
@@ -85,7 +246,6 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   // Extended attributes of the whole tree in one native walk (Node cannot read them), filtered by policy:
   // overlayfs' own refused, velo's own placeholder marks ignored (src/manifest/xattrs.ts).
   const treeX = readXattrTree(src)
-  const xfilter = newXattrFilter()
   const root = isRoot()
   const xattrsOf = (rel: string, kind: 'file' | 'dir' | 'symlink' | 'other', where: string): Xattrs | undefined => {
     const x = treeX.get(rel)
@@ -93,7 +253,7 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   }
   if (treeX.has('.')) builder.root.meta.xattrs = xattrsOf('.', 'dir', src)
 
-  // Phase 1: walk. Sorted names make the layer deterministic.
+  // Sorted names make the layer deterministic.
   const walk = (dirPath: Buffer, node: TreeNode, rel: string) => {
     let names: Buffer[]
     try {
@@ -149,17 +309,50 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
       }
     }
   }
+  walk(Buffer.from(src), builder.root, '')
+  return {src, builder, jobs, totalBytes, skippedSockets}
+}
 
+/**
+ * `velo ingest DIR` and `velo cache save`: each directory becomes one layer; walk them all (sorted, lstat only),
+ * then store every regular file (hash → temp → link, dedup on hit), then one syncfs, then ONE LMDB transaction
+ * with the layers and the image record `makeImage` returns. A crash anywhere before the commit leaves only
+ * objects (valid under their names) and temp files, never a manifest naming an object that is not durable.
+ */
+export async function ingestTrees(
+  home: string,
+  dirs: string[],
+  makeImage: (layers: LayerInfo[]) => ImageRecord,
+  progress?: Progress,
+  owners?: OwnerOverrides,
+): Promise<TreesResult> {
+  const t0 = process.hrtime.bigint()
+  const xfilter = newXattrFilter()
+  // The native pass (walk + objects in one C process) unless owners are rewritten (the default image's builder)
+  // or it is not built; VELO_NO_NATIVE_INGEST=1 forces the Node path (tests compare both).
+  const tool = owners || process.env.VELO_NO_NATIVE_INGEST ? undefined : nativeIngestTool()
+  // a missing or wrong directory fails before the store is touched
+  let scanned: Scanned[] = tool ? dirs.map((d) => ({...checkDir(d), builder: undefined as never, jobs: [], totalBytes: 0, skippedSockets: 0})) : dirs.map((d) => scanTree(d, owners, xfilter))
+  const mark = (what: string) => process.env.VELO_TIMING && process.stderr.write(`timing: ${what} at ${performance.now().toFixed(1)} ms since start\n`)
+  mark('ingest start')
+  const store = new Store(home).init()
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  mark('locked')
   const db = ManifestDb.open(home)
+  mark('db open')
   try {
-    walk(Buffer.from(src), builder.root, '')
+    const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
+    if (tool) scanned = scanNative(tool, store, scanned.map((s) => s.src), xfilter, pre)
+    mark('native pass done')
+    const jobs = scanned.flatMap((s) => s.jobs)
+    const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)
     readThroughPlaceholders(home, jobs)
+    const tWalk = process.hrtime.bigint()
 
     // Phase 2: content, on worker threads when there is enough of it to pay for starting them.
-    progress?.start(jobs.length, totalBytes)
-    const counts = {newObjects: 0, newBytes: 0, doneFiles: 0, doneBytes: 0}
-    const record = (j: (typeof jobs)[number], r: {hash: string; size: number; isNew: boolean}) => {
+    progress?.start(jobs.length + pre.files, totalBytes + pre.bytes)
+    const counts = {newObjects: pre.newObjects, newBytes: pre.newBytes, doneFiles: pre.files, doneBytes: pre.bytes}
+    const record = (j: Job, r: {hash: string; size: number; isNew: boolean}) => {
       const m = j.node.meta
       // A file that changed between the walk and the read is recorded as what was actually stored.
       if (r.size !== j.size) m.size = BigInt(r.size)
@@ -175,33 +368,33 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     if (jobs.length >= PARALLEL_MIN_FILES && os.availableParallelism() > 1) await storeInWorkers(home, jobs, record)
     else for (const j of jobs) record(j, store.writeFile(j.path, {mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size, xattrs: j.node.meta.xattrs}))
     progress?.stop()
-    const {newObjects, newBytes} = counts
 
     const tContent = process.hrtime.bigint()
     // Phase 3: durable data, then the manifest that names it.
-    store.sync()
+    // the native pass ended with a syncfs of its own: another only for objects stored here after it
+    if (!tool || jobs.length > 0) store.sync()
     const tSync = process.hrtime.bigint()
-    const {info, entries} = builder.finish(src)
-    const layerExisted = db.hasLayer(info.id)
-    const image: ImageRecord = {name, layers: [info.id], createdAt: new Date().toISOString(), source: src}
-    db.putLayerSync(info, entries, () => db.images.putSync(name, image))
+    const built = scanned.map((s) => s.builder.finish(s.src))
+    mark('layers built')
+    const existed = built.map((b) => db.hasLayer(b.info.id))
+    const image = makeImage(built.map((b) => b.info))
+    db.writeSync(() => {
+      for (const b of built) db.putLayerInTxn(b.info, b.entries)
+      db.images.putSync(image.name, image)
+    }, 'ingest')
+    mark('committed')
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9
     if (process.env.VELO_TIMING)
-      process.stderr.write(`timing: walk+content ${Number(tContent - t0) / 1e6} ms, syncfs ${Number(tSync - tContent) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSync) / 1e6} ms\n`)
+      process.stderr.write(
+        `timing: walk ${Number(tWalk - t0) / 1e6} ms, content ${Number(tContent - tWalk) / 1e6} ms, syncfs ${Number(tSync - tContent) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSync) / 1e6} ms\n`,
+      )
     return {
-      image: name,
-      layer: info.id,
-      files: info.files,
-      dirs: info.dirs,
-      symlinks: info.symlinks,
-      others: info.others,
-      skippedSockets,
-      logicalBytes: info.logicalBytes,
-      newObjects,
-      newBytes,
-      dedupRatio: newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / newBytes,
+      trees: scanned.map((s, i) => ({src: s.src, info: built[i].info, layerExisted: existed[i]})),
+      image,
+      skippedSockets: scanned.reduce((a, s) => a + s.skippedSockets, 0),
+      newObjects: counts.newObjects,
+      newBytes: counts.newBytes,
       seconds,
-      layerExisted,
       warnings: xfilter.droppedCount ? [xattrWarning([xfilter])] : [],
     }
   } finally {
@@ -236,7 +429,7 @@ export type {LayerInfo}
 const PARALLEL_MIN_FILES = 1000
 const BATCH = 128
 
-type Job = {path: Buffer; node: TreeNode; size: number}
+type Job = {path: Buffer; node: TreeNode; size: number; sparse?: boolean}
 
 /** Store files on min(cores, 4) worker threads, handing out batches from one queue; fail on the first error. */
 async function storeInWorkers(home: string, jobs: Job[], record: (j: Job, r: {hash: string; size: number; isNew: boolean}) => void): Promise<void> {

@@ -1,0 +1,321 @@
+/* velo-ingest: the walk and content phases of `velo ingest` / `velo cache save` in one native pass.
+ *
+ *   velo-ingest CASDIR TMPDIR ROOT|NOROOT DIR...
+ *
+ * For each DIR (tree index 0, 1, ...): walk it without following symlinks (directories opened with O_NOFOLLOW
+ * relative to their parent's fd, names sorted bytewise as the TypeScript walk sorts them), and store every
+ * regular file with content as a CAS object: BLAKE3 of its bytes → if CASDIR/<h0h1>/<hash>_<size>_<mode>_<uid>_<gid>
+ * exists, a dedup hit; else a temp file in TMPDIR (0600, O_EXCL) filled with the bytes hashed, chown'd (ROOT
+ * only, when the owner differs) and chmod'ed to the variant, then link()ed into place (EEXIST: a hit) — the
+ * protocol of src/store/cas.ts (docs/format.md, "Objects"). Files with extended attributes and sparse files
+ * with no blocks (velo placeholders) are NOT stored here: flagged for the TypeScript side, which applies its
+ * xattr policy and placeholder rule. One syncfs(CASDIR) at the end.
+ *
+ * Output, one record per entry (the DIR itself first, as "."), 13 fields each ending in NUL:
+ *   tree  relpath  st_mode  uid  gid  size  mtime_sec  mtime_nsec  rdev  hardlink(dev:ino when nlink>1)
+ *   hex(symlink target)  hash(hex, or empty)  flag
+ * flag: '-' nothing stored (not a regular file, or empty), 'n' new object, 'd' object existed, 'x' has
+ * extended attributes (not stored), 's' sparse without blocks (not stored).
+ * Exit 0; or "velo-ingest: PATH: what: strerror" on stderr and exit 1 (nothing is linked for a failed file). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include "blake3.h"
+
+#define SMALL (4u << 20)
+#define CHUNK (1u << 20)
+
+static const char *cas_dir, *tmp_dir;
+static int as_root;
+static int cas_fd = -1;
+static unsigned long seq;
+static int wrote_new;
+static FILE *out;
+static uint8_t *chunk;
+
+static char cur_tmp[4096]; /* the temp file being filled, removed if we fail */
+
+static void die(const char *path, const char *what) {
+  int e = errno;
+  if (cur_tmp[0]) unlink(cur_tmp);
+  fprintf(stderr, "velo-ingest: %s: %s: %s\n", path, what, strerror(e));
+  exit(1);
+}
+
+static void field(const void *p, size_t n) {
+  fwrite(p, 1, n, out);
+  fputc(0, out);
+}
+static void fstr(const char *s) { field(s, strlen(s)); }
+static void fnum(uint64_t v) {
+  char b[32];
+  fstr((snprintf(b, sizeof b, "%" PRIu64, v), b));
+}
+
+static void hex(const uint8_t *p, size_t n, char *dst) {
+  static const char d[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) dst[2 * i] = d[p[i] >> 4], dst[2 * i + 1] = d[p[i] & 15];
+  dst[2 * n] = 0;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n, const char *what) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      die(what, "write");
+    }
+    p += w, n -= (size_t)w;
+  }
+}
+
+/* Read all of fd from offset 0 into the hasher (and into tfd when >= 0); returns bytes read. */
+static uint64_t hash_fd(int fd, int tfd, blake3_hasher *h, const char *path) {
+  uint64_t off = 0;
+  for (;;) {
+    ssize_t n = pread(fd, chunk, CHUNK, (off_t)off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      die(path, "read");
+    }
+    if (n == 0) return off;
+    blake3_hasher_update(h, chunk, (size_t)n);
+    if (tfd >= 0) write_all(tfd, chunk, (size_t)n, tmp_dir);
+    off += (uint64_t)n;
+  }
+}
+
+static void object_name(char *dst, size_t cap, const char *hash, uint64_t size, const struct stat *st) {
+  snprintf(dst, cap, "%.2s/%s_%" PRIu64 "_%o_%u_%u", hash, hash, size, (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, (unsigned)st->st_gid);
+}
+
+static int exists_at(const char *rel) {
+  struct stat s;
+  return fstatat(cas_fd, rel, &s, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A new temp file, given its variant's metadata, linked under its name; EEXIST is a hit. Returns 1 when new. */
+static int finish(int tfd, const char *tmp, const char *name, const struct stat *st) {
+  if (as_root && (st->st_uid != geteuid() || st->st_gid != getegid()) && fchown(tfd, st->st_uid, st->st_gid) < 0) die(tmp, "chown");
+  if (fchmod(tfd, st->st_mode & 07777) < 0) die(tmp, "chmod");
+  if (close(tfd) < 0) die(tmp, "close");
+  int isnew = 1;
+  if (linkat(AT_FDCWD, tmp, cas_fd, name, 0) < 0) {
+    if (errno != EEXIST) die(name, "link");
+    isnew = 0;
+  }
+  unlink(tmp);
+  cur_tmp[0] = 0;
+  return isnew;
+}
+
+static int open_temp(char *tmp, size_t cap) {
+  snprintf(tmp, cap, "%s/obj-native-%d-%lu", tmp_dir, (int)getpid(), seq++);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) die(tmp, "create temp file");
+  snprintf(cur_tmp, sizeof cur_tmp, "%s", tmp);
+  return fd;
+}
+
+/* Store the regular file open as fd; hash (hex) out. Returns 'n' or 'd'. */
+static char store_file(int fd, const struct stat *st, const char *path, char *hash, uint64_t *stored) {
+  uint8_t d[32];
+  blake3_hasher h;
+  char name[256], tmp[4096];
+  blake3_hasher_init(&h);
+  if ((uint64_t)st->st_size <= SMALL) {
+    /* small: read once, hash, then write from memory only when new */
+    uint8_t *buf = (uint64_t)st->st_size <= CHUNK ? chunk : malloc((size_t)st->st_size + 1);
+    if (!buf) die(path, "malloc");
+    size_t cap = (uint64_t)st->st_size <= CHUNK ? CHUNK : (size_t)st->st_size + 1, len = 0;
+    for (;;) {
+      if (len == cap) break; /* grew meanwhile: what fits is what is stored, as read */
+      ssize_t n = pread(fd, buf + len, cap - len, (off_t)len);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        die(path, "read");
+      }
+      if (n == 0) break;
+      len += (size_t)n;
+    }
+    if (len == cap && len > (uint64_t)st->st_size) {
+      /* the file grew past what we can hold: fall back to the streaming path below */
+      if (buf != chunk) free(buf);
+      goto large;
+    }
+    blake3_hasher_update(&h, buf, len);
+    blake3_hasher_finalize(&h, d, 32);
+    hex(d, 32, hash);
+    object_name(name, sizeof name, hash, len, st);
+    char r = 'd';
+    if (!exists_at(name)) {
+      int tfd = open_temp(tmp, sizeof tmp);
+      write_all(tfd, buf, len, tmp);
+      r = finish(tfd, tmp, name, st) ? 'n' : 'd';
+    }
+    if (buf != chunk) free(buf);
+    if (r == 'n') wrote_new = 1;
+    *stored = len;
+    return r;
+  }
+large:
+  /* large: hash first (a hit costs no write), then copy while hashing again: the name is the bytes written */
+  blake3_hasher_init(&h);
+  uint64_t size = hash_fd(fd, -1, &h, path);
+  blake3_hasher_finalize(&h, d, 32);
+  hex(d, 32, hash);
+  object_name(name, sizeof name, hash, size, st);
+  *stored = size;
+  if (exists_at(name)) return 'd';
+  int tfd = open_temp(tmp, sizeof tmp);
+  blake3_hasher_init(&h);
+  size = hash_fd(fd, tfd, &h, path);
+  blake3_hasher_finalize(&h, d, 32);
+  hex(d, 32, hash);
+  object_name(name, sizeof name, hash, size, st);
+  *stored = size;
+  int isnew = finish(tfd, tmp, name, st);
+  if (isnew) wrote_new = 1;
+  return isnew ? 'n' : 'd';
+}
+
+static int has_xattrs_fd(int fd) {
+  ssize_t n = flistxattr(fd, NULL, 0);
+  return n > 0;
+}
+
+static void record(int tree, const char *rel, const struct stat *st, const char *target, size_t tlen, const char *hash, char flag) {
+  char b[64];
+  fnum((uint64_t)tree);
+  fstr(rel);
+  fnum(st->st_mode);
+  fnum(st->st_uid);
+  fnum(st->st_gid);
+  fnum((uint64_t)st->st_size);
+  snprintf(b, sizeof b, "%" PRId64, (int64_t)st->st_mtim.tv_sec);
+  fstr(b);
+  fnum((uint64_t)st->st_mtim.tv_nsec);
+  fnum((uint64_t)st->st_rdev);
+  if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
+    snprintf(b, sizeof b, "%" PRIu64 ":%" PRIu64, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
+    fstr(b);
+  } else
+    fstr("");
+  if (target) {
+    char *h = malloc(2 * tlen + 1);
+    if (!h) die(rel, "malloc");
+    hex((const uint8_t *)target, tlen, h);
+    fstr(h);
+    free(h);
+  } else
+    fstr("");
+  fstr(hash ? hash : "");
+  field(&flag, 1);
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
+
+static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
+  struct dirent **names;
+  /* scandir needs a path: the directory's fd through /proc/self/fd (no path re-resolution, no symlink) */
+  char fdpath[64];
+  snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", dfd);
+  int n = scandir(fdpath, &names, NULL, by_name);
+  if (n < 0) die(abs, "read directory");
+  for (int i = 0; i < n; i++) {
+    const char *nm = names[i]->d_name;
+    if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0) {
+      free(names[i]);
+      continue;
+    }
+    size_t nl = strlen(nm);
+    size_t at = rlen;
+    if (rlen + nl + 2 >= 65536) {
+      errno = ENAMETOOLONG;
+      die(abs, "path");
+    }
+    if (rlen) rel[at++] = '/';
+    memcpy(rel + at, nm, nl + 1);
+    struct stat st;
+    if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) die(rel, "stat");
+    if (S_ISDIR(st.st_mode)) {
+      int c = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (c < 0) die(rel, "open directory");
+      record(tree, rel, &st, NULL, 0, NULL, has_xattrs_fd(c) ? 'x' : '-');
+      walk(tree, c, rel, at + nl, abs);
+      close(c);
+    } else if (S_ISREG(st.st_mode)) {
+      int f = openat(dfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+      if (f < 0) die(rel, "open");
+      char hash[65];
+      char flag = '-';
+      uint64_t stored = 0;
+      if (has_xattrs_fd(f))
+        flag = 'x';
+      else if (st.st_size > 0 && st.st_blocks == 0)
+        flag = 's';
+      else if (st.st_size > 0)
+        flag = store_file(f, &st, rel, hash, &stored);
+      if (flag == 'n' || flag == 'd') {
+        /* the size recorded is what was stored (a file that changed between stat and read) */
+        struct stat now = st;
+        now.st_size = (off_t)stored;
+        record(tree, rel, &now, NULL, 0, hash, flag);
+      } else
+        record(tree, rel, &st, NULL, 0, NULL, flag);
+      close(f);
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
+      if (tl < 0) die(rel, "read link");
+      char px[4200];
+      snprintf(px, sizeof px, "/proc/self/fd/%d/%s", dfd, nm);
+      ssize_t xl = llistxattr(px, NULL, 0);
+      record(tree, rel, &st, target, (size_t)tl, NULL, xl > 0 ? 'x' : '-');
+    } else {
+      record(tree, rel, &st, NULL, 0, NULL, '-'); /* fifo, device, socket: the TypeScript side decides */
+    }
+    rel[rlen] = 0;
+    free(names[i]);
+  }
+  free(names);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) {
+    fprintf(stderr, "usage: velo-ingest CASDIR TMPDIR ROOT|NOROOT DIR...\n");
+    return 2;
+  }
+  cas_dir = argv[1];
+  tmp_dir = argv[2];
+  as_root = strcmp(argv[3], "ROOT") == 0;
+  cas_fd = open(cas_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cas_fd < 0) die(cas_dir, "open");
+  chunk = malloc(CHUNK);
+  static char rel[65536];
+  if (!chunk) die("-", "malloc");
+  out = stdout;
+  setvbuf(out, NULL, _IOFBF, 1 << 20);
+  for (int t = 0; t + 4 < argc; t++) {
+    const char *dir = argv[t + 4];
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) die(dir, "open directory");
+    struct stat st;
+    if (fstat(dfd, &st) < 0) die(dir, "stat");
+    record(t, ".", &st, NULL, 0, NULL, has_xattrs_fd(dfd) ? 'x' : '-');
+    rel[0] = 0;
+    walk(t, dfd, rel, 0, dir);
+    close(dfd);
+  }
+  /* always: an object found here may have been linked by a concurrent writer that has not synced yet */
+  if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
+  if (fflush(out) != 0) die("stdout", "write");
+  return 0;
+}
