@@ -16,7 +16,7 @@ export default class Gc extends VeloCommand<typeof Gc> {
         `${r.removedTempFiles} temp file(s), ${r.removedFarms} farm(s); kept ${r.keptObjects} object(s)`,
     )
     if (!this.jsonEnabled())
-      for (const f of r.ignoredHolds) process.stderr.write(`velo: warning: ignored ${f}: not a gc hold (a regular file owned by the uid its name starts with, holding a hold's JSON)\n`)
+      for (const f of r.ignoredHolds) this.warning(`ignored ${f}: not a gc hold (a regular file owned by the uid its name starts with, holding a hold's JSON)`)
     return r
   }
 }

@@ -22,7 +22,7 @@ export default class Ingest extends VeloCommand<typeof Ingest> {
         (r.skippedSockets ? `, sockets skipped ${r.skippedSockets}` : '') +
         `\n  logical ${fmtBytes(r.logicalBytes)}, new objects ${r.newObjects}, new bytes ${fmtBytes(r.newBytes)}, dedup ${ratio}, ${r.seconds.toFixed(2)} s`,
     )
-    for (const w of r.warnings) process.stderr.write(`velo: warning: ${w}\n`)
+    for (const w of r.warnings) this.warning(w)
     return {...r, dedupRatio: Number.isFinite(r.dedupRatio) ? r.dedupRatio : null}
   }
 }

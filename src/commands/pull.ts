@@ -17,7 +17,7 @@ export default class Pull extends VeloCommand<typeof Pull> {
     const line = progressLine(!this.jsonEnabled(), 'pull')
     const r = await pullImage(this.home, this.args.ref, {...clientOptions(this.args.ref, this.flags), name: this.flags.name, onProgress: line ? (n, t) => line(n, t) : undefined})
     if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
-    for (const w of r.warnings) process.stderr.write(`velo: warning: ${w}\n`)
+    for (const w of r.warnings) this.warning(w)
     const existed = r.layers.filter((l) => l.existed).length
     this.info(
       `pulled ${r.ref} as ${r.image}${r.replaced ? ' (replaced the old image of that name)' : ''} (${r.format}): ${r.layers.length} layers (${existed} already stored), ` +

@@ -2,6 +2,7 @@ import {Command, Flags, Interfaces} from '@oclif/core'
 import {fromUncaught, VeloError} from './errors'
 import {dockerArgv, type DockerShape} from './docker-argv'
 import {resolveHome} from './home'
+import {logJson, logLine, traceId} from './log'
 
 /**
  * Base of every velo command: `--json` (machine output only on stdout; human text and progress on stderr)
@@ -22,13 +23,19 @@ export abstract class VeloCommand<T extends typeof Command = typeof Command> ext
 
   /** Human-readable line on stderr (never stdout, so `--json` output stays clean). Silent with --json. */
   protected info(msg: string): void {
-    if (!this.jsonEnabled()) process.stderr.write(msg + '\n')
+    if (!this.jsonEnabled()) logLine('info', msg)
+  }
+
+  /** A warning on stderr ("velo: warning: ..."), also with --json (it is not data); a JSON line with VELO_LOG=json. */
+  protected warning(msg: string): void {
+    logLine('warning', `velo: warning: ${msg}`)
   }
 
   /** Docker's shape: flags end at the first word after NAME (or IMAGE), which starts the command (docker-argv.ts) */
   static dockerShape?: DockerShape
 
   public async init(): Promise<void> {
+    traceId() // this call's trace id, exported to every process it starts (src/lib/log.ts)
     await super.init()
     const shape = (this.ctor as unknown as {dockerShape?: DockerShape}).dockerShape
     if (shape) this.argv = dockerArgv(this.argv, {...(super.ctor as typeof VeloCommand).baseFlags, ...this.ctor.flags} as never, shape)
@@ -48,6 +55,8 @@ export abstract class VeloCommand<T extends typeof Command = typeof Command> ext
     const e = toVeloError(err)
     if (this.jsonEnabled()) {
       process.stdout.write(JSON.stringify(e.toJSON(), null, 2) + '\n')
+    } else if (logJson()) {
+      logLine('error', e.message, {code: e.code, suggestion: e.suggestion, ...(e.isBug && process.env.VELO_DEBUG ? {stack: String((err as Error).stack)} : {})})
     } else {
       process.stderr.write(`velo: error [${e.code}]: ${e.message}\n`)
       if (e.suggestion) process.stderr.write(`  suggestion: ${e.suggestion}\n`)

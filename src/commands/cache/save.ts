@@ -28,7 +28,7 @@ export default class CacheSave extends VeloCommand<typeof CacheSave> {
         `${r.files} files, ${fmtBytes(r.bytes)}, new ${fmtBytes(r.newBytes)}, ${r.seconds.toFixed(2)} s` +
         (r.coldSeconds !== undefined ? `; cold run measured: ${r.coldSeconds.toFixed(1)} s` : ''),
     )
-    for (const w of (r as {warnings?: string[]}).warnings ?? []) process.stderr.write(`velo: warning: ${w}\n`)
+    for (const w of (r as {warnings?: string[]}).warnings ?? []) this.warning(w)
     return r
   }
 }

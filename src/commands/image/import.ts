@@ -41,7 +41,7 @@ export default class ImageImport extends VeloCommand<typeof ImageImport> {
       `  format ${r.format}, layers ${r.layers.length} (${existed} already stored), logical ${fmtBytes(r.logicalBytes)}, ` +
         `new objects ${r.newObjects}, new bytes ${fmtBytes(r.newBytes)}, ${r.seconds.toFixed(2)} s`,
     )
-    for (const w of r.warnings) process.stderr.write(`velo: warning: ${w}\n`)
+    for (const w of r.warnings) this.warning(w)
     return r
   }
 }

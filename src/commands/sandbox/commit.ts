@@ -18,7 +18,7 @@ export default class SandboxCommit extends VeloCommand<typeof SandboxCommit> {
       `committed sandbox ${r.sandbox} as image ${r.image}: ${r.layers.length} layers (new layer ${r.layer.slice(0, 12)}: ${r.files} files, ` +
         `${r.whiteouts} deletions, ${r.opaqueDirs} opaque dirs), new bytes ${fmtBytes(r.newBytes)}, ${r.seconds.toFixed(2)} s`,
     )
-    for (const w of r.warnings) process.stderr.write(`velo: warning: ${w}\n`)
+    for (const w of r.warnings) this.warning(w)
     return r
   }
 }
