@@ -93,7 +93,9 @@ static void unshim(char **argv) {
 
 int main(int argc, char **argv) {
   unshim(argv);
-  vlog_trace(); /* the call's trace id, for every process it starts (docs: VELO_LOG=json) */
+  /* with structured logs on, the call's trace id, for every process it starts (docs/operations.md); off, nothing is
+   * added to the environment a program under `velo run` sees */
+  if (vlog_json()) vlog_trace();
   char *root = package_root();
   if (!root) return front_error(false, "INTERNAL", "cannot find velo's package root from /proc/self/exe", NULL);
   /* the Node CLI's way into the sandbox lifecycle (sandbox_internal.c): served here whatever VELO_NATIVE says */

@@ -15,7 +15,8 @@
  *   tree  relpath  st_mode  uid  gid  size  mtime_sec  mtime_nsec  rdev  hardlink(dev:ino when nlink>1)
  *   hex(symlink target)  hash(hex, or empty)  flag
  * flag: '-' nothing stored (not a regular file, or empty), 'n' new object, 'd' object existed, 'x' has
- * extended attributes (not stored), 's' sparse without blocks (not stored).
+ * extended attributes (not stored), 'X' the same and sparse without blocks (a `velo run` placeholder), 's' sparse
+ * without blocks (not stored).
  * Exit 0; or "velo-ingest: PATH: what: strerror" on stderr and exit 1 (nothing is linked for a failed file). */
 #include <dirent.h>
 #include <errno.h>
@@ -258,7 +259,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       char flag = '-';
       uint64_t stored = 0;
       if (has_xattrs_fd(f))
-        flag = 'x';
+        flag = st.st_size > 0 && st.st_blocks == 0 ? 'X' : 'x'; /* 'X': also sparse (a `velo run` placeholder) */
       else if (st.st_size > 0 && st.st_blocks == 0)
         flag = 's';
       else if (st.st_size > 0)

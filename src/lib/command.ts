@@ -35,7 +35,7 @@ export abstract class VeloCommand<T extends typeof Command = typeof Command> ext
   static dockerShape?: DockerShape
 
   public async init(): Promise<void> {
-    traceId() // this call's trace id, exported to every process it starts (src/lib/log.ts)
+    if (logJson()) traceId() // this call's trace id, exported to every process it starts (src/lib/log.ts)
     await super.init()
     const shape = (this.ctor as unknown as {dockerShape?: DockerShape}).dockerShape
     if (shape) this.argv = dockerArgv(this.argv, {...(super.ctor as typeof VeloCommand).baseFlags, ...this.ctor.flags} as never, shape)

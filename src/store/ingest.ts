@@ -167,7 +167,7 @@ function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnT
     const type = mode & S_IFMT
     const abs = rel === '.' ? Buffer.from(tree.src) : join(Buffer.from(tree.src), relB)
     const where = abs.toString()
-    if (flag === 'x') {
+    if (flag === 'x' || flag === 'X') {
       treeX[t] ??= readXattrTree(tree.src)
       const x = treeX[t]!.get(rel)
       if (x) meta.xattrs = filterXattrs(x, {where: `ingest of ${tree.src}`, entry: where, kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other', root, filter: xfilter})
@@ -201,7 +201,8 @@ function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnT
           pre.newBytes += Number(size)
         }
       } else if (size > 0n) {
-        tree.jobs.push({path: abs, node, size: Number(size), sparse: flag === 's'})
+        // 's': sparse; 'X': sparse with xattrs (a `velo run` placeholder is both): read through its object
+        tree.jobs.push({path: abs, node, size: Number(size), sparse: flag === 's' || flag === 'X'})
         tree.totalBytes += Number(size)
       }
     } else if (type === S_IFLNK) {
