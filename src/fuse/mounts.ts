@@ -7,7 +7,8 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
 import {procStat, writeFileAtomic} from '../lib/fsutil'
-import {nativeBin} from '../lib/native'
+import {nativeBin, packageRoot} from '../lib/native'
+import {readLazyRecord} from '../registry/lazy'
 import {isReadOnlyStore} from '../lib/store-access'
 import {ManifestDb} from '../manifest/db'
 import {dropUserHold, putUserHold} from '../store/holds'
@@ -316,10 +317,30 @@ function checkMountPoint(dir: string): void {
   if (!st.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot mount on ${dir}: not a directory`)
 }
 
+/** How long an open of a lazy image's file waits for its object before EIO: VELO_LAZY_TIMEOUT seconds, default 30. */
+export function lazyTimeoutMs(): number {
+  const v = Number(process.env.VELO_LAZY_TIMEOUT)
+  return Number.isFinite(v) && v > 0 ? Math.round(v * 1000) : 30_000
+}
+
+/**
+ * A lazy image (src/registry/lazy.ts) is served with a fetcher: velo-fuse starts it as its child and asks it
+ * for every object the store lacks (native/fuse/lazy.c). Its socket sits beside the mount's record.
+ */
+function lazyArgs(home: string, image: string, layers: string[], dir: string): string[] {
+  const rec = readLazyRecord(home, image)
+  if (!rec || rec.layers.join('/') !== layers.join('/')) return []
+  let sock = path.join(mountsDir(home), `${mountId(dir)}.fetch`)
+  if (Buffer.byteLength(sock) > 100) sock = path.join(os.tmpdir(), `velo-fetch-${mountId(dir)}-${crypto.createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 12)}`)
+  const fetcher = [process.execPath, path.join(packageRoot(), 'dist', 'lazy-fetcher.js'), path.resolve(home), image, String(lazyTimeoutMs())]
+  return ['--fetch-socket', sock, '--fetch-timeout', String(lazyTimeoutMs()), ...fetcher.flatMap((a) => ['--fetcher', a])]
+}
+
 function daemonArgs(home: string, image: string, layers: string[], dir: string, debug?: boolean): string[] {
   const args = ['--name', image]
   if (isRoot()) args.push('--allow-other')
   if (debug) args.push('--debug')
+  args.push(...lazyArgs(home, image, layers, dir))
   // the C view wants the layers top first
   return [...args, '--', path.resolve(home), dir, ...[...layers].reverse()]
 }

@@ -7,6 +7,7 @@ import {kindOf, S_IFMT, S_IFREG} from '../manifest/entry'
 import {ObjectId, objectName, objectOf, parseObjectName, Store} from './cas'
 import {readXattrs} from './xattr-io'
 import {listUserHolds} from './holds'
+import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
 
 
@@ -118,6 +119,8 @@ export interface FsckReport {
   tempFiles: number
   /** objects this user may not read (a store shared for reading): not checked */
   unreadable: number
+  /** objects of lazy images still in the registry (fetched on first read): not problems */
+  remoteObjects: number
   repaired: {removedObjects: number; removedStray: number} | null
 }
 
@@ -171,10 +174,18 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     const layers = db.listLayers()
     const hitsByObject = new Map<string, Array<{layer: string; path: string}>>()
     const hitLayers = new Set<string>()
+    // lazy images (docs/registry.md): their objects not fetched yet are in the registry, not missing
+    const lazy = new Set<string>()
+    for (const r of listLazyRecords(home)) if (db.getImage(r.image)?.layers.join('/') === r.layers.join('/')) r.layers.forEach((l) => lazy.add(l))
+    const remote = new Set<string>()
     for (const l of layers) {
       for (const {path: p, object} of layerObjects(db, l.id)) {
         const name = objectName(object)
         if (present.has(name)) continue
+        if (lazy.has(l.id) && !bad.has(name)) {
+          remote.add(name)
+          continue
+        }
         hitLayers.add(l.id)
         const hits = hitsByObject.get(name) ?? []
         hits.push({layer: l.id, path: p})
@@ -228,6 +239,7 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       affectedImages: [...affected].sort(),
       tempFiles: dirCount(store.tmpDir),
       unreadable,
+      remoteObjects: remote.size,
       repaired,
     }
   } finally {
