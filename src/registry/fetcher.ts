@@ -20,7 +20,8 @@ import {getBlob} from './blobs'
 import {RemoteCache} from './cache'
 import {RegistryClient} from './client'
 import {decodeIndex, PackIndex} from './packs'
-import {LazyRecord, readLazyRecord, readObject} from './lazy'
+import {lazyCacheMax, LazyRecord, readLazyRecord, readObject} from './lazy'
+import {trimLazyCache} from '../store/maintenance'
 
 const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} velo lazy-fetcher[${process.pid}]: ${msg}\n`)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -32,6 +33,8 @@ export class Fetcher {
   private readonly inflight = new Map<string, Promise<void>>()
   private xattrs: Map<string, Xattrs> | undefined
   fetched = 0
+  private sinceTrim = 0
+  private readonly cacheMax = lazyCacheMax()
 
   constructor(
     readonly home: string,
@@ -102,6 +105,8 @@ export class Fetcher {
         const b = await withDeadline(readObject(this.client, this.rec.repo, idx, id.hash, id.size), deadline - Date.now(), `object ${id.hash}`)
         this.write(() => this.store.writeBuffer(b, meta))
         this.fetched++
+        this.sinceTrim += b.length
+        if (this.sinceTrim >= Math.min(64 << 20, this.cacheMax / 8)) this.trim()
         return
       } catch (err) {
         const e = err instanceof VeloError ? err : new VeloError('INTERNAL', String((err as Error)?.message ?? err))
@@ -116,6 +121,17 @@ export class Fetcher {
         await sleep(delay)
         delay = Math.min(delay * 2, 2000)
       }
+    }
+  }
+
+  /** Keep the lazily fetched objects under the cap (evicting those of lazy images not in use). */
+  trim(): void {
+    this.sinceTrim = 0
+    try {
+      const r = trimLazyCache(this.home, this.cacheMax)
+      if (r.evicted) log(`cache: ${r.cachedBytes} bytes over the cap ${this.cacheMax}: evicted ${r.evicted} objects (${r.evictedBytes} bytes) of lazy images not in use`)
+    } catch (err) {
+      log(`cache trim failed: ${(err as Error).message}`)
     }
   }
 
@@ -192,6 +208,7 @@ export async function serve(home: string, image: string, timeoutMs: number, sock
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
   log(`serving ${rec.ref} (image ${image}) on ${socket}`)
+  setImmediate(() => f.trim())
   return server
 }
 

@@ -130,3 +130,12 @@ export function lazySource<F extends {insecure?: boolean; ca?: string; name?: st
   if (!rec) return {ref: arg, flags, name: flags.name}
   return {ref: rec.ref, flags: {...flags, insecure: flags.insecure ?? rec.insecure, ca: flags.ca ?? rec.ca}, name: flags.name ?? rec.image}
 }
+
+/** The cap on lazily fetched objects (store/maintenance.ts trimLazyCache): VELO_LAZY_CACHE_MAX (e.g. 2g), default 10 GiB. */
+export function lazyCacheMax(): number {
+  const v = process.env.VELO_LAZY_CACHE_MAX
+  if (!v) return 10 * 1024 ** 3
+  const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$/i.exec(v.trim())
+  if (!m) throw new VeloError('USAGE', `VELO_LAZY_CACHE_MAX=${JSON.stringify(v)}: not a size (e.g. 512m, 2g)`)
+  return Math.floor(parseFloat(m[1]) * {'': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4}[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'])
+}

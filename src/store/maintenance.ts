@@ -346,3 +346,88 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     lock.release()
   }
 }
+
+// ---- the lazy-image cache -----------------------------------------------------------------------------
+
+export interface LazyTrimReport {
+  /** bytes of lazily fetched objects (objects only lazy images name) before / after */
+  cachedBytes: number
+  keptBytes: number
+  evicted: number
+  evictedBytes: number
+  /** the store was busy (a writer or gc): nothing done, the next trim will */
+  skipped?: boolean
+}
+
+/**
+ * Objects fetched for lazy images (docs/registry.md "Lazy images") are a cache: they can be fetched again.
+ * When those of them that no complete image names exceed MAXBYTES, the least recently used (the later of the
+ * file's atime and ctime: fetched, or read with the store's atime granularity) are deleted — but never one an
+ * image in use needs (layers under a hold: mounts, sandboxes) nor one a complete image names. Under the
+ * exclusive store lock, without waiting: a busy store is trimmed next time.
+ */
+export function trimLazyCache(home: string, maxBytes: number): LazyTrimReport {
+  const out: LazyTrimReport = {cachedBytes: 0, keptBytes: 0, evicted: 0, evictedBytes: 0}
+  const records = listLazyRecords(home)
+  if (records.length === 0) return out
+  const lock = new StoreLock(path.join(home, 'lock'))
+  try {
+    lock.acquire('exclusive', {wait: false})
+  } catch (err) {
+    if (err instanceof VeloError && err.code === 'BUSY') return {...out, skipped: true}
+    throw err
+  }
+  const db = ManifestDb.open(home)
+  try {
+    const store = new Store(home)
+    const lazyLayers = new Set<string>()
+    const lazyImages = new Set<string>()
+    for (const r of records)
+      if (db.getImage(r.image)?.layers.join('/') === r.layers.join('/')) {
+        lazyImages.add(r.image)
+        r.layers.forEach((l) => lazyLayers.add(l))
+      }
+    const inUse = new Set<string>()
+    for (const h of db.listHolds()) h.layers.forEach((l) => inUse.add(l))
+    for (const h of listUserHolds(home).holds) h.layers.forEach((l) => inUse.add(l))
+    for (const l of tenantLayers(home)) inUse.add(l)
+    const complete = new Set<string>()
+    for (const img of db.listImages()) if (!lazyImages.has(img.name)) img.layers.forEach((l) => complete.add(l))
+    const pinned = new Set<string>() // named by a complete image: not cache
+    for (const l of complete) for (const {object} of layerObjects(db, l)) pinned.add(objectName(object))
+    const busy = new Set<string>() // needed by an image in use
+    for (const l of inUse) if (!complete.has(l)) for (const {object} of layerObjects(db, l)) busy.add(objectName(object))
+    const seen = new Set<string>()
+    const candidates: Array<{id: ObjectId; size: number; t: number}> = []
+    for (const l of lazyLayers) {
+      if (complete.has(l)) continue
+      for (const {object} of layerObjects(db, l)) {
+        const name = objectName(object)
+        if (seen.has(name) || pinned.has(name)) continue
+        seen.add(name)
+        let st: fs.Stats
+        try {
+          st = fs.statSync(store.path(object))
+        } catch {
+          continue // not fetched
+        }
+        out.cachedBytes += st.size
+        if (!busy.has(name)) candidates.push({id: object, size: st.size, t: Math.max(st.atimeMs, st.ctimeMs)})
+      }
+    }
+    let total = out.cachedBytes
+    candidates.sort((a, b) => a.t - b.t)
+    for (const c of candidates) {
+      if (total <= maxBytes) break
+      store.delete(c.id)
+      total -= c.size
+      out.evicted++
+      out.evictedBytes += c.size
+    }
+    out.keptBytes = total
+    return out
+  } finally {
+    db.close()
+    lock.release()
+  }
+}

@@ -77,6 +77,9 @@ describe('lazy images: metadata first, file contents on first read through FUSE'
     veloJson(A, ['ingest', tree(), '--name', 'app'])
     ref = `${reg.host}/lazy/app:1`
     veloJson(A, ['push', 'app', ref, '--insecure'])
+    makeTree(path.join(w, 'tree2'), {files: 40, changed: new Set(Array.from({length: 40}, (_, i) => i)), tag: 'other'})
+    veloJson(A, ['ingest', path.join(w, 'tree2'), '--name', 'other'])
+    veloJson(A, ['push', 'other', `${reg.host}/lazy/other:1`, '--insecure'])
   })
   afterAll(async () => {
     for (const m of mounts) velo(m.home, ['umount', m.dir, '--lazy'])
@@ -157,6 +160,34 @@ describe('lazy images: metadata first, file contents on first read through FUSE'
     expect(casObjects(D).size).toBe(0)
     expect(fs.readFileSync(path.join(dir, 'same-b'), 'utf8')).toBe('same content\n')
     expect(casObjects(D).size).toBe(1)
+  })
+
+  it('the cache cap: objects of lazy images not in use are evicted, least recently used first; those of a mounted image are kept', () => {
+    const F = path.join(w, 'F')
+    veloJson(F, ['pull', ref, '--insecure', '--lazy'])
+    veloJson(F, ['pull', `${reg.host}/lazy/other:1`, '--insecure', '--lazy'])
+    const appDir = mount(F, 'lazy_app:1')
+    const files = ['d0/e0/f21.bin', 'd1/e1/f22.bin', 'd2/e2/f23.bin', 'd3/e0/f24.bin']
+    for (const f of files) fs.readFileSync(path.join(appDir, f))
+    const appObjects = casObjects(F)
+    expect(appObjects.size).toBe(files.length)
+    expect(velo(F, ['umount', appDir]).status).toBe(0)
+    mounts.splice(mounts.findIndex((m) => m.dir === appDir), 1)
+
+    // another lazy image mounted with a cap of 1 KiB: app's objects (its image not in use) go
+    const otherDir = mount(F, 'lazy_other:1', {VELO_LAZY_CACHE_MAX: '1k'})
+    const one = 'd1/e1/f1.bin'
+    expect(fs.readFileSync(path.join(otherDir, one)).equals(fs.readFileSync(path.join(w, 'tree2', one)))).toBe(true)
+    const left = casObjects(F)
+    for (const o of appObjects) expect(left.has(o)).toBe(false)
+    // the mounted image's object stays, over the cap (in use)
+    expect(left.size).toBe(1)
+    expect(fs.readFileSync(path.join(otherDir, one)).equals(fs.readFileSync(path.join(w, 'tree2', one)))).toBe(true)
+    const f = veloJson(F, ['fsck'])
+    expect(f.problems).toEqual([])
+    // evicted objects come back on the next read
+    const again = mount(F, 'lazy_app:1')
+    expect(fs.readFileSync(path.join(again, files[0])).equals(fs.readFileSync(path.join(tree(), files[0])))).toBe(true)
   })
 
   it('registry stalled, down, or cut mid-read: the reader gets EIO within the timeout, a log line names the object, and reads work again once it is back', async () => {
