@@ -38,6 +38,7 @@ import Hook from './commands/hook'
 import ImageImport from './commands/image/import'
 import ImageExport from './commands/image/export'
 import ImagePull from './commands/image/pull'
+import ImageProfile from './commands/image/profile'
 import Push from './commands/push'
 import Pull from './commands/pull'
 import RegistryRm from './commands/registry/rm'
@@ -81,6 +82,7 @@ export const COMMANDS = {
   'image:import': ImageImport,
   'image:export': ImageExport,
   'image:pull': ImagePull,
+  'image:profile': ImageProfile,
   push: Push,
   pull: Pull,
   'registry:rm': RegistryRm,

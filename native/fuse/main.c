@@ -14,6 +14,7 @@
  *     --no-passthrough   serve every read from the daemon (default: the kernel reads open files straight
  *                        from their CAS object where it supports FUSE passthrough; also VELO_FUSE_PASSTHROUGH=0)
  *     --debug            libfuse request tracing on stderr
+ *     --trace FILE       append the CAS name of each regular file's object to FILE at its first open
  *     --fetch-socket PATH  a lazy image: objects the CAS lacks are asked of the fetcher listening on PATH
  *     --fetch-timeout MS   how long an open waits for a lazy object before it gets EIO (default 30000)
  *     --fetcher ARG      the fetcher's command line, one ARG per option (the socket path is appended); the
@@ -74,12 +75,13 @@ int main(int argc, char **argv) {
                                            {"fetch-socket", required_argument, 0, 'S'},
                                            {"fetch-timeout", required_argument, 0, 'F'},
                                            {"fetcher", required_argument, 0, 'f'},
+                                           {"trace", required_argument, 0, 'R'},
                                            {0, 0, 0, 0}};
   const char *name = "image", *log_file = NULL;
   int daemon = 0, passthrough = 1;
   int ready_fd = -1, allow_other = 0, debug = 0;
   long max_fds = 1024, threads = 16, timeout = 86400, fetch_timeout = 30000;
-  const char *fetch_socket = NULL;
+  const char *fetch_socket = NULL, *trace = NULL;
   char *fetcher[34];
   int n_fetcher = 0;
   int c;
@@ -96,6 +98,7 @@ int main(int argc, char **argv) {
     case 'P': passthrough = 0; break;
     case 'l': log_file = optarg; break;
     case 'S': fetch_socket = optarg; break;
+    case 'R': trace = optarg; break;
     case 'F': fetch_timeout = parse_num(optarg, "--fetch-timeout", 1, 3600000); break;
     case 'f':
       if (n_fetcher >= 32) {
@@ -178,6 +181,11 @@ int main(int argc, char **argv) {
   passthrough_request(passthrough);
   fs.no_splice = getenv("VELO_FUSE_NO_SPLICE") && strcmp(getenv("VELO_FUSE_NO_SPLICE"), "1") == 0;
   fs.fetch_socket = fetch_socket;
+  fs.trace_fd = -1;
+  if (trace && (fs.trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+    fprintf(stderr, "velo-fuse: --trace %s: %s\n", trace, strerror(errno));
+    return 1;
+  }
   fs.fetch_timeout_ms = fetch_timeout;
   if (fetch_socket && n_fetcher == 0) {
     fprintf(stderr, "velo-fuse: --fetch-socket needs --fetcher\n");

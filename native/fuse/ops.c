@@ -388,6 +388,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
       fuse_reply_err(req, ENAMETOOLONG);
       return;
     }
+    if (fs->trace_fd >= 0 && !__atomic_exchange_n(&n->traced, 1, __ATOMIC_RELAXED)) {
+      const char *base = strrchr(path, '/');
+      char line[512];
+      int k = snprintf(line, sizeof line, "%s\n", base ? base + 1 : path);
+      if (k > 0 && (size_t)k < sizeof line && write(fs->trace_fd, line, (size_t)k) < 0) { /* best effort */
+      }
+    }
     /* a lazy image: an object not fetched yet is fetched now (bounded: EIO and a log line on failure) */
     if (fs->fetch_socket && access(path, F_OK) != 0 && errno == ENOENT && lazy_fetch(fs, path) < 0) {
       fuse_reply_err(req, EIO);

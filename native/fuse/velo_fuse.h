@@ -22,6 +22,7 @@ struct vnode {
   char *target;        /* symlink target, NUL-terminated copy */
   struct velo_dir *dir; /* directories: contributing layers; NULL otherwise */
   int pt_id, pt_opens;  /* passthrough backing id shared by the node's open files, and how many (fs->pt_lock) */
+  int traced;           /* its first open was written to --trace (atomic) */
   struct vnode *hnext;
 };
 
@@ -75,6 +76,8 @@ struct velo_fs {
   const char *fetch_socket;
   long long fetch_timeout_ms;
   pid_t fetcher_pid;
+  /* --trace FILE: the CAS name of every regular file's object, at its node's first open (velo image profile) */
+  int trace_fd;
 };
 
 /* lazy.c */

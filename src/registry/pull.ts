@@ -231,8 +231,14 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         for (const p of [idx.packs[e.pack].digest]) if (!listed.has(p)) throw new VeloError('BAD_INPUT', `${where}: pack ${p} is not listed in the manifest`)
         needed.push({...e, variants: vs})
       }
-      // lazy: every object the store lacks is where the index says; a mount fetches it when it is opened
-      if (opts.lazy) needed.length = 0
+      // lazy: every object the store lacks is where the index says; a mount fetches it when it is opened —
+      // but the image's start-up profile (cfg.prefetch, packed first by the push) now, in as few ranges as it takes
+      if (opts.lazy) {
+        const pf = new Set(cfg.prefetch ?? [])
+        const keep = needed.filter((e) => pf.has(e.hash))
+        needed.length = 0
+        needed.push(...keep)
+      }
       const fetches = planFetches(needed, idx.packs)
       const bytes = fetches.reduce((a, f) => a + f.end - f.start, 0)
       let got = 0

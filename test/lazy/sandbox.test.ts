@@ -40,10 +40,12 @@ describe('a lazy sandbox: sandbox create --image REF --lazy', () => {
   let w: string
   let sb: SandboxHome | undefined
   let ref: string
+  let src: string
 
   beforeAll(async () => {
     reg = await startRegistry()
     w = tmpDir('velo-lazy-sb-')
+    fs.chmodSync(w, 0o755) // the profile's tenant (its own user namespace) reaches store A inside it
     const rootfs = path.join(w, 'rootfs')
     const b = spawnSync('bash', [path.join(__dirname, '..', '..', 'rootfs', 'build.sh'), rootfs], {encoding: 'utf8'})
     if (b.status !== 0) throw new Error(b.stderr)
@@ -53,6 +55,7 @@ describe('a lazy sandbox: sandbox create --image REF --lazy', () => {
     ref = `${reg.host}/lazy/node-app:1`
     veloJson(A, ['push', 'app', ref, '--insecure'])
     rmrf(rootfs)
+    src = A
   }, 300_000)
   afterAll(async () => {
     if (sb) {
@@ -92,5 +95,40 @@ describe('a lazy sandbox: sandbox create --image REF --lazy', () => {
     expect(f.stdout).toMatch(/ok\n$/)
     expect(casObjects(sb.home)).toBe(withShell)
     expect(veloJson(sb.home, ['fsck']).problems).toEqual([])
+  })
+
+  it('velo image profile records what a start-up reads; the push packs it first; a lazy create fetches it in a few range requests, and the command then fetches nothing', () => {
+    const cmd = ['node', '-e', "console.log(require('/app/node_modules/express')())"]
+    const pr = velo(src, ['image', 'profile', 'app', '--json', '--', ...cmd])
+    expect(pr.stderr).toBe('')
+    // the command's own output first (it runs attached), then the report
+    expect(pr.stdout.startsWith(`${(39 * 40) / 2}\n`)).toBe(true)
+    const p = JSON.parse(pr.stdout.slice(pr.stdout.indexOf('{')))
+    expect(p.exitCode).toBe(0)
+    expect(p.objects).toBeGreaterThanOrEqual(42) // node, its libraries, express's files
+    const ref2 = `${reg.host}/lazy/node-app:2`
+    const push = veloJson(src, ['push', 'app', ref2, '--insecure'])
+    expect(push.prefetch).toBe(p.objects)
+
+    const P = path.join(w, 'P')
+    const pull = veloJson(P, ['pull', ref2, '--insecure', '--lazy'])
+    expect(pull.objects.fetched).toBe(p.objects)
+    // manifest, config, layer blob, index: the rest are range requests over the profile's packed bytes
+    expect(pull.requests - 4).toBeLessThanOrEqual(Math.ceil(p.bytes / (16 << 20)) + 1)
+    expect(pull.requests - 4).toBeLessThan(p.objects)
+
+    const sb2 = new SandboxHome([], path.join(w, 'Q'))
+    try {
+      const n = uniq('pf')
+      sb2.track(n)
+      sb2.json(['sandbox', 'create', n, '--image', ref2, '--lazy', '--insecure'])
+      const before = casObjects(sb2.home)
+      expect(before).toBe(p.objects)
+      const r = sb2.exec(n, cmd)
+      expect(r.stdout).toBe(`${(39 * 40) / 2}\n`)
+      expect(casObjects(sb2.home)).toBe(before)
+    } finally {
+      expect(sb2.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+    }
   })
 })
