@@ -103,7 +103,7 @@ export class Fetcher {
       try {
         const idx = await this.index()
         const b = await withDeadline(readObject(this.client, this.rec.repo, idx, id.hash, id.size), deadline - Date.now(), `object ${id.hash}`)
-        this.write(() => this.store.writeBuffer(b, meta))
+        this.write(() => this.store.writeVerified(b, id.hash, meta)) // readObject checked the BLAKE3
         this.fetched++
         this.sinceTrim += b.length
         if (this.sinceTrim >= Math.min(64 << 20, this.cacheMax / 8)) this.trim()
@@ -127,6 +127,7 @@ export class Fetcher {
   /** Keep the lazily fetched objects under the cap (evicting those of lazy images not in use). */
   trim(): void {
     this.sinceTrim = 0
+    this.unlock() // its exclusive lock would wait on our own shared one
     try {
       const r = trimLazyCache(this.home, this.cacheMax)
       if (r.evicted) log(`cache: ${r.cachedBytes} bytes over the cap ${this.cacheMax}: evicted ${r.evicted} objects (${r.evictedBytes} bytes) of lazy images not in use`)
@@ -135,17 +136,28 @@ export class Fetcher {
     }
   }
 
-  /** Writes under the store's shared lock: gc (exclusive) never clears tmp/ under a write. */
+  /**
+   * Writes under the store's shared lock: gc (exclusive) never clears tmp/ under a write. Taken once for a
+   * burst of fetches (flock(1) costs a process) and dropped after 200 ms without a write, so gc waits no longer.
+   */
+  private lock: StoreLock | undefined
+  private lockTimer: NodeJS.Timeout | undefined
   private write(fn: () => unknown): void {
-    const lock = new StoreLock(path.join(this.home, 'lock')).acquire('shared', {timeoutSec: Math.max(1, Math.ceil(this.timeoutMs / 1000))})
-    try {
-      fn()
-    } finally {
-      lock.release()
-    }
+    if (!this.lock) this.lock = new StoreLock(path.join(this.home, 'lock')).acquire('shared', {timeoutSec: Math.max(1, Math.ceil(this.timeoutMs / 1000))})
+    if (this.lockTimer) clearTimeout(this.lockTimer)
+    this.lockTimer = setTimeout(() => this.unlock(), 200)
+    fn()
+  }
+
+  private unlock(): void {
+    if (this.lockTimer) clearTimeout(this.lockTimer)
+    this.lockTimer = undefined
+    this.lock?.release()
+    this.lock = undefined
   }
 
   close(): void {
+    this.unlock()
     this.client.close()
   }
 }
