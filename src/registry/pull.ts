@@ -313,7 +313,9 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
     new RemoteCache(home).rememberBlobs(client.registry, ref.repo, [manifest.config.digest, cfg.index.digest, ...cfg.layers.map((l) => l.digest)])
     // 4. Durable objects, then one transaction with the new layers and the image record. A lazy image's record
     // (where its objects are) first: a record whose image never came names nothing (mounts check the layers).
-    if (opts.lazy)
+    // (a lazy pull of an image whose objects are all here already makes a complete image: no record)
+    const missing = [...variants.values()].reduce((a, vs) => a + vs.length, 0)
+    if (opts.lazy && missing > fetched)
       writeLazyRecord(home, {
         velo: 1,
         image: name,
@@ -342,7 +344,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       replaced = db.images.doesExist(name)
       db.putImageSync(rec)
     })
-    if (!opts.lazy && wasLazy) removeLazyRecord(home, name)
+    if (wasLazy && (!opts.lazy || missing <= fetched)) removeLazyRecord(home, name)
     return {
       format: 'velo' as const,
       lazy: opts.lazy || undefined,

@@ -148,6 +148,11 @@ describe('lazy images: metadata first, file contents on first read through FUSE'
     expect(f.remoteObjects).toBe(0)
     expect(casObjects(B)).toEqual(casObjects(C))
     for (const [n, h] of want) expect(crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, n))).digest('hex')).toBe(h)
+    expect(fs.existsSync(path.join(B, 'remote', 'lazy', 'lazy_app:1.json'))).toBe(false)
+    // a lazy pull of an image this store has whole keeps it whole (no lazy record: nothing of it is a cache)
+    const again = veloJson(C, ['pull', ref, '--insecure', '--lazy'])
+    expect(again.objects.present).toBe(again.objects.total)
+    expect(fs.existsSync(path.join(C, 'remote', 'lazy', 'lazy_app:1.json'))).toBe(false)
   })
 
   it('velo mount REF DIR --lazy pulls the metadata and mounts in one step', () => {
