@@ -12,7 +12,7 @@ const common = {
   logLevel: 'warning',
   external: ['typescript', 'ts-node', 'lmdb', '@napi-rs/blake-hash', 'node-pty', 'dockerode', 'testcontainers', 'cpu-features', 'ssh2', '@grpc/grpc-js', '@grpc/proto-loader'],
 }
-await build({...common, entryPoints: {cli: 'src/cli.ts', 'ingest-worker': 'src/store/ingest-worker.ts'}, minify: true, outdir: 'dist'})
+await build({...common, entryPoints: {cli: 'src/cli.ts', 'ingest-worker': 'src/store/ingest-worker.ts', 'lazy-fetcher': 'src/registry/fetcher.ts'}, minify: true, outdir: 'dist'})
 // The fast path: the same commands against src/lib/mini-oclif.ts instead of @oclif/core (see that file).
 await build({...common, entryPoints: {fast: 'src/fast.ts'}, outdir: 'dist', minify: true, alias: {'@oclif/core': './src/lib/mini-oclif.ts'}})
 // oclif.manifest.json lets oclif answer --help and route commands without loading command code.

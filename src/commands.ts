@@ -50,6 +50,7 @@ import Hook from './commands/hook'
 import ImageImport from './commands/image/import'
 import ImageExport from './commands/image/export'
 import ImagePull from './commands/image/pull'
+import ImageProfile from './commands/image/profile'
 import Push from './commands/push'
 import Pull from './commands/pull'
 import RegistryRm from './commands/registry/rm'
@@ -109,6 +110,7 @@ export const COMMANDS = {
   'image:import': ImageImport,
   'image:export': ImageExport,
   'image:pull': ImagePull,
+  'image:profile': ImageProfile,
   push: Push,
   pull: Pull,
   'registry:rm': RegistryRm,

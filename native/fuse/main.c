@@ -14,6 +14,11 @@
  *     --no-passthrough   serve every read from the daemon (default: the kernel reads open files straight
  *                        from their CAS object where it supports FUSE passthrough; also VELO_FUSE_PASSTHROUGH=0)
  *     --debug            libfuse request tracing on stderr
+ *     --trace FILE       append the CAS name of each regular file's object to FILE at its first open
+ *     --fetch-socket PATH  a lazy image: objects the CAS lacks are asked of the fetcher listening on PATH
+ *     --fetch-timeout MS   how long an open waits for a lazy object before it gets EIO (default 30000)
+ *     --fetcher ARG      the fetcher's command line, one ARG per option (the socket path is appended); the
+ *                        daemon starts it as its child once mounted and ends it when it exits
  *
  * Without --daemon it runs in the foreground. SIGINT/SIGTERM/SIGHUP or `umount MOUNTPOINT` end the
  * session; the daemon then unmounts (if still mounted) and exits 0. Layers are given TOP FIRST. */
@@ -67,11 +72,18 @@ int main(int argc, char **argv) {
                                            {"debug", no_argument, 0, 'd'},         {"help", no_argument, 0, 'h'},
                                            {"daemon", no_argument, 0, 'D'},        {"log", required_argument, 0, 'l'},
                                            {"no-passthrough", no_argument, 0, 'P'},
+                                           {"fetch-socket", required_argument, 0, 'S'},
+                                           {"fetch-timeout", required_argument, 0, 'F'},
+                                           {"fetcher", required_argument, 0, 'f'},
+                                           {"trace", required_argument, 0, 'R'},
                                            {0, 0, 0, 0}};
   const char *name = "image", *log_file = NULL;
   int daemon = 0, passthrough = 1;
   int ready_fd = -1, allow_other = 0, debug = 0;
-  long max_fds = 1024, threads = 16, timeout = 86400;
+  long max_fds = 1024, threads = 16, timeout = 86400, fetch_timeout = 30000;
+  const char *fetch_socket = NULL, *trace = NULL;
+  char *fetcher[34];
+  int n_fetcher = 0;
   int c;
   while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
     switch (c) {
@@ -85,6 +97,16 @@ int main(int argc, char **argv) {
     case 'D': daemon = 1; break;
     case 'P': passthrough = 0; break;
     case 'l': log_file = optarg; break;
+    case 'S': fetch_socket = optarg; break;
+    case 'R': trace = optarg; break;
+    case 'F': fetch_timeout = parse_num(optarg, "--fetch-timeout", 1, 3600000); break;
+    case 'f':
+      if (n_fetcher >= 32) {
+        fprintf(stderr, "velo-fuse: too many --fetcher arguments\n");
+        return 2;
+      }
+      fetcher[n_fetcher++] = optarg;
+      break;
     case 'h': usage(); return 0;
     default: usage(); return 2;
     }
@@ -158,6 +180,17 @@ int main(int argc, char **argv) {
   pthread_mutex_init(&fs.pt_lock, NULL);
   passthrough_request(passthrough);
   fs.no_splice = getenv("VELO_FUSE_NO_SPLICE") && strcmp(getenv("VELO_FUSE_NO_SPLICE"), "1") == 0;
+  fs.fetch_socket = fetch_socket;
+  fs.trace_fd = -1;
+  if (trace && (fs.trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
+    fprintf(stderr, "velo-fuse: --trace %s: %s\n", trace, strerror(errno));
+    return 1;
+  }
+  fs.fetch_timeout_ms = fetch_timeout;
+  if (fetch_socket && n_fetcher == 0) {
+    fprintf(stderr, "velo-fuse: --fetch-socket needs --fetcher\n");
+    return 2;
+  }
 
   /* The root, resolved before anything is mounted: a missing layer fails here, not on first access. */
   struct velo_dir root_dir;
@@ -217,6 +250,12 @@ int main(int argc, char **argv) {
     if (nul >= 0) close(nul);
     if (chdir("/") < 0) perror("velo-fuse: chdir /");
   }
+  if (fetch_socket) {
+    fetcher[n_fetcher++] = (char *)fetch_socket;
+    fetcher[n_fetcher] = NULL;
+    int r = lazy_start_fetcher(&fs, fetcher);
+    if (r < 0) fprintf(stderr, "velo-fuse: cannot start the fetcher: %s (lazy objects will read as EIO)\n", strerror(-r));
+  }
   if (ready_fd >= 0) {
     dprintf(ready_fd, "ready %d%s\n", (int)getpid(), idmap ? " idmap" : "");
     close(ready_fd);
@@ -232,6 +271,7 @@ int main(int argc, char **argv) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
+  lazy_stop_fetcher(&fs);
   if (debug)
     fprintf(stderr, "velo-fuse: fd cache: %llu opens, %llu hits, %llu evictions\n", (unsigned long long)fs.fds.opens,
             (unsigned long long)fs.fds.hits, (unsigned long long)fs.fds.evictions);

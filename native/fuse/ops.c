@@ -2,7 +2,9 @@
  * (native/common/manifest.c: uppermost layer wins, whiteouts and opaque directories applied); reads come
  * from the CAS objects through the descriptor cache. The data never changes under a mount (layers and
  * objects are immutable), so every reply carries long timeouts and the kernel keeps pages and dentries. */
+#include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,6 +386,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
     char path[4096];
     if (velo_object_path(&fs->store, &n->e, path, sizeof path) < 0) {
       fuse_reply_err(req, ENAMETOOLONG);
+      return;
+    }
+    if (fs->trace_fd >= 0 && !__atomic_exchange_n(&n->traced, 1, __ATOMIC_RELAXED)) {
+      const char *base = strrchr(path, '/');
+      char line[512];
+      int k = snprintf(line, sizeof line, "%s\n", base ? base + 1 : path);
+      if (k > 0 && (size_t)k < sizeof line && write(fs->trace_fd, line, (size_t)k) < 0) { /* best effort */
+      }
+    }
+    /* a lazy image: an object not fetched yet is fetched now (bounded: EIO and a log line on failure) */
+    if (fs->fetch_socket && access(path, F_OK) != 0 && errno == ENOENT && lazy_fetch(fs, path) < 0) {
+      fuse_reply_err(req, EIO);
       return;
     }
     int id = passthrough_acquire(fs, n, path);

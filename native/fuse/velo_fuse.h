@@ -9,6 +9,7 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "manifest.h"
 
 /* A merged directory's contributing layers, allocated to its exact size (same layout as struct velo_dir's
@@ -21,6 +22,7 @@ struct vnode {
   char *target;        /* symlink target, NUL-terminated copy */
   struct velo_dir *dir; /* directories: contributing layers; NULL otherwise */
   int pt_id, pt_opens;  /* passthrough backing id shared by the node's open files, and how many (fs->pt_lock) */
+  int traced;           /* its first open was written to --trace (atomic) */
   struct vnode *hnext;
 };
 
@@ -70,7 +72,18 @@ struct velo_fs {
   int dev_fd;    /* the session's /dev/fuse descriptor (passthrough ioctls) */
   int passthrough; /* 1 while the kernel accepts backing files; dropped to 0 at the first refusal (pt_lock) */
   pthread_mutex_t pt_lock;
+  /* lazy images (lazy.c): objects the CAS lacks are asked of the fetcher on this socket (NULL: not lazy) */
+  const char *fetch_socket;
+  long long fetch_timeout_ms;
+  pid_t fetcher_pid;
+  /* --trace FILE: the CAS name of every regular file's object, at its node's first open (velo image profile) */
+  int trace_fd;
 };
+
+/* lazy.c */
+int lazy_start_fetcher(struct velo_fs *fs, char **argv);
+void lazy_stop_fetcher(struct velo_fs *fs);
+int lazy_fetch(struct velo_fs *fs, const char *path);
 
 extern const struct fuse_lowlevel_ops velo_fuse_ops;
 

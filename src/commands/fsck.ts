@@ -20,6 +20,7 @@ export default class Fsck extends VeloCommand<typeof Fsck> {
       }
       if (r.tempFiles) out.write(`note: ${r.tempFiles} stray temp file(s) from interrupted writes; velo gc removes them\n`)
       if (r.unreadable) out.write(`note: ${r.unreadable} object(s) this user may not read were not checked (their image's modes); run fsck as the store's owner to check them\n`)
+      if (r.remoteObjects) out.write(`note: ${r.remoteObjects} object(s) of lazy images are still in the registry (fetched on first read; velo pull --all-objects IMAGE fetches them)\n`)
       out.write(`checked ${r.objectsChecked} objects, ${r.layersChecked} layers, ${r.imagesChecked} images: ${r.problems.length} problem(s)\n`)
       if (r.repaired) out.write(`repaired: removed ${r.repaired.removedObjects} bad object(s), ${r.repaired.removedStray} stray file(s)\n`)
       if (r.affectedImages.length) out.write(`images to re-ingest or re-import: ${r.affectedImages.join(', ')}\n`)

@@ -7,7 +7,8 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
 import {procStat, writeFileAtomic} from '../lib/fsutil'
-import {nativeBin} from '../lib/native'
+import {nativeBin, packageRoot} from '../lib/native'
+import {readLazyRecord} from '../registry/lazy'
 import {isReadOnlyStore} from '../lib/store-access'
 import {ManifestDb} from '../manifest/db'
 import {dropUserHold, putUserHold} from '../store/holds'
@@ -316,10 +317,31 @@ function checkMountPoint(dir: string): void {
   if (!st.isDirectory()) throw new VeloError('NOT_A_DIRECTORY', `cannot mount on ${dir}: not a directory`)
 }
 
-function daemonArgs(home: string, image: string, layers: string[], dir: string, debug?: boolean): string[] {
+/** How long an open of a lazy image's file waits for its object before EIO: VELO_LAZY_TIMEOUT seconds, default 30. */
+export function lazyTimeoutMs(): number {
+  const v = Number(process.env.VELO_LAZY_TIMEOUT)
+  return Number.isFinite(v) && v > 0 ? Math.round(v * 1000) : 30_000
+}
+
+/**
+ * A lazy image (src/registry/lazy.ts) is served with a fetcher: velo-fuse starts it as its child and asks it
+ * for every object the store lacks (native/fuse/lazy.c). Its socket sits beside the mount's record.
+ */
+function lazyArgs(home: string, image: string, layers: string[], dir: string): string[] {
+  const rec = readLazyRecord(home, image)
+  if (!rec || rec.layers.join('/') !== layers.join('/')) return []
+  let sock = path.join(mountsDir(home), `${mountId(dir)}.fetch`)
+  if (Buffer.byteLength(sock) > 100) sock = path.join(os.tmpdir(), `velo-fetch-${mountId(dir)}-${crypto.createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 12)}`)
+  const fetcher = [process.execPath, path.join(packageRoot(), 'dist', 'lazy-fetcher.js'), path.resolve(home), image, String(lazyTimeoutMs())]
+  return ['--fetch-socket', sock, '--fetch-timeout', String(lazyTimeoutMs()), ...fetcher.flatMap((a) => ['--fetcher', a])]
+}
+
+function daemonArgs(home: string, image: string, layers: string[], dir: string, debug?: boolean, trace?: string): string[] {
   const args = ['--name', image]
   if (isRoot()) args.push('--allow-other')
   if (debug) args.push('--debug')
+  if (trace) args.push('--trace', trace)
+  args.push(...lazyArgs(home, image, layers, dir))
   // the C view wants the layers top first
   return [...args, '--', path.resolve(home), dir, ...[...layers].reverse()]
 }
@@ -341,12 +363,12 @@ function raiseReadahead(dir: string): void {
 }
 
 /** Start a detached daemon for LAYERS on DIR and record it. Call under the mount lock. */
-function startDaemon(home: string, image: string, layers: string[], dir: string, shared: boolean, users: string[], debug?: boolean): MountRecord {
+function startDaemon(home: string, image: string, layers: string[], dir: string, shared: boolean, users: string[], debug?: boolean, trace?: string): MountRecord {
   const id = mountId(dir)
   const log = path.join(mountsDir(home), `${id}.log`)
   putHold(home, id, layers)
   const bin = nativeBin('velo-fuse')
-  const args = daemonArgs(home, image, layers, dir, debug)
+  const args = daemonArgs(home, image, layers, dir, debug, trace)
   const r = spawnSync(bin, ['--daemon', '--log', log, ...args], {encoding: 'utf8', timeout: 60_000})
   // "PID[ idmap]"
   const [pidText, ...features] = String(r.stdout).trim().split(/\s+/)
@@ -547,13 +569,14 @@ export interface ImageMount {
  * opts.db: the caller's open ManifestDb, used instead of opening (and closing) another handle; the returned
  * release() uses it too, so keep it open until then (or call releaseImageMount with a handle of your own).
  */
-export function ensureImageMount(home: string, image: string, holder: string, opts: {db?: ManifestDb} = {}): ImageMount {
+export function ensureImageMount(home: string, image: string, holder: string, opts: {db?: ManifestDb; trace?: string} = {}): ImageMount {
   return usingDb(opts.db, () => ensureLocked(home, image, holder, opts))
 }
 
-function ensureLocked(home: string, image: string, holder: string, opts: {db?: ManifestDb}): ImageMount {
+/** trace: a mount of its own (not shared) whose daemon writes each file's first open to that file (velo image profile). */
+function ensureLocked(home: string, image: string, holder: string, opts: {db?: ManifestDb; trace?: string}): ImageMount {
   const layers = imageLayers(home, image)
-  const key = crypto.createHash('sha256').update(layers.join('\n')).digest('hex').slice(0, 16)
+  const key = crypto.createHash('sha256').update(layers.join('\n') + (opts.trace ? `\ntrace:${opts.trace}` : '')).digest('hex').slice(0, 16)
   const dir = path.join(mountsDir(home), 'images', key)
   const rec = withMountLock(home, () => {
     const id = mountId(dir)
@@ -567,7 +590,7 @@ function ensureLocked(home: string, image: string, holder: string, opts: {db?: M
     const users = r ? r.users.filter((u) => u !== holder) : []
     if (r || km) cleanLocked(home, dir, {force: true, lazy: true})
     fs.mkdirSync(dir, {recursive: true, mode: 0o755})
-    r = startDaemon(home, image, layers, dir, true, [...users, holder])
+    r = startDaemon(home, image, layers, dir, true, [...users, holder], false, opts.trace)
     return r
   })
   return {dir, image, layers, pid: rec.pid, idmap: rec.idmap === true, release: () => releaseImageMount(home, holder, dir, opts)}

@@ -34,6 +34,8 @@ export interface ArtifactConfig {
   config?: ImageConfig
   layers: ArtifactLayer[]
   index: {digest: string; size: number}
+  /** objects a start-up reads (velo image profile), first open first: packed first, fetched by a lazy pull */
+  prefetch?: string[]
 }
 
 export function encodeLayerBlob(db: ManifestDb, id: string): Buffer {
@@ -104,7 +106,8 @@ export function parseArtifactConfig(buf: Buffer, what: string): ArtifactConfig {
     c?.velo !== 1 ||
     !Array.isArray(c.layers) ||
     c.layers.some((l: any) => typeof l?.id !== 'string' || !/^[0-9a-f]{64}$/.test(l.id) || !digestOk(l.digest) || typeof l.size !== 'number') ||
-    !digestOk(c.index?.digest)
+    !digestOk(c.index?.digest) ||
+    (c.prefetch !== undefined && (!Array.isArray(c.prefetch) || c.prefetch.some((h: unknown) => typeof h !== 'string' || !/^[0-9a-f]{64}$/.test(h))))
   )
     throw new VeloError('BAD_INPUT', `${what}: not a velo image config (version ${JSON.stringify(c?.velo)})`, {suggestion: 'a newer velo may have pushed it'})
   return c as ArtifactConfig

@@ -14,10 +14,13 @@ import {ClientOptions, RegistryClient} from './client'
 import {decodeIndex, FLAG_DEFLATE, IndexEntry, MEDIA, sha256, unpackObject} from './packs'
 import {pool} from './pool'
 import {MANIFEST_ACCEPT, PARALLEL, TransferProgress} from './push'
+import {readLazyRecord, removeLazyRecord, writeLazyRecord} from './lazy'
 import {formatRef, parseRef, RegistryRef} from './ref'
 
 export interface PullResult {
   ref: string
+  /** metadata only: the objects stay in the registry until read through a mount */
+  lazy?: boolean
   digest: string
   format: 'velo' | 'oci' | 'docker'
   image: string
@@ -35,6 +38,10 @@ export interface PullResult {
 export interface PullOptions extends ClientOptions {
   name?: string
   onProgress?: TransferProgress
+  /** metadata only: layers and the pack index; objects stay remote until a mount reads them (docs/registry.md "Lazy images") */
+  lazy?: boolean
+  /** every object of every layer of the image, also of layers already stored (completes a lazy image) */
+  allObjects?: boolean
 }
 
 const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json'])
@@ -78,7 +85,9 @@ export async function pullImage(home: string, source: string, opts: PullOptions 
       requests: client.requests,
       seconds: Number(process.hrtime.bigint() - t0) / 1e9,
     })
-    if (m.value?.artifactType === MEDIA.artifact || m.value?.config?.mediaType === MEDIA.config) return done(await pullVelo(home, client, ref, m.value, name, opts))
+    if (m.value?.artifactType === MEDIA.artifact || m.value?.config?.mediaType === MEDIA.config) return done(await pullVelo(home, client, ref, m.value, name, opts, m.digest))
+    if (opts.lazy || opts.allObjects)
+      throw new VeloError('UNSUPPORTED', `${formatRef(ref)} is a plain Docker/OCI image: --lazy and --all-objects are for velo images`, {suggestion: 'pull it without them (its layers are fetched whole), or push a velo image with velo push'})
     const {pullPlain} = await import('./plain')
     return done(await pullPlain(home, client, ref, m, name, opts))
   } finally {
@@ -162,7 +171,7 @@ class Reader {
   }
 }
 
-async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, manifest: any, name: string, opts: PullOptions) {
+async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, manifest: any, name: string, opts: PullOptions, digest: string) {
   const where = formatRef(ref)
   const cfgBlob = await getBlob(client, ref.repo, manifest.config.digest, `config of ${where}`, 64 << 20)
   const cfg = parseArtifactConfig(cfgBlob, `config of ${where}`)
@@ -187,12 +196,16 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         fresh.set(l.id, decodeLayerBlob(blob, l.id))
       },
     )
-    // 2. Objects the new layers name that the store lacks (every variant: mode, owner, xattrs).
+    // 2. Objects the new layers name that the store lacks (every variant: mode, owner, xattrs). A lazy image
+    // being completed (or --all-objects): those of its stored layers too.
+    const wasLazy = readLazyRecord(home, name)
+    const all = opts.allObjects || (!!wasLazy && !opts.lazy)
     const variants = new Map<string, Variant[]>()
     let total = 0
     const seen = new Set<string>()
-    for (const rows of fresh.values())
-      for (const {entry} of rows) {
+    const layerRows = (id: string) => fresh.get(id) ?? (all || opts.lazy ? db.layerEntries(id) : [])
+    for (const id of new Set(cfg.layers.map((l) => l.id)))
+      for (const {entry} of layerRows(id)) {
         if (!hasObject(entry)) continue
         const o = objectOf(entry)
         const key = `${o.hash}_${o.size}_${o.mode}_${o.uid}_${o.gid}_${o.xattrs ?? ''}`
@@ -206,7 +219,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       }
     let fetched = 0
     let fetchedBytes = 0
-    if (variants.size > 0) {
+    if (variants.size > 0 || opts.lazy) {
       const idxBlob = await getBlob(client, ref.repo, cfg.index.digest, `pack index of ${where}`, 1 << 30)
       const idx = decodeIndex(idxBlob, `pack index of ${where}`)
       new RemoteCache(home).remember(client.registry, ref.repo, cfg.index.digest, idxBlob)
@@ -218,6 +231,14 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         if (!(e.flags & FLAG_DEFLATE) && e.length !== vs[0].id.size) throw new VeloError('INTEGRITY', `${where}: object ${h} is ${e.length} bytes in the pack index, ${vs[0].id.size} in the layer`)
         for (const p of [idx.packs[e.pack].digest]) if (!listed.has(p)) throw new VeloError('BAD_INPUT', `${where}: pack ${p} is not listed in the manifest`)
         needed.push({...e, variants: vs})
+      }
+      // lazy: every object the store lacks is where the index says; a mount fetches it when it is opened —
+      // but the image's start-up profile (cfg.prefetch, packed first by the push) now, in as few ranges as it takes
+      if (opts.lazy) {
+        const pf = new Set(cfg.prefetch ?? [])
+        const keep = needed.filter((e) => pf.has(e.hash))
+        needed.length = 0
+        needed.push(...keep)
       }
       const fetches = planFetches(needed, idx.packs)
       const bytes = fetches.reduce((a, f) => a + f.end - f.start, 0)
@@ -292,7 +313,24 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       await pool(fetches, PARALLEL, withRetry)
     }
     new RemoteCache(home).rememberBlobs(client.registry, ref.repo, [manifest.config.digest, cfg.index.digest, ...cfg.layers.map((l) => l.digest)])
-    // 4. Durable objects, then one transaction with the new layers and the image record.
+    // 4. Durable objects, then one transaction with the new layers and the image record. A lazy image's record
+    // (where its objects are) first: a record whose image never came names nothing (mounts check the layers).
+    // (a lazy pull of an image whose objects are all here already makes a complete image: no record)
+    const missing = [...variants.values()].reduce((a, vs) => a + vs.length, 0)
+    if (opts.lazy && missing > fetched)
+      writeLazyRecord(home, {
+        velo: 1,
+        image: name,
+        ref: `${ref.registry}/${ref.repo}@${digest}`,
+        registry: ref.registry,
+        repo: ref.repo,
+        digest: digest,
+        index: cfg.index.digest,
+        layers: cfg.layers.map((l) => l.id),
+        insecure: opts.insecure || undefined,
+        ca: opts.ca ? path.resolve(opts.ca) : undefined,
+        pulledAt: new Date().toISOString(),
+      })
     store.sync()
     const now = new Date().toISOString()
     let replaced = false
@@ -308,8 +346,10 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
       replaced = db.images.doesExist(name)
       db.putImageSync(rec)
     })
+    if (wasLazy && (!opts.lazy || missing <= fetched)) removeLazyRecord(home, name)
     return {
       format: 'velo' as const,
+      lazy: opts.lazy || undefined,
       image: name,
       layers: cfg.layers.map((l) => ({id: l.id, existed: !fresh.has(l.id)})),
       objects: {total, fetched, present: total - fetched, fetchedBytes},

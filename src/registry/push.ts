@@ -9,6 +9,7 @@ import {ArtifactConfig, ArtifactLayer, artifactManifest, encodeLayerBlob, hasObj
 import {blobExists, bufferSource, getBlob, mountBlob, uploadBlob, UploadOutcome} from './blobs'
 import {pushTempDir, RemoteCache} from './cache'
 import {ClientOptions, RegistryClient} from './client'
+import {readPrefetch} from '../image/profile'
 import {buildPacks, decodeIndex, encodeIndex, IndexEntry, MEDIA, PackIndex, PackObject, sha256} from './packs'
 import {formatRef, parseRef, RegistryRef} from './ref'
 import {pool} from './pool'
@@ -25,6 +26,8 @@ export interface PushResult {
   layers: number
   objects: number
   packs: {total: number; reused: number; new: number}
+  /** objects of the image's start-up profile, packed first (velo image profile) */
+  prefetch?: number
   /** resumed: uploads that continued a session an interrupted push left (counted in uploaded too) */
   blobs: {uploaded: number; existed: number; mounted: number; resumed: number}
   /** bytes of blob content sent to the registry (request bodies) */
@@ -142,6 +145,10 @@ export async function pushImage(home: string, image: string, target: string, opt
         objects.set(o.hash, {hash: o.hash, size: o.size, file})
       }
     }
+    // A start-up profile (velo image profile): those objects first, in packs of their own (never reused from
+    // elsewhere), so a lazy pull fetches them in one range request per 16 MiB.
+    const prefetch = (readPrefetch(home, image, img.layers)?.objects ?? []).filter((h) => objects.has(h))
+    const prefetchSet = new Set(prefetch)
     // 2. Packs the registry has: reuse each one (HEAD in the target, else a mount from where it is) or drop it.
     const known = await knownObjects(client, ref, cache)
     const candidate = new Map<string, {size: number; repo: string}>()
@@ -173,6 +180,7 @@ export async function pushImage(home: string, image: string, target: string, opt
     }
     const fresh: PackObject[] = []
     for (const o of objects.values()) {
+      if (prefetchSet.has(o.hash)) continue
       const k = known.get(o.hash)
       if (k && usable.has(k.pack) && (k.flags !== 0 || k.length === o.size)) entries.push({hash: o.hash, pack: packOf(k.pack, k.packSize), offset: k.offset, length: k.length, flags: k.flags})
       else fresh.push(o)
@@ -181,7 +189,7 @@ export async function pushImage(home: string, image: string, target: string, opt
     // 3. New packs for the rest, written to temp files first: a HEAD needs their digests, and a rerun of an
     //    interrupted push builds the same packs and finds them there.
     tmp = pushTempDir(home)
-    const built = buildPacks(fresh, tmp)
+    const built = prefetch.length ? [...buildPacks(prefetch.map((h) => objects.get(h)!), fs.mkdtempSync(path.join(tmp, 'prefetch-'))), ...buildPacks(fresh, tmp)] : buildPacks(fresh, tmp)
     const digests = built.map((p) => p.digest)
     for (const p of built) {
       const n = packOf(p.digest, p.size)
@@ -196,6 +204,7 @@ export async function pushImage(home: string, image: string, target: string, opt
       ...(img.config ? {config: img.config} : {}),
       layers: layers.map(({blob: _b, ...l}) => l),
       index: {digest: indexDigest, size: index.length},
+      ...(prefetch.length ? {prefetch} : {}),
     }
     const cfgBlob = Buffer.from(JSON.stringify(cfg))
     parseArtifactConfig(cfgBlob, 'config') // what we push, a pull must accept
@@ -236,6 +245,7 @@ export async function pushImage(home: string, image: string, target: string, opt
       layers: layers.length,
       objects: objects.size,
       packs: {total: packList.length, reused: reusedPacks, new: built.length},
+      prefetch: prefetch.length,
       blobs: counts,
       bytesSent: client.sent,
       requests: client.requests,

@@ -51,6 +51,8 @@ export interface CreateOptions {
   hostname?: string
   /** farm (default): overlay over the image's hard-link farms; fuse: over one velo-fuse mount of the image */
   backend?: string
+  /** fuse backend: a mount of the tenant's own that writes the object of every file opened to this file (velo image profile) */
+  traceFile?: string
   /** private (default): a user namespace of the tenant's own; host: none, tenant root is host root minus capabilities (root only) */
   userns?: string
   /** a main command's args: the tenant runs ENTRYPOINT + (these, else CMD) as a workload (monitor, logs, exit
@@ -396,7 +398,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         t = process.hrtime.bigint()
         const {ensureImageMount, releaseImageMount} = await import('../fuse/mounts')
         try {
-          const m = ensureImageMount(home, imageName, `tenant:${name}`, {db})
+          const m = ensureImageMount(home, imageName, `tenant:${name}`, {db, trace: o.traceFile})
           if (userns && !m.idmap) {
             releaseImageMount(home, `tenant:${name}`, undefined, {db})
             throw fuseNotIdmappable()

@@ -8,6 +8,7 @@ import {kindOf, S_IFMT, S_IFREG} from '../manifest/entry'
 import {ObjectId, objectName, objectOf, parseObjectName, Store} from './cas'
 import {readXattrs} from './xattr-io'
 import {listUserHolds} from './holds'
+import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
 
 
@@ -119,6 +120,8 @@ export interface FsckReport {
   tempFiles: number
   /** objects this user may not read (a store shared for reading): not checked */
   unreadable: number
+  /** objects of lazy images still in the registry (fetched on first read): not problems */
+  remoteObjects: number
   repaired: {removedObjects: number; removedStray: number} | null
 }
 
@@ -172,10 +175,18 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     const layers = db.listLayers()
     const hitsByObject = new Map<string, Array<{layer: string; path: string}>>()
     const hitLayers = new Set<string>()
+    // lazy images (docs/registry.md): their objects not fetched yet are in the registry, not missing
+    const lazy = new Set<string>()
+    for (const r of listLazyRecords(home)) if (db.getImage(r.image)?.layers.join('/') === r.layers.join('/')) r.layers.forEach((l) => lazy.add(l))
+    const remote = new Set<string>()
     for (const l of layers) {
       for (const {path: p, object} of layerObjects(db, l.id)) {
         const name = objectName(object)
         if (present.has(name)) continue
+        if (lazy.has(l.id) && !bad.has(name)) {
+          remote.add(name)
+          continue
+        }
         hitLayers.add(l.id)
         const hits = hitsByObject.get(name) ?? []
         hits.push({layer: l.id, path: p})
@@ -229,6 +240,7 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       affectedImages: [...affected].sort(),
       tempFiles: dirCount(store.tmpDir),
       unreadable,
+      remoteObjects: remote.size,
       repaired,
     }
   } finally {
@@ -331,6 +343,91 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     }
     if (!opts.dryRun) emitEvent(home, 'store', 'gc', path.basename(home), {removedObjects, removedBytes, removedLayers})
     return {removedLayers, removedObjects, removedBytes, removedTempFiles, removedFarms, keptObjects: keep.size, ignoredHolds: user.ignored, dryRun: !!opts.dryRun}
+  } finally {
+    db.close()
+    lock.release()
+  }
+}
+
+// ---- the lazy-image cache -----------------------------------------------------------------------------
+
+export interface LazyTrimReport {
+  /** bytes of lazily fetched objects (objects only lazy images name) before / after */
+  cachedBytes: number
+  keptBytes: number
+  evicted: number
+  evictedBytes: number
+  /** the store was busy (a writer or gc): nothing done, the next trim will */
+  skipped?: boolean
+}
+
+/**
+ * Objects fetched for lazy images (docs/registry.md "Lazy images") are a cache: they can be fetched again.
+ * When those of them that no complete image names exceed MAXBYTES, the least recently used (the later of the
+ * file's atime and ctime: fetched, or read with the store's atime granularity) are deleted — but never one an
+ * image in use needs (layers under a hold: mounts, sandboxes) nor one a complete image names. Under the
+ * exclusive store lock, without waiting: a busy store is trimmed next time.
+ */
+export function trimLazyCache(home: string, maxBytes: number): LazyTrimReport {
+  const out: LazyTrimReport = {cachedBytes: 0, keptBytes: 0, evicted: 0, evictedBytes: 0}
+  const records = listLazyRecords(home)
+  if (records.length === 0) return out
+  const lock = new StoreLock(path.join(home, 'lock'))
+  try {
+    lock.acquire('exclusive', {wait: false})
+  } catch (err) {
+    if (err instanceof VeloError && err.code === 'BUSY') return {...out, skipped: true}
+    throw err
+  }
+  const db = ManifestDb.open(home)
+  try {
+    const store = new Store(home)
+    const lazyLayers = new Set<string>()
+    const lazyImages = new Set<string>()
+    for (const r of records)
+      if (db.getImage(r.image)?.layers.join('/') === r.layers.join('/')) {
+        lazyImages.add(r.image)
+        r.layers.forEach((l) => lazyLayers.add(l))
+      }
+    const inUse = new Set<string>()
+    for (const h of db.listHolds()) h.layers.forEach((l) => inUse.add(l))
+    for (const h of listUserHolds(home).holds) h.layers.forEach((l) => inUse.add(l))
+    for (const l of tenantLayers(home)) inUse.add(l)
+    const complete = new Set<string>()
+    for (const img of db.listImages()) if (!lazyImages.has(img.name)) img.layers.forEach((l) => complete.add(l))
+    const pinned = new Set<string>() // named by a complete image: not cache
+    for (const l of complete) for (const {object} of layerObjects(db, l)) pinned.add(objectName(object))
+    const busy = new Set<string>() // needed by an image in use
+    for (const l of inUse) if (!complete.has(l)) for (const {object} of layerObjects(db, l)) busy.add(objectName(object))
+    const seen = new Set<string>()
+    const candidates: Array<{id: ObjectId; size: number; t: number}> = []
+    for (const l of lazyLayers) {
+      if (complete.has(l)) continue
+      for (const {object} of layerObjects(db, l)) {
+        const name = objectName(object)
+        if (seen.has(name) || pinned.has(name)) continue
+        seen.add(name)
+        let st: fs.Stats
+        try {
+          st = fs.statSync(store.path(object))
+        } catch {
+          continue // not fetched
+        }
+        out.cachedBytes += st.size
+        if (!busy.has(name)) candidates.push({id: object, size: st.size, t: Math.max(st.atimeMs, st.ctimeMs)})
+      }
+    }
+    let total = out.cachedBytes
+    candidates.sort((a, b) => a.t - b.t)
+    for (const c of candidates) {
+      if (total <= maxBytes) break
+      store.delete(c.id)
+      total -= c.size
+      out.evicted++
+      out.evictedBytes += c.size
+    }
+    out.keptBytes = total
+    return out
   } finally {
     db.close()
     lock.release()
