@@ -11,19 +11,71 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 // "2.715 s", "699.9 ms", "4.75 GB/s", "18.4 ms ± 0.8", "cp -a 2.088 s" (name before the number)
 const VALUE = /^(.*?)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|GB\/s|MB\/s|MB|GB|KiB|MiB)(?:\s*±\s*[\d.]+)?\s*$/
 
+// ms → s without binary noise (19.1 ms is 0.0191 s, not 0.019100000000000002)
+const ms = (x) => Number((x / 1000).toPrecision(12))
+
 export function parseValue(cell) {
   const m = VALUE.exec(cell.trim())
   if (!m) return null
   let value = Number(m[2])
   let unit = m[3]
-  if (unit === 'ms') (value /= 1000), (unit = 's') // times in seconds, as the bench scripts write them
+  if (unit === 'ms') (value = ms(value)), (unit = 's') // times in seconds, as the bench scripts write them
   return {name: m[1].trim(), value, unit}
 }
 
 const cells = (line) => line.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim())
 const slug = (s) => s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48)
 
-/** All result tables of a benchmarks.md text, one run per table. */
+// no date in the heading: the nearest "YYYY-MM-DD" in the prose just above the table (its "Measured ..." line)
+function tableDate(lines, i, section) {
+  if (section.date) return {date: section.date, dateFrom: section.dateFrom}
+  for (let j = i - 1; j >= 0 && !/^#/.test(lines[j]); j--) {
+    const d = /(\d{4}-\d{2}-\d{2})/.exec(lines[j])
+    if (d && !/^\|/.test(lines[j])) return {date: d[1], dateFrom: 'text above the table'}
+  }
+  return {date: null, dateFrom: null}
+}
+
+/**
+ * | what | run 1 (...) | run 2 (...) | target | | with cells "17.8 vs 69.3 ms = **0.26×**": one run per run column. The
+ * peer is named by the row ("...: velo-runtime vs runc") or else the section ("OCI runtime (velo-runtime vs runc)").
+ * Cells of another form ("2.18×" alone: no values) are left out.
+ */
+function multiRunTable(lines, i, head, section) {
+  const runCols = head.map((h, k) => (k > 0 && /^run \d+/.test(h) ? k : -1)).filter((k) => k > 0)
+  const tcol = head.indexOf('target')
+  if (!runCols.length || tcol < 0) return null
+  const {date, dateFrom} = tableDate(lines, i, section)
+  const byCol = new Map(runCols.map((k) => [k, []]))
+  let j = i + 2
+  for (; j < lines.length && /^\|/.test(lines[j]); j++) {
+    const c = cells(lines[j])
+    const peerName = (/\bvs ([\w.-]+)\s*$/.exec(c[0].replace(/`/g, '')) || /\bvs ([\w.-]+)/.exec(section.title) || [])[1]
+    const t = /^(≤|≥)\s*([\d.]+)/.exec(c[tcol] || '')
+    for (const k of runCols) {
+      const m = /^([\d.]+) vs ([\d.]+) (ms|s) = \**([\d.]+)×/.exec(c[k] || '')
+      if (!m || !peerName) continue
+      const sec = (x) => (m[3] === 'ms' ? ms(x) : x)
+      const ratio = Number(m[4])
+      const target = t ? {better: t[1] === '≤' ? 'lower' : 'higher', value: Number(t[2])} : null
+      byCol.get(k).push({
+        what: c[0],
+        velo: {value: sec(Number(m[1])), unit: 's'},
+        peer: {name: peerName, value: sec(Number(m[2])), unit: 's'},
+        ratio,
+        target,
+        // the recorded ratio against the recorded target (the table's status column covers all runs at once)
+        met: target ? (target.better === 'lower' ? ratio <= target.value : ratio >= target.value) : null,
+      })
+    }
+  }
+  const runs = runCols
+    .filter((k) => byCol.get(k).length)
+    .map((k) => ({kind: 'bench', bench: slug(section.title), title: `${section.title}: ${head[k]}`, date, dateFrom, source: 'docs/benchmarks.md', line: i + 1, rows: byCol.get(k)}))
+  return {runs, end: j}
+}
+
+/** All result tables of a benchmarks.md text, one run per table (per run column in a table of runs). */
 export function importDocs(text) {
   const lines = text.split('\n')
   const runs = []
@@ -40,22 +92,16 @@ export function importDocs(text) {
     }
     if (!section || !/^\|\s*what\s*\|/.test(line)) continue
     const head = cells(line)
+    const multi = multiRunTable(lines, i, head, section)
+    if (multi) {
+      runs.push(...multi.runs)
+      i = multi.end - 1
+      continue
+    }
     // | what | velo | peer | ratio | target | |, or the peer named in the header (| what | velo | real copy | ...)
     if (head.length < 6 || head[1] !== 'velo' || head[3] !== 'ratio' || head[4] !== 'target') continue
     const peerHeader = head[2] === 'peer' ? null : head[2]
-    // no date in the heading: the nearest "YYYY-MM-DD" in the prose just above the table (its "Measured ..." line)
-    let date = section.date
-    let dateFrom = section.dateFrom
-    if (!date) {
-      for (let j = i - 1; j >= 0 && !/^#/.test(lines[j]); j--) {
-        const d = /(\d{4}-\d{2}-\d{2})/.exec(lines[j])
-        if (d && !/^\|/.test(lines[j])) {
-          date = d[1]
-          dateFrom = 'text above the table'
-          break
-        }
-      }
-    }
+    const {date, dateFrom} = tableDate(lines, i, section)
     const rows = []
     let j = i + 2 // skip the | --- | row
     for (; j < lines.length && /^\|/.test(lines[j]); j++) {
