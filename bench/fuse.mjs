@@ -9,7 +9,7 @@
 //   3. `velo mount` of that image vs `velo image checkout` of it (both whole CLI invocations)
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {benchStart, hyperfine, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, hyperfine, ratioRow, sh, VELO, ROOT, writeResults} from './lib.mjs'
 
 const {runs, W} = benchStart('fuse')
 const H = path.join(W, 'home')
@@ -127,6 +127,7 @@ try {
 } finally {
   umountAll()
 }
+writeResults('FUSE', rows)
 const fmt = (row, x) => (row.unit === 'GB/s' ? `${x.toFixed(2)} GB/s` : x < 1 ? `${(x * 1000).toFixed(1)} ms` : `${x.toFixed(3)} s`)
 console.log(['\n## FUSE', '', '| what | velo | peer | ratio | target | |', '| --- | --- | --- | --- | --- | --- |',
   ...rows.map((r) => `| ${r.what} | ${fmt(r, r.velo)} | ${r.peerName} ${fmt(r, r.peer)} | ${r.ratio.toFixed(2)}× | ${r.target} | ${r.ok === undefined ? '' : r.ok ? 'met' : 'NOT met'} |`)].join('\n'))

@@ -46,7 +46,43 @@ export function printRows(title, rows) {
     lines.push(`| ${r.what} | ${fmt(r.velo, r.unit)} | ${r.peerName} ${fmt(r.peer, r.unit)} | ${r.ratio.toFixed(2)}× | ${r.target} | ${r.ok ? 'met' : 'NOT met'} |`)
   const text = lines.join('\n')
   console.log(text)
+  writeResults(title, rows)
   return text
+}
+
+/**
+ * Every printed table is also a machine-readable run: bench/results/<bench>-<timestamp>.json (or under
+ * $VELO_BENCH_RESULTS), which `npm run bench:report` charts. Values as measured, in the row's unit (seconds for
+ * times); nothing is rounded.
+ */
+export function writeResults(title, rows, {bench = path.basename(process.argv[1] || 'bench', '.mjs'), date = new Date()} = {}) {
+  const dir = process.env.VELO_BENCH_RESULTS || path.join(ROOT, 'bench', 'results')
+  fs.mkdirSync(dir, {recursive: true})
+  const stamp = date.toISOString().replace(/[:.]/g, '-')
+  const run = {
+    kind: 'bench',
+    bench,
+    title,
+    date: date.toISOString(),
+    source: 'bench run',
+    host: {cpus: os.cpus().length, load1: os.loadavg()[0]},
+    rows: rows.map((r) => {
+      const m = /^(≤|≥)\s*([\d.]+)/.exec(r.target || '')
+      return {
+        what: r.what,
+        velo: {value: r.velo, unit: r.unit || 's'},
+        peer: {name: r.peerName, value: r.peer, unit: r.unit || 's'},
+        ratio: r.ratio,
+        target: m ? {better: m[1] === '≤' ? 'lower' : 'higher', value: Number(m[2])} : null,
+        met: r.ok === undefined ? null : r.ok,
+      }
+    }),
+  }
+  // a bench may print several tables in one run: each gets its own file (title slug keeps them apart)
+  const slug = title.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40)
+  const file = path.join(dir, `${bench}-${slug}-${stamp}.json`)
+  fs.writeFileSync(file, JSON.stringify(run, null, 2) + '\n')
+  return file
 }
 
 const fmt = (v, unit = 's') => (unit !== 's' ? `${v.toFixed(2)} ${unit}` : v < 1 ? `${(v * 1000).toFixed(1)} ms` : `${v.toFixed(3)} s`)

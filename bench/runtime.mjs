@@ -16,7 +16,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import {spawn, spawnSync} from 'node:child_process'
-import {benchStart, ratioRow, sh, ROOT} from './lib.mjs'
+import {benchStart, ratioRow, sh, ROOT, writeResults} from './lib.mjs'
 
 // hyperfine through a shell (hyperfine subtracts the shell's own start-up). This 2-core machine is shared with
 // other jobs whose load comes in bursts, and hyperfine runs one command's runs back to back: so the runs are
@@ -191,6 +191,7 @@ notes.push(`all commands, mean ± stddev (median, min) over ${r['velo run'].n} r
 notes.push(`the same ratios on medians: run ${(r['velo run'].median / r['runc run'].median).toFixed(2)}×, four calls ${(r['velo create+start+wait+delete'].median / r['runc create+start+wait+delete'].median).toFixed(2)}×, run vs unshare ${(r['velo run'].median / r['unshare floor'].median).toFixed(2)}×, exec ${(r['velo exec'].median / r['runc exec'].median).toFixed(2)}×`)
 notes.push(`\`state\` calls per wait (mean of 10 cycles, untimed): velo-runtime ${polls.velo.toFixed(1)}, runc ${polls.runc.toFixed(1)}`)
 notes.push(`load average (1, 5, 15 min): ${load0} at the start, ${loadavg()} at the end (2 cores)`)
+writeResults('OCI runtime: velo-runtime vs runc, same bundle', rows)
 const text = `${lines.join('\n')}\n\n${notes.map((n) => `- ${n}`).join('\n')}\n\nCommand: node bench/runtime.mjs --runs ${runs} --rounds ${rounds} (${new Date().toISOString()})\n`
 console.log(text)
 fs.mkdirSync(path.join(ROOT, 'bench', 'results'), {recursive: true})

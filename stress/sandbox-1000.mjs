@@ -130,7 +130,11 @@ try {
   console.log(`  host memory per idle tenant: ${report.hostMemPerTenantMiB.toFixed(2)} MiB (MemAvailable drop; target ≤ 0.3); PSS init ${f(report.initPssPerTenantKiB)} KiB + monitor ${f(report.monitorPssPerTenantKiB)} KiB`)
   console.log(`  at peak: ${files} more open files, ${mounts} more mounts in the host namespace`)
   console.log(`  left behind: ${JSON.stringify(report.leftBehind)}`)
-  if (argv.json) fs.writeFileSync(argv.json, JSON.stringify(report, null, 2) + '\n')
+  // --json FILE, else bench/results/sandbox-1000-<timestamp>.json (the growth curves of `npm run bench:report`)
+  const jsonFile = argv.json || path.join(ROOT, 'bench', 'results', `sandbox-1000-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  fs.mkdirSync(path.dirname(jsonFile), {recursive: true})
+  fs.writeFileSync(jsonFile, JSON.stringify({kind: 'stress', bench: 'sandbox-1000', date: new Date().toISOString(), source: 'stress run', ...report}, null, 2) + '\n')
+  console.log(`  results: ${jsonFile}`)
 } catch (err) {
   failed = true
   console.error('stress failed:', String(err.stderr ?? err.message ?? err).split('\n').slice(0, 5).join('\n'))
