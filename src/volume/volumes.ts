@@ -136,21 +136,23 @@ function validateSnapshotName(snap: string): string {
   return snap
 }
 
+async function hasImage(home: string, image: string): Promise<boolean> {
+  const {ManifestDb} = await import('../manifest/db')
+  const db = ManifestDb.open(home)
+  try {
+    return !!db.getImage(image)
+  } finally {
+    db.close()
+  }
+}
+
 /** `velo volume snapshot NAME SNAP`: the files as they are now, stored once in the store (deduplicated). */
 export async function snapshotVolume(home: string, name: string, snap: string): Promise<SnapshotInfo> {
   readRecord(home, name)
   recoverRestore(home, name)
   validateSnapshotName(snap)
   const image = snapshotImage(name, snap)
-  const {ManifestDb} = await import('../manifest/db')
-  {
-    const db = ManifestDb.open(home)
-    try {
-      if (db.getImage(image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
-    } finally {
-      db.close()
-    }
-  }
+  if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
   const {ingestDirectory} = await import('../store/ingest')
   const r = await ingestDirectory(home, volumeDataDir(home, name), image)
   emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer})
@@ -205,15 +207,7 @@ export async function restoreVolume(home: string, name: string, snap: string): P
   recoverRestore(home, name)
   validateSnapshotName(snap)
   const image = snapshotImage(name, snap)
-  const {ManifestDb} = await import('../manifest/db')
-  {
-    const db = ManifestDb.open(home)
-    try {
-      if (!db.getImage(image)) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
-    } finally {
-      db.close()
-    }
-  }
+  if (!(await hasImage(home, image))) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
   const {isRunning, readState} = await import('../sandbox/state')
   const running = volumeUsers(home, name).filter((t) => {
     try {

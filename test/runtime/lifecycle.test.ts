@@ -286,6 +286,7 @@ describe.each(NAMES)('lifecycle (%s)', (name) => {
 import os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.bind(sys.argv[1]); s.listen(1)
+open(sys.argv[1] + '.ready', 'w').close()
 c, _ = s.accept()
 msg, fds, flags, addr = socket.recv_fds(c, 4096, 4)
 assert len(fds) == 1, fds
@@ -302,7 +303,8 @@ sys.stdout.write(out.decode(errors='replace'))
 `, sock], {stdio: ['ignore', 'pipe', 'pipe']})
     const done = exited(recv)
     try {
-      waitFor('the console socket', () => fs.existsSync(sock))
+      // listening, not only bound: a connect between bind and listen is refused
+      waitFor('the console socket', () => fs.existsSync(sock + '.ready'))
       // runc takes a console socket only with --detach (without it, its own stdio is the terminal)
       const e = q(b, ['exec', '--detach', '--tty', '--console-socket', sock, b.id, 'sh', '-c', 'tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys'])
       expect(e.status, e.stderr).toBe(0)
