@@ -147,6 +147,7 @@ describe.skipIf(!root)('velo snapshotter through ctr snapshots', () => {
     // a restart loses nothing
     await env.killService('SIGTERM')
     await env.startService()
+    await env.reconnected() // containerd's client redials with a backoff: "unavailable" until then, not an error of ours
     expect(lsRows(env.ctrOk([...S, 'ls']))).toEqual(before)
     expect(JSON.parse(env.ctrOk([...S, 'info', 'c1'])).Labels).toMatchObject({'velo.test/x': '1'})
     mountSnap(env, 'v2', mnt)
