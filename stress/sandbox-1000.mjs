@@ -24,7 +24,11 @@ const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
 }
-const memAvailable = () => Number(/MemAvailable:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))[1]) * 1024
+const meminfo = () => Object.fromEntries([...fs.readFileSync('/proc/meminfo', 'utf8').matchAll(/^(\w+):\s+(\d+)/gm)].map((m) => [m[1], Number(m[2]) * 1024]))
+const memAvailable = () => meminfo().MemAvailable
+// where the kernel's share of a tenant goes: slab objects (namespaces, mounts, cgroups, dentries), per-cpu data
+// (cgroup statistics), kernel stacks and page tables of its processes
+const KERNEL_PARTS = ['SUnreclaim', 'SReclaimable', 'Percpu', 'KernelStack', 'PageTables']
 const now = () => performance.now()
 const pss = (pid) => {
   try {
@@ -47,12 +51,15 @@ try {
   await $`${VELO} sandbox run --rm -- true` // the default image and its farm, once
   await new Promise((r) => setTimeout(r, 500))
   const mem0 = memAvailable()
+  const info0 = meminfo()
   const files0 = openFiles()
   const mounts0 = mountCount()
   const create = []
   for (const n of names) create.push(await timed(() => $`${VELO} sandbox create ${n} -- sh -c ${'while :; do sleep 3600; done'}`))
   await new Promise((r) => setTimeout(r, 1000))
   const memUsed = mem0 - memAvailable()
+  const info1 = meminfo()
+  const kernelPerTenantKiB = Object.fromEntries(KERNEL_PARTS.map((k) => [k, (info1[k] - info0[k]) / N / 1024]))
   const ls = []
   let running = 0
   for (let i = 0; i < 5; i++) ls.push(await timed(async () => (running = JSON.parse((await $`${VELO} sandbox ls --json`).stdout).filter((s) => s.status === 'running').length)))
@@ -60,6 +67,17 @@ try {
   const monitorPids = names.map((n) => Number(fs.readFileSync(path.join(home, 'tenants', n, 'monitor.pid'), 'utf8').split(' ')[0]))
   const initPss = states.reduce((a, s) => a + pss(s.pid), 0)
   const monPss = monitorPids.reduce((a, p) => a + pss(p), 0)
+  // the workload's own processes: every process in the tenant but its init (the main command runs as the monitor's child)
+  const children = (pid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)
+    } catch {
+      return []
+    }
+  }
+  const tree = (pid) => children(pid).flatMap((c) => [c, ...tree(c)])
+  const workPids = monitorPids.flatMap(tree)
+  const workPss = workPids.reduce((a, p) => a + pss(p), 0)
   const files = openFiles() - files0
   const mounts = mountCount() - mounts0
 
@@ -102,6 +120,9 @@ try {
     hostMemPerTenantMiB: memUsed / N / 2 ** 20,
     initPssPerTenantKiB: initPss / N / 1024,
     monitorPssPerTenantKiB: monPss / N / 1024,
+    workloadPssPerTenantKiB: workPss / N / 1024,
+    workloadProcessesPerTenant: workPids.length / N,
+    kernelPerTenantKiB,
     openFilesAtPeak: files,
     mountsAtPeak: mounts,
   })
@@ -128,6 +149,7 @@ try {
   console.log(`  exec into random tenants: p50 ${f(report.execP50)} ms, p99 ${f(report.execP99)} ms; stop + start: p50 ${f(report.stopStartP50)} ms`)
   console.log(`  sandbox ls --json with ${running} running: ${f(report.lsMsAtPeak)} ms (target ≤ 50)`)
   console.log(`  host memory per idle tenant: ${report.hostMemPerTenantMiB.toFixed(2)} MiB (MemAvailable drop; target ≤ 0.3); PSS init ${f(report.initPssPerTenantKiB)} KiB + monitor ${f(report.monitorPssPerTenantKiB)} KiB`)
+  console.log(`    the workload's ${report.workloadProcessesPerTenant.toFixed(1)} processes: PSS ${f(report.workloadPssPerTenantKiB)} KiB; kernel: ${KERNEL_PARTS.map((k) => `${k} ${f(kernelPerTenantKiB[k])}`).join(', ')} KiB`)
   console.log(`  at peak: ${files} more open files, ${mounts} more mounts in the host namespace`)
   console.log(`  left behind: ${JSON.stringify(report.leftBehind)}`)
   // --json FILE, else bench/results/sandbox-1000-<timestamp>.json (the growth curves of `npm run bench:report`)

@@ -10,6 +10,7 @@
 #include "events.h"
 #include "../common/vlog.h"
 #include "front.h"
+#include "monitor.h"
 
 /* The fast paths. Each is defined in its own file; none is required: an empty table sends every call to Node. */
 struct front_cmd {
@@ -103,6 +104,10 @@ int main(int argc, char **argv) {
   if (argc >= 7 && !strcmp(argv[1], "__event") && !strcmp(argv[2], "--home")) {
     event_emit(argv[3], argv[4], argv[5], argv[6], (const char *const *)argv + 7, argc - 7);
     return 0;
+  }
+  if (argc >= 2 && !strcmp(argv[1], "__monitor")) {
+    struct front_ctx ctx = {.pkgroot = root, .argv0 = argv[0]};
+    return monitor_main(&ctx, argc - 2, argv + 2);
   }
   if (argc >= 2 && !strcmp(argv[1], "__sandbox")) {
     struct front_ctx ctx = {.pkgroot = root, .argv0 = argv[0]};

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -415,6 +416,9 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
     }
     ws.main_pid = child, ws.exited = false;
     write_workload(tdfd, &ws);
+    /* what starting it allocated (the process spec, the runtime's records) is free now: give those pages back, as
+     * this process lives as long as the tenant */
+    malloc_trim(0);
     if (report >= 0) {
       write_all(report, "ok", 2);
       close(report);
@@ -478,41 +482,63 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
   _exit(0);
 }
 
-int sb_monitor_start(const struct front_ctx *ctx, const char *home, struct tstate *s, const struct workload *w, char *err, size_t errlen) {
+/* The monitor's fds after its exec: where the boot waits for "ok" (or the first start's error), the tenant's dir,
+ * and a pipe with the tenant's state as the boot holds it (pid and start time included, which state.json may not
+ * have yet). */
+enum { MON_FD_REPORT = 3, MON_FD_TENANT = 4, MON_FD_STATE = 5 };
+
+int sb_monitor_start(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen) {
+  (void)ctx; /* the monitor reads its plan (the main command) from state.json, as the boot did */
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
+  char *text = NULL;
+  size_t tlen = 0;
+  if (state_format(s, &text, &tlen) < 0) return snprintf(err, errlen, "out of memory"), -1;
+  /* the state goes through a pipe written before the exec: it must fit the pipe's buffer (a state is a few KiB) */
+  if (tlen > 60000) return free(text), snprintf(err, errlen, "the state of sandbox %s is too large for its monitor", s->name), -1;
   int tdfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (tdfd < 0) return snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno)), -1;
-  int rp[2];
-  if (pipe2(rp, O_CLOEXEC) < 0) return close(tdfd), snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  if (tdfd < 0) return free(text), snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno)), -1;
+  int rp[2], sp[2];
+  if (pipe2(rp, O_CLOEXEC) < 0) return free(text), close(tdfd), snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  if (pipe2(sp, O_CLOEXEC) < 0) return free(text), close(tdfd), close(rp[0]), close(rp[1]), snprintf(err, errlen, "pipe: %s", strerror(errno)), -1;
+  if (write_all(sp[1], text, tlen) < 0) {
+    free(text), close(tdfd), close(rp[0]), close(rp[1]), close(sp[0]), close(sp[1]);
+    return snprintf(err, errlen, "cannot hand the state to the monitor: %s", strerror(errno)), -1;
+  }
+  free(text);
+  close(sp[1]);
   pid_t pid = fork();
-  if (pid < 0) return close(tdfd), close(rp[0]), close(rp[1]), snprintf(err, errlen, "fork: %s", strerror(errno)), -1;
+  if (pid < 0) return close(tdfd), close(rp[0]), close(rp[1]), close(sp[0]), snprintf(err, errlen, "fork: %s", strerror(errno)), -1;
   if (pid == 0) {
     close(rp[0]);
     setsid();
-    signal(SIGPIPE, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    /* nothing of the caller's stays open: its pipes (Node's spawnSync waits for them), locks, databases */
+    /* nothing of the caller's stays open: its pipes (Node's spawnSync waits for them), locks, databases; the three
+     * fds the monitor needs go to fixed numbers (moved above them first, so no dup2 overwrites another) */
+    int keep[3] = {fcntl(rp[1], F_DUPFD_CLOEXEC, 10), fcntl(tdfd, F_DUPFD_CLOEXEC, 10), fcntl(sp[0], F_DUPFD_CLOEXEC, 10)};
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (keep[0] < 0 || keep[1] < 0 || keep[2] < 0 || null < 0) _exit(1);
     dup2(null, 0), dup2(null, 1), dup2(null, 2);
-    if (null > 2) close(null);
-    int keep[2] = {rp[1], tdfd};
-    for (int fd = 3; fd < 1024; fd++)
-      if (fd != keep[0] && fd != keep[1]) close(fd);
+    if (dup2(keep[0], MON_FD_REPORT) < 0 || dup2(keep[1], MON_FD_TENANT) < 0 || dup2(keep[2], MON_FD_STATE) < 0) _exit(1);
+    for (int fd = 6; fd < 1024; fd++) close(fd);
     unsigned long long start = 0;
     proc_starttime(getpid(), &start, NULL);
     char buf[64];
     int n = snprintf(buf, sizeof buf, "%d %llu\n", (int)getpid(), start);
-    int fd = openat(tdfd, "monitor.pid", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = openat(MON_FD_TENANT, "monitor.pid", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       write_all(fd, buf, (size_t)n);
       close(fd);
     }
-    monitor_run(ctx, home, s, w, rp[1], tdfd);
-    _exit(0);
+    /* a fresh image of the binary rather than the boot's copy: the boot's heap and stack (the parsed bundle, the
+     * runtime's buffers) would otherwise stay this long-lived process's private memory, about 0.5 MiB a tenant */
+    char *const args[] = {"velo", "__monitor", (char *)home, s->name, NULL};
+    execv("/proc/self/exe", args);
+    dprintf(MON_FD_REPORT, "cannot start the workload monitor: %s", strerror(errno));
+    _exit(1);
   }
   close(rp[1]);
   close(tdfd);
+  close(sp[0]);
   char msg[2048];
   size_t got = 0;
   ssize_t r;
@@ -524,6 +550,42 @@ int sb_monitor_start(const struct front_ctx *ctx, const char *home, struct tstat
   waitpid(pid, NULL, 0);
   snprintf(err, errlen, "%s", got ? msg : "the workload monitor exited at start");
   return -1;
+}
+
+int monitor_main(const struct front_ctx *ctx, int argc, char **argv) {
+  if (argc != 2) return 2;
+  const char *home = argv[0], *name = argv[1];
+  for (int fd = MON_FD_REPORT; fd <= MON_FD_STATE; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  char *text = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len + 4096 + 1 > cap) {
+      char *n = realloc(text, cap = cap ? cap * 2 : 8192);
+      if (!n) break;
+      text = n;
+    }
+    ssize_t r = read(MON_FD_STATE, text + len, cap - len - 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    len += (size_t)r;
+  }
+  close(MON_FD_STATE);
+  static struct tstate s;
+  static struct workload w;
+  if (!text || (text[len] = 0, state_parse(text, name, &s)) != STATE_OK) {
+    dprintf(MON_FD_REPORT, "the workload monitor cannot read the state of sandbox %s", name);
+    return 1;
+  }
+  free(text);
+  if (workload_read(home, name, &w) != 1) {
+    dprintf(MON_FD_REPORT, "the main command in %s/tenants/%s/state.json is malformed", home, name);
+    return 1;
+  }
+  sb_rt_root(home);
+  monitor_run(ctx, home, &s, &w, MON_FD_REPORT, MON_FD_TENANT);
+  return 0;
 }
 
 int sb_monitor_wait(const char *home, const char *name, int timeout_ms) {

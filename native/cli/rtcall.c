@@ -34,7 +34,7 @@ static void bin_path(const struct front_ctx *ctx, const char *name, char *buf, s
 }
 
 /* the runtime library keeps its state under G.root, as `velo-runtime --root HOME/runtime` would */
-static void rt_root(const char *home) {
+void sb_rt_root(const char *home) {
   static char root[4200];
   snprintf(root, sizeof root, "%s/runtime", home);
   G.root = root;
@@ -83,7 +83,7 @@ static void stop_request(const char *home, const char *name) {
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen) {
   (void)ctx;
   stop_request(home, name);
-  rt_root(home);
+  sb_rt_root(home);
   char rec[4400];
   snprintf(rec, sizeof rec, "%s/%s", G.root, name);
   struct stat st;
@@ -298,7 +298,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   if (w < 0) return snprintf(err, errlen, "cannot write %s/config.json: %s", dir, strerror(en)), -1;
   /* create + start in this process (the runtime library): the init runs velo-init as soon as it is set up, a
    * child of ours until we exit; its stdio is /dev/null, not ours */
-  rt_root(home);
+  sb_rt_root(home);
   struct create_opts o = {.id = s->name, .bundle = dir, .null_stdio = true};
   struct velo_err e = {0};
   pid_t pid = -1;
@@ -328,7 +328,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   const char *attrs[] = {pidattr};
   event_emit(home, "sandbox", "start", s->name, attrs, 1);
   if (has_main == 1) {
-    int r = sb_monitor_start(ctx, home, s, &wl, err, errlen);
+    int r = sb_monitor_start(ctx, home, s, err, errlen);
     if (r < 0) {
       char e2[256];
       if (sb_signal(ctx, home, s, SIGKILL, 5000, e2, sizeof e2) >= 0) sb_rt_delete(ctx, home, s->name, e2, sizeof e2);
@@ -349,7 +349,7 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
     return 3;
   }
   stop_request(home, s->name);
-  rt_root(home);
+  sb_rt_root(home);
   struct velo_err e = {0};
   int r = container_kill(s->name, sig, false, &e);
   if (r != 0) {
@@ -381,7 +381,7 @@ int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec
     snprintf(msg, sizeof msg, "cannot exec in sandbox %s: permission denied (it is not this user's)", s->name);
     return front_error(false, "PERMISSION_DENIED", msg, SB_PERM_SUGGESTION);
   }
-  rt_root(home);
+  sb_rt_root(home);
   struct velo_err e = {0};
   struct container c;
   if (container_load(s->name, &c, &e) != 0) {

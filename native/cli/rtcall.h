@@ -25,6 +25,8 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
  * mode 000. < 0 with errno. */
 int sb_rm_tree(int dfd, const char *name);
 
+/* Point the runtime library at HOME/runtime (its containers' records), as `velo-runtime --root` would. */
+void sb_rt_root(const char *home);
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen);
 /* Run x in the sandbox (velo-runtime exec, in this process) and wait for it, passing signals on (a terminal is
  * relayed); its exit code (128+N for signal N). A process that never ran: the reason on stderr, 127/126/1. */

@@ -104,11 +104,15 @@ int state_read(const char *home, const char *name, struct tstate *s) {
   char *text = read_all_nofollow(dfd, "state.json", &err);
   close(dfd);
   if (!text) return err == ENOENT ? STATE_HALF : STATE_UNSERVED;
+  int r = state_parse(text, name, s);
+  free(text);
+  return r;
+}
+
+int state_parse(const char *text, const char *name, struct tstate *s) {
+  memset(s, 0, sizeof *s);
   json_tokener *tok = json_tokener_new();
-  if (!tok) {
-    free(text);
-    return STATE_UNSERVED;
-  }
+  if (!tok) return STATE_UNSERVED;
   json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
   size_t tlen = strlen(text);
   json_object *o = json_tokener_parse_ex(tok, text, (int)tlen);
@@ -125,7 +129,6 @@ int state_read(const char *home, const char *name, struct tstate *s) {
     o = NULL;
   }
   json_tokener_free(tok);
-  free(text);
   if (!o || !json_object_is_type(o, json_type_object)) {
     if (o) json_object_put(o);
     return STATE_UNSERVED;
@@ -206,12 +209,14 @@ static void list(struct jw *w, const char *key, const struct strlist *l) {
   jw_end_arr(w);
 }
 
+/* an absent value (NULL) is left out, as JSON.stringify leaves out undefined */
 static void str(struct jw *w, const char *key, const char *v) {
+  if (!v) return;
   jw_key(w, key);
   jw_str(w, v);
 }
 
-int state_write(const char *home, const struct tstate *s) {
+int state_format(const struct tstate *s, char **out, size_t *out_len) {
   char *buf = NULL;
   size_t len = 0;
   FILE *f = open_memstream(&buf, &len);
@@ -332,6 +337,15 @@ int state_write(const char *home, const struct tstate *s) {
     free(buf);
     return -1;
   }
+  *out = buf;
+  *out_len = len;
+  return 0;
+}
+
+int state_write(const char *home, const struct tstate *s) {
+  char *buf = NULL;
+  size_t len = 0;
+  if (state_format(s, &buf, &len) < 0) return -1;
   char dir[4200];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -80,6 +80,11 @@ bool state_limit(const struct tstate *s, const char *key, double *v);
 /* Read tenants/NAME/state.json. STATE_NOENT: no such sandbox; STATE_HALF: the dir without a state file;
  * STATE_UNSERVED: anything else (damaged, unreadable, a field of an unexpected type) — Node says what. */
 int state_read(const char *home, const char *name, struct tstate *s);
+/* The same from the file's text (what state_format gave): the monitor gets its tenant's state this way. */
+int state_parse(const char *text, const char *name, struct tstate *s);
+
+/* state.json's text of s (malloc'd into *out): what state_write writes. < 0 on failure. */
+int state_format(const struct tstate *s, char **out, size_t *out_len);
 
 /* Write it (temp → rename, 0600, no symlink followed). < 0 with errno on failure. */
 int state_write(const char *home, const struct tstate *s);
