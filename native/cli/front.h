@@ -43,6 +43,7 @@ int front_sandbox_exec(const struct front_ctx *ctx, int argc, char **argv);
 int front_sandbox_rm(const struct front_ctx *ctx, int argc, char **argv);
 int front_sandbox_run(const struct front_ctx *ctx, int argc, char **argv);
 int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv);
+int front_sandbox_ls(const struct front_ctx *ctx, int argc, char **argv);
 
 /* `velo __sandbox boot|exec|kill|delete`: Node's way into the sandbox lifecycle (sandbox_internal.c) */
 int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv);

@@ -109,10 +109,9 @@ int state_read(const char *home, const char *name, struct tstate *s) {
   return r;
 }
 
-int state_parse(const char *text, const char *name, struct tstate *s) {
-  memset(s, 0, sizeof *s);
+json_object *json_parse_strict(const char *text) {
   json_tokener *tok = json_tokener_new();
-  if (!tok) return STATE_UNSERVED;
+  if (!tok) return NULL;
   json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
   size_t tlen = strlen(text);
   json_object *o = json_tokener_parse_ex(tok, text, (int)tlen);
@@ -129,6 +128,22 @@ int state_parse(const char *text, const char *name, struct tstate *s) {
     o = NULL;
   }
   json_tokener_free(tok);
+  return o;
+}
+
+char *state_file_text(const char *home, const char *name, int *err) {
+  char dir[4200];
+  snprintf(dir, sizeof dir, "%s/tenants/%s", home, name);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) return *err = errno, NULL;
+  char *text = read_all_nofollow(dfd, "state.json", err);
+  close(dfd);
+  return text;
+}
+
+int state_parse(const char *text, const char *name, struct tstate *s) {
+  memset(s, 0, sizeof *s);
+  json_object *o = json_parse_strict(text);
   if (!o || !json_object_is_type(o, json_type_object)) {
     if (o) json_object_put(o);
     return STATE_UNSERVED;

@@ -83,6 +83,13 @@ int state_read(const char *home, const char *name, struct tstate *s);
 /* The same from the file's text (what state_format gave): the monitor gets its tenant's state this way. */
 int state_parse(const char *text, const char *name, struct tstate *s);
 
+/* JSON.parse's rule with json-c: one value, then only whitespace (NULL otherwise). */
+struct json_object;
+struct json_object *json_parse_strict(const char *text);
+
+/* tenants/NAME/state.json's text (malloc'd; no symlink followed, at most 16 MiB), or NULL with *err an errno. */
+char *state_file_text(const char *home, const char *name, int *err);
+
 /* state.json's text of s (malloc'd into *out): what state_write writes. < 0 on failure. */
 int state_format(const struct tstate *s, char **out, size_t *out_len);
 

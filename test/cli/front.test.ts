@@ -399,6 +399,66 @@ describe('native front-end: sandbox fast paths', () => {
     expect(h).toEqual({status: 0, stdout: '', stderr: `stopped ${S}\n`})
   })
 
+  it('ls / ps: the same table and JSON natively as through Node, real tenants running, stopped and exited', () => {
+    const R = uniq('lsr'), X = uniq('lsx')
+    sb.track(R), sb.track(X)
+    expect(v(['sandbox', 'create', R, '--', 'sh', '-c', `echo "it's \\"quoted\\""; while :; do sleep 3600; done # a long command cut at 40`]).status).toBe(0)
+    expect(v(['sandbox', 'create', X, '--', 'sh', '-c', 'exit 7']).status).toBe(0)
+    expect(v(['sandbox', 'wait', X]).stdout).toBe('7\n')
+    for (const args of [['sandbox', 'ls'], ['sandbox', 'ls', '--json'], ['ps'], ['sandbox', 'list', '--json']]) {
+      const a = v(args, NO_NODE)
+      expect(a.status, a.stderr).toBe(0)
+      expect(a).toEqual(v(args, NODE_ONLY))
+    }
+    expect(v(['ps'], NO_NODE).stdout).toMatch(new RegExp(`${X}\\s+exited \\(7\\)`))
+    expect(v(['sandbox', 'ls', 'extra'], NO_NODE).stderr).toMatch(/Cannot find module/) // a usage error is Node's
+  })
+
+  it('ls: crafted states (an address, published ports, damaged files, odd types) are rendered or handed to Node as Node would', () => {
+    // tenants made of files only, in a store of their own: "running" ones name this test process as their init
+    const home = tmpDir('velo-ls-')
+    try {
+      const [, rest] = /^\d+ \(.*\) (.*)$/s.exec(fs.readFileSync(`/proc/${process.pid}/stat`, 'latin1'))!
+      const pidStart = rest.split(' ')[19]
+      const base = {version: 1, image: 'img', profile: 'default', network: 'loopback', createdAt: '2026-01-01T00:00:00.000Z'}
+      const put = (name: string, state: unknown, files: Record<string, string> = {}) => {
+        fs.mkdirSync(path.join(home, 'tenants', name), {recursive: true})
+        fs.writeFileSync(path.join(home, 'tenants', name, 'state.json'), typeof state === 'string' ? state : JSON.stringify(state))
+        for (const [f, t] of Object.entries(files)) fs.writeFileSync(path.join(home, 'tenants', name, f), t)
+      }
+      const same = () => {
+        for (const args of [['sandbox', 'ls', '--home', home], ['sandbox', 'ls', '--home', home, '--json']]) {
+          const a = velo(home, args, {env: NO_NODE})
+          expect(a.status, a.stderr).toBe(0)
+          expect(a).toEqual(velo(home, args, {env: NODE_ONLY}))
+        }
+      }
+      expect(velo(home, ['ps'], {env: NO_NODE})).toEqual({status: 0, stdout: 'NAME  STATUS  IMAGE  COMMAND  NETWORK  PORTS  PID  CREATED\n', stderr: ''})
+      put('net-up', {...base, network: 'blue', pid: process.pid, pidStart, startedAt: '2026-01-01T00:00:01.000Z', ports: [{hostIP: '127.0.0.1', hostPort: 8080, containerPort: 80, protocol: 'tcp'}, {hostPort: 53, containerPort: 53, protocol: 'udp'}]}, {'network.json': JSON.stringify({network: 'blue', ip: '10.88.0.5', attached: true})})
+      put('net-detached', {...base, network: 'blue', pid: process.pid, pidStart}, {'network.json': JSON.stringify({network: 'blue', ip: '10.88.0.6', attached: false})})
+      put('stale-pid', {...base, pid: process.pid, pidStart: '1', main: {argv: ['node', 'server.js']}}, {'workload.json': '{"exitCode": 137}'})
+      put('no-exit-yet', {...base, main: {argv: ['true']}}, {'workload.json': 'not json'})
+      put('damaged', '{"image": ')
+      put('empty', '')
+      fs.mkdirSync(path.join(home, 'tenants', 'half-made'))
+      fs.mkdirSync(path.join(home, 'tenants', '.trash-x'))
+      same()
+      const rows = JSON.parse(velo(home, ['sandbox', 'ls', '--json'], {env: NO_NODE}).stdout)
+      expect(rows.map((r: any) => r.name)).toEqual(['net-detached', 'net-up', 'no-exit-yet', 'stale-pid'])
+      expect(rows[1]).toMatchObject({status: 'running', pid: process.pid, ip: '10.88.0.5', ports: ['127.0.0.1:8080->80/tcp', '53->53/udp']})
+      expect(rows[3]).toMatchObject({status: 'stopped', pid: null, exitCode: 137})
+      // what Node would render its own way goes to Node, whole: non-ASCII text, a number where a string goes
+      for (const odd of [{...base, image: 'ïmg'}, {...base, createdAt: 5}, {...base, pid: '12'}, {...base, main: {argv: ['a', 1]}}]) {
+        put('odd', odd)
+        expect(velo(home, ['sandbox', 'ls', '--json'], {env: NO_NODE}).stderr, JSON.stringify(odd)).toMatch(/Cannot find module/)
+        fs.rmSync(path.join(home, 'tenants', 'odd'), {recursive: true})
+      }
+      same()
+    } finally {
+      rmrf(home)
+    }
+  })
+
   it('run --rm: output and exit codes as Node, nothing left behind', () => {
     const before = fs.readdirSync(path.join(sb.home, 'tenants')).sort()
     for (const [cmd, code] of [
