@@ -100,15 +100,30 @@ describe('sandbox user namespaces', () => {
   })
 
   it('rm frees the range: a new tenant may take it, never while its holder lives', () => {
+    const slotOf = (n: string) => Number(fs.readFileSync(path.join(sb.home, 'tenants', n, 'userns'), 'utf8'))
+    const next = path.join(sb.home, 'userns', 'next')
     const C = uniq('un-c')
     sb.create(C)
     const c = hostOf(C)
     expect([hostOf(A), hostOf(B)]).not.toContain(c)
+    // ranges are given in turn: the next tenant gets the slot after C's, not a freed one
+    expect(Number(fs.readFileSync(next, 'utf8'))).toBe(slotOf(C) + 1)
     expect(sb.velo(['sandbox', 'rm', '-f', C]).status).toBe(0)
+    // the turn comes round to C's slot (the hint pointed there): free again, so D takes it
+    fs.writeFileSync(next, `${Math.round((c - veloRange().start) / 65536)}\n`)
     const D = uniq('un-d')
     sb.create(D)
-    expect(hostOf(D)).toBe(c) // the lowest free range again
-    expect([hostOf(A), hostOf(B)]).not.toContain(hostOf(D))
+    expect(hostOf(D)).toBe(c)
+    // pointed at a live tenant's slot, the allocator goes past it
+    fs.writeFileSync(next, `${slotOf(A)}\n`)
+    const E = uniq('un-e2')
+    sb.create(E)
+    expect([hostOf(A), hostOf(B), hostOf(D)]).not.toContain(hostOf(E))
+    // a damaged hint is only a start: the create still works and never shares a range
+    fs.writeFileSync(next, 'garbage')
+    const F = uniq('un-f2')
+    sb.create(F)
+    expect([hostOf(A), hostOf(B), hostOf(D), hostOf(E)]).not.toContain(hostOf(F))
   })
 
   it('on by default on both front doors and in every profile; root alone may opt out (--userns host, "userns": false)', () => {
