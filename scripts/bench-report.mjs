@@ -89,21 +89,11 @@ function runChart(run) {
   }
 }
 
-/** The page-cache comparison: every sequential-read row against the page-cache-warm disk, across runs. */
-function pageCacheChart(runs) {
-  const values = []
-  for (const run of runs)
-    for (const r of run.rows)
-      if (r.velo.unit === 'GB/s' && /cache/i.test(r.peer.name)) {
-        const case_ = /passthrough\)/i.test(r.what) ? 'FUSE passthrough' : /first read/i.test(r.what) ? 'daemon, first read' : /again/i.test(r.what) ? 'daemon, read again (mount page cache)' : short(r.what, 40)
-        const runName = `${run.date ?? '?'} (${run.source === 'docs/benchmarks.md' ? `docs line ${run.line}` : run.file})`
-        values.push({run: runName, what: case_, side: 'velo mount', value: r.velo.value})
-        values.push({run: runName, what: case_, side: r.peer.name, value: r.peer.value})
-      }
-  if (!values.length) return null
+/** Bars of velo against its peer per row, one panel per run (the FUSE reads and the page-cache comparison). */
+function sideBySide(values, {title, subtitle, unit}) {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: {text: 'Page cache: sequential read through the mount vs the disk, page cache warm', subtitle: 'GB/s, higher is better'},
+    title: {text: title, subtitle},
     data: {values},
     facet: {row: {field: 'run', type: 'nominal', title: null, header: {labelAngle: 0, labelAlign: 'left'}}},
     spec: {
@@ -113,11 +103,41 @@ function pageCacheChart(runs) {
       encoding: {
         y: {field: 'what', type: 'nominal', title: null, sort: null},
         yOffset: {field: 'side', type: 'nominal'},
-        x: {field: 'value', type: 'quantitative', title: 'GB/s'},
+        x: {field: 'value', type: 'quantitative', title: unit},
         color: {field: 'side', type: 'nominal', title: null},
       },
     },
   }
+}
+
+const runName = (run) => `${run.date ?? '?'} (${run.source === 'docs/benchmarks.md' ? `docs line ${run.line}` : run.file})`
+
+/** Sequential reads through a FUSE mount against the disk with its page cache warm (bench/fuse.mjs), across runs. */
+function fuseReadsChart(runs) {
+  const values = []
+  for (const run of runs)
+    for (const r of run.rows)
+      if (r.velo.unit === 'GB/s' && /cache/i.test(r.peer.name)) {
+        const case_ = /passthrough\)/i.test(r.what) ? 'FUSE passthrough' : /first read/i.test(r.what) ? 'daemon, first read' : /again/i.test(r.what) ? 'daemon, read again (mount page cache)' : short(r.what, 40)
+        values.push({run: runName(run), what: case_, side: 'velo mount', value: r.velo.value})
+        values.push({run: runName(run), what: case_, side: r.peer.name, value: r.peer.value})
+      }
+  if (!values.length) return null
+  return sideBySide(values, {title: 'FUSE: sequential read through the mount vs the disk, page cache warm', subtitle: 'GB/s, higher is better', unit: 'GB/s'})
+}
+
+/** The page-cache comparison with Docker (bench/pagecache.mjs): what the host caches of files two images share. */
+function pageCacheChart(runs) {
+  const values = []
+  for (const run of runs)
+    for (const r of run.rows)
+      if (r.velo.unit === 'MiB' && /page cache/i.test(r.what)) {
+        const what = /fincore/i.test(r.what) ? 'shared file, every copy (fincore)' : /Cached/.test(r.what) ? 'host Cached growth' : short(r.what, 40)
+        values.push({run: runName(run), what, side: 'velo', value: r.velo.value})
+        values.push({run: runName(run), what, side: r.peer.name, value: r.peer.value})
+      }
+  if (!values.length) return null
+  return sideBySide(values, {title: 'Page cache: tenants of two images that share their files (different layers)', subtitle: 'MiB the host caches, lower is better', unit: 'MiB'})
 }
 
 /** The 1,000-tenant growth curves: create / rm p50 and p99 per bucket of tenants, one line per stress run. */
@@ -155,8 +175,11 @@ export function charts({runs, stress}) {
   if (g) out.push({id: 'bench-growth-1000', title: 'Growth with the tenant count', spec: g})
   else notes.push('No stress results (stress/sandbox-1000.mjs writes them to bench/results/sandbox-1000-*.json): the 1,000-tenant growth curves are left out until a run records them.')
   const pc = pageCacheChart(runs)
-  if (pc) out.push({id: 'bench-page-cache', title: 'Page cache', spec: pc})
-  else notes.push('No sequential-read rows against the page-cache-warm disk (bench/fuse.mjs): the page-cache comparison is left out.')
+  if (pc) out.push({id: 'bench-page-cache', title: 'Page cache against Docker', spec: pc})
+  else notes.push('No page-cache rows (bench/pagecache.mjs): the page-cache comparison with Docker is left out.')
+  const fr = fuseReadsChart(runs)
+  if (fr) out.push({id: 'bench-fuse-reads', title: 'FUSE reads', spec: fr})
+  else notes.push('No sequential-read rows against the page-cache-warm disk (bench/fuse.mjs): the FUSE read chart is left out.')
   // ids are file names of the SVGs: make them unique
   const seen = new Map()
   for (const c of out) {

@@ -143,7 +143,8 @@ describe('bench report', () => {
     node(
       ['--input-type=module', '-e', `import {printRows, ratioRow} from './bench/lib.mjs'
 printRows('Fixture sandboxes', [ratioRow('run --rm', {mean: 0.03}, {mean: 0.6}, 'docker', 0.5), ratioRow('bridge', {mean: 0.07}, {mean: 0.01}, 'loopback', 2)])
-printRows('Fixture FUSE', [ratioRow('sequential read (default: FUSE passthrough)', {mean: 6.4}, {mean: 6.4}, 'disk (cached)', 0.7, 'higher', 'GB/s'), ratioRow('same: first read', {mean: 0.9}, {mean: 6.4}, 'disk (cached)', 0.7, 'higher', 'GB/s')])`],
+printRows('Fixture FUSE', [ratioRow('sequential read (default: FUSE passthrough)', {mean: 6.4}, {mean: 6.4}, 'disk (cached)', 0.7, 'higher', 'GB/s'), ratioRow('same: first read', {mean: 0.9}, {mean: 6.4}, 'disk (cached)', 0.7, 'higher', 'GB/s')])
+printRows('Fixture page cache', [ratioRow('page cache holding the shared file (fincore of every copy)', {mean: 94}, {mean: 188}, 'docker overlay2', 0.5, 'lower', 'MiB'), ratioRow('host page cache grown (/proc/meminfo Cached)', {mean: 118}, {mean: 271}, 'docker overlay2', 0.5, 'lower', 'MiB')])`],
       {VELO_BENCH_RESULTS: results},
     )
     const buckets = [1, 2, 3].map((i) => ({tenants: `${(i - 1) * 100 + 1}-${i * 100}`, createP50: 10 + i, createP99: 20 + i, rmP50: 5 + i, rmP99: 9 + i}))
@@ -160,9 +161,10 @@ printRows('Fixture FUSE', [ratioRow('sequential read (default: FUSE passthrough)
 
     // the SVG files: one per chart, each with data marks
     const svgs = fs.readdirSync(svgDir).sort()
-    expect(svgs).toHaveLength(4) // 2 bench tables + growth + page cache
+    expect(svgs).toHaveLength(6) // 3 bench tables + growth + page cache + FUSE reads
     expect(svgs).toContain('bench-growth-1000.svg')
     expect(svgs).toContain('bench-page-cache.svg')
+    expect(svgs).toContain('bench-fuse-reads.svg')
     for (const f of svgs) expect(fs.readFileSync(path.join(svgDir, f), 'utf8')).toMatch(/^<svg[\s\S]*class="mark-(rect|line)/)
 
     const proxy = await countingProxy()
@@ -196,12 +198,13 @@ printRows('Fixture FUSE', [ratioRow('sequential read (default: FUSE passthrough)
       expect(Number(drawn[m[1]]), `${m[1]} drew ${drawn[m[1]]}`).toBeGreaterThan(0)
     }
     // marks per chart: a bench table of 2 rows draws 4 velo/peer bars + 2 ratio bars + 2 target ticks;
-    // the growth chart 4 lines (create/rm p50/p99) + 12 points; the page cache 2 rows × 2 sides
+    // the growth chart 4 lines (create/rm p50/p99) + 12 points; the page cache and FUSE reads 2 rows × 2 sides
     const bench = charts.filter((m) => /^bench-.*fixture-/.test(m[1]))
-    expect(bench).toHaveLength(2)
+    expect(bench).toHaveLength(3)
     for (const m of bench) expect(Number(m[2])).toBe(8)
     expect(Number(drawn['bench-growth-1000'])).toBe(16)
     expect(Number(drawn['bench-page-cache'])).toBe(4)
+    expect(Number(drawn['bench-fuse-reads'])).toBe(4)
   })
 
   it('without stress results the growth curves are left out with a note, not drawn from anything else', () => {
