@@ -226,6 +226,7 @@ struct wstate {
   long main_pid; /* host pid while it runs, else 0 */
   bool exited;
   int exit_code;
+  bool oom_killed; /* the kernel killed a process of the tenant for its memory limit while this run lasted */
 };
 
 static void write_workload(int tdfd, const struct wstate *ws) {
@@ -233,8 +234,30 @@ static void write_workload(int tdfd, const struct wstate *ws) {
   int n = snprintf(buf, sizeof buf, "{\"startedAt\":\"%s\",\"restartCount\":%d,\"running\":%s", ws->started_at, ws->restarts, ws->exited ? "false" : "true");
   if (ws->main_pid > 0) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"mainPid\":%ld", ws->main_pid);
   if (ws->exited) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"exitCode\":%d,\"finishedAt\":\"%s\"", ws->exit_code, ws->finished_at);
+  if (ws->exited && ws->oom_killed) n += snprintf(buf + n, sizeof buf - (size_t)n, ",\"oomKilled\":true");
   n += snprintf(buf + n, sizeof buf - (size_t)n, "}\n");
   write_file_atomic_at(tdfd, "workload.json", buf, (size_t)n, 0600);
+}
+
+/* The kernel's count of OOM kills in the tenant's memory cgroup: "oom_kill N" in memory.events (v2) or
+ * memory.oom_control (v1); the memory cgroup is the first of the state's cgroups (src/sandbox/cgroup.ts names them).
+ * -1 when there is none (a rootless tenant on a host that delegates no cgroup) or the kernel does not count. */
+static long oom_kills(const struct tstate *s) {
+  if (!s->cgroups.n) return -1;
+  const char *files[] = {"memory.events", "memory.oom_control"};
+  for (size_t i = 0; i < 2; i++) {
+    char p[PATH_MAX], buf[1024];
+    if (snprintf(p, sizeof p, "%s/%s", s->cgroups.v[0], files[i]) >= (int)sizeof p) return -1;
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    const char *k = strstr(buf, "oom_kill ");
+    if (k && (k == buf || k[-1] == '\n')) return strtol(k + 9, NULL, 10);
+  }
+  return -1;
 }
 
 static bool stop_requested(int tdfd) { return faccessat(tdfd, "stop-request", F_OK, AT_SYMLINK_NOFOLLOW) == 0; }
@@ -414,7 +437,7 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
       write_workload(tdfd, &ws);
       break;
     }
-    ws.main_pid = child, ws.exited = false;
+    ws.main_pid = child, ws.exited = false, ws.oom_killed = false;
     write_workload(tdfd, &ws);
     /* what starting it allocated (the process spec, the runtime's records) is free now: give those pages back, as
      * this process lives as long as the tenant */
@@ -425,13 +448,19 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
       report = -1;
     }
     long long t0 = mono_ms();
+    long oom_before = oom_kills(s);
     int status = pump_until_exit(child, &out, &errs, &lw);
     ws.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    /* as Docker: an "oom" event before the "die" of a run during which the memory limit killed something (the main
+     * command or any other process of the tenant), and OOMKilled in the record */
+    long oom_after = oom_kills(s);
+    ws.oom_killed = oom_before >= 0 && oom_after > oom_before;
+    if (ws.oom_killed) event_emit(home, "sandbox", "oom", s->name, NULL, 0);
     {
       char code[32];
       snprintf(code, sizeof code, "exitCode=%d", ws.exit_code);
-      const char *attrs[] = {code};
-      event_emit(home, "sandbox", "die", s->name, attrs, 1);
+      const char *attrs[] = {code, ws.oom_killed ? "oomKilled=true" : NULL};
+      event_emit(home, "sandbox", "die", s->name, attrs, ws.oom_killed ? 2 : 1);
     }
     ws.exited = true, ws.main_pid = 0;
     iso_now(ws.finished_at, sizeof ws.finished_at);

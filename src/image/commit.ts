@@ -1,6 +1,7 @@
 import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {emitEvent} from '../lib/events'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
@@ -250,5 +251,6 @@ export async function commitSandbox(home: string, tenant: string, name: string):
   // a tenant in its own user namespace: its ranges as its bundle says
   const shift = s.userns ? tenantIdRanges(home, tenant) : undefined
   const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`, shift})
+  emitEvent(home, 'image', 'commit', name, {sandbox: tenant, layer: r.layer})
   return {...r, sandbox: tenant}
 }

@@ -2,6 +2,7 @@ import {spawnSync} from 'node:child_process'
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {emitEvent} from '../lib/events'
 import {VeloError} from '../lib/errors'
 import {writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
@@ -245,6 +246,7 @@ export function createNetwork(home: string, name: string, o: CreateNetworkOption
     writeFileAtomic(conflistPath(home, name), JSON.stringify(conflist(home, r), null, 2) + '\n', 0o644)
     writeFileAtomic(recordPath(home, name), JSON.stringify(r, null, 2) + '\n', 0o644)
     writeFileAtomic(path.join(CLAIMS, claimName(cidr)), recordPath(home, name) + '\n', 0o600)
+    emitEvent(home, 'network', 'create', name, {subnet: r.subnet, bridge: r.bridge, ...(r.internal ? {internal: 'true'} : {})})
     return r
   }))
 }
@@ -325,6 +327,7 @@ export function removeNetwork(home: string, name: string): {name: string} {
         if (fs.readFileSync(claim, 'utf8').trim() === recordPath(home, name)) fs.rmSync(claim, {force: true})
       } catch {}
     })
+    emitEvent(home, 'network', 'rm', name)
     return {name}
   })
 }

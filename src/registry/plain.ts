@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as tar from 'tar-stream'
+import {emitEvent} from '../lib/events'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb} from '../manifest/db'
@@ -172,6 +173,7 @@ export async function pushOci(home: string, image: string, target: string, opts:
       }),
     )
     const digest = await putManifest(client, ref, manifest, MEDIA.manifest)
+    emitEvent(home, 'image', 'push', image, {ref: formatRef(ref), digest})
     return {
       image,
       ref: formatRef(ref),

@@ -1,4 +1,5 @@
 import * as path from 'node:path'
+import {emitEvent} from '../lib/events'
 import {VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
@@ -77,14 +78,10 @@ export async function pullImage(home: string, source: string, opts: PullOptions 
       if (!d) throw new VeloError('UNSUPPORTED', `${formatRef(ref)}: no image for linux/${arch} in its index`)
       m = await getManifest(client, ref, d.digest)
     }
-    const done = (r: Omit<PullResult, 'ref' | 'digest' | 'bytesReceived' | 'requests' | 'seconds'>): PullResult => ({
-      ref: formatRef(ref),
-      digest: m.digest,
-      ...r,
-      bytesReceived: client.received,
-      requests: client.requests,
-      seconds: Number(process.hrtime.bigint() - t0) / 1e9,
-    })
+    const done = (r: Omit<PullResult, 'ref' | 'digest' | 'bytesReceived' | 'requests' | 'seconds'>): PullResult => {
+      emitEvent(home, 'image', 'pull', r.image, {ref: formatRef(ref), digest: m.digest, ...(r.lazy ? {lazy: 'true'} : {})})
+      return {ref: formatRef(ref), digest: m.digest, ...r, bytesReceived: client.received, requests: client.requests, seconds: Number(process.hrtime.bigint() - t0) / 1e9}
+    }
     if (m.value?.artifactType === MEDIA.artifact || m.value?.config?.mediaType === MEDIA.config) return done(await pullVelo(home, client, ref, m.value, name, opts, m.digest))
     if (opts.lazy || opts.allObjects)
       throw new VeloError('UNSUPPORTED', `${formatRef(ref)} is a plain Docker/OCI image: --lazy and --all-objects are for velo images`, {suggestion: 'pull it without them (its layers are fetched whole), or push a velo image with velo push'})

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {emitEvent} from '../lib/events'
 import {VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb} from '../manifest/db'
@@ -237,6 +238,7 @@ export async function pushImage(home: string, image: string, target: string, opt
     const digest = await putManifest(client, ref, manifest, MEDIA.manifest)
     cache.remember(client.registry, ref.repo, indexDigest, index)
     cache.rememberBlobs(client.registry, ref.repo, [cfgDigest, indexDigest, ...layers.map((l) => l.digest), ...digests])
+    emitEvent(home, 'image', 'push', image, {ref: formatRef(ref), digest})
     return {
       image,
       ref: formatRef(ref),

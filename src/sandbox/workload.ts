@@ -41,6 +41,8 @@ export interface WorkloadStatus {
   mainPid?: number
   exitCode?: number
   finishedAt?: string
+  /** the memory limit killed a process of the tenant during the last run (Docker's State.OOMKilled) */
+  oomKilled?: boolean
 }
 
 /** --restart no | on-failure[:N] | always | unless-stopped (Docker's names; without a daemon that restarts

@@ -44,6 +44,46 @@ describe('velo events', () => {
     expect(bad.stderr).toMatch(/expected KEY=VALUE/)
   })
 
+  it('a memory limit that kills a process of the tenant: "oom" before "die", and oomKilled in the record', () => {
+    // the main command survives and exits 3: the kill is counted by the tenant's memory cgroup, not read off a signal
+    const N = uniq('evo')
+    const t0 = new Date().toISOString()
+    const hog = 'node -e "const a=[];for(;;)a.push(Buffer.alloc(1<<20,1))"; exit 3'
+    expect(sb.velo(['sandbox', 'run', '-d', '--name', N, '--memory', '48m', '--', 'sh', '-c', hog]).status).toBe(0)
+    expect(sb.velo(['sandbox', 'wait', N]).stdout).toBe('3\n')
+    const evs = events(['--since', t0, '--filter', `name=${N}`])
+    expect(evs.map((e) => e.action)).toEqual(['create', 'start', 'oom', 'die', 'stop'])
+    expect(evs[3].attrs).toEqual({exitCode: '3', oomKilled: 'true'})
+    const w = JSON.parse(sb.velo(['sandbox', 'inspect', N, '--json']).stdout).workload
+    expect(w).toMatchObject({exitCode: 3, oomKilled: true, running: false})
+    expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
+  })
+
+  it('networks and commits are in the journal: network create/rm, image commit', () => {
+    const [net, N, img] = [uniq('evnet'), uniq('evc'), uniq('evimg')]
+    const t0 = new Date().toISOString()
+    try {
+      expect(sb.velo(['network', 'create', net, '--internal']).status).toBe(0)
+      sb.create(N)
+      expect(sb.velo(['sandbox', 'exec', N, '--', 'sh', '-c', 'echo x > /tmp/x']).status).toBe(0)
+      expect(sb.velo(['sandbox', 'stop', '-t', '1', N]).status).toBe(0)
+      expect(sb.velo(['sandbox', 'commit', N, img]).status).toBe(0)
+    } finally {
+      sb.velo(['sandbox', 'rm', '-f', N])
+      sb.velo(['image', 'rm', img])
+      sb.velo(['network', 'rm', net])
+    }
+    const evs = events(['--since', t0]).filter((e) => e.type !== 'sandbox')
+    expect(evs.map((e) => [e.type, e.action, e.name])).toEqual([
+      ['network', 'create', net],
+      ['image', 'commit', img],
+      ['image', 'rm', img],
+      ['network', 'rm', net],
+    ])
+    expect(evs[0].attrs).toMatchObject({internal: 'true', subnet: expect.stringMatching(/^10\.89\.\d+\.0\/24$/)})
+    expect(evs[1].attrs).toMatchObject({sandbox: N, layer: expect.stringMatching(/\S/)})
+  })
+
   it('-f prints events as they happen', async () => {
     const N = uniq('evf')
     const c = spawn(VELO, ['events', '-f', '--json', '--filter', `name=${N}`], {env: {...process.env, VELO_HOME: sb.home}})

@@ -80,6 +80,17 @@ describe('velo push / pull (TLS, basic auth)', () => {
     expect(imageRows(B, 'app')).toEqual(imageRows(A, 'app'))
     expect(veloJson(B, ['image', 'inspect', 'app']).layers).toEqual(veloJson(A, ['image', 'inspect', 'app']).layers)
     expect(veloJson(B, ['fsck']).problems).toEqual([])
+    // each push and pull is in its store's event journal, with the reference and the manifest's digest
+    const journal = (home: string) => fs.readFileSync(path.join(home, 'events.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.action === 'push' || e.action === 'pull')
+    expect(journal(A).map((e) => [e.action, e.name, e.attrs.ref, e.attrs.digest])).toEqual([
+      ['push', 'base', `${reg.host}/team/base:1`, p1.digest],
+      ['push', 'app', `${reg.host}/team/app:1`, p2.digest],
+      ['push', 'app', `${reg.host}/team/app:1`, p3.digest],
+    ])
+    expect(journal(B).map((e) => [e.action, e.name, e.attrs.ref, e.attrs.digest])).toEqual([
+      ['pull', 'team_base:1', r1.ref, r1.digest],
+      ['pull', 'app', r2.ref, r2.digest],
+    ])
   })
 
   it('extended attributes travel (v2 entries, _x object variants): an image imported with xattrs', async () => {
