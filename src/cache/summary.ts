@@ -1,3 +1,5 @@
+import * as fs from 'node:fs'
+import * as path from 'node:path'
 import {CacheEvent, Journal, RestoreEvent} from './journal'
 
 /**
@@ -78,4 +80,25 @@ export function summarize(home: string, job: string): Summary {
       hitsMeasured: measured.length,
     },
   }
+}
+
+/** Every job's journal in the store, added up (`velo metrics`): restores by "result/source", saves, bytes. */
+export function cacheTotals(home: string): {restores: Record<string, number>; saves: number; bytesReused: number; bytesFetched: number} {
+  const out = {restores: {} as Record<string, number>, saves: 0, bytesReused: 0, bytesFetched: 0}
+  let jobs: string[] = []
+  try {
+    jobs = fs.readdirSync(path.join(home, 'cache-journal'))
+  } catch {}
+  for (const job of jobs.sort()) {
+    const s = summarize(home, job)
+    for (const r of s.rows) {
+      if (r.action !== 'restore') continue
+      const k = `${r.result === 'hit' && r.matchedKey ? 'fallback' : r.result}/${r.source ?? 'local'}`
+      out.restores[k] = (out.restores[k] ?? 0) + 1
+    }
+    out.saves += s.totals.saves
+    out.bytesReused += s.totals.bytesNotDownloaded
+    out.bytesFetched += s.totals.bytesFetched
+  }
+  return out
 }

@@ -76,6 +76,28 @@ export async function collectMetrics(home: string): Promise<Registry> {
   const count = g('velo_sandboxes', 'Sandboxes by state', ['state'])
   count.set({state: 'running'}, running)
   count.set({state: 'stopped'}, names.length - running)
+
+  // networks and volumes (their records in the store)
+  const {listNetworks} = await import('../network/networks')
+  g('velo_networks', 'Networks (bridges through the CNI plugins)').set(listNetworks(home).length)
+  const {listVolumes} = await import('../volume/volumes')
+  const vols = listVolumes(home)
+  g('velo_volumes', 'Named volumes').set(vols.length)
+  g('velo_volumes_in_use', 'Named volumes some sandbox names').set(vols.filter((v) => v.usedBy.length).length)
+
+  // the CI cache: every job's journal (cache-journal/<job>/events.jsonl). The totals of what the journals hold, so
+  // they fall when a journal is cleared (`velo cache summary --clear`): a counter reset, which Prometheus's rate()
+  // takes as such.
+  const {cacheTotals} = await import('../cache/summary')
+  const t = cacheTotals(home)
+  const restores = c('velo_cache_restores_total', 'CI cache restores by result (hit: the key; fallback: a --fallback prefix; miss) and source', ['result', 'source'])
+  for (const [k, n] of Object.entries(t.restores)) {
+    const [result, source] = k.split('/')
+    restores.inc({result, source}, n)
+  }
+  c('velo_cache_saves_total', 'CI cache saves').inc(t.saves)
+  c('velo_cache_reused_bytes_total', 'Bytes restores found in the store already (not downloaded)').inc(t.bytesReused)
+  c('velo_cache_fetched_bytes_total', 'Bytes restores fetched from the registry').inc(t.bytesFetched)
   return reg
 }
 

@@ -61,6 +61,42 @@ describe('velo metrics', () => {
     expect(after).toBeGreaterThan(before)
   })
 
+  it('CI cache hits and misses, volumes and networks: counted from the store\'s own records', () => {
+    const dir = fs.mkdtempSync('/tmp/velo-metrics-cache-')
+    const [vol, net, key] = [uniq('mv'), uniq('mn'), uniq('mk')]
+    try {
+      fs.mkdirSync(path.join(dir, 'deps'))
+      fs.writeFileSync(path.join(dir, 'deps', 'a.txt'), 'x'.repeat(5000))
+      const cache = (args: string[]) => {
+        const r = sb.velo(['cache', ...args, '--job', 'metrics-test'], {cwd: dir})
+        expect(r.status, r.stderr).toBe(0)
+      }
+      cache(['restore', key, path.join(dir, 'deps')]) // miss
+      cache(['save', key, path.join(dir, 'deps')])
+      cache(['restore', key, path.join(dir, 'deps')]) // hit
+      cache(['restore', `${key}-2`, path.join(dir, 'deps'), '--fallback-prefix', key]) // fallback hit
+      expect(sb.velo(['volume', 'create', vol]).status).toBe(0)
+      expect(sb.velo(['network', 'create', net, '--internal']).status).toBe(0)
+      const text = sb.velo(['metrics']).stdout
+      promtool(text)
+      const m = samples(text)
+      expect(m.get('velo_cache_restores_total{result="miss",source="local"}')).toBe(1)
+      expect(m.get('velo_cache_restores_total{result="hit",source="local"}')).toBe(1)
+      expect(m.get('velo_cache_restores_total{result="fallback",source="local"}')).toBe(1)
+      expect(m.get('velo_cache_saves_total')).toBe(1)
+      expect(m.get('velo_cache_reused_bytes_total')).toBeGreaterThanOrEqual(2 * 5000)
+      expect(m.get('velo_volumes')).toBe(fs.readdirSync(path.join(sb.home, 'volumes')).length)
+      expect(m.get('velo_networks')).toBe(fs.readdirSync(path.join(sb.home, 'networks')).filter((f) => f.endsWith('.json')).length)
+      // a cleared journal: the counters fall back (a counter reset)
+      expect(sb.velo(['cache', 'summary', '--job', 'metrics-test', '--clear']).status).toBe(0)
+      expect(samples(sb.velo(['metrics']).stdout).get('velo_cache_saves_total')).toBe(0)
+    } finally {
+      sb.velo(['volume', 'rm', vol])
+      sb.velo(['network', 'rm', net])
+      fs.rmSync(dir, {recursive: true, force: true})
+    }
+  })
+
   it('--listen serves GET /metrics on loopback, a fresh reading per scrape; bad addresses are usage errors', async () => {
     const c = spawn(VELO, ['metrics', '--listen', '127.0.0.1:0'], {env: {...process.env, VELO_HOME: sb.home}, stdio: ['ignore', 'ignore', 'pipe']})
     try {
