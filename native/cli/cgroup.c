@@ -21,14 +21,14 @@ static const char *cg_root(void) {
   return r && *r ? r : "/sys/fs/cgroup";
 }
 
-int cgroup_dirs(const char *name, struct strlist *out) {
+int cgroup_dirs(const char *home, const char *name, struct strlist *out) {
   memset(out, 0, sizeof *out);
   char p[4200], rel[300];
   /* path.join normalises: a root given with a trailing slash still yields single slashes */
   const char *root = cg_root();
   size_t rl = strlen(root);
   while (rl > 1 && root[rl - 1] == '/') rl--;
-  oci_sandbox_cgroups_path(name, false, rel, sizeof rel);
+  oci_sandbox_cgroups_path(home, name, false, rel, sizeof rel);
   snprintf(p, sizeof p, "%.*s/cgroup.controllers", (int)rl, root);
   if (access(p, F_OK) == 0) { /* pure v2: one dir */
     snprintf(p, sizeof p, "%.*s%s", (int)rl, root, rel);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -120,7 +121,12 @@ static json_object *capabilities(const struct strlist *caps, bool root) {
 
 /* root: /velo/NAME; rootless: velo/NAME, relative, which velo-runtime puts beside its caller's own cgroup (on v2,
  * under the parent the user was delegated; elsewhere it cannot make it and the tenant goes without) */
-void oci_sandbox_cgroups_path(const char *name, bool rootless, char *buf, size_t len) { snprintf(buf, len, "%svelo/%s", rootless ? "" : "/", name); }
+void oci_sandbox_cgroups_path(const char *home, const char *name, bool rootless, char *buf, size_t len) {
+  struct stat st;
+  /* a store that cannot be stat'ed cannot hold a tenant either: the name alone still gives a valid path */
+  if (stat(home, &st) < 0) st.st_dev = 0, st.st_ino = 0;
+  snprintf(buf, len, "%svelo/%s.%llx-%llx", rootless ? "" : "/", name, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
+}
 
 /* [{containerID, hostID, size}...] */
 static json_object *id_map(const struct idmap *im) {
@@ -233,7 +239,7 @@ json_object *oci_sandbox_config(const char *home, const char *init, const struct
     json_object_object_add(l, "uidMappings", id_map(&ids->uid));
     json_object_object_add(l, "gidMappings", id_map(&ids->gid));
   }
-  oci_sandbox_cgroups_path(s->name, rootless, buf, sizeof buf);
+  oci_sandbox_cgroups_path(home, s->name, rootless, buf, sizeof buf);
   json_object_object_add(l, "cgroupsPath", json_object_new_string(buf));
   json_object *res = json_object_new_object();
   /* no device but the default ones (null, zero, tty, ...): a tenant can never reach a host disk */

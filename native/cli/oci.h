@@ -15,8 +15,11 @@
  * lower layers are idmapped with the same maps; rootless (not root), the overlay is mounted inside the tenant's user
  * namespace ("userxattr") and its cgroups are relative to velo's own. */
 json_object *oci_sandbox_config(const char *home, const char *init, const struct tstate *s, const struct tenant_ids *ids, bool rootless, const unsigned *io_dev);
-/* The sandbox's linux.cgroupsPath: where velo-runtime makes its cgroups in every hierarchy. */
-void oci_sandbox_cgroups_path(const char *name, bool rootless, char *buf, size_t len);
+/* The sandbox's linux.cgroupsPath: where velo-runtime makes its cgroups in every hierarchy, velo/NAME.STORE (under
+ * the root, or rootless under velo's own cgroup). STORE is the store dir's device and inode in hex: tenants of the
+ * same name in two stores on one host (a VELO_HOME per CI job) never share a cgroup, so one store's rm or limits
+ * never reach the other's tenant. The one place this rule lives: the state's cgroups come from it (cgroup_dirs). */
+void oci_sandbox_cgroups_path(const char *home, const char *name, bool rootless, char *buf, size_t len);
 
 struct oci_exec {
   const char *workdir;            /* NULL: the tenant's */

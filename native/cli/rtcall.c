@@ -24,6 +24,7 @@
 #include "../runtime/rt.h"
 #include "cni.h"
 #include "disk.h"
+#include "cgroup.h"
 #include "events.h"
 #include "monitor.h"
 #include "oci.h"
@@ -59,7 +60,7 @@ static int reap_unrecorded(const char *home, const char *name, char *err, size_t
     if (container_signal(&init, SIGKILL, &e) == 0) container_wait_exit(&init, 2000);
   }
   char path[300];
-  oci_sandbox_cgroups_path(name, rt_rootless(), path, sizeof path);
+  oci_sandbox_cgroups_path(home, name, rt_rootless(), path, sizeof path);
   json_object *lin = json_object_new_object();
   json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
   struct oci_cgroup cg;
@@ -146,9 +147,9 @@ static int tenant_userns(const char *home, const char *name, const char *dir, st
  * is delegated to the user (writable, with that controller); the disk quota needs root (quotactl). What cannot
  * apply is dropped from the state (inspect shows what holds) and named in a warning on stderr, as Docker does
  * ("Limitation discarded"); s->cgroups becomes the dirs velo-runtime will make, or none. */
-static void rootless_limits(struct tstate *s) {
+static void rootless_limits(const char *home, struct tstate *s) {
   char path[300];
-  oci_sandbox_cgroups_path(s->name, true, path, sizeof path);
+  oci_sandbox_cgroups_path(home, s->name, true, path, sizeof path);
   json_object *lin = json_object_new_object();
   json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
   struct oci_cgroup cg;
@@ -275,9 +276,16 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
       return -1;
     }
     s->userns = true;
-    rootless_limits(s);
-  } else if (s->userns && tenant_userns(home, s->name, dir, &ids, err, errlen) < 0) {
-    return -1;
+    rootless_limits(home, s);
+  } else {
+    if (s->userns && tenant_userns(home, s->name, dir, &ids, err, errlen) < 0) return -1;
+    /* the state's cgroups are where this boot's cgroupsPath puts them (oci_sandbox_cgroups_path: the one rule) */
+    struct strlist cg;
+    if (cgroup_dirs(home, s->name, &cg) == 0) {
+      for (size_t i = 0; i < s->cgroups.n; i++) free(s->cgroups.v[i]);
+      free(s->cgroups.v);
+      s->cgroups = cg;
+    }
   }
   double v;
   static const char *const TENANT_DIRS[] = {"upper", "work"};

@@ -445,7 +445,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     if (stat(f[0], &st) < 0) return SB_FALLBACK;
     s->mounts[p.n_mounts + (size_t)i] = (struct tmount){f[0], f[1], n == 3 && !strcmp(f[2], "ro"), NULL};
   }
-  if (cgroup_dirs(name, &s->cgroups) < 0) return SB_FALLBACK;
+  if (cgroup_dirs(home, name, &s->cgroups) < 0) return SB_FALLBACK;
   /* $VELO_CGROUP_ROOT with a newline: Node refuses it (after the claim) */
   for (size_t i = 0; i < s->cgroups.n; i++)
     if (strchr(s->cgroups.v[i], '\n')) return SB_FALLBACK;

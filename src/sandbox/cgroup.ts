@@ -35,12 +35,18 @@ export function layout(): Layout {
   return (cached = {kind: 'v1', roots})
 }
 
-/** The tenant's cgroup directories (v1: one per controller; v2: one). velo-runtime makes and removes them (the
- * sandbox's cgroupsPath is /velo/NAME, native/cli/oci.c); velo reads usage from them. */
-export function cgroupDirs(name: string): string[] {
+/**
+ * A tenant's cgroup in another hierarchy (v1: cpuacct, blkio) than the dirs its state names (memory, pids, cpu; one
+ * dir on v2). The boot decides where its cgroups are (native/cli/oci.h, oci_sandbox_cgroups_path: velo/NAME.STORE)
+ * and records them in state.json; this only moves the first of them to another controller's root.
+ */
+export function cgroupDirIn(stateDirs: string[], controller: string): string | undefined {
+  if (!stateDirs.length) return undefined // a rootless tenant on a host that delegates it no cgroup
   const l = layout()
-  if (l.kind === 'v2') return [path.join(l.root, 'velo', name)]
-  return V1_CONTROLLERS.map((c) => path.join(l.roots[c], 'velo', name))
+  if (l.kind === 'v2') return stateDirs[0]
+  const rel = path.relative(l.roots.memory, stateDirs[0])
+  if (rel.startsWith('..') || path.isAbsolute(rel)) return undefined
+  return path.join(CGROUP_ROOT, controller, rel)
 }
 
 /** Memory stats for inspect: current usage, peak, and how often the limit was hit. */

@@ -2,7 +2,7 @@ import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError} from '../lib/errors'
-import {CGROUP_ROOT, cgroupDirs, cgroupStats, layout} from './cgroup'
+import {cgroupDirIn, cgroupStats, layout} from './cgroup'
 import {isRunning, readState, type TenantState} from './state'
 
 /**
@@ -32,41 +32,36 @@ const read = (f: string) => {
 
 
 /** CPU time of the tenant's cgroup in ns */
-function cpuNs(name: string): number | undefined {
-  const l = layout()
-  if (l.kind === 'v2') {
-    const m = /usage_usec (\d+)/.exec(read(path.join(l.root, 'velo', name, 'cpu.stat')) ?? '')
+function cpuNs(dirs: string[]): number | undefined {
+  if (layout().kind === 'v2') {
+    const d = cgroupDirIn(dirs, '')
+    const m = /usage_usec (\d+)/.exec((d && read(path.join(d, 'cpu.stat'))) ?? '')
     return m ? Number(m[1]) * 1000 : undefined
   }
-  for (const d of ['cpuacct', 'cpu,cpuacct', 'cpu']) {
-    const v = read(path.join(CGROUP_ROOT, d, 'velo', name, 'cpuacct.usage'))
+  for (const c of ['cpuacct', 'cpu,cpuacct', 'cpu']) {
+    const d = cgroupDirIn(dirs, c)
+    const v = d && read(path.join(d, 'cpuacct.usage'))
     if (v) return Number(v.trim())
   }
   return undefined
 }
 
-function memoryLimit(name: string): number | undefined {
-  const l = layout()
-  const v = l.kind === 'v2' ? read(path.join(l.root, 'velo', name, 'memory.max')) : read(path.join(CGROUP_ROOT, 'memory', 'velo', name, 'memory.limit_in_bytes'))
+function memoryLimit(dirs: string[]): number | undefined {
+  const d = cgroupDirIn(dirs, 'memory')
+  const v = d && read(path.join(d, layout().kind === 'v2' ? 'memory.max' : 'memory.limit_in_bytes'))
   const n = Number(v?.trim())
   return Number.isFinite(n) && n > 0 && n < 2 ** 60 ? n : undefined
 }
 
-function blockIo(name: string): {read?: number; write?: number} {
-  const l = layout()
-  if (l.kind === 'v2') {
-    const text = read(path.join(l.root, 'velo', name, 'io.stat'))
-    if (text === undefined) return {}
-    let r = 0
-    let w = 0
-    for (const m of text.matchAll(/rbytes=(\d+) wbytes=(\d+)/g)) (r += Number(m[1])), (w += Number(m[2]))
-    return {read: r, write: w}
-  }
-  const text = read(path.join(CGROUP_ROOT, 'blkio', 'velo', name, 'blkio.throttle.io_service_bytes'))
-  if (text === undefined) return {}
+function blockIo(dirs: string[]): {read?: number; write?: number} {
+  const v2 = layout().kind === 'v2'
+  const d = cgroupDirIn(dirs, 'blkio')
+  const text = d && read(path.join(d, v2 ? 'io.stat' : 'blkio.throttle.io_service_bytes'))
+  if (!text) return {}
   let r = 0
   let w = 0
-  for (const m of text.matchAll(/^\S+ (Read|Write) (\d+)$/gm)) m[1] === 'Read' ? (r += Number(m[2])) : (w += Number(m[2]))
+  if (v2) for (const m of text.matchAll(/rbytes=(\d+) wbytes=(\d+)/g)) (r += Number(m[1])), (w += Number(m[2]))
+  else for (const m of text.matchAll(/^\S+ (Read|Write) (\d+)$/gm)) m[1] === 'Read' ? (r += Number(m[2])) : (w += Number(m[2]))
   return {read: r, write: w}
 }
 
@@ -104,11 +99,11 @@ export interface SandboxCounters {
 }
 
 export function sandboxCounters(s: TenantState): SandboxCounters {
-  const cpu = cpuNs(s.name)
-  const usage = cgroupStats(s.cgroups.length ? s.cgroups : cgroupDirs(s.name))
+  const cpu = cpuNs(s.cgroups)
+  const usage = cgroupStats(s.cgroups)
   const net = netIo(s.pid!)
-  const blk = blockIo(s.name)
-  const limit = memoryLimit(s.name)
+  const blk = blockIo(s.cgroups)
+  const limit = memoryLimit(s.cgroups)
   return {
     ...(cpu !== undefined ? {cpuSeconds: cpu / 1e9} : {}),
     ...(usage.memoryBytes !== undefined ? {memoryBytes: usage.memoryBytes} : {}),
@@ -125,11 +120,11 @@ export function sandboxCounters(s: TenantState): SandboxCounters {
 export async function sampleStats(home: string, names: string[], intervalMs = 500): Promise<SandboxStats[]> {
   const states = names.map((n) => running(home, n))
   const t0 = process.hrtime.bigint()
-  const c0 = names.map(cpuNs)
+  const c0 = states.map((s) => cpuNs(s.cgroups))
   await new Promise((r) => setTimeout(r, intervalMs))
   const wall = Number(process.hrtime.bigint() - t0)
   return states.map((s, i) => {
-    const c1 = cpuNs(s.name)
+    const c1 = cpuNs(s.cgroups)
     const {cpuSeconds, oomKills, ...rest} = sandboxCounters(s)
     return {
       name: s.name,

@@ -5,7 +5,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
 import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
-import {cgroupDirs, cgroupStats, Limits} from './cgroup'
+import {cgroupStats, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
@@ -266,7 +266,6 @@ function envMerge(...lists: string[][]): string[] {
  */
 function boot(home: string, s: TenantState, timings: Record<string, number>): void {
   const t = process.hrtime.bigint()
-  s.cgroups = cgroupDirs(s.name)
   writeState(home, s)
   const {pid, pidStart, limits, cgroups, userns} = containerBoot(home, s.name)
   timings.runtime = ms(t)
@@ -432,7 +431,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         ...(userns ? {userns: true as const} : {}),
         user: profile.user ?? img.config?.user ?? undefined,
         workdir: profile.workdir ?? img.config?.workingDir ?? '/',
-        cgroups: cgroupDirs(name),
+        cgroups: [], // the boot's (native/cli/oci.h: velo/NAME.STORE)
         createdAt: new Date().toISOString(),
       }
       try {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {VELO} from '../helpers'
-import {SandboxHome, uniq} from '../sandbox/fixture'
+import {SandboxHome, tenantCgroup, uniq} from '../sandbox/fixture'
 
 // `velo metrics` (src/ops/metrics.ts): the exposition is checked by Prometheus's own parser (promtool, Debian's
 // prometheus package) and its values against what the kernel and the filesystem say.
@@ -48,7 +48,7 @@ describe('velo metrics', () => {
     expect(m.get(`velo_sandbox_running{sandbox="${A}"}`)).toBe(1)
     expect(m.get(`velo_sandbox_running{sandbox="${B}"}`)).toBe(0)
     expect(m.has(`velo_sandbox_memory_bytes{sandbox="${B}"}`)).toBe(false)
-    const cg = (ctrl: string, file: string) => fs.readFileSync(V1 ? `/sys/fs/cgroup/${ctrl}/velo/${A}/${file}` : `/sys/fs/cgroup/velo/${A}/${file}`, 'utf8').trim()
+    const cg = (ctrl: string, file: string) => fs.readFileSync(`${tenantCgroup(sb.home, A, ctrl)}/${file}`, 'utf8').trim()
     expect(m.get(`velo_sandbox_memory_limit_bytes{sandbox="${A}"}`)).toBe(Number(cg('memory', V1 ? 'memory.limit_in_bytes' : 'memory.max')))
     expect(m.get(`velo_sandbox_pids{sandbox="${A}"}`)).toBe(Number(cg('pids', 'pids.current')))
     expect(m.get(`velo_sandbox_memory_bytes{sandbox="${A}"}`)).toBeGreaterThan(0)
@@ -68,7 +68,7 @@ describe('velo metrics', () => {
       fs.mkdirSync(path.join(dir, 'deps'))
       fs.writeFileSync(path.join(dir, 'deps', 'a.txt'), 'x'.repeat(5000))
       const cache = (args: string[]) => {
-        const r = sb.velo(['cache', ...args, '--job', 'metrics-test'], {cwd: dir})
+        const r = sb.velo(['cache', ...args, '--job', 'metrics-test'])
         expect(r.status, r.stderr).toBe(0)
       }
       cache(['restore', key, path.join(dir, 'deps')]) // miss

@@ -10,10 +10,9 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
 import {rmrf, tmpDir} from '../helpers'
-import {SandboxHome, uniq} from './fixture'
+import {SandboxHome, tenantCgroup, uniq} from './fixture'
 
 const V1 = !fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
-const cgFile = (ctrl: string, name: string, file: string) => (V1 ? `/sys/fs/cgroup/${ctrl}/velo/${name}/${file}` : `/sys/fs/cgroup/velo/${name}/${file}`)
 
 /** The whole disk under path, as "major:minor" (a partition's parent) */
 function diskOf(p: string): string {
@@ -123,10 +122,10 @@ describe('tenant disk limits that the host cannot honour, and I/O rates', () => 
     sb.create(N, ['--io-read-bps', '8m', '--io-write-bps', '4m'])
     const disk = diskOf(sb.home)
     if (V1) {
-      expect(fs.readFileSync(cgFile('blkio', N, 'blkio.throttle.write_bps_device'), 'utf8').trim()).toBe(`${disk} 4194304`)
-      expect(fs.readFileSync(cgFile('blkio', N, 'blkio.throttle.read_bps_device'), 'utf8').trim()).toBe(`${disk} 8388608`)
+      expect(fs.readFileSync(`${tenantCgroup(sb.home, N, 'blkio')}/blkio.throttle.write_bps_device`, 'utf8').trim()).toBe(`${disk} 4194304`)
+      expect(fs.readFileSync(`${tenantCgroup(sb.home, N, 'blkio')}/blkio.throttle.read_bps_device`, 'utf8').trim()).toBe(`${disk} 8388608`)
     } else {
-      expect(fs.readFileSync(cgFile('', N, 'io.max'), 'utf8')).toMatch(new RegExp(`^${disk} rbps=8388608 wbps=4194304`, 'm'))
+      expect(fs.readFileSync(`${tenantCgroup(sb.home, N)}/io.max`, 'utf8')).toMatch(new RegExp(`^${disk} rbps=8388608 wbps=4194304`, 'm'))
     }
     // 8 MiB written at 4 MiB/s cannot take less than ~2 s; read back at 8 MiB/s not less than ~1 s (a lower bound:
     // a slow machine only makes it longer)

@@ -68,6 +68,16 @@ export interface Leftovers {
   tenants: string[]
 }
 
+/**
+ * The tenant's cgroup dir under one controller (v1; the one dir on v2), computed here from the rule docs/sandbox.md
+ * states — velo/NAME.STORE, STORE the store dir's device and inode in hex — not read from velo's state.
+ */
+export function tenantCgroup(home: string, name: string, ctrl = 'memory'): string {
+  const st = fs.statSync(home, {bigint: true})
+  const leaf = `${name}.${st.dev.toString(16)}-${st.ino.toString(16)}`
+  return fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? `/sys/fs/cgroup/velo/${leaf}` : `/sys/fs/cgroup/${ctrl}/velo/${leaf}`
+}
+
 /** Mounts under the store, cgroups and tenant dirs of the given sandboxes that still exist. */
 export function leftovers(home: string, names: string[]): Leftovers {
   const mounts = fs
@@ -75,8 +85,14 @@ export function leftovers(home: string, names: string[]): Leftovers {
     .split('\n')
     .filter((l) => l.includes(home))
   const cgroups: string[] = []
-  for (const base of ['/sys/fs/cgroup/memory/velo', '/sys/fs/cgroup/pids/velo', '/sys/fs/cgroup/cpu/velo', '/sys/fs/cgroup/velo'])
-    for (const n of names) if (fs.existsSync(path.join(base, n))) cgroups.push(path.join(base, n))
+  // any store's cgroup of that name (velo/NAME.STORE), and the name alone as velo named them before
+  for (const base of ['/sys/fs/cgroup/memory/velo', '/sys/fs/cgroup/pids/velo', '/sys/fs/cgroup/cpu/velo', '/sys/fs/cgroup/velo']) {
+    let dirs: string[] = []
+    try {
+      dirs = fs.readdirSync(base)
+    } catch {}
+    for (const n of names) for (const d of dirs) if (d === n || (d.startsWith(`${n}.`) && /^[0-9a-f]+-[0-9a-f]+$/.test(d.slice(n.length + 1)))) cgroups.push(path.join(base, d))
+  }
   let tenants: string[] = []
   try {
     tenants = fs.readdirSync(path.join(home, 'tenants'))

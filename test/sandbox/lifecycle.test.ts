@@ -3,7 +3,7 @@ import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
 import {rmrf, velo, VELO} from '../helpers'
-import {leftovers, SandboxHome, uniq} from './fixture'
+import {leftovers, SandboxHome, tenantCgroup, uniq} from './fixture'
 
 function holders(home: string): string[] {
   const db = ManifestDb.open(home)
@@ -159,6 +159,40 @@ describe('sandbox lifecycle', () => {
       const alive = fs.existsSync(`/proc/${c.pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8'))
       expect(alive).toBe(false)
       expect(leftovers(sb.home, [L])).toEqual({mounts: [], cgroups: [], tenants: [S]})
+    }
+  })
+
+  it('two stores on one host, a tenant of the same name in each: separate cgroups, limits and lives, both front doors', () => {
+    // a VELO_HOME per CI job with a tenant called "build" in each: one store's rm or limits never reach the other's
+    const other = new SandboxHome()
+    try {
+      for (const env of [{}, {VELO_NATIVE: '0'}]) {
+        const N = uniq('twin')
+        const a = velo(sb.home, ['sandbox', 'create', N, '--memory', '64m', '--json'], {env})
+        const b = velo(other.home, ['sandbox', 'create', N, '--memory', '96m', '--json'], {env})
+        expect(a.status, a.stderr).toBe(0)
+        expect(b.status, b.stderr).toBe(0)
+        const [pa, pb] = [JSON.parse(a.stdout).pid, JSON.parse(b.stdout).pid]
+        const [ca, cb] = [tenantCgroup(sb.home, N), tenantCgroup(other.home, N)]
+        expect(ca).not.toBe(cb)
+        const procs = (d: string) => fs.readFileSync(`${d}/cgroup.procs`, 'utf8').trim().split('\n').map(Number)
+        expect(procs(ca)).toContain(pa)
+        expect(procs(ca)).not.toContain(pb)
+        expect(procs(cb)).toContain(pb)
+        const limit = (d: string) => fs.readFileSync(`${d}/${fs.existsSync(`${d}/memory.max`) ? 'memory.max' : 'memory.limit_in_bytes'}`, 'utf8').trim()
+        expect(limit(ca)).toBe(String(64 << 20))
+        expect(limit(cb)).toBe(String(96 << 20))
+        // the state names the same dirs (the boot's rule), so stats read the tenant's own
+        expect(JSON.parse(fs.readFileSync(path.join(sb.home, 'tenants', N, 'state.json'), 'utf8')).cgroups).toContain(ca)
+        expect(velo(other.home, ['sandbox', 'rm', '-f', N], {env}).status).toBe(0)
+        expect(fs.existsSync(cb)).toBe(false)
+        expect(sb.exec(N, ['echo', 'alive']).stdout).toBe('alive\n')
+        expect(limit(ca)).toBe(String(64 << 20))
+        expect(velo(sb.home, ['sandbox', 'rm', '-f', N], {env}).status).toBe(0)
+        expect(fs.existsSync(ca)).toBe(false)
+      }
+    } finally {
+      expect(other.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
     }
   })
 })

@@ -1,12 +1,12 @@
 import * as fs from 'node:fs'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {SandboxHome, uniq} from './fixture'
+import {SandboxHome, tenantCgroup, uniq} from './fixture'
 
 const V1 = !fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
-const cg = (ctrl: string, name: string, file: string) => fs.readFileSync(V1 ? `/sys/fs/cgroup/${ctrl}/velo/${name}/${file}` : `/sys/fs/cgroup/velo/${name}/${file}`, 'utf8').trim()
 
 describe(`sandbox limits (cgroup ${V1 ? 'v1 / hybrid' : 'v2'})`, () => {
   const sb = new SandboxHome()
+  const cg = (ctrl: string, name: string, file: string) => fs.readFileSync(`${tenantCgroup(sb.home, name, ctrl)}/${file}`, 'utf8').trim()
   const MEM = uniq('mem')
   const BOMB = uniq('bomb')
   const OTHER = uniq('other')
