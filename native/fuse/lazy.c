@@ -33,6 +33,11 @@ int lazy_start_fetcher(struct velo_fs *fs, char **argv) {
     /* keep stdio (the daemon's log), nothing else: /dev/fuse and the LMDB descriptors stay with the daemon */
     for (int fd = 3; fd < 1024; fd++) close(fd);
     signal(SIGPIPE, SIG_DFL);
+    /* who its daemon is: a fetcher whose daemon is gone before it even listens (Node starts slowly) must not touch
+     * the socket path, which a newer mount of the same dir may own by then (src/registry/fetcher.ts) */
+    char pid[24];
+    snprintf(pid, sizeof pid, "%d", (int)getppid());
+    setenv("VELO_FUSE_PID", pid, 1);
     execv(argv[0], argv);
     fprintf(stderr, "velo-fuse: cannot start the fetcher %s: %s\n", argv[0], strerror(errno));
     _exit(127);

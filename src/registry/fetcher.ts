@@ -177,6 +177,13 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 export async function serve(home: string, image: string, timeoutMs: number, socket: string): Promise<net.Server> {
   const rec = readLazyRecord(home, image)
   if (!rec) throw new VeloError('NOT_FOUND', `image ${image} is not a lazy image of this store (no remote/lazy/${image}.json)`)
+  // The socket path is the mount's (HOME/mounts/ID.fetch), and a newer mount of the same dir (a CI job's home removed
+  // and made again while this mount was lazily unmounted) may own it by now: a fetcher whose daemon is gone — it died
+  // while Node was still starting — leaves at once, before it touches the path. (Seen: such a fetcher removed the
+  // newer fetcher's socket, and the newer mount's reads failed with EIO.)
+  const daemon = Number(process.env.VELO_FUSE_PID) || undefined
+  const orphaned = () => daemon !== undefined && process.ppid !== daemon
+  if (orphaned()) process.exit(0)
   const f = new Fetcher(home, rec, timeoutMs)
   fs.rmSync(socket, {force: true})
   const server = net.createServer((conn) => {
@@ -211,14 +218,23 @@ export async function serve(home: string, image: string, timeoutMs: number, sock
     server.listen(socket, () => resolve())
   })
   fs.chmodSync(socket, 0o600)
+  // Only our own socket is removed on the way out (a newer mount's fetcher may listen on the path by then). The inode
+  // number alone does not say it (a removed home's freed inodes are handed out again at once): its times too.
+  const id = (st: fs.BigIntStats) => `${st.ino}:${st.ctimeNs}:${st.birthtimeNs}`
+  const mine = id(fs.statSync(socket, {bigint: true}))
+  // No server.close(): libuv unlinks a listening pipe's path when it closes it, whoever's socket is there by then
+  // (this was the EIO); the process exits and the kernel closes the socket.
   const stop = () => {
-    server.close()
     f.close()
-    fs.rmSync(socket, {force: true})
+    try {
+      if (id(fs.statSync(socket, {bigint: true})) === mine) fs.rmSync(socket, {force: true})
+    } catch {}
     process.exit(0)
   }
   process.on('SIGTERM', stop)
   process.on('SIGINT', stop)
+  // the daemon's death signal (PR_SET_PDEATHSIG) can come before the handler above exists: watch the parent too
+  if (daemon !== undefined) setInterval(() => orphaned() && stop(), 500).unref()
   log(`serving ${rec.ref} (image ${image}) on ${socket}`)
   setImmediate(() => f.trim())
   return server

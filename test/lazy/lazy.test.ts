@@ -195,6 +195,49 @@ describe('lazy images: metadata first, file contents on first read through FUSE'
     expect(fs.readFileSync(path.join(again, files[0])).equals(fs.readFileSync(path.join(tree(), files[0])))).toBe(true)
   })
 
+  it('a store removed and made again at the same path while its old lazy mount still drains: the new mount reads, the old fetcher leaves its socket alone', async () => {
+    // a CI job's VELO_HOME wiped and made again while a process still sat in the old mount: the old daemon and its
+    // fetcher end only when that process leaves, after the new mount's fetcher listens on the same socket path
+    const E = path.join(w, 'rewiped')
+    const dir = path.join(w, 'mnt-rewiped')
+    fs.mkdirSync(dir)
+    const old = veloJson(E, ['mount', ref, dir, '--lazy', '--insecure'])
+    const holder = spawn('sleep', ['600'], {cwd: dir, stdio: 'ignore'})
+    let remounted = false
+    try {
+      expect(fs.readFileSync(path.join(dir, 'd2/e0/f30.bin')).equals(fs.readFileSync(path.join(tree(), 'd2/e0/f30.bin')))).toBe(true)
+      const children = (ppid: number) =>
+        fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && (() => {
+          try {
+            return Number(fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')[1]) === ppid
+          } catch {
+            return false
+          }
+        })()).map(Number)
+      const oldFetcher = children(old.pid)
+      expect(oldFetcher).toHaveLength(1)
+      // busy: detached lazily, the old daemon serves the sleeper on
+      expect(velo(E, ['umount', dir, '--lazy']).status).toBe(0)
+      rmrf(E)
+      veloJson(E, ['mount', ref, dir, '--lazy', '--insecure'], {env: {VELO_LAZY_TIMEOUT: '10'}})
+      mounts.push({home: E, dir})
+      remounted = true
+      // the new mount's fetcher listens first (its log says so), then the old daemon's last user leaves
+      const logs = () => fs.readdirSync(path.join(E, 'mounts')).filter((n) => n.endsWith('.log')).map((n) => fs.readFileSync(path.join(E, 'mounts', n), 'utf8')).join('')
+      for (let i = 0; i < 200 && !/serving /.test(logs()); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(logs()).toMatch(/serving /)
+      holder.kill('SIGKILL')
+      for (let i = 0; i < 200 && fs.existsSync(`/proc/${oldFetcher[0]}`); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(fs.existsSync(`/proc/${oldFetcher[0]}`)).toBe(false)
+      // a file nobody read yet: fetched through the new mount's fetcher
+      const two = 'd3/e1/f31.bin'
+      expect(fs.readFileSync(path.join(dir, two)).equals(fs.readFileSync(path.join(tree(), two)))).toBe(true)
+    } finally {
+      holder.kill('SIGKILL')
+      if (!remounted) velo(E, ['umount', dir, '--lazy'])
+    }
+  })
+
   it('registry stalled, down, or cut mid-read: the reader gets EIO within the timeout, a log line names the object, and reads work again once it is back', async () => {
     const proxy = await startProxy(Number(reg.host.split(':')[1]))
     try {
