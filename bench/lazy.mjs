@@ -6,7 +6,8 @@
 // command (its start-up set packed first and prefetched by the lazy pull). For comparison: a full `velo pull` first.
 // The image: the default rootfs (busybox + node), an express-like package tree (40 modules required), and
 // host files (/usr/lib, /usr/share: files under 8 MiB in path order, up to VELO_BENCH_LAZY_MB, default 1200 MB,
-// and 20,000 files) nobody reads.
+// and VELO_BENCH_LAZY_FILES, default 60,000 files) nobody reads: with the defaults the image is ≥ 1 GiB, as issue 13's
+// target states it.
 // Usage: node bench/lazy.mjs [--runs N]   (root; docker-registry; plain HTTP on 127.0.0.1 only)
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
@@ -17,7 +18,9 @@ import {benchStart, printRows, ROOT, sh, VELO} from './lib.mjs'
 const {runs, W} = benchStart('lazy', {setup: process.env.VELO_BENCH_SETUP !== '0'})
 const v = VELO
 const T = path.join(W, 'tree')
-if (!fs.existsSync(path.join(W, 'tree.done'))) {
+const LIMITS = `${Number(process.env.VELO_BENCH_LAZY_MB || 1200)} MB, ${Number(process.env.VELO_BENCH_LAZY_FILES || 60000)} files`
+const made = fs.existsSync(path.join(W, 'tree.done')) ? fs.readFileSync(path.join(W, 'tree.done'), 'utf8') : undefined
+if (made !== LIMITS) {
   sh(`rm -rf ${T}`)
   sh(`bash ${ROOT}/rootfs/build.sh ${T}`)
   const list = sh(`find /usr/lib /usr/share -xdev -type f -size -8M -printf '%s %p\\n' | sort -k2`).trim().split('\n')
@@ -26,7 +29,7 @@ if (!fs.existsSync(path.join(W, 'tree.done'))) {
   for (const l of list) {
     const i = l.indexOf(' ')
     const size = Number(l.slice(0, i))
-    if (bytes + size > Number(process.env.VELO_BENCH_LAZY_MB || 1200) * 1e6 || picked.length >= 20000) break
+    if (bytes + size > Number(process.env.VELO_BENCH_LAZY_MB || 1200) * 1e6 || picked.length >= Number(process.env.VELO_BENCH_LAZY_FILES || 60000)) break
     picked.push(l.slice(i + 2))
     bytes += size
   }
@@ -37,7 +40,7 @@ if (!fs.existsSync(path.join(W, 'tree.done'))) {
   const libs = Array.from({length: 40}, (_, i) => `./lib/m${i}.js`)
   fs.writeFileSync(path.join(em, 'index.js'), `const p = [${libs.map((l) => `require(${JSON.stringify(l)})`).join(', ')}]\nmodule.exports = () => p.reduce((a, f) => a + f(), 0)\n`)
   libs.forEach((_, i) => fs.writeFileSync(path.join(em, 'lib', `m${i}.js`), `${'/* padding */\n'.repeat(50 + i)}module.exports = () => ${i}\n`))
-  fs.writeFileSync(path.join(W, 'tree.done'), '')
+  fs.writeFileSync(path.join(W, 'tree.done'), LIMITS)
 }
 
 const port = await new Promise((resolve) => {

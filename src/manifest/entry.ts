@@ -123,12 +123,17 @@ export function encodeEntry(e: Entry): Buffer {
   return b
 }
 
-export function decodeEntry(b: Buffer): Entry {
+/**
+ * An entry from its stored bytes. copy=false: the entry's buffers (hash, target) are views of b, for a b that stays
+ * as it is while the entry lives (a layer blob being pulled); LMDB's reused read buffers need the copies.
+ */
+export function decodeEntry(b: Buffer, copy = true): Entry {
+  const view = (s: Buffer) => (copy ? Buffer.from(s) : s)
   if (b.length < ENTRY_SIZE) throw new Error(`manifest entry too short (${b.length} bytes)`)
   const version = b.readUInt32LE(84)
   if (version !== ENTRY_VERSION && version !== ENTRY_VERSION_XATTRS) throw new Error(`manifest entry version ${version} is not supported`)
   const e: Entry = {
-    hash: Buffer.from(b.subarray(0, 32)),
+    hash: view(b.subarray(0, 32)),
     size: b.readBigUInt64LE(32),
     mtimeSec: b.readBigInt64LE(40),
     rdev: b.readBigUInt64LE(48),
@@ -141,14 +146,14 @@ export function decodeEntry(b: Buffer): Entry {
     flags: b.readUInt32LE(80),
   }
   if (version === ENTRY_VERSION) {
-    if (b.length > ENTRY_SIZE) e.target = Buffer.from(b.subarray(ENTRY_SIZE))
+    if (b.length > ENTRY_SIZE) e.target = view(b.subarray(ENTRY_SIZE))
     return e
   }
   if (b.length < ENTRY_V2_FIXED) throw new Error(`manifest entry too short (${b.length} bytes)`)
   const tl = b.readUInt32LE(88)
   const xl = b.readUInt32LE(92)
   if (ENTRY_V2_FIXED + tl + xl !== b.length) throw new Error('manifest entry lengths do not add up')
-  if (tl) e.target = Buffer.from(b.subarray(ENTRY_V2_FIXED, ENTRY_V2_FIXED + tl))
+  if (tl) e.target = view(b.subarray(ENTRY_V2_FIXED, ENTRY_V2_FIXED + tl))
   const xb = b.subarray(ENTRY_V2_FIXED + tl)
   e.xattrDigest = b.toString('hex', 96, 112)
   if (xattrDigest(xb) !== e.xattrDigest) throw new Error('manifest entry xattr digest does not match its xattrs')

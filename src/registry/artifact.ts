@@ -68,20 +68,32 @@ export function decodeLayerBlob(blob: Buffer, id: string): Array<{key: Buffer; v
   const bad = (why: string) => new VeloError('BAD_INPUT', `layer ${id}: ${why}`)
   if (!blob.subarray(0, LAYER_HEADER.length).equals(LAYER_HEADER)) throw bad('not a velo layer blob')
   const lid = Buffer.from(id, 'hex')
-  const out: Array<{key: Buffer; value: Buffer; entry: Entry}> = []
-  let o = LAYER_HEADER.length
-  while (o < blob.length) {
+  // two passes: the records' bounds, then every key (this layer's id + the blob's key) in one buffer. Values and
+  // the entries' buffers are views of the blob (verified above, not changed after): a 42k-entry layer is decoded
+  // without 100k small allocations.
+  const recs: number[] = []
+  let keyBytes = 0
+  for (let o = LAYER_HEADER.length; o < blob.length; ) {
     if (o + 8 > blob.length) throw bad('truncated')
     const kl = blob.readUInt32LE(o)
     const vl = blob.readUInt32LE(o + 4)
-    o += 8
-    if (kl < 4 || o + kl + vl > blob.length) throw bad('truncated')
-    const key = Buffer.concat([lid, blob.subarray(o, o + kl)])
-    const value = Buffer.from(blob.subarray(o + kl, o + kl + vl))
-    o += kl + vl
+    if (kl < 4 || o + 8 + kl + vl > blob.length) throw bad('truncated')
+    recs.push(o + 8, kl, vl)
+    keyBytes += lid.length + kl
+    o += 8 + kl + vl
+  }
+  const keys = Buffer.allocUnsafe(keyBytes)
+  const out: Array<{key: Buffer; value: Buffer; entry: Entry}> = []
+  for (let i = 0, k = 0; i < recs.length; i += 3) {
+    const [o, kl, vl] = [recs[i], recs[i + 1], recs[i + 2]]
+    const key = keys.subarray(k, k + lid.length + kl)
+    lid.copy(key, 0)
+    blob.copy(key, lid.length, o, o + kl)
+    k += lid.length + kl
+    const value = blob.subarray(o + kl, o + kl + vl)
     let entry: Entry
     try {
-      entry = decodeEntry(value)
+      entry = decodeEntry(value, false)
     } catch (err) {
       throw bad((err as Error).message)
     }

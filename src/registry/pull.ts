@@ -5,7 +5,7 @@ import {StoreLock} from '../lib/lock'
 import {validateName} from '../lib/names'
 import {ImageRecord, LayerInfo, ManifestDb} from '../manifest/db'
 import {Entry} from '../manifest/entry'
-import {hashBuffer, ObjectId, objectOf, Store, VariantMeta} from '../store/cas'
+import {entryObjectName, hashBuffer, ObjectId, objectOf, Store, VariantMeta} from '../store/cas'
 import {hostGoArch} from '../image/config'
 import {nameFromRef} from '../image/import'
 import {decodeLayerBlob, hasObject, parseArtifactConfig} from './artifact'
@@ -201,19 +201,34 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
     let total = 0
     const seen = new Set<string>()
     const layerRows = (id: string) => fresh.get(id) ?? (all || opts.lazy ? db.layerEntries(id) : [])
+    const names: string[] = []
+    const entries: Entry[] = []
     for (const id of new Set(cfg.layers.map((l) => l.id)))
       for (const {entry} of layerRows(id)) {
         if (!hasObject(entry)) continue
-        const o = objectOf(entry)
-        const key = `${o.hash}_${o.size}_${o.mode}_${o.uid}_${o.gid}_${o.xattrs ?? ''}`
+        const key = entryObjectName(entry)
         if (seen.has(key)) continue
         seen.add(key)
         total++
-        if (store.has(o)) continue
-        const l = variants.get(o.hash) ?? []
-        l.push({id: o, meta: {mode: o.mode, uid: o.uid, gid: o.gid, xattrs: entry.xattrs}})
-        variants.set(o.hash, l)
+        names.push(key)
+        entries.push(entry)
       }
+    const present = store.hasMany(names)
+    // a lazy pull fetches the image's start-up profile now; what else is missing stays remote (counted only)
+    const prefetch = opts.lazy ? new Set(cfg.prefetch ?? []) : undefined
+    const remote: number[] = []
+    for (let i = 0; i < names.length; i++) {
+      if (present(names[i])) continue
+      if (prefetch && !prefetch.has(names[i].slice(0, 64))) {
+        remote.push(i)
+        continue
+      }
+      const entry = entries[i]
+      const o = objectOf(entry)
+      const l = variants.get(o.hash) ?? []
+      l.push({id: o, meta: {mode: o.mode, uid: o.uid, gid: o.gid, xattrs: entry.xattrs}})
+      variants.set(o.hash, l)
+    }
     let fetched = 0
     let fetchedBytes = 0
     if (variants.size > 0 || opts.lazy) {
@@ -229,13 +244,15 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
         for (const p of [idx.packs[e.pack].digest]) if (!listed.has(p)) throw new VeloError('BAD_INPUT', `${where}: pack ${p} is not listed in the manifest`)
         needed.push({...e, variants: vs})
       }
-      // lazy: every object the store lacks is where the index says; a mount fetches it when it is opened —
-      // but the image's start-up profile (cfg.prefetch, packed first by the push) now, in as few ranges as it takes
-      if (opts.lazy) {
-        const pf = new Set(cfg.prefetch ?? [])
-        const keep = needed.filter((e) => pf.has(e.hash))
-        needed.length = 0
-        needed.push(...keep)
+      // lazy: every object the store lacks is where the index says (checked now, as for the objects fetched); a
+      // mount fetches it when it is opened. Only the start-up profile (cfg.prefetch, packed first by the push) is
+      // in `needed`: fetched now, in as few ranges as it takes.
+      for (const i of remote) {
+        const h = names[i].slice(0, 64)
+        const e = byHash.get(h)
+        if (!e) throw new VeloError('BAD_INPUT', `${where}: its pack index does not list object ${h}`, {suggestion: 'the image in the registry is incomplete; push it again'})
+        if (!(e.flags & FLAG_DEFLATE) && e.length !== Number(entries[i].size)) throw new VeloError('INTEGRITY', `${where}: object ${h} is ${e.length} bytes in the pack index, ${entries[i].size} in the layer`)
+        if (!listed.has(idx.packs[e.pack].digest)) throw new VeloError('BAD_INPUT', `${where}: pack ${idx.packs[e.pack].digest} is not listed in the manifest`)
       }
       const fetches = planFetches(needed, idx.packs)
       const bytes = fetches.reduce((a, f) => a + f.end - f.start, 0)
@@ -313,7 +330,7 @@ async function pullVelo(home: string, client: RegistryClient, ref: RegistryRef, 
     // 4. Durable objects, then one transaction with the new layers and the image record. A lazy image's record
     // (where its objects are) first: a record whose image never came names nothing (mounts check the layers).
     // (a lazy pull of an image whose objects are all here already makes a complete image: no record)
-    const missing = [...variants.values()].reduce((a, vs) => a + vs.length, 0)
+    const missing = [...variants.values()].reduce((a, vs) => a + vs.length, 0) + remote.length
     if (opts.lazy && missing > fetched)
       writeLazyRecord(home, {
         velo: 1,
