@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "velo_fuse.h"
+#include "../common/vlog.h"
 
 static int64_t now_ms(void) {
   struct timespec ts;
@@ -39,7 +40,7 @@ int lazy_start_fetcher(struct velo_fs *fs, char **argv) {
     snprintf(pid, sizeof pid, "%d", (int)getppid());
     setenv("VELO_FUSE_PID", pid, 1);
     execv(argv[0], argv);
-    fprintf(stderr, "velo-fuse: cannot start the fetcher %s: %s\n", argv[0], strerror(errno));
+    vlog("error", "velo-fuse", "velo-fuse: cannot start the fetcher %s: %s", argv[0], strerror(errno));
     _exit(127);
   }
   fs->fetcher_pid = pid;

@@ -34,6 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "velo_fuse.h"
+#include "../common/vlog.h"
 
 static void usage(void) {
   fprintf(stderr,
@@ -55,7 +56,7 @@ static long parse_num(const char *s, const char *what, long lo, long hi) {
   errno = 0;
   long v = strtol(s, &end, 10);
   if (errno || *end || v < lo || v > hi) {
-    fprintf(stderr, "velo-fuse: bad %s: %s\n", what, s);
+    vlog("error", "velo-fuse", "velo-fuse: bad %s: %s", what, s);
     exit(2);
   }
   return v;
@@ -65,7 +66,18 @@ static void store_closep(struct velo_store **st) {
   if (*st) velo_store_close(*st);
 }
 
+/* libfuse's log function for the daemon's own fuse_log lines (ops.c, lazy.c) and libfuse's: as they are, or with
+ * VELO_LOG=json one JSON line each (native/common/vlog.h), so a mount's log reads like every other velo log. */
+static void json_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap) {
+  char msg[4096];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && msg[n - 1] == '\n') msg[--n] = 0;
+  vlog_emit(level <= FUSE_LOG_ERR ? "error" : level == FUSE_LOG_WARNING ? "warning" : "info", "velo-fuse", msg, NULL);
+}
+
 int main(int argc, char **argv) {
+  if (vlog_json()) fuse_set_log_func(json_fuse_log);
   static const struct option longopts[] = {{"name", required_argument, 0, 'n'},    {"ready-fd", required_argument, 0, 'r'},
                                            {"allow-other", no_argument, 0, 'a'},   {"max-fds", required_argument, 0, 'm'},
                                            {"threads", required_argument, 0, 't'}, {"timeout", required_argument, 0, 'T'},
@@ -102,7 +114,7 @@ int main(int argc, char **argv) {
     case 'F': fetch_timeout = parse_num(optarg, "--fetch-timeout", 1, 3600000); break;
     case 'f':
       if (n_fetcher >= 32) {
-        fprintf(stderr, "velo-fuse: too many --fetcher arguments\n");
+        vlog("error", "velo-fuse", "velo-fuse: too many --fetcher arguments");
         return 2;
       }
       fetcher[n_fetcher++] = optarg;
@@ -118,14 +130,14 @@ int main(int argc, char **argv) {
   const char *mountpoint = argv[optind + 1];
   cleanup_free char *home = realpath(argv[optind], NULL);
   if (!home) {
-    fprintf(stderr, "velo-fuse: store %s: %s\n", argv[optind], strerror(errno));
+    vlog("error", "velo-fuse", "velo-fuse: store %s: %s", argv[optind], strerror(errno));
     return 1;
   }
   const char *const *layers = (const char *const *)argv + optind + 2;
   int n_layers = argc - optind - 2;
   for (const char *p = name; *p; p++)
     if (*p == ',' || *p == '\\' || *p <= ' ') {
-      fprintf(stderr, "velo-fuse: --name must not contain commas, backslashes or blanks\n");
+      vlog("error", "velo-fuse", "velo-fuse: --name must not contain commas, backslashes or blanks");
       return 2;
     }
 
@@ -165,12 +177,12 @@ int main(int argc, char **argv) {
   struct velo_err err = {0};
   /* a long-lived reader: on a store shared for reading, the database's flock only per read (manifest.h) */
   if (velo_store_open_flags(&fs.store, home, VELO_STORE_LOCK_PER_TXN, &err) < 0) {
-    fprintf(stderr, "velo-fuse: %s\n", err.msg);
+    vlog("error", "velo-fuse", "velo-fuse: %s", err.msg);
     return 1;
   }
   __attribute__((cleanup(store_closep))) struct velo_store *store_guard = &fs.store;
   if (velo_view_init(&fs.view, &fs.store, layers, n_layers, &err) < 0) {
-    fprintf(stderr, "velo-fuse: %s\n", err.msg);
+    vlog("error", "velo-fuse", "velo-fuse: %s", err.msg);
     return 1;
   }
   fs.timeout = (double)timeout;
@@ -183,12 +195,12 @@ int main(int argc, char **argv) {
   fs.fetch_socket = fetch_socket;
   fs.trace_fd = -1;
   if (trace && (fs.trace_fd = open(trace, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)) < 0) {
-    fprintf(stderr, "velo-fuse: --trace %s: %s\n", trace, strerror(errno));
+    vlog("error", "velo-fuse", "velo-fuse: --trace %s: %s", trace, strerror(errno));
     return 1;
   }
   fs.fetch_timeout_ms = fetch_timeout;
   if (fetch_socket && n_fetcher == 0) {
-    fprintf(stderr, "velo-fuse: --fetch-socket needs --fetcher\n");
+    vlog("error", "velo-fuse", "velo-fuse: --fetch-socket needs --fetcher");
     return 2;
   }
 
@@ -198,13 +210,13 @@ int main(int argc, char **argv) {
   MDB_txn *txn = NULL;
   if (velo_txn_begin(&fs.store, &txn, &err) < 0 || velo_view_root(txn, &fs.view, &root_dir, &root_e, &err) < 0) {
     if (txn) velo_txn_end(&fs.store, txn);
-    fprintf(stderr, "velo-fuse: %s\n", err.msg);
+    vlog("error", "velo-fuse", "velo-fuse: %s", err.msg);
     return 1;
   }
   struct vnode *root = vnode_new(&root_e, 0, &root_dir, 0);
   velo_txn_end(&fs.store, txn);
   if (!root || nodes_init(&fs.nodes, root, &err) < 0 || fdcache_init(&fs.fds, (size_t)max_fds, &err) < 0) {
-    fprintf(stderr, "velo-fuse: out of memory\n");
+    vlog("error", "velo-fuse", "velo-fuse: out of memory");
     return 1;
   }
 
@@ -215,7 +227,7 @@ int main(int argc, char **argv) {
   struct fuse_session *se = fuse_session_new(&args, &velo_fuse_ops, sizeof velo_fuse_ops, &fs);
   fuse_opt_free_args(&args);
   if (!se) {
-    fprintf(stderr, "velo-fuse: cannot create the FUSE session\n");
+    vlog("error", "velo-fuse", "velo-fuse: cannot create the FUSE session");
     return 1;
   }
   if (fuse_set_signal_handlers(se) != 0) {
@@ -223,7 +235,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (fuse_session_mount(se, mountpoint) != 0) {
-    fprintf(stderr, "velo-fuse: cannot mount on %s\n", mountpoint);
+    vlog("error", "velo-fuse", "velo-fuse: cannot mount on %s", mountpoint);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return 1;
@@ -233,7 +245,7 @@ int main(int argc, char **argv) {
    * and learns whether it can be idmapped (a tenant in a user namespace needs that). */
   int idmap = init_exchange(se);
   if (idmap < 0) {
-    fprintf(stderr, "velo-fuse: the FUSE_INIT exchange on %s failed: %s\n", mountpoint, strerror(-idmap));
+    vlog("error", "velo-fuse", "velo-fuse: the FUSE_INIT exchange on %s failed: %s", mountpoint, strerror(-idmap));
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
@@ -254,7 +266,7 @@ int main(int argc, char **argv) {
     fetcher[n_fetcher++] = (char *)fetch_socket;
     fetcher[n_fetcher] = NULL;
     int r = lazy_start_fetcher(&fs, fetcher);
-    if (r < 0) fprintf(stderr, "velo-fuse: cannot start the fetcher: %s (lazy objects will read as EIO)\n", strerror(-r));
+    if (r < 0) vlog("error", "velo-fuse", "velo-fuse: cannot start the fetcher: %s (lazy objects will read as EIO)", strerror(-r));
   }
   if (ready_fd >= 0) {
     dprintf(ready_fd, "ready %d%s\n", (int)getpid(), idmap ? " idmap" : "");
@@ -273,7 +285,7 @@ int main(int argc, char **argv) {
   fuse_session_destroy(se);
   lazy_stop_fetcher(&fs);
   if (debug)
-    fprintf(stderr, "velo-fuse: fd cache: %llu opens, %llu hits, %llu evictions\n", (unsigned long long)fs.fds.opens,
+    vlog("info", "velo-fuse", "velo-fuse: fd cache: %llu opens, %llu hits, %llu evictions", (unsigned long long)fs.fds.opens,
             (unsigned long long)fs.fds.hits, (unsigned long long)fs.fds.evictions);
   fdcache_destroy(&fs.fds);
   nodes_destroy(&fs.nodes);

@@ -18,7 +18,7 @@ export default class Pull extends VeloCommand<typeof Pull> {
   async run() {
     const {clientOptions} = await import('../registry/flags')
     const {pullImage} = await import('../registry/pull')
-    const {progressLine} = await import('./image/import')
+    const {progressLine} = await import('../lib/progress')
     const line = progressLine(!this.jsonEnabled(), 'pull')
     const {lazySource} = await import('../registry/lazy')
     const src = this.flags['all-objects'] ? lazySource(this.home, this.args.ref, this.flags) : {ref: this.args.ref, flags: this.flags, name: this.flags.name}

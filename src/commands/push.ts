@@ -22,7 +22,7 @@ export default class Push extends VeloCommand<typeof Push> {
 
   async run() {
     const {clientOptions} = await import('../registry/flags')
-    const {progressLine} = await import('./image/import')
+    const {progressLine} = await import('../lib/progress')
     const line = progressLine(!this.jsonEnabled(), 'push')
     const opts = {...clientOptions(this.args.ref, this.flags), onProgress: line ? (n: number, t: number) => line(n, t) : undefined}
     const r = this.flags.oci

@@ -10,6 +10,7 @@
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
+import {logJson, logLine} from '../lib/log'
 import {VeloError} from '../lib/errors'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb} from '../manifest/db'
@@ -23,7 +24,9 @@ import {decodeIndex, PackIndex} from './packs'
 import {lazyCacheMax, LazyRecord, readLazyRecord, readObject} from './lazy'
 import {trimLazyCache} from '../store/maintenance'
 
-const log = (msg: string) => process.stderr.write(`${new Date().toISOString()} velo lazy-fetcher[${process.pid}]: ${msg}\n`)
+// its stderr is the mount's log: a dated line, or with VELO_LOG=json one JSON object (src/lib/log.ts)
+const log = (msg: string) =>
+  logJson() ? logLine(/FAILED|cannot/.test(msg) ? 'error' : 'info', msg, {component: 'velo-lazy-fetcher'}) : process.stderr.write(`${new Date().toISOString()} velo lazy-fetcher[${process.pid}]: ${msg}\n`)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export class Fetcher {

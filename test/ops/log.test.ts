@@ -1,5 +1,8 @@
+import {spawnSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {velo} from '../helpers'
+import {rmrf, tmpDir, velo, veloJson} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 
 // VELO_LOG=json (native/common/vlog.h, src/lib/log.ts): one JSON object per stderr line, with the call's trace id
@@ -35,5 +38,31 @@ describe('VELO_LOG=json', () => {
     expect(lines(bad.stderr)).toEqual([expect.objectContaining({level: 'error', code: 'INVALID_NAME', trace: '0123456789abcdef', suggestion: expect.any(String)})])
     // without VELO_LOG the lines stay human
     expect(velo(sb.home, ['sandbox', 'rm', uniq('none')]).stderr).toMatch(/^velo: error \[NOT_FOUND\]/)
+  })
+
+  it("velo-fuse's own log lines (the mount's log file) are JSON objects too, with the mount's trace", () => {
+    // a damaged store: the object behind a file is gone, so reading it through the mount fails and velo-fuse logs it
+    const w = tmpDir('velo-log-fuse-')
+    const home = path.join(w, 'home')
+    const dir = path.join(w, 'mnt')
+    try {
+      fs.mkdirSync(path.join(w, 'tree'))
+      fs.writeFileSync(path.join(w, 'tree', 'f.txt'), 'a file whose object goes missing\n')
+      veloJson(home, ['ingest', path.join(w, 'tree'), '--name', 't'])
+      fs.mkdirSync(dir)
+      const m = velo(home, ['mount', 't', dir], {env: {VELO_LOG: 'json', VELO_TRACE_ID: 'fedcba9876543210'}})
+      expect(m.status, m.stderr).toBe(0)
+      const cas = path.join(home, 'cas', 'blake3')
+      for (const d of fs.readdirSync(cas)) for (const o of fs.readdirSync(path.join(cas, d))) fs.rmSync(path.join(cas, d, o))
+      expect(spawnSync('timeout', ['20', 'cat', path.join(dir, 'f.txt')]).status).not.toBe(0)
+      const logs = fs.readdirSync(path.join(home, 'mounts')).filter((n) => n.endsWith('.log'))
+      const text = logs.map((n) => fs.readFileSync(path.join(home, 'mounts', n), 'utf8')).join('')
+      const ls = lines(text)
+      expect(ls.length).toBeGreaterThan(0)
+      expect(ls).toContainEqual(expect.objectContaining({level: 'error', component: 'velo-fuse', trace: 'fedcba9876543210', msg: expect.stringMatching(/is missing or has the wrong size/)}))
+    } finally {
+      velo(home, ['umount', dir])
+      rmrf(w)
+    }
   })
 })

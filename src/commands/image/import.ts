@@ -1,19 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {VeloCommand, fmtBytes} from '../../lib/command'
 
-/** A one-line byte counter on stderr, only on a terminal (CI logs stay clean), at most 10 redraws a second. */
-export function progressLine(enabled: boolean, label = 'import'): ((n: number, total: number) => void) | undefined {
-  if (!enabled || !process.stderr.isTTY) return undefined
-  let last = 0
-  return (n, total) => {
-    const now = Date.now()
-    if (now - last < 100) return
-    last = now
-    const pct = total > 0 ? ` ${Math.min(100, Math.floor((n / total) * 100))}%` : ''
-    process.stderr.write(`\r${label}${pct} ${fmtBytes(n)}${total > 0 ? ` / ${fmtBytes(total)}` : ''}\x1b[K`)
-  }
-}
-
 export default class ImageImport extends VeloCommand<typeof ImageImport> {
   static summary = 'Import a docker save tar, an OCI image layout (dir or tar) or a rootfs tarball'
   static description =
@@ -32,6 +19,7 @@ export default class ImageImport extends VeloCommand<typeof ImageImport> {
 
   async run() {
     const {importImage} = await import('../../image/import')
+    const {progressLine} = await import('../../lib/progress')
     const r = await importImage(this.home, this.args.file, {name: this.flags.name, format: this.flags.format as never, onProgress: progressLine(!this.jsonEnabled())})
     if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
     for (const img of r.images)

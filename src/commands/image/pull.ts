@@ -11,7 +11,7 @@ export default class ImagePull extends VeloCommand<typeof ImagePull> {
 
   async run() {
     const {pullImage} = await import('../../image/pull')
-    const {progressLine} = await import('./import')
+    const {progressLine} = await import('../../lib/progress')
     const r = await pullImage(this.home, this.args.ref, {name: this.flags.name, onProgress: progressLine(!this.jsonEnabled())})
     if (!this.jsonEnabled() && process.stderr.isTTY) process.stderr.write('\r\x1b[K')
     const existed = r.layers.filter((l) => l.existed).length
