@@ -246,7 +246,7 @@ int sb_rm_tree(int dfd, const char *name) {
   return rm_tree_at(dfd, name);
 }
 
-int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen) {
+int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, bool transient, char *err, size_t errlen) {
   char dir[4200], p[4400];
   snprintf(dir, sizeof dir, "%s/tenants/%s", home, s->name);
   /* a container left by a sandbox whose init died (kill -9, reboot): the runtime forgets it before a new one */
@@ -255,7 +255,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   if (lstat(p, &st) == 0 && sb_rt_delete(ctx, home, s->name, err, errlen) < 0) return -1;
   /* a workload's main command (state.json "main") is read first: malformed, nothing is started */
   __attribute__((cleanup(workload_free))) struct workload wl = {0};
-  int has_main = workload_read(home, s->name, &wl);
+  int has_main = transient ? 0 : workload_read(home, s->name, &wl);
   if (has_main < 0) return snprintf(err, errlen, "the main command in %s/state.json is malformed", dir), -1;
   snprintf(p, sizeof p, "%s/stop-request", dir);
   unlink(p); /* left by the last stop: this boot is a new run */
@@ -314,7 +314,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   bool net_failed = false;
   if (container_create(&o, &pid, &e) < 0 || container_load(s->name, &c, &e) != 0 ||
       /* a velo network: its plugins run while the init waits for start, before anything of the tenant runs */
-      (cni_wanted(s) && (net_failed = cni_attach(home, s, pid, err, errlen) < 0)) || container_start(&c, &e) < 0) {
+      (!transient && cni_wanted(s) && (net_failed = cni_attach(home, s, pid, err, errlen) < 0)) || container_start(&c, &e) < 0) {
     container_free(&c);
     if (!net_failed) fail_with(&e, err, errlen);
     char e2[256];
@@ -334,7 +334,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, cha
   char pidattr[40];
   snprintf(pidattr, sizeof pidattr, "pid=%ld", s->pid);
   const char *attrs[] = {pidattr};
-  event_emit(home, "sandbox", "start", s->name, attrs, 1);
+  if (!transient) event_emit(home, "sandbox", "start", s->name, attrs, 1);
   if (has_main == 1) {
     int r = sb_monitor_start(ctx, home, s, err, errlen);
     if (r < 0) {

@@ -13,7 +13,9 @@
  * "UNSUPPORTED: message\nsuggestion: text", and a permission problem found before anything starts (a store the
  * tenant's root cannot reach) as "PERMISSION_DENIED: ...": sb_err_split tells them apart here,
  * src/sandbox/container.ts in Node. */
-int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, char *err, size_t errlen);
+/* transient: a boot for `velo sandbox cp` of a stopped sandbox — no main command, no network plugins, no events;
+ * the caller kills it and deletes the container when the copy is done. */
+int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, bool transient, char *err, size_t errlen);
 /* "UNSUPPORTED" or "PERMISSION_DENIED" (err cut to the message, *sug to the suggestion) or NULL (err untouched) */
 const char *sb_err_split(char *err, const char **sug);
 /* Signal the sandbox's init (as velo-runtime kill) and wait up to timeout_ms for it to exit: 0 exited (or no wait),

@@ -594,7 +594,7 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
   /* boot: the bundle's config.json, velo-runtime create + start (namespaces, cgroups, mounts, velo-init) */
   t = now_ms();
   char err[2048];
-  if (sb_boot(ctx, home, s, err, sizeof err) < 0) {
+  if (sb_boot(ctx, home, s, false, err, sizeof err) < 0) {
     cleanup_tenant(ctx, home, name, s);
     char msg[2300];
     const char *sug = NULL, *code = sb_err_split(err, &sug);

@@ -33,7 +33,7 @@ int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
   if (argc < 1) return fail("usage: velo __sandbox boot|exec|kill|delete --home H NAME ...%s%s", "", "");
   const char *verb = argv[0], *home = NULL, *workdir = NULL, *user_home = NULL;
   long uid = 0, gid = 0;
-  bool tty = false;
+  bool tty = false, transient = false;
   const char **env = calloc((size_t)argc, sizeof *env);
   int n_env = 0, i = 1;
   const char *pos[4] = {0};
@@ -52,6 +52,7 @@ int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
     else if (!strcmp(a, "--workdir") && v) workdir = v, i++;
     else if (!strcmp(a, "--env") && v) env[n_env++] = v, i++;
     else if (!strcmp(a, "--tty")) tty = true;
+    else if (!strcmp(a, "--transient")) transient = true;
     else if (a[0] != '-' && np < 4) pos[np++] = a;
     else return fail("velo __sandbox %s: unexpected %s", verb, a);
   }
@@ -84,7 +85,7 @@ int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
   int r = state_read(home, name, &s);
   if (r != STATE_OK) return fail("cannot read the state of sandbox %s%s", name, r == STATE_NOENT ? ": no such sandbox" : "");
   if (!strcmp(verb, "boot")) {
-    if (sb_boot(ctx, home, &s, err, sizeof err) < 0) return fail("%s%s", err, "");
+    if (sb_boot(ctx, home, &s, transient, err, sizeof err) < 0) return fail("%s%s", err, "");
     printf("%ld %s\n", s.pid, s.pid_start);
     /* what boot decided for a rootless tenant (the limits that apply, its cgroups, its user namespace), for Node's
      * state: {"limits": {...}, "cgroups": [...], "userns": bool} */

@@ -35,8 +35,9 @@ export interface BootDecision {
 }
 
 /** Boot the sandbox NAME (its state.json written): velo-runtime create + start; its init's pid and start time. */
-export function containerBoot(home: string, name: string): {pid: number; pidStart: string} & BootDecision {
-  const r = internal('boot', home, [name])
+export function containerBoot(home: string, name: string, o: {transient?: boolean} = {}): {pid: number; pidStart: string} & BootDecision {
+  // transient: for `sandbox cp` of a stopped sandbox (native/cli/rtcall.h): no main command, no network, no events
+  const r = internal('boot', home, o.transient ? [name, '--transient'] : [name])
   if (r.status !== 0) throw failure('cannot start sandbox', r)
   // warnings (rootless: the limits this host does not let velo apply) reach the user as they would from C
   if (r.stderr) process.stderr.write(r.stderr)

@@ -7,8 +7,8 @@ import {nativeBin} from '../lib/native'
 import {isRunning, readState} from './state'
 
 /**
- * `velo sandbox cp SRC DST`, one side `NAME:/path` (as docker cp): a tar stream between the host and a running
- * tenant. The tenant's side runs inside it (`velo sandbox exec NAME tar ...`, the tenant's own view, user
+ * `velo sandbox cp SRC DST`, one side `NAME:/path` (as docker cp): a tar stream between the host and a tenant
+ * (a stopped one is booted for the copy without its workload or network: src/sandbox/tenant.ts whileBootedForCopy). The tenant's side runs inside it (`velo sandbox exec NAME tar ...`, the tenant's own view, user
  * namespace and limits), so nothing it names can reach the host. The host's side is bsdtar, whose extraction
  * refuses `..`, absolute names and writing through symlinks (libarchive's secure defaults): a tenant that plants
  * `x -> /etc` in what is copied out cannot make the host write outside DST. Files land with the copier's owner
@@ -44,7 +44,15 @@ export async function copy(home: string, srcArg: string, dstArg: string): Promis
     throw new VeloError('USAGE', 'velo sandbox cp copies between the host and one sandbox: exactly one side is NAME:/path', {suggestion: 'velo sandbox cp ./file web:/tmp/, or velo sandbox cp web:/var/log/app.log ./'})
   const name = validateName('sandbox', (src.name ?? dst.name)!)
   const s = readState(home, name)
-  if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is stopped`, {suggestion: `start it (velo sandbox start ${name}); cp works on running sandboxes`})
+  // a stopped sandbox (docker cp works on those too): its filesystem brought up for the copy, no workload, no network
+  if (!isRunning(s)) {
+    const {whileBootedForCopy} = await import('./tenant')
+    return whileBootedForCopy(home, name, () => copyRunning(home, name, src, dst))
+  }
+  return copyRunning(home, name, src, dst)
+}
+
+async function copyRunning(home: string, name: string, src: {name?: string; path: string}, dst: {name?: string; path: string}): Promise<CpResult> {
   // the tenant's side is an exec of the sandbox (the native front door, as users call it)
   const velo = (args: string[]): [string, string[]] => [nativeBin('velo'), ['sandbox', 'exec', '--home', home, name, '--', ...args]]
   if (dst.name) {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
@@ -264,10 +265,10 @@ function envMerge(...lists: string[][]): string[] {
  * by the native code both front doors share (`velo __sandbox boot`, src/sandbox/container.ts): it must be on disk
  * first.
  */
-function boot(home: string, s: TenantState, timings: Record<string, number>): void {
+function boot(home: string, s: TenantState, timings: Record<string, number>, transient = false): void {
   const t = process.hrtime.bigint()
   writeState(home, s)
-  const {pid, pidStart, limits, cgroups, userns} = containerBoot(home, s.name)
+  const {pid, pidStart, limits, cgroups, userns} = containerBoot(home, s.name, {transient})
   timings.runtime = ms(t)
   // the boot decides what a rootless tenant gets (its user namespace, the limits that apply, its cgroups)
   s.limits = limits
@@ -551,7 +552,7 @@ async function volumesSnapshotMounts(home: string, mounts: MountSpec[]): Promise
   return out
 }
 
-export async function startSandbox(home: string, name: string): Promise<CreateResult> {
+export async function startSandbox(home: string, name: string, o: {transient?: boolean} = {}): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`, {suggestion: `run commands in it with velo sandbox exec ${name} -- CMD, or stop it first`})
@@ -574,9 +575,31 @@ export async function startSandbox(home: string, name: string): Promise<CreateRe
   // Whatever a crash left in the work dir is overlay's scratch space: start from an empty one.
   if (isRoot()) fs.rmSync(path.join(tenantDir(home, name), 'work'), {recursive: true, force: true})
   else containerPurge(home, `${name}/work`) // rootless: overlay leaves work/work mode 000, for the tenant's root only
-  boot(home, s, timings)
+  boot(home, s, timings, o.transient)
   timings.total = ms(t0)
   return {name, image: s.image, pid: s.pid!, profile: s.profile, timings}
+}
+
+/**
+ * Run fn with a stopped sandbox's filesystem up, as `docker cp` reaches a stopped container's files: the sandbox is
+ * booted without its main command, its network or events (its init only, in its own namespaces and limits), and
+ * killed and deleted afterwards; its state file is put back as it was. A sandbox started or removed by someone
+ * else meanwhile is theirs: the state is not put back over it.
+ */
+export async function whileBootedForCopy<T>(home: string, name: string, fn: () => Promise<T>): Promise<T> {
+  const file = path.join(tenantDir(home, name), 'state.json')
+  const before = fs.readFileSync(file, 'utf8')
+  const booted = await startSandbox(home, name, {transient: true})
+  try {
+    return await fn()
+  } finally {
+    const now = readState(home, name)
+    if (now.pid === booted.pid) {
+      containerKill(home, name, 9, 5000)
+      containerDelete(home, name)
+      writeFileAtomic(file, before, 0o600)
+    }
+  }
 }
 
 /** SIGTERM to init (it forwards to every process and exits when they are gone), SIGKILL after the grace period. */

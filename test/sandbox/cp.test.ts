@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {rmrf, tmpDir} from '../helpers'
-import {SandboxHome, uniq} from './fixture'
+import {leftovers, SandboxHome, uniq} from './fixture'
 
 // velo sandbox cp between the host and a running tenant, both ways, and a tenant that lies about what it sends.
 describe('sandbox cp', () => {
@@ -66,13 +66,39 @@ t.close()
     expect(sb.exec(A, ['/bin/busybox', 'rm', '/usr/local/bin/sh']).status).toBe(0)
   })
 
-  it('bad input: both sides or neither a sandbox, a stopped sandbox, a missing source: clear errors', () => {
+  it('bad input: both sides or neither a sandbox, a missing source, an unknown sandbox: clear errors', () => {
     expect(sb.velo(['sandbox', 'cp', '/etc/hostname', '/tmp/x']).stderr).toMatch(/USAGE.*exactly one side/)
     expect(sb.velo(['sandbox', 'cp', `${A}:/a`, `${A}:/b`]).stderr).toMatch(/USAGE/)
     expect(sb.velo(['sandbox', 'cp', path.join(work, 'nope'), `${A}:/tmp/`]).stderr).toMatch(/NOT_FOUND/)
+    expect(sb.velo(['sandbox', 'cp', `${uniq('cp-none')}:/etc/hostname`, work]).stderr).toMatch(/NOT_FOUND/)
+  })
+
+  it('a stopped sandbox (as docker cp): files in and out, its main command not run, no events, its state as it was', () => {
+    // the main command counts its runs: a copy must not run it
     const S = uniq('cp-stopped')
-    sb.create(S)
+    expect(sb.velo(['sandbox', 'create', S, '--', 'sh', '-c', 'echo ran >> /runs; exec sleep 1000']).status).toBe(0)
+    for (let i = 0; i < 100 && sb.exec(S, ['cat', '/runs']).stdout !== 'ran\n'; i++) spawnSync('sleep', ['0.05'])
     sb.json(['sandbox', 'stop', S])
-    expect(sb.velo(['sandbox', 'cp', `${S}:/etc/hostname`, work]).stderr).toMatch(/STATE.*stopped/)
+    const state = () => fs.readFileSync(path.join(sb.home, 'tenants', S, 'state.json'), 'utf8')
+    const before = state()
+    const t0 = new Date().toISOString()
+    fs.writeFileSync(path.join(work, 'into-stopped.txt'), 'copied into a stopped sandbox\n')
+    const cin = sb.velo(['sandbox', 'cp', path.join(work, 'into-stopped.txt'), `${S}:/root/`])
+    expect(cin.status, cin.stderr).toBe(0)
+    const out = path.join(work, 'runs-out')
+    const cout = sb.velo(['sandbox', 'cp', `${S}:/runs`, out])
+    expect(cout.status, cout.stderr).toBe(0)
+    expect(fs.readFileSync(out, 'utf8')).toBe('ran\n')
+    // still stopped, state file as it was, nothing in the event journal, no process or cgroup left of the copies
+    expect(JSON.parse(sb.velo(['sandbox', 'inspect', S, '--json']).stdout).status).toBe('stopped')
+    expect(state()).toBe(before)
+    expect(sb.velo(['events', '--since', t0, '--filter', `name=${S}`, '--json']).stdout).toBe('')
+    expect(leftovers(sb.home, [S]).cgroups).toEqual([])
+    // what went in is there at the next start (its upper dir), and the main command ran once more, not three times
+    sb.json(['sandbox', 'start', S])
+    expect(sb.exec(S, ['cat', '/root/into-stopped.txt']).stdout).toBe('copied into a stopped sandbox\n')
+    for (let i = 0; i < 100 && sb.exec(S, ['cat', '/runs']).stdout !== 'ran\nran\n'; i++) spawnSync('sleep', ['0.05'])
+    expect(sb.exec(S, ['cat', '/runs']).stdout).toBe('ran\nran\n')
+    expect(sb.velo(['sandbox', 'rm', '-f', S]).status).toBe(0)
   })
 })
