@@ -14,6 +14,7 @@ import {Store} from '../store/cas'
 import {isRoot} from '../lib/home'
 import {filterXattrs, newXattrFilter, xattrWarning, XattrFilter, Xattrs} from '../manifest/xattrs'
 import {readXattrTree} from '../store/xattr-io'
+import {nativeIngestTool, scanNative} from '../store/ingest'
 
 /**
  * An overlayfs upper directory → one velo layer (what `velo sandbox commit` stores on top of the tenant's
@@ -159,6 +160,37 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdS
   return {builder, newObjects, newBytes, xfilter}
 }
 
+/**
+ * The upper dir's layer, its objects stored and durable: through the native pass of `velo ingest` (one C process
+ * walks, hashes and stores, then one syncfs; native/ingest) when the ids are taken as they are, else (a tenant in a
+ * user namespace of its own: ids shifted back, or no native tool, or VELO_NO_NATIVE_INGEST) the Node walk above.
+ * Both give the same layer (test/image/commit-native.test.ts).
+ */
+function scanUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdShift): {builder: LayerBuilder; newObjects: number; newBytes: number; xfilter: XattrFilter} {
+  const tool = shift || process.env.VELO_NO_NATIVE_INGEST ? undefined : nativeIngestTool()
+  if (!tool) {
+    const r = walkUpper(store, upper, opaque, shift)
+    store.sync()
+    return r
+  }
+  const xfilter = newXattrFilter()
+  const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
+  const [t] = scanNative(tool, store, [upper], xfilter, pre, {opaque})
+  // what the native pass leaves to Node: files with extended attributes (the policy is TypeScript's), sparse files
+  for (const j of t.jobs) {
+    const o = store.writeFile(j.path, {mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size, xattrs: j.node.meta.xattrs})
+    j.node.meta.hash = Buffer.from(o.hash, 'hex')
+    j.node.meta.size = BigInt(o.size)
+    if (o.isNew) {
+      pre.newObjects++
+      pre.newBytes += o.size
+    }
+  }
+  // the native pass ended with a syncfs of its own: another only for what was stored here after it
+  if (t.jobs.length) store.sync()
+  return {builder: t.builder, newObjects: pre.newObjects, newBytes: pre.newBytes, xfilter}
+}
+
 export interface UpperLayerResult {
   layer: string
   files: number
@@ -182,8 +214,7 @@ export function storeUpperLayer(home: string, opts: {upperDir: string; source: s
   try {
     for (const l of opts.baseLayers ?? []) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
     const opaque = overlayMarks(opts.upperDir)
-    const {builder, newObjects, newBytes, xfilter} = walkUpper(store, opts.upperDir, opaque, opts.shift)
-    store.sync()
+    const {builder, newObjects, newBytes, xfilter} = scanUpper(store, opts.upperDir, opaque, opts.shift)
     const {info, entries} = builder.finish(opts.source)
     let layerExisted = false
     db.writeSync(() => {

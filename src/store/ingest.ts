@@ -6,8 +6,8 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
-import {LayerBuilder, Meta, metaFromStat, TreeNode} from '../manifest/builder'
-import {S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
+import {FLAG_OPAQUE, LayerBuilder, Meta, metaFromStat, TreeNode, whiteoutMeta} from '../manifest/builder'
+import {S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
 import {probePlaceholders} from '../run/native'
@@ -89,7 +89,7 @@ export interface TreesResult {
   warnings: string[]
 }
 
-interface Scanned {
+export interface Scanned {
   src: string
   builder: LayerBuilder
   jobs: Job[]
@@ -110,7 +110,7 @@ function checkDir(dir: string): {src: string; rootSt: fs.BigIntStats} {
 }
 
 let ingestTool: string | null | undefined
-function nativeIngestTool(): string | undefined {
+export function nativeIngestTool(): string | undefined {
   if (ingestTool === undefined) {
     try {
       ingestTool = nativeBin('velo-ingest')
@@ -130,7 +130,19 @@ const FIELDS = 13
  * the records. Files it leaves alone (extended attributes: the policy is here; sparse placeholders) come back as
  * jobs for the Node path. Under the store's shared lock (it writes objects).
  */
-function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: {newObjects: number; newBytes: number; files: number; bytes: number}): Scanned[] {
+/**
+ * upper: the trees are overlayfs upper dirs being committed (src/image/commit.ts): a char device 0/0 is a whiteout,
+ * the dirs overlay marked opaque carry FLAG_OPAQUE, and overlayfs' own xattrs are its bookkeeping (ignored, not
+ * refused as in an ingest). Ids are taken as they are on disk (a commit that shifts ids uses the Node walk).
+ */
+export function scanNative(
+  tool: string,
+  store: Store,
+  srcs: string[],
+  xfilter: ReturnType<typeof newXattrFilter>,
+  pre: {newObjects: number; newBytes: number; files: number; bytes: number},
+  upper?: {opaque: Set<string>},
+): Scanned[] {
   const r = spawnSync(tool, [store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', ...srcs], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-ingest: ${r.error.message}`)
   if (r.status !== 0) {
@@ -170,10 +182,19 @@ function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnT
     if (flag === 'x' || flag === 'X') {
       treeX[t] ??= readXattrTree(tree.src)
       const x = treeX[t]!.get(rel)
-      if (x) meta.xattrs = filterXattrs(x, {where: `ingest of ${tree.src}`, entry: where, kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other', root, filter: xfilter})
+      if (x)
+        meta.xattrs = filterXattrs(x, {
+          where: `${upper ? 'commit' : 'ingest'} of ${tree.src}`,
+          entry: where,
+          kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other',
+          root,
+          filter: xfilter,
+          ...(upper ? {overlay: 'ignore' as const} : {}),
+        })
     }
     if (rel === '.') {
       tree.builder = new LayerBuilder(meta)
+      if (upper?.opaque.has('.')) tree.builder.root.meta.flags = FLAG_OPAQUE
       dirsOf[t].set('', tree.builder.root)
       continue
     }
@@ -182,7 +203,9 @@ function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnT
     if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
     const n = slash < 0 ? relB : relB.subarray(slash + 1)
     if (type === S_IFDIR) {
-      dirsOf[t].set(rel, tree.builder.put(parent, Buffer.from(n), meta, where))
+      dirsOf[t].set(rel, tree.builder.put(parent, Buffer.from(n), upper?.opaque.has(rel) ? {...meta, flags: FLAG_OPAQUE} : meta, where))
+    } else if (upper && type === S_IFCHR && f[8].toString('latin1') === '0') {
+      tree.builder.put(parent, Buffer.from(n), whiteoutMeta(), where)
     } else if (type === S_IFREG) {
       const hl = f[9].toString('latin1')
       const first = hl ? seen.get(hl) : undefined

@@ -76,6 +76,31 @@ describe('velo sandbox commit', () => {
     expect(fmtRows(listDir(co)).slice(1)).toEqual(fmtRows(rows).slice(1))
   })
 
+  it('the native pass (ids as they are) and the Node walk commit the same upper dir to the same layer', () => {
+    // whiteouts, an opaque dir, a hard link, a symlink, a fifo, an xattr and a new file: every kind an upper holds
+    const N = uniq('commitnat')
+    sb.create(N, ['--image', 'bb', '--userns', 'host'])
+    const ch = sb.sh(N, 'rm /etc/gone && rm -rf /opt && mkdir /opt && echo new > /opt/new && ln /opt/new /opt/hard && ln -s /opt/new /etc/link && echo changed > /etc/keep')
+    expect(ch.status, ch.stderr).toBe(0)
+    expect(sb.velo(['sandbox', 'stop', N]).status).toBe(0)
+    const upper = path.join(sb.home, 'tenants', N, 'upper')
+    sh(`mkfifo ${upper}/opt/fifo && setfattr -n user.note -v hello ${upper}/opt/new`)
+    const viaNode = sb.velo(['sandbox', 'commit', N, 'bb-node', '--json'], {env: {VELO_NO_NATIVE_INGEST: '1'}})
+    expect(viaNode.status, viaNode.stderr).toBe(0)
+    const viaC = sb.json(['sandbox', 'commit', N, 'bb-native'])
+    expect(viaC.layer).toBe(JSON.parse(viaNode.stdout).layer)
+    expect(viaC.whiteouts).toBe(1)
+    expect(viaC.opaqueDirs).toBe(1)
+    const db = ManifestDb.open(sb.home)
+    try {
+      expect(fmtRows(listImage(db, 'bb-native'))).toEqual(fmtRows(listImage(db, 'bb-node')))
+      expect(fmtRows(listImage(db, 'bb-native')).join('\n')).toMatch(/opt\/fifo/)
+    } finally {
+      db.close()
+    }
+    expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
+  })
+
   it('refuses unknown sandboxes and bad image names', () => {
     expect(sb.velo(['sandbox', 'commit', 'no-such-sandbox', 'x']).stderr).toMatch(/NOT_FOUND/)
     const bad = sb.velo(['sandbox', 'commit', T, '../evil'])
