@@ -8,6 +8,7 @@
  * missing or not JSON is left out, as Node leaves it out. */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -303,6 +304,25 @@ static void print_table(const struct row *rows, size_t n) {
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* Rows [from, to) of the listing: read_row per tenant into rows[i] (result in res[i]: 1 row, 0 left out, -1 Node),
+ * the part of the work one thread does. Each row is its own (its files, its JSON objects), so threads share
+ * nothing but the arrays' disjoint slices. */
+struct ls_part {
+  const char *home;
+  char **names;
+  struct row *rows;
+  json_object **keep;
+  int *res;
+  size_t from, to;
+};
+
+static void *ls_part_run(void *arg) {
+  struct ls_part *p = arg;
+  for (size_t i = p->from; i < p->to; i++)
+    p->res[i] = name_valid(p->names[i]) ? read_row(p->home, p->names[i], &p->rows[i], p->keep + 3 * i) : 0;
+  return NULL;
+}
+
 int front_sandbox_ls(const struct front_ctx *ctx, int argc, char **argv) {
   (void)ctx;
   static struct parsed_args a;
@@ -332,14 +352,21 @@ int front_sandbox_ls(const struct front_ctx *ctx, int argc, char **argv) {
   if (n) qsort(names, n, sizeof *names, by_name);
   struct row *rows = calloc(n + 1, sizeof *rows);
   json_object **keep = calloc(3 * n + 3, sizeof *keep);
-  if (!rows || !keep) return FRONT_FALLBACK;
+  int *res = calloc(n + 1, sizeof *res);
+  if (!rows || !keep || !res) return FRONT_FALLBACK;
+  /* readState validates the name first: a dir with another name is left out. A long listing is read by two
+   * threads (one per half; each tenant costs a few syscalls and a JSON parse: 1,000 tenants ~35 ms on one) */
+  struct ls_part parts[2] = {{home, names, rows, keep, res, 0, n}, {home, names, rows, keep, res, n, n}};
+  pthread_t th;
+  bool two = n >= 64;
+  if (two) parts[0].to = parts[1].from = n / 2;
+  if (two && pthread_create(&th, NULL, ls_part_run, &parts[1]) != 0) two = false, parts[0].to = n;
+  ls_part_run(&parts[0]);
+  if (two) pthread_join(th, NULL);
   size_t kept = 0;
   for (size_t i = 0; i < n; i++) {
-    /* readState validates the name first: a dir with another name is left out */
-    if (!name_valid(names[i])) continue;
-    int r = read_row(home, names[i], &rows[kept], keep + 3 * i);
-    if (r < 0) return FRONT_FALLBACK;
-    if (r > 0) kept++;
+    if (res[i] < 0) return FRONT_FALLBACK;
+    if (res[i] > 0) rows[kept++] = rows[i];
   }
   if (a.json) print_json(rows, kept);
   else print_table(rows, kept);

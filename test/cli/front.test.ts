@@ -454,6 +454,14 @@ describe('native front-end: sandbox fast paths', () => {
         fs.rmSync(path.join(home, 'tenants', 'odd'), {recursive: true})
       }
       same()
+      // a long listing (read by two threads): the same rows in the same order, damaged ones left out in both halves,
+      // and an odd state in the second half still hands the whole call to Node
+      for (let i = 0; i < 150; i++)
+        put(`many-${String(i).padStart(3, '0')}`, i % 7 === 3 ? '{"image": ' : {...base, ...(i % 5 === 0 ? {pid: process.pid, pidStart} : {}), ...(i % 11 === 0 ? {main: {argv: ['sleep', String(i)]}} : {})})
+      same()
+      expect(JSON.parse(velo(home, ['sandbox', 'ls', '--json'], {env: NO_NODE}).stdout)).toHaveLength(4 + 150 - 21)
+      put('many-140', {...base, image: 'ïmg'})
+      expect(velo(home, ['sandbox', 'ls', '--json'], {env: NO_NODE}).stderr).toMatch(/Cannot find module/)
     } finally {
       rmrf(home)
     }
