@@ -61,6 +61,10 @@ static int reap_unrecorded(const char *home, const char *name, char *err, size_t
   }
   char path[300];
   oci_sandbox_cgroups_path(home, name, rt_rootless(), path, sizeof path);
+  /* where its boot put them, as state.json records: a tenant booted before cgroups were per store sits at velo/NAME,
+   * and a store whose device number changed (a remount) computes another path than its boot did */
+  const char *rec = s.cgroups.n ? strrchr(s.cgroups.v[0], '/') : NULL;
+  if (rec && !rt_rootless() && rec[1] && strcmp(rec + 1, ".") && strcmp(rec + 1, "..")) snprintf(path, sizeof path, "/velo/%s", rec + 1);
   json_object *lin = json_object_new_object();
   json_object_object_add(lin, "cgroupsPath", json_object_new_string(path));
   struct oci_cgroup cg;
@@ -281,11 +285,11 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, boo
     if (s->userns && tenant_userns(home, s->name, dir, &ids, err, errlen) < 0) return -1;
     /* the state's cgroups are where this boot's cgroupsPath puts them (oci_sandbox_cgroups_path: the one rule) */
     struct strlist cg;
-    if (cgroup_dirs(home, s->name, &cg) == 0) {
-      for (size_t i = 0; i < s->cgroups.n; i++) free(s->cgroups.v[i]);
-      free(s->cgroups.v);
-      s->cgroups = cg;
-    }
+    int got = cgroup_dirs(home, s->name, &cg);
+    for (size_t i = 0; i < s->cgroups.n; i++) free(s->cgroups.v[i]);
+    free(s->cgroups.v);
+    /* none known (a v1 controller not mounted: the runtime's create says so): none recorded, never stale ones */
+    s->cgroups = got == 0 ? cg : (struct strlist){0};
   }
   double v;
   static const char *const TENANT_DIRS[] = {"upper", "work"};

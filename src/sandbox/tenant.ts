@@ -6,7 +6,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
 import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
-import {cgroupStats, Limits} from './cgroup'
+import {cgroupStats, layout, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
@@ -432,7 +432,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
         ...(userns ? {userns: true as const} : {}),
         user: profile.user ?? img.config?.user ?? undefined,
         workdir: profile.workdir ?? img.config?.workingDir ?? '/',
-        cgroups: [], // the boot's (native/cli/oci.h: velo/NAME.STORE)
+        cgroups: (layout(), []), // the boot's (native/cli/oci.h: velo/NAME.STORE); layout() says UNSUPPORTED first when a v1 controller is missing
         createdAt: new Date().toISOString(),
       }
       try {
@@ -584,21 +584,49 @@ export async function startSandbox(home: string, name: string, o: {transient?: b
  * Run fn with a stopped sandbox's filesystem up, as `docker cp` reaches a stopped container's files: the sandbox is
  * booted without its main command, its network or events (its init only, in its own namespaces and limits), and
  * killed and deleted afterwards; its state file is put back as it was. A sandbox started or removed by someone
- * else meanwhile is theirs: the state is not put back over it.
+ * else meanwhile is theirs: the state is not put back over it. Interrupted (SIGINT, SIGTERM, SIGHUP) the copy
+ * still ends the boot before the process exits; killed with SIGKILL it leaves the sandbox up with its init only,
+ * which `velo sandbox stop` ends (docs/sandbox.md).
  */
 export async function whileBootedForCopy<T>(home: string, name: string, fn: () => Promise<T>): Promise<T> {
   const file = path.join(tenantDir(home, name), 'state.json')
   const before = fs.readFileSync(file, 'utf8')
+  let done = false
+  const end = () => {
+    if (done) return
+    done = true
+    let now: TenantState
+    try {
+      now = readState(home, name)
+    } catch {
+      return // removed meanwhile: nothing of ours is left to end
+    }
+    if (now.pid !== booted.pid) return // started again by someone else (our boot was ended by theirs)
+    // each step on its own: a failed kill must not keep the delete (which kills too) or the state from their turn
+    try {
+      containerKill(home, name, 9, 5000)
+    } catch {}
+    try {
+      containerDelete(home, name)
+    } finally {
+      writeFileAtomic(file, before, 0o600)
+    }
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    try {
+      end()
+    } finally {
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15))
+    }
+  }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   const booted = await startSandbox(home, name, {transient: true})
+  for (const sig of signals) process.on(sig, onSignal)
   try {
     return await fn()
   } finally {
-    const now = readState(home, name)
-    if (now.pid === booted.pid) {
-      containerKill(home, name, 9, 5000)
-      containerDelete(home, name)
-      writeFileAtomic(file, before, 0o600)
-    }
+    for (const sig of signals) process.off(sig, onSignal)
+    end()
   }
 }
 

@@ -1,8 +1,8 @@
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir} from '../helpers'
+import {rmrf, tmpDir, VELO} from '../helpers'
 import {leftovers, SandboxHome, uniq} from './fixture'
 
 // velo sandbox cp between the host and a running tenant, both ways, and a tenant that lies about what it sends.
@@ -81,6 +81,8 @@ t.close()
     sb.json(['sandbox', 'stop', S])
     const state = () => fs.readFileSync(path.join(sb.home, 'tenants', S, 'state.json'), 'utf8')
     const before = state()
+    // the stop's own event is older than t0 (events carry ns, t0 ms: leave a few ms between them)
+    spawnSync('sleep', ['0.02'])
     const t0 = new Date().toISOString()
     fs.writeFileSync(path.join(work, 'into-stopped.txt'), 'copied into a stopped sandbox\n')
     const cin = sb.velo(['sandbox', 'cp', path.join(work, 'into-stopped.txt'), `${S}:/root/`])
@@ -99,6 +101,26 @@ t.close()
     expect(sb.exec(S, ['cat', '/root/into-stopped.txt']).stdout).toBe('copied into a stopped sandbox\n')
     for (let i = 0; i < 100 && sb.exec(S, ['cat', '/runs']).stdout !== 'ran\nran\n'; i++) spawnSync('sleep', ['0.05'])
     expect(sb.exec(S, ['cat', '/runs']).stdout).toBe('ran\nran\n')
+    expect(sb.velo(['sandbox', 'rm', '-f', S]).status).toBe(0)
+  })
+
+  it('a copy of a stopped sandbox interrupted with SIGTERM still ends the boot it made', async () => {
+    const S = uniq('cp-int')
+    sb.create(S)
+    // enough bytes that the copy is still running when the signal comes
+    expect(sb.sh(S, 'head -c 400000000 /dev/zero > /big').status).toBe(0)
+    sb.json(['sandbox', 'stop', S])
+    const before = fs.readFileSync(path.join(sb.home, 'tenants', S, 'state.json'), 'utf8')
+    const c = spawn(VELO, ['sandbox', 'cp', `${S}:/big`, path.join(work, 'big-out')], {env: {...process.env, VELO_HOME: sb.home}, stdio: 'ignore'})
+    const running = () => JSON.parse(sb.velo(['sandbox', 'inspect', S, '--json']).stdout).status === 'running'
+    for (let i = 0; i < 200 && !running(); i++) await new Promise((r) => setTimeout(r, 10))
+    expect(running()).toBe(true)
+    c.kill('SIGTERM')
+    const code = await new Promise<number | null>((r) => c.on('exit', (code) => r(code)))
+    expect(code).toBe(143)
+    expect(running()).toBe(false)
+    expect(fs.readFileSync(path.join(sb.home, 'tenants', S, 'state.json'), 'utf8')).toBe(before)
+    expect(leftovers(sb.home, [S]).cgroups).toEqual([])
     expect(sb.velo(['sandbox', 'rm', '-f', S]).status).toBe(0)
   })
 })
