@@ -1,5 +1,5 @@
 // Shared bench helpers: hyperfine runs with JSON export, ratio tables.
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as os from 'node:os'
@@ -103,4 +103,51 @@ export function benchStart(name, {defaultRuns = 5, setup = true} = {}) {
   fs.mkdirSync(W, {recursive: true})
   if (setup) sh(`bash ${ROOT}/scripts/setup.sh`)
   return {runs, W}
+}
+
+/**
+ * A private dockerd for a bench, started and waited for: no bridge, no iptables (no traffic beyond loopback and the
+ * bench's own containers), overlay2, its data root, exec root, pidfile, socket and log under DIR. Returns `docker`
+ * (the CLI prefix that talks to it), `dataRoot` (its files), and stop(): its containers removed, the daemon ended
+ * (SIGKILL after 20 s), whatever it left mounted under DIR detached. extraArgs: more dockerd flags.
+ */
+export async function startDockerd(dir, {extraArgs = []} = {}) {
+  fs.mkdirSync(dir, {recursive: true})
+  const sock = path.join(dir, 'docker.sock')
+  const dataRoot = path.join(dir, 'data')
+  const logFile = path.join(dir, 'dockerd.log')
+  const out = fs.openSync(logFile, 'a')
+  const proc = spawn(
+    'dockerd',
+    ['--bridge=none', '--iptables=false', '--ip-masq=false', '--storage-driver=overlay2', '--log-level=warn', `--data-root=${dataRoot}`, `--exec-root=${dir}/exec`, `--pidfile=${dir}/docker.pid`, `--host=unix://${sock}`, ...extraArgs],
+    {stdio: ['ignore', out, out]},
+  )
+  fs.closeSync(out)
+  let exited = false
+  proc.on('exit', () => (exited = true))
+  const docker = `docker -H unix://${sock}`
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+  const stop = async () => {
+    if (!exited) {
+      try {
+        sh(`${docker} ps -aq | xargs -r ${docker} rm -f >/dev/null 2>&1 || true`)
+      } catch {}
+      proc.kill('SIGTERM')
+      for (let i = 0; i < 200 && !exited; i++) await sleep(100)
+      if (!exited) proc.kill('SIGKILL')
+      for (let i = 0; i < 50 && !exited; i++) await sleep(100)
+    }
+    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(dir + '/'))
+    for (const m of mounts.sort((a, b) => b.length - a.length)) sh(`umount -l ${m} 2>/dev/null || true`)
+  }
+  for (let i = 0; i < 300; i++) {
+    if (exited) throw new Error(`dockerd exited: ${fs.readFileSync(logFile, 'utf8').slice(-2000)}`)
+    try {
+      sh(`${docker} version >/dev/null 2>&1`)
+      return {docker, dataRoot, stop}
+    } catch {}
+    await sleep(100)
+  }
+  await stop()
+  throw new Error(`dockerd did not answer within 30 s; see ${logFile}`)
 }

@@ -10,50 +10,18 @@
 //   Usage: node bench/pagecache.mjs [--tenants N]     Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-pagecache)
 // Drops the host's page cache (echo 3 > /proc/sys/vm/drop_caches) before each engine's turn: run it on a host
 // where that is acceptable.
-import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {printRows, ratioRow, sh, startDockerd, VELO, ROOT} from './lib.mjs'
 
 const arg = (k, d) => (process.argv.includes(k) ? process.argv[process.argv.indexOf(k) + 1] : d)
 const N = Number(arg('--tenants', 100))
 const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-pagecache'
 const H = path.join(W, 'home')
-const SOCK = path.join(W, 'docker.sock')
-const d = `docker -H unix://${SOCK}`
 const log = (m) => console.error(`bench: ${m}`)
 const NODE = '/usr/bin/node' // where rootfs/build.sh puts the host's node
 const WORK = `cat ${NODE} >/dev/null; echo read; while :; do sleep 3600; done`
-let dockerd
-
-async function startDockerd() {
-  fs.mkdirSync(path.join(W, 'docker'), {recursive: true})
-  const out = fs.openSync(path.join(W, 'dockerd.log'), 'w')
-  dockerd = spawn('dockerd', ['--bridge=none', '--iptables=false', '--ip-masq=false', '--storage-driver', 'overlay2', '--data-root', path.join(W, 'docker'),
-    '--exec-root', path.join(W, 'dx'), '--pidfile', path.join(W, 'docker.pid'), '-H', `unix://${SOCK}`], {stdio: ['ignore', out, out]})
-  for (let i = 0; i < 300; i++) {
-    try {
-      sh(`${d} info >/dev/null 2>&1`)
-      return
-    } catch {
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-  throw new Error(`dockerd did not come up; see ${W}/dockerd.log`)
-}
-
-async function stopDockerd() {
-  if (!dockerd || dockerd.exitCode !== null) return
-  try {
-    sh(`${d} ps -aq | xargs -r ${d} rm -f >/dev/null 2>&1 || true`)
-  } catch {}
-  dockerd.kill('SIGTERM')
-  await new Promise((r) => {
-    const t = setTimeout(() => (dockerd.kill('SIGKILL'), r()), 20000)
-    dockerd.on('exit', () => (clearTimeout(t), r()))
-  })
-}
-
+let dockerd // bench/lib.mjs startDockerd
 function cleanupVelo() {
   for (const s of sh(`ls ${H}/tenants 2>/dev/null || true`).split('\n').filter(Boolean)) sh(`${VELO} sandbox rm -f ${s} --home ${H} >/dev/null 2>&1 || true`)
 }
@@ -112,7 +80,8 @@ try {
   cleanupVelo()
 
   log('docker (overlay2): the same, dockerd started here (--bridge=none --iptables=false)')
-  await startDockerd()
+  dockerd = await startDockerd(path.join(W, 'dockerd'))
+  const d = dockerd.docker
   sh(`${d} import ${W}/a.tar pc-a >/dev/null && ${d} import ${W}/b.tar pc-b >/dev/null`)
   dropCaches()
   c0 = cached()
@@ -120,8 +89,8 @@ try {
     for (const n of names(img)) sh(`${d} run -d --network none --name ${n} ${img} sh -c '${WORK}'`, quiet)
   await waitRead([...names('pc-a'), ...names('pc-b')], (n) => `${d} logs ${n}`)
   const dockerCached = cached() - c0
-  const dockerCopies = copiesOf(`${W}/a${NODE}`, path.join(W, 'docker'))
-  await stopDockerd()
+  const dockerCopies = copiesOf(`${W}/a${NODE}`, dockerd.dataRoot)
+  await dockerd.stop()
 
   const mib = (b) => b / 2 ** 20
   const sum = (cs) => cs.reduce((a, c) => a + c.cached, 0)
@@ -136,7 +105,6 @@ try {
   printRows('Page cache: two images sharing their files', rows)
 } finally {
   cleanupVelo()
-  await stopDockerd()
-  sh(`mountpoint -q ${W}/docker/overlay2 2>/dev/null && umount ${W}/docker/overlay2 || true`)
+  await dockerd?.stop()
   fs.rmSync(W, {recursive: true, force: true})
 }

@@ -4,10 +4,9 @@
 // bwrap, all measured side by side in one run with hyperfine.  Usage: node bench/sandbox.mjs [--runs N]
 //   [--fleet N] [--skip-fleet] [--skip-scale] [--skip-userns] [--skip-service] [--only-service]
 // Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-sandbox), removed at the end.
-import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {hyperfine, printRows, ratioRow, sh, startDockerd, VELO, ROOT} from './lib.mjs'
 
 const arg = (k, d) => (process.argv.includes(k) ? process.argv[process.argv.indexOf(k) + 1] : d)
 const runs = Number(arg('--runs', 10))
@@ -15,39 +14,10 @@ const fleetN = Number(arg('--fleet', 100))
 const W = process.env.VELO_BENCH_DIR || '/var/tmp/velo-bench-sandbox'
 const H = path.join(W, 'home')
 const v = `${VELO}`
-const SOCK = path.join(W, 'docker.sock')
-const d = `docker -H unix://${SOCK}`
 const log = (m) => console.error(`bench: ${m}`)
+// the private dockerd (bench/lib.mjs startDockerd) and the docker CLI prefix that talks to it
 let dockerd
-
-async function startDockerd() {
-  fs.mkdirSync(path.join(W, 'docker'), {recursive: true})
-  const out = fs.openSync(path.join(W, 'dockerd.log'), 'w')
-  dockerd = spawn('dockerd', ['--bridge=none', '--iptables=false', '--ip-masq=false', '--data-root', path.join(W, 'docker'), '--exec-root', path.join(W, 'dx'),
-    '--pidfile', path.join(W, 'docker.pid'), '-H', `unix://${SOCK}`], {stdio: ['ignore', out, out]})
-  for (let i = 0; i < 300; i++) {
-    try {
-      sh(`${d} info >/dev/null 2>&1`)
-      return
-    } catch {
-      await new Promise((r) => setTimeout(r, 100))
-    }
-  }
-  throw new Error(`dockerd did not come up; see ${W}/dockerd.log`)
-}
-
-async function stopDockerd() {
-  if (!dockerd || dockerd.exitCode !== null) return
-  try {
-    sh(`${d} ps -aq | xargs -r ${d} rm -f >/dev/null 2>&1 || true`)
-  } catch {}
-  dockerd.kill('SIGTERM')
-  await new Promise((r) => {
-    const t = setTimeout(() => (dockerd.kill('SIGKILL'), r()), 20000)
-    dockerd.on('exit', () => (clearTimeout(t), r()))
-  })
-}
-
+let d = 'docker'
 function cleanupVelo() {
   try {
     const l = JSON.parse(sh(`${v} sandbox ls --json --home ${H}`))
@@ -80,7 +50,8 @@ try {
   sh(`${v} ingest ${W}/rootfs --name default --home ${H} >/dev/null`)
   sh(`${v} sandbox run --rm --home ${H} -- true`) // builds the farm once
   log('starting dockerd (--bridge=none --iptables=false) and importing the same rootfs')
-  await startDockerd()
+  dockerd = await startDockerd(path.join(W, 'dockerd'))
+  d = dockerd.docker
   sh(`${d} import ${W}/rootfs.tar velo-bench >/dev/null`)
   sh(`${d} run --rm --network none velo-bench true`)
   // runc: an OCI bundle over the same rootfs (read-only root, own namespaces incl. network)
@@ -244,7 +215,7 @@ try {
   try {
     sh(`${v} network rm bridge --home ${H} >/dev/null 2>&1 || true`)
   } catch {}
-  await stopDockerd()
+  await dockerd?.stop()
   fs.rmSync(W, {recursive: true, force: true})
 }
 printRows('Sandboxes: velo vs docker, runc, bwrap', rows)

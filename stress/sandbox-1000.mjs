@@ -169,10 +169,8 @@ try {
       return false
     }
   })
-  // velo/NAME.STORE (docs/sandbox.md, "cgroups"), STORE this home's device and inode in hex
-  const st = fs.statSync(home, {bigint: true})
-  const leaf = (n) => `${n}.${st.dev.toString(16)}-${st.ino.toString(16)}`
-  const leftCgroups = ['memory', 'pids', 'cpu'].flatMap((c) => names.filter((n) => fs.existsSync(`/sys/fs/cgroup/${c}/velo/${leaf(n)}`) || fs.existsSync(`/sys/fs/cgroup/velo/${leaf(n)}`)))
+  // the cgroups each tenant's boot recorded in its state while it ran (velo decides where they are)
+  const leftCgroups = states.flatMap((s) => s.cgroups ?? []).filter((d) => fs.existsSync(d))
   const leftDirs = fs.readdirSync(path.join(home, 'tenants'))
   report.leftBehind = {mounts: leftMounts.length, processes: leftProcs.length, cgroups: leftCgroups.length, tenantDirs: leftDirs.length}
   if (leftMounts.length || leftProcs.length || leftCgroups.length || leftDirs.length) failed = true
