@@ -1,9 +1,10 @@
+import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
 import {listImage} from '../../src/image/view'
-import {rmrf, sh, tmpDir} from '../helpers'
+import {rmrf, sh, tmpDir, VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 import {fmtRows, listDir} from './listing'
 
@@ -87,7 +88,12 @@ describe('velo sandbox commit', () => {
     sh(`mkfifo ${upper}/opt/fifo && setfattr -n user.note -v hello ${upper}/opt/new`)
     const viaNode = sb.velo(['sandbox', 'commit', N, 'bb-node', '--json'], {env: {VELO_NO_NATIVE_INGEST: '1'}})
     expect(viaNode.status, viaNode.stderr).toBe(0)
-    const viaC = sb.json(['sandbox', 'commit', N, 'bb-native'])
+    // the native side really ran the C pass (a Node fallback would make the comparison say nothing)
+    const trace = path.join(w, 'commit.strace')
+    const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', trace, VELO, 'sandbox', 'commit', N, 'bb-native', '--json'], {env: {...process.env, VELO_HOME: sb.home}, encoding: 'utf8'})
+    expect(r.status, r.stderr).toBe(0)
+    expect(fs.readFileSync(trace, 'utf8')).toMatch(/execve\("[^"]*\/velo-ingest"/)
+    const viaC = JSON.parse(r.stdout)
     expect(viaC.layer).toBe(JSON.parse(viaNode.stdout).layer)
     expect(viaC.whiteouts).toBe(1)
     expect(viaC.opaqueDirs).toBe(1)
