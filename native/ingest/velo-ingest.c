@@ -1,6 +1,6 @@
 /* velo-ingest: the walk and content phases of `velo ingest` / `velo cache save` in one native pass.
  *
- *   velo-ingest CASDIR TMPDIR ROOT|NOROOT DIR...
+ *   velo-ingest [--index IN --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
  *
  * For each DIR (tree index 0, 1, ...): walk it without following symlinks (directories opened with O_NOFOLLOW
  * relative to their parent's fd, names sorted bytewise as the TypeScript walk sorts them), and store every
@@ -17,6 +17,9 @@
  * flag: '-' nothing stored (not a regular file, or empty), 'n' new object, 'd' object existed, 'x' has
  * extended attributes (not stored), 'X' the same and sparse without blocks (a `velo run` placeholder), 's' sparse
  * without blocks (not stored).
+ * --index/--index-out (one DIR only: a volume's snapshot, fpindex.h): a regular file whose stat fingerprint matches
+ * its record in IN is taken as the content recorded there (not opened, not read) when that object is in the store;
+ * OUT receives the fingerprints of every file stored or found this run.
  * Exit 0; or "velo-ingest: PATH: what: strerror" on stderr and exit 1 (nothing is linked for a failed file). */
 #include <dirent.h>
 #include <errno.h>
@@ -28,7 +31,10 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <time.h>
 #include "blake3.h"
+#include "dirlist.h"
+#include "fpindex.h"
 
 #define SMALL (4u << 20)
 #define CHUNK (1u << 20)
@@ -41,11 +47,16 @@ static int wrote_new;
 static FILE *out;
 static uint8_t *chunk;
 
+static struct fpindex index_in;
+static struct fpindex_writer index_out;
+static int use_index_out;
+
 static char cur_tmp[4096]; /* the temp file being filled, removed if we fail */
 
 static void die(const char *path, const char *what) {
   int e = errno;
   if (cur_tmp[0]) unlink(cur_tmp);
+  if (use_index_out) fpindex_writer_abort(&index_out);
   fprintf(stderr, "velo-ingest: %s: %s: %s\n", path, what, strerror(e));
   exit(1);
 }
@@ -58,6 +69,14 @@ static void fstr(const char *s) { field(s, strlen(s)); }
 static void fnum(uint64_t v) {
   char b[32];
   fstr((snprintf(b, sizeof b, "%" PRIu64, v), b));
+}
+
+static void hex(const uint8_t *p, size_t n, char *dst);
+static void unhex32(const char *h, uint8_t *d) {
+  for (int i = 0; i < 32; i++) {
+    int a = h[2 * i], b = h[2 * i + 1];
+    d[i] = (uint8_t)(((a <= '9' ? a - '0' : a - 'a' + 10) << 4) | (b <= '9' ? b - '0' : b - 'a' + 10));
+  }
 }
 
 static void hex(const uint8_t *p, size_t n, char *dst) {
@@ -221,21 +240,11 @@ static void record(int tree, const char *rel, const struct stat *st, const char 
   field(&flag, 1);
 }
 
-static int by_name(const struct dirent **a, const struct dirent **b) { return strcmp((*a)->d_name, (*b)->d_name); }
-
 static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
-  struct dirent **names;
-  /* scandir needs a path: the directory's fd through /proc/self/fd (no path re-resolution, no symlink) */
-  char fdpath[64];
-  snprintf(fdpath, sizeof fdpath, "/proc/self/fd/%d", dfd);
-  int n = scandir(fdpath, &names, NULL, by_name);
-  if (n < 0) die(abs, "read directory");
-  for (int i = 0; i < n; i++) {
-    const char *nm = names[i]->d_name;
-    if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0) {
-      free(names[i]);
-      continue;
-    }
+  struct dirlist dl;
+  if (dirlist_read(dfd, &dl) < 0) die(abs, "read directory");
+  for (size_t i = 0; i < dl.n; i++) {
+    const char *nm = dl.names[i];
     size_t nl = strlen(nm);
     size_t at = rlen;
     if (rlen + nl + 2 >= 65536) {
@@ -253,6 +262,19 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       walk(tree, c, rel, at + nl, abs);
       close(c);
     } else if (S_ISREG(st.st_mode)) {
+      const uint8_t *known = st.st_size > 0 ? fpindex_lookup(&index_in, rel, at + nl, &st) : NULL;
+      if (known) {
+        /* unchanged since the index saw it (and it had no extended attributes then): its object, if still there */
+        char hash[65], name[256];
+        hex(known, 32, hash);
+        object_name(name, sizeof name, hash, (uint64_t)st.st_size, &st);
+        if (exists_at(name)) {
+          record(tree, rel, &st, NULL, 0, hash, 'd');
+          if (use_index_out && fpindex_writer_add(&index_out, rel, at + nl, &st, known) < 0) die(rel, "write index");
+          rel[rlen] = 0;
+          continue;
+        }
+      }
       int f = openat(dfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
       if (f < 0) die(rel, "open");
       char hash[65];
@@ -269,6 +291,11 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         struct stat now = st;
         now.st_size = (off_t)stored;
         record(tree, rel, &now, NULL, 0, hash, flag);
+        if (use_index_out && stored == (uint64_t)st.st_size) {
+          uint8_t d[32];
+          unhex32(hash, d);
+          if (fpindex_writer_add(&index_out, rel, at + nl, &st, d) < 0) die(rel, "write index");
+        }
       } else
         record(tree, rel, &st, NULL, 0, NULL, flag);
       close(f);
@@ -284,15 +311,27 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       record(tree, rel, &st, NULL, 0, NULL, '-'); /* fifo, device, socket: the TypeScript side decides */
     }
     rel[rlen] = 0;
-    free(names[i]);
   }
-  free(names);
+  dirlist_free(&dl);
 }
 
 int main(int argc, char **argv) {
-  if (argc < 5) {
-    fprintf(stderr, "usage: velo-ingest CASDIR TMPDIR ROOT|NOROOT DIR...\n");
+  struct timespec started;
+  clock_gettime(CLOCK_REALTIME, &started);
+  const char *index_in_path = NULL, *index_out_path = NULL;
+  while (argc > 2 && (strcmp(argv[1], "--index") == 0 || strcmp(argv[1], "--index-out") == 0)) {
+    if (strcmp(argv[1], "--index") == 0) index_in_path = argv[2];
+    else index_out_path = argv[2];
+    argv += 2, argc -= 2;
+  }
+  if (argc < 5 || ((index_in_path || index_out_path) && argc != 5)) {
+    fprintf(stderr, "usage: velo-ingest [--index IN --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
     return 2;
+  }
+  if (index_in_path && fpindex_load(&index_in, index_in_path) < 0) die(index_in_path, "read index");
+  if (index_out_path) {
+    if (fpindex_writer_open(&index_out, index_out_path, &started) < 0) die(index_out_path, "write index");
+    use_index_out = 1;
   }
   cas_dir = argv[1];
   tmp_dir = argv[2];
@@ -317,6 +356,7 @@ int main(int argc, char **argv) {
   }
   /* always: an object found here may have been linked by a concurrent writer that has not synced yet */
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
+  if (use_index_out && fpindex_writer_commit(&index_out) < 0) die(index_out_path, "write index");
   if (fflush(out) != 0) die("stdout", "write");
   return 0;
 }

@@ -8,6 +8,7 @@ import {emitEvent} from '../lib/events'
 import {validateName} from '../lib/names'
 import {DISK_MIN, parseBytes} from '../profiles/profile'
 import {listTenantNames, readState} from '../sandbox/state'
+import {convergeTool, convergeToLayer} from './restore'
 
 /**
  * Named volumes: tenant data that outlives its tenants (`velo volume create`, `-v NAME:/path`).
@@ -49,6 +50,8 @@ export interface VolumeInfo extends VolumeRecord {
 export const volumesDir = (home: string) => path.join(home, 'volumes')
 export const volumeDir = (home: string, name: string) => path.join(volumesDir(home), name)
 export const volumeDataDir = (home: string, name: string) => path.join(volumeDir(home, name), 'data')
+/** The fingerprint index of the data dir (native/ingest/fpindex.h): a cache the snapshot and restore passes keep */
+export const volumeIndexPath = (home: string, name: string) => path.join(volumeDir(home, name), 'index')
 
 /** Docker's rule for `-v SRC:DST`: a SRC that is a bare name (no `/`, not starting with `.` or `~`) is a volume. */
 export function isVolumeName(src: string): boolean {
@@ -83,6 +86,14 @@ export function volumeUsers(home: string, name: string): string[] {
   return users
 }
 
+/** One volume command at a time changes a volume's files through velo (snapshot, restore, finishing a restore). */
+function lockVolume(home: string, name: string): StoreLock {
+  return new StoreLock(path.join(volumeDir(home, name), 'lock')).acquire('exclusive')
+}
+
+/** Marker of a restore in place under way: {snapshot, layer}; the next command on the volume finishes it. */
+const RESTORING = 'restoring'
+
 function withStoreLock<T>(home: string, mode: 'shared' | 'exclusive', fn: () => T): T {
   fs.mkdirSync(home, {recursive: true, mode: 0o711})
   const lock = new StoreLock(path.join(home, 'lock')).acquire(mode)
@@ -110,6 +121,7 @@ export const SNAPSHOTS_DIR = '.snapshots'
  * missing): what a tenant with `-v NAME:TARGET` and `velo volume mount NAME DIR` show at TARGET/.snapshots/SNAP.
  */
 export async function snapshotMounts(home: string, name: string, target: string): Promise<Array<{source: string; target: string; readonly: true; volume: string; snapshot: string}>> {
+  recoverRestore(home, name) // a start never binds a half-restored volume
   const snaps = await listSnapshots(home, name)
   if (!snaps.length) return []
   const {ManifestDb} = await import('../manifest/db')
@@ -149,14 +161,20 @@ async function hasImage(home: string, image: string): Promise<boolean> {
 /** `velo volume snapshot NAME SNAP`: the files as they are now, stored once in the store (deduplicated). */
 export async function snapshotVolume(home: string, name: string, snap: string): Promise<SnapshotInfo> {
   readRecord(home, name)
-  recoverRestore(home, name)
   validateSnapshotName(snap)
-  const image = snapshotImage(name, snap)
-  if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
-  const {ingestDirectory} = await import('../store/ingest')
-  const r = await ingestDirectory(home, volumeDataDir(home, name), image)
-  emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer})
-  return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes}
+  const lock = lockVolume(home, name)
+  try {
+    recoverRestore(home, name, true)
+    const image = snapshotImage(name, snap)
+    if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
+    const {ingestDirectory} = await import('../store/ingest')
+    // the fingerprint index: files unchanged since the last snapshot or restore are not read again
+    const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {index: volumeIndexPath(home, name)})
+    emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer})
+    return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes}
+  } finally {
+    lock.release()
+  }
 }
 
 /** `velo volume snapshots NAME`, oldest first. */
@@ -183,6 +201,8 @@ export async function listSnapshots(home: string, name: string): Promise<Snapsho
 export async function removeSnapshot(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string}> {
   validateName('volume', name)
   validateSnapshotName(snap)
+  // a restore to it left unfinished is finished first (it needs the snapshot's layer)
+  recoverRestore(home, name)
   const {ManifestDb} = await import('../manifest/db')
   const db = ManifestDb.open(home)
   try {
@@ -198,16 +218,39 @@ export async function removeSnapshot(home: string, name: string, snap: string): 
 }
 
 /**
- * `velo volume restore NAME SNAP`: the files become the snapshot's again (a checkout beside the data dir, then
- * one rename: never a half-restored volume). Refused while a running sandbox has it mounted (its bind holds the
- * old dir); stopped ones see the restored files at their next start.
+ * `velo volume restore NAME SNAP`: the files become the snapshot's again. In place when velo-converge is built:
+ * only the paths that differ from the snapshot are rewritten (src/volume/restore.ts), under a marker that makes
+ * the next command on the volume finish a restore that was killed, so no sandbox ever starts on a half-restored
+ * volume. Without it: a checkout beside the data dir, then a swap of the two by rename. Refused while a running
+ * sandbox has it mounted (its bind holds the old files) or it is mounted on the host; stopped ones see the
+ * restored files at their next start.
  */
-export async function restoreVolume(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string; files: number}> {
+export async function restoreVolume(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string; files: number; written?: number; removed?: number; metaOnly?: number}> {
   readRecord(home, name)
-  recoverRestore(home, name)
   validateSnapshotName(snap)
+  const lock = lockVolume(home, name)
+  try {
+    return await restoreLocked(home, name, snap)
+  } finally {
+    lock.release()
+  }
+}
+
+async function restoreLocked(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string; files: number; written?: number; removed?: number; metaOnly?: number}> {
+  recoverRestore(home, name, true)
   const image = snapshotImage(name, snap)
-  if (!(await hasImage(home, image))) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
+  const {ManifestDb} = await import('../manifest/db')
+  const db = ManifestDb.open(home)
+  let layer: string | undefined
+  let files = 0
+  try {
+    const img = db.getImage(image)
+    if (!img) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
+    layer = img.layers.length === 1 ? img.layers[0] : undefined
+    files = layer ? (db.getLayer(layer)?.files ?? 0) : 0
+  } finally {
+    db.close()
+  }
   const {isRunning, readState} = await import('../sandbox/state')
   const running = volumeUsers(home, name).filter((t) => {
     try {
@@ -218,12 +261,17 @@ export async function restoreVolume(home: string, name: string, snap: string): P
   })
   if (running.length) throw new VeloError('BUSY', `volume ${name} is in use by running sandboxes: ${running.join(', ')}`, {suggestion: `stop them first (velo sandbox stop ${running.join(' ')})`})
   if (mountedAt(home, name).length) throw new VeloError('BUSY', `volume ${name} is mounted at ${mountedAt(home, name).join(', ')}`, {suggestion: `unmount it first: velo volume umount ${mountedAt(home, name)[0]}`})
+  if (layer && convergeTool()) {
+    writeFileAtomic(path.join(volumeDir(home, name), RESTORING), JSON.stringify({snapshot: snap, layer}) + '\n')
+    const r = finishRestore(home, name, layer)
+    emitEvent(home, 'volume', 'restore', name, {snapshot: snap})
+    return {volume: name, snapshot: snap, files, ...r}
+  }
   const dir = volumeDir(home, name)
   const fresh = path.join(dir, `.restore-${process.pid}`)
   const old = path.join(dir, `.old-${process.pid}`)
   fs.rmSync(fresh, {recursive: true, force: true})
   const {checkoutImage} = await import('../store/checkout')
-  let files: number
   try {
     files = checkoutImage(home, image, fresh).files
     fs.mkdirSync(path.join(fresh, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
@@ -280,9 +328,22 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
   }
 }
 
-/** What a restore killed midway left: the data dir renamed aside and the new one not yet in place → the old one
- * back; leftovers of either kind removed. (The swap is two renames: between them the data dir is missing.) */
-function recoverRestore(home: string, name: string): void {
+/** The data dir made equal to LAYER in place, then the marker removed: what a restore runs, and what the next
+ * command runs again after a restore was killed (planning again converges on the same tree). Volume lock held. */
+function finishRestore(home: string, name: string, layer: string): {written: number; removed: number; metaOnly: number} {
+  const data = volumeDataDir(home, name)
+  const r = convergeToLayer(home, data, layer, volumeIndexPath(home, name))
+  fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
+  fs.rmSync(path.join(volumeDir(home, name), RESTORING), {force: true})
+  return r
+}
+
+/**
+ * What a restore killed midway left. In place (a marker): the restore is finished now. By swap: the data dir
+ * renamed aside and the new one not yet in place → the old one back; leftovers of either kind removed (the swap
+ * is two renames: between them the data dir is missing). `locked`: the caller holds the volume lock.
+ */
+function recoverRestore(home: string, name: string, locked = false): void {
   const dir = volumeDir(home, name)
   let names: string[]
   try {
@@ -293,6 +354,21 @@ function recoverRestore(home: string, name: string): void {
   const olds = names.filter((n) => n.startsWith('.old-'))
   if (!names.includes('data') && olds.length) fs.renameSync(path.join(dir, olds[0]), volumeDataDir(home, name))
   for (const n of fs.readdirSync(dir)) if (n.startsWith('.old-') || n.startsWith('.restore-')) fs.rmSync(path.join(dir, n), {recursive: true, force: true})
+  if (!names.includes(RESTORING)) return
+  const lock = locked ? undefined : lockVolume(home, name)
+  try {
+    let pending: {snapshot: string; layer: string}
+    try {
+      pending = JSON.parse(fs.readFileSync(path.join(dir, RESTORING), 'utf8'))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // finished meanwhile by another command
+      throw new VeloError('STATE', `volume ${name}: the marker of an unfinished restore is damaged`, {suggestion: `restore a snapshot again: velo volume restore ${name} SNAP`})
+    }
+    finishRestore(home, name, pending.layer)
+    emitEvent(home, 'volume', 'restore', name, {snapshot: pending.snapshot, resumed: 1})
+  } finally {
+    lock?.release()
+  }
 }
 
 export function inspectVolume(home: string, name: string): VolumeInfo {
@@ -433,5 +509,8 @@ export async function ensureVolumes(home: string, names: string[]): Promise<void
 
 /** Under the store's shared lock (a create's claim): every named volume still exists. */
 export function requireVolumes(home: string, names: string[]): void {
-  for (const n of names) readRecord(home, n)
+  for (const n of names) {
+    readRecord(home, n)
+    recoverRestore(home, n) // never a tenant on a half-restored volume
+  }
 }

@@ -121,12 +121,13 @@ describe('volumes', () => {
     const data = sb.json(['volume', 'inspect', V]).dir
     fs.rmSync(path.join(data, 'usr'), {recursive: true})
     fs.writeFileSync(path.join(data, 'marker'), 'after')
-    for (const delay of [30, 120, 300]) {
+    for (const delay of [30, 120, 170, 220, 300]) {
       const c = spawn(VELO, ['volume', 'restore', V, 'full'], {env: {...process.env, VELO_HOME: sb.home}, stdio: 'ignore'})
       await new Promise((r) => setTimeout(r, delay))
       c.kill('SIGKILL')
       await new Promise((r) => c.on('close', r))
-      sb.json(['volume', 'inspect', V]) // finishes what a kill between the swap's two renames left
+      sb.json(['volume', 'inspect', V]) // finishes a restore in place that was killed (or a swap's two renames)
+      expect(fs.existsSync(path.join(path.dirname(data), 'restoring'))).toBe(false)
       const old = fs.existsSync(path.join(data, 'marker')) && !fs.existsSync(path.join(data, 'usr'))
       const fresh = !fs.existsSync(path.join(data, 'marker')) && fs.existsSync(path.join(data, 'usr/bin'))
       expect(old || fresh, `after ${delay} ms`).toBe(true)
@@ -135,6 +136,83 @@ describe('volumes', () => {
     expect(fs.existsSync(path.join(data, 'marker'))).toBe(false)
     ok(['volume', 'rm', V])
     expect(fs.readdirSync(path.join(sb.home, 'volumes')).filter((n) => n.includes(V))).toEqual([])
+  })
+
+  // The fingerprint index (native/ingest/fpindex.h) and the restore in place (native/ingest/velo-converge.c):
+  // everything a snapshot skips or a restore keeps must be proven unchanged by its stat fingerprint.
+  const listing = (dir: string) =>
+    execFileSync('sh', ['-c', `cd ${dir} && find . -path ./.snapshots -prune -o -printf '%p %y %m %u:%g %s %T@ %n %l\\n' | sort && find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0r sha256sum && getfattr -R -h -d -m - . 2>/dev/null | grep -v '^$' || true`], {encoding: 'utf8'})
+  const fileOpens = (args: string[]) => {
+    // velo-ingest opens a file to read it with O_NOCTTY (directories: O_DIRECTORY); count those opens
+    const log = path.join(tmpDir('velo-vol-strace-'), 'log')
+    const r = execFileSync('strace', ['-f', '-qq', '-e', 'trace=openat', '-o', log, VELO, ...args], {env: {...process.env, VELO_HOME: sb.home}, encoding: 'utf8'})
+    const n = fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('O_NOCTTY')).length
+    rmrf(path.dirname(log))
+    return {n, out: r}
+  }
+
+  it('a snapshot reads only files whose fingerprint changed, a same-size rewrite with the old mtime included', async () => {
+    const V = uniq('fpx')
+    ok(['volume', 'create', V])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(data, `f${i}`), `content ${i}\n`.repeat(100))
+    // files changed within a second of a snapshot are read again next time (the clock tick they were seen in)
+    await new Promise((r) => setTimeout(r, 1300))
+    ok(['volume', 'snapshot', V, 's1'])
+    // unchanged: no file of the volume is opened
+    expect(fileOpens(['volume', 'snapshot', V, 's2']).n).toBe(0)
+    // same size, mtime put back: only ctime tells, and it does
+    const f = path.join(data, 'f3')
+    const st = fs.statSync(f, {bigint: true})
+    execFileSync('sh', ['-c', `cp -p ${f} ${f}.ref && printf 'CONTENT 3\\n%.0s' $(seq 100) > ${f} && touch -r ${f}.ref ${f} && rm ${f}.ref`])
+    expect(fs.statSync(f, {bigint: true}).size).toBe(st.size)
+    expect(fs.statSync(f, {bigint: true}).mtimeNs).toBe(st.mtimeNs)
+    expect(fileOpens(['volume', 'snapshot', V, 's3']).n).toBe(1)
+    ok(['volume', 'create', `${V}c`, '--from', `volume:${V}:s3`])
+    expect(fs.readFileSync(path.join(sb.json(['volume', 'inspect', `${V}c`]).dir, 'f3'), 'utf8')).toBe(`CONTENT 3\n`.repeat(100))
+    // a damaged index is ignored (everything read again), never trusted
+    fs.writeFileSync(path.join(path.dirname(data), 'index'), 'VELOFPX1garbage')
+    fs.appendFileSync(path.join(data, 'f4'), 'more')
+    const r = sb.velo(['volume', 'snapshot', V, 's4', '--json'])
+    expect(r.status, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/index .* is damaged/)
+    ok(['volume', 'create', `${V}d`, '--from', `volume:${V}:s4`])
+    expect(listing(sb.json(['volume', 'inspect', `${V}d`]).dir)).toBe(listing(data))
+    ok(['volume', 'rm', V, `${V}c`, `${V}d`])
+  })
+
+  it('a restore in place rewrites only what differs and ends equal to a fresh checkout of the snapshot', async () => {
+    const V = uniq('conv')
+    ok(['volume', 'create', V])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    const t = (cmd: string) => execFileSync('timeout', ['60', 'sh', '-c', `cd ${data} && ${cmd}`], {encoding: 'utf8'})
+    // what a tenant's data holds: many files, links, a fifo, xattrs on a file and a dir, empty files, owners, modes, times
+    t('mkdir -p usr/share bin && for i in $(seq 300); do echo $i > usr/share/f$i; echo $i$i > bin/b$i; done && echo x > bin/busybox')
+    t('mkdir -p t/d t/x && echo a > t/a && ln t/a t/hard && ln -s a t/sym && mkfifo t/fifo && : > t/empty && echo b > t/b && chown 1000:1000 t/b && chmod 0600 t/b && setfattr -n user.k -v v t/b && setfattr -n user.d -v 1 t/x && echo same > t/same && echo gone > t/d/gone && touch -d 2021-02-03T04:05:06 t/a t/same')
+    await new Promise((r) => setTimeout(r, 1300))
+    ok(['volume', 'snapshot', V, 's1'])
+    const before = listing(data)
+    // every kind of change: content at the same size and mtime, mode, owner, xattr, type (file↔dir), link target,
+    // a removal, an addition, a file where a dir was, a broken hard link, a whole subtree gone
+    t('cp -p t/same t/same.ref && echo SAME > t/same && touch -r t/same.ref t/same && rm t/same.ref')
+    t('chmod 0644 t/b && chown 0:0 t/a && setfattr -x user.d t/x && setfattr -n user.new -v 1 t/empty && rm t/sym && ln -s b t/sym && rm -r t/d && echo now-a-file > t/d && rm t/hard && echo h > t/hard && mkdir t/newdir && echo new > t/newdir/n && rm t/fifo && mkdir t/fifo && rm -r usr/share && rm bin/busybox && mkdir bin/busybox')
+    expect(listing(data)).not.toBe(before)
+    const inodes = () => fs.readdirSync(path.join(data, 'bin')).filter((n) => n !== 'busybox').map((n) => fs.statSync(path.join(data, 'bin', n)).ino)
+    const untouched = inodes()
+    const r = sb.json(['volume', 'restore', V, 's1'])
+    expect(listing(data)).toBe(before)
+    // only what differed was written: the 300 files of bin/ are the same inodes, usr/share's 300 came back
+    expect(inodes()).toEqual(untouched)
+    expect(r.files).toBeGreaterThan(600)
+    expect(r.written).toBeGreaterThanOrEqual(300)
+    expect(r.written).toBeLessThan(330)
+    // and what a fresh checkout of the snapshot gives
+    ok(['volume', 'create', `${V}c`, '--from', `volume:${V}:s1`])
+    expect(listing(sb.json(['volume', 'inspect', `${V}c`]).dir)).toBe(before)
+    // a restore of a volume already equal writes nothing but what the index could not vouch for
+    expect(sb.json(['volume', 'restore', V, 's1']).removed).toBe(0)
+    expect(listing(data)).toBe(before)
+    ok(['volume', 'rm', V, `${V}c`])
   })
 
   it('the gates through a mount with real tools: cp, mkdir, mv, cat, rm, rmdir, rsync -a/--inplace/--delete (links, modes, owners, xattrs, times), sha256sum across remounts; snapshots read-only in .snapshots', () => {

@@ -1,0 +1,297 @@
+/* velo-converge: what must change in a directory to make it equal to one layer (`velo volume restore`).
+ *
+ *   velo-converge HOME LAYER DIR INDEX
+ *
+ * Walks DIR (no symlink followed; directories opened relative to their parent with O_NOFOLLOW) and the layer's
+ * tree side by side, names in bytewise order, and prints the plan; it changes nothing in DIR. A regular file is
+ * kept only when its stat fingerprint matches its record in INDEX (fpindex.h: its content is known without
+ * reading it) and content, size, owner and mode equal the layer's; everything it cannot prove equal is replaced.
+ * INDEX is rewritten with the files kept (the ones the plan rewrites are read again by the next snapshot).
+ * The plan, applied by src/volume/restore.ts, one record per path, 13 fields each ending in NUL:
+ *   action  relpath  st_mode  uid  gid  mtime_sec  mtime_nsec  rdev  object-path  hex(symlink target)
+ *   hex(xattr block)  link-group  size
+ * action: 'D' remove the path (and all below it), 'C' create it (absent), 'R' remove then create, 'M' set its
+ * metadata (owner, mode, mtime, xattrs; a directory whose contents changed gets one after them). Parents come
+ * before their children; 'M' of a directory after them. link-group: the layer's inode number for files with
+ * nlink > 1 (the apply side links later members to the first), else empty.
+ * Exit 0; or "velo-converge: what: why" on stderr and exit 1. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include "../common/manifest.h"
+#include "dirlist.h"
+#include "fpindex.h"
+
+static struct velo_store store;
+static struct velo_view view;
+static MDB_txn *txn;
+static struct fpindex index_in;
+static struct fpindex_writer index_out;
+static int writing_index;
+static FILE *out;
+
+static void die(const char *what, int e) {
+  if (writing_index) fpindex_writer_abort(&index_out);
+  fprintf(stderr, "velo-converge: %s%s%s\n", what, e ? ": " : "", e ? strerror(e) : "");
+  exit(1);
+}
+
+static void field(const void *p, size_t n) {
+  fwrite(p, 1, n, out);
+  fputc(0, out);
+}
+static void fstr(const char *s) { field(s, strlen(s)); }
+static void fnum(int64_t v) {
+  char b[32];
+  fstr((snprintf(b, sizeof b, "%" PRId64, v), b));
+}
+static void fhex(const void *p, size_t n) {
+  static const char d[] = "0123456789abcdef";
+  const uint8_t *b = p;
+  for (size_t i = 0; i < n; i++) fputc(d[b[i] >> 4], out), fputc(d[b[i] & 15], out);
+  fputc(0, out);
+}
+
+static void emit(char action, const char *rel, const struct velo_entry *e) {
+  field(&action, 1);
+  fstr(rel);
+  if (!e) {
+    for (int i = 0; i < 11; i++) fputc(0, out);
+    return;
+  }
+  fnum(e->mode);
+  fnum(e->uid);
+  fnum(e->gid);
+  fnum(e->mtime_sec);
+  fnum(e->mtime_nsec);
+  fnum((int64_t)e->rdev);
+  char obj[4096] = "";
+  if (S_ISREG(e->mode) && e->size > 0 && velo_object_path(&store, e, obj, sizeof obj) < 0) die(rel, ENAMETOOLONG);
+  fstr(obj);
+  fhex(e->target ? e->target : "", e->target ? e->target_len : 0);
+  fhex(e->xattrs ? e->xattrs : "", e->xattrs ? e->xattrs_len : 0);
+  if (S_ISREG(e->mode) && e->nlink > 1)
+    fnum(e->ino);
+  else
+    fstr("");
+  fnum((int64_t)e->size);
+}
+
+/* One directory's children as the layer has them (names copied: the cursor moves on). */
+struct child {
+  char *name;
+  struct velo_entry e;
+};
+struct children {
+  struct child *v;
+  size_t n, cap;
+};
+static int collect(void *ctx, const char *name, size_t len, const struct velo_entry *e, int layer) {
+  (void)layer;
+  struct children *c = ctx;
+  if (c->n == c->cap) {
+    c->cap = c->cap ? 2 * c->cap : 16;
+    c->v = realloc(c->v, c->cap * sizeof *c->v);
+    if (!c->v) die("out of memory", ENOMEM);
+  }
+  char *n = malloc(len + 1);
+  if (!n) die("out of memory", ENOMEM);
+  memcpy(n, name, len);
+  n[len] = 0;
+  c->v[c->n].name = n;
+  c->v[c->n].e = *e;
+  c->n++;
+  return 0;
+}
+static void layer_children(const struct velo_dir *d, struct children *c) {
+  struct velo_err err;
+  memset(c, 0, sizeof *c);
+  if (velo_view_readdir(txn, &view, d, collect, c, &err) != 0) die(err.msg, 0);
+}
+static void free_children(struct children *c) {
+  for (size_t i = 0; i < c->n; i++) free(c->v[i].name);
+  free(c->v);
+}
+
+static size_t join(char *rel, size_t rlen, const char *name) {
+  size_t nl = strlen(name), at = rlen;
+  if (rlen + nl + 2 >= 65536) die("path too long", ENAMETOOLONG);
+  if (rlen) rel[at++] = '/';
+  memcpy(rel + at, name, nl + 1);
+  return at + nl;
+}
+
+static void sub_dir(const struct velo_dir *d, const char *name, struct velo_dir *sub) {
+  struct velo_err err;
+  struct velo_entry e;
+  if (velo_view_lookup(txn, &view, d, name, strlen(name), &e, sub, NULL, &err) != 1) die(err.msg, 0);
+}
+
+/* Everything below layer dir D as 'C' (the path does not exist on disk). */
+static void create_all(const struct velo_dir *d, char *rel, size_t rlen) {
+  struct children c;
+  layer_children(d, &c);
+  for (size_t i = 0; i < c.n; i++) {
+    size_t l = join(rel, rlen, c.v[i].name);
+    emit('C', rel, &c.v[i].e);
+    if (S_ISDIR(c.v[i].e.mode)) {
+      struct velo_dir sub;
+      sub_dir(d, c.v[i].name, &sub);
+      create_all(&sub, rel, l);
+    }
+    rel[rlen] = 0;
+  }
+  free_children(&c);
+}
+
+static int same_meta(const struct stat *st, const struct velo_entry *e, int with_mtime) {
+  return (st->st_mode & 07777) == (e->mode & 07777) && st->st_uid == e->uid && st->st_gid == e->gid &&
+         (!with_mtime || (st->st_mtim.tv_sec == e->mtime_sec && (uint32_t)st->st_mtim.tv_nsec == e->mtime_nsec));
+}
+
+static int has_xattrs_at(int dfd, const char *name) {
+  char p[4200];
+  snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dfd, name);
+  ssize_t n = llistxattr(p, NULL, 0);
+  return n != 0; /* an error counts as "may have some": replaced */
+}
+
+/* Compare disk dir DFD (at REL) with layer dir D; returns 1 when names in it are planned to be removed or made
+ * (which moves its mtime: it needs an 'M' after them). */
+static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
+  struct dirlist dl;
+  if (dirlist_read(dfd, &dl) < 0) die(rel[0] ? rel : ".", errno);
+  size_t n = dl.n;
+  struct children c;
+  layer_children(d, &c);
+  int changed = 0;
+  size_t j = 0;
+  for (size_t i = 0; i <= n; i++) {
+    const char *nm = i < n ? dl.names[i] : NULL;
+    /* layer names before this disk name: absent on disk */
+    while (j < c.n && (!nm || strcmp(c.v[j].name, nm) < 0)) {
+      size_t l = join(rel, rlen, c.v[j].name);
+      emit('C', rel, &c.v[j].e);
+      if (S_ISDIR(c.v[j].e.mode)) {
+        struct velo_dir sub;
+        sub_dir(d, c.v[j].name, &sub);
+        create_all(&sub, rel, l);
+      }
+      rel[rlen] = 0;
+      changed = 1;
+      j++;
+    }
+    if (!nm) break;
+    size_t l = join(rel, rlen, nm);
+    if (j >= c.n || strcmp(c.v[j].name, nm) != 0) {
+      emit('D', rel, NULL); /* not in the layer */
+      changed = 1;
+      rel[rlen] = 0;
+      continue;
+    }
+    const struct velo_entry *e = &c.v[j].e;
+    j++;
+    struct stat st;
+    if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) die(rel, errno);
+    char action = 0; /* 0 keep, 'M', 'R' */
+    if ((st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
+      action = 'R';
+    } else if (S_ISDIR(st.st_mode)) {
+      int sfd = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sfd < 0) die(rel, errno);
+      if (e->xattrs || flistxattr(sfd, NULL, 0) != 0) {
+        close(sfd);
+        action = 'R'; /* xattrs to remove or to set on a dir: recreated with all below it */
+      } else {
+        struct velo_dir sub;
+        sub_dir(d, nm, &sub);
+        int below = converge(sfd, &sub, rel, l);
+        close(sfd);
+        if (below || !same_meta(&st, e, 1)) emit('M', rel, e); /* its mtime moved, or never was the layer's */
+        action = 0; /* its own entry stays: the parent's mtime does not move */
+      }
+    } else if (S_ISREG(st.st_mode)) {
+      const uint8_t *known = st.st_nlink == 1 && e->nlink <= 1 && !e->xattrs ? fpindex_lookup(&index_in, rel, l, &st) : NULL;
+      if (st.st_size == 0 && e->size == 0 && st.st_nlink == 1 && e->nlink <= 1 && !e->xattrs && !has_xattrs_at(dfd, nm))
+        action = same_meta(&st, e, 1) ? 0 : 'M';
+      else if (!known || (uint64_t)st.st_size != e->size || memcmp(known, e->hash, 32) != 0)
+        action = 'R';
+      else {
+        action = same_meta(&st, e, 1) ? 0 : 'M';
+        /* kept with its content: still indexed (a chmod/chown/utimes by the plan changes its ctime anyway) */
+        if (!action && fpindex_writer_add(&index_out, rel, l, &st, known) < 0) die("write index", errno);
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      char target[4096];
+      ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
+      if (tl < 0) die(rel, errno);
+      if ((size_t)tl != e->target_len || memcmp(target, e->target, (size_t)tl) != 0 || e->xattrs || has_xattrs_at(dfd, nm))
+        action = 'R';
+      else if (st.st_uid != e->uid || st.st_gid != e->gid || st.st_mtim.tv_sec != e->mtime_sec || (uint32_t)st.st_mtim.tv_nsec != e->mtime_nsec)
+        action = 'M';
+    } else {
+      /* fifo, device, socket */
+      if (st.st_rdev != e->rdev || e->xattrs || has_xattrs_at(dfd, nm))
+        action = 'R';
+      else if (!same_meta(&st, e, 1))
+        action = 'M';
+    }
+    if (action == 'R') {
+      emit('R', rel, e);
+      if (S_ISDIR(e->mode)) {
+        struct velo_dir sub;
+        sub_dir(d, nm, &sub);
+        create_all(&sub, rel, l);
+      }
+    } else if (action == 'M' && !S_ISDIR(st.st_mode))
+      emit('M', rel, e);
+    if (action == 'R') changed = 1; /* a name removed and made: this dir's mtime moves */
+    rel[rlen] = 0;
+  }
+  dirlist_free(&dl);
+  free_children(&c);
+  return changed;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 5) {
+    fprintf(stderr, "usage: velo-converge HOME LAYER DIR INDEX\n");
+    return 2;
+  }
+  struct timespec started;
+  clock_gettime(CLOCK_REALTIME, &started);
+  struct velo_err err;
+  if (velo_store_open(&store, argv[1], &err) < 0) die(err.msg, 0);
+  const char *layers[1] = {argv[2]};
+  if (velo_view_init(&view, &store, layers, 1, &err) < 0) die(err.msg, 0);
+  if (velo_txn_begin(&store, &txn, &err) < 0) die(err.msg, 0);
+  struct velo_dir root;
+  struct velo_entry re;
+  if (velo_view_root(txn, &view, &root, &re, &err) < 0) die(err.msg, 0);
+  if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
+  if (fpindex_writer_open(&index_out, argv[4], &started) < 0) die(argv[4], errno);
+  writing_index = 1;
+  int dfd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) die(argv[3], errno);
+  out = stdout;
+  setvbuf(out, NULL, _IOFBF, 1 << 20);
+  static char rel[65536];
+  struct stat st;
+  if (fstat(dfd, &st) < 0) die(argv[3], errno);
+  int changed = converge(dfd, &root, rel, 0);
+  if (changed || !same_meta(&st, &re, 1) || re.xattrs) emit('M', ".", &re);
+  if (fflush(out) != 0) die("stdout", errno);
+  if (fpindex_writer_commit(&index_out) < 0) die(argv[4], errno);
+  writing_index = 0;
+  velo_txn_end(&store, txn);
+  velo_store_close(&store);
+  return 0;
+}
