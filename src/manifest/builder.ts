@@ -1,10 +1,11 @@
 import {newHasher} from '../lib/blake3'
 import {VeloError} from '../lib/errors'
 import {
-  encodeEntry,
-  entryKey,
+  encodedEntrySize,
+  encodeEntryInto,
   FLAG_OPAQUE,
   FLAG_WHITEOUT,
+  KEY_PREFIX,
   S_IFCHR,
   S_IFDIR,
   S_IFLNK,
@@ -13,7 +14,7 @@ import {
   ZERO_HASH,
 } from './entry'
 import type {LayerInfo} from './db'
-import type {Xattrs} from './xattrs'
+import {encodeXattrs, type Xattrs} from './xattrs'
 
 export interface Meta {
   mode: number // full st_mode
@@ -147,54 +148,81 @@ export class LayerBuilder {
       else if ((m.mode & S_IFMT) === S_IFREG) stats.files++
       else if ((m.mode & S_IFMT) === S_IFLNK) stats.symlinks++
       else stats.others++
-      out.push({parentIno, name: node.name, meta: m, ino, nlink})
+      const row = {parentIno, name: node.name, meta: m, ino, nlink}
+      let siblings = byParent.get(parentIno)
+      if (!siblings) byParent.set(parentIno, (siblings = []))
+      siblings.push(row)
       if (node.children) {
-        const kids = [...node.children.values()].sort((a, b) => Buffer.compare(a.name, b.name))
-        for (const c of kids) visit(c, ino)
+        // by the latin1 keys: the same order as comparing the name bytes, without a native call per comparison
+        const kids = [...node.children.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+        for (const [, c] of kids) visit(c, ino)
       }
     }
+    // Rows grouped by parent: a parent's first child is visited right after it, so the groups come in the order of
+    // their parents' inos, each group in name order: (parent ino, name) order without sorting all the rows.
+    const byParent = new Map<number, Array<{parentIno: number; name: Buffer; meta: Meta; ino: number; nlink: number}>>()
     visit(this.root, 0)
-    const LAYER0 = Buffer.alloc(32)
-    const rows = out.map((r) => ({
-      parentIno: r.parentIno,
-      name: r.name,
-      value: encodeEntry({
-        hash: r.meta.hash ?? ZERO_HASH,
-        size: r.meta.size ?? (r.meta.target ? BigInt(r.meta.target.length) : 0n),
-        mtimeSec: r.meta.mtimeSec,
-        mtimeNsec: r.meta.mtimeNsec,
-        rdev: r.meta.rdev ?? 0n,
-        mode: r.meta.mode,
-        uid: r.meta.uid,
-        gid: r.meta.gid,
-        ino: r.ino,
-        nlink: r.nlink,
-        flags: r.meta.flags ?? 0,
-        target: r.meta.target,
-        xattrs: r.meta.xattrs,
-      }),
-    }))
     // The layer id is the BLAKE3 of the sorted (key without layer id, value) pairs, length-prefixed.
-    rows.sort((a, b) => a.parentIno - b.parentIno || Buffer.compare(a.name, b.name))
+    for (const g of byParent.values()) for (const r of g) out.push(r)
     // "v1" for good: entries with xattrs are v2 entries, but layers without any keep their ids.
-    // One buffer, one hash call: a call into the native hasher per field cost ~25 ms per 2,000 entries.
+    // One buffer, one hash call (a call into the native hasher per field cost ~25 ms per 2,000 entries); the values
+    // are encoded straight into it and handed to LMDB as views of it, keys likewise from one buffer (a 72,000-entry
+    // layer spent ~40% of its finish allocating and copying a buffer per value and per key).
     const header = Buffer.from('velo-layer-v1\n')
+    const xbs = out.map((r) => (r.meta.xattrs?.length ? encodeXattrs(r.meta.xattrs) : undefined))
+    const sizes = out.map((r, i) => encodedEntrySize(r.meta, xbs[i]))
     let total = header.length
-    for (const r of rows) total += 8 + 4 + r.name.length + r.value.length
-    const all = Buffer.allocUnsafe(total)
+    let keyTotal = 0
+    for (let i = 0; i < out.length; i++) {
+      total += 12 + out[i].name.length + sizes[i]
+      keyTotal += KEY_PREFIX + out[i].name.length
+    }
+    const all = Buffer.alloc(total)
+    const values: Buffer[] = new Array(out.length)
     let o = header.copy(all, 0)
-    for (const r of rows) {
+    for (let i = 0; i < out.length; i++) {
+      const r = out[i]
       all.writeUInt32LE(4 + r.name.length, o)
-      all.writeUInt32LE(r.value.length, o + 4)
+      all.writeUInt32LE(sizes[i], o + 4)
       all.writeUInt32BE(r.parentIno >>> 0, o + 8) // the key without the layer id: parent ino big-endian ‖ name
       o += 12
       o += r.name.copy(all, o)
-      o += r.value.copy(all, o)
+      const v = all.subarray(o, o + sizes[i])
+      encodeEntryInto(
+        v,
+        {
+          hash: r.meta.hash ?? ZERO_HASH,
+          size: r.meta.size ?? (r.meta.target ? BigInt(r.meta.target.length) : 0n),
+          mtimeSec: r.meta.mtimeSec,
+          mtimeNsec: r.meta.mtimeNsec,
+          rdev: r.meta.rdev ?? 0n,
+          mode: r.meta.mode,
+          uid: r.meta.uid,
+          gid: r.meta.gid,
+          ino: r.ino,
+          nlink: r.nlink,
+          flags: r.meta.flags ?? 0,
+          target: r.meta.target,
+        },
+        xbs[i],
+      )
+      values[i] = v
+      o += sizes[i]
     }
     const idHex = newHasher().update(all).digest('hex')
     const id = Buffer.from(idHex, 'hex')
-    const info: LayerInfo = {id: idHex, createdAt: new Date().toISOString(), source, entries: rows.length, ...stats, ...extra}
-    return {info, entries: rows.map((r) => ({key: entryKey(id, r.parentIno, r.name), value: r.value}))}
+    const info: LayerInfo = {id: idHex, createdAt: new Date().toISOString(), source, entries: out.length, ...stats, ...extra}
+    const keys = Buffer.allocUnsafe(keyTotal)
+    let k = 0
+    const entries = out.map((r, i) => {
+      const start = k
+      k += id.copy(keys, k, 0, 32)
+      k = keys.writeUInt32BE(r.parentIno >>> 0, k)
+      k += r.name.copy(keys, k)
+      return {key: keys.subarray(start, k), value: values[i]}
+    })
+    return {info, entries}
+
   }
 }
 

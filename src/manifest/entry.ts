@@ -95,9 +95,21 @@ export function kindOf(e: Pick<Entry, 'mode' | 'flags'>): Kind {
 }
 
 export function encodeEntry(e: Entry): Buffer {
-  const t = e.target ?? Buffer.alloc(0)
   const xb = e.xattrs?.length ? encodeXattrs(e.xattrs) : undefined
-  const b = Buffer.alloc(xb ? ENTRY_V2_FIXED + t.length + xb.length : ENTRY_SIZE + t.length)
+  const b = Buffer.alloc(encodedEntrySize(e, xb))
+  encodeEntryInto(b, e, xb)
+  return b
+}
+
+/** The bytes encodeEntry gives for e (xb: its encoded xattr block, when it has xattrs). */
+export function encodedEntrySize(e: Pick<Entry, 'target'>, xb: Buffer | undefined): number {
+  const t = e.target?.length ?? 0
+  return xb ? ENTRY_V2_FIXED + t + xb.length : ENTRY_SIZE + t
+}
+
+/** encodeEntry into b (exactly encodedEntrySize(e, xb) bytes, zeroed or not): for many entries in one buffer. */
+export function encodeEntryInto(b: Buffer, e: Entry, xb: Buffer | undefined): void {
+  const t = e.target ?? Buffer.alloc(0)
   e.hash.copy(b, 0, 0, 32)
   b.writeBigUInt64LE(e.size, 32)
   b.writeBigInt64LE(e.mtimeSec, 40)
@@ -112,7 +124,7 @@ export function encodeEntry(e: Entry): Buffer {
   if (!xb) {
     b.writeUInt32LE(ENTRY_VERSION, 84)
     t.copy(b, ENTRY_SIZE)
-    return b
+    return
   }
   b.writeUInt32LE(ENTRY_VERSION_XATTRS, 84)
   b.writeUInt32LE(t.length, 88)
@@ -120,7 +132,6 @@ export function encodeEntry(e: Entry): Buffer {
   Buffer.from(xattrDigest(xb), 'hex').copy(b, 96)
   t.copy(b, ENTRY_V2_FIXED)
   xb.copy(b, ENTRY_V2_FIXED + t.length)
-  return b
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import {spawnSync} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
@@ -137,60 +137,112 @@ const FIELDS = 13
  * the dirs overlay marked opaque carry FLAG_OPAQUE, and overlayfs' own xattrs are its bookkeeping (ignored, not
  * refused as in an ingest). Ids are taken as they are on disk (a commit that shifts ids uses the Node walk).
  */
-export function scanNative(
-  tool: string,
-  store: Store,
-  srcs: string[],
-  xfilter: ReturnType<typeof newXattrFilter>,
-  pre: {newObjects: number; newBytes: number; files: number; bytes: number},
-  upper?: {opaque: Set<string>},
-  index?: string,
-): Scanned[] {
-  const indexArgs = index ? ['--index', index, '--index-out', index] : []
-  const r = spawnSync(tool, [...indexArgs, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', ...srcs], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
+type Pre = {newObjects: number; newBytes: number; files: number; bytes: number}
+
+const nativeArgs = (store: Store, srcs: string[], index?: string) => [...(index ? ['--index', index, '--index-out', index] : []), store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', ...srcs]
+
+/** "velo-ingest: PATH: what: strerror" → the error a Node call failing the same way gives (code, suggestion) */
+function nativeFailure(stderr: string, status: number | null, signal: NodeJS.Signals | null): VeloError {
+  const msg = stderr.trim() || `velo-ingest ${signal ? `killed by ${signal}` : `exited ${status}`}`
+  const errno = [['ENOSPC', /No space left/], ['EDQUOT', /Disk quota/], ['EACCES', /Permission denied/], ['EPERM', /Operation not permitted/], ['ENOENT', /No such file/], ['ENOTDIR', /Not a directory/], ['EROFS', /Read-only file system/], ['EIO', /Input\/output error/]].find(([, re]) => (re as RegExp).test(msg))
+  const what = `ingest: ${msg.replace(/^velo-ingest: /, '').replace(/: [^:]*$/, '')}`
+  if (errno) return fromSystemError(Object.assign(new Error(msg), {code: errno[0] as string}), what)
+  return new VeloError('NATIVE', `ingest: ${msg.replace(/^velo-ingest: /, '')}`)
+}
+
+export function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, upper?: {opaque: Set<string>}, index?: string): Scanned[] {
+  const r = spawnSync(tool, nativeArgs(store, srcs, index), {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-ingest: ${r.error.message}`)
-  if (r.status !== 0) {
-    const msg = String(r.stderr).trim() || `velo-ingest exited ${r.status}`
-    // "velo-ingest: PATH: what: strerror" → the error a Node call failing the same way gives (code, suggestion)
-    const errno = [['ENOSPC', /No space left/], ['EDQUOT', /Disk quota/], ['EACCES', /Permission denied/], ['EPERM', /Operation not permitted/], ['ENOENT', /No such file/], ['ENOTDIR', /Not a directory/], ['EROFS', /Read-only file system/], ['EIO', /Input\/output error/]].find(([, re]) => (re as RegExp).test(msg))
-    const what = `ingest: ${msg.replace(/^velo-ingest: /, '').replace(/: [^:]*$/, '')}`
-    if (errno) throw fromSystemError(Object.assign(new Error(msg), {code: errno[0] as string}), what)
-    throw new VeloError('NATIVE', `ingest: ${msg.replace(/^velo-ingest: /, '')}`)
-  }
+  if (r.status !== 0) throw nativeFailure(String(r.stderr), r.status, r.signal)
   if (r.stderr.length) process.stderr.write(r.stderr) // its notes (a damaged volume index, read past)
-  const out: Buffer = r.stdout
+  const p = nativeParser(srcs, xfilter, pre, upper)
+  if (p.feed(r.stdout) !== r.stdout.length) throw new VeloError('NATIVE', 'velo-ingest: truncated output')
+  return p.finish()
+}
+
+/**
+ * The same pass, its records parsed while it runs (a second core): a large tree's parse costs nothing beside the
+ * walk instead of coming after it (a 72,000-entry volume snapshot: ~400 ms less).
+ */
+export async function scanNativeStreaming(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, index?: string): Promise<Scanned[]> {
+  const child = spawn(tool, nativeArgs(store, srcs, index), {stdio: ['ignore', 'pipe', 'pipe']})
+  const err: Buffer[] = []
+  child.stderr.on('data', (c: Buffer) => err.push(c))
+  const done = new Promise<{status: number | null; signal: NodeJS.Signals | null}>((resolve, reject) => {
+    child.on('error', (e) => reject(new VeloError('NATIVE', `cannot run velo-ingest: ${e.message}`)))
+    child.on('close', (status, signal) => resolve({status, signal}))
+  })
+  const p = nativeParser(srcs, xfilter, pre)
+  let rest: Buffer | undefined
+  let parseError: unknown
+  try {
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) {
+      const buf = rest ? Buffer.concat([rest, chunk]) : chunk
+      const used = p.feed(buf)
+      rest = used < buf.length ? buf.subarray(used) : undefined
+    }
+  } catch (e) {
+    parseError = e
+    child.kill('SIGKILL')
+  }
+  const {status, signal} = await done
+  if (parseError) throw parseError
+  if (status !== 0) throw nativeFailure(Buffer.concat(err).toString(), status, signal)
+  if (err.length) process.stderr.write(Buffer.concat(err))
+  if (rest) throw new VeloError('NATIVE', 'velo-ingest: truncated output')
+  return p.finish()
+}
+
+/** The records' parser: feed(buf) takes every whole record in buf and returns the bytes it used. */
+function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, upper?: {opaque: Set<string>}): {feed: (out: Buffer) => number; finish: () => Scanned[]} {
   const trees: Scanned[] = srcs.map((src) => ({src, builder: undefined as never, jobs: [], totalBytes: 0, skippedSockets: 0}))
   const dirsOf = srcs.map(() => new Map<string, TreeNode>())
   const treeX: Array<Map<string, Xattrs> | undefined> = srcs.map(() => undefined)
   const seen = new Map<string, TreeNode>()
   const root = isRoot()
+  // Fields located by offset, numbers read from their digits: one Buffer view or string per record only where one
+  // is kept (a 72,000-entry volume made ~900,000 short-lived views otherwise, a third of a snapshot's Node time).
+  const at = new Int32Array(FIELDS + 1)
+  let out: Buffer = Buffer.alloc(0)
+  const num = (i: number): number => {
+    let v = 0
+    let p = at[i]
+    const neg = out[p] === 0x2d
+    if (neg) p++
+    for (const e = at[i + 1] - 1; p < e; p++) v = v * 10 + (out[p] - 0x30)
+    return neg ? -v : v
+  }
+  const big = (i: number): bigint => (at[i + 1] - at[i] > 16 ? BigInt(out.toString('latin1', at[i], at[i + 1] - 1)) : BigInt(num(i)))
+  const str = (i: number): string => out.toString('latin1', at[i], at[i + 1] - 1)
+  const srcBufs = srcs.map((s) => Buffer.from(s))
+  const feed = (buf: Buffer): number => {
+  out = buf
   let pos = 0
-  const f: Buffer[] = new Array(FIELDS)
-  while (pos < out.length) {
+  records: while (pos < out.length) {
+    at[0] = pos
     for (let i = 0; i < FIELDS; i++) {
-      const end = out.indexOf(NUL, pos)
-      if (end < 0) throw new VeloError('NATIVE', 'velo-ingest: truncated output')
-      f[i] = out.subarray(pos, end)
-      pos = end + 1
+      const end = out.indexOf(NUL, at[i])
+      if (end < 0) break records // the rest of this record comes with the next chunk
+      at[i + 1] = end + 1
     }
-    const t = Number(f[0].toString('latin1'))
-    const relB = f[1]
-    const rel = relB.toString('latin1')
-    const mode = Number(f[2].toString('latin1'))
-    const meta: Meta = {mode, uid: Number(f[3].toString('latin1')), gid: Number(f[4].toString('latin1')), mtimeSec: BigInt(f[6].toString('latin1')), mtimeNsec: Number(f[7].toString('latin1'))}
-    const size = BigInt(f[5].toString('latin1'))
-    const flag = f[12].toString('latin1')
+    pos = at[FIELDS]
+    const t = num(0)
+    const relB = out.subarray(at[1], at[2] - 1)
+    const rel = str(1)
+    const mode = num(2)
+    const meta: Meta = {mode, uid: num(3), gid: num(4), mtimeSec: big(6), mtimeNsec: num(7)}
+    const flag = String.fromCharCode(out[at[12]])
     const tree = trees[t]
     const type = mode & S_IFMT
-    const abs = rel === '.' ? Buffer.from(tree.src) : join(Buffer.from(tree.src), relB)
-    const where = abs.toString()
+    // the path for messages (a rope: built only if read); the Buffer path only for the Node path's jobs
+    const where = rel === '.' ? tree.src : tree.src + '/' + rel
     if (flag === 'x' || flag === 'X') {
       treeX[t] ??= readXattrTree(tree.src)
       const x = treeX[t]!.get(rel)
       if (x)
         meta.xattrs = filterXattrs(x, {
           where: `${upper ? 'commit' : 'ingest'} of ${tree.src}`,
-          entry: where,
+          entry: Buffer.from(where, 'latin1').toString(),
           kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other',
           root,
           filter: xfilter,
@@ -208,20 +260,21 @@ export function scanNative(
     if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
     const n = slash < 0 ? relB : relB.subarray(slash + 1)
     if (type === S_IFDIR) {
-      dirsOf[t].set(rel, tree.builder.put(parent, Buffer.from(n), upper?.opaque.has(rel) ? {...meta, flags: FLAG_OPAQUE} : meta, where))
-    } else if (upper && type === S_IFCHR && f[8].toString('latin1') === '0') {
-      tree.builder.put(parent, Buffer.from(n), whiteoutMeta(), where)
+      dirsOf[t].set(rel, tree.builder.put(parent, n, upper?.opaque.has(rel) ? {...meta, flags: FLAG_OPAQUE} : meta, where))
+    } else if (upper && type === S_IFCHR && at[9] - at[8] === 2 && out[at[8]] === 0x30) {
+      tree.builder.put(parent, n, whiteoutMeta(), where)
     } else if (type === S_IFREG) {
-      const hl = f[9].toString('latin1')
+      const hl = at[10] - at[9] > 1 ? str(9) : ''
       const first = hl ? seen.get(hl) : undefined
       if (first) {
-        tree.builder.link(parent, Buffer.from(n), first, where)
+        tree.builder.link(parent, n, first, where)
         continue
       }
-      const node = tree.builder.put(parent, Buffer.from(n), {...meta, size}, where)
+      const size = big(5)
+      const node = tree.builder.put(parent, n, {...meta, size}, where)
       if (hl) seen.set(hl, node)
       if (flag === 'n' || flag === 'd') {
-        node.meta.hash = Buffer.from(f[11].toString('latin1'), 'hex')
+        node.meta.hash = Buffer.from(str(11), 'hex')
         pre.files++
         pre.bytes += Number(size)
         if (flag === 'n') {
@@ -230,20 +283,25 @@ export function scanNative(
         }
       } else if (size > 0n) {
         // 's': sparse; 'X': sparse with xattrs (a `velo run` placeholder is both): read through its object
-        tree.jobs.push({path: abs, node, size: Number(size), sparse: flag === 's' || flag === 'X'})
+        tree.jobs.push({path: join(srcBufs[t], relB), node, size: Number(size), sparse: flag === 's' || flag === 'X'})
         tree.totalBytes += Number(size)
       }
     } else if (type === S_IFLNK) {
-      const target = Buffer.from(f[10].toString('latin1'), 'hex')
-      tree.builder.put(parent, Buffer.from(n), {...meta, target, size: BigInt(target.length)}, where)
+      const target = Buffer.from(str(10), 'hex')
+      tree.builder.put(parent, n, {...meta, target, size: BigInt(target.length)}, where)
     } else if (type === S_IFSOCK) {
       tree.skippedSockets++
     } else {
-      tree.builder.put(parent, Buffer.from(n), {...meta, rdev: BigInt(f[8].toString('latin1'))}, where)
+      tree.builder.put(parent, n, {...meta, rdev: big(8)}, where)
     }
   }
-  for (const tr of trees) if (!tr.builder) throw new VeloError('NATIVE', `velo-ingest: no record for ${tr.src}`)
-  return trees
+  return pos
+  }
+  const finish = (): Scanned[] => {
+    for (const tr of trees) if (!tr.builder) throw new VeloError('NATIVE', `velo-ingest: no record for ${tr.src}`)
+    return trees
+  }
+  return {feed, finish}
 }
 
 /** Phase 1 of an ingest: walk one tree (sorted, lstat only) into a layer builder and the list of files to store. */
@@ -372,7 +430,7 @@ export async function ingestTrees(
   mark('db open')
   try {
     const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
-    if (tool) scanned = scanNative(tool, store, scanned.map((s) => s.src), xfilter, pre, undefined, dirs.length === 1 ? opts.index : undefined)
+    if (tool) scanned = await scanNativeStreaming(tool, store, scanned.map((s) => s.src), xfilter, pre, dirs.length === 1 ? opts.index : undefined)
     mark('native pass done')
     const jobs = scanned.flatMap((s) => s.jobs)
     const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)
