@@ -1,12 +1,13 @@
 /* velo-converge: what must change in a directory to make it equal to one layer (`velo volume restore`).
  *
- *   velo-converge HOME LAYER DIR INDEX
+ *   velo-converge HOME LAYER DIR INDEX INDEX_OUT
  *
  * Walks DIR (no symlink followed; directories opened relative to their parent with O_NOFOLLOW) and the layer's
  * tree side by side, names in bytewise order, and prints the plan; it changes nothing in DIR. A regular file is
  * kept only when its stat fingerprint matches its record in INDEX (fpindex.h: its content is known without
  * reading it) and content, size, owner and mode equal the layer's; everything it cannot prove equal is replaced.
- * INDEX is rewritten with the files kept (the ones the plan rewrites are read again by the next snapshot).
+ * INDEX_OUT receives the files kept (the ones the plan rewrites are read again by the next snapshot): once the plan
+ * is applied, an index of LAYER.
  * The plan, applied by src/volume/restore.ts, one record per path, 13 fields each ending in NUL:
  *   action  relpath  st_mode  uid  gid  mtime_sec  mtime_nsec  rdev  object-path  hex(symlink target)
  *   hex(xattr block)  link-group  size
@@ -262,8 +263,8 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: velo-converge HOME LAYER DIR INDEX\n");
+  if (argc != 6) {
+    fprintf(stderr, "usage: velo-converge HOME LAYER DIR INDEX INDEX_OUT\n");
     return 2;
   }
   struct timespec started;
@@ -277,7 +278,7 @@ int main(int argc, char **argv) {
   struct velo_entry re;
   if (velo_view_root(txn, &view, &root, &re, &err) < 0) die(err.msg, 0);
   if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
-  if (fpindex_writer_open(&index_out, argv[4], &started) < 0) die(argv[4], errno);
+  if (fpindex_writer_open(&index_out, argv[5], &started) < 0) die(argv[5], errno);
   writing_index = 1;
   int dfd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) die(argv[3], errno);
@@ -289,7 +290,7 @@ int main(int argc, char **argv) {
   int changed = converge(dfd, &root, rel, 0);
   if (changed || !same_meta(&st, &re, 1) || re.xattrs) emit('M', ".", &re);
   if (fflush(out) != 0) die("stdout", errno);
-  if (fpindex_writer_commit(&index_out) < 0) die(argv[4], errno);
+  if (fpindex_writer_commit(&index_out) < 0) die(argv[5], errno);
   writing_index = 0;
   velo_txn_end(&store, txn);
   velo_store_close(&store);

@@ -1,6 +1,6 @@
 /* velo-ingest: the walk and content phases of `velo ingest` / `velo cache save` in one native pass.
  *
- *   velo-ingest [--index IN --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
+ *   velo-ingest [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
  *
  * For each DIR (tree index 0, 1, ...): walk it without following symlinks (directories opened with O_NOFOLLOW
  * relative to their parent's fd, names sorted bytewise as the TypeScript walk sorts them), and store every
@@ -18,8 +18,9 @@
  * extended attributes (not stored), 'X' the same and sparse without blocks (a `velo run` placeholder), 's' sparse
  * without blocks (not stored).
  * --index/--index-out (one DIR only: a volume's snapshot, fpindex.h): a regular file whose stat fingerprint matches
- * its record in IN is taken as the content recorded there (not opened, not read) when that object is in the store;
- * OUT receives the fingerprints of every file stored or found this run.
+ * its record in IN is taken as the content recorded there (not opened, not read) when that object is in the store
+ * (--trust-index: the caller vouches that it is — IN describes a layer the store holds, and the store lock keeps
+ * gc away — so it is not looked up); OUT receives the fingerprints of every file stored or found this run.
  * Exit 0; or "velo-ingest: PATH: what: strerror" on stderr and exit 1 (nothing is linked for a failed file). */
 #include <dirent.h>
 #include <errno.h>
@@ -50,6 +51,7 @@ static uint8_t *chunk;
 static struct fpindex index_in;
 static struct fpindex_writer index_out;
 static int use_index_out;
+static int trust_index;
 
 static char cur_tmp[4096]; /* the temp file being filled, removed if we fail */
 
@@ -268,7 +270,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         char hash[65], name[256];
         hex(known, 32, hash);
         object_name(name, sizeof name, hash, (uint64_t)st.st_size, &st);
-        if (exists_at(name)) {
+        if (trust_index || exists_at(name)) {
           record(tree, rel, &st, NULL, 0, hash, 'd');
           if (use_index_out && fpindex_writer_add(&index_out, rel, at + nl, &st, known) < 0) die(rel, "write index");
           rel[rlen] = 0;
@@ -319,13 +321,19 @@ int main(int argc, char **argv) {
   struct timespec started;
   clock_gettime(CLOCK_REALTIME, &started);
   const char *index_in_path = NULL, *index_out_path = NULL;
-  while (argc > 2 && (strcmp(argv[1], "--index") == 0 || strcmp(argv[1], "--index-out") == 0)) {
-    if (strcmp(argv[1], "--index") == 0) index_in_path = argv[2];
-    else index_out_path = argv[2];
-    argv += 2, argc -= 2;
+  for (;;) {
+    if (argc > 1 && strcmp(argv[1], "--trust-index") == 0) {
+      trust_index = 1;
+      argv++, argc--;
+    } else if (argc > 2 && (strcmp(argv[1], "--index") == 0 || strcmp(argv[1], "--index-out") == 0)) {
+      if (strcmp(argv[1], "--index") == 0) index_in_path = argv[2];
+      else index_out_path = argv[2];
+      argv += 2, argc -= 2;
+    } else
+      break;
   }
   if (argc < 5 || ((index_in_path || index_out_path) && argc != 5)) {
-    fprintf(stderr, "usage: velo-ingest [--index IN --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
+    fprintf(stderr, "usage: velo-ingest [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
     return 2;
   }
   if (index_in_path && fpindex_load(&index_in, index_in_path) < 0) die(index_in_path, "read index");

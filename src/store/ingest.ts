@@ -56,9 +56,17 @@ export interface OwnerOverrides {
   paths?: Map<string, {uid: number; gid: number}>
 }
 
-/** index: a volume's fingerprint index (native/ingest/fpindex.h), read and rewritten by the native pass, so files
- * unchanged since the last snapshot are not read again; ignored on the Node path (it hashes everything). */
-export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides, opts: {index?: string} = {}): Promise<IngestResult> {
+/** A volume's fingerprint index (native/ingest/fpindex.h) for the native pass: read from `in`, written to `out`;
+ * `layer`: the layer `in` describes — while the store holds it, the objects of the index's hits are not looked up. */
+export interface IndexOptions {
+  in?: string
+  out: string
+  layer?: string
+}
+
+/** index: files unchanged since the index was written are not read again; ignored on the Node path (it hashes
+ * everything, and writes no index). */
+export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides, opts: {index?: IndexOptions} = {}): Promise<IngestResult> {
   const r = await ingestTrees(home, [dir], (layers) => ({name, layers: layers.map((l) => l.id), createdAt: new Date().toISOString(), source: layers[0].source}), progress, owners, opts)
   const t = r.trees[0]
   const info = t.info
@@ -139,7 +147,14 @@ const FIELDS = 13
  */
 type Pre = {newObjects: number; newBytes: number; files: number; bytes: number}
 
-const nativeArgs = (store: Store, srcs: string[], index?: string) => [...(index ? ['--index', index, '--index-out', index] : []), store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', ...srcs]
+type NativeIndex = {in?: string; out: string; trust: boolean}
+const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex) => [
+  ...(index ? [...(index.in ? ['--index', index.in] : []), ...(index.trust ? ['--trust-index'] : []), '--index-out', index.out] : []),
+  store.casDir,
+  store.tmpDir,
+  isRoot() ? 'ROOT' : 'NOROOT',
+  ...srcs,
+]
 
 /** "velo-ingest: PATH: what: strerror" → the error a Node call failing the same way gives (code, suggestion) */
 function nativeFailure(stderr: string, status: number | null, signal: NodeJS.Signals | null): VeloError {
@@ -150,7 +165,7 @@ function nativeFailure(stderr: string, status: number | null, signal: NodeJS.Sig
   return new VeloError('NATIVE', `ingest: ${msg.replace(/^velo-ingest: /, '')}`)
 }
 
-export function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, upper?: {opaque: Set<string>}, index?: string): Scanned[] {
+export function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, upper?: {opaque: Set<string>}, index?: NativeIndex): Scanned[] {
   const r = spawnSync(tool, nativeArgs(store, srcs, index), {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-ingest: ${r.error.message}`)
   if (r.status !== 0) throw nativeFailure(String(r.stderr), r.status, r.signal)
@@ -164,7 +179,7 @@ export function scanNative(tool: string, store: Store, srcs: string[], xfilter: 
  * The same pass, its records parsed while it runs (a second core): a large tree's parse costs nothing beside the
  * walk instead of coming after it (a 72,000-entry volume snapshot: ~400 ms less).
  */
-export async function scanNativeStreaming(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, index?: string): Promise<Scanned[]> {
+export async function scanNativeStreaming(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, index?: NativeIndex): Promise<Scanned[]> {
   const child = spawn(tool, nativeArgs(store, srcs, index), {stdio: ['ignore', 'pipe', 'pipe']})
   const err: Buffer[] = []
   child.stderr.on('data', (c: Buffer) => err.push(c))
@@ -215,87 +230,105 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
   const big = (i: number): bigint => (at[i + 1] - at[i] > 16 ? BigInt(out.toString('latin1', at[i], at[i + 1] - 1)) : BigInt(num(i)))
   const str = (i: number): string => out.toString('latin1', at[i], at[i + 1] - 1)
   const srcBufs = srcs.map((s) => Buffer.from(s))
+  // hashes decoded from their 64 hex digits into slabs of 32-byte views (one allocation per 2,048 files)
+  let slab = Buffer.alloc(0)
+  let slabAt = 0
+  const nib = (c: number) => (c <= 0x39 ? c - 0x30 : c - 0x57)
+  const hash32 = (p: number): Buffer => {
+    if (slabAt === slab.length) {
+      slab = Buffer.allocUnsafe(32 * 2048)
+      slabAt = 0
+    }
+    const h = slab.subarray(slabAt, slabAt + 32)
+    slabAt += 32
+    for (let i = 0; i < 32; i++) h[i] = (nib(out[p + 2 * i]) << 4) | nib(out[p + 2 * i + 1])
+    return h
+  }
   const feed = (buf: Buffer): number => {
-  out = buf
-  let pos = 0
-  records: while (pos < out.length) {
-    at[0] = pos
-    for (let i = 0; i < FIELDS; i++) {
-      const end = out.indexOf(NUL, at[i])
-      if (end < 0) break records // the rest of this record comes with the next chunk
-      at[i + 1] = end + 1
-    }
-    pos = at[FIELDS]
-    const t = num(0)
-    const relB = out.subarray(at[1], at[2] - 1)
-    const rel = str(1)
-    const mode = num(2)
-    const meta: Meta = {mode, uid: num(3), gid: num(4), mtimeSec: big(6), mtimeNsec: num(7)}
-    const flag = String.fromCharCode(out[at[12]])
-    const tree = trees[t]
-    const type = mode & S_IFMT
-    // the path for messages (a rope: built only if read); the Buffer path only for the Node path's jobs
-    const where = rel === '.' ? tree.src : tree.src + '/' + rel
-    if (flag === 'x' || flag === 'X') {
-      treeX[t] ??= readXattrTree(tree.src)
-      const x = treeX[t]!.get(rel)
-      if (x)
-        meta.xattrs = filterXattrs(x, {
-          where: `${upper ? 'commit' : 'ingest'} of ${tree.src}`,
-          entry: Buffer.from(where, 'latin1').toString(),
-          kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other',
-          root,
-          filter: xfilter,
-          ...(upper ? {overlay: 'ignore' as const} : {}),
-        })
-    }
-    if (rel === '.') {
-      tree.builder = new LayerBuilder(meta)
-      if (upper?.opaque.has('.')) tree.builder.root.meta.flags = FLAG_OPAQUE
-      dirsOf[t].set('', tree.builder.root)
-      continue
-    }
-    const slash = relB.lastIndexOf(0x2f)
-    const parent = dirsOf[t].get(slash < 0 ? '' : rel.slice(0, slash))
-    if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
-    const n = slash < 0 ? relB : relB.subarray(slash + 1)
-    if (type === S_IFDIR) {
-      dirsOf[t].set(rel, tree.builder.put(parent, n, upper?.opaque.has(rel) ? {...meta, flags: FLAG_OPAQUE} : meta, where))
-    } else if (upper && type === S_IFCHR && at[9] - at[8] === 2 && out[at[8]] === 0x30) {
-      tree.builder.put(parent, n, whiteoutMeta(), where)
-    } else if (type === S_IFREG) {
-      const hl = at[10] - at[9] > 1 ? str(9) : ''
-      const first = hl ? seen.get(hl) : undefined
-      if (first) {
-        tree.builder.link(parent, n, first, where)
+    out = buf
+    const len = out.length
+    let pos = 0
+    records: while (pos < out.length) {
+      at[0] = pos
+      // a byte loop: Buffer.indexOf is a native call, 13 per record
+      for (let i = 0; i < FIELDS; i++) {
+        let end = at[i]
+        while (end < len && out[end] !== NUL) end++
+        if (end >= len) break records // the rest of this record comes with the next chunk
+        at[i + 1] = end + 1
+      }
+      pos = at[FIELDS]
+      const t = num(0)
+      const relB = out.subarray(at[1], at[2] - 1)
+      const rel = str(1)
+      const mode = num(2)
+      const meta: Meta = {mode, uid: num(3), gid: num(4), mtimeSec: big(6), mtimeNsec: num(7)}
+      const flag = String.fromCharCode(out[at[12]])
+      const tree = trees[t]
+      const type = mode & S_IFMT
+      // the path for messages (a rope: built only if read); the Buffer path only for the Node path's jobs
+      const where = rel === '.' ? tree.src : tree.src + '/' + rel
+      if (flag === 'x' || flag === 'X') {
+        treeX[t] ??= readXattrTree(tree.src)
+        const x = treeX[t]!.get(rel)
+        if (x)
+          meta.xattrs = filterXattrs(x, {
+            where: `${upper ? 'commit' : 'ingest'} of ${tree.src}`,
+            entry: Buffer.from(where, 'latin1').toString(),
+            kind: type === S_IFDIR ? 'dir' : type === S_IFREG ? 'file' : type === S_IFLNK ? 'symlink' : 'other',
+            root,
+            filter: xfilter,
+            ...(upper ? {overlay: 'ignore' as const} : {}),
+          })
+      }
+      if (rel === '.') {
+        tree.builder = new LayerBuilder(meta)
+        if (upper?.opaque.has('.')) tree.builder.root.meta.flags = FLAG_OPAQUE
+        dirsOf[t].set('', tree.builder.root)
         continue
       }
-      const size = big(5)
-      const node = tree.builder.put(parent, n, {...meta, size}, where)
-      if (hl) seen.set(hl, node)
-      if (flag === 'n' || flag === 'd') {
-        node.meta.hash = Buffer.from(str(11), 'hex')
-        pre.files++
-        pre.bytes += Number(size)
-        if (flag === 'n') {
-          pre.newObjects++
-          pre.newBytes += Number(size)
+      const slash = rel.lastIndexOf('/')
+      const parent = dirsOf[t].get(slash < 0 ? '' : rel.slice(0, slash))
+      if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
+      const n = slash < 0 ? relB : relB.subarray(slash + 1)
+      const nKey = slash < 0 ? rel : rel.slice(slash + 1)
+      if (type === S_IFDIR) {
+        dirsOf[t].set(rel, tree.builder.put(parent, n, upper?.opaque.has(rel) ? {...meta, flags: FLAG_OPAQUE} : meta, where, nKey))
+      } else if (upper && type === S_IFCHR && at[9] - at[8] === 2 && out[at[8]] === 0x30) {
+        tree.builder.put(parent, n, whiteoutMeta(), where)
+      } else if (type === S_IFREG) {
+        const hl = at[10] - at[9] > 1 ? str(9) : ''
+        const first = hl ? seen.get(hl) : undefined
+        if (first) {
+          tree.builder.link(parent, n, first, where)
+          continue
         }
-      } else if (size > 0n) {
-        // 's': sparse; 'X': sparse with xattrs (a `velo run` placeholder is both): read through its object
-        tree.jobs.push({path: join(srcBufs[t], relB), node, size: Number(size), sparse: flag === 's' || flag === 'X'})
-        tree.totalBytes += Number(size)
+        const size = big(5)
+        const node = tree.builder.put(parent, n, {...meta, size}, where, nKey)
+        if (hl) seen.set(hl, node)
+        if (flag === 'n' || flag === 'd') {
+          node.meta.hash = hash32(at[11])
+          pre.files++
+          pre.bytes += Number(size)
+          if (flag === 'n') {
+            pre.newObjects++
+            pre.newBytes += Number(size)
+          }
+        } else if (size > 0n) {
+          // 's': sparse; 'X': sparse with xattrs (a `velo run` placeholder is both): read through its object
+          tree.jobs.push({path: join(srcBufs[t], relB), node, size: Number(size), sparse: flag === 's' || flag === 'X'})
+          tree.totalBytes += Number(size)
+        }
+      } else if (type === S_IFLNK) {
+        const target = Buffer.from(str(10), 'hex')
+        tree.builder.put(parent, n, {...meta, target, size: BigInt(target.length)}, where)
+      } else if (type === S_IFSOCK) {
+        tree.skippedSockets++
+      } else {
+        tree.builder.put(parent, n, {...meta, rdev: big(8)}, where)
       }
-    } else if (type === S_IFLNK) {
-      const target = Buffer.from(str(10), 'hex')
-      tree.builder.put(parent, n, {...meta, target, size: BigInt(target.length)}, where)
-    } else if (type === S_IFSOCK) {
-      tree.skippedSockets++
-    } else {
-      tree.builder.put(parent, n, {...meta, rdev: big(8)}, where)
     }
-  }
-  return pos
+    return pos
   }
   const finish = (): Scanned[] => {
     for (const tr of trees) if (!tr.builder) throw new VeloError('NATIVE', `velo-ingest: no record for ${tr.src}`)
@@ -412,7 +445,7 @@ export async function ingestTrees(
   makeImage: (layers: LayerInfo[]) => ImageRecord,
   progress?: Progress,
   owners?: OwnerOverrides,
-  opts: {index?: string} = {},
+  opts: {index?: IndexOptions} = {},
 ): Promise<TreesResult> {
   const t0 = process.hrtime.bigint()
   const xfilter = newXattrFilter()
@@ -430,7 +463,9 @@ export async function ingestTrees(
   mark('db open')
   try {
     const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
-    if (tool) scanned = await scanNativeStreaming(tool, store, scanned.map((s) => s.src), xfilter, pre, dirs.length === 1 ? opts.index : undefined)
+    // the index's layer held by the store, checked under its lock (gc waits): the objects its hits name are there
+    const index = opts.index && dirs.length === 1 ? {in: opts.index.in, out: opts.index.out, trust: !!opts.index.in && !!opts.index.layer && db.hasLayer(opts.index.layer)} : undefined
+    if (tool) scanned = await scanNativeStreaming(tool, store, scanned.map((s) => s.src), xfilter, pre, index)
     mark('native pass done')
     const jobs = scanned.flatMap((s) => s.jobs)
     const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)

@@ -35,8 +35,9 @@ export interface ConvergeResult {
   metaOnly: number
 }
 
-export function convergeToLayer(home: string, dir: string, layer: string, index: string): ConvergeResult {
-  const r = spawnSync(convergeTool()!, [home, layer, dir, index], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
+/** index: the volume's fingerprint index ('' for none); indexOut: where the index of the result goes */
+export function convergeToLayer(home: string, dir: string, layer: string, index: string, indexOut: string): ConvergeResult {
+  const r = spawnSync(convergeTool()!, [home, layer, dir, index, indexOut], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-converge: ${r.error.message}`)
   if (r.status !== 0) throw new VeloError('NATIVE', `restore: ${String(r.stderr).trim().replace(/^velo-converge: /, '') || `velo-converge exited ${r.status}`}`)
   const out: Buffer = r.stdout

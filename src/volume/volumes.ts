@@ -50,8 +50,39 @@ export interface VolumeInfo extends VolumeRecord {
 export const volumesDir = (home: string) => path.join(home, 'volumes')
 export const volumeDir = (home: string, name: string) => path.join(volumesDir(home), name)
 export const volumeDataDir = (home: string, name: string) => path.join(volumeDir(home, name), 'data')
-/** The fingerprint index of the data dir (native/ingest/fpindex.h): a cache the snapshot and restore passes keep */
-export const volumeIndexPath = (home: string, name: string) => path.join(volumeDir(home, name), 'index')
+/**
+ * The fingerprint index of the data dir (native/ingest/fpindex.h), a cache the snapshot and restore passes keep, named
+ * after the layer it describes: `index-<layer id>` (the snapshot it was written with, or the one a restore made the
+ * files equal to), so a pass may skip looking up the objects of its hits while the store holds that layer.
+ * `index.new` while a pass writes one; it takes the name when the snapshot is committed or the restore applied.
+ */
+export function volumeIndex(home: string, name: string): {path?: string; layer?: string; next: string} {
+  const dir = volumeDir(home, name)
+  const next = path.join(dir, 'index.new')
+  let best: {path: string; layer: string; mtime: number} | undefined
+  try {
+    for (const n of fs.readdirSync(dir)) {
+      const m = /^index-([0-9a-f]{64})$/.exec(n)
+      if (!m) continue
+      const mtime = fs.statSync(path.join(dir, n)).mtimeMs
+      if (!best || mtime > best.mtime) best = {path: path.join(dir, n), layer: m[1], mtime}
+    }
+  } catch {}
+  return best ? {path: best.path, layer: best.layer, next} : {next}
+}
+
+/** index.new becomes the index of LAYER; older ones go (a kill in between leaves two: the newest is read). */
+function adoptIndex(home: string, name: string, layer: string): void {
+  const dir = volumeDir(home, name)
+  const keep = `index-${layer}`
+  try {
+    fs.renameSync(path.join(dir, 'index.new'), path.join(dir, keep))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // no native pass wrote one
+    throw fromSystemError(err, `cannot keep the index of volume ${name}`)
+  }
+  for (const n of fs.readdirSync(dir)) if ((n === 'index' || n.startsWith('index-')) && n !== keep) fs.rmSync(path.join(dir, n), {force: true})
+}
 
 /** Docker's rule for `-v SRC:DST`: a SRC that is a bare name (no `/`, not starting with `.` or `~`) is a volume. */
 export function isVolumeName(src: string): boolean {
@@ -169,7 +200,9 @@ export async function snapshotVolume(home: string, name: string, snap: string): 
     if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
     const {ingestDirectory} = await import('../store/ingest')
     // the fingerprint index: files unchanged since the last snapshot or restore are not read again
-    const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {index: volumeIndexPath(home, name)})
+    const ix = volumeIndex(home, name)
+    const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {index: {in: ix.path, out: ix.next, layer: ix.layer}})
+    adoptIndex(home, name, r.layer)
     emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer})
     return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes}
   } finally {
@@ -332,8 +365,10 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
  * command runs again after a restore was killed (planning again converges on the same tree). Volume lock held. */
 function finishRestore(home: string, name: string, layer: string): {written: number; removed: number; metaOnly: number} {
   const data = volumeDataDir(home, name)
-  const r = convergeToLayer(home, data, layer, volumeIndexPath(home, name))
+  const ix = volumeIndex(home, name)
+  const r = convergeToLayer(home, data, layer, ix.path ?? '', ix.next)
   fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
+  adoptIndex(home, name, layer)
   fs.rmSync(path.join(volumeDir(home, name), RESTORING), {force: true})
   return r
 }
