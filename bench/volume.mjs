@@ -6,10 +6,14 @@
 //   3. snapshot of a volume of ≥ 50,000 files with 1% of them changed since the last snapshot vs `velo ingest` of the
 //      same tree into an empty store
 //   4. restore of a snapshot of that volume vs the same full ingest
+//   5. reads during snapshots: the p99 latency of reads in a tenant that mounts the volume read-only, while a writer
+//      tenant rewrites files of it and snapshots run back to back (writers paused for each), vs the writer alone
+// --only reads: section 5 alone.
 // Inputs: this checkout's node_modules (scripts/setup.sh installs it), tarred once, and copies of it for the 50k-file
 // volume. Usage: node bench/volume.mjs [--runs N]   Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-volume)
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {spawn} from 'node:child_process'
 import {benchStart, hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
 
 const {runs, W} = benchStart('volume')
@@ -23,8 +27,23 @@ const mounted = []
 const umountAll = () => {
   for (const m of mounted.splice(0)) sh(`${v} volume umount ${m} --home ${H} >/dev/null 2>&1 || umount -l ${m} 2>/dev/null || true`)
 }
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
+const tenants = []
 try {
   sh(`rm -rf ${H} ${W}/plain ${W}/mnt ${W}/full`)
+  if (only !== 'reads') writesAndSnapshots()
+  await readsDuringSnapshots()
+  notes.push('chunk-level dedup (a 1 GiB file with 1 MiB changed stores <= 2 MiB more): not measured, FastCDC chunking is not built')
+  printRows('Volumes (issue 14)', rows)
+  for (const n of notes) console.log(`- ${n}`)
+} finally {
+  umountAll()
+  for (const t of tenants) sh(`${v} sandbox rm -f ${t} --home ${H} >/dev/null 2>&1 || true`)
+  sh(`${v} volume rm w big rl --home ${H} >/dev/null 2>&1 || true`)
+  sh(`rm -rf ${H} ${W}/plain ${W}/mnt ${W}/full`)
+}
+
+function writesAndSnapshots() {
   const tar = path.join(W, 'nm.tar')
   if (!fs.existsSync(tar)) sh(`tar -C ${ROOT} -cf ${tar} node_modules`)
   const files = Number(sh(`tar -tf ${tar} | grep -vc '/$'`).trim())
@@ -84,11 +103,36 @@ try {
   )
   rows.push(ratioRow(`snapshot of a ${bigFiles}-file volume with 1% of its files changed vs a full ingest of it`, r.snapshot, r['full ingest'], 'velo ingest (empty store)', 0.2))
   rows.push(ratioRow(`restore of a snapshot of that volume vs the same full ingest`, r.restore, r['full ingest'], 'velo ingest (empty store)', 0.1))
-  notes.push('chunk-level dedup (a 1 GiB file with 1 MiB changed stores <= 2 MiB more): not measured, FastCDC chunking is not built')
-  printRows('Volumes (issue 14)', rows)
-  for (const n of notes) console.log(`- ${n}`)
-} finally {
-  umountAll()
-  sh(`${v} volume rm w big --home ${H} >/dev/null 2>&1 || true`)
-  sh(`rm -rf ${H} ${W}/plain ${W}/mnt ${W}/full`)
+  sh(`${v} volume rm big --home ${H} >/dev/null`)
+}
+
+async function readsDuringSnapshots() {
+  // a volume of 2,000 small files; the writer rewrites 500 of them in a loop, the reader reads all of them in turn
+  sh(`${v} volume create rl --home ${H} >/dev/null`)
+  const data = JSON.parse(sh(`${v} volume inspect rl --home ${H} --json`)).dir
+  for (let i = 0; i < 2000; i++) fs.writeFileSync(path.join(data, `f${i}`), `file ${i}\n`.repeat(50))
+  const [wr, rd] = ['rl-writer', 'rl-reader']
+  tenants.push(wr, rd)
+  sh(`${v} sandbox run -d --name ${wr} -v rl:/v --home ${H} -- sh -c 'i=0; while :; do i=$((i+1)); echo $i > /v/f$((i % 500)); done' >/dev/null`)
+  sh(`${v} sandbox run -d --name ${rd} -v rl:/v:ro --home ${H} -- sleep infinity >/dev/null`)
+  // one read per file in turn for SECONDS, each timed; percentiles printed as JSON
+  const reader = (seconds) =>
+    `const fs=require('fs');const l=[];const end=Date.now()+${seconds * 1000};let i=0;` +
+    `while(Date.now()<end){const t=process.hrtime.bigint();fs.readFileSync('/v/f'+(i++%2000));l.push(Number(process.hrtime.bigint()-t)/1e6)}` +
+    `l.sort((a,b)=>a-b);const q=(p)=>l[Math.min(l.length-1,Math.floor(p*l.length))];` +
+    `console.log(JSON.stringify({n:l.length,p50:q(0.5),p99:q(0.99),max:l[l.length-1]}))`
+  const measure = (withSnapshots, seconds = 6) => {
+    const child = spawn(VELO, ['sandbox', 'exec', rd, '--home', H, '--', 'node', '-e', reader(seconds)], {stdio: ['ignore', 'pipe', 'inherit']})
+    let out = ''
+    child.stdout.on('data', (c) => (out += c))
+    let snaps = 0
+    const t0 = Date.now()
+    if (withSnapshots) while (Date.now() - t0 < seconds * 1000) sh(`${v} volume snapshot rl r${snaps++} --home ${H} >/dev/null`)
+    return new Promise((resolve, reject) => child.on('close', (code) => (code === 0 ? resolve({...JSON.parse(out), snaps}) : reject(new Error(`reader exited ${code}`)))))
+  }
+  const alone = await measure(false)
+  const snapped = await measure(true)
+  log(`reads, writer alone: ${JSON.stringify(alone)}; with snapshots: ${JSON.stringify(snapped)}`)
+  notes.push(`reads in the read-only tenant: writer alone p50 ${alone.p50.toFixed(3)} ms, p99 ${alone.p99.toFixed(3)} ms, max ${alone.max.toFixed(1)} ms (${alone.n} reads); with ${snapped.snaps} snapshots p50 ${snapped.p50.toFixed(3)} ms, p99 ${snapped.p99.toFixed(3)} ms, max ${snapped.max.toFixed(1)} ms (${snapped.n} reads)`)
+  rows.push(ratioRow(`p99 read latency in a read-only tenant while a writer tenant loops and ${snapped.snaps} snapshots run back to back (the writer paused for each) vs the writer alone`, {mean: snapped.p99 / 1000}, {mean: alone.p99 / 1000}, 'writer alone', 2))
 }

@@ -20,6 +20,8 @@ import SandboxCp from './commands/sandbox/cp'
 import SandboxCreate from './commands/sandbox/create'
 import SandboxDiff from './commands/sandbox/diff'
 import SandboxExec from './commands/sandbox/exec'
+import SandboxPause from './commands/sandbox/pause'
+import SandboxUnpause from './commands/sandbox/unpause'
 import SandboxInspect from './commands/sandbox/inspect'
 import SandboxLogs from './commands/sandbox/logs'
 import SandboxLs from './commands/sandbox/ls'
@@ -82,6 +84,7 @@ export const COMMANDS = {
   'sandbox:exec': SandboxExec,
   'sandbox:inspect': SandboxInspect,
   'sandbox:logs': SandboxLogs,
+  'sandbox:pause': SandboxPause,
   'sandbox:ls': SandboxLs,
   'sandbox:port': SandboxPort,
   'sandbox:restart': SandboxRestart,
@@ -91,6 +94,7 @@ export const COMMANDS = {
   'sandbox:stats': SandboxStats,
   'sandbox:stop': SandboxStop,
   'sandbox:top': SandboxTop,
+  'sandbox:unpause': SandboxUnpause,
   'sandbox:wait': SandboxWait,
   umount: Umount,
   'volume:create': VolumeCreate,

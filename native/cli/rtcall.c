@@ -85,9 +85,32 @@ static void stop_request(const char *home, const char *name) {
   if (fd >= 0) close(fd);
 }
 
+/* tenants/NAME/paused: the sandbox's cgroup is frozen by `velo sandbox pause` (or a volume snapshot), for the
+ * listings of both front doors (a running sandbox with it is "paused"); gone when it is thawed, stopped or booted. */
+static void paused_marker(const char *home, const char *name, bool on) {
+  char p[4300];
+  snprintf(p, sizeof p, "%s/tenants/%s/paused", home, name);
+  if (!on) {
+    unlink(p);
+    return;
+  }
+  int fd = open(p, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) close(fd);
+}
+
+int sb_rt_freeze(const char *home, const char *name, bool frozen, char *err, size_t errlen) {
+  sb_rt_root(home);
+  struct velo_err e = {0};
+  int r = container_freeze(name, frozen, &e);
+  if (r < 0) return fail_with(&e, err, errlen);
+  paused_marker(home, name, frozen);
+  return r;
+}
+
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen) {
   (void)ctx;
   stop_request(home, name);
+  paused_marker(home, name, false);
   sb_rt_root(home);
   char rec[4400];
   snprintf(rec, sizeof rec, "%s/%s", G.root, name);
@@ -263,6 +286,7 @@ int sb_boot(const struct front_ctx *ctx, const char *home, struct tstate *s, boo
   if (has_main < 0) return snprintf(err, errlen, "the main command in %s/state.json is malformed", dir), -1;
   snprintf(p, sizeof p, "%s/stop-request", dir);
   unlink(p); /* left by the last stop: this boot is a new run */
+  paused_marker(home, s->name, false);
   static const char *const subs[] = {"upper", "work", "root"};
   for (int i = 0; i < 3; i++) {
     snprintf(p, sizeof p, "%s/%s", dir, subs[i]);
@@ -363,6 +387,8 @@ int sb_signal(const struct front_ctx *ctx, const char *home, const struct tstate
   stop_request(home, s->name);
   sb_rt_root(home);
   struct velo_err e = {0};
+  /* a paused sandbox is thawed first: its frozen init could not act on the signal (a stop would wait it out) */
+  if (container_freeze(s->name, false, &e) == 0) paused_marker(home, s->name, false);
   int r = container_kill(s->name, sig, false, &e);
   if (r != 0) {
     fail_with(&e, err, errlen);

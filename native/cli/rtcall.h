@@ -30,6 +30,8 @@ int sb_rm_tree(int dfd, const char *name);
 /* Point the runtime library at HOME/runtime (its containers' records), as `velo-runtime --root` would. */
 void sb_rt_root(const char *home);
 int sb_rt_delete(const struct front_ctx *ctx, const char *home, const char *name, char *err, size_t errlen);
+/* velo-runtime pause / resume, and tenants/NAME/paused kept in step: 0 done, 1 it already was so; -1 err says why. */
+int sb_rt_freeze(const char *home, const char *name, bool frozen, char *err, size_t errlen);
 /* Run x in the sandbox (velo-runtime exec, in this process) and wait for it, passing signals on (a terminal is
  * relayed); its exit code (128+N for signal N). A process that never ran: the reason on stderr, 127/126/1. */
 int sb_exec_wait(const char *home, const struct tstate *s, const struct oci_exec *x);

@@ -7,6 +7,7 @@
  *                                              the runtime's exec, waited for (its exit code is ours)
  *   kill --home H NAME SIGNAL TIMEOUT_MS       exit 0 exited, 2 timeout, 3 not running
  *   delete --home H NAME                       the runtime's delete --force
+ *   pause|resume --home H NAME                 the runtime's pause / resume: exit 0 done, 4 it already was so
  *   purge --home H PATH                        remove tenants/PATH (as the native rm does; rootless: in a user namespace)
  *   volume-quota --home H NAME BYTES           a project quota of BYTES on volumes/NAME/data (velo volume create --size)
  * Errors: the message on stderr, exit 1. Never a fallback: Node called us. */
@@ -60,6 +61,10 @@ int front_sandbox_internal(const struct front_ctx *ctx, int argc, char **argv) {
   const char *name = pos[0];
   char err[2048];
   if (!strcmp(verb, "delete")) return sb_rt_delete(ctx, home, name, err, sizeof err) < 0 ? fail("%s%s", err, "") : 0;
+  if (!strcmp(verb, "pause") || !strcmp(verb, "resume")) {
+    int r = sb_rt_freeze(home, name, !strcmp(verb, "pause"), err, sizeof err);
+    return r < 0 ? fail("%s%s", err, "") : r == 1 ? 4 : 0;
+  }
   if (!strcmp(verb, "volume-quota")) {
     /* NAME was validated by Node (a volume name: no '/', no '..'); the quota as a tenant's --disk (disk.c) */
     if (np != 2 || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, ".")) return fail("velo __sandbox volume-quota: NAME BYTES%s%s", "", "");

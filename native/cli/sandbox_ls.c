@@ -7,6 +7,7 @@
  * a tenants dir it cannot read) sends the whole call to Node, which says what it says. A tenant whose state is
  * missing or not JSON is left out, as Node leaves it out. */
 #include <dirent.h>
+#include <unistd.h>
 #include <errno.h>
 #include <pthread.h>
 #include <json-c/json.h>
@@ -30,6 +31,7 @@ static const struct flag_def FLAGS[N_FLAGS] = {
 struct row {
   const char *name, *image, *profile, *created, *started; /* started: NULL when absent */
   bool running;
+  bool paused; /* running, its cgroup frozen: tenants/NAME/paused (rtcall.c), as src/sandbox/tenant.ts isPaused */
   long pid;
   json_object *argv; /* the main command's words; NULL: none */
   char *command;     /* the same joined by spaces */
@@ -136,6 +138,11 @@ static int read_row(const char *home, const char *name, struct row *r, json_obje
   if (json_object_object_get_ex(s, "pidStart", &v) && !json_object_is_type(v, json_type_null) && !plain_str(v, &pid_start)) return -1;
   r->running = init_running(pid, pid_start);
   r->pid = pid;
+  if (r->running) {
+    char pp[4400];
+    snprintf(pp, sizeof pp, "%s/tenants/%s/paused", home, name);
+    r->paused = access(pp, F_OK) == 0;
+  }
   /* a workload's main command ("main": {argv: [...]}) */
   json_object *m = NULL;
   if (json_object_object_get_ex(s, "main", &m) && !json_object_is_type(m, json_type_null)) {
@@ -202,7 +209,7 @@ static void print_json(const struct row *rows, size_t n) {
     char num[32];
     jw_begin_obj(&w);
     jw_key(&w, "name"), jw_str(&w, r->name);
-    jw_key(&w, "status"), jw_str(&w, r->running ? "running" : "stopped");
+    jw_key(&w, "status"), jw_str(&w, r->paused ? "paused" : r->running ? "running" : "stopped");
     jw_key(&w, "image"), jw_str(&w, r->image);
     jw_key(&w, "profile"), jw_str(&w, r->profile);
     jw_key(&w, "pid");
@@ -261,7 +268,7 @@ static void print_table(const struct row *rows, size_t n) {
       const struct row *r = &rows[i - 1];
       c[0] = strdup(r->name);
       if (r->has_exit) c[1] = dupf("exited (%ld)", r->exit_code);
-      else c[1] = strdup(r->running ? "running" : "stopped");
+      else c[1] = strdup(r->paused ? "paused" : r->running ? "running" : "stopped");
       c[2] = strdup(r->image);
       if (r->command) {
         /* JSON.stringify(command.join(' ').slice(0, 40)) */

@@ -1,4 +1,5 @@
-/* A directory's names, sorted bytewise, read from an fd the caller already holds (getdents64 from offset 0):
+/* A directory's names, sorted bytewise, read from an fd the caller already holds, freshly opened (getdents64 from
+ * where it stands: the start):
  * no second open through a /proc/self/fd path and no extra fd per directory, which scandir(3) would cost on every
  * directory of a tree walk. Shared by velo-ingest and velo-converge. */
 #ifndef VELO_DIRLIST_H
@@ -24,10 +25,7 @@ static inline int dirlist_read(int dfd, struct dirlist *dl) {
   memset(dl, 0, sizeof *dl);
   size_t cap = 1 << 15, used = 0;
   char *pool = malloc(cap);
-  if (!pool || lseek(dfd, 0, SEEK_SET) < 0) {
-    free(pool);
-    return -1;
-  }
+  if (!pool) return -1;
   char buf[1 << 15];
   size_t count = 0;
   for (;;) {

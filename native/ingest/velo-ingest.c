@@ -147,7 +147,31 @@ static int open_temp(char *tmp, size_t cap) {
 }
 
 /* Store the regular file open as fd; hash (hex) out. Returns 'n' or 'd'. */
-static char store_file(int fd, const struct stat *st, const char *path, char *hash, uint64_t *stored) {
+/* The file's content as of one state of it: a file written while it is read (a tenant that was not paused, a host
+ * process) is read again, up to READ_TRIES times, until its size, mtime and ctime are the same before and after the
+ * read; one that never settles is stored as last read, with a note. *st becomes the stat the content goes with. */
+#define READ_TRIES 5
+static char store_once(int fd, const struct stat *st, const char *path, char *hash, uint64_t *stored);
+static int same_state(const struct stat *a, const struct stat *b) {
+  return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+static char store_file(int fd, struct stat *st, const char *path, char *hash, uint64_t *stored) {
+  for (int try = 1;; try++) {
+    char r = store_once(fd, st, path, hash, stored);
+    struct stat after;
+    if (fstat(fd, &after) < 0) die(path, "stat");
+    if (same_state(st, &after) && (uint64_t)after.st_size == *stored) return r;
+    if (try == READ_TRIES) {
+      fprintf(stderr, "velo: %s changed while it was read (%d times); stored as last read\n", path, READ_TRIES);
+      return r;
+    }
+    /* the owner or mode may have changed too: the object's name follows the file as it is now */
+    *st = after;
+  }
+}
+
+static char store_once(int fd, const struct stat *st, const char *path, char *hash, uint64_t *stored) {
   uint8_t d[32];
   blake3_hasher h;
   char name[256], tmp[4096];
@@ -242,6 +266,15 @@ static void record(int tree, const char *rel, const struct stat *st, const char 
   field(&flag, 1);
 }
 
+/* After a failed call on an entry: 1 when the name was removed or renamed away since the listing (a live tree: a
+ * volume's writers not paused), so it is not part of the tree any more, as tar and rsync treat it (rel cut back to
+ * its parent); any other error ends the pass. */
+static int gone(char *rel, size_t rlen, const char *what) {
+  if (errno != ENOENT) die(rel, what);
+  rel[rlen] = 0;
+  return 1;
+}
+
 static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
   struct dirlist dl;
   if (dirlist_read(dfd, &dl) < 0) die(abs, "read directory");
@@ -256,10 +289,10 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
     if (rlen) rel[at++] = '/';
     memcpy(rel + at, nm, nl + 1);
     struct stat st;
-    if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) die(rel, "stat");
+    if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0 && gone(rel, rlen, "stat")) continue;
     if (S_ISDIR(st.st_mode)) {
       int c = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (c < 0) die(rel, "open directory");
+      if (c < 0 && gone(rel, rlen, "open directory")) continue;
       record(tree, rel, &st, NULL, 0, NULL, has_xattrs_fd(c) ? 'x' : '-');
       walk(tree, c, rel, at + nl, abs);
       close(c);
@@ -278,7 +311,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         }
       }
       int f = openat(dfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-      if (f < 0) die(rel, "open");
+      if (f < 0 && gone(rel, rlen, "open")) continue;
       char hash[65];
       char flag = '-';
       uint64_t stored = 0;
@@ -304,7 +337,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
       ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
-      if (tl < 0) die(rel, "read link");
+      if (tl < 0 && gone(rel, rlen, "read link")) continue;
       char px[4200];
       snprintf(px, sizeof px, "/proc/self/fd/%d/%s", dfd, nm);
       ssize_t xl = llistxattr(px, NULL, 0);

@@ -269,6 +269,21 @@ int container_kill(const char *id, int sig, bool all, struct velo_err *e) {
   return r ? -1 : 0;
 }
 
+int container_freeze(const char *id, bool frozen, struct velo_err *e) {
+  struct container c;
+  int r = container_load(id, &c, e);
+  if (r == 0) {
+    const char *status = container_status(&c);
+    if (!strcmp(status, frozen ? "paused" : "running")) r = 1;
+    else if (strcmp(status, frozen ? "running" : "paused"))
+      r = velo_fail(e, 0, "cannot %s container %s: it is %s", frozen ? "pause" : "resume", c.id, status);
+    else if (!c.has_cg) r = velo_fail(e, 0, "container %s has no cgroup recorded", c.id);
+    else r = oci_cgroup_freeze(&c.cg, frozen, e);
+  }
+  container_free(&c);
+  return r;
+}
+
 int container_wait_exit(const struct container *c, int timeout_ms) {
   int pfd = (int)syscall(SYS_pidfd_open, c->pid, 0);
   if (pfd < 0) return 0; /* gone already */

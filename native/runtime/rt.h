@@ -188,6 +188,9 @@ int container_exec(const struct container *c, json_object *process, const struct
 /* kill [--all] by id: sig to the container's init (or, all, to every process of its cgroup); a container that is
  * not running is an error. 0, or -1 with e. */
 int container_kill(const char *id, int sig, bool all, struct velo_err *e);
+/* pause / resume by id: freeze or thaw every process of the container's cgroup. 0 done, 1 it already was paused
+ * (running); -1 with e: it is neither (stopped, creating) or the cgroup did not settle. */
+int container_freeze(const char *id, bool frozen, struct velo_err *e);
 /* Send sig to the container's init through a pidfd (start time checked). */
 int container_signal(const struct container *c, int sig, struct velo_err *e);
 int parse_signal(const char *s, int *sig);

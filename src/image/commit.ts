@@ -267,11 +267,29 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
  * The tenant must be stopped (its upper dir must not change while it is read; `velo sandbox stop` keeps the
  * files). The new image keeps the tenant image's config (Env, Cmd, WorkingDir, User, ...).
  */
-export async function commitSandbox(home: string, tenant: string, name: string): Promise<CommitResult & {sandbox: string}> {
-  const {readState, isRunning, tenantDir, tenantIdRanges} = await import('../sandbox/state')
+/**
+ * `velo sandbox commit NAME IMAGE`. A running sandbox is paused while its upper dir is read (as `docker commit`
+ * pauses the container: the layer is one instant of its writes), then thawed; `pause: false` refuses a running
+ * one instead, since its upper dir could change while it is read. One paused already stays paused.
+ */
+export async function commitSandbox(home: string, tenant: string, name: string, o: {pause?: boolean} = {}): Promise<CommitResult & {sandbox: string; paused: boolean}> {
+  const {readState, isRunning} = await import('../sandbox/state')
   const s = readState(home, tenant)
-  if (isRunning(s))
-    throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `stop it first (its files are kept): velo sandbox stop ${tenant}`})
+  if (!isRunning(s)) return {...(await commitStopped(home, tenant, name, s)), paused: false}
+  if (o.pause === false)
+    throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `commit it paused (the default), or stop it first: velo sandbox stop ${tenant}`})
+  const {isPaused, pauseSandbox} = await import('../sandbox/tenant')
+  const ours = !isPaused(home, tenant)
+  if (ours) pauseSandbox(home, tenant, true, {quiet: true})
+  try {
+    return {...(await commitStopped(home, tenant, name, s)), paused: true}
+  } finally {
+    if (ours) pauseSandbox(home, tenant, false, {quiet: true})
+  }
+}
+
+async function commitStopped(home: string, tenant: string, name: string, s: import('../sandbox/state').TenantState): Promise<CommitResult & {sandbox: string}> {
+  const {tenantDir, tenantIdRanges} = await import('../sandbox/state')
   let config: ImageConfig | undefined
   const db = ManifestDb.open(home)
   try {

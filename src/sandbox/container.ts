@@ -55,6 +55,15 @@ export function containerKill(home: string, name: string, signal: number, timeou
   throw failure("cannot signal the sandbox's init", r)
 }
 
+/** velo-runtime pause / resume (its cgroup frozen or thawed; tenants/NAME/paused kept in step by the native side):
+ * 'done', or 'already' when it was paused (running) already. */
+export function containerFreeze(home: string, name: string, frozen: boolean): 'done' | 'already' {
+  const r = internal(frozen ? 'pause' : 'resume', home, [name])
+  if (r.status === 0) return 'done'
+  if (r.status === 4) return 'already'
+  throw failure(`cannot ${frozen ? 'pause' : 'unpause'} sandbox ${name}`, r)
+}
+
 /** velo-runtime delete --force: every process, the cgroups and the runtime's record of the sandbox. */
 export function containerDelete(home: string, name: string): void {
   const r = internal('delete', home, [name])

@@ -8,7 +8,7 @@ import type {ManifestDb} from '../manifest/db'
 import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
 import {cgroupStats, layout, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
-import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
+import {containerBoot, containerDelete, containerExec, containerFreeze, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
 import {emitEvent} from '../lib/events'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
@@ -646,6 +646,25 @@ export function stopSandbox(home: string, name: string, graceMs = 10_000): {name
   return {name, wasRunning: true, forced}
 }
 
+/** Paused: running with its cgroup frozen (`velo sandbox pause`, or a volume snapshot holding its writers still);
+ * tenants/NAME/paused is the native side's record of it, for the listings of both front doors. */
+export function isPaused(home: string, name: string): boolean {
+  return fs.existsSync(path.join(tenantDir(home, name), 'paused'))
+}
+
+/**
+ * `velo sandbox pause NAME` (docker pause): every process of the sandbox frozen (cgroup freezer) until unpause;
+ * exec is refused meanwhile, stop thaws it first. Errors as Docker's: not running, already paused / not paused.
+ */
+export function pauseSandbox(home: string, name: string, paused: boolean, o: {quiet?: boolean} = {}): {name: string; paused: boolean} {
+  const s = readState(home, name)
+  if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is not running`, {suggestion: `start it first: velo sandbox start ${name}`})
+  if (containerFreeze(home, name, paused) === 'already')
+    throw new VeloError('STATE', `sandbox ${name} is ${paused ? 'already paused' : 'not paused'}`, {suggestion: paused ? `unpause it: velo sandbox unpause ${name}` : `see its status: velo sandbox ls`})
+  if (!o.quiet) emitEvent(home, 'sandbox', paused ? 'pause' : 'unpause', name)
+  return {name, paused}
+}
+
 /** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */
 export async function removeSandbox(home: string, name: string, force: boolean): Promise<{name: string; killed: boolean; ms: number; timings?: Record<string, number>}> {
   const t0 = process.hrtime.bigint()
@@ -696,7 +715,7 @@ export async function removeSandbox(home: string, name: string, force: boolean):
 
 export interface SandboxInfo {
   name: string
-  status: 'running' | 'stopped'
+  status: 'running' | 'paused' | 'stopped'
   image: string
   profile: string
   pid: number | null
@@ -733,7 +752,7 @@ export function listSandboxes(home: string): SandboxInfo[] {
     const w = s.main && !running ? readWorkload(home, n) : undefined
     out.push({
       name: n,
-      status: running ? 'running' : 'stopped',
+      status: running ? (isPaused(home, n) ? 'paused' : 'running') : 'stopped',
       image: s.image,
       profile: s.profile,
       pid: running ? s.pid! : null,
@@ -757,7 +776,7 @@ export function inspectSandbox(home: string, name: string): Record<string, unkno
   const running = isRunning(s)
   return {
     ...s,
-    status: running ? 'running' : 'stopped',
+    status: running ? (isPaused(home, name) ? 'paused' : 'running') : 'stopped',
     pid: running ? s.pid : null,
     dir: tenantDir(home, name),
     // a user namespace of its own: where its ids are on the host (its bundle's mappings)

@@ -389,6 +389,8 @@ function scanTree(dir: string, owners: OwnerOverrides | undefined, xfilter: Retu
       try {
         st = fs.lstatSync(p, {bigint: true})
       } catch (err) {
+        // removed or renamed away since the listing (a live tree): not part of it any more, as in velo-ingest
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
         throw fromSystemError(err, `cannot stat ${p.toString()}`)
       }
       const meta = ownedAs(r, metaFromStat(st))

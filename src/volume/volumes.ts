@@ -118,8 +118,11 @@ export function volumeUsers(home: string, name: string): string[] {
 }
 
 /** One volume command at a time changes a volume's files through velo (snapshot, restore, finishing a restore). */
-function lockVolume(home: string, name: string): StoreLock {
-  return new StoreLock(path.join(volumeDir(home, name), 'lock')).acquire('exclusive')
+function lockVolume(home: string, name: string, wait = true): StoreLock {
+  return new StoreLock(path.join(volumeDir(home, name), 'lock')).acquire('exclusive', {
+    wait,
+    busy: {message: `volume ${name} is busy (a snapshot or restore holds it)`, suggestion: 'retry when it ends'},
+  })
 }
 
 /** Marker of a restore in place under way: {snapshot, layer}; the next command on the volume finishes it. */
@@ -190,24 +193,83 @@ async function hasImage(home: string, image: string): Promise<boolean> {
 }
 
 /** `velo volume snapshot NAME SNAP`: the files as they are now, stored once in the store (deduplicated). */
-export async function snapshotVolume(home: string, name: string, snap: string): Promise<SnapshotInfo> {
+/**
+ * `velo volume snapshot NAME SNAP`. The running sandboxes that may write the volume are paused for the pass (their
+ * cgroups frozen, as `docker commit` pauses the container), so the snapshot is one instant of what they wrote: a
+ * database's log and data files agree. Sandboxes with it read-only are not paused (their reads never wait), nor
+ * with `pause: false` (each file is then still one state of it: velo-ingest reads a file that changes meanwhile
+ * again). A snapshot killed while they are paused leaves `volumes/NAME/paused-for-snapshot`, and the next command
+ * on the volume thaws them.
+ */
+export async function snapshotVolume(home: string, name: string, snap: string, o: {pause?: boolean} = {}): Promise<SnapshotInfo & {paused: string[]}> {
   readRecord(home, name)
   validateSnapshotName(snap)
   const lock = lockVolume(home, name)
   try {
-    recoverRestore(home, name, true)
+    recoverRestore(home, name, 'locked')
     const image = snapshotImage(name, snap)
     if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
     const {ingestDirectory} = await import('../store/ingest')
-    // the fingerprint index: files unchanged since the last snapshot or restore are not read again
-    const ix = volumeIndex(home, name)
-    const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {index: {in: ix.path, out: ix.next, layer: ix.layer}})
-    adoptIndex(home, name, r.layer)
-    emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer})
-    return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes}
+    const paused = o.pause === false ? [] : pauseWriters(home, name)
+    try {
+      // the fingerprint index: files unchanged since the last snapshot or restore are not read again
+      const ix = volumeIndex(home, name)
+      const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {index: {in: ix.path, out: ix.next, layer: ix.layer}})
+      adoptIndex(home, name, r.layer)
+      emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer, paused: paused.length})
+      return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
+    } finally {
+      thawWriters(home, name, paused)
+    }
   } finally {
     lock.release()
   }
+}
+
+const PAUSED_FOR_SNAPSHOT = 'paused-for-snapshot'
+
+/** Freeze the running sandboxes that mount the volume writable and are not paused already; their names, recorded
+ * first in volumes/NAME/paused-for-snapshot (a kill midway leaves them for the next command to thaw). */
+function pauseWriters(home: string, name: string): string[] {
+  const {isRunning, readState} = require('../sandbox/state') as typeof import('../sandbox/state')
+  const {isPaused, pauseSandbox} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+  const writers = volumeUsers(home, name).filter((t) => {
+    try {
+      const s = readState(home, t)
+      return isRunning(s) && !isPaused(home, t) && s.mounts.some((m) => m.volume === name && m.snapshot === undefined && !m.readonly)
+    } catch {
+      return false
+    }
+  })
+  if (!writers.length) return []
+  writeFileAtomic(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), JSON.stringify(writers) + '\n')
+  const done: string[] = []
+  try {
+    for (const t of writers) {
+      pauseSandbox(home, t, true, {quiet: true})
+      done.push(t)
+    }
+  } catch (err) {
+    thawWriters(home, name, done)
+    throw err
+  }
+  return done
+}
+
+/** Thaw what pauseWriters froze (a sandbox stopped or removed meanwhile is no error), then drop the record. */
+function thawWriters(home: string, name: string, paused: string[]): void {
+  const {pauseSandbox} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+  const failed: string[] = []
+  for (const t of paused)
+    try {
+      pauseSandbox(home, t, false, {quiet: true})
+    } catch (err) {
+      const code = (err as VeloError).code
+      if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
+    }
+  if (failed.length)
+    throw new VeloError('STATE', `volume ${name}: sandboxes paused for the snapshot could not be thawed: ${failed.join('; ')}`, {suggestion: 'unpause them: velo sandbox unpause NAME'})
+  fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})
 }
 
 /** `velo volume snapshots NAME`, oldest first. */
@@ -270,7 +332,7 @@ export async function restoreVolume(home: string, name: string, snap: string): P
 }
 
 async function restoreLocked(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string; files: number; written?: number; removed?: number; metaOnly?: number}> {
-  recoverRestore(home, name, true)
+  recoverRestore(home, name, 'locked')
   const image = snapshotImage(name, snap)
   const {ManifestDb} = await import('../manifest/db')
   const db = ManifestDb.open(home)
@@ -374,11 +436,13 @@ function finishRestore(home: string, name: string, layer: string): {written: num
 }
 
 /**
- * What a restore killed midway left. In place (a marker): the restore is finished now. By swap: the data dir
- * renamed aside and the new one not yet in place → the old one back; leftovers of either kind removed (the swap
- * is two renames: between them the data dir is missing). `locked`: the caller holds the volume lock.
+ * What a snapshot or restore killed midway left. A restore in place (a marker): finished now. Writers a snapshot
+ * paused: thawed. A swap: the data dir renamed aside and the new one not yet in place → the old one back; leftovers
+ * of either kind removed (the swap is two renames: between them the data dir is missing). `mode`: 'locked', the
+ * caller holds the volume lock; 'wait' for it (a sandbox about to use the volume); 'try': a volume busy with a
+ * live snapshot or restore is left to it (a listing never waits for one).
  */
-function recoverRestore(home: string, name: string, locked = false): void {
+function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 'try' = 'wait'): void {
   const dir = volumeDir(home, name)
   let names: string[]
   try {
@@ -389,8 +453,31 @@ function recoverRestore(home: string, name: string, locked = false): void {
   const olds = names.filter((n) => n.startsWith('.old-'))
   if (!names.includes('data') && olds.length) fs.renameSync(path.join(dir, olds[0]), volumeDataDir(home, name))
   for (const n of fs.readdirSync(dir)) if (n.startsWith('.old-') || n.startsWith('.restore-')) fs.rmSync(path.join(dir, n), {recursive: true, force: true})
-  if (!names.includes(RESTORING)) return
-  const lock = locked ? undefined : lockVolume(home, name)
+  if (!names.includes(RESTORING) && !names.includes(PAUSED_FOR_SNAPSHOT)) return
+  let lock: StoreLock | undefined
+  try {
+    lock = mode === 'locked' ? undefined : lockVolume(home, name, mode === 'wait')
+  } catch (err) {
+    if (mode === 'try' && (err as VeloError).code === 'BUSY') return // a live snapshot or restore: its own business
+    throw err
+  }
+  if (names.includes(PAUSED_FOR_SNAPSHOT))
+    try {
+      // a snapshot killed while it held writers frozen: thawed now (the lock says that snapshot is gone)
+      let left: string[] = []
+      try {
+        left = JSON.parse(fs.readFileSync(path.join(dir, PAUSED_FOR_SNAPSHOT), 'utf8'))
+      } catch {}
+      const {isPaused} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+      thawWriters(home, name, Array.isArray(left) ? left.filter((t) => typeof t === 'string' && isPaused(home, t)) : [])
+    } catch (err) {
+      lock?.release()
+      throw err
+    }
+  if (!names.includes(RESTORING)) {
+    lock?.release()
+    return
+  }
   try {
     let pending: {snapshot: string; layer: string}
     try {
@@ -408,7 +495,7 @@ function recoverRestore(home: string, name: string, locked = false): void {
 
 export function inspectVolume(home: string, name: string): VolumeInfo {
   const rec = readRecord(home, name)
-  recoverRestore(home, name)
+  recoverRestore(home, name, 'try')
   return {...rec, dir: volumeDataDir(home, name), usedBy: volumeUsers(home, name)}
 }
 

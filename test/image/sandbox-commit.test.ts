@@ -10,7 +10,7 @@ import {fmtRows, listDir} from './listing'
 
 /**
  * `velo sandbox commit`: a tenant of an imported busybox image deletes, replaces and adds files; committed
- * (while running: refused; stopped: done), the new image = the old layers + one layer, and a new sandbox of it
+ * (while running: paused for it, or refused with --no-pause; stopped: done), the new image = the old layers + one layer, and a new sandbox of it
  * sees exactly the tenant's tree.
  */
 describe('velo sandbox commit', () => {
@@ -45,11 +45,17 @@ describe('velo sandbox commit', () => {
     sb.create(T, ['--image', 'bb'])
     const ch = sb.sh(T, 'rm /etc/gone && rm -rf /etc/dir && rm -rf /opt && mkdir /opt && echo new > /opt/new && echo changed > /etc/keep && ln -s /opt/new /etc/link && chmod 700 /etc/keep')
     expect(ch.status, ch.stderr).toBe(0)
-    const running = sb.velo(['sandbox', 'commit', T, 'bb2'])
-    expect(running.status).toBe(1)
-    expect(running.stderr).toMatch(/STATE.*is running.*\n.*velo sandbox stop/)
+    // running: --no-pause refuses; by default it is paused for the commit (docker commit) and runs on after
+    const refused = sb.velo(['sandbox', 'commit', T, 'bb2', '--no-pause'])
+    expect(refused.status).toBe(1)
+    expect(refused.stderr).toMatch(/STATE.*is running.*\n.*velo sandbox stop/)
+    const live = sb.json(['sandbox', 'commit', T, 'bb2live'])
+    expect(live.paused).toBe(true)
+    expect(sb.json(['sandbox', 'inspect', T]).status).toBe('running')
     expect(sb.velo(['sandbox', 'stop', T]).status).toBe(0)
     const r = sb.json(['sandbox', 'commit', T, 'bb2'])
+    // the same changes, the same layer, whether committed paused or stopped
+    expect(live.layer).toBe(r.layer)
     const db = ManifestDb.open(sb.home)
     let base: string[]
     let rows

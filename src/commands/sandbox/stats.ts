@@ -14,7 +14,7 @@ export default class SandboxStats extends VeloCommand<typeof SandboxStats> {
     const {listSandboxes} = await import('../../sandbox/tenant')
     const {table} = await import('../../lib/table')
     const {fmtBytes} = await import('../../lib/command')
-    const names = (argv as string[]).length ? (argv as string[]) : listSandboxes(this.home).filter((s) => s.status === 'running').map((s) => s.name)
+    const names = (argv as string[]).length ? (argv as string[]) : listSandboxes(this.home).filter((s) => s.status !== 'stopped').map((s) => s.name)
     const render = (l: Awaited<ReturnType<typeof sampleStats>>) =>
       table(
         ['NAME', 'CPU %', 'MEM USAGE / LIMIT', 'PIDS', 'NET I/O', 'BLOCK I/O'],
