@@ -15,11 +15,16 @@
  * metadata (owner, mode, mtime, xattrs; a directory whose contents changed gets one after them). Parents come
  * before their children; 'M' of a directory after them. link-group: the layer's inode number for files with
  * nlink > 1 (the apply side links later members to the first), else empty.
+ * Subtrees down to SPLIT_DEPTH are planned on up to MAX_THREADS threads (one per CPU), each with its own read
+ * transaction and its own output and index buffers, written out at the end: a subtree's records only ever concern
+ * paths inside it (its directory exists on both sides), so their order among subtrees does not matter to the
+ * apply side, while inside each the order above holds.
  * Exit 0; or "velo-converge: what: why" on stderr and exit 1. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,15 +36,23 @@
 #include "dirlist.h"
 #include "fpindex.h"
 
+#define SPLIT_DEPTH 3
+#define MAX_THREADS 4
+
 static struct velo_store store;
 static struct velo_view view;
-static MDB_txn *txn;
 static struct fpindex index_in;
 static struct fpindex_writer index_out;
 static int writing_index;
-static FILE *out;
+static int n_threads = 1;
+/* each thread's: read transaction, plan buffer, index records of the files it keeps */
+static __thread MDB_txn *txn;
+static __thread FILE *out;
+static __thread struct fpindex_writer *kept;
 
+static pthread_mutex_t die_lock = PTHREAD_MUTEX_INITIALIZER;
 static void die(const char *what, int e) {
+  pthread_mutex_lock(&die_lock); /* the first to fail reports and exits; never unlocked */
   if (writing_index) fpindex_writer_abort(&index_out);
   fprintf(stderr, "velo-converge: %s%s%s\n", what, e ? ": " : "", e ? strerror(e) : "");
   exit(1);
@@ -165,6 +178,130 @@ static int has_xattrs_at(int dfd, const char *name) {
   return n != 0; /* an error counts as "may have some": replaced */
 }
 
+/* A subtree planned on its own: directory REL (open as dfd) exists on both sides as a directory without xattrs;
+ * its 'M' (when names in it change, or its own metadata differs from the layer's) is the task's to emit. */
+struct task {
+  int dfd;
+  struct velo_dir d;
+  char *rel;
+  size_t rlen;
+  struct stat st;
+  struct velo_entry e; /* a directory's: no pointers into the map are used (no target, no xattrs) */
+  int root;
+  char *plan, *ix; /* its output, its kept files' index records */
+  size_t plan_len, ix_len;
+  uint64_t ix_count;
+  struct task *next_done;
+};
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static struct task **queue;
+static size_t q_len, q_cap, q_busy; /* queued; being planned */
+static struct task *done_list;
+
+static void push_task(struct task *t) {
+  pthread_mutex_lock(&q_lock);
+  if (q_len == q_cap) {
+    q_cap = q_cap ? 2 * q_cap : 64;
+    queue = realloc(queue, q_cap * sizeof *queue);
+    if (!queue) die("out of memory", ENOMEM);
+  }
+  queue[q_len++] = t;
+  pthread_cond_signal(&q_cond);
+  pthread_mutex_unlock(&q_lock);
+}
+
+static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen);
+static int same_meta(const struct stat *st, const struct velo_entry *e, int with_mtime);
+
+static int root_fd = -1;
+
+/* Open directory REL beneath the data dir one component at a time, never through a symlink (a queued subtree is
+ * opened when a thread takes it, not when it was found: thousands may wait, and fds are few). */
+static int open_dir_beneath(const char *rel) {
+  int fd = dup(root_fd);
+  if (fd < 0) die("dup", errno);
+  char part[256];
+  for (const char *p = rel; *p;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= sizeof part) die(rel, EINVAL);
+    memcpy(part, p, n);
+    part[n] = 0;
+    int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) die(rel, errno);
+    close(fd);
+    fd = next;
+    p += n + (slash ? 1 : 0);
+  }
+  return fd;
+}
+
+static void run_task(struct task *t) {
+  static __thread char rel[65536];
+  if (t->dfd < 0) t->dfd = open_dir_beneath(t->rel);
+  FILE *plan = open_memstream(&t->plan, &t->plan_len);
+  struct fpindex_writer w = index_out; /* its cutoff; records go to a buffer */
+  w.count = 0;
+  w.f = open_memstream(&t->ix, &t->ix_len);
+  if (!plan || !w.f) die("out of memory", ENOMEM);
+  out = plan;
+  kept = &w;
+  memcpy(rel, t->rel, t->rlen + 1);
+  int below = converge(t->dfd, &t->d, rel, t->rlen);
+  close(t->dfd);
+  if (t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs : below || !same_meta(&t->st, &t->e, 1)) emit('M', t->root ? "." : rel, &t->e);
+  if (fclose(plan) != 0 || fclose(w.f) != 0) die("out of memory", ENOMEM);
+  t->ix_count = w.count;
+  out = NULL;
+  kept = NULL;
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  struct velo_err err;
+  if (velo_txn_begin(&store, &txn, &err) < 0) die(err.msg, 0);
+  pthread_mutex_lock(&q_lock);
+  for (;;) {
+    if (q_len) {
+      struct task *t = queue[--q_len];
+      q_busy++;
+      pthread_mutex_unlock(&q_lock);
+      run_task(t);
+      pthread_mutex_lock(&q_lock);
+      q_busy--;
+      t->next_done = done_list;
+      done_list = t;
+      if (!q_len && !q_busy) pthread_cond_broadcast(&q_cond); /* all planned: everyone leaves */
+      continue;
+    }
+    if (!q_busy) break;
+    pthread_cond_wait(&q_cond, &q_lock);
+  }
+  pthread_mutex_unlock(&q_lock);
+  velo_txn_end(&store, txn);
+  return NULL;
+}
+
+/* Hand directory REL to another thread when it is shallow enough to be worth it (and there are threads). */
+static int split(int sfd, const struct velo_dir *sub, const char *rel, size_t l, const struct stat *st, const struct velo_entry *e) {
+  if (n_threads < 2) return 0;
+  int depth = 1;
+  for (size_t i = 0; i < l; i++) depth += rel[i] == '/';
+  if (depth > SPLIT_DEPTH) return 0;
+  struct task *t = calloc(1, sizeof *t);
+  if (!t || !(t->rel = strdup(rel))) die("out of memory", ENOMEM);
+  close(sfd); /* opened again by the thread that takes it */
+  t->dfd = -1;
+  t->d = *sub;
+  t->rlen = l;
+  t->st = *st;
+  t->e = *e;
+  t->e.target = NULL, t->e.target_len = 0, t->e.xattrs = NULL, t->e.xattrs_len = 0;
+  push_task(t);
+  return 1;
+}
+
 /* Compare disk dir DFD (at REL) with layer dir D; returns 1 when names in it are planned to be removed or made
  * (which moves its mtime: it needs an 'M' after them). */
 static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
@@ -214,9 +351,11 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
       } else {
         struct velo_dir sub;
         sub_dir(d, nm, &sub);
-        int below = converge(sfd, &sub, rel, l);
-        close(sfd);
-        if (below || !same_meta(&st, e, 1)) emit('M', rel, e); /* its mtime moved, or never was the layer's */
+        if (!split(sfd, &sub, rel, l, &st, e)) {
+          int below = converge(sfd, &sub, rel, l);
+          close(sfd);
+          if (below || !same_meta(&st, e, 1)) emit('M', rel, e); /* its mtime moved, or never was the layer's */
+        }
         action = 0; /* its own entry stays: the parent's mtime does not move */
       }
     } else if (S_ISREG(st.st_mode)) {
@@ -228,7 +367,7 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
       else {
         action = same_meta(&st, e, 1) ? 0 : 'M';
         /* kept with its content: still indexed (a chmod/chown/utimes by the plan changes its ctime anyway) */
-        if (!action && fpindex_writer_add(&index_out, rel, l, &st, known) < 0) die("write index", errno);
+        if (!action && fpindex_writer_add(kept, rel, l, &st, known) < 0) die("write index", errno);
       }
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
@@ -273,26 +412,48 @@ int main(int argc, char **argv) {
   if (velo_store_open(&store, argv[1], &err) < 0) die(err.msg, 0);
   const char *layers[1] = {argv[2]};
   if (velo_view_init(&view, &store, layers, 1, &err) < 0) die(err.msg, 0);
-  if (velo_txn_begin(&store, &txn, &err) < 0) die(err.msg, 0);
-  struct velo_dir root;
-  struct velo_entry re;
-  if (velo_view_root(txn, &view, &root, &re, &err) < 0) die(err.msg, 0);
+  struct task *root = calloc(1, sizeof *root);
+  if (!root || !(root->rel = strdup(""))) die("out of memory", ENOMEM);
+  root->root = 1;
+  {
+    MDB_txn *t0;
+    if (velo_txn_begin(&store, &t0, &err) < 0) die(err.msg, 0);
+    if (velo_view_root(t0, &view, &root->d, &root->e, &err) < 0) die(err.msg, 0);
+    velo_txn_end(&store, t0);
+  }
   if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
   if (fpindex_writer_open(&index_out, argv[5], &started) < 0) die(argv[5], errno);
   writing_index = 1;
-  int dfd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) die(argv[3], errno);
-  out = stdout;
-  setvbuf(out, NULL, _IOFBF, 1 << 20);
-  static char rel[65536];
-  struct stat st;
-  if (fstat(dfd, &st) < 0) die(argv[3], errno);
-  int changed = converge(dfd, &root, rel, 0);
-  if (changed || !same_meta(&st, &re, 1) || re.xattrs) emit('M', ".", &re);
-  if (fflush(out) != 0) die("stdout", errno);
+  root_fd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) die(argv[3], errno);
+  if (fstat(root_fd, &root->st) < 0) die(argv[3], errno);
+  root->dfd = dup(root_fd); /* the task closes its own; root_fd stays for the subtrees' opens */
+  if (root->dfd < 0) die("dup", errno);
+  /* the root's xattr block points into the map, valid in the transaction that read it: a copy, for its 'M' */
+  if (root->e.xattrs) {
+    void *x = malloc(root->e.xattrs_len ? root->e.xattrs_len : 1);
+    if (!x) die("out of memory", ENOMEM);
+    memcpy(x, root->e.xattrs, root->e.xattrs_len);
+    root->e.xattrs = x;
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+  push_task(root);
+  pthread_t th[MAX_THREADS];
+  for (int i = 1; i < n_threads; i++)
+    if (pthread_create(&th[i], NULL, worker, NULL) != 0) die("pthread_create", errno);
+  worker(NULL);
+  for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL);
+  /* every subtree's plan, then the index of the files kept */
+  setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+  for (struct task *t = done_list; t; t = t->next_done) {
+    if (t->plan_len && fwrite(t->plan, 1, t->plan_len, stdout) != t->plan_len) die("stdout", errno);
+    if (t->ix_len && fwrite(t->ix, 1, t->ix_len, index_out.f) != t->ix_len) die(argv[5], errno);
+    index_out.count += t->ix_count;
+  }
+  if (fflush(stdout) != 0) die("stdout", errno);
   if (fpindex_writer_commit(&index_out) < 0) die(argv[5], errno);
   writing_index = 0;
-  velo_txn_end(&store, txn);
   velo_store_close(&store);
   return 0;
 }
