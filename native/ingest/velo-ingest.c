@@ -17,6 +17,10 @@
  * flag: '-' nothing stored (not a regular file, or empty), 'n' new object, 'd' object existed, 'x' has
  * extended attributes (not stored), 'X' the same and sparse without blocks (a `velo run` placeholder), 's' sparse
  * without blocks (not stored).
+ * Subtrees down to SPLIT_DEPTH are walked on up to MAX_THREADS threads (one per CPU), each into a buffer of its own;
+ * the buffers are written out in the order their subtrees were found, as each is done, so a directory's record
+ * always comes before its entries' (what the TypeScript parser needs), while entries of different subtrees
+ * interleave by subtree rather than by name (the layer built from them is the same: it sorts).
  * --index/--index-out (one DIR only: a volume's snapshot, fpindex.h): a regular file whose stat fingerprint matches
  * its record in IN is taken as the content recorded there (not opened, not read) when that object is in the store
  * (--trust-index: the caller vouches that it is — IN describes a layer the store holds, and the store lock keeps
@@ -26,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,23 +45,30 @@
 #define SMALL (4u << 20)
 #define CHUNK (1u << 20)
 
+#define SPLIT_DEPTH 3
+#define MAX_THREADS 4
+
 static const char *cas_dir, *tmp_dir;
 static int as_root;
 static int cas_fd = -1;
-static unsigned long seq;
-static int wrote_new;
-static FILE *out;
-static uint8_t *chunk;
+static unsigned long seq; /* temp file names (atomic) */
+static int n_threads = 1;
 
 static struct fpindex index_in;
 static struct fpindex_writer index_out;
 static int use_index_out;
 static int trust_index;
 
-static char cur_tmp[4096]; /* the temp file being filled, removed if we fail */
+/* each thread's: its records' buffer, read buffer, the index records of what it stored, the temp file it fills */
+static __thread FILE *out;
+static __thread uint8_t *chunk;
+static __thread struct fpindex_writer *kept;
+static __thread char cur_tmp[4096]; /* removed if we fail */
 
+static pthread_mutex_t die_lock = PTHREAD_MUTEX_INITIALIZER;
 static void die(const char *path, const char *what) {
   int e = errno;
+  pthread_mutex_lock(&die_lock); /* the first to fail reports and exits (never unlocked); gc removes other temps */
   if (cur_tmp[0]) unlink(cur_tmp);
   if (use_index_out) fpindex_writer_abort(&index_out);
   fprintf(stderr, "velo-ingest: %s: %s: %s\n", path, what, strerror(e));
@@ -139,7 +151,7 @@ static int finish(int tfd, const char *tmp, const char *name, const struct stat 
 }
 
 static int open_temp(char *tmp, size_t cap) {
-  snprintf(tmp, cap, "%s/obj-native-%d-%lu", tmp_dir, (int)getpid(), seq++);
+  snprintf(tmp, cap, "%s/obj-native-%d-%lu", tmp_dir, (int)getpid(), __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED));
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) die(tmp, "create temp file");
   snprintf(cur_tmp, sizeof cur_tmp, "%s", tmp);
@@ -207,7 +219,6 @@ static char store_once(int fd, const struct stat *st, const char *path, char *ha
       r = finish(tfd, tmp, name, st) ? 'n' : 'd';
     }
     if (buf != chunk) free(buf);
-    if (r == 'n') wrote_new = 1;
     *stored = len;
     return r;
   }
@@ -227,9 +238,7 @@ large:
   hex(d, 32, hash);
   object_name(name, sizeof name, hash, size, st);
   *stored = size;
-  int isnew = finish(tfd, tmp, name, st);
-  if (isnew) wrote_new = 1;
-  return isnew ? 'n' : 'd';
+  return finish(tfd, tmp, name, st) ? 'n' : 'd';
 }
 
 static int has_xattrs_fd(int fd) {
@@ -275,6 +284,163 @@ static int gone(char *rel, size_t rlen, const char *what) {
   return 1;
 }
 
+/* A subtree walked on its own (its directory's record is in the buffer of the task that found it), or a tree's
+ * root (root: its "." record first). Its buffers are written out in id order, each once done. */
+struct task {
+  size_t id;
+  int tree, root;
+  const char *abs; /* the tree's path, for messages */
+  char *rel;
+  size_t rlen;
+  int done;
+  char *buf, *ix;
+  size_t len, ix_len;
+  uint64_t ix_count;
+};
+static int *tree_fd; /* each tree's root, opened once */
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static struct task **tasks; /* by id */
+static size_t n_tasks, tasks_cap, q_head, q_busy; /* ids below q_head are taken; being walked */
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+static size_t next_flush;
+
+static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs);
+
+static void push_task(struct task *t) {
+  pthread_mutex_lock(&q_lock);
+  if (n_tasks == tasks_cap) {
+    tasks_cap = tasks_cap ? 2 * tasks_cap : 256;
+    tasks = realloc(tasks, tasks_cap * sizeof *tasks);
+    if (!tasks) die("-", "malloc");
+  }
+  t->id = n_tasks;
+  tasks[n_tasks++] = t;
+  pthread_cond_signal(&q_cond);
+  pthread_mutex_unlock(&q_lock);
+}
+
+/* Hand directory REL (its record written) to another thread when shallow enough and there are threads: 1 = handed
+ * (dfd closed: the thread that takes it opens it again beneath the tree's root, fds are few), 0 = walk it here. */
+static int split(int tree, int dfd, const char *rel, size_t rlen, const char *abs) {
+  if (n_threads < 2) return 0;
+  int depth = 1;
+  for (size_t i = 0; i < rlen; i++) depth += rel[i] == '/';
+  if (depth > SPLIT_DEPTH) return 0;
+  struct task *t = calloc(1, sizeof *t);
+  if (!t || !(t->rel = strdup(rel))) die(rel, "malloc");
+  t->tree = tree, t->abs = abs, t->rlen = rlen;
+  close(dfd);
+  push_task(t);
+  return 1;
+}
+
+/* REL beneath tree T's root, one component at a time, never through a symlink. */
+static int open_beneath(int t, const char *rel) {
+  int fd = dup(tree_fd[t]);
+  if (fd < 0) die(rel, "dup");
+  char part[256];
+  for (const char *p = rel; *p;) {
+    const char *slash = strchr(p, '/');
+    size_t n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= sizeof part) {
+      errno = EINVAL;
+      die(rel, "path");
+    }
+    memcpy(part, p, n);
+    part[n] = 0;
+    int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0) die(rel, "open directory");
+    close(fd);
+    fd = next;
+    p += n + (slash ? 1 : 0);
+  }
+  return fd;
+}
+
+static int has_xattrs_fd(int fd);
+static void record(int tree, const char *rel, const struct stat *st, const char *target, size_t tlen, const char *hash, char flag);
+
+/* Write out every finished buffer whose predecessors are out (any thread, after finishing one). A thread that finds
+ * another writing goes back to walking (the pipe may be full: the reader is slower); the last call, after all
+ * threads are done, writes whatever is left. */
+static void flush_done(int wait) {
+  if (wait) pthread_mutex_lock(&flush_lock);
+  else if (pthread_mutex_trylock(&flush_lock) != 0) return;
+  for (;;) {
+    pthread_mutex_lock(&q_lock);
+    struct task *t = next_flush < n_tasks ? tasks[next_flush] : NULL;
+    pthread_mutex_unlock(&q_lock);
+    if (!t || !__atomic_load_n(&t->done, __ATOMIC_ACQUIRE)) break;
+    if (t->len && fwrite(t->buf, 1, t->len, stdout) != t->len) die("stdout", "write");
+    if (t->ix_len && fwrite(t->ix, 1, t->ix_len, index_out.f) != t->ix_len) die("index", "write");
+    index_out.count += t->ix_count;
+    free(t->buf), free(t->ix), free(t->rel);
+    t->buf = t->ix = t->rel = NULL;
+    next_flush++;
+  }
+  fflush(stdout); /* the parser reads as we go */
+  pthread_mutex_unlock(&flush_lock);
+}
+
+static void run_task(struct task *t) {
+  static __thread char rel[65536];
+  FILE *f = open_memstream(&t->buf, &t->len);
+  struct fpindex_writer w;
+  if (!f) die("-", "malloc");
+  out = f;
+  kept = NULL;
+  if (use_index_out) {
+    w = index_out; /* its cutoff; records into a buffer */
+    w.count = 0;
+    if (!(w.f = open_memstream(&t->ix, &t->ix_len))) die("-", "malloc");
+    kept = &w;
+  }
+  int dfd = t->root ? dup(tree_fd[t->tree]) : open_beneath(t->tree, t->rel);
+  if (dfd < 0) die(t->abs, "dup");
+  if (t->root) {
+    struct stat st;
+    if (fstat(dfd, &st) < 0) die(t->abs, "stat");
+    record(t->tree, ".", &st, NULL, 0, NULL, has_xattrs_fd(dfd) ? 'x' : '-');
+  }
+  memcpy(rel, t->rel, t->rlen + 1);
+  walk(t->tree, dfd, rel, t->rlen, t->abs);
+  close(dfd);
+  if (fclose(f) != 0) die("-", "malloc");
+  if (kept) {
+    if (fclose(w.f) != 0) die("-", "malloc");
+    t->ix_count = w.count;
+  }
+  out = NULL, kept = NULL;
+  __atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+  flush_done(0);
+}
+
+static void *worker(void *arg) {
+  (void)arg;
+  chunk = malloc(CHUNK);
+  if (!chunk) die("-", "malloc");
+  pthread_mutex_lock(&q_lock);
+  for (;;) {
+    if (q_head < n_tasks) {
+      struct task *t = tasks[q_head++]; /* oldest first: the buffers go out in this order */
+      q_busy++;
+      pthread_mutex_unlock(&q_lock);
+      run_task(t);
+      pthread_mutex_lock(&q_lock);
+      q_busy--;
+      if (q_head == n_tasks && !q_busy) pthread_cond_broadcast(&q_cond); /* all walked: everyone leaves */
+      continue;
+    }
+    if (!q_busy) break;
+    pthread_cond_wait(&q_cond, &q_lock);
+  }
+  pthread_mutex_unlock(&q_lock);
+  free(chunk);
+  chunk = NULL;
+  return NULL;
+}
+
 static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
   struct dirlist dl;
   if (dirlist_read(dfd, &dl) < 0) die(abs, "read directory");
@@ -294,8 +460,10 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       int c = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (c < 0 && gone(rel, rlen, "open directory")) continue;
       record(tree, rel, &st, NULL, 0, NULL, has_xattrs_fd(c) ? 'x' : '-');
-      walk(tree, c, rel, at + nl, abs);
-      close(c);
+      if (!split(tree, c, rel, at + nl, abs)) {
+        walk(tree, c, rel, at + nl, abs);
+        close(c);
+      }
     } else if (S_ISREG(st.st_mode)) {
       const uint8_t *known = st.st_size > 0 ? fpindex_lookup(&index_in, rel, at + nl, &st) : NULL;
       if (known) {
@@ -305,7 +473,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         object_name(name, sizeof name, hash, (uint64_t)st.st_size, &st);
         if (trust_index || exists_at(name)) {
           record(tree, rel, &st, NULL, 0, hash, 'd');
-          if (use_index_out && fpindex_writer_add(&index_out, rel, at + nl, &st, known) < 0) die(rel, "write index");
+          if (kept && fpindex_writer_add(kept, rel, at + nl, &st, known) < 0) die(rel, "write index");
           rel[rlen] = 0;
           continue;
         }
@@ -326,10 +494,10 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         struct stat now = st;
         now.st_size = (off_t)stored;
         record(tree, rel, &now, NULL, 0, hash, flag);
-        if (use_index_out && stored == (uint64_t)st.st_size) {
+        if (kept && stored == (uint64_t)st.st_size) {
           uint8_t d[32];
           unhex32(hash, d);
-          if (fpindex_writer_add(&index_out, rel, at + nl, &st, d) < 0) die(rel, "write index");
+          if (fpindex_writer_add(kept, rel, at + nl, &st, d) < 0) die(rel, "write index");
         }
       } else
         record(tree, rel, &st, NULL, 0, NULL, flag);
@@ -379,25 +547,34 @@ int main(int argc, char **argv) {
   as_root = strcmp(argv[3], "ROOT") == 0;
   cas_fd = open(cas_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cas_fd < 0) die(cas_dir, "open");
-  chunk = malloc(CHUNK);
-  static char rel[65536];
-  if (!chunk) die("-", "malloc");
-  out = stdout;
-  setvbuf(out, NULL, _IOFBF, 1 << 20);
-  for (int t = 0; t + 4 < argc; t++) {
+  setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+  int n_trees = argc - 4;
+  tree_fd = calloc((size_t)n_trees, sizeof *tree_fd);
+  if (!tree_fd) die("-", "malloc");
+  for (int t = 0; t < n_trees; t++) {
     const char *dir = argv[t + 4];
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) die(dir, "open directory");
-    struct stat st;
-    if (fstat(dfd, &st) < 0) die(dir, "stat");
-    record(t, ".", &st, NULL, 0, NULL, has_xattrs_fd(dfd) ? 'x' : '-');
-    rel[0] = 0;
-    walk(t, dfd, rel, 0, dir);
-    close(dfd);
+    tree_fd[t] = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tree_fd[t] < 0) die(dir, "open directory");
+    struct task *root = calloc(1, sizeof *root);
+    if (!root || !(root->rel = strdup(""))) die("-", "malloc");
+    root->tree = t, root->root = 1, root->abs = dir;
+    push_task(root);
+  }
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
+  pthread_t th[MAX_THREADS];
+  for (int i = 1; i < n_threads; i++)
+    if (pthread_create(&th[i], NULL, worker, NULL) != 0) die("-", "pthread_create");
+  worker(NULL);
+  for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL);
+  flush_done(1);
+  if (next_flush != n_tasks) {
+    errno = EIO;
+    die("-", "records left unwritten");
   }
   /* always: an object found here may have been linked by a concurrent writer that has not synced yet */
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
   if (use_index_out && fpindex_writer_commit(&index_out) < 0) die(index_out_path, "write index");
-  if (fflush(out) != 0) die("stdout", "write");
+  if (fflush(stdout) != 0) die("stdout", "write");
   return 0;
 }
