@@ -9,7 +9,7 @@ import * as path from 'node:path'
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 
 // "2.715 s", "699.9 ms", "4.75 GB/s", "18.4 ms ± 0.8", "cp -a 2.088 s" (name before the number)
-const VALUE = /^(.*?)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|GB\/s|MB\/s|MB|GB|KiB|MiB)(?:\s*±\s*[\d.]+)?\s*$/
+const VALUE = /^(.*?)\s*(-?\d+(?:\.\d+)?)\s*(µs|ms|s|GB\/s|MB\/s|MB|GB|KiB|MiB)(?:\s*±\s*[\d.]+)?\s*$/
 
 // ms → s without binary noise (19.1 ms is 0.0191 s, not 0.019100000000000002)
 const ms = (x) => Number((x / 1000).toPrecision(12))
@@ -20,6 +20,7 @@ export function parseValue(cell) {
   let value = Number(m[2])
   let unit = m[3]
   if (unit === 'ms') (value = ms(value)), (unit = 's') // times in seconds, as the bench scripts write them
+  else if (unit === 'µs') (value = ms(value / 1000)), (unit = 's')
   return {name: m[1].trim(), value, unit}
 }
 
