@@ -113,6 +113,35 @@ const uint8_t *fpindex_lookup(const struct fpindex *ix, const char *rel, size_t 
   return NULL;
 }
 
+static long read_centisecs(const char *file, long dflt) {
+  FILE *f = fopen(file, "re");
+  long v = dflt;
+  if (f) {
+    if (fscanf(f, "%ld", &v) != 1 || v < 0) v = dflt;
+    fclose(f);
+  }
+  return v;
+}
+
+/* How long before a pass a file's last change must be for the pass to record it. A write(2) updates ctime at once,
+ * so a clock tick would do (git's rule); a store through a shared mapping updates it only when it faults on a
+ * clean page, so further stores to a page still dirty change bytes but not times — until the kernel has written
+ * the page back (write-protecting it again), which it does within dirty_expire + dirty_writeback. A file changed
+ * later than that before the pass is read again by the next pass too. Default kernel settings: 30 + 5 + 5 s. */
+static long racy_window(void) {
+  /* VELO_INDEX_RACY_SECONDS: a host whose volume writers never write through shared mappings may shorten it */
+  const char *env = getenv("VELO_INDEX_RACY_SECONDS");
+  if (env && *env) {
+    char *end;
+    long v = strtol(env, &end, 10);
+    if (!*end && v >= 1 && v <= 600) return v;
+  }
+  long expire = read_centisecs("/proc/sys/vm/dirty_expire_centisecs", 3000);
+  long every = read_centisecs("/proc/sys/vm/dirty_writeback_centisecs", 500);
+  long s = (expire + every) / 100 + 5;
+  return s < 2 ? 2 : s > 600 ? 600 : s;
+}
+
 int fpindex_writer_open(struct fpindex_writer *w, const char *path, const struct timespec *started) {
   memset(w, 0, sizeof *w);
   if (strlen(path) >= sizeof w->path) {
@@ -131,7 +160,7 @@ int fpindex_writer_open(struct fpindex_writer *w, const char *path, const struct
   }
   setvbuf(w->f, NULL, _IOFBF, 1 << 20);
   w->cutoff = *started;
-  w->cutoff.tv_sec -= 1;
+  w->cutoff.tv_sec -= racy_window();
   static const uint8_t head[16] = MAGIC; /* count patched at commit */
   fwrite(head, 1, 16, w->f);
   return 0;

@@ -2,8 +2,9 @@
  * saw it, keyed by the file's stat fingerprint, so the next snapshot hashes only files that changed and a restore
  * rewrites only paths that differ (docs/volumes.md, "Speed"). A cache, never the truth: a file whose fingerprint
  * (device, inode, size, mtime, ctime) differs from its record is read again, and a file that may have changed in
- * the same clock tick as it was seen is not recorded at all (git's "racy clean" rule). ctime cannot be set from
- * user space, so a write, truncate, chmod, chown, setxattr or rename-over after a record always shows.
+ * the kernel's writeback window before the pass is not recorded at all (git's "racy clean" rule, widened for
+ * writes through shared mappings: fpindex.c racy_window). ctime cannot be set from user space, so a write,
+ * truncate, chmod, chown, setxattr or rename-over after a record always shows.
  *
  * File format (written whole to a temp file, then renamed: a reader sees the old index or the new one):
  *   "VELOFPX1" u64 count, then count records of
@@ -43,7 +44,7 @@ struct fpindex_writer {
 };
 
 /* Start writing PATH (through PATH.tmp-PID). STARTED: when the caller began reading the tree; anything whose
- * ctime is not a full second before it may have changed unseen within the tick it was read in. */
+ * ctime is within the racy window before it may have changed unseen (a clock tick; a dirty mapped page). */
 int fpindex_writer_open(struct fpindex_writer *w, const char *path, const struct timespec *started);
 /* Record REL (a regular file with no extended attributes, content HASH, as ST says). Skips racy files. */
 int fpindex_writer_add(struct fpindex_writer *w, const char *rel, size_t rel_len, const struct stat *st, const uint8_t hash[32]);

@@ -53,9 +53,10 @@ static __thread struct fpindex_writer *kept;
 static pthread_mutex_t die_lock = PTHREAD_MUTEX_INITIALIZER;
 static void die(const char *what, int e) {
   pthread_mutex_lock(&die_lock); /* the first to fail reports and exits; never unlocked */
-  if (writing_index) fpindex_writer_abort(&index_out);
+  /* other threads may be writing: the temp index goes by name, and _exit flushes no stream under their feet */
+  if (writing_index) unlink(index_out.tmp);
   fprintf(stderr, "velo-converge: %s%s%s\n", what, e ? ": " : "", e ? strerror(e) : "");
-  exit(1);
+  _exit(1);
 }
 
 static void field(const void *p, size_t n) {
@@ -419,6 +420,13 @@ int main(int argc, char **argv) {
     MDB_txn *t0;
     if (velo_txn_begin(&store, &t0, &err) < 0) die(err.msg, 0);
     if (velo_view_root(t0, &view, &root->d, &root->e, &err) < 0) die(err.msg, 0);
+    /* the root's xattr block points into the map, valid only in this transaction: a copy, for its 'M' */
+    if (root->e.xattrs) {
+      void *x = malloc(root->e.xattrs_len ? root->e.xattrs_len : 1);
+      if (!x) die("out of memory", ENOMEM);
+      memcpy(x, root->e.xattrs, root->e.xattrs_len);
+      root->e.xattrs = x;
+    }
     velo_txn_end(&store, t0);
   }
   if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
@@ -429,13 +437,6 @@ int main(int argc, char **argv) {
   if (fstat(root_fd, &root->st) < 0) die(argv[3], errno);
   root->dfd = dup(root_fd); /* the task closes its own; root_fd stays for the subtrees' opens */
   if (root->dfd < 0) die("dup", errno);
-  /* the root's xattr block points into the map, valid in the transaction that read it: a copy, for its 'M' */
-  if (root->e.xattrs) {
-    void *x = malloc(root->e.xattrs_len ? root->e.xattrs_len : 1);
-    if (!x) die("out of memory", ENOMEM);
-    memcpy(x, root->e.xattrs, root->e.xattrs_len);
-    root->e.xattrs = x;
-  }
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
   push_task(root);

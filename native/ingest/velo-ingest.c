@@ -70,9 +70,10 @@ static void die(const char *path, const char *what) {
   int e = errno;
   pthread_mutex_lock(&die_lock); /* the first to fail reports and exits (never unlocked); gc removes other temps */
   if (cur_tmp[0]) unlink(cur_tmp);
-  if (use_index_out) fpindex_writer_abort(&index_out);
+  /* other threads may be writing: the temp index goes by name, and _exit flushes no stream under their feet */
+  if (use_index_out) unlink(index_out.tmp);
   fprintf(stderr, "velo-ingest: %s: %s: %s\n", path, what, strerror(e));
-  exit(1);
+  _exit(1);
 }
 
 static void field(const void *p, size_t n) {
@@ -292,6 +293,8 @@ struct task {
   const char *abs; /* the tree's path, for messages */
   char *rel;
   size_t rlen;
+  dev_t dev; /* the directory its record describes: reopened, it must be the same */
+  ino_t ino;
   int done;
   char *buf, *ix;
   size_t len, ix_len;
@@ -322,20 +325,21 @@ static void push_task(struct task *t) {
 
 /* Hand directory REL (its record written) to another thread when shallow enough and there are threads: 1 = handed
  * (dfd closed: the thread that takes it opens it again beneath the tree's root, fds are few), 0 = walk it here. */
-static int split(int tree, int dfd, const char *rel, size_t rlen, const char *abs) {
+static int split(int tree, int dfd, const char *rel, size_t rlen, const char *abs, const struct stat *st) {
   if (n_threads < 2) return 0;
   int depth = 1;
   for (size_t i = 0; i < rlen; i++) depth += rel[i] == '/';
   if (depth > SPLIT_DEPTH) return 0;
   struct task *t = calloc(1, sizeof *t);
   if (!t || !(t->rel = strdup(rel))) die(rel, "malloc");
-  t->tree = tree, t->abs = abs, t->rlen = rlen;
+  t->tree = tree, t->abs = abs, t->rlen = rlen, t->dev = st->st_dev, t->ino = st->st_ino;
   close(dfd);
   push_task(t);
   return 1;
 }
 
-/* REL beneath tree T's root, one component at a time, never through a symlink. */
+/* REL beneath tree T's root, one component at a time, never through a symlink; -1 when it is gone (removed,
+ * renamed away, or a component no longer a directory since it was listed: a live tree). */
 static int open_beneath(int t, const char *rel) {
   int fd = dup(tree_fd[t]);
   if (fd < 0) die(rel, "dup");
@@ -350,7 +354,11 @@ static int open_beneath(int t, const char *rel) {
     memcpy(part, p, n);
     part[n] = 0;
     int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) die(rel, "open directory");
+    if (next < 0) {
+      if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) die(rel, "open directory");
+      close(fd);
+      return -1;
+    }
     close(fd);
     fd = next;
     p += n + (slash ? 1 : 0);
@@ -397,7 +405,13 @@ static void run_task(struct task *t) {
     kept = &w;
   }
   int dfd = t->root ? dup(tree_fd[t->tree]) : open_beneath(t->tree, t->rel);
-  if (dfd < 0) die(t->abs, "dup");
+  if (dfd < 0 && t->root) die(t->abs, "dup");
+  struct stat now;
+  if (dfd >= 0 && !t->root && (fstat(dfd, &now) < 0 || now.st_dev != t->dev || now.st_ino != t->ino)) {
+    close(dfd); /* replaced by another directory since its record was written: not the one it describes */
+    dfd = -1;
+  }
+  if (dfd < 0) goto done; /* gone since it was listed: its record stands, nothing below it (as a live tree goes) */
   if (t->root) {
     struct stat st;
     if (fstat(dfd, &st) < 0) die(t->abs, "stat");
@@ -406,6 +420,7 @@ static void run_task(struct task *t) {
   memcpy(rel, t->rel, t->rlen + 1);
   walk(t->tree, dfd, rel, t->rlen, t->abs);
   close(dfd);
+done:
   if (fclose(f) != 0) die("-", "malloc");
   if (kept) {
     if (fclose(w.f) != 0) die("-", "malloc");
@@ -460,7 +475,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       int c = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (c < 0 && gone(rel, rlen, "open directory")) continue;
       record(tree, rel, &st, NULL, 0, NULL, has_xattrs_fd(c) ? 'x' : '-');
-      if (!split(tree, c, rel, at + nl, abs)) {
+      if (!split(tree, c, rel, at + nl, abs, &st)) {
         walk(tree, c, rel, at + nl, abs);
         close(c);
       }

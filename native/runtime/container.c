@@ -271,7 +271,7 @@ int container_kill(const char *id, int sig, bool all, struct velo_err *e) {
 
 int container_freeze(const char *id, bool frozen, struct velo_err *e) {
   struct container c;
-  int r = container_load(id, &c, e);
+  int r = container_load(id, &c, e) == 0 ? 0 : -1; /* 1 from the load: it does not exist, an error here */
   if (r == 0) {
     const char *status = container_status(&c);
     if (!strcmp(status, frozen ? "paused" : "running")) r = 1;

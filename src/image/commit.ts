@@ -207,11 +207,12 @@ export interface UpperLayerResult {
  * record what keeps it: an image, a hold). Under the store's shared lock, so gc cannot run in between. The
  * caller makes sure nothing writes to `upper` meanwhile. A layer the store already has is not stored again.
  */
-export function storeUpperLayer(home: string, opts: {upperDir: string; source: string; shift?: IdShift; baseLayers?: string[]; inTxn?: (db: ManifestDb, layer: string) => void}): UpperLayerResult {
+export function storeUpperLayer(home: string, opts: {upperDir: string; source: string; shift?: IdShift; baseLayers?: string[]; inTxn?: (db: ManifestDb, layer: string) => void; onLocked?: () => void}): UpperLayerResult {
   const store = new Store(home).init('commit')
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
   try {
+    opts.onLocked?.() // e.g. the tenant paused only now, not while a gc held the store
     for (const l of opts.baseLayers ?? []) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
     const opaque = overlayMarks(opts.upperDir)
     const {builder, newObjects, newBytes, xfilter} = scanUpper(store, opts.upperDir, opaque, opts.shift)
@@ -241,7 +242,7 @@ export function storeUpperLayer(home: string, opts: {upperDir: string; source: s
  * Store `upper` as a new layer and record image `name` = `baseLayers` + that layer, in one transaction after
  * one syncfs. The caller makes sure nothing writes to `upper` meanwhile (a stopped or frozen tenant).
  */
-export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string; shift?: IdShift}): CommitResult {
+export function commitUpper(home: string, opts: {name: string; baseLayers: string[]; upperDir: string; config?: ImageConfig; source: string; shift?: IdShift; onLocked?: () => void}): CommitResult {
   const t0 = process.hrtime.bigint()
   validateName('image', opts.name)
   let layers: string[] = []
@@ -250,6 +251,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
     source: opts.source,
     shift: opts.shift,
     baseLayers: opts.baseLayers,
+    onLocked: opts.onLocked,
     inTxn: (db, layer) => {
       layers = [...opts.baseLayers, layer]
       const rec: ImageRecord = {name: opts.name, layers, createdAt: new Date().toISOString(), source: opts.source}
@@ -278,17 +280,18 @@ export async function commitSandbox(home: string, tenant: string, name: string, 
   if (!isRunning(s)) return {...(await commitStopped(home, tenant, name, s)), paused: false}
   if (o.pause === false)
     throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `commit it paused (the default), or stop it first: velo sandbox stop ${tenant}`})
-  const {isPaused, pauseSandbox} = await import('../sandbox/tenant')
-  const ours = !isPaused(home, tenant)
-  if (ours) pauseSandbox(home, tenant, true, {quiet: true})
+  const {pauseFor} = await import('../sandbox/tenant')
+  let guard: ReturnType<typeof pauseFor> | undefined
   try {
-    return {...(await commitStopped(home, tenant, name, s)), paused: true}
+    // paused once the store lock is held (not while a gc holds it); thawed however the commit ends, a signal included
+    return {...(await commitStopped(home, tenant, name, s, () => (guard = pauseFor(home, [tenant])))), paused: true}
   } finally {
-    if (ours) pauseSandbox(home, tenant, false, {quiet: true})
+    const failed = guard?.thaw() ?? []
+    if (failed.length) throw new VeloError('STATE', `sandbox ${tenant} paused for the commit could not be thawed: ${failed.join('; ')}`, {suggestion: `unpause it: velo sandbox unpause ${tenant}`})
   }
 }
 
-async function commitStopped(home: string, tenant: string, name: string, s: import('../sandbox/state').TenantState): Promise<CommitResult & {sandbox: string}> {
+async function commitStopped(home: string, tenant: string, name: string, s: import('../sandbox/state').TenantState, onLocked?: () => void): Promise<CommitResult & {sandbox: string}> {
   const {tenantDir, tenantIdRanges} = await import('../sandbox/state')
   let config: ImageConfig | undefined
   const db = ManifestDb.open(home)
@@ -299,7 +302,7 @@ async function commitStopped(home: string, tenant: string, name: string, s: impo
   }
   // a tenant in its own user namespace: its ranges as its bundle says
   const shift = s.userns ? tenantIdRanges(home, tenant) : undefined
-  const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`, shift})
+  const r = commitUpper(home, {name, baseLayers: s.layers, upperDir: path.join(tenantDir(home, tenant), 'upper'), config, source: `sandbox:${tenant}`, shift, onLocked})
   emitEvent(home, 'image', 'commit', name, {sandbox: tenant, layer: r.layer})
   return {...r, sandbox: tenant}
 }

@@ -665,6 +665,51 @@ export function pauseSandbox(home: string, name: string, paused: boolean, o: {qu
   return {name, paused}
 }
 
+/**
+ * Pause NAMES (the running ones not paused already) while their files are read (a volume snapshot, a commit), and
+ * thaw them however this process ends short of SIGKILL: SIGINT, SIGTERM and SIGHUP thaw them, then exit. thaw()
+ * returns what could not be thawed (a sandbox stopped or removed meanwhile is no failure).
+ */
+export function pauseFor(home: string, names: string[]): {paused: string[]; thaw: () => string[]} {
+  const paused: string[] = []
+  const thawAll = (): string[] => {
+    const failed: string[] = []
+    for (const t of paused.splice(0))
+      try {
+        pauseSandbox(home, t, false, {quiet: true})
+      } catch (err) {
+        const code = (err as VeloError).code
+        if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
+      }
+    return failed
+  }
+  const onSignal = (sig: NodeJS.Signals) => {
+    try {
+      thawAll()
+    } finally {
+      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15))
+    }
+  }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+  for (const sig of signals) process.on(sig, onSignal)
+  const thaw = () => {
+    for (const sig of signals) process.off(sig, onSignal)
+    return thawAll()
+  }
+  try {
+    for (const t of names) {
+      const s = readState(home, t)
+      if (!isRunning(s) || isPaused(home, t)) continue
+      pauseSandbox(home, t, true, {quiet: true})
+      paused.push(t)
+    }
+  } catch (err) {
+    thaw()
+    throw err
+  }
+  return {paused: [...paused], thaw}
+}
+
 /** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */
 export async function removeSandbox(home: string, name: string, force: boolean): Promise<{name: string; killed: boolean; ms: number; timings?: Record<string, number>}> {
   const t0 = process.hrtime.bigint()

@@ -66,7 +66,7 @@ export interface IndexOptions {
 
 /** index: files unchanged since the index was written are not read again; ignored on the Node path (it hashes
  * everything, and writes no index). */
-export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides, opts: {index?: IndexOptions} = {}): Promise<IngestResult> {
+export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides, opts: {index?: IndexOptions; onLocked?: () => void} = {}): Promise<IngestResult> {
   const r = await ingestTrees(home, [dir], (layers) => ({name, layers: layers.map((l) => l.id), createdAt: new Date().toISOString(), source: layers[0].source}), progress, owners, opts)
   const t = r.trees[0]
   const info = t.info
@@ -447,7 +447,7 @@ export async function ingestTrees(
   makeImage: (layers: LayerInfo[]) => ImageRecord,
   progress?: Progress,
   owners?: OwnerOverrides,
-  opts: {index?: IndexOptions} = {},
+  opts: {index?: IndexOptions; onLocked?: () => void} = {},
 ): Promise<TreesResult> {
   const t0 = process.hrtime.bigint()
   const xfilter = newXattrFilter()
@@ -464,6 +464,9 @@ export async function ingestTrees(
   const db = ManifestDb.open(home)
   mark('db open')
   try {
+    // the caller's step that must wait for the lock (a snapshot pauses its volume's writers here, not while a gc
+    // still holds the store)
+    opts.onLocked?.()
     const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
     // the index's layer held by the store, checked under its lock (gc waits): the objects its hits name are there
     const index = opts.index && dirs.length === 1 ? {in: opts.index.in, out: opts.index.out, trust: !!opts.index.in && !!opts.index.layer && db.hasLayer(opts.index.layer)} : undefined

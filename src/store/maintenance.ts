@@ -254,6 +254,31 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
  * so none is half-written while gc holds the exclusive one). A tenant dir whose state file is missing or
  * unreadable stops gc (fail closed: its layers are unknown) until it is removed.
  */
+/** The layers unfinished restores of volumes are making their data dirs equal to (volumes/NAME/restoring, a marker
+ * the next command on the volume acts on: its layer must outlive its snapshot's image). */
+function restoringLayers(home: string): string[] {
+  const dir = path.join(home, 'volumes')
+  const out: string[] = []
+  for (const n of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+    let text: string
+    try {
+      text = fs.readFileSync(path.join(dir, n, 'restoring'), 'utf8')
+    } catch {
+      continue // none (or not a volume dir)
+    }
+    let layer: unknown
+    try {
+      layer = (JSON.parse(text) as {layer?: unknown}).layer
+    } catch {}
+    if (typeof layer !== 'string' || !/^[0-9a-f]{64}$/.test(layer))
+      throw new VeloError('STATE', `cannot tell which layer volume ${n}'s unfinished restore needs (volumes/${n}/restoring is damaged); gc keeps everything`, {
+        suggestion: `restore a snapshot of it again (velo volume restore ${n} SNAP), then run gc again`,
+      })
+    out.push(layer)
+  }
+  return out
+}
+
 function tenantLayers(home: string): string[] {
   const dir = path.join(home, 'tenants')
   const out: string[] = []
@@ -290,7 +315,7 @@ export interface GcReport {
 }
 
 /**
- * Mark (layers named by images and holds, then every object those layers name) and sweep (objects, temp
+ * Mark (layers named by images, holds, tenants and unfinished volume restores, then every object those layers name) and sweep (objects, temp
  * files, farms of dead layers), all under the EXCLUSIVE store lock: a writer holds the shared lock from its
  * first object to its manifest commit, so nothing it links can be swept between its dedup hit and commit.
  */
@@ -309,6 +334,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     const user = listUserHolds(home)
     for (const h of user.holds) h.layers.forEach((l) => live.add(l))
     for (const l of tenantLayers(home)) live.add(l)
+    for (const l of restoringLayers(home)) live.add(l)
     let removedLayers = 0
     for (const l of db.listLayers()) {
       if (live.has(l.id)) continue

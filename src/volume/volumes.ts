@@ -210,16 +210,25 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
     const image = snapshotImage(name, snap)
     if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
     const {ingestDirectory} = await import('../store/ingest')
-    const paused = o.pause === false ? [] : pauseWriters(home, name)
+    let guard: ReturnType<typeof pauseWriters> | undefined
     try {
-      // the fingerprint index: files unchanged since the last snapshot or restore are not read again
+      // the fingerprint index: files unchanged since the last snapshot or restore are not read again; a pass
+      // that fails leaves no index.new for a later one to adopt
       const ix = volumeIndex(home, name)
-      const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {index: {in: ix.path, out: ix.next, layer: ix.layer}})
+      fs.rmSync(ix.next, {force: true})
+      const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {
+        index: {in: ix.path, out: ix.next, layer: ix.layer},
+        // the writers paused once the store lock is held: never frozen while a gc holds the store
+        onLocked: () => {
+          if (o.pause !== false) guard = pauseWriters(home, name)
+        },
+      })
       adoptIndex(home, name, r.layer)
+      const paused = guard?.paused ?? []
       emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer, paused: paused.length})
       return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
     } finally {
-      thawWriters(home, name, paused)
+      if (guard) thawWriters(home, name, guard)
     }
   } finally {
     lock.release()
@@ -228,11 +237,12 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
 
 const PAUSED_FOR_SNAPSHOT = 'paused-for-snapshot'
 
-/** Freeze the running sandboxes that mount the volume writable and are not paused already; their names, recorded
- * first in volumes/NAME/paused-for-snapshot (a kill midway leaves them for the next command to thaw). */
-function pauseWriters(home: string, name: string): string[] {
+/** Freeze the running sandboxes that mount the volume writable and are not paused already (tenant.ts pauseFor:
+ * thawed on SIGINT/SIGTERM/SIGHUP too), their names recorded first in volumes/NAME/paused-for-snapshot (a
+ * SIGKILL midway leaves them for the next command on the volume to thaw). */
+function pauseWriters(home: string, name: string): {paused: string[]; thaw: () => string[]} {
   const {isRunning, readState} = require('../sandbox/state') as typeof import('../sandbox/state')
-  const {isPaused, pauseSandbox} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+  const {isPaused, pauseFor} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
   const writers = volumeUsers(home, name).filter((t) => {
     try {
       const s = readState(home, t)
@@ -241,34 +251,37 @@ function pauseWriters(home: string, name: string): string[] {
       return false
     }
   })
-  if (!writers.length) return []
+  if (!writers.length) return {paused: [], thaw: () => []}
   writeFileAtomic(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), JSON.stringify(writers) + '\n')
-  const done: string[] = []
-  try {
-    for (const t of writers) {
-      pauseSandbox(home, t, true, {quiet: true})
-      done.push(t)
-    }
-  } catch (err) {
-    thawWriters(home, name, done)
-    throw err
-  }
-  return done
+  return pauseFor(home, writers)
 }
 
-/** Thaw what pauseWriters froze (a sandbox stopped or removed meanwhile is no error), then drop the record. */
-function thawWriters(home: string, name: string, paused: string[]): void {
-  const {pauseSandbox} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
-  const failed: string[] = []
-  for (const t of paused)
-    try {
-      pauseSandbox(home, t, false, {quiet: true})
-    } catch (err) {
-      const code = (err as VeloError).code
-      if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
-    }
+/** Thaw what pauseWriters froze, then drop its record. */
+function thawWriters(home: string, name: string, guard: {thaw: () => string[]}): void {
+  const failed = guard.thaw()
   if (failed.length)
     throw new VeloError('STATE', `volume ${name}: sandboxes paused for the snapshot could not be thawed: ${failed.join('; ')}`, {suggestion: 'unpause them: velo sandbox unpause NAME'})
+  fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})
+}
+
+/** What a killed snapshot left frozen (its record), thawed now: those of them still paused. */
+function thawLeftFrozen(home: string, name: string): void {
+  const {isPaused, pauseSandbox} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+  let left: unknown = []
+  try {
+    left = JSON.parse(fs.readFileSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), 'utf8'))
+  } catch {}
+  const failed: string[] = []
+  for (const t of Array.isArray(left) ? left : [])
+    if (typeof t === 'string' && isVolumeName(t) && isPaused(home, t))
+      try {
+        pauseSandbox(home, t, false, {quiet: true})
+      } catch (err) {
+        const code = (err as VeloError).code
+        if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
+      }
+  if (failed.length)
+    throw new VeloError('STATE', `volume ${name}: sandboxes a killed snapshot paused could not be thawed: ${failed.join('; ')}`, {suggestion: 'unpause them: velo sandbox unpause NAME'})
   fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})
 }
 
@@ -332,7 +345,10 @@ export async function restoreVolume(home: string, name: string, snap: string): P
 }
 
 async function restoreLocked(home: string, name: string, snap: string): Promise<{volume: string; snapshot: string; files: number; written?: number; removed?: number; metaOnly?: number}> {
-  recoverRestore(home, name, 'locked')
+  // an unfinished restore is not finished first: this one makes the files equal to SNAP from whatever state they
+  // are in (planning converges from any), and replaces its marker (so a restore whose snapshot is gone never
+  // blocks the volume)
+  recoverRestore(home, name, 'locked', {restoring: false})
   const image = snapshotImage(name, snap)
   const {ManifestDb} = await import('../manifest/db')
   const db = ManifestDb.open(home)
@@ -428,7 +444,15 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
 function finishRestore(home: string, name: string, layer: string): {written: number; removed: number; metaOnly: number} {
   const data = volumeDataDir(home, name)
   const ix = volumeIndex(home, name)
-  const r = convergeToLayer(home, data, layer, ix.path ?? '', ix.next)
+  fs.rmSync(ix.next, {force: true})
+  // the store's shared lock while the layer's objects are copied: gc (exclusive) waits; it keeps the marker's layer
+  const store = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  let r: {written: number; removed: number; metaOnly: number}
+  try {
+    r = convergeToLayer(home, data, layer, ix.path ?? '', ix.next)
+  } finally {
+    store.release()
+  }
   fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
   adoptIndex(home, name, layer)
   fs.rmSync(path.join(volumeDir(home, name), RESTORING), {force: true})
@@ -442,7 +466,7 @@ function finishRestore(home: string, name: string, layer: string): {written: num
  * caller holds the volume lock; 'wait' for it (a sandbox about to use the volume); 'try': a volume busy with a
  * live snapshot or restore is left to it (a listing never waits for one).
  */
-function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 'try' = 'wait'): void {
+function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 'try' = 'wait', o: {restoring?: boolean} = {}): void {
   const dir = volumeDir(home, name)
   let names: string[]
   try {
@@ -453,6 +477,7 @@ function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 't
   const olds = names.filter((n) => n.startsWith('.old-'))
   if (!names.includes('data') && olds.length) fs.renameSync(path.join(dir, olds[0]), volumeDataDir(home, name))
   for (const n of fs.readdirSync(dir)) if (n.startsWith('.old-') || n.startsWith('.restore-')) fs.rmSync(path.join(dir, n), {recursive: true, force: true})
+  if (o.restoring === false) names = names.filter((n) => n !== RESTORING)
   if (!names.includes(RESTORING) && !names.includes(PAUSED_FOR_SNAPSHOT)) return
   let lock: StoreLock | undefined
   try {
@@ -464,12 +489,7 @@ function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 't
   if (names.includes(PAUSED_FOR_SNAPSHOT))
     try {
       // a snapshot killed while it held writers frozen: thawed now (the lock says that snapshot is gone)
-      let left: string[] = []
-      try {
-        left = JSON.parse(fs.readFileSync(path.join(dir, PAUSED_FOR_SNAPSHOT), 'utf8'))
-      } catch {}
-      const {isPaused} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
-      thawWriters(home, name, Array.isArray(left) ? left.filter((t) => typeof t === 'string' && isPaused(home, t)) : [])
+      thawLeftFrozen(home, name)
     } catch (err) {
       lock?.release()
       throw err
@@ -589,6 +609,7 @@ export async function mountVolume(home: string, name: string, target: string): P
     throw new VeloError('NOT_FOUND', `no such directory: ${dir}`, {suggestion: `create it first: mkdir -p ${dir}`})
   }
   if (!st.isDirectory()) throw new VeloError('USAGE', `${dir} is not a directory`)
+  recoverRestore(home, name) // never a half-restored volume on the host
   const {execFileSync} = require('node:child_process') as typeof import('node:child_process')
   try {
     execFileSync('mount', ['--bind', volumeDataDir(home, name), dir], {stdio: ['ignore', 'ignore', 'pipe']})
