@@ -18,13 +18,18 @@ describe('pause', () => {
     return r
   }
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-  const counter = (name: string) => Number(sb.exec(name, ['cat', '/tmp/n']).stdout.trim() || '0')
+  // the loop renames its count into place, so a read never meets the file truncated by its next write
+  const counter = (name: string) => {
+    const r = sb.exec(name, ['cat', '/tmp/n'])
+    expect(r.status, r.stderr).toBe(0)
+    return Number(r.stdout.trim())
+  }
   const statusOf = (name: string, env?: Record<string, string>) => JSON.parse(ok(['sandbox', 'ls', '--json'], env).stdout).find((s: any) => s.name === name)?.status
 
   it('pause freezes every process until unpause; both front doors list it as paused; exec is refused; stop thaws it first', async () => {
     const N = uniq('pz')
     sb.track(N)
-    ok(['sandbox', 'run', '-d', '--name', N, '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done'])
+    ok(['sandbox', 'run', '-d', '--name', N, '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n.t && mv /tmp/n.t /tmp/n; sleep 0.02; done'])
     await sleep(300)
     ok(['pause', N]) // docker's top-level habit
     expect(statusOf(N)).toBe('paused')
