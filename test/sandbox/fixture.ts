@@ -54,7 +54,9 @@ export class SandboxHome {
 
   /** Remove every sandbox (rm -f), then the store; report anything left behind. */
   cleanup(): Leftovers {
-    const names = new Set([...this.created, ...fs.readdirSync(path.join(this.home, 'tenants'), {withFileTypes: false}).filter((n) => !String(n).startsWith('.'))].map(String))
+    // no tenants dir: no sandbox was ever made here (a run of some of a file's tests); the store still goes
+    const made = fs.existsSync(path.join(this.home, 'tenants')) ? fs.readdirSync(path.join(this.home, 'tenants')) : []
+    const names = new Set([...this.created, ...made.filter((n) => !n.startsWith('.'))])
     for (const n of names) velo(this.home, ['sandbox', 'rm', '-f', n])
     const left = leftovers(this.home, [...names])
     rmrf(this.home)
