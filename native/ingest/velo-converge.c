@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include "../common/manifest.h"
 #include "dirlist.h"
+#include "records.h"
 #include "fpindex.h"
 
 #define SPLIT_DEPTH 3
@@ -59,45 +60,30 @@ static void die(const char *what, int e) {
   _exit(1);
 }
 
-static void field(const void *p, size_t n) {
-  fwrite(p, 1, n, out);
-  fputc(0, out);
-}
-static void fstr(const char *s) { field(s, strlen(s)); }
-static void fnum(int64_t v) {
-  char b[32];
-  fstr((snprintf(b, sizeof b, "%" PRId64, v), b));
-}
-static void fhex(const void *p, size_t n) {
-  static const char d[] = "0123456789abcdef";
-  const uint8_t *b = p;
-  for (size_t i = 0; i < n; i++) fputc(d[b[i] >> 4], out), fputc(d[b[i] & 15], out);
-  fputc(0, out);
-}
 
 static void emit(char action, const char *rel, const struct velo_entry *e) {
-  field(&action, 1);
-  fstr(rel);
+  rec_field(out, &action, 1);
+  rec_str(out, rel);
   if (!e) {
     for (int i = 0; i < 11; i++) fputc(0, out);
     return;
   }
-  fnum(e->mode);
-  fnum(e->uid);
-  fnum(e->gid);
-  fnum(e->mtime_sec);
-  fnum(e->mtime_nsec);
-  fnum((int64_t)e->rdev);
+  rec_i64(out, e->mode);
+  rec_i64(out, e->uid);
+  rec_i64(out, e->gid);
+  rec_i64(out, e->mtime_sec);
+  rec_i64(out, e->mtime_nsec);
+  rec_i64(out, (int64_t)e->rdev);
   char obj[4096] = "";
   if (S_ISREG(e->mode) && e->size > 0 && velo_object_path(&store, e, obj, sizeof obj) < 0) die(rel, ENAMETOOLONG);
-  fstr(obj);
-  fhex(e->target ? e->target : "", e->target ? e->target_len : 0);
-  fhex(e->xattrs ? e->xattrs : "", e->xattrs ? e->xattrs_len : 0);
+  rec_str(out, obj);
+  rec_hex(out, e->target ? e->target : "", e->target ? e->target_len : 0);
+  rec_hex(out, e->xattrs ? e->xattrs : "", e->xattrs ? e->xattrs_len : 0);
   if (S_ISREG(e->mode) && e->nlink > 1)
-    fnum(e->ino);
+    rec_i64(out, e->ino);
   else
-    fstr("");
-  fnum((int64_t)e->size);
+    rec_str(out, "");
+  rec_i64(out, (int64_t)e->size);
 }
 
 /* One directory's children as the layer has them (names copied: the cursor moves on). */
@@ -150,21 +136,26 @@ static void sub_dir(const struct velo_dir *d, const char *name, struct velo_dir 
   if (velo_view_lookup(txn, &view, d, name, strlen(name), &e, sub, NULL, &err) != 1) die(err.msg, 0);
 }
 
+static void create_entry(const struct velo_dir *d, const struct child *ch, char *rel, size_t rlen);
+
 /* Everything below layer dir D as 'C' (the path does not exist on disk). */
 static void create_all(const struct velo_dir *d, char *rel, size_t rlen) {
   struct children c;
   layer_children(d, &c);
-  for (size_t i = 0; i < c.n; i++) {
-    size_t l = join(rel, rlen, c.v[i].name);
-    emit('C', rel, &c.v[i].e);
-    if (S_ISDIR(c.v[i].e.mode)) {
-      struct velo_dir sub;
-      sub_dir(d, c.v[i].name, &sub);
-      create_all(&sub, rel, l);
-    }
-    rel[rlen] = 0;
-  }
+  for (size_t i = 0; i < c.n; i++) create_entry(d, &c.v[i], rel, rlen);
   free_children(&c);
+}
+
+/* Child CH of layer dir D (at REL) as 'C', and everything below it. */
+static void create_entry(const struct velo_dir *d, const struct child *ch, char *rel, size_t rlen) {
+  size_t l = join(rel, rlen, ch->name);
+  emit('C', rel, &ch->e);
+  if (S_ISDIR(ch->e.mode)) {
+    struct velo_dir sub;
+    sub_dir(d, ch->name, &sub);
+    create_all(&sub, rel, l);
+  }
+  rel[rlen] = 0;
 }
 
 static int same_meta(const struct stat *st, const struct velo_entry *e, int with_mtime) {
@@ -217,30 +208,9 @@ static int same_meta(const struct stat *st, const struct velo_entry *e, int with
 
 static int root_fd = -1;
 
-/* Open directory REL beneath the data dir one component at a time, never through a symlink (a queued subtree is
- * opened when a thread takes it, not when it was found: thousands may wait, and fds are few). */
-static int open_dir_beneath(const char *rel) {
-  int fd = dup(root_fd);
-  if (fd < 0) die("dup", errno);
-  char part[256];
-  for (const char *p = rel; *p;) {
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= sizeof part) die(rel, EINVAL);
-    memcpy(part, p, n);
-    part[n] = 0;
-    int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) die(rel, errno);
-    close(fd);
-    fd = next;
-    p += n + (slash ? 1 : 0);
-  }
-  return fd;
-}
-
 static void run_task(struct task *t) {
   static __thread char rel[65536];
-  if (t->dfd < 0) t->dfd = open_dir_beneath(t->rel);
+  if (t->dfd < 0 && (t->dfd = open_dir_beneath(root_fd, t->rel)) < 0) die(t->rel, errno);
   FILE *plan = open_memstream(&t->plan, &t->plan_len);
   struct fpindex_writer w = index_out; /* its cutoff; records go to a buffer */
   w.count = 0;
@@ -316,17 +286,9 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
   for (size_t i = 0; i <= n; i++) {
     const char *nm = i < n ? dl.names[i] : NULL;
     /* layer names before this disk name: absent on disk */
-    while (j < c.n && (!nm || strcmp(c.v[j].name, nm) < 0)) {
-      size_t l = join(rel, rlen, c.v[j].name);
-      emit('C', rel, &c.v[j].e);
-      if (S_ISDIR(c.v[j].e.mode)) {
-        struct velo_dir sub;
-        sub_dir(d, c.v[j].name, &sub);
-        create_all(&sub, rel, l);
-      }
-      rel[rlen] = 0;
+    for (; j < c.n && (!nm || strcmp(c.v[j].name, nm) < 0); j++) {
+      create_entry(d, &c.v[j], rel, rlen);
       changed = 1;
-      j++;
     }
     if (!nm) break;
     size_t l = join(rel, rlen, nm);

@@ -40,6 +40,7 @@
 #include <time.h>
 #include "blake3.h"
 #include "dirlist.h"
+#include "records.h"
 #include "fpindex.h"
 
 #define SMALL (4u << 20)
@@ -76,17 +77,6 @@ static void die(const char *path, const char *what) {
   _exit(1);
 }
 
-static void field(const void *p, size_t n) {
-  fwrite(p, 1, n, out);
-  fputc(0, out);
-}
-static void fstr(const char *s) { field(s, strlen(s)); }
-static void fnum(uint64_t v) {
-  char b[32];
-  fstr((snprintf(b, sizeof b, "%" PRIu64, v), b));
-}
-
-static void hex(const uint8_t *p, size_t n, char *dst);
 static void unhex32(const char *h, uint8_t *d) {
   for (int i = 0; i < 32; i++) {
     int a = h[2 * i], b = h[2 * i + 1];
@@ -94,11 +84,6 @@ static void unhex32(const char *h, uint8_t *d) {
   }
 }
 
-static void hex(const uint8_t *p, size_t n, char *dst) {
-  static const char d[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) dst[2 * i] = d[p[i] >> 4], dst[2 * i + 1] = d[p[i] & 15];
-  dst[2 * n] = 0;
-}
 
 static void write_all(int fd, const uint8_t *p, size_t n, const char *what) {
   while (n > 0) {
@@ -211,7 +196,7 @@ static char store_once(int fd, const struct stat *st, const char *path, char *ha
     }
     blake3_hasher_update(&h, buf, len);
     blake3_hasher_finalize(&h, d, 32);
-    hex(d, 32, hash);
+    hex_into(d, 32, hash);
     object_name(name, sizeof name, hash, len, st);
     char r = 'd';
     if (!exists_at(name)) {
@@ -228,7 +213,7 @@ large:
   blake3_hasher_init(&h);
   uint64_t size = hash_fd(fd, -1, &h, path);
   blake3_hasher_finalize(&h, d, 32);
-  hex(d, 32, hash);
+  hex_into(d, 32, hash);
   object_name(name, sizeof name, hash, size, st);
   *stored = size;
   if (exists_at(name)) return 'd';
@@ -236,7 +221,7 @@ large:
   blake3_hasher_init(&h);
   size = hash_fd(fd, tfd, &h, path);
   blake3_hasher_finalize(&h, d, 32);
-  hex(d, 32, hash);
+  hex_into(d, 32, hash);
   object_name(name, sizeof name, hash, size, st);
   *stored = size;
   return finish(tfd, tmp, name, st) ? 'n' : 'd';
@@ -249,31 +234,31 @@ static int has_xattrs_fd(int fd) {
 
 static void record(int tree, const char *rel, const struct stat *st, const char *target, size_t tlen, const char *hash, char flag) {
   char b[64];
-  fnum((uint64_t)tree);
-  fstr(rel);
-  fnum(st->st_mode);
-  fnum(st->st_uid);
-  fnum(st->st_gid);
-  fnum((uint64_t)st->st_size);
+  rec_u64(out, (uint64_t)tree);
+  rec_str(out, rel);
+  rec_u64(out, st->st_mode);
+  rec_u64(out, st->st_uid);
+  rec_u64(out, st->st_gid);
+  rec_u64(out, (uint64_t)st->st_size);
   snprintf(b, sizeof b, "%" PRId64, (int64_t)st->st_mtim.tv_sec);
-  fstr(b);
-  fnum((uint64_t)st->st_mtim.tv_nsec);
-  fnum((uint64_t)st->st_rdev);
+  rec_str(out, b);
+  rec_u64(out, (uint64_t)st->st_mtim.tv_nsec);
+  rec_u64(out, (uint64_t)st->st_rdev);
   if (S_ISREG(st->st_mode) && st->st_nlink > 1) {
     snprintf(b, sizeof b, "%" PRIu64 ":%" PRIu64, (uint64_t)st->st_dev, (uint64_t)st->st_ino);
-    fstr(b);
+    rec_str(out, b);
   } else
-    fstr("");
+    rec_str(out, "");
   if (target) {
     char *h = malloc(2 * tlen + 1);
     if (!h) die(rel, "malloc");
-    hex((const uint8_t *)target, tlen, h);
-    fstr(h);
+    hex_into((const uint8_t *)target, tlen, h);
+    rec_str(out, h);
     free(h);
   } else
-    fstr("");
-  fstr(hash ? hash : "");
-  field(&flag, 1);
+    rec_str(out, "");
+  rec_str(out, hash ? hash : "");
+  rec_field(out, &flag, 1);
 }
 
 /* After a failed call on an entry: 1 when the name was removed or renamed away since the listing (a live tree: a
@@ -338,34 +323,6 @@ static int split(int tree, int dfd, const char *rel, size_t rlen, const char *ab
   return 1;
 }
 
-/* REL beneath tree T's root, one component at a time, never through a symlink; -1 when it is gone (removed,
- * renamed away, or a component no longer a directory since it was listed: a live tree). */
-static int open_beneath(int t, const char *rel) {
-  int fd = dup(tree_fd[t]);
-  if (fd < 0) die(rel, "dup");
-  char part[256];
-  for (const char *p = rel; *p;) {
-    const char *slash = strchr(p, '/');
-    size_t n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= sizeof part) {
-      errno = EINVAL;
-      die(rel, "path");
-    }
-    memcpy(part, p, n);
-    part[n] = 0;
-    int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) {
-      if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) die(rel, "open directory");
-      close(fd);
-      return -1;
-    }
-    close(fd);
-    fd = next;
-    p += n + (slash ? 1 : 0);
-  }
-  return fd;
-}
-
 static int has_xattrs_fd(int fd);
 static void record(int tree, const char *rel, const struct stat *st, const char *target, size_t tlen, const char *hash, char flag);
 
@@ -404,8 +361,8 @@ static void run_task(struct task *t) {
     if (!(w.f = open_memstream(&t->ix, &t->ix_len))) die("-", "malloc");
     kept = &w;
   }
-  int dfd = t->root ? dup(tree_fd[t->tree]) : open_beneath(t->tree, t->rel);
-  if (dfd < 0 && t->root) die(t->abs, "dup");
+  int dfd = t->root ? dup(tree_fd[t->tree]) : open_dir_beneath(tree_fd[t->tree], t->rel);
+  if (dfd < 0 && (t->root || (errno != ENOENT && errno != ENOTDIR && errno != ELOOP))) die(t->root ? t->abs : t->rel, "open directory");
   struct stat now;
   if (dfd >= 0 && !t->root && (fstat(dfd, &now) < 0 || now.st_dev != t->dev || now.st_ino != t->ino)) {
     close(dfd); /* replaced by another directory since its record was written: not the one it describes */
@@ -484,7 +441,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       if (known) {
         /* unchanged since the index saw it (and it had no extended attributes then): its object, if still there */
         char hash[65], name[256];
-        hex(known, 32, hash);
+        hex_into(known, 32, hash);
         object_name(name, sizeof name, hash, (uint64_t)st.st_size, &st);
         if (trust_index || exists_at(name)) {
           record(tree, rel, &st, NULL, 0, hash, 'd');
