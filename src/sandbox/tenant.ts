@@ -612,20 +612,12 @@ export async function whileBootedForCopy<T>(home: string, name: string, fn: () =
       writeFileAtomic(file, before, 0o600)
     }
   }
-  const onSignal = (sig: NodeJS.Signals) => {
-    try {
-      end()
-    } finally {
-      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15))
-    }
-  }
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   const booted = await startSandbox(home, name, {transient: true})
-  for (const sig of signals) process.on(sig, onSignal)
+  const off = onInterrupt(end)
   try {
     return await fn()
   } finally {
-    for (const sig of signals) process.off(sig, onSignal)
+    off()
     end()
   }
 }
@@ -666,35 +658,47 @@ export function pauseSandbox(home: string, name: string, paused: boolean, o: {qu
 }
 
 /**
- * Pause NAMES (the running ones not paused already) while their files are read (a volume snapshot, a commit), and
- * thaw them however this process ends short of SIGKILL: SIGINT, SIGTERM and SIGHUP thaw them, then exit. thaw()
- * returns what could not be thawed (a sandbox stopped or removed meanwhile is no failure).
+ * Until the returned function is called, SIGINT, SIGTERM and SIGHUP run `undo` (what must not outlive this process:
+ * a boot for a copy, sandboxes paused for a read) and then exit as the signal would have (128 + its number).
  */
-export function pauseFor(home: string, names: string[]): {paused: string[]; thaw: () => string[]} {
-  const paused: string[] = []
-  const thawAll = (): string[] => {
-    const failed: string[] = []
-    for (const t of paused.splice(0))
-      try {
-        pauseSandbox(home, t, false, {quiet: true})
-      } catch (err) {
-        const code = (err as VeloError).code
-        if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
-      }
-    return failed
-  }
+export function onInterrupt(undo: () => void): () => void {
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   const onSignal = (sig: NodeJS.Signals) => {
     try {
-      thawAll()
+      undo()
     } finally {
       process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15))
     }
   }
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
   for (const sig of signals) process.on(sig, onSignal)
-  const thaw = () => {
+  return () => {
     for (const sig of signals) process.off(sig, onSignal)
-    return thawAll()
+  }
+}
+
+/** Unpause NAMES quietly; what could not be thawed, as messages (one stopped or removed meanwhile is no failure). */
+export function thawSandboxes(home: string, names: string[]): string[] {
+  const failed: string[] = []
+  for (const t of names)
+    try {
+      pauseSandbox(home, t, false, {quiet: true})
+    } catch (err) {
+      const code = (err as VeloError).code
+      if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
+    }
+  return failed
+}
+
+/**
+ * Pause NAMES (the running ones not paused already) while their files are read (a volume snapshot, a commit), and
+ * thaw them however this process ends short of SIGKILL (onInterrupt). thaw() returns what could not be thawed.
+ */
+export function pauseFor(home: string, names: string[]): {paused: string[]; thaw: () => string[]} {
+  const paused: string[] = []
+  const off = onInterrupt(() => thawSandboxes(home, paused.splice(0)))
+  const thaw = () => {
+    off()
+    return thawSandboxes(home, paused.splice(0))
   }
   try {
     for (const t of names) {

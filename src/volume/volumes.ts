@@ -264,22 +264,23 @@ function thawWriters(home: string, name: string, guard: {thaw: () => string[]}):
   fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})
 }
 
+const isSandboxName = (t: string) => {
+  try {
+    validateName('sandbox', t)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** What a killed snapshot left frozen (its record), thawed now: those of them still paused. */
 function thawLeftFrozen(home: string, name: string): void {
-  const {isPaused, pauseSandbox} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+  const {isPaused, thawSandboxes} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
   let left: unknown = []
   try {
     left = JSON.parse(fs.readFileSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), 'utf8'))
   } catch {}
-  const failed: string[] = []
-  for (const t of Array.isArray(left) ? left : [])
-    if (typeof t === 'string' && isVolumeName(t) && isPaused(home, t))
-      try {
-        pauseSandbox(home, t, false, {quiet: true})
-      } catch (err) {
-        const code = (err as VeloError).code
-        if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
-      }
+  const failed = thawSandboxes(home, (Array.isArray(left) ? left : []).filter((t): t is string => typeof t === 'string' && isSandboxName(t) && isPaused(home, t)))
   if (failed.length)
     throw new VeloError('STATE', `volume ${name}: sandboxes a killed snapshot paused could not be thawed: ${failed.join('; ')}`, {suggestion: 'unpause them: velo sandbox unpause NAME'})
   fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})
