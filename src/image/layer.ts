@@ -1,5 +1,5 @@
 import {VeloError} from '../lib/errors'
-import {LayerBuilder, Meta, TreeNode, checkName, whiteoutMeta} from '../manifest/builder'
+import {LayerBuilder, Meta, TreeNode, checkName, newMeta, whiteoutMeta} from '../manifest/builder'
 import type {LayerInfo} from '../manifest/db'
 import {FLAG_OPAQUE, FLAG_WHITEOUT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG} from '../manifest/entry'
 import type {Store} from '../store/cas'
@@ -151,7 +151,7 @@ export class LayerApplier {
   private readonly root = isRoot()
 
   constructor(private readonly store: Store, private readonly where: string) {
-    this.builder = new LayerBuilder({mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0})
+    this.builder = new LayerBuilder(newMeta(S_IFDIR | 0o755, 0, 0, 0n, 0))
   }
 
   private err(entry: string, msg: string, suggestion?: string): VeloError {
@@ -164,7 +164,7 @@ export class LayerApplier {
     for (const p of parts) {
       let next = cur.children!.get(p.toString('latin1'))
       if (!next) {
-        next = this.builder.put(cur, p, {mode: S_IFDIR | 0o755, uid: 0, gid: 0, mtimeSec: 0n, mtimeNsec: 0}, entry)
+        next = this.builder.put(cur, p, newMeta(S_IFDIR | 0o755, 0, 0, 0n, 0), entry)
       } else if (!next.children) {
         const t = next.meta.mode & S_IFMT
         if ((next.meta.flags ?? 0) & FLAG_WHITEOUT) throw this.err(entry, `parent ${show(p)} is whited out in the same layer`)
@@ -194,13 +194,7 @@ export class LayerApplier {
     } else {
       mtimeSec = BigInt(Math.floor((h.mtime?.getTime() ?? 0) / 1000))
     }
-    return {
-      mode: type | ((h.mode ?? 0) & 0o7777),
-      uid: paxNumber(pax, 'uid') ?? h.uid ?? 0,
-      gid: paxNumber(pax, 'gid') ?? h.gid ?? 0,
-      mtimeSec,
-      mtimeNsec,
-    }
+    return newMeta(type | ((h.mode ?? 0) & 0o7777), paxNumber(pax, 'uid') ?? h.uid ?? 0, paxNumber(pax, 'gid') ?? h.gid ?? 0, mtimeSec, mtimeNsec)
   }
 
   /** Place a node; refuse a second explicit entry for the same path. */

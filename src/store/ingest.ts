@@ -6,7 +6,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
-import {FLAG_OPAQUE, LayerBuilder, Meta, metaFromStat, TreeNode, whiteoutMeta} from '../manifest/builder'
+import {FLAG_OPAQUE, LayerBuilder, Meta, metaFromStat, newMeta, TreeNode, whiteoutMeta} from '../manifest/builder'
 import {S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
 import {Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
@@ -262,7 +262,7 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
       const relB = out.subarray(at[1], at[2] - 1)
       const rel = str(1)
       const mode = num(2)
-      const meta: Meta = {mode, uid: num(3), gid: num(4), mtimeSec: big(6), mtimeNsec: num(7)}
+      const meta = newMeta(mode, num(3), num(4), big(6), num(7))
       const flag = String.fromCharCode(out[at[12]])
       const tree = trees[t]
       const type = mode & S_IFMT
@@ -293,7 +293,8 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
       const n = slash < 0 ? relB : relB.subarray(slash + 1)
       const nKey = slash < 0 ? rel : rel.slice(slash + 1)
       if (type === S_IFDIR) {
-        dirsOf[t].set(rel, tree.builder.put(parent, n, upper?.opaque.has(rel) ? {...meta, flags: FLAG_OPAQUE} : meta, where, nKey))
+        if (upper?.opaque.has(rel)) meta.flags = FLAG_OPAQUE
+        dirsOf[t].set(rel, tree.builder.put(parent, n, meta, where, nKey))
       } else if (upper && type === S_IFCHR && at[9] - at[8] === 2 && out[at[8]] === 0x30) {
         tree.builder.put(parent, n, whiteoutMeta(), where)
       } else if (type === S_IFREG) {
@@ -304,7 +305,8 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
           continue
         }
         const size = big(5)
-        const node = tree.builder.put(parent, n, {...meta, size}, where, nKey)
+        meta.size = size
+        const node = tree.builder.put(parent, n, meta, where, nKey)
         if (hl) seen.set(hl, node)
         if (flag === 'n' || flag === 'd') {
           node.meta.hash = hash32(at[11])
@@ -321,11 +323,14 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
         }
       } else if (type === S_IFLNK) {
         const target = Buffer.from(str(10), 'hex')
-        tree.builder.put(parent, n, {...meta, target, size: BigInt(target.length)}, where)
+        meta.target = target
+        meta.size = BigInt(target.length)
+        tree.builder.put(parent, n, meta, where)
       } else if (type === S_IFSOCK) {
         tree.skippedSockets++
       } else {
-        tree.builder.put(parent, n, {...meta, rdev: big(8)}, where)
+        meta.rdev = big(8)
+        tree.builder.put(parent, n, meta, where)
       }
     }
     return pos
