@@ -13,7 +13,7 @@ import {StoreLock} from '../lib/lock'
 import {emitEvent} from '../lib/events'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
-import {ensureVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
+import {ensureVolumes, holdVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
 import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
 
 /**
@@ -281,6 +281,16 @@ function boot(home: string, s: TenantState, timings: Record<string, number>, tra
 }
 
 export async function createSandbox(home: string, name: string, o: CreateOptions): Promise<CreateResult> {
+  const volumes: {release?: () => void} = {}
+  try {
+    return await createHoldingVolumes(home, name, o, volumes)
+  } finally {
+    volumes.release?.()
+  }
+}
+
+/** createSandbox, holding the volumes it mounts (holdVolumes) from their check until its tenant runs. */
+async function createHoldingVolumes(home: string, name: string, o: CreateOptions, held: {release?: () => void}): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
   const timings: Record<string, number> = {}
   validateName('sandbox', name)
@@ -340,6 +350,7 @@ export async function createSandbox(home: string, name: string, o: CreateOptions
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
   if (volumes.length) {
     await ensureVolumes(home, volumes) // made on first use, as docker does; they outlive a failed create
+    held.release = holdVolumes(home, volumes).release
     mounts.push(...(await volumesSnapshotMounts(home, mounts)))
   }
   timings.parse = ms(t0)
@@ -556,6 +567,18 @@ export async function startSandbox(home: string, name: string, o: {transient?: b
   const t0 = process.hrtime.bigint()
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`, {suggestion: `run commands in it with velo sandbox exec ${name} -- CMD, or stop it first`})
+  const volumes = s.mounts.flatMap((m) => (m.volume !== undefined && m.snapshot === undefined ? [m.volume] : []))
+  const held = holdVolumes(home, volumes)
+  try {
+    return await startHoldingVolumes(home, s, t0, o)
+  } finally {
+    held.release()
+  }
+}
+
+/** startSandbox, holding the volumes it mounts (holdVolumes) from their check until its tenant runs. */
+async function startHoldingVolumes(home: string, s: TenantState, t0: bigint, o: {transient?: boolean}): Promise<CreateResult> {
+  const name = s.name
   // a volume's snapshots as they are at this start (taken or removed since the last one)
   if (s.mounts.some((m) => m.volume !== undefined)) {
     const kept = s.mounts.filter((m) => m.snapshot === undefined)

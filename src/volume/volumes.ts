@@ -125,6 +125,45 @@ function lockVolume(home: string, name: string, wait = true): StoreLock {
   })
 }
 
+/**
+ * Hold volumes for a sandbox about to start on them (or a host mount of one): each volume's lock shared, after any
+ * unfinished restore or snapshot it had was finished. Snapshot and restore take that lock exclusive, so between the
+ * check and the moment the caller's tenant runs (release() then) no restore can begin and find it not yet running,
+ * nor a snapshot that would not pause it; a start waits for a live snapshot or restore to end.
+ */
+export function holdVolumes(home: string, names: string[]): {release: () => void} {
+  const held: StoreLock[] = []
+  const release = () => {
+    for (const l of held.splice(0)) l.release()
+  }
+  try {
+    for (const n of [...new Set(names)].sort()) {
+      for (;;) {
+        recoverRestore(home, n)
+        const file = path.join(volumeDir(home, n), 'lock')
+        let lock: StoreLock
+        try {
+          lock = new StoreLock(file).acquire('shared', {wait: false})
+        } catch (err) {
+          if ((err as VeloError).code !== 'BUSY') throw err
+          process.stderr.write(`volume ${n}: waiting for its snapshot or restore to end\n`)
+          lock = new StoreLock(file).acquire('shared')
+        }
+        // a restore or snapshot killed since the check left its marker: finish it (we cannot while holding this)
+        if (!fs.existsSync(path.join(volumeDir(home, n), RESTORING)) && !fs.existsSync(path.join(volumeDir(home, n), PAUSED_FOR_SNAPSHOT))) {
+          held.push(lock)
+          break
+        }
+        lock.release()
+      }
+    }
+  } catch (err) {
+    release()
+    throw err
+  }
+  return {release}
+}
+
 /** Marker of a restore in place under way: {snapshot, layer}; the next command on the volume finishes it. */
 const RESTORING = 'restoring'
 
@@ -610,7 +649,16 @@ export async function mountVolume(home: string, name: string, target: string): P
     throw new VeloError('NOT_FOUND', `no such directory: ${dir}`, {suggestion: `create it first: mkdir -p ${dir}`})
   }
   if (!st.isDirectory()) throw new VeloError('USAGE', `${dir} is not a directory`)
-  recoverRestore(home, name) // never a half-restored volume on the host
+  // never a half-restored volume on the host, nor a restore starting before the mount shows in mountinfo
+  const hold = holdVolumes(home, [name])
+  try {
+    return await mountHeld(home, name, dir)
+  } finally {
+    hold.release()
+  }
+}
+
+async function mountHeld(home: string, name: string, dir: string): Promise<{name: string; dir: string; snapshots: string[]}> {
   const {execFileSync} = require('node:child_process') as typeof import('node:child_process')
   try {
     execFileSync('mount', ['--bind', volumeDataDir(home, name), dir], {stdio: ['ignore', 'ignore', 'pipe']})

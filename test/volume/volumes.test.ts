@@ -122,6 +122,62 @@ describe('volumes', () => {
     ok(['fsck'])
   })
 
+  it('a start holds its volumes until its tenant runs: a restore begun meanwhile waits, then refuses; a start waits for a live restore', async () => {
+    const V = uniq('hold')
+    const T = uniq('ht')
+    sb.track(T)
+    ok(['sandbox', 'create', T, '-v', `${V}:/v`])
+    expect(sb.exec(T, ['sh', '-c', 'echo one > /v/f']).status).toBe(0)
+    ok(['volume', 'snapshot', V, 's'])
+    ok(['sandbox', 'stop', '-t', '1', T])
+    const lockFile = path.join(sb.home, 'volumes', V, 'lock')
+    const ino = fs.statSync(lockFile).ino
+    // /proc/locks: "1: FLOCK ADVISORY READ PID MAJ:MIN:INO 0 EOF"
+    const lockKinds = () =>
+      fs
+        .readFileSync('/proc/locks', 'utf8')
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f[1] === 'FLOCK' && f[5]?.endsWith(`:${ino}`))
+        .map((f) => f[3])
+    const run = (args: string[]) => {
+      const c = spawn(VELO, args, {env: {...process.env, VELO_HOME: sb.home}, stdio: ['ignore', 'pipe', 'pipe']})
+      let err = ''
+      c.stderr.on('data', (d) => (err += d))
+      const done = new Promise<{status: number | null; stderr: string; at: bigint}>((r) => c.on('close', (status) => r({status, stderr: err, at: process.hrtime.bigint()})))
+      return {c, done}
+    }
+    // a start stopped once it holds the volume (before its tenant runs): a restore waits for it, then finds it running
+    const start = run(['sandbox', 'start', T])
+    try {
+      let seen = false
+      for (let i = 0; i < 2_000_000 && start.c.exitCode === null && !seen; i++) seen = lockKinds().includes('READ')
+      expect(seen, 'the start took the volume lock shared').toBe(true)
+      process.kill(start.c.pid!, 'SIGSTOP')
+      const restore = run(['volume', 'restore', V, 's'])
+      await new Promise((r) => setTimeout(r, 1500))
+      expect(restore.c.exitCode, 'the restore waits for the start').toBe(null)
+      process.kill(start.c.pid!, 'SIGCONT')
+      expect((await start.done).status).toBe(0)
+      const r = await restore.done
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toMatch(/BUSY.*running sandboxes/)
+    } finally {
+      if (start.c.exitCode === null) process.kill(start.c.pid!, 'SIGCONT')
+    }
+    ok(['sandbox', 'stop', '-t', '1', T])
+    // a live snapshot or restore (its lock held exclusive here): a start waits for it to end
+    const holder = spawn('flock', ['-x', lockFile, 'sleep', '2'], {stdio: 'ignore'})
+    const held = new Promise<bigint>((r) => holder.on('close', () => r(process.hrtime.bigint())))
+    while (!lockKinds().includes('WRITE')) await new Promise((r) => setTimeout(r, 20))
+    const again = await run(['sandbox', 'start', T]).done
+    expect(again.status, again.stderr).toBe(0)
+    expect(again.stderr).toMatch(/volume .*: waiting for its snapshot or restore to end/)
+    expect(again.at > (await held), 'started after the holder let go').toBe(true)
+    ok(['sandbox', 'rm', '-f', T])
+    ok(['volume', 'rm', V])
+  })
+
   it('a restore killed at any point leaves the old files or the new, never a mix', async () => {
     const V = uniq('kill')
     ok(['volume', 'create', V, '--from', 'default'])
