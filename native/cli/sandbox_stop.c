@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/vlog.h"
 #include "args.h"
@@ -35,6 +36,11 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   if (r) return r;
   /* --rm with -d: a stop also removes it, which is Node's rm (the stop command there does both) */
   if (s.auto_remove) return FRONT_FALLBACK;
+  /* one held paused (tenants/NAME/pause-holds, src/sandbox/pause.ts) is Node's: it waits for a snapshot or commit
+   * that reads it, and forgets the holds */
+  char holds[4096];
+  snprintf(holds, sizeof holds, "%s/tenants/%s/pause-holds", front_home(args_one(&a, F_HOME)), name);
+  if (access(holds, F_OK) == 0) return FRONT_FALLBACK;
   bool was = state_running(&s), forced = false, rendered;
   if (was) {
     char *home = front_home(args_one(&a, F_HOME));

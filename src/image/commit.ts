@@ -272,7 +272,7 @@ export function commitUpper(home: string, opts: {name: string; baseLayers: strin
 /**
  * `velo sandbox commit NAME IMAGE`. A running sandbox is paused while its upper dir is read (as `docker commit`
  * pauses the container: the layer is one instant of its writes), then thawed; `pause: false` refuses a running
- * one instead, since its upper dir could change while it is read. One paused already stays paused.
+ * one instead, since its upper dir could change while it is read. One the user paused stays paused (src/sandbox/pause.ts).
  */
 export async function commitSandbox(home: string, tenant: string, name: string, o: {pause?: boolean} = {}): Promise<CommitResult & {sandbox: string; paused: boolean}> {
   const {readState, isRunning} = await import('../sandbox/state')
@@ -280,13 +280,13 @@ export async function commitSandbox(home: string, tenant: string, name: string, 
   if (!isRunning(s)) return {...(await commitStopped(home, tenant, name, s)), paused: false}
   if (o.pause === false)
     throw new VeloError('STATE', `sandbox ${tenant} is running; its upper dir could change while it is read`, {suggestion: `commit it paused (the default), or stop it first: velo sandbox stop ${tenant}`})
-  const {pauseFor} = await import('../sandbox/tenant')
+  const {pauseFor, selfHolder} = await import('../sandbox/pause')
   let guard: ReturnType<typeof pauseFor> | undefined
   try {
     // paused once the store lock is held (not while a gc holds it); thawed however the commit ends, a signal included
-    return {...(await commitStopped(home, tenant, name, s, () => (guard = pauseFor(home, [tenant])))), paused: true}
+    return {...(await commitStopped(home, tenant, name, s, () => (guard = pauseFor(home, [tenant], selfHolder('commit'))))), paused: true}
   } finally {
-    const failed = guard?.thaw() ?? []
+    const failed = guard?.release() ?? []
     if (failed.length) throw new VeloError('STATE', `sandbox ${tenant} paused for the commit could not be thawed: ${failed.join('; ')}`, {suggestion: `unpause it: velo sandbox unpause ${tenant}`})
   }
 }

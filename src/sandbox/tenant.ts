@@ -8,9 +8,11 @@ import type {ManifestDb} from '../manifest/db'
 import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
 import {cgroupStats, layout, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
-import {containerBoot, containerDelete, containerExec, containerFreeze, containerKill, containerPurge} from './container'
+import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
 import {StoreLock} from '../lib/lock'
 import {emitEvent} from '../lib/events'
+import {onInterrupt} from '../lib/interrupt'
+import {clearPauseHolds, isPaused, readerHolds} from './pause'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {ensureVolumes, holdVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
@@ -267,6 +269,7 @@ function envMerge(...lists: string[][]): string[] {
  */
 function boot(home: string, s: TenantState, timings: Record<string, number>, transient = false): void {
   const t = process.hrtime.bigint()
+  clearPauseHolds(home, s.name) // of a run that ended without a stop (the host rebooted): its cgroup is gone
   writeState(home, s)
   const {pid, pidStart, limits, cgroups, userns} = containerBoot(home, s.name, {transient})
   timings.runtime = ms(t)
@@ -649,6 +652,9 @@ export async function whileBootedForCopy<T>(home: string, name: string, fn: () =
 export function stopSandbox(home: string, name: string, graceMs = 10_000): {name: string; wasRunning: boolean; forced: boolean} {
   const s = readState(home, name)
   if (!isRunning(s)) return {name, wasRunning: false, forced: false}
+  // a snapshot or commit reading its files holds it paused: a stop thaws it (its init must see the signal), and a
+  // writer let run mid-read breaks the read's one instant; so the stop waits for the read to end
+  waitForReaders(home, name)
   let forced = false
   const r = containerKill(home, name, 15, graceMs)
   if (r === 'timeout') {
@@ -657,84 +663,23 @@ export function stopSandbox(home: string, name: string, graceMs = 10_000): {name
   }
   // init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start
   containerDelete(home, name)
+  clearPauseHolds(home, name)
   emitEvent(home, 'sandbox', 'stop', name, forced ? {forced: 'true'} : {})
   return {name, wasRunning: true, forced}
 }
 
-/** Paused: running with its cgroup frozen (`velo sandbox pause`, or a volume snapshot holding its writers still);
- * tenants/NAME/paused is the native side's record of it, for the listings of both front doors. */
-export function isPaused(home: string, name: string): boolean {
-  return fs.existsSync(path.join(tenantDir(home, name), 'paused'))
-}
-
-/**
- * `velo sandbox pause NAME` (docker pause): every process of the sandbox frozen (cgroup freezer) until unpause;
- * exec is refused meanwhile, stop thaws it first. Errors as Docker's: not running, already paused / not paused.
- */
-export function pauseSandbox(home: string, name: string, paused: boolean, o: {quiet?: boolean} = {}): {name: string; paused: boolean} {
-  const s = readState(home, name)
-  if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is not running`, {suggestion: `start it first: velo sandbox start ${name}`})
-  if (containerFreeze(home, name, paused) === 'already')
-    throw new VeloError('STATE', `sandbox ${name} is ${paused ? 'already paused' : 'not paused'}`, {suggestion: paused ? `unpause it: velo sandbox unpause ${name}` : `see its status: velo sandbox ls`})
-  if (!o.quiet) emitEvent(home, 'sandbox', paused ? 'pause' : 'unpause', name)
-  return {name, paused}
-}
-
-/**
- * Until the returned function is called, SIGINT, SIGTERM and SIGHUP run `undo` (what must not outlive this process:
- * a boot for a copy, sandboxes paused for a read) and then exit as the signal would have (128 + its number).
- */
-export function onInterrupt(undo: () => void): () => void {
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
-  const onSignal = (sig: NodeJS.Signals) => {
-    try {
-      undo()
-    } finally {
-      process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15))
-    }
+/** Wait while live readers (src/sandbox/pause.ts) hold NAME paused; they are short, and a dead one holds nothing. */
+function waitForReaders(home: string, name: string): void {
+  const said = new Set<number>()
+  const wait = new Int32Array(new SharedArrayBuffer(4))
+  for (let readers = readerHolds(home, name); readers.length; readers = readerHolds(home, name)) {
+    for (const r of readers)
+      if (r.by !== 'user' && !said.has(r.pid)) {
+        said.add(r.pid)
+        process.stderr.write(`sandbox ${name}: waiting for ${r.by === 'snapshot' ? `the snapshot of volume ${r.volume}` : 'the commit'} (pid ${r.pid}) that holds it paused\n`)
+      }
+    Atomics.wait(wait, 0, 0, 50)
   }
-  for (const sig of signals) process.on(sig, onSignal)
-  return () => {
-    for (const sig of signals) process.off(sig, onSignal)
-  }
-}
-
-/** Unpause NAMES quietly; what could not be thawed, as messages (one stopped or removed meanwhile is no failure). */
-export function thawSandboxes(home: string, names: string[]): string[] {
-  const failed: string[] = []
-  for (const t of names)
-    try {
-      pauseSandbox(home, t, false, {quiet: true})
-    } catch (err) {
-      const code = (err as VeloError).code
-      if (code !== 'STATE' && code !== 'NOT_FOUND') failed.push(`${t}: ${(err as Error).message}`)
-    }
-  return failed
-}
-
-/**
- * Pause NAMES (the running ones not paused already) while their files are read (a volume snapshot, a commit), and
- * thaw them however this process ends short of SIGKILL (onInterrupt). thaw() returns what could not be thawed.
- */
-export function pauseFor(home: string, names: string[]): {paused: string[]; thaw: () => string[]} {
-  const paused: string[] = []
-  const off = onInterrupt(() => thawSandboxes(home, paused.splice(0)))
-  const thaw = () => {
-    off()
-    return thawSandboxes(home, paused.splice(0))
-  }
-  try {
-    for (const t of names) {
-      const s = readState(home, t)
-      if (!isRunning(s) || isPaused(home, t)) continue
-      pauseSandbox(home, t, true, {quiet: true})
-      paused.push(t)
-    }
-  } catch (err) {
-    thaw()
-    throw err
-  }
-  return {paused: [...paused], thaw}
 }
 
 /** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */

@@ -276,28 +276,30 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
 
 const PAUSED_FOR_SNAPSHOT = 'paused-for-snapshot'
 
-/** Freeze the running sandboxes that mount the volume writable and are not paused already (tenant.ts pauseFor:
- * thawed on SIGINT/SIGTERM/SIGHUP too), their names recorded first in volumes/NAME/paused-for-snapshot (a
- * SIGKILL midway leaves them for the next command on the volume to thaw). */
-function pauseWriters(home: string, name: string): {paused: string[]; thaw: () => string[]} {
+/** Hold the running sandboxes that mount the volume writable paused (src/sandbox/pause.ts pauseFor: let go on
+ * SIGINT/SIGTERM/SIGHUP too; ones the user paused are held as well, so an unpause waits for the snapshot), their
+ * names and this snapshot's hold recorded first in volumes/NAME/paused-for-snapshot (a SIGKILL midway leaves them
+ * for the next command on the volume to let go). */
+function pauseWriters(home: string, name: string): {paused: string[]; release: () => string[]} {
   const {isRunning, readState} = require('../sandbox/state') as typeof import('../sandbox/state')
-  const {isPaused, pauseFor} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
+  const {pauseFor, selfHolder} = require('../sandbox/pause') as typeof import('../sandbox/pause')
   const writers = volumeUsers(home, name).filter((t) => {
     try {
       const s = readState(home, t)
-      return isRunning(s) && !isPaused(home, t) && s.mounts.some((m) => m.volume === name && m.snapshot === undefined && !m.readonly)
+      return isRunning(s) && s.mounts.some((m) => m.volume === name && m.snapshot === undefined && !m.readonly)
     } catch {
       return false
     }
   })
-  if (!writers.length) return {paused: [], thaw: () => []}
-  writeFileAtomic(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), JSON.stringify(writers) + '\n')
-  return pauseFor(home, writers)
+  if (!writers.length) return {paused: [], release: () => []}
+  const holder = selfHolder('snapshot', name)
+  writeFileAtomic(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), JSON.stringify({sandboxes: writers, holder}) + '\n')
+  return pauseFor(home, writers, holder)
 }
 
-/** Thaw what pauseWriters froze, then drop its record. */
-function thawWriters(home: string, name: string, guard: {thaw: () => string[]}): void {
-  const failed = guard.thaw()
+/** Let go of what pauseWriters held, then drop its record. */
+function thawWriters(home: string, name: string, guard: {release: () => string[]}): void {
+  const failed = guard.release()
   if (failed.length)
     throw new VeloError('STATE', `volume ${name}: sandboxes paused for the snapshot could not be thawed: ${failed.join('; ')}`, {suggestion: 'unpause them: velo sandbox unpause NAME'})
   fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})
@@ -312,14 +314,17 @@ const isSandboxName = (t: string) => {
   }
 }
 
-/** What a killed snapshot left frozen (its record), thawed now: those of them still paused. */
+/** What a killed snapshot held paused (its record): its holds let go now, which thaws those nobody else holds. */
 function thawLeftFrozen(home: string, name: string): void {
-  const {isPaused, thawSandboxes} = require('../sandbox/tenant') as typeof import('../sandbox/tenant')
-  let left: unknown = []
+  const {releaseHolds} = require('../sandbox/pause') as typeof import('../sandbox/pause')
+  let left: {sandboxes?: unknown; holder?: import('../sandbox/pause').PauseHolder} | unknown[] = {}
   try {
     left = JSON.parse(fs.readFileSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), 'utf8'))
   } catch {}
-  const failed = thawSandboxes(home, (Array.isArray(left) ? left : []).filter((t): t is string => typeof t === 'string' && isSandboxName(t) && isPaused(home, t)))
+  // a record from before holds were kept is a list of names, their pauses recorded as nobody's (the user's)
+  const [names, holder] = Array.isArray(left) ? [left, {by: 'user' as const}] : [left.sandboxes, left.holder]
+  const valid = Array.isArray(names) && holder && (holder.by === 'user' || holder.by === 'snapshot') ? names.filter((t): t is string => typeof t === 'string' && isSandboxName(t)) : []
+  const failed = valid.length ? releaseHolds(home, valid, holder!) : []
   if (failed.length)
     throw new VeloError('STATE', `volume ${name}: sandboxes a killed snapshot paused could not be thawed: ${failed.join('; ')}`, {suggestion: 'unpause them: velo sandbox unpause NAME'})
   fs.rmSync(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), {force: true})

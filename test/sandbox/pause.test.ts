@@ -116,4 +116,87 @@ describe('pause', () => {
     ok(['sandbox', 'rm', '-f', W, R])
     ok(['volume', 'rm', V])
   })
+
+  it("holds: a user's unpause cannot free a writer a snapshot is reading, a user's pause outlives the snapshot (and a killed one), a stop waits for the read", async () => {
+    const V = uniq('ph')
+    const W = uniq('phw')
+    sb.track(W)
+    ok(['sandbox', 'run', '-d', '--name', W, '-v', `${V}:/v`, '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /v/a.t && mv /v/a.t /v/a; sleep 0.01; done'])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    const holdsFile = path.join(sb.home, 'tenants', W, 'pause-holds')
+    const holders = () => (fs.existsSync(holdsFile) ? JSON.parse(fs.readFileSync(holdsFile, 'utf8')).map((h: any) => h.by).sort() : [])
+    // a snapshot caught while it holds W: new files to read make its pass long enough to stop it in
+    let round = 0
+    const caughtSnapshot = () => {
+      const dir = path.join(data, `new${round++}`)
+      fs.mkdirSync(dir)
+      for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(dir, `f${i}`), `${round} ${i}\n`)
+      const c = spawn(VELO, ['volume', 'snapshot', V, `s${round}`], {env: {...process.env, VELO_HOME: sb.home}, stdio: 'ignore'})
+      const closed = new Promise((r) => c.on('close', r))
+      // caught once its hold is recorded and it has let go of the holds' lock (stopped inside, it would block us)
+      const lockFree = () => {
+        const lock = path.join(sb.home, 'tenants', W, 'pause-lock')
+        return fs.existsSync(lock) && !fs.readFileSync('/proc/locks', 'utf8').includes(`:${fs.statSync(lock).ino} `)
+      }
+      let caught = false
+      for (let i = 0; i < 200_000 && c.exitCode === null && !caught; i++) caught = holders().includes('snapshot') && lockFree()
+      expect(caught, 'the snapshot was seen holding the writer').toBe(true)
+      c.kill('SIGSTOP')
+      return {c, closed}
+    }
+    try {
+      // 1. held by a snapshot: the user's unpause is refused; the user's pause is added to it and outlives it
+      let snap = caughtSnapshot()
+      expect(statusOf(W)).toBe('paused')
+      const refused = sb.velo(['sandbox', 'unpause', W])
+      expect(refused.status).not.toBe(0)
+      expect(refused.stderr).toMatch(new RegExp(`BUSY.*paused by a snapshot of volume ${V} \\(pid ${snap.c.pid}\\)`))
+      ok(['sandbox', 'pause', W])
+      expect(holders()).toEqual(['snapshot', 'user'])
+      snap.c.kill('SIGCONT')
+      await snap.closed
+      expect(snap.c.exitCode).toBe(0)
+      expect(statusOf(W)).toBe('paused')
+      expect(holders()).toEqual(['user'])
+      // 2. paused by the user first, then a snapshot: the user's unpause lets go of theirs only; killed, the
+      // snapshot's hold is let go by the next volume command, and W runs again
+      snap = caughtSnapshot()
+      expect(holders()).toEqual(['snapshot', 'user'])
+      ok(['sandbox', 'unpause', W])
+      expect(statusOf(W)).toBe('paused')
+      snap.c.kill('SIGKILL')
+      await snap.closed
+      sb.json(['volume', 'inspect', V])
+      expect(statusOf(W)).toBe('running')
+      expect(holders()).toEqual([])
+      // 3. paused by the user, then a snapshot killed: the user's pause stays after its recovery
+      ok(['sandbox', 'pause', W])
+      snap = caughtSnapshot()
+      snap.c.kill('SIGKILL')
+      await snap.closed
+      sb.json(['volume', 'inspect', V])
+      expect(statusOf(W)).toBe('paused')
+      ok(['sandbox', 'unpause', W])
+      expect(statusOf(W)).toBe('running')
+      // 4. a stop waits for the snapshot reading the writer (both front doors: the native one hands it to Node)
+      snap = caughtSnapshot()
+      const stop = spawn(VELO, ['sandbox', 'stop', '-t', '5', W], {env: {...process.env, VELO_HOME: sb.home}, stdio: ['ignore', 'ignore', 'pipe']})
+      let err = ''
+      stop.stderr.on('data', (d) => (err += d))
+      const stopped = new Promise((r) => stop.on('close', r))
+      for (let i = 0; i < 200 && !err.includes('waiting'); i++) await sleep(20)
+      expect(err).toMatch(new RegExp(`sandbox ${W}: waiting for the snapshot of volume ${V} \\(pid ${snap.c.pid}\\) that holds it paused`))
+      expect(stop.exitCode).toBe(null)
+      snap.c.kill('SIGCONT')
+      await snap.closed
+      await stopped
+      expect(stop.exitCode).toBe(0)
+      expect(statusOf(W)).toBe('stopped')
+      expect(fs.existsSync(holdsFile)).toBe(false)
+    } finally {
+      for (const n of ['SIGCONT', 'SIGKILL'] as const) spawn('pkill', [`-${n.slice(3)}`, '-f', `volume snapshot ${V} `]).on('error', () => {})
+    }
+    ok(['sandbox', 'rm', '-f', W])
+    ok(['volume', 'rm', V])
+  })
 })

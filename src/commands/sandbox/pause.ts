@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 import {VeloCommand} from '../../lib/command'
 
-/** `velo sandbox pause` and, as its subclass, `unpause`: one verb, two directions (src/sandbox/tenant.ts pauseSandbox). */
+/** `velo sandbox pause` and, as its subclass, `unpause`: one verb, two directions (src/sandbox/pause.ts pauseSandbox). */
 export default class SandboxPause extends VeloCommand<typeof SandboxPause> {
   static summary = 'Freeze every process of running sandboxes (cgroup freezer) until unpause'
   static aliases = ['pause']
@@ -10,7 +10,7 @@ export default class SandboxPause extends VeloCommand<typeof SandboxPause> {
   static paused = true
 
   async run() {
-    const {pauseSandbox} = await import('../../sandbox/tenant')
+    const {pauseSandbox} = await import('../../sandbox/pause')
     const paused = (this.constructor as typeof SandboxPause).paused
     const {argv} = await this.parse({baseFlags: VeloCommand.baseFlags, args: SandboxPause.args, strict: false, enableJsonFlag: SandboxPause.enableJsonFlag})
     const out = []
