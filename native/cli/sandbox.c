@@ -21,6 +21,7 @@
 #include "util.h"
 #include "rtcall.h"
 #include "../common/sysutil.h"
+#include "../common/vlog.h"
 
 static int sb_err(bool json, const char *code, const char *msg, const char *sug) {
   return front_mute ? front_exit_code(code) : front_error(json, code, msg, sug);
@@ -185,10 +186,82 @@ static int parse_publish(const char *v, struct tport *p) {
   return 0;
 }
 
+static struct {
+  char name[256];
+  int fd, depth;
+} held_lock = {.fd = -1};
+
+int sb_lock(const char *home, const char *name) {
+  if (held_lock.fd >= 0 && !strcmp(held_lock.name, name)) {
+    held_lock.depth++;
+    return held_lock.fd;
+  }
+  char p[4400];
+  snprintf(p, sizeof p, "%s/tenants/%s/lock", home, name);
+  for (;;) {
+    int fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      if (errno != EWOULDBLOCK) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+      }
+      vlog("info", "velo", "sandbox %s: waiting for another velo call on it to end", name);
+      while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR) {
+          int e = errno;
+          close(fd);
+          errno = e;
+          return -1;
+        }
+    }
+    /* the file we hold must still be the one at its path: an rm meanwhile moved it away with the tenant */
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      snprintf(held_lock.name, sizeof held_lock.name, "%s", name);
+      held_lock.fd = fd, held_lock.depth = 1;
+      return fd;
+    }
+    close(fd);
+  }
+}
+
+void sb_unlock(int fd) {
+  if (fd < 0) return;
+  if (fd == held_lock.fd) {
+    if (--held_lock.depth > 0) return;
+    held_lock.fd = -1;
+  }
+  close(fd);
+}
+
+static int sb_remove_locked(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force,
+                            bool json, bool *killed, struct timing tm[3], bool *had_timings);
+
+/* Under the sandbox's lock, with its state read again under it: a start that ran meanwhile is seen (a plain rm then
+ * refuses it), never undone from a stale state. */
 int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force, bool json,
               bool *killed, struct timing tm[3], bool *had_timings) {
   *killed = false;
   *had_timings = false;
+  int lk = sb_lock(home, name);
+  if (lk < 0) {
+    if (errno == ENOENT) return front_mute ? 0 : sb_state_error(name, STATE_NOENT, json);
+    char w[400];
+    snprintf(w, sizeof w, "cannot lock sandbox %s", name);
+    return front_sys_error(json, errno, w);
+  }
+  struct tstate now;
+  int rr = st ? state_read(home, name, &now) : STATE_NOENT;
+  int r = sb_remove_locked(ctx, home, name, rr == STATE_OK ? &now : st, force, json, killed, tm, had_timings);
+  sb_unlock(lk);
+  return r;
+}
+
+static int sb_remove_locked(const struct front_ctx *ctx, const char *home, const char *name, const struct tstate *st, bool force,
+                            bool json, bool *killed, struct timing tm[3], bool *had_timings) {
   double t = now_ms();
   if (st && state_running(st)) {
     if (!force) {
@@ -385,6 +458,9 @@ static void strlist_free(struct strlist *l) {
   memset(l, 0, sizeof *l);
 }
 
+static int boot_claimed(const struct front_ctx *ctx, const char *home, struct tstate *s, bool json, struct create_result *r, int lock,
+                        const char *tdir, double t0, double t);
+
 int sb_create(const struct front_ctx *ctx, const char *home, const struct create_opts *o, bool json, create_check check,
               void *check_arg, struct create_result *r) {
   double t0 = now_ms(), t;
@@ -570,6 +646,23 @@ int sb_create(const struct front_ctx *ctx, const char *home, const struct create
     snprintf(msg, sizeof msg, "cannot create sandbox %s", name);
     return front_sys_error(json, en, msg);
   }
+  /* ours until it is booted: a start or rm of the name waits (sb_lock) */
+  int lk = sb_lock(home, name);
+  if (lk < 0) {
+    int en = errno;
+    char msg[400];
+    snprintf(msg, sizeof msg, "cannot lock sandbox %s", name);
+    return front_sys_error(json, en, msg);
+  }
+  int rc = boot_claimed(ctx, home, s, json, r, lock, tdir, t0, t);
+  sb_unlock(lk);
+  return rc;
+}
+
+/* sb_create once the name is claimed (and locked): the state, the event, the boot */
+static int boot_claimed(const struct front_ctx *ctx, const char *home, struct tstate *s, bool json, struct create_result *r, int lock,
+                        const char *tdir, double t0, double t) {
+  const char *name = s->name;
   char now[40];
   iso_now(now, sizeof now);
   s->created_at = strdup(now);

@@ -1,5 +1,6 @@
 /* `velo sandbox stop [-t SECONDS] NAME` without Node — SIGTERM to init (it forwards to every process and exits when
  * they are gone), SIGKILL after the grace period, then the runtime forgets the container (the files stay). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ static const struct flag_def FLAGS[N_FLAGS] = {
     [F_TIME] = {"time", 't', true, false},
     [F_JSON] = {"json", 0, false, false},
 };
+
+static int stop_locked(const struct front_ctx *ctx, struct parsed_args *a, char *home, const char *name, long secs);
 
 int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   static struct parsed_args a;
@@ -38,17 +41,28 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   if (s.auto_remove) return FRONT_FALLBACK;
   /* one held paused (tenants/NAME/pause-holds, src/sandbox/pause.ts) is Node's: it waits for a snapshot or commit
    * that reads it, and forgets the holds */
-  char holds[4096];
-  snprintf(holds, sizeof holds, "%s/tenants/%s/pause-holds", front_home(args_one(&a, F_HOME)), name);
+  char *home = front_home(args_one(&a, F_HOME)), holds[4096];
+  snprintf(holds, sizeof holds, "%s/tenants/%s/pause-holds", home, name);
   if (access(holds, F_OK) == 0) return FRONT_FALLBACK;
+  /* under the sandbox's lock, its state read again: a start or stop meanwhile is seen as it ended */
+  int lk = sb_lock(home, name);
+  if (lk < 0) return errno == ENOENT ? sb_state_error(name, STATE_NOENT, a.json) : front_sys_error(a.json, errno, "cannot lock the sandbox");
+  int rc = stop_locked(ctx, &a, home, name, secs);
+  sb_unlock(lk);
+  return rc;
+}
+
+static int stop_locked(const struct front_ctx *ctx, struct parsed_args *a, char *home, const char *name, long secs) {
+  struct tstate s;
+  int r = sb_state_load(args_one(a, F_HOME), name, a->json, &s);
+  if (r) return r;
   bool was = state_running(&s), forced = false, rendered;
   if (was) {
-    char *home = front_home(args_one(&a, F_HOME));
-    int k = sb_kill(ctx, home, &s, 15, (int)secs * 1000, a.json, &rendered);
+    int k = sb_kill(ctx, home, &s, 15, (int)secs * 1000, a->json, &rendered);
     if (rendered) return k;
     if (k == 2) {
       forced = true;
-      k = sb_kill(ctx, home, &s, 9, 5000, a.json, &rendered);
+      k = sb_kill(ctx, home, &s, 9, 5000, a->json, &rendered);
       if (rendered) return k;
     }
     /* init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start */
@@ -56,11 +70,11 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
     if (sb_rt_delete(ctx, home, name, err, sizeof err) < 0) {
       char msg[2200];
       snprintf(msg, sizeof msg, "cannot stop sandbox %s: %s", name, err);
-      return front_error(a.json, "NATIVE", msg, NULL);
+      return front_error(a->json, "NATIVE", msg, NULL);
     }
     event_emit(home, "sandbox", "stop", name, NULL, 0);
   }
-  if (a.json) {
+  if (a->json) {
     struct jw w = {.f = stdout};
     jw_begin_obj(&w);
     jw_key(&w, "name");

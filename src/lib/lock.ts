@@ -62,6 +62,18 @@ export class StoreLock {
     return this
   }
 
+  /** Whether the file this lock holds is still the one at its path (not removed or replaced while we waited). */
+  isCurrent(): boolean {
+    if (this.fd === undefined) return false
+    try {
+      const a = fs.fstatSync(this.fd)
+      const b = fs.statSync(this.file)
+      return a.ino === b.ino && a.dev === b.dev
+    } catch {
+      return false
+    }
+  }
+
   release(): void {
     if (this.fd !== undefined) {
       fs.closeSync(this.fd)

@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import {procStat, writeFileAtomic} from '../lib/fsutil'
+import {StoreLock} from '../lib/lock'
 import type {Limits} from './cgroup'
 import type {MountSpec} from '../profiles/profile'
 import type {LogOptions, MainCommand, RestartPolicy} from './workload'
@@ -78,6 +79,9 @@ export function tenantIdRanges(home: string, name: string): {uid: IdRange[]; gid
 export const tenantsDir = (home: string) => path.join(home, 'tenants')
 export const tenantDir = (home: string, name: string) => path.join(tenantsDir(home), name)
 
+const noSuchSandbox = (name: string) =>
+  new VeloError('NOT_FOUND', `no sandbox named ${JSON.stringify(name)}`, {suggestion: 'list sandboxes with `velo sandbox ls`; create one with `velo sandbox create NAME`'})
+
 export function readState(home: string, name: string): TenantState {
   validateName('sandbox', name)
   const f = path.join(tenantDir(home, name), 'state.json')
@@ -87,9 +91,8 @@ export function readState(home: string, name: string): TenantState {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       const exists = fs.existsSync(tenantDir(home, name))
-      throw new VeloError(exists ? 'STATE' : 'NOT_FOUND', exists ? `sandbox ${name} is being created or was left half-made` : `no sandbox named ${JSON.stringify(name)}`, {
-        suggestion: exists ? `wait, or remove it with \`velo sandbox rm -f ${name}\`` : 'list sandboxes with `velo sandbox ls`; create one with `velo sandbox create NAME`',
-      })
+      if (!exists) throw noSuchSandbox(name)
+      throw new VeloError('STATE', `sandbox ${name} is being created or was left half-made`, {suggestion: `wait, or remove it with \`velo sandbox rm -f ${name}\``})
     }
     throw fromSystemError(err, `cannot read state of sandbox ${name}`)
   }
@@ -114,6 +117,51 @@ export function isRunning(s: TenantState): boolean {
   if (!s.pid || !s.pidStart) return false
   const st = procStat(s.pid)
   return !!st && st.start === s.pidStart && st.state !== 'Z' && st.state !== 'X'
+}
+
+/**
+ * tenants/NAME/lock, exclusive: one lifecycle call on a sandbox at a time — a create's boot, start, stop, rm, a copy's
+ * boot — so two starts never boot it twice and an rm never works from a state a start is changing (the native front
+ * door takes the same lock: native/cli/sandbox.c sb_lock). Re-entrant within this process; a lock file removed while
+ * we waited (the sandbox removed) is NOT_FOUND. Returns the release.
+ */
+const heldSandboxLocks = new Map<string, {lock: StoreLock; depth: number}>()
+export function lockSandbox(home: string, name: string): () => void {
+  validateName('sandbox', name)
+  const file = path.join(tenantDir(home, name), 'lock')
+  const held = heldSandboxLocks.get(file)
+  if (held) held.depth++
+  else {
+    for (;;) {
+      let lock: StoreLock
+      try {
+        lock = new StoreLock(file).acquire('exclusive', {wait: false, busy: {message: '', suggestion: ''}})
+      } catch (err) {
+        if ((err as VeloError).code !== 'BUSY') {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT' || !fs.existsSync(tenantDir(home, name))) throw noSuchSandbox(name)
+          throw err
+        }
+        process.stderr.write(`sandbox ${name}: waiting for another velo call on it to end\n`)
+        lock = new StoreLock(file).acquire('exclusive')
+      }
+      if (lock.isCurrent()) {
+        heldSandboxLocks.set(file, {lock, depth: 1})
+        break
+      }
+      lock.release()
+      if (!fs.existsSync(tenantDir(home, name))) throw noSuchSandbox(name)
+    }
+  }
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    const h = heldSandboxLocks.get(file)
+    if (h && --h.depth === 0) {
+      heldSandboxLocks.delete(file)
+      h.lock.release()
+    }
+  }
 }
 
 export function listTenantNames(home: string): string[] {

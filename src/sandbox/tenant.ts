@@ -16,7 +16,7 @@ import {clearPauseHolds, isPaused, readerHolds} from './pause'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {ensureVolumes, holdVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
-import {isRunning, listTenantNames, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
+import {isRunning, listTenantNames, lockSandbox, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
 
 /**
  * One manifest DB handle per store for the life of this process (loading lmdb and opening the env is the
@@ -284,16 +284,17 @@ function boot(home: string, s: TenantState, timings: Record<string, number>, tra
 }
 
 export async function createSandbox(home: string, name: string, o: CreateOptions): Promise<CreateResult> {
-  const volumes: {release?: () => void} = {}
+  const held: Array<() => void> = []
   try {
-    return await createHoldingVolumes(home, name, o, volumes)
+    return await createHolding(home, name, o, held)
   } finally {
-    volumes.release?.()
+    for (const release of held.reverse()) release()
   }
 }
 
-/** createSandbox, holding the volumes it mounts (holdVolumes) from their check until its tenant runs. */
-async function createHoldingVolumes(home: string, name: string, o: CreateOptions, held: {release?: () => void}): Promise<CreateResult> {
+/** createSandbox, holding the volumes it mounts (holdVolumes) from their check, and the sandbox's lock from its
+ * claim, until its tenant runs: `held` gets their releases. */
+async function createHolding(home: string, name: string, o: CreateOptions, held: Array<() => void>): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
   const timings: Record<string, number> = {}
   validateName('sandbox', name)
@@ -353,7 +354,7 @@ async function createHoldingVolumes(home: string, name: string, o: CreateOptions
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
   if (volumes.length) {
     await ensureVolumes(home, volumes) // made on first use, as docker does; they outlive a failed create
-    held.release = holdVolumes(home, volumes).release
+    held.push(holdVolumes(home, volumes).release)
     mounts.push(...(await volumesSnapshotMounts(home, mounts)))
   }
   timings.parse = ms(t0)
@@ -408,6 +409,7 @@ async function createHoldingVolumes(home: string, name: string, o: CreateOptions
           throw new VeloError('ALREADY_EXISTS', `a sandbox named ${name} already exists`, {suggestion: `pick another name, or remove it first: velo sandbox rm -f ${name}`})
         throw fromSystemError(err, `cannot create sandbox ${name}`)
       }
+      held.push(lockSandbox(home, name)) // ours: a start or rm of the name waits until it is booted
       if (backend === 'fuse') {
         t = process.hrtime.bigint()
         const {ensureImageMount, releaseImageMount} = await import('../fuse/mounts')
@@ -568,6 +570,15 @@ async function volumesSnapshotMounts(home: string, mounts: MountSpec[]): Promise
 
 export async function startSandbox(home: string, name: string, o: {transient?: boolean} = {}): Promise<CreateResult> {
   const t0 = process.hrtime.bigint()
+  const unlock = lockSandbox(home, name) // two starts never boot it twice
+  try {
+    return await startLocked(home, name, t0, o)
+  } finally {
+    unlock()
+  }
+}
+
+async function startLocked(home: string, name: string, t0: bigint, o: {transient?: boolean}): Promise<CreateResult> {
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`, {suggestion: `run commands in it with velo sandbox exec ${name} -- CMD, or stop it first`})
   const volumes = s.mounts.flatMap((m) => (m.volume !== undefined && m.snapshot === undefined ? [m.volume] : []))
@@ -615,41 +626,57 @@ async function startHoldingVolumes(home: string, s: TenantState, t0: bigint, o: 
  * which `velo sandbox stop` ends (docs/sandbox.md).
  */
 export async function whileBootedForCopy<T>(home: string, name: string, fn: () => Promise<T>): Promise<T> {
-  const file = path.join(tenantDir(home, name), 'state.json')
-  const before = fs.readFileSync(file, 'utf8')
-  let done = false
-  const end = () => {
-    if (done) return
-    done = true
-    let now: TenantState
-    try {
-      now = readState(home, name)
-    } catch {
-      return // removed meanwhile: nothing of ours is left to end
-    }
-    if (now.pid !== booted.pid) return // started again by someone else (our boot was ended by theirs)
-    // each step on its own: a failed kill must not keep the delete (which kills too) or the state from their turn
-    try {
-      containerKill(home, name, 9, 5000)
-    } catch {}
-    try {
-      containerDelete(home, name)
-    } finally {
-      writeFileAtomic(file, before, 0o600)
-    }
-  }
-  const booted = await startSandbox(home, name, {transient: true})
-  const off = onInterrupt(end)
+  // the whole copy under the sandbox's lock: a start, stop or rm meanwhile waits for the copy's boot to end
+  const unlock = lockSandbox(home, name)
   try {
-    return await fn()
+    const file = path.join(tenantDir(home, name), 'state.json')
+    const before = fs.readFileSync(file, 'utf8')
+    let booted: CreateResult | undefined
+    let done = false
+    const end = () => {
+      if (done || !booted) return
+      done = true
+      let now: TenantState
+      try {
+        now = readState(home, name)
+      } catch {
+        return // removed meanwhile: nothing of ours is left to end
+      }
+      if (now.pid !== booted.pid) return // started again by someone else (our boot was ended by theirs)
+      // each step on its own: a failed kill must not keep the delete (which kills too) or the state from their turn
+      try {
+        containerKill(home, name, 9, 5000)
+      } catch {}
+      try {
+        containerDelete(home, name)
+      } finally {
+        writeFileAtomic(file, before, 0o600)
+      }
+    }
+    booted = await startSandbox(home, name, {transient: true})
+    const off = onInterrupt(end)
+    try {
+      return await fn()
+    } finally {
+      off()
+      end()
+    }
   } finally {
-    off()
-    end()
+    unlock()
   }
 }
 
 /** SIGTERM to init (it forwards to every process and exits when they are gone), SIGKILL after the grace period. */
 export function stopSandbox(home: string, name: string, graceMs = 10_000): {name: string; wasRunning: boolean; forced: boolean} {
+  const unlock = lockSandbox(home, name)
+  try {
+    return stopLocked(home, name, graceMs)
+  } finally {
+    unlock()
+  }
+}
+
+function stopLocked(home: string, name: string, graceMs: number): {name: string; wasRunning: boolean; forced: boolean} {
   const s = readState(home, name)
   if (!isRunning(s)) return {name, wasRunning: false, forced: false}
   // a snapshot or commit reading its files holds it paused: a stop thaws it (its init must see the signal), and a
@@ -685,7 +712,15 @@ function waitForReaders(home: string, name: string): void {
 /** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */
 export async function removeSandbox(home: string, name: string, force: boolean): Promise<{name: string; killed: boolean; ms: number; timings?: Record<string, number>}> {
   const t0 = process.hrtime.bigint()
-  validateName('sandbox', name)
+  const unlock = lockSandbox(home, name) // its state read under it: a start meanwhile is seen, not undone
+  try {
+    return await removeLocked(home, name, force, t0)
+  } finally {
+    unlock()
+  }
+}
+
+async function removeLocked(home: string, name: string, force: boolean, t0: bigint): Promise<{name: string; killed: boolean; ms: number; timings?: Record<string, number>}> {
   const dir = tenantDir(home, name)
   let s: TenantState | undefined
   try {

@@ -98,6 +98,45 @@ describe('sandbox lifecycle', () => {
     expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
   })
 
+  it('concurrent lifecycle calls on one sandbox take turns: two starts boot it once, stop and start leave the state naming the live init, an rm racing a start leaves nothing', async () => {
+    const N = uniq('turns')
+    sb.track(N)
+    sb.create(N)
+    expect(sb.velo(['sandbox', 'stop', '-t', '1', N]).status).toBe(0)
+    // the tenant's processes, from its pids cgroup (init only: no workload was given)
+    const procs = () => {
+      const base = '/sys/fs/cgroup/pids/velo'
+      const d = fs.readdirSync(base).find((x) => x.startsWith(`${N}.`))
+      return d ? fs.readFileSync(path.join(base, d, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean).map(Number) : []
+    }
+    const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+    for (let round = 0; round < 4; round++) {
+      // both front doors: the native one (create, stop, rm) and Node (start) take the same lock
+      const [a, b] = await Promise.all([sb.veloAsync(['sandbox', 'start', N]), sb.veloAsync(['sandbox', 'start', N])])
+      expect([a.status, b.status].sort(), a.stderr + b.stderr).toEqual([0, 1])
+      expect((a.status ? a : b).stderr).toMatch(/STATE.*already running/)
+      const s = sb.json(['sandbox', 'inspect', N])
+      expect(s.status).toBe('running')
+      expect(procs()).toEqual([s.pid])
+      const [stop, start] = await Promise.all([sb.veloAsync(['sandbox', 'stop', '-t', '1', N]), sb.veloAsync(['sandbox', 'start', N])])
+      expect(stop.status, stop.stderr).toBe(0)
+      const t = sb.json(['sandbox', 'inspect', N])
+      if (t.status === 'running') {
+        expect(start.status, start.stderr).toBe(0) // the stop went first
+        expect(alive(t.pid)).toBe(true)
+        expect(procs()).toEqual([t.pid])
+        expect(sb.velo(['sandbox', 'stop', '-t', '1', N]).status).toBe(0)
+      } else {
+        expect(start.stderr).toMatch(/STATE.*already running/) // the start went first, then the stop
+        expect(procs()).toEqual([])
+      }
+    }
+    const [rm, start] = await Promise.all([sb.veloAsync(['sandbox', 'rm', '-f', N]), sb.veloAsync(['sandbox', 'start', N])])
+    expect(rm.status, rm.stderr).toBe(0)
+    if (start.status !== 0) expect(start.stderr).toMatch(/NOT_FOUND/)
+    expect(leftovers(sb.home, [N])).toEqual({mounts: [], cgroups: [], tenants: [S]})
+  })
+
   it('stop/start keeps the upper dir; a fresh velo process sees the state', () => {
     sb.sh(S, 'echo kept > /root/file')
     expect(sb.json(['sandbox', 'stop', S]).wasRunning).toBe(true)
