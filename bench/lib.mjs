@@ -34,6 +34,32 @@ export function hyperfine(cmds, {runs = 5, warmup = 1} = {}) {
   }
 }
 
+/**
+ * A new directory for every run of a command; all of them removed when the bench exits, never between timed runs.
+ * An `rm -rf` of many files makes ext4 skip the inodes it freed for the next 30 s whenever new ones are allocated
+ * (recently_deleted(), which reads inode-table blocks to find them: perf put 30% of a `cp -a` there), so whatever
+ * deleted last before a run slowed that run (`cp -a` of the same 2,199 entries 0.20 s settled, 0.55–1.7 s after
+ * deletions). prepare goes in the hyperfine entry (create: the directory is made too), dir is the shell words naming
+ * this run's directory (so the entry needs shell: true).
+ */
+export function freshDirEachRun(base, {create = false} = {}) {
+  fs.rmSync(base, {recursive: true, force: true})
+  fs.mkdirSync(base, {recursive: true})
+  const next = `${base}.next`
+  removeAtExit(base, next)
+  return {
+    prepare: `d=${base}/$(date +%s%N) && ${create ? 'mkdir $d && ' : ''}echo $d > ${next} && sync`,
+    dir: `$(cat ${next})`,
+  }
+}
+
+/** Remove these paths when the bench exits (not between timed runs: freshDirEachRun says why). */
+const atExit = []
+export function removeAtExit(...paths) {
+  if (!atExit.length) process.on('exit', () => atExit.forEach((p) => fs.rmSync(p, {recursive: true, force: true})))
+  atExit.push(...paths)
+}
+
 export function ratioRow(what, velo, peer, peerName, target, better = 'lower', unit = 's') {
   const ratio = velo.mean / peer.mean
   const ok = better === 'lower' ? ratio <= target : ratio >= target

@@ -4,7 +4,7 @@
 // Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-store), kept between runs for the npm install.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {benchStart, hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, freshDirEachRun, hyperfine, printRows, ratioRow, ROOT, sh, VELO} from './lib.mjs'
 
 const {runs, W} = benchStart('store')
 
@@ -26,11 +26,12 @@ const H = path.join(W, 'home')
 const v = `${VELO}`
 const rows = []
 
-// 1. First ingest (fresh store every run) vs cp -a.
+// 1. First ingest (fresh store every run) vs cp -a; every run into a new dir (freshDirEachRun: no rm -rf before it)
+let [cp, fresh] = [`${W}/cp1`, `${H}-first`].map((d) => freshDirEachRun(d))
 let r = hyperfine(
   [
-    {name: 'cp -a', prepare: `rm -rf ${W}/cp`, cmd: `cp -a ${nm} ${W}/cp`},
-    {name: 'velo ingest (first)', prepare: `rm -rf ${H}`, cmd: `${v} ingest ${nm} --name nm --home ${H}`},
+    {name: 'cp -a', shell: true, prepare: cp.prepare, cmd: `cp -a ${nm} ${cp.dir}`},
+    {name: 'velo ingest (first)', shell: true, prepare: fresh.prepare, cmd: `${v} ingest ${nm} --name nm --home ${fresh.dir}`},
   ],
   {runs},
 )
@@ -38,9 +39,10 @@ rows.push(ratioRow(`first ingest of node_modules (${files} files)`, r['velo inge
 
 // 2. Re-ingest of the unchanged tree vs cp -a.
 sh(`rm -rf ${H} && ${v} ingest ${nm} --name nm --home ${H}`)
+cp = freshDirEachRun(`${W}/cp2`)
 r = hyperfine(
   [
-    {name: 'cp -a', prepare: `rm -rf ${W}/cp`, cmd: `cp -a ${nm} ${W}/cp`},
+    {name: 'cp -a', shell: true, prepare: cp.prepare, cmd: `cp -a ${nm} ${cp.dir}`},
     {name: 'velo ingest (again)', cmd: `${v} ingest ${nm} --name nm --home ${H}`},
   ],
   {runs},
@@ -48,10 +50,12 @@ r = hyperfine(
 rows.push(ratioRow('re-ingest of the unchanged tree', r['velo ingest (again)'], r['cp -a'], 'cp -a', 0.5))
 
 // 3. Checkout vs cp -a.
+let co
+;[cp, co] = [`${W}/cp3`, `${W}/co`].map((d) => freshDirEachRun(d))
 r = hyperfine(
   [
-    {name: 'cp -a', prepare: `rm -rf ${W}/cp`, cmd: `cp -a ${nm} ${W}/cp`},
-    {name: 'velo image checkout', prepare: `rm -rf ${W}/co`, cmd: `${v} image checkout nm ${W}/co --home ${H}`},
+    {name: 'cp -a', shell: true, prepare: cp.prepare, cmd: `cp -a ${nm} ${cp.dir}`},
+    {name: 'velo image checkout', shell: true, prepare: co.prepare, cmd: `${v} image checkout nm ${co.dir} --home ${H}`},
   ],
   {runs},
 )
