@@ -56,7 +56,11 @@ export function freshDirEachRun(base, {create = false} = {}) {
 /** Remove these paths when the bench exits (not between timed runs: freshDirEachRun says why). */
 const atExit = []
 export function removeAtExit(...paths) {
-  if (!atExit.length) process.on('exit', () => atExit.forEach((p) => fs.rmSync(p, {recursive: true, force: true})))
+  if (!atExit.length) {
+    process.on('exit', () => atExit.forEach((p) => fs.rmSync(p, {recursive: true, force: true})))
+    // Ctrl-C or a kill: exit through 'exit', so what the runs wrote (up to GBs) goes too
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, () => process.exit(128 + os.constants.signals[sig]))
+  }
   atExit.push(...paths)
 }
 

@@ -670,7 +670,10 @@ static int boot_claimed(const struct front_ctx *ctx, const char *home, struct ts
     int en = errno;
     int dfd = open(tdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
-      sb_rm_tree(dfd, name);
+      /* renamed aside first, as rm does: a call waiting on its lock file cannot make it again in a dir being emptied */
+      char trash[300];
+      snprintf(trash, sizeof trash, ".rm-%s-%d", name, (int)getpid());
+      if (renameat(dfd, name, dfd, trash) == 0) sb_rm_tree(dfd, trash);
       close(dfd);
     }
     char msg[400];

@@ -1,9 +1,11 @@
 /* `velo sandbox stop [-t SECONDS] NAME` without Node — SIGTERM to init (it forwards to every process and exits when
  * they are gone), SIGKILL after the grace period, then the runtime forgets the container (the files stay). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "../common/vlog.h"
@@ -39,15 +41,25 @@ int front_sandbox_stop(const struct front_ctx *ctx, int argc, char **argv) {
   if (r) return r;
   /* --rm with -d: a stop also removes it, which is Node's rm (the stop command there does both) */
   if (s.auto_remove) return FRONT_FALLBACK;
-  /* one held paused (tenants/NAME/pause-holds, src/sandbox/pause.ts) is Node's: it waits for a snapshot or commit
-   * that reads it, and forgets the holds */
-  char *home = front_home(args_one(&a, F_HOME)), holds[4096];
-  snprintf(holds, sizeof holds, "%s/tenants/%s/pause-holds", home, name);
-  if (access(holds, F_OK) == 0) return FRONT_FALLBACK;
   /* under the sandbox's lock, its state read again: a start or stop meanwhile is seen as it ended */
+  char *home = front_home(args_one(&a, F_HOME));
   int lk = sb_lock(home, name);
   if (lk < 0) return errno == ENOENT ? sb_state_error(name, STATE_NOENT, a.json) : front_sys_error(a.json, errno, "cannot lock the sandbox");
+  /* and under its pause holds' lock (src/sandbox/pause.ts), so that no snapshot or commit begins to hold it while it
+   * stops; one held paused is Node's (it waits for a snapshot or commit that reads it, and forgets the holds) */
+  char p[4400];
+  snprintf(p, sizeof p, "%s/tenants/%s/pause-lock", home, name);
+  int plk = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  while (plk >= 0 && flock(plk, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  snprintf(p, sizeof p, "%s/tenants/%s/pause-holds", home, name);
+  if (plk < 0 || access(p, F_OK) == 0) {
+    if (plk >= 0) close(plk);
+    sb_unlock(lk);
+    return FRONT_FALLBACK;
+  }
   int rc = stop_locked(ctx, &a, home, name, secs);
+  close(plk);
   sb_unlock(lk);
   return rc;
 }

@@ -58,9 +58,19 @@ function writeHolds(home: string, name: string, holds: PauseHolder[]): void {
 }
 
 /** The holds of a sandbox, changed one caller at a time; `fn` gets the recorded holds and what is frozen now. */
-function withHolds<T>(home: string, name: string, fn: (holds: PauseHolder[], frozen: boolean) => T): T {
+function lockHolds(home: string, name: string): StoreLock {
   readState(home, name) // NOT_FOUND before a lock file is made in a dir that is not there
-  const lock = new StoreLock(path.join(tenantDir(home, name), 'pause-lock')).acquire('exclusive')
+  try {
+    return new StoreLock(path.join(tenantDir(home, name), 'pause-lock')).acquire('exclusive')
+  } catch (err) {
+    // removed since: as readState says it
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new VeloError('NOT_FOUND', `no sandbox named ${JSON.stringify(name)}`)
+    throw err
+  }
+}
+
+function withHolds<T>(home: string, name: string, fn: (holds: PauseHolder[], frozen: boolean) => T): T {
+  const lock = lockHolds(home, name)
   try {
     const s = readState(home, name)
     if (!isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is not running`, {suggestion: `start it first: velo sandbox start ${name}`})
@@ -80,8 +90,16 @@ export function holdPause(home: string, name: string, holder: PauseHolder): void
     if (holder.by === 'user' && holds.some((h) => h.by === 'user'))
       throw new VeloError('STATE', `sandbox ${name} is already paused`, {suggestion: `unpause it: velo sandbox unpause ${name}`})
     const next = [...holds.filter((h) => alive(h) && !same(h, holder)), holder]
+    // the hold first, then the freeze: killed between the two, a dead reader's hold on a running sandbox is let go
+    // by the next look at it; the other order would leave it frozen with nobody recorded (read as the user's)
     writeHolds(home, name, next)
-    if (!frozen) containerFreeze(home, name, true)
+    if (!frozen)
+      try {
+        containerFreeze(home, name, true)
+      } catch (err) {
+        writeHolds(home, name, holds) // as it was
+        throw err
+      }
   })
 }
 
@@ -100,14 +118,41 @@ export function releasePause(home: string, name: string, holder: PauseHolder): v
         if (!frozen) throw new VeloError('STATE', `sandbox ${name} is not paused`, {suggestion: 'see its status: velo sandbox ls'})
       }
     }
-    writeHolds(home, name, live)
+    // the thaw first, then the record (the reverse of holdPause, for the same reason); a failed thaw keeps the holds
     if (!live.length && frozen) containerFreeze(home, name, false)
+    writeHolds(home, name, live)
   })
 }
 
-/** The live readers that hold NAME paused (a stop waits for them: thawing a writer mid-snapshot breaks the snapshot). */
-export function readerHolds(home: string, name: string): PauseHolder[] {
-  return readHolds(home, name).filter((h) => h.by !== 'user' && alive(h))
+const readerHolds = (home: string, name: string): PauseHolder[] => readHolds(home, name).filter((h) => h.by !== 'user' && alive(h))
+
+/**
+ * Run fn (a stop) once no live reader (a snapshot, a commit) holds NAME paused, with the holds locked meanwhile so
+ * that none can begin: thawing a writer mid-read would let it write into what is being read. Waits at most
+ * `timeoutMs` (a reader stopped with Ctrl-Z holds on), then BUSY naming it.
+ */
+export function whileNoReaders<T>(home: string, name: string, fn: () => T, timeoutMs = 60_000): T {
+  const said = new Set<number>()
+  const wait = new Int32Array(new SharedArrayBuffer(4))
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const lock = lockHolds(home, name)
+    let readers: PauseHolder[]
+    try {
+      readers = readerHolds(home, name)
+      if (!readers.length) return fn()
+    } finally {
+      lock.release()
+    }
+    if (Date.now() >= deadline)
+      throw new VeloError('BUSY', `sandbox ${name} is held paused by ${readers.map(describe).join(', ')}`, {suggestion: 'retry when it ends, or end it (a stopped snapshot: fg or kill it)'})
+    for (const r of readers)
+      if (r.by !== 'user' && !said.has(r.pid)) {
+        said.add(r.pid)
+        process.stderr.write(`sandbox ${name}: waiting for ${r.by === 'snapshot' ? `the snapshot of volume ${r.volume}` : 'the commit'} (pid ${r.pid}) that holds it paused\n`)
+      }
+    Atomics.wait(wait, 0, 0, 50)
+  }
 }
 
 /** Forget every hold (the sandbox stopped or booted: its cgroup is new or gone). */
@@ -154,7 +199,13 @@ export function pauseFor(home: string, names: string[], holder: PauseHolder): {p
   try {
     for (const t of names) {
       if (!isRunning(readState(home, t))) continue
-      holdPause(home, t, holder)
+      try {
+        holdPause(home, t, holder)
+      } catch (err) {
+        const code = (err as VeloError).code
+        if (code === 'STATE' || code === 'NOT_FOUND') continue // stopped or removed since it was listed: nothing to hold
+        throw err
+      }
       held.push(t)
     }
   } catch (err) {

@@ -12,7 +12,7 @@ import {containerBoot, containerDelete, containerExec, containerKill, containerP
 import {StoreLock} from '../lib/lock'
 import {emitEvent} from '../lib/events'
 import {onInterrupt} from '../lib/interrupt'
-import {clearPauseHolds, isPaused, readerHolds} from './pause'
+import {clearPauseHolds, isPaused, whileNoReaders} from './pause'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {ensureVolumes, holdVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
@@ -354,7 +354,6 @@ async function createHolding(home: string, name: string, o: CreateOptions, held:
   if (o.workdir !== undefined && (!o.workdir.startsWith('/') || o.workdir.includes('\0'))) throw new VeloError('USAGE', `--workdir must be an absolute path, got ${JSON.stringify(o.workdir)}`)
   if (volumes.length) {
     await ensureVolumes(home, volumes) // made on first use, as docker does; they outlive a failed create
-    held.push(holdVolumes(home, volumes).release)
     mounts.push(...(await volumesSnapshotMounts(home, mounts)))
   }
   timings.parse = ms(t0)
@@ -397,6 +396,8 @@ async function createHolding(home: string, name: string, o: CreateOptions, held:
     // tenants/*/state.json as a gc hold, so from the moment the state file names the layers they are kept,
     // and before it, gc cannot run. (The native front-end claims the same way: native/cli/sandbox.c.)
     t = process.hrtime.bigint()
+    // the volumes held from here until the tenant runs (not across the image and farm builds above, which can be long)
+    if (volumes.length) held.push(holdVolumes(home, volumes).release)
     const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
     try {
       if (backend === 'farm') for (const l of img.layers) ensureFarm(home, db, l)
@@ -421,7 +422,7 @@ async function createHolding(home: string, name: string, o: CreateOptions, held:
           }
           lowers = [m.dir]
         } catch (err) {
-          fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+          discardClaim(home, name)
           throw err
         }
         timings.fuse = ms(t)
@@ -464,7 +465,7 @@ async function createHolding(home: string, name: string, o: CreateOptions, held:
         writeState(home, state)
         timings.claim = ms(t)
       } catch (err) {
-        fs.rmSync(tenantDir(home, name), {recursive: true, force: true})
+        discardClaim(home, name)
         if (backend === 'fuse') (await import('../fuse/mounts')).releaseImageMount(home, `tenant:${name}`, undefined, {db})
         throw err
       }
@@ -629,6 +630,7 @@ export async function whileBootedForCopy<T>(home: string, name: string, fn: () =
   // the whole copy under the sandbox's lock: a start, stop or rm meanwhile waits for the copy's boot to end
   const unlock = lockSandbox(home, name)
   try {
+    if (isRunning(readState(home, name))) return await fn() // started since the caller looked: copy as to a running one
     const file = path.join(tenantDir(home, name), 'state.json')
     const before = fs.readFileSync(file, 'utf8')
     let booted: CreateResult | undefined
@@ -666,6 +668,29 @@ export async function whileBootedForCopy<T>(home: string, name: string, fn: () =
   }
 }
 
+/** A failed create's claim, removed as rm removes a tenant: renamed aside first, so a call waiting on its lock file
+ * cannot make that file again inside a dir being emptied (and then find it current). */
+function discardClaim(home: string, name: string): void {
+  const trash = path.join(tenantsDir(home), `.rm-${name}-${process.pid}`)
+  try {
+    fs.renameSync(tenantDir(home, name), trash)
+  } catch {
+    return
+  }
+  fs.rmSync(trash, {recursive: true, force: true})
+}
+
+/** `velo sandbox restart`: stop (if it runs) and start, as one turn of the sandbox's lock (no start in between). */
+export async function restartSandbox(home: string, name: string, graceMs: number): Promise<CreateResult> {
+  const unlock = lockSandbox(home, name)
+  try {
+    stopSandbox(home, name, graceMs)
+    return await startSandbox(home, name)
+  } finally {
+    unlock()
+  }
+}
+
 /** SIGTERM to init (it forwards to every process and exits when they are gone), SIGKILL after the grace period. */
 export function stopSandbox(home: string, name: string, graceMs = 10_000): {name: string; wasRunning: boolean; forced: boolean} {
   const unlock = lockSandbox(home, name)
@@ -680,33 +705,21 @@ function stopLocked(home: string, name: string, graceMs: number): {name: string;
   const s = readState(home, name)
   if (!isRunning(s)) return {name, wasRunning: false, forced: false}
   // a snapshot or commit reading its files holds it paused: a stop thaws it (its init must see the signal), and a
-  // writer let run mid-read breaks the read's one instant; so the stop waits for the read to end
-  waitForReaders(home, name)
-  let forced = false
-  const r = containerKill(home, name, 15, graceMs)
-  if (r === 'timeout') {
-    forced = true
-    containerKill(home, name, 9, 5000)
-  }
-  // init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start
-  containerDelete(home, name)
-  clearPauseHolds(home, name)
-  emitEvent(home, 'sandbox', 'stop', name, forced ? {forced: 'true'} : {})
-  return {name, wasRunning: true, forced}
-}
-
-/** Wait while live readers (src/sandbox/pause.ts) hold NAME paused; they are short, and a dead one holds nothing. */
-function waitForReaders(home: string, name: string): void {
-  const said = new Set<number>()
-  const wait = new Int32Array(new SharedArrayBuffer(4))
-  for (let readers = readerHolds(home, name); readers.length; readers = readerHolds(home, name)) {
-    for (const r of readers)
-      if (r.by !== 'user' && !said.has(r.pid)) {
-        said.add(r.pid)
-        process.stderr.write(`sandbox ${name}: waiting for ${r.by === 'snapshot' ? `the snapshot of volume ${r.volume}` : 'the commit'} (pid ${r.pid}) that holds it paused\n`)
-      }
-    Atomics.wait(wait, 0, 0, 50)
-  }
+  // writer let run mid-read breaks the read's one instant; so the stop waits for the read to end, and none begins
+  // until the stop is done (it then finds the sandbox stopped)
+  return whileNoReaders(home, name, () => {
+    let forced = false
+    const r = containerKill(home, name, 15, graceMs)
+    if (r === 'timeout') {
+      forced = true
+      containerKill(home, name, 9, 5000)
+    }
+    // init is gone: the runtime drops the container (cgroups, its record); the tenant's files stay for start
+    containerDelete(home, name)
+    clearPauseHolds(home, name)
+    emitEvent(home, 'sandbox', 'stop', name, forced ? {forced: 'true'} : {})
+    return {name, wasRunning: true, forced}
+  })
 }
 
 /** Kill (with force) or refuse (running, without force); then cgroups, hold, and every file of the tenant. */

@@ -119,10 +119,15 @@ export function volumeUsers(home: string, name: string): string[] {
 
 /** One volume command at a time changes a volume's files through velo (snapshot, restore, finishing a restore). */
 function lockVolume(home: string, name: string, wait = true): StoreLock {
-  return new StoreLock(path.join(volumeDir(home, name), 'lock')).acquire('exclusive', {
-    wait,
-    busy: {message: `volume ${name} is busy (a snapshot or restore holds it)`, suggestion: 'retry when it ends'},
-  })
+  const file = path.join(volumeDir(home, name), 'lock')
+  const busy = {message: `volume ${name} is busy (a snapshot, a restore, or a sandbox starting on it holds it)`, suggestion: 'retry when it ends'}
+  try {
+    return new StoreLock(file).acquire('exclusive', {wait: false, busy})
+  } catch (err) {
+    if (!wait || (err as VeloError).code !== 'BUSY') throw err
+  }
+  process.stderr.write(`volume ${name}: waiting for a snapshot, a restore or a sandbox starting on it\n`)
+  return new StoreLock(file).acquire('exclusive', {busy})
 }
 
 /**
@@ -293,8 +298,14 @@ function pauseWriters(home: string, name: string): {paused: string[]; release: (
   })
   if (!writers.length) return {paused: [], release: () => []}
   const holder = selfHolder('snapshot', name)
-  writeFileAtomic(path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT), JSON.stringify({sandboxes: writers, holder}) + '\n')
-  return pauseFor(home, writers, holder)
+  const record = path.join(volumeDir(home, name), PAUSED_FOR_SNAPSHOT)
+  writeFileAtomic(record, JSON.stringify({sandboxes: writers, holder}) + '\n')
+  try {
+    return pauseFor(home, writers, holder)
+  } catch (err) {
+    fs.rmSync(record, {force: true}) // pauseFor let go of what it held
+    throw err
+  }
 }
 
 /** Let go of what pauseWriters held, then drop its record. */
@@ -519,16 +530,25 @@ function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 't
   } catch {
     return
   }
-  const olds = names.filter((n) => n.startsWith('.old-'))
-  if (!names.includes('data') && olds.length) fs.renameSync(path.join(dir, olds[0]), volumeDataDir(home, name))
-  for (const n of fs.readdirSync(dir)) if (n.startsWith('.old-') || n.startsWith('.restore-')) fs.rmSync(path.join(dir, n), {recursive: true, force: true})
+  const leftover = (n: string) => n.startsWith('.old-') || n.startsWith('.restore-')
   if (o.restoring === false) names = names.filter((n) => n !== RESTORING)
-  if (!names.includes(RESTORING) && !names.includes(PAUSED_FOR_SNAPSHOT)) return
+  if (!names.some(leftover) && !names.includes(RESTORING) && !names.includes(PAUSED_FOR_SNAPSHOT)) return
+  // everything below under the volume's lock: a live swap's .restore-PID or .old-PID is not a leftover
   let lock: StoreLock | undefined
   try {
     lock = mode === 'locked' ? undefined : lockVolume(home, name, mode === 'wait')
   } catch (err) {
     if (mode === 'try' && (err as VeloError).code === 'BUSY') return // a live snapshot or restore: its own business
+    throw err
+  }
+  try {
+    names = fs.readdirSync(dir)
+    if (o.restoring === false) names = names.filter((n) => n !== RESTORING)
+    const olds = names.filter((n) => n.startsWith('.old-'))
+    if (!names.includes('data') && olds.length) fs.renameSync(path.join(dir, olds[0]), volumeDataDir(home, name))
+    for (const n of fs.readdirSync(dir)) if (leftover(n)) fs.rmSync(path.join(dir, n), {recursive: true, force: true})
+  } catch (err) {
+    lock?.release()
     throw err
   }
   if (names.includes(PAUSED_FOR_SNAPSHOT))

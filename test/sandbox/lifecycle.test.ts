@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {spawn} from 'node:child_process'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
 import {rmrf, velo, VELO} from '../helpers'
@@ -110,15 +111,27 @@ describe('sandbox lifecycle', () => {
       return d ? fs.readFileSync(path.join(base, d, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean).map(Number) : []
     }
     const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+    // both calls made to overlap: the test holds the sandbox's lock while they start, so both are in flight when it
+    // lets go (without the lock in velo they would not wait for it, and would race as they did)
+    const lockFile = path.join(sb.home, 'tenants', N, 'lock')
+    const together = async (calls: string[][]) => {
+      const holder = spawn('flock', ['-x', lockFile, 'sleep', '0.5'], {stdio: 'ignore'})
+      const held = new Promise((r) => holder.on('close', r))
+      for (let i = 0; i < 500 && !fs.readFileSync('/proc/locks', 'utf8').includes(`:${fs.statSync(lockFile).ino} `); i++) await new Promise((r) => setTimeout(r, 5))
+      const results = await Promise.all(calls.map((c) => sb.veloAsync(c)))
+      await held
+      return results
+    }
     for (let round = 0; round < 4; round++) {
       // both front doors: the native one (create, stop, rm) and Node (start) take the same lock
-      const [a, b] = await Promise.all([sb.veloAsync(['sandbox', 'start', N]), sb.veloAsync(['sandbox', 'start', N])])
+      const [a, b] = await together([['sandbox', 'start', N], ['sandbox', 'start', N]])
+      for (const x of [a, b]) expect(x.stderr).toMatch(/waiting for another velo call on it/)
       expect([a.status, b.status].sort(), a.stderr + b.stderr).toEqual([0, 1])
       expect((a.status ? a : b).stderr).toMatch(/STATE.*already running/)
       const s = sb.json(['sandbox', 'inspect', N])
       expect(s.status).toBe('running')
       expect(procs()).toEqual([s.pid])
-      const [stop, start] = await Promise.all([sb.veloAsync(['sandbox', 'stop', '-t', '1', N]), sb.veloAsync(['sandbox', 'start', N])])
+      const [stop, start] = await together([['sandbox', 'stop', '-t', '1', N], ['sandbox', 'start', N]])
       expect(stop.status, stop.stderr).toBe(0)
       const t = sb.json(['sandbox', 'inspect', N])
       if (t.status === 'running') {
@@ -131,9 +144,10 @@ describe('sandbox lifecycle', () => {
         expect(procs()).toEqual([])
       }
     }
-    const [rm, start] = await Promise.all([sb.veloAsync(['sandbox', 'rm', '-f', N]), sb.veloAsync(['sandbox', 'start', N])])
+    const [rm, start] = await together([['sandbox', 'rm', '-f', N], ['sandbox', 'start', N]])
     expect(rm.status, rm.stderr).toBe(0)
     if (start.status !== 0) expect(start.stderr).toMatch(/NOT_FOUND/)
+    expect(fs.existsSync(path.join(sb.home, 'tenants', N))).toBe(false)
     expect(leftovers(sb.home, [N])).toEqual({mounts: [], cgroups: [], tenants: [S]})
   })
 

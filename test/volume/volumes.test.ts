@@ -147,13 +147,22 @@ describe('volumes', () => {
       const done = new Promise<{status: number | null; stderr: string; at: bigint}>((r) => c.on('close', (status) => r({status, stderr: err, at: process.hrtime.bigint()})))
       return {c, done}
     }
-    // a start stopped once it holds the volume (before its tenant runs): a restore waits for it, then finds it running
-    const start = run(['sandbox', 'start', T])
+    // a start stopped while it holds the volume (before its tenant runs): a restore waits for it, then finds it
+    // running. Caught when /proc/locks shows its shared lock, and still so once it is stopped (else tried again)
+    let start = run(['sandbox', 'start', T])
     try {
-      let seen = false
-      for (let i = 0; i < 2_000_000 && start.c.exitCode === null && !seen; i++) seen = lockKinds().includes('READ')
-      expect(seen, 'the start took the volume lock shared').toBe(true)
-      process.kill(start.c.pid!, 'SIGSTOP')
+      for (let attempt = 1; ; attempt++) {
+        let seen = false
+        for (let i = 0; i < 200_000 && start.c.exitCode === null && !seen; i++) seen = lockKinds().includes('READ')
+        expect(seen, 'the start took the volume lock shared').toBe(true)
+        process.kill(start.c.pid!, 'SIGSTOP')
+        if (lockKinds().includes('READ')) break
+        process.kill(start.c.pid!, 'SIGCONT') // it let go just before the stop: again
+        expect((await start.done).status).toBe(0)
+        expect(attempt, 'caught a start holding the volume within 5 tries').toBeLessThan(5)
+        ok(['sandbox', 'stop', '-t', '1', T])
+        start = run(['sandbox', 'start', T])
+      }
       const restore = run(['volume', 'restore', V, 's'])
       await new Promise((r) => setTimeout(r, 1500))
       expect(restore.c.exitCode, 'the restore waits for the start').toBe(null)

@@ -7,9 +7,8 @@ export default class SandboxRestart extends VeloCommand<typeof SandboxRestart> {
   static flags = {time: Flags.integer({char: 't', description: 'grace period in seconds', default: 10})}
 
   async run() {
-    const {stopSandbox, startSandbox} = await import('../../sandbox/tenant')
-    stopSandbox(this.home, this.args.name, this.flags.time * 1000)
-    const r = await startSandbox(this.home, this.args.name)
+    const {restartSandbox} = await import('../../sandbox/tenant')
+    const r = await restartSandbox(this.home, this.args.name, this.flags.time * 1000)
     this.info(`restarted ${r.name} (init pid ${r.pid})`)
     return r
   }
