@@ -193,6 +193,20 @@ static void recv_mount_fds(int sync, int *prepared, size_t n) {
   }
 }
 
+/* close fds lo..hi (close_range(2), or one by one on a kernel without it) */
+static void close_fds(unsigned lo, unsigned hi) {
+  if (lo > hi || syscall(SYS_close_range, lo, hi, 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  for (long fd = lo; fd <= (long)hi && fd < (max > 0 ? max : 65536); fd++) close((int)fd);
+}
+
+/* close every fd from `from` on but `keep` */
+static void close_from_except(int from, int keep) {
+  if (keep < from) return close_fds((unsigned)from, ~0U);
+  if (keep > from) close_fds((unsigned)from, (unsigned)keep - 1);
+  close_fds((unsigned)keep + 1, ~0U);
+}
+
 static void child_main(struct child_ctx *x) __attribute__((noreturn));
 static void child_main(struct child_ctx *x) {
   struct velo_err e = {0};
@@ -275,6 +289,11 @@ static void child_main(struct child_ctx *x) {
   prctl(PR_SET_PDEATHSIG, 0);
   if (send(sync, "R", 1, MSG_NOSIGNAL) < 0) _exit(1);
   close(sync);
+  /* Of the caller's fds, only the container's own (--preserve-fds) and exec.fifo stay: the rest are closed now
+   * rather than at exec. A created container may wait for `start` for good (its caller killed), and must not hold
+   * what the caller held meanwhile: velo's store and sandbox locks are flock(2)s, held by every fd of their open
+   * file (an rm -f of such a sandbox waited forever on its own init). */
+  close_from_except(3 + x->o->preserve_fds, x->fifo);
   /* created: wait for start. It writes a 4-byte length and the state JSON (for startContainer hooks). */
   uint32_t len = 0;
   size_t got = 0;

@@ -109,6 +109,27 @@ describe.each(NAMES)('lifecycle (%s)', (name) => {
     expect(fs.existsSync(path.join(b.root, b.id))).toBe(false)
   })
 
+  it.runIf(name === 'velo')('a created container keeps none of its caller\'s fds but stdio and exec.fifo: a lock its caller held is free once the caller is gone', () => {
+    // velo's front door holds flock(2) locks (its store's, the sandbox's) while it creates; a container left
+    // waiting for start by a killed caller must not hold them (an rm -f of that sandbox waited forever)
+    const b = make(runtime, shArgs('true'))
+    const lock = path.join(b.dir, 'caller.lock')
+    // stderr to a file: the container inherits it, and a pipe would keep spawnSync waiting (as q() does)
+    const errFile = path.join(b.dir, 'create.err')
+    const errFd = fs.openSync(errFile, 'w+')
+    const c = spawnSync('sh', ['-c', `exec 7>${lock}; flock 7; exec "$@"`, 'sh', runtime, '--root', b.root, 'create', '--bundle', b.dir, b.id], {stdio: ['ignore', 'ignore', errFd]})
+    fs.closeSync(errFd)
+    expect(c.status, fs.readFileSync(errFile, 'utf8')).toBe(0)
+    try {
+      const pid = stateOf(b.rt, b.id).pid
+      const fds = fs.readdirSync(`/proc/${pid}/fd`).map((f) => fs.readlinkSync(`/proc/${pid}/fd/${f}`))
+      expect(fds.filter((l) => !l.endsWith('exec.fifo')).length, fds.join(', ')).toBe(3) // stdio
+      expect(spawnSync('flock', ['-n', lock, 'true']).status, 'the lock is free').toBe(0)
+    } finally {
+      b.rt(['delete', '--force', b.id])
+    }
+  })
+
   it('kill KILL stops a container that ignores TERM; delete of a running one needs --force', () => {
     const b = make(runtime, shArgs('trap "" TERM; while :; do sleep 0.05; done'))
     expect(q(b, ['run', '-d', '--bundle', b.dir, b.id]).status).toBe(0)
