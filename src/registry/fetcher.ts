@@ -21,7 +21,7 @@ import {getBlob} from './blobs'
 import {RemoteCache} from './cache'
 import {RegistryClient} from './client'
 import {decodeIndex, PackIndex} from './packs'
-import {lazyCacheMax, LazyRecord, readLazyRecord, readObject} from './lazy'
+import {lazyCacheMax, LazyRecord, readLazyRecord, storeObject} from './lazy'
 import {trimLazyCache} from '../store/maintenance'
 
 // its stderr is the mount's log: a dated line, or with VELO_LOG=json one JSON object (src/lib/log.ts)
@@ -105,11 +105,16 @@ export class Fetcher {
     for (let attempt = 1; ; attempt++) {
       try {
         const idx = await this.index()
-        const b = await withDeadline(readObject(this.client, this.rec.repo, idx, id.hash, id.size), deadline - Date.now(), `object ${id.hash}`)
-        this.write(() => this.store.writeVerified(b, id.hash, meta)) // readObject checked the BLAKE3
+        const client = this.client
+        await withDeadline(
+          this.writing(() => storeObject(client, this.rec.repo, idx, id.hash, id.size, this.store, meta)),
+          deadline - Date.now(),
+          `object ${id.hash}`,
+        )
         this.fetched++
-        this.sinceTrim += b.length
-        if (this.sinceTrim >= Math.min(64 << 20, this.cacheMax / 8)) this.trim()
+        this.sinceTrim += id.size
+        // trimmed between writes only: its exclusive lock would wait on the shared one a write in flight holds
+        if (this.sinceTrim >= Math.min(64 << 20, this.cacheMax / 8) && this.active === 0) this.trim()
         return
       } catch (err) {
         const e = err instanceof VeloError ? err : new VeloError('INTERNAL', String((err as Error)?.message ?? err))
@@ -146,10 +151,35 @@ export class Fetcher {
   private lock: StoreLock | undefined
   private lockTimer: NodeJS.Timeout | undefined
   private write(fn: () => unknown): void {
+    this.holdLock()
+    try {
+      fn()
+    } finally {
+      this.letGoLater()
+    }
+  }
+
+  /** write, for a write that streams (an object fetched into the store): the lock is held until the last one ends */
+  private active = 0
+  private async writing<T>(fn: () => Promise<T>): Promise<T> {
+    this.holdLock()
+    this.active++
+    try {
+      return await fn()
+    } finally {
+      this.active--
+      this.letGoLater()
+    }
+  }
+
+  private holdLock(): void {
     if (!this.lock) this.lock = new StoreLock(path.join(this.home, 'lock')).acquire('shared', {timeoutSec: Math.max(1, Math.ceil(this.timeoutMs / 1000))})
     if (this.lockTimer) clearTimeout(this.lockTimer)
-    this.lockTimer = setTimeout(() => this.unlock(), 200)
-    fn()
+    this.lockTimer = undefined
+  }
+
+  private letGoLater(): void {
+    if (this.active === 0) this.lockTimer = setTimeout(() => this.unlock(), 200)
   }
 
   private unlock(): void {

@@ -1,11 +1,13 @@
 import * as crypto from 'node:crypto'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {Readable} from 'node:stream'
+import * as zlib from 'node:zlib'
 import {VeloError} from '../lib/errors'
-import {hashBuffer} from '../store/cas'
+import {hashBuffer, Store, VariantMeta} from '../store/cas'
 import {getRange} from './blobs'
-import {RegistryClient, readAll} from './client'
-import {PackIndex, unpackObject} from './packs'
+import {RegistryClient} from './client'
+import {FLAG_DEFLATE, PackIndex, unpackObject} from './packs'
 
 /**
  * One object of a velo image straight from its pack: the primitive lazy images (FUSE reading through the
@@ -25,25 +27,97 @@ export function findObject(idx: PackIndex, hash: string): PackIndex['entries'][n
   return undefined
 }
 
-export async function readObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number): Promise<Buffer> {
+/** One object's stored bytes (deflated when its entry says so), exactly the entry's length of them, as they arrive. */
+async function storedBytes(client: RegistryClient, repo: string, idx: PackIndex, hash: string): Promise<{e: PackIndex['entries'][number]; what: string; bytes: AsyncIterable<Buffer>}> {
   const e = findObject(idx, hash)
   if (!e) throw new VeloError('NOT_FOUND', `object ${hash} is not in the image's pack index`)
   const pack = idx.packs[e.pack].digest
   const what = `object ${hash} (pack ${pack.slice(7, 19)} bytes ${e.offset}-${e.offset + e.length - 1})`
   const r = await getRange(client, repo, pack, e.offset, e.length, what)
-  let stored: Buffer
-  try {
-    stored = await readAll(r.body, r.status === 206 ? e.length : idx.packs[e.pack].size, what)
-  } catch (err) {
-    throw err instanceof VeloError ? err : client.netError(err, what)
+  // a registry that ignores Range sends the whole pack (200): the object's bytes are skipped to and cut out of it
+  const whole = r.status === 200
+  async function* bytes(): AsyncGenerator<Buffer> {
+    let skip = whole ? e!.offset : 0
+    let got = 0
+    try {
+      for await (const chunk of r.body as AsyncIterable<Buffer>) {
+        client.received += chunk.length
+        let c = chunk
+        if (skip) {
+          if (c.length <= skip) {
+            skip -= c.length
+            continue
+          }
+          c = c.subarray(skip)
+          skip = 0
+        }
+        if (got + c.length > e!.length) {
+          if (!whole) throw new VeloError('BAD_INPUT', `${what}: the registry sent more than ${e!.length} bytes`)
+          c = c.subarray(0, e!.length - got)
+        }
+        got += c.length
+        if (c.length) yield c
+        if (got === e!.length) break
+      }
+    } catch (err) {
+      throw err instanceof VeloError ? err : client.netError(err, what)
+    }
+    if (got !== e!.length) throw new VeloError('UNREACHABLE', `${what}: ${got} bytes arrived, ${e!.length} asked for`)
   }
-  client.received += stored.length
-  if (r.status === 200) stored = stored.subarray(e.offset, e.offset + e.length) // a registry that ignores Range
-  if (stored.length !== e.length) throw new VeloError('UNREACHABLE', `${what}: ${stored.length} bytes arrived, ${e.length} asked for`)
-  const b = unpackObject(stored, e.flags, size, what)
+  return {e, what, bytes: bytes()}
+}
+
+export async function readObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number): Promise<Buffer> {
+  const {e, what, bytes} = await storedBytes(client, repo, idx, hash)
+  const parts: Buffer[] = []
+  for await (const c of bytes) parts.push(c)
+  const b = unpackObject(Buffer.concat(parts), e.flags, size, what)
   const got = b.length === size ? hashBuffer(b) : `(${b.length} bytes, not ${size})`
   if (got !== hash) throw new VeloError('INTEGRITY', `${what}: digest mismatch: the bytes received hash to ${got}`)
   return b
+}
+
+/**
+ * readObject, streamed into the store: received, inflated, hashed and written at once (a large object costs the
+ * slowest of those, not their sum, and no more memory than a chunk), and linked under its name only when its bytes
+ * hash to it (Store.writeStream: never a wrong object under a good name). The caller holds the store's shared lock.
+ */
+export async function storeObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number, store: Store, meta: VariantMeta): Promise<void> {
+  const {e, what, bytes} = await storedBytes(client, repo, idx, hash)
+  const content = e.flags & FLAG_DEFLATE ? inflated(bytes, size, what) : bytes
+  try {
+    await store.writeStream(content, meta, {hash, size, what})
+  } catch (err) {
+    if ((err as VeloError).code === 'INTEGRITY' && !/digest mismatch/.test((err as Error).message))
+      throw new VeloError('INTEGRITY', `${what}: digest mismatch: ${(err as Error).message.replace(`${what}: `, '')}`)
+    throw err
+  }
+}
+
+/** Raw-inflate a stream; bytes that do not inflate, or inflate past the object's size, are a damaged pack. */
+async function* inflated(src: AsyncIterable<Buffer>, size: number, what: string): AsyncGenerator<Buffer> {
+  const input = Readable.from(src)
+  const z = zlib.createInflateRaw()
+  input.on('error', (err) => z.destroy(err)) // a network error arrives through the inflater, as it was
+  input.pipe(z)
+  let n = 0
+  try {
+    for await (const c of z as AsyncIterable<Buffer>) {
+      n += c.length
+      if (n > size) throw new VeloError('INTEGRITY', `${what}: digest mismatch: its deflated bytes inflate past its ${size} bytes`)
+      yield c
+    }
+  } catch (err) {
+    if (err instanceof VeloError) throw err
+    if (/^Z_/.test(String((err as NodeJS.ErrnoException).code)))
+      throw new VeloError('INTEGRITY', `${what}: digest mismatch: its deflated bytes do not inflate (${(err as Error).message})`, {
+        suggestion: 'the registry holds a damaged pack; push the image again (nothing unverified was stored)',
+      })
+    throw err
+  } finally {
+    input.destroy()
+    z.destroy()
+  }
 }
 
 /**

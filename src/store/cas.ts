@@ -300,19 +300,6 @@ export class Store {
     }
   }
 
-  /**
-   * As writeBuffer, for bytes the caller has just checked against HASH (a registry object verified by
-   * src/registry/lazy.ts readObject): not hashed a second time.
-   */
-  writeVerified(buf: Buffer, hash: string, meta: VariantMeta): WriteResult {
-    const o = variantId({hash, size: buf.length}, meta)
-    if (this.has(o)) return {...o, isNew: false}
-    return this.writeTemp(meta, (tfd) => {
-      writeAll(tfd, buf)
-      return {hash, size: buf.length}
-    })
-  }
-
   writeBuffer(buf: Buffer, meta: VariantMeta): WriteResult {
     const o = variantId({hash: hashBuffer(buf), size: buf.length}, meta)
     if (this.has(o)) return {...o, isNew: false}
