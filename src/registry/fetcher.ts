@@ -21,7 +21,7 @@ import {getBlob} from './blobs'
 import {RemoteCache} from './cache'
 import {RegistryClient} from './client'
 import {decodeIndex, PackIndex} from './packs'
-import {lazyCacheMax, LazyRecord, readLazyRecord, storeObject} from './lazy'
+import {lazyCacheMax, LazyRecord, openObject, readLazyRecord} from './lazy'
 import {trimLazyCache} from '../store/maintenance'
 
 // its stderr is the mount's log: a dated line, or with VELO_LOG=json one JSON object (src/lib/log.ts)
@@ -105,21 +105,31 @@ export class Fetcher {
     for (let attempt = 1; ; attempt++) {
       try {
         const idx = await this.index()
-        const client = this.client
-        await withDeadline(
-          this.writing(() => storeObject(client, this.rec.repo, idx, id.hash, id.size, this.store, meta)),
-          deadline - Date.now(),
-          `object ${id.hash}`,
-        )
+        const what = `object ${id.hash}`
+        // the request, until the registry answers (no lock taken, nothing written yet) ...
+        const obj = await withDeadline(openObject(this.client, this.rec.repo, idx, id.hash, id.size), deadline - Date.now(), what)
+        // ... then its bytes into the store, under the lock, ended at the deadline (its temp file goes with it)
+        const left = deadline - Date.now()
+        const cancel = setTimeout(() => obj.abort(timedOut(`${what}: the registry did not send it within the ${this.timeoutMs} ms allowed`)), Math.max(0, left))
+        try {
+          if (left <= 0) {
+            obj.abort()
+            throw timedOut(`${what}: no time left`)
+          }
+          await this.writing(() => obj.store(this.store, meta))
+        } finally {
+          clearTimeout(cancel)
+        }
         this.fetched++
         this.sinceTrim += id.size
-        // trimmed between writes only: its exclusive lock would wait on the shared one a write in flight holds
-        if (this.sinceTrim >= Math.min(64 << 20, this.cacheMax / 8) && this.active === 0) this.trim()
+        if (this.sinceTrim >= Math.min(64 << 20, this.cacheMax / 8)) this.trim() // between writes only
+
         return
       } catch (err) {
         const e = err instanceof VeloError ? err : new VeloError('INTERNAL', String((err as Error)?.message ?? err))
         // an object the index does not list, a damaged record: no retry helps
-        if (e.code === 'NOT_FOUND' || e.code === 'BAD_INPUT' || e.code === 'AUTH' || Date.now() + delay >= deadline) throw e
+        // nor a full or read-only disk
+        if (['NOT_FOUND', 'BAD_INPUT', 'AUTH', 'NO_SPACE', 'PERMISSION_DENIED'].includes(e.code) || Date.now() + delay >= deadline) throw e
         log(`object ${name}: attempt ${attempt} failed (${e.message}); again in ${delay} ms`)
         if ((e as {timedOut?: boolean}).timedOut) {
           // a request that hangs: drop its sockets with the client
@@ -134,6 +144,7 @@ export class Fetcher {
 
   /** Keep the lazily fetched objects under the cap (evicting those of lazy images not in use). */
   trim(): void {
+    if (this.active) return // its exclusive lock needs ours let go, which a write in flight holds
     this.sinceTrim = 0
     this.unlock() // its exclusive lock would wait on our own shared one
     try {
@@ -195,8 +206,9 @@ export class Fetcher {
   }
 }
 
+const timedOut = (m: string) => Object.assign(new VeloError('UNREACHABLE', m, {suggestion: 'check that the registry runs and answers'}), {timedOut: true})
+
 function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  const timedOut = (m: string) => Object.assign(new VeloError('UNREACHABLE', m, {suggestion: 'check that the registry runs and answers'}), {timedOut: true})
   if (ms <= 0) return Promise.reject(timedOut(`${what}: no time left`))
   let t: NodeJS.Timeout
   return Promise.race([

@@ -27,8 +27,14 @@ export function findObject(idx: PackIndex, hash: string): PackIndex['entries'][n
   return undefined
 }
 
-/** One object's stored bytes (deflated when its entry says so), exactly the entry's length of them, as they arrive. */
-async function storedBytes(client: RegistryClient, repo: string, idx: PackIndex, hash: string): Promise<{e: PackIndex['entries'][number]; what: string; bytes: AsyncIterable<Buffer>}> {
+/** One object's stored bytes (deflated when its entry says so), exactly the entry's length of them, as they arrive;
+ * destroy(err) ends the response (the bytes then reject with err). */
+async function storedBytes(
+  client: RegistryClient,
+  repo: string,
+  idx: PackIndex,
+  hash: string,
+): Promise<{e: PackIndex['entries'][number]; what: string; bytes: AsyncIterable<Buffer>; destroy: (err?: Error) => void}> {
   const e = findObject(idx, hash)
   if (!e) throw new VeloError('NOT_FOUND', `object ${hash} is not in the image's pack index`)
   const pack = idx.packs[e.pack].digest
@@ -57,14 +63,18 @@ async function storedBytes(client: RegistryClient, repo: string, idx: PackIndex,
         }
         got += c.length
         if (c.length) yield c
-        if (got === e!.length) break
+        // the whole pack: the rest is not ours (the response is dropped); a ranged answer is read to its end, so
+        // its connection is kept for the next object
+        if (whole && got === e!.length) break
       }
     } catch (err) {
       throw err instanceof VeloError ? err : client.netError(err, what)
     }
     if (got !== e!.length) throw new VeloError('UNREACHABLE', `${what}: ${got} bytes arrived, ${e!.length} asked for`)
   }
-  return {e, what, bytes: bytes()}
+  const body = r.body as unknown as {destroy: (err?: Error) => void; on: (ev: string, f: () => void) => void}
+  body.on('error', () => {}) // an abort while nothing reads it must not be an uncaught error (a reader still gets it)
+  return {e, what, bytes: bytes(), destroy: (err?: Error) => body.destroy(err)}
 }
 
 export async function readObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number): Promise<Buffer> {
@@ -78,20 +88,41 @@ export async function readObject(client: RegistryClient, repo: string, idx: Pack
 }
 
 /**
- * readObject, streamed into the store: received, inflated, hashed and written at once (a large object costs the
- * slowest of those, not their sum, and no more memory than a chunk), and linked under its name only when its bytes
- * hash to it (Store.writeStream: never a wrong object under a good name). The caller holds the store's shared lock.
+ * readObject, streamed into the store, in two steps so that a caller can bound each: open() asks for the object
+ * (until the registry answers: nothing written yet), then store() receives, inflates, hashes and writes it at once
+ * (a large object costs the slowest of those, not their sum, and no more memory than a chunk) and links it under
+ * its name only when its bytes hash to it (Store.writeStream: never a wrong object under a good name); the caller
+ * holds the store's shared lock for store(). abort(err) ends the transfer: store() then rejects with err and leaves
+ * no temp file.
  */
-export async function storeObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number, store: Store, meta: VariantMeta): Promise<void> {
-  const {e, what, bytes} = await storedBytes(client, repo, idx, hash)
-  const content = e.flags & FLAG_DEFLATE ? inflated(bytes, size, what) : bytes
-  try {
-    await store.writeStream(content, meta, {hash, size, what})
-  } catch (err) {
-    if ((err as VeloError).code === 'INTEGRITY' && !/digest mismatch/.test((err as Error).message))
-      throw new VeloError('INTEGRITY', `${what}: digest mismatch: ${(err as Error).message.replace(`${what}: `, '')}`)
-    throw err
+export async function openObject(
+  client: RegistryClient,
+  repo: string,
+  idx: PackIndex,
+  hash: string,
+  size: number,
+): Promise<{store: (store: Store, meta: VariantMeta) => Promise<void>; abort: (err?: Error) => void}> {
+  const {e, what, bytes, destroy} = await storedBytes(client, repo, idx, hash)
+  return {
+    abort: destroy,
+    store: async (store, meta) => {
+      const content = e.flags & FLAG_DEFLATE ? inflated(bytes, size, what) : bytes
+      try {
+        await store.writeStream(content, meta, {hash, size, what})
+      } catch (err) {
+        if ((err as VeloError).code === 'INTEGRITY' && !/digest mismatch/.test((err as Error).message))
+          throw new VeloError('INTEGRITY', `${what}: digest mismatch: ${(err as Error).message.replace(`${what}: `, '')}`)
+        throw err
+      } finally {
+        destroy() // read to its end already, or given up: never a response left pinning its socket
+      }
+    },
   }
+}
+
+/** openObject, then its store(): one object from the registry into the store. */
+export async function storeObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number, store: Store, meta: VariantMeta): Promise<void> {
+  await (await openObject(client, repo, idx, hash, size)).store(store, meta)
 }
 
 /** Raw-inflate a stream; bytes that do not inflate, or inflate past the object's size, are a damaged pack. */

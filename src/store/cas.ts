@@ -321,7 +321,11 @@ export class Store {
     try {
       for await (const chunk of src) {
         h.update(chunk)
-        writeAll(fd, chunk)
+        try {
+          writeAll(fd, chunk)
+        } catch (err) {
+          throw fromSystemError(err, 'cannot write object') // the disk's (ENOSPC, EIO) as writeTemp says them
+        }
         size += chunk.length
       }
     } catch (err) {

@@ -31,7 +31,7 @@ function contents(dir: string): Map<string, string> {
 }
 
 /** test/lazy/proxy.mjs as a child process (see there); gone after close(). */
-async function startProxy(target: number): Promise<{port: number; mode(m: 'pass' | 'stall' | 'cut' | 'down'): Promise<void>; close(): void}> {
+async function startProxy(target: number): Promise<{port: number; mode(m: 'pass' | 'stall' | 'cut' | 'down' | 'whole'): Promise<void>; close(): void}> {
   const p = spawn(process.execPath, [path.join(__dirname, 'proxy.mjs'), String(target)], {stdio: ['pipe', 'pipe', 'inherit']})
   const lines: string[] = []
   const waiters: Array<() => void> = []
@@ -271,6 +271,14 @@ describe('lazy images: metadata first, file contents on first read through FUSE'
       const ok = cat('d2/e2/f2.bin')
       expect(ok.status).toBe(0)
       expect(ok.stdout.equals(fs.readFileSync(path.join(tree(), 'd2/e2/f2.bin')))).toBe(true)
+      // a registry that ignores Range (200, the whole pack): the object is cut out of it, verified, and read
+      await proxy.mode('whole')
+      for (const f of ['d3/e0/f3.bin', 'd5/e2/f5.bin', 'd0/e1/f49.bin']) { // raw, deflated, 1 MiB
+        const whole = cat(f)
+        expect(whole.status, String(whole.stderr)).toBe(0)
+        expect(whole.stdout.equals(fs.readFileSync(path.join(tree(), f)))).toBe(true)
+      }
+      expect(fs.readdirSync(path.join(E, 'tmp'))).toEqual([])
     } finally {
       proxy.close()
     }

@@ -1,6 +1,7 @@
 // A loopback TCP proxy in front of a test's registry, driven through stdin: "pass" forwards, "stall" accepts
 // and never answers (a registry that hangs), "cut" forwards the request and the first 600 bytes of the answer,
-// then closes (a registry killed mid-read), "down" refuses connections (a registry killed). Every switch cuts the
+// then closes (a registry killed mid-read), "down" refuses connections (a registry killed), "whole" forwards with
+// the requests' Range headers removed (a registry that ignores Range: 200 and the whole blob). Every switch cuts the
 // open connections and is acknowledged with "ok MODE" on stdout. Prints "port N" first. A separate process: the
 // test's spawnSync calls block its own event loop.
 import * as net from 'node:net'
@@ -21,7 +22,9 @@ const onConn = (c) => {
   track(u)
   u.on('close', () => c.destroy())
   c.on('close', () => u.destroy())
-  c.pipe(u)
+  // a request's headers arrive in one chunk on loopback: the Range line is dropped from it
+  if (mode === 'whole') c.on('data', (d) => u.write(Buffer.from(d.toString('latin1').replace(/\r\nrange:[^\r]*/gi, ''), 'latin1')))
+  else c.pipe(u)
   if (mode === 'cut') {
     let n = 0
     u.on('data', (d) => {
