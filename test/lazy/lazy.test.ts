@@ -248,7 +248,7 @@ describe('lazy images: metadata first, file contents on first read through FUSE'
       const rec = veloJson(E, ['mount']).find((m: any) => m.dir === dir)
       expect(rec).toBeTruthy()
       const log = fs.readdirSync(path.join(E, 'mounts')).filter((n) => n.endsWith('.log')).map((n) => path.join(E, 'mounts', n))[0]
-      const cat = (rel: string) => spawnSync('cat', [path.join(dir, rel)], {encoding: 'buffer', timeout: 60_000, killSignal: 'SIGKILL'})
+      const cat = (rel: string) => spawnSync('cat', [path.join(dir, rel)], {encoding: 'buffer', timeout: 60_000, killSignal: 'SIGKILL', maxBuffer: 16 << 20})
 
       for (const [mode, file] of [
         ['stall', 'd1/e1/f1.bin'],
