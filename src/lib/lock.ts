@@ -30,6 +30,8 @@ export interface LockOptions {
   timeoutSec?: number
   /** what BUSY says when the lock is not granted (default: the store lock's wording) */
   busy?: {message: string; suggestion: string}
+  /** when it must wait (held elsewhere): this line on stderr first, so a waiting call never looks hung */
+  waitingSays?: string
 }
 
 export class StoreLock {
@@ -43,6 +45,15 @@ export class StoreLock {
 
   acquire(mode: 'shared' | 'exclusive', opts: LockOptions = {}): this {
     if (this.fd !== undefined) throw new VeloError('INTERNAL', 'lock already held')
+    if (opts.waitingSays && opts.wait !== false) {
+      try {
+        return this.acquire(mode, {...opts, wait: false, waitingSays: undefined})
+      } catch (err) {
+        if ((err as VeloError).code !== 'BUSY') throw err
+      }
+      process.stderr.write(`${opts.waitingSays}\n`)
+      return this.acquire(mode, {...opts, waitingSays: undefined})
+    }
     const fd = openLockFile(this.file, this.opts.create !== false)
     const args = [mode === 'shared' ? '-s' : '-x']
     if (opts.wait === false) args.push('-n')

@@ -120,11 +120,6 @@ export async function openObject(
   }
 }
 
-/** openObject, then its store(): one object from the registry into the store. */
-export async function storeObject(client: RegistryClient, repo: string, idx: PackIndex, hash: string, size: number, store: Store, meta: VariantMeta): Promise<void> {
-  await (await openObject(client, repo, idx, hash, size)).store(store, meta)
-}
-
 /** Raw-inflate a stream; bytes that do not inflate, or inflate past the object's size, are a damaged pack. */
 async function* inflated(src: AsyncIterable<Buffer>, size: number, what: string): AsyncGenerator<Buffer> {
   const input = Readable.from(src)

@@ -135,14 +135,10 @@ export function lockSandbox(home: string, name: string): () => void {
     for (;;) {
       let lock: StoreLock
       try {
-        lock = new StoreLock(file).acquire('exclusive', {wait: false, busy: {message: '', suggestion: ''}})
+        lock = new StoreLock(file).acquire('exclusive', {waitingSays: `sandbox ${name}: waiting for another velo call on it to end`})
       } catch (err) {
-        if ((err as VeloError).code !== 'BUSY') {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT' || !fs.existsSync(tenantDir(home, name))) throw noSuchSandbox(name)
-          throw err
-        }
-        process.stderr.write(`sandbox ${name}: waiting for another velo call on it to end\n`)
-        lock = new StoreLock(file).acquire('exclusive')
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || !fs.existsSync(tenantDir(home, name))) throw noSuchSandbox(name)
+        throw err
       }
       if (lock.isCurrent()) {
         heldSandboxLocks.set(file, {lock, depth: 1})

@@ -120,14 +120,11 @@ export function volumeUsers(home: string, name: string): string[] {
 /** One volume command at a time changes a volume's files through velo (snapshot, restore, finishing a restore). */
 function lockVolume(home: string, name: string, wait = true): StoreLock {
   const file = path.join(volumeDir(home, name), 'lock')
-  const busy = {message: `volume ${name} is busy (a snapshot, a restore, or a sandbox starting on it holds it)`, suggestion: 'retry when it ends'}
-  try {
-    return new StoreLock(file).acquire('exclusive', {wait: false, busy})
-  } catch (err) {
-    if (!wait || (err as VeloError).code !== 'BUSY') throw err
-  }
-  process.stderr.write(`volume ${name}: waiting for a snapshot, a restore or a sandbox starting on it\n`)
-  return new StoreLock(file).acquire('exclusive', {busy})
+  return new StoreLock(file).acquire('exclusive', {
+    wait,
+    busy: {message: `volume ${name} is busy (a snapshot, a restore, or a sandbox starting on it holds it)`, suggestion: 'retry when it ends'},
+    waitingSays: `volume ${name}: waiting for a snapshot, a restore or a sandbox starting on it`,
+  })
 }
 
 /**
@@ -146,14 +143,7 @@ export function holdVolumes(home: string, names: string[]): {release: () => void
       for (;;) {
         recoverRestore(home, n)
         const file = path.join(volumeDir(home, n), 'lock')
-        let lock: StoreLock
-        try {
-          lock = new StoreLock(file).acquire('shared', {wait: false})
-        } catch (err) {
-          if ((err as VeloError).code !== 'BUSY') throw err
-          process.stderr.write(`volume ${n}: waiting for its snapshot or restore to end\n`)
-          lock = new StoreLock(file).acquire('shared')
-        }
+        const lock = new StoreLock(file).acquire('shared', {waitingSays: `volume ${n}: waiting for its snapshot or restore to end`})
         // a restore or snapshot killed since the check left its marker: finish it (we cannot while holding this)
         if (!fs.existsSync(path.join(volumeDir(home, n), RESTORING)) && !fs.existsSync(path.join(volumeDir(home, n), PAUSED_FOR_SNAPSHOT))) {
           held.push(lock)

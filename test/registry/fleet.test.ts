@@ -128,7 +128,7 @@ describe('velo push / pull: a fleet on one registry', () => {
       // the lazy fetcher's way: streamed into a store (received, inflated, hashed, written at once), linked only
       // when the bytes hash to the name; an object claimed at a size it does not have is refused and leaves nothing
       const {Store} = await import('../../src/store/cas')
-      const {storeObject} = await import('../../src/registry/lazy')
+      const {openObject} = await import('../../src/registry/lazy')
       const home = path.join(w, 'stream-home')
       const store = new Store(home).init()
       const meta = {mode: 0o644, uid: 0, gid: 0}
@@ -136,14 +136,14 @@ describe('velo push / pull: a fleet on one registry', () => {
       for (const f of ['d0/e0/f0.bin', 'd5/e2/f5.bin', 'same-a']) {
         const want = fs.readFileSync(path.join(w, 'app', f))
         const before = client.requests
-        await storeObject(client, 'fleet/app', idx, hashBuffer(want), want.length, store, meta)
+        await (await openObject(client, 'fleet/app', idx, hashBuffer(want), want.length)).store(store, meta)
         expect(client.requests - before).toBe(1)
         const file = objects().find((o) => path.basename(o).startsWith(`${hashBuffer(want)}_${want.length}_644_`))
         expect(file && fs.readFileSync(file).equals(want)).toBe(true)
       }
       const want = fs.readFileSync(path.join(w, 'app', 'd0/e1/f49.bin'))
       const n = objects().length
-      await expect(storeObject(client, 'fleet/app', idx, hashBuffer(want), want.length - 1, store, meta)).rejects.toThrow(/digest mismatch/)
+      await expect((await openObject(client, 'fleet/app', idx, hashBuffer(want), want.length - 1)).store(store, meta)).rejects.toThrow(/digest mismatch/)
       expect(objects().length).toBe(n)
       expect(fs.readdirSync(path.join(home, 'tmp'))).toEqual([])
     } finally {
