@@ -1,6 +1,6 @@
 /* velo-ingest: the walk and content phases of `velo ingest` / `velo cache save` in one native pass.
  *
- *   velo-ingest [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
+ *   velo-ingest [--adopt] [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
  *
  * For each DIR (tree index 0, 1, ...): walk it without following symlinks (directories opened with O_NOFOLLOW
  * relative to their parent's fd, names sorted bytewise as the TypeScript walk sorts them), and store every
@@ -25,6 +25,8 @@
  * its record in IN is taken as the content recorded there (not opened, not read) when that object is in the store
  * (--trust-index: the caller vouches that it is — IN describes a layer the store holds, and the store lock keeps
  * gc away — so it is not looked up); OUT receives the fingerprints of every file stored or found this run.
+ * --adopt (root; a tree that is deleted after the pass and that nothing writes, e.g. a layer containerd just unpacked):
+ * a file with one link is taken into the store as it is, hard-linked into place, instead of copied (adopt()).
  * Exit 0; or "velo-ingest: PATH: what: strerror" on stderr and exit 1 (nothing is linked for a failed file). */
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +61,8 @@ static struct fpindex index_in;
 static struct fpindex_writer index_out;
 static int use_index_out;
 static int trust_index;
+/* --adopt: a file is taken into the store by a hard link instead of a copy (see adopt()) */
+static int adopt_files;
 
 /* each thread's: its records' buffer, read buffer, the index records of what it stored, the temp file it fills */
 static __thread FILE *out;
@@ -149,11 +153,29 @@ static int open_temp(char *tmp, size_t cap) {
  * process) is read again, up to READ_TRIES times, until its size, mtime and ctime are the same before and after the
  * read; one that never settles is stored as last read, with a note. *st becomes the stat the content goes with. */
 #define READ_TRIES 5
-static char store_once(int fd, const struct stat *st, const char *path, char *hash, uint64_t *stored);
+static char store_once(int fd, struct stat *st, const char *path, char *hash, uint64_t *stored);
 static int same_state(const struct stat *a, const struct stat *b) {
   return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
          a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
+/* --adopt: the file itself becomes the object, linked by its fd into place, when nothing can tell it from a copy
+ * made now — one link (nobody else's name for it), no change since it was stat'ed before the read (so its bytes
+ * are the ones hashed, its mode and owner the name's) — and the kernel lets it (root: AT_EMPTY_PATH; same
+ * filesystem). The caller vouches that nothing writes the file from now on (its tree is deleted after the pass).
+ * Returns 1 linked (*st then the file's stat after the link, which changed its ctime and link count, so the caller's
+ * "did it change while read" check compares with that), 0 EEXIST (a hit), -1 not adopted (the caller copies). */
+static int adopt(int fd, struct stat *st, const char *name) {
+  if (!adopt_files || !as_root || st->st_nlink != 1) return -1;
+  struct stat now;
+  if (fstat(fd, &now) < 0 || !same_state(st, &now) || now.st_nlink != 1 || now.st_mode != st->st_mode || now.st_uid != st->st_uid || now.st_gid != st->st_gid) return -1;
+  if (linkat(fd, "", cas_fd, name, AT_EMPTY_PATH) < 0) return errno == EEXIST ? 0 : -1;
+  if (fstat(fd, &now) == 0) {
+    now.st_nlink = st->st_nlink; /* the tree's own links: the store's is not a hard link within the tree */
+    *st = now;
+  }
+  return 1;
+}
+
 static char store_file(int fd, struct stat *st, const char *path, char *hash, uint64_t *stored) {
   for (int try = 1;; try++) {
     char r = store_once(fd, st, path, hash, stored);
@@ -169,7 +191,7 @@ static char store_file(int fd, struct stat *st, const char *path, char *hash, ui
   }
 }
 
-static char store_once(int fd, const struct stat *st, const char *path, char *hash, uint64_t *stored) {
+static char store_once(int fd, struct stat *st, const char *path, char *hash, uint64_t *stored) {
   uint8_t d[32];
   blake3_hasher h;
   char name[256], tmp[4096];
@@ -199,7 +221,9 @@ static char store_once(int fd, const struct stat *st, const char *path, char *ha
     hex_into(d, 32, hash);
     object_name(name, sizeof name, hash, len, st);
     char r = 'd';
-    if (!exists_at(name)) {
+    int a = exists_at(name) ? 0 : adopt(fd, st, name);
+    if (a > 0) r = 'n';
+    if (a < 0) {
       int tfd = open_temp(tmp, sizeof tmp);
       write_all(tfd, buf, len, tmp);
       r = finish(tfd, tmp, name, st) ? 'n' : 'd';
@@ -217,6 +241,8 @@ large:
   object_name(name, sizeof name, hash, size, st);
   *stored = size;
   if (exists_at(name)) return 'd';
+  int a = adopt(fd, st, name);
+  if (a >= 0) return a ? 'n' : 'd';
   int tfd = open_temp(tmp, sizeof tmp);
   blake3_hasher_init(&h);
   size = hash_fd(fd, tfd, &h, path);
@@ -498,6 +524,9 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--trust-index") == 0) {
       trust_index = 1;
       argv++, argc--;
+    } else if (argc > 1 && strcmp(argv[1], "--adopt") == 0) {
+      adopt_files = 1;
+      argv++, argc--;
     } else if (argc > 2 && (strcmp(argv[1], "--index") == 0 || strcmp(argv[1], "--index-out") == 0)) {
       if (strcmp(argv[1], "--index") == 0) index_in_path = argv[2];
       else index_out_path = argv[2];
@@ -506,7 +535,7 @@ int main(int argc, char **argv) {
       break;
   }
   if (argc < 5 || ((index_in_path || index_out_path) && argc != 5)) {
-    fprintf(stderr, "usage: velo-ingest [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
+    fprintf(stderr, "usage: velo-ingest [--adopt] [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
     return 2;
   }
   if (index_in_path && fpindex_load(&index_in, index_in_path) < 0) die(index_in_path, "read index");

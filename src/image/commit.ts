@@ -166,7 +166,7 @@ function walkUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdS
  * user namespace of its own: ids shifted back, or no native tool, or VELO_NO_NATIVE_INGEST) the Node walk above.
  * Both give the same layer (test/image/commit-native.test.ts).
  */
-function scanUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdShift): {builder: LayerBuilder; newObjects: number; newBytes: number; xfilter: XattrFilter} {
+function scanUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdShift, adopt?: boolean): {builder: LayerBuilder; newObjects: number; newBytes: number; xfilter: XattrFilter} {
   const tool = shift || process.env.VELO_NO_NATIVE_INGEST ? undefined : nativeIngestTool()
   if (!tool) {
     const r = walkUpper(store, upper, opaque, shift)
@@ -175,7 +175,7 @@ function scanUpper(store: Store, upper: string, opaque: Set<string>, shift?: IdS
   }
   const xfilter = newXattrFilter()
   const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
-  const [t] = scanNative(tool, store, [upper], xfilter, pre, {opaque})
+  const [t] = scanNative(tool, store, [upper], xfilter, pre, {opaque, adopt})
   // what the native pass leaves to Node: files with extended attributes (the policy is TypeScript's), sparse files
   for (const j of t.jobs) {
     const o = store.writeFile(j.path, {mode: j.node.meta.mode, uid: j.node.meta.uid, gid: j.node.meta.gid, size: j.size, xattrs: j.node.meta.xattrs})
@@ -207,7 +207,20 @@ export interface UpperLayerResult {
  * record what keeps it: an image, a hold). Under the store's shared lock, so gc cannot run in between. The
  * caller makes sure nothing writes to `upper` meanwhile. A layer the store already has is not stored again.
  */
-export function storeUpperLayer(home: string, opts: {upperDir: string; source: string; shift?: IdShift; baseLayers?: string[]; inTxn?: (db: ManifestDb, layer: string) => void; onLocked?: () => void}): UpperLayerResult {
+export function storeUpperLayer(
+  home: string,
+  opts: {
+    upperDir: string
+    source: string
+    shift?: IdShift
+    baseLayers?: string[]
+    inTxn?: (db: ManifestDb, layer: string) => void
+    onLocked?: () => void
+    /** the upper's files may become the store's objects (hard links, not copies): it is deleted after, and nothing
+     * can write it meanwhile (velo-ingest --adopt; the Node walk copies) */
+    adopt?: boolean
+  },
+): UpperLayerResult {
   const store = new Store(home).init('commit')
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
@@ -215,7 +228,7 @@ export function storeUpperLayer(home: string, opts: {upperDir: string; source: s
     opts.onLocked?.() // e.g. the tenant paused only now, not while a gc held the store
     for (const l of opts.baseLayers ?? []) if (!db.hasLayer(l)) throw new VeloError('NOT_FOUND', `base layer ${l} is not in the store`, {suggestion: 'run `velo fsck`'})
     const opaque = overlayMarks(opts.upperDir)
-    const {builder, newObjects, newBytes, xfilter} = scanUpper(store, opts.upperDir, opaque, opts.shift)
+    const {builder, newObjects, newBytes, xfilter} = scanUpper(store, opts.upperDir, opaque, opts.shift, opts.adopt)
     const {info, entries} = builder.finish(opts.source)
     let layerExisted = false
     db.writeSync(() => {

@@ -51,6 +51,38 @@ export interface Mount {
 
 export const HOLDER = 'containerd-snapshotter'
 
+/** containerd's unpack names its snapshots "extract-<unique> <chain id>" (snapshots.UnpackKeyFormat), under its
+ * namespace prefix "NS/N/" in a proxy snapshotter's keys. */
+export const isUnpackKey = (key: string): boolean => /^[^/]+\/\d+\/extract-\S+ \S+$/.test(key)
+
+/**
+ * Whether the dir `upper` (snapshot `id`'s fs/) is mounted in any mount namespace of this host: as the upper dir
+ * of an overlay (its mount options name it) or bound (a mount whose root, field 4 of mountinfo, is that dir).
+ * Each namespace's mountinfo is read once; a process that exits meanwhile is skipped.
+ */
+export function mountedAnywhere(upper: string, id: string): boolean {
+  const seen = new Set<string>()
+  const suffix = `/snapshotter/snapshots/${id}/fs`
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    let info: string
+    try {
+      const ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`)
+      if (seen.has(ns)) continue
+      seen.add(ns)
+      info = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of info.split('\n')) {
+      if (line.includes(`upperdir=${upper},`) || line.endsWith(`upperdir=${upper}`)) return true
+      const root = line.split(' ')[3]
+      if (root && (root === upper || root.endsWith(suffix))) return true
+    }
+  }
+  return false
+}
+
 /** Errors containerd understands: the gRPC status it maps back to its errdefs (not found, already exists, ...). */
 export class SnapshotError extends VeloError {
   constructor(
@@ -285,7 +317,12 @@ export class Snapshots {
     if (!name) throw new SnapshotError(GRPC.INVALID_ARGUMENT, 'USAGE', 'a committed snapshot needs a name')
     if (this.meta.snapshots[name]) throw exists(name)
     const dir = this.dirOf(s)
-    const r = storeUpperLayer(this.home, {upperDir: path.join(dir, 'fs'), source: `containerd:${name}`, inTxn: (db, layer) => this.putHold(db, layer)})
+    const upperDir = path.join(dir, 'fs')
+    // containerd's unpack writes a layer into a snapshot of its own, mounted only while it writes, and commits it
+    // once unmounted: its files can become the store's objects as they are (no copy); any other snapshot may be a
+    // container's rootfs, which could still be written through an open file after a commit, so it is copied
+    const adopt = isUnpackKey(key) && !mountedAnywhere(upperDir, s.id)
+    const r = storeUpperLayer(this.home, {upperDir, source: `containerd:${name}`, inTxn: (db, layer) => this.putHold(db, layer), adopt})
     const db = ManifestDb.open(this.home)
     try {
       ensureFarm(this.home, db, r.layer)

@@ -148,7 +148,8 @@ const FIELDS = 13
 type Pre = {newObjects: number; newBytes: number; files: number; bytes: number}
 
 type NativeIndex = {in?: string; out: string; trust: boolean}
-const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex) => [
+const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex, adopt?: boolean) => [
+  ...(adopt ? ['--adopt'] : []),
   ...(index ? [...(index.in ? ['--index', index.in] : []), ...(index.trust ? ['--trust-index'] : []), '--index-out', index.out] : []),
   store.casDir,
   store.tmpDir,
@@ -165,8 +166,10 @@ function nativeFailure(stderr: string, status: number | null, signal: NodeJS.Sig
   return new VeloError('NATIVE', `ingest: ${msg.replace(/^velo-ingest: /, '')}`)
 }
 
-export function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, upper?: {opaque: Set<string>}, index?: NativeIndex): Scanned[] {
-  const r = spawnSync(tool, nativeArgs(store, srcs, index), {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
+/** upper: an overlay upper dir (opaque dirs, whiteouts); adopt: its files are taken into the store by hard link, not
+ * copied (velo-ingest --adopt: the caller deletes the tree after and vouches that nothing writes it meanwhile) */
+export function scanNative(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, upper?: {opaque: Set<string>; adopt?: boolean}, index?: NativeIndex): Scanned[] {
+  const r = spawnSync(tool, nativeArgs(store, srcs, index, upper?.adopt), {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-ingest: ${r.error.message}`)
   if (r.status !== 0) throw nativeFailure(String(r.stderr), r.status, r.signal)
   if (r.stderr.length) process.stderr.write(r.stderr) // its notes (a damaged volume index, read past)

@@ -177,4 +177,42 @@ describe.skipIf(!root)('velo snapshotter through ctr snapshots', () => {
     expect(env.ctr([...S, 'prepare', 'c1']).stderr).toMatch(/already exists/)
     expect(env.ctr([...S, 'info', 'nope']).stderr).toMatch(/not found/)
   })
+
+  it("an unpack snapshot's files become the store's objects (no copy); any other, or one still mounted, is copied", async () => {
+    env = await startEnv()
+    const mnt = path.join(env.dir, 'mnt')
+    /** prepare KEY, write a file of new bytes into it through its mount, and its inode in the snapshot's dir */
+    const fill = (key: string) => {
+      env!.ctrOk([...S, 'prepare', key])
+      mountSnap(env!, key, mnt)
+      sh(`head -c 65536 /dev/urandom > ${mnt}/f && echo small > ${mnt}/s`)
+      return fs.statSync(path.join(env!.home, 'snapshotter', 'snapshots', entry(env!, key)!.id, 'fs', 'f')).ino
+    }
+    const commitIno = (key: string, name: string) => {
+      env!.ctrOk([...S, 'commit', name, key])
+      const farm = path.join(env!.home, 'farms', entry(env!, name)!.layer!)
+      // the farm's link and the store's object are one inode: nothing else names it (the snapshot's dir is gone)
+      expect(fs.statSync(path.join(farm, 'f')).nlink).toBe(2)
+      return fs.statSync(path.join(farm, 'f')).ino
+    }
+
+    // containerd's unpack key, unmounted at commit: the file itself went into the store
+    const a = fill('extract-1 sha256:aa')
+    umount(mnt)
+    expect(commitIno('extract-1 sha256:aa', 'u1')).toBe(a)
+    // a snapshot of another name (a container's rootfs may be one): a copy
+    const b = fill('rootfs-1')
+    umount(mnt)
+    expect(commitIno('rootfs-1', 'u2')).not.toBe(b)
+    // an unpack key, but still mounted when committed: a copy
+    const c = fill('extract-2 sha256:bb')
+    try {
+      expect(commitIno('extract-2 sha256:bb', 'u3')).not.toBe(c)
+    } finally {
+      umount(mnt)
+    }
+    // what was stored is what was written, and the store is whole
+    const fsck = velo(env.home, ['fsck'])
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0)
+  })
 })
