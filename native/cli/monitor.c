@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -41,6 +42,7 @@
 #include "events.h"
 #include "oci.h"
 #include "rtcall.h"
+#include "sblock.h"
 #include "util.h"
 
 #define LINE_MAX_PARTIAL 16384 /* a longer line is written in P records of this size, as the CRI loggers do */
@@ -411,6 +413,45 @@ static bool waiters_alive(int tdfd) {
   return alive;
 }
 
+/* The monitor's own stop of its tenant (the main command ended, no restart), under the locks `velo sandbox stop`
+ * takes (sandbox_stop.c): the sandbox's, so no start, stop, rm or restart runs through it, then its pause holds',
+ * so no snapshot or commit begins to hold it meanwhile. The sandbox lock is tried, never waited on: a stop or rm
+ * from outside holds it while it waits for this monitor to leave, and leaves a stop-request first — that call then
+ * stops the tenant, and the monitor only leaves. A snapshot or commit holding the tenant paused (pause-holds) is
+ * waited for, at most 60 s as the CLI's stop waits, the locks let go meanwhile; then it is stopped anyway. */
+static void stop_self(const struct front_ctx *ctx, const char *home, struct tstate *s, int tdfd) {
+  char err[2048], p[4400];
+  long long holds_until = mono_ms() + 60000;
+  for (;;) {
+    if (stop_requested(tdfd)) return;
+    int lk = sb_lock_how(home, s->name, false);
+    if (lk < 0 && errno != EWOULDBLOCK) return; /* the sandbox went (an rm) */
+    if (lk >= 0) {
+      snprintf(p, sizeof p, "%s/tenants/%s/pause-lock", home, s->name);
+      int plk = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+      while (plk >= 0 && flock(plk, LOCK_EX) < 0 && errno == EINTR) {
+      }
+      snprintf(p, sizeof p, "%s/tenants/%s/pause-holds", home, s->name);
+      if (faccessat(AT_FDCWD, p, F_OK, AT_SYMLINK_NOFOLLOW) != 0 || mono_ms() >= holds_until) {
+        /* the state again, under the lock: a stop and start meanwhile made another init, which is not ours to end */
+        struct tstate now;
+        if (!stop_requested(tdfd) && state_read(home, s->name, &now) == STATE_OK && state_running(&now) && now.pid == s->pid) {
+          if (sb_signal(ctx, home, &now, SIGTERM, STOP_GRACE_MS, err, sizeof err) == 2) sb_signal(ctx, home, &now, SIGKILL, 5000, err, sizeof err);
+          sb_rt_delete(ctx, home, s->name, err, sizeof err);
+          event_emit(home, "sandbox", "stop", s->name, NULL, 0);
+        }
+        if (plk >= 0) close(plk);
+        sb_unlock(lk);
+        return;
+      }
+      if (plk >= 0) close(plk);
+      sb_unlock(lk);
+    }
+    struct timespec t = {0, 20 * 1000000};
+    nanosleep(&t, NULL);
+  }
+}
+
 static void monitor_run(const struct front_ctx *ctx, const char *home, struct tstate *s, const struct workload *w, int report, int tdfd) {
   char err[2048];
   mkdirat(tdfd, "logs", 0700);
@@ -471,12 +512,8 @@ static void monitor_run(const struct front_ctx *ctx, const char *home, struct ts
       close_stream(&out, &lw);
       close_stream(&errs, &lw);
       write_workload(tdfd, &ws);
-      if (!stopped && state_running(s)) {
-        /* the main command ended by itself: the tenant stops, as `velo sandbox stop` would stop it */
-        if (sb_signal(ctx, home, s, SIGTERM, STOP_GRACE_MS, err, sizeof err) == 2) sb_signal(ctx, home, s, SIGKILL, 5000, err, sizeof err);
-        sb_rt_delete(ctx, home, s->name, err, sizeof err);
-        event_emit(home, "sandbox", "stop", s->name, NULL, 0);
-      }
+      /* the main command ended by itself: the tenant stops, as `velo sandbox stop` would stop it */
+      if (!stopped && state_running(s)) stop_self(ctx, home, s, tdfd);
       auto_remove_now = w->auto_remove && !stopped;
       break;
     }

@@ -191,7 +191,9 @@ static struct {
   int fd, depth;
 } held_lock = {.fd = -1};
 
-int sb_lock(const char *home, const char *name) {
+int sb_lock(const char *home, const char *name) { return sb_lock_how(home, name, true); }
+
+int sb_lock_how(const char *home, const char *name, bool wait) {
   if (held_lock.fd >= 0 && !strcmp(held_lock.name, name)) {
     held_lock.depth++;
     return held_lock.fd;
@@ -206,6 +208,11 @@ int sb_lock(const char *home, const char *name) {
         int e = errno;
         close(fd);
         errno = e;
+        return -1;
+      }
+      if (!wait) {
+        close(fd);
+        errno = EWOULDBLOCK;
         return -1;
       }
       vlog("info", "velo", "sandbox %s: waiting for another velo call on it to end", name);

@@ -67,11 +67,7 @@ int sb_remove(const struct front_ctx *ctx, const char *home, const char *name, c
  * 0 no, < 0 cannot tell. */
 int sb_legacy_hold(const char *home, const char *name);
 
-/* tenants/NAME/lock, exclusive: one lifecycle call on a sandbox at a time (a create's boot, start, stop, rm, a copy's
- * boot), the lock src/sandbox/state.ts lockSandbox takes. Re-entrant in this process; -1 with ENOENT when the
- * sandbox is gone (or went while we waited). sb_unlock lets go of what it returned. */
-int sb_lock(const char *home, const char *name);
-void sb_unlock(int fd);
+#include "sblock.h"
 
 /* The errors for a sandbox that is not there (STATE_NOENT) or half-made (STATE_HALF), as Node renders them. */
 int sb_state_error(const char *name, int r, bool json);

@@ -1,4 +1,4 @@
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
@@ -162,6 +162,34 @@ describe('sandbox workloads', () => {
     expect(r.stderr).toMatch(/--rm and --restart/)
   })
 
+  it("the monitor's own stop (its command ended) waits for a lifecycle call that holds the sandbox", async () => {
+    const N = runD(['--name', uniq('wlk'), '--', 'sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 5'])
+    // another velo call on the sandbox (a start, stop, rm) holds its lock: flock(1) on tenants/NAME/lock, as lockSandbox takes it
+    const lock = path.join(sb.home, 'tenants', N, 'lock')
+    const holder = spawn('flock', ['-x', '--no-fork', lock, 'sleep', '60'], {stdio: 'ignore'})
+    try {
+      for (let i = 0; i < 250 && spawnSync('flock', ['-n', lock, 'true']).status === 0; i++) await sleep(20)
+      expect(spawnSync('flock', ['-n', lock, 'true']).status).not.toBe(0)
+      expect(sb.velo(['sandbox', 'exec', N, '--', 'touch', '/tmp/go']).status).toBe(0)
+      // the exit is recorded at once (`velo sandbox wait` would wait for the stop, as docker wait does)
+      const exited = () => sb.json(['sandbox', 'inspect', N]).workload?.exitCode === 5
+      for (let i = 0; i < 250 && !exited(); i++) await sleep(20)
+      expect(exited()).toBe(true)
+      await sleep(1500)
+      // not stopped while the other call holds the sandbox
+      expect(sb.json(['sandbox', 'inspect', N]).status).toBe('running')
+      expect(monitors(sb.home, N).length).toBe(1)
+    } finally {
+      holder.kill('SIGKILL')
+    }
+    // let go: the monitor stops it and leaves
+    for (let i = 0; i < 500 && sb.json(['sandbox', 'inspect', N]).status !== 'stopped'; i++) await sleep(20)
+    expect(sb.json(['sandbox', 'inspect', N]).status).toBe('stopped')
+    for (let i = 0; i < 250 && monitors(sb.home, N).length; i++) await sleep(20)
+    expect(monitors(sb.home, N)).toEqual([])
+    expect(sb.velo(['sandbox', 'rm', N]).status).toBe(0)
+  })
+
   it('the monitor is a process of its own: only its own files open, not the memory of the call that started it', () => {
     for (const front of ['1', '0']) {
       const N = uniq('mon')
@@ -229,6 +257,8 @@ function alive(pid: number): boolean {
     return false
   }
 }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function spawnSyncSleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
