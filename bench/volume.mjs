@@ -8,7 +8,9 @@
 //   4. restore of a snapshot of that volume vs the same full ingest
 //   5. reads during snapshots: the p99 latency of reads in a tenant that mounts the volume read-only, while a writer
 //      tenant rewrites files of it and snapshots run back to back (writers paused for each), vs the writer alone
-// --only writes|snapshots|reads[,...]: those sections alone (1-2, 3-4, 5).
+//   6. cold objects: a node_modules snapshot compressed by velo gc (bytes before/after, the gc's time), and a restore of
+//      1% changed files from cold objects vs from plain ones (velo's own target: at most 1.5x)
+// --only writes|snapshots|reads|cold[,...]: those sections alone (1-2, 3-4, 5, 6).
 // Inputs: this checkout's node_modules (scripts/setup.sh installs it), tarred once, and copies of it for the 50k-file
 // volume. Usage: node bench/volume.mjs [--runs N]   Work dir: $VELO_BENCH_DIR (default /var/tmp/velo-bench-volume)
 import * as fs from 'node:fs'
@@ -27,7 +29,7 @@ const mounted = []
 const umountAll = () => {
   for (const m of mounted.splice(0)) sh(`${v} volume umount ${m} --home ${H} >/dev/null 2>&1 || umount -l ${m} 2>/dev/null || true`)
 }
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['writes', 'snapshots', 'reads']
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : ['writes', 'snapshots', 'reads', 'cold']
 const tenants = []
 try {
   sh(`rm -rf ${H} ${W}/plain ${W}/mnt ${W}/full ${W}/full.next`)
@@ -36,13 +38,14 @@ try {
   if (only.includes('writes')) writes(tar)
   if (only.includes('snapshots')) snapshots(tar)
   if (only.includes('reads')) await readsDuringSnapshots()
+  if (only.includes('cold')) cold(tar)
   notes.push('chunk-level dedup (a 1 GiB file with 1 MiB changed stores <= 2 MiB more): not measured, FastCDC chunking is not built')
   printRows('Volumes (issue 14)', rows)
   for (const n of notes) console.log(`- ${n}`)
 } finally {
   umountAll()
   for (const t of tenants) sh(`${v} sandbox rm -f ${t} --home ${H} >/dev/null 2>&1 || true`)
-  sh(`${v} volume rm w big rl --home ${H} >/dev/null 2>&1 || true`)
+  sh(`${v} volume rm w big rl cv --home ${H} >/dev/null 2>&1 || true`)
   sh(`rm -rf ${H} ${W}/plain ${W}/mnt ${W}/full ${W}/full.next`)
 }
 
@@ -119,6 +122,39 @@ function snapshots(tar) {
   rows.push(ratioRow(`snapshot of a ${bigFiles}-file volume with 1% of its files changed vs a full ingest of it`, r.snapshot, r['full ingest'], 'velo ingest (empty store)', 0.2))
   rows.push(ratioRow(`restore of a snapshot of that volume vs the same full ingest`, r.restore, r['full ingest'], 'velo ingest (empty store)', 0.1))
   sh(`${v} volume rm big --home ${H} >/dev/null`)
+}
+
+function cold(tar) {
+  // 6. cold objects (docs/volumes.md): a node_modules volume's snapshot compressed by velo gc (what it stores, what
+  //    the gc took), and a restore of 1% changed files from cold objects vs the same restore from plain ones
+  const env = 'VELO_INDEX_RACY_SECONDS=1' // the fingerprint index is not what this measures
+  sh(`${v} volume create cv --home ${H} >/dev/null`)
+  const data = JSON.parse(sh(`${v} volume inspect cv --home ${H} --json`)).dir
+  sh(`tar -C ${data} -xf ${tar} && sync && sleep 2`)
+  sh(`${env} ${v} volume snapshot cv s0 --home ${H} >/dev/null`)
+  const all = sh(`cd ${data} && find . -type f -size +4k | sort`).trim().split('\n')
+  const changed = all.filter((_, i) => i % 100 === 7)
+  fs.writeFileSync(path.join(W, 'cold-changed.txt'), changed.map((f) => path.join(data, f)).join('\n') + '\n')
+  fs.writeFileSync(path.join(W, 'cold-change.sh'), `#!/bin/sh\nwhile read -r f; do echo "// $(date +%s%N)" >> "$f"; done < ${W}/cold-changed.txt\nsync\n`)
+  const t0 = performance.now()
+  const gc = JSON.parse(sh(`${v} gc --home ${H} --json`))
+  const gcSeconds = (performance.now() - t0) / 1000
+  const st = JSON.parse(sh(`${v} status --home ${H} --json`))
+  notes.push(
+    `cold objects: velo gc compressed ${gc.frozenObjects} objects of a ${all.length}-file node_modules snapshot (files over 4 KiB), ${(gc.frozenBytes / 2 ** 20).toFixed(1)} MiB into ${(gc.frozenStoredBytes / 2 ** 20).toFixed(1)} MiB (${(gc.frozenStoredBytes / gc.frozenBytes).toFixed(2)}), in ${gcSeconds.toFixed(2)} s; the store: ${(st.physicalBytes / 2 ** 20).toFixed(1)} MiB deduplicated, ${(st.storedBytes / 2 ** 20).toFixed(1)} MiB stored`,
+  )
+  const co = path.join(W, 'cold-co')
+  const r = hyperfine(
+    [
+      // cold: gc compresses again what the last restore made plain
+      {name: 'restore, cold objects', shell: true, prepare: `sh ${W}/cold-change.sh && ${v} gc --home ${H} >/dev/null`, cmd: `${env} ${v} volume restore cv s0 --home ${H} >/dev/null`},
+      // plain: a checkout makes every object of the snapshot plain first
+      {name: 'restore, plain objects', shell: true, prepare: `sh ${W}/cold-change.sh && rm -rf ${co} && ${v} image checkout volume:cv:s0 ${co} --home ${H} >/dev/null && rm -rf ${co}`, cmd: `${env} ${v} volume restore cv s0 --home ${H} >/dev/null`},
+    ],
+    {runs},
+  )
+  rows.push(ratioRow(`restore of a node_modules volume (${changed.length} of ${all.length} files changed) from cold (compressed) objects vs from plain ones`, r['restore, cold objects'], r['restore, plain objects'], 'the same restore, objects plain', 1.5))
+  sh(`${v} volume rm cv --home ${H} >/dev/null`)
 }
 
 async function readsDuringSnapshots() {

@@ -190,6 +190,13 @@ int front_run(const struct front_ctx *ctx, int argc, char **argv) {
   cleanup_free char *home = front_home(f.home);
   if (!home) return FRONT_FALLBACK;
   snprintf(velo_cas, sizeof velo_cas, "%s/cas/blake3", home);
+  /* a volume snapshot's image in a store that may hold compressed (cold) objects: only those images' objects go
+   * cold (src/store/cold.ts); Node's run makes them plain first, the shim opens plain objects only */
+  if (!strncmp(image, "volume:", 7)) {
+    char mark[4200];
+    snprintf(mark, sizeof mark, "%s/cold", home);
+    if (access(mark, F_OK) == 0) return FRONT_FALLBACK;
+  }
 
   /* assertLoadable comes before the image is looked at */
   cleanup_free char *file = NULL, *judged = NULL;

@@ -2,7 +2,7 @@ import {VeloCommand, fmtBytes} from '../lib/command'
 import {table} from '../lib/table'
 
 export default class Status extends VeloCommand<typeof Status> {
-  static summary = 'Show the store: objects, logical vs physical bytes, dedup ratio, images'
+  static summary = 'Show the store: logical, deduplicated and stored (compressed) bytes, dedup ratio, images'
 
   async run() {
     const {status} = await import('../store/maintenance')
@@ -11,8 +11,10 @@ export default class Status extends VeloCommand<typeof Status> {
       const ratio = s.dedupRatio === null ? '-' : `${s.dedupRatio.toFixed(2)}x`
       process.stdout.write(
         `store     ${s.home}\n` +
-          `objects   ${s.objects} (${fmtBytes(s.physicalBytes)} stored)\n` +
-          `logical   ${fmtBytes(s.logicalBytes)} referenced by ${s.images.length} image(s), dedup ${ratio}\n` +
+          `logical   ${fmtBytes(s.logicalBytes)} referenced by ${s.images.length} image(s)\n` +
+          `deduped   ${fmtBytes(s.physicalBytes)} in ${s.objects} objects, dedup ${ratio}\n` +
+          `stored    ${fmtBytes(s.storedBytes)}` +
+          (s.compressed.objects ? `, ${s.compressed.objects} cold objects compressed (${fmtBytes(s.compressed.logicalBytes)} in ${fmtBytes(s.compressed.storedBytes)})\n` : ', none compressed\n') +
           `layers    ${s.layers}, farms ${s.farms}, tenants ${s.tenants}, temp files ${s.tempFiles}\n\n` +
           table(
             ['IMAGE', 'LAYERS', 'FILES', 'LOGICAL'],

@@ -12,6 +12,7 @@ import {readLazyRecord} from '../registry/lazy'
 import {isReadOnlyStore} from '../lib/store-access'
 import {ManifestDb} from '../manifest/db'
 import {dropUserHold, putUserHold} from '../store/holds'
+import {holdThawed, mayHoldCold} from '../store/cold'
 
 /**
  * FUSE mounts of images: `velo-fuse` daemons and their records in `$VELO_HOME/mounts/<id>.json` (id = hash of
@@ -295,9 +296,16 @@ function putHold(home: string, id: string, layers: string[]): void {
     } finally {
       lock.release()
     }
+    thawHeld(home, layers)
     return
   }
   withDb(home, (db) => db.putHoldSync({holder: holdName(id), layers, createdAt: new Date().toISOString()}))
+  thawHeld(home, layers)
+}
+/** Held layers never go cold again (gc keeps their objects hot): what is cold now is thawed once, before the daemon
+ * opens anything (velo-fuse reads plain objects only; src/store/cold.ts). */
+function thawHeld(home: string, layers: string[]): void {
+  if (mayHoldCold(home)) withDb(home, (db) => holdThawed(home, db, layers)())
 }
 function dropHold(home: string, id: string): void {
   if (!callerDb && isReadOnlyStore(home)) return dropUserHold(home, holdName(id))

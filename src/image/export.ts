@@ -10,6 +10,7 @@ import {objectOf, Store} from '../store/cas'
 import {configToDocker, hostGoArch} from './config'
 import {majorMinor} from './layer'
 import {encodeTarHeader, TAR_END, tarPadding} from './tar-write'
+import {thawLayers} from '../store/cold'
 export {fmtPaxTime} from './tar-write'
 
 /**
@@ -239,6 +240,13 @@ export async function exportImage(home: string, name: string, file: string, opts
   const store = new Store(home)
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   const db = ManifestDb.open(home)
+  try {
+    thawLayers(home, db, db.getImage(name)?.layers ?? []) // reads plain objects only (src/store/cold.ts)
+  } catch (err) {
+    db.close()
+    lock.release()
+    throw err
+  }
   const temps: string[] = []
   const tmpName = (what: string) => {
     const t = path.join(path.dirname(out), `.${path.basename(out)}.${what}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`)

@@ -73,6 +73,11 @@ export class StoreLock {
     return this
   }
 
+  /** The open file the lock is on, while held: a child given it (an extra stdio fd) holds the lock as long as it runs. */
+  get heldFd(): number | undefined {
+    return this.fd
+  }
+
   /** Whether the file this lock holds is still the one at its path (not removed or replaced while we waited). */
   isCurrent(): boolean {
     if (this.fd === undefined) return false

@@ -14,6 +14,7 @@ import {readPrefetch} from '../image/profile'
 import {buildPacks, decodeIndex, encodeIndex, IndexEntry, MEDIA, PackIndex, PackObject, sha256} from './packs'
 import {formatRef, parseRef, RegistryRef} from './ref'
 import {pool} from './pool'
+import {thawLayers} from '../store/cold'
 
 export interface TransferProgress {
   (done: number, total: number, what: string): void
@@ -124,6 +125,7 @@ export async function pushImage(home: string, image: string, target: string, opt
   const count = (o: UploadOutcome) => (o === 'uploaded' ? counts.uploaded++ : o === 'exists' ? counts.existed++ : o === 'resumed' ? (counts.uploaded++, counts.resumed++) : counts.mounted++)
   try {
     const img = db.requireImage(image)
+    thawLayers(home, db, img.layers) // objects are read plain (src/store/cold.ts)
     // 1. Layer blobs, and every object in walk order (first appearance; a directory's files lie together).
     const layers: Array<ArtifactLayer & {blob: Buffer}> = []
     const objects = new Map<string, PackObject>()

@@ -8,6 +8,7 @@ import {isReadOnlyStore} from '../lib/store-access'
 import {HoldRecord, ManifestDb} from '../manifest/db'
 import {getUserHold, putUserHold} from '../store/holds'
 import {buildSkeleton, BuildResult, shimPath} from './native'
+import {holdThawed, mayHoldCold} from '../store/cold'
 
 export type Mode = 'solid' | 'phantom'
 
@@ -92,16 +93,20 @@ export function prepareProjection(home: string, image: string, opts: {at?: strin
     // read when it exists already, so the usual run writes nothing
     const holder = `projection:${skel}`
     const same = (h: HoldRecord | undefined) => !!h && h.layers.join() === img.layers.join()
+    let held = false
     if (db.readOnly) {
-      if (!same(getUserHold(home, holder))) putUserHold(home, holder, img.layers)
+      if (!same(getUserHold(home, holder))) (putUserHold(home, holder, img.layers), (held = true))
     } else if (!same(db.holds.get(holder))) {
       const l = new StoreLock(path.join(home, 'lock')).acquire('shared')
       try {
         db.putHoldSync({holder, layers: img.layers, createdAt: new Date().toISOString()})
+        held = true
       } finally {
         l.release()
       }
     }
+    // what is cold is made plain once, when the hold is new: held layers never go cold (the shim opens plain objects only)
+    if (held && mayHoldCold(home)) holdThawed(home, db, img.layers)()
     p = {image, layers, root, mode, skel}
   } finally {
     db?.close()

@@ -7,6 +7,7 @@ import {applyMeta, entryMeta, MetaRecord} from '../lib/meta'
 import type {ManifestDb} from '../manifest/db'
 import {FLAG_OPAQUE, kindOf} from '../manifest/entry'
 import {objectOf, Store} from '../store/cas'
+import {thawLayers} from '../store/cold'
 
 const SLASH = Buffer.from('/')
 const DOT = Buffer.from('.')
@@ -38,6 +39,7 @@ export function ensureFarm(home: string, db: ManifestDb, layer: string): FarmSta
   try {
     if (fs.existsSync(final)) return {layer, built: false, links: 0, copies: 0, seconds: 0}
     if (!db.hasLayer(layer)) throw new VeloError('NOT_FOUND', `layer ${layer.slice(0, 12)} is not in the store`, {suggestion: 'run velo fsck; re-ingest or re-import the image'})
+    thawLayers(home, db, [layer]) // its cold objects hot again, under the lock gc's freeze waits for
     fs.mkdirSync(farmsDir(home), {recursive: true, mode: 0o700})
     fs.mkdirSync(tmp, {mode: 0o700})
     const store = new Store(home)

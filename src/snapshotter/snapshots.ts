@@ -2,6 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {writeFileAtomic} from '../lib/fsutil'
+import {mountinfoEverywhere} from '../lib/mountinfo'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb} from '../manifest/db'
 import {storeUpperLayer} from '../image/commit'
@@ -57,28 +58,17 @@ export const isUnpackKey = (key: string): boolean => /^[^/]+\/\d+\/extract-\S+ \
 
 /**
  * Whether the dir `upper` (snapshot `id`'s fs/) is mounted in any mount namespace of this host: as the upper dir
- * of an overlay (its mount options name it) or bound (a mount whose root, field 4 of mountinfo, is that dir).
- * Each namespace's mountinfo is read once; a process that exits meanwhile is skipped.
+ * of an overlay (its mount options name it) or bound (a mount whose root, field 4 of mountinfo, is that dir); true
+ * as well when some namespace could not be read.
  */
 export function mountedAnywhere(upper: string, id: string): boolean {
-  const seen = new Set<string>()
   const suffix = `/snapshotter/snapshots/${id}/fs`
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue
-    let info: string
-    try {
-      const ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`)
-      if (seen.has(ns)) continue
-      seen.add(ns)
-      info = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
-    } catch {
-      continue
-    }
-    for (const line of info.split('\n')) {
-      if (line.includes(`upperdir=${upper},`) || line.endsWith(`upperdir=${upper}`)) return true
-      const root = line.split(' ')[3]
-      if (root && (root === upper || root.endsWith(suffix))) return true
-    }
+  const m = mountinfoEverywhere()
+  if (!m.complete) return true // some namespace could not be read: it might be mounted there
+  for (const line of m.lines) {
+    if (line.includes(`upperdir=${upper},`) || line.endsWith(`upperdir=${upper}`)) return true
+    const root = line.split(' ')[3]
+    if (root && (root === upper || root.endsWith(suffix))) return true
   }
   return false
 }

@@ -402,8 +402,9 @@ export class Store {
     }
   }
 
-  /** Every object in the store (parsed from its name), plus anything in cas/ that is not a valid object name. */
-  *list(): Generator<{id?: ObjectId; path: string; name: string}> {
+  /** Every object in the store (parsed from its name), plus anything in cas/ that is not a valid object name. A cold
+   * object (`<name>.zst`, src/store/cold.ts) comes with cold: true and its object's name. */
+  *list(): Generator<{id?: ObjectId; path: string; name: string; cold?: boolean}> {
     let l1: string[]
     try {
       l1 = fs.readdirSync(this.casDir)
@@ -419,10 +420,12 @@ export class Store {
         yield {id: undefined, path: da, name: a} // not a fan-out directory
         continue
       }
-      for (const name of names) {
+      for (const file of names) {
+        const cold = file.endsWith('.zst')
+        const name = cold ? file.slice(0, -4) : file
         const id = parseObjectName(name)
-        const ok = id && id.hash.startsWith(a)
-        yield {id: ok ? id : undefined, path: path.join(da, name), name}
+        const ok = id && id.hash.startsWith(a) && !(cold && id.xattrs)
+        yield cold && ok ? {id, path: path.join(da, file), name, cold} : {id: ok ? id : undefined, path: path.join(da, file), name: ok ? name : file}
       }
     }
   }

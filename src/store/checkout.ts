@@ -6,6 +6,7 @@ import {ManifestDb} from '../manifest/db'
 import {Entry, FLAG_OPAQUE, kindOf} from '../manifest/entry'
 import {checkName} from '../manifest/builder'
 import {objectOf, Store} from './cas'
+import {holdThawed} from './cold'
 import type {Progress} from './ingest'
 
 export interface CheckoutResult {
@@ -55,7 +56,9 @@ export function checkoutImage(home: string, name: string, dest: string, progress
  * (no '/', '.', '..', NUL, empty): a crafted layer (a pulled one) cannot make a checkout write outside DEST.
  */
 export function checkoutLayers(home: string, db: ManifestDb, layers: string[], dest: string, progress?: Progress): {dest: string; files: number; bytes: number} {
-  {
+  // cold objects of the layers made hot, and the store's shared lock held while they are copied (gc waits)
+  const release = holdThawed(home, db, layers)
+  try {
     const img = {layers}
     const store = new Store(home)
     const out = path.resolve(dest)
@@ -175,5 +178,7 @@ export function checkoutLayers(home: string, db: ManifestDb, layers: string[], d
     const dirRecs = recs.filter((r) => r.type === 'd').sort((a, b) => Number(isRoot(a)) - Number(isRoot(b)) || depth(b) - depth(a))
     applyMeta(out, [...nonDirs, ...dirRecs])
     return {dest: out, files, bytes}
+  } finally {
+    release()
   }
 }

@@ -10,6 +10,8 @@ import {readXattrs} from './xattr-io'
 import {listUserHolds} from './holds'
 import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
+import {mountinfoEverywhere} from '../lib/mountinfo'
+import {COLD_SUFFIX, coldTool, freezeObjects, FreezeResult, markCold, mayHoldCold, verifyCold} from './cold'
 
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
@@ -44,6 +46,10 @@ export interface StatusReport {
   tenants: number
   farms: number
   tempFiles: number
+  /** objects kept zstd-compressed (cold: only volume snapshots name them; src/store/cold.ts): how many, their bytes, the bytes their .zst files take */
+  compressed: {objects: number; logicalBytes: number; storedBytes: number}
+  /** what the objects take as stored: the plain ones' bytes plus the compressed ones' .zst bytes */
+  storedBytes: number
 }
 
 /** Images with their sizes, from the manifest database alone (no walk of the object store). */
@@ -73,10 +79,32 @@ export function status(home: string): StatusReport {
   const store = new Store(home)
   let objects = 0
   let physicalBytes = 0
+  const plain = new Set<string>()
+  const cold = new Map<string, {size: number; stored: number}>()
   for (const o of store.list()) {
     if (!o.id) continue
+    if (o.cold) {
+      let stored = 0
+      try {
+        stored = fs.lstatSync(o.path).size
+      } catch {}
+      cold.set(o.name, {size: o.id.size, stored})
+      continue
+    }
+    plain.add(o.name)
     objects++
     physicalBytes += o.id.size
+  }
+  let storedBytes = physicalBytes
+  const compressed = {objects: 0, logicalBytes: 0, storedBytes: 0}
+  for (const [name, c] of cold) {
+    if (plain.has(name)) continue // a .zst left beside its hot object (gc drops it): counted once, as the plain file
+    objects++
+    physicalBytes += c.size
+    storedBytes += c.stored
+    compressed.objects++
+    compressed.logicalBytes += c.size
+    compressed.storedBytes += c.stored
   }
   const db = ManifestDb.open(home)
   try {
@@ -94,6 +122,8 @@ export function status(home: string): StatusReport {
       tenants: dirCount(path.join(home, 'tenants')),
       farms: dirCount(path.join(home, 'farms')),
       tempFiles: dirCount(store.tmpDir),
+      compressed,
+      storedBytes,
     }
   } finally {
     db.close()
@@ -144,10 +174,17 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     let unreadable = 0
     const all = [...store.list()]
     // Every object's xattrs in one native pass (a process per object would dominate fsck)
-    const inodeXattrs = readXattrs(all.filter((o) => o.id).map((o) => o.path))
+    const inodeXattrs = readXattrs(all.filter((o) => o.id && !o.cold).map((o) => o.path))
+    const hot = new Set(all.filter((o) => o.id && !o.cold).map((o) => o.name))
+    const cold: string[] = []
     for (const o of all) {
       if (!o.id) {
         problems.push({kind: 'stray-file', object: o.path, problem: 'not a valid object name'})
+        continue
+      }
+      if (o.cold) {
+        // checked below, all at once (a .zst beside its hot object is a leftover the next gc drops: not read)
+        if (!hot.has(o.name)) cold.push(o.name)
         continue
       }
       let v: {ok: boolean; problem?: string}
@@ -168,6 +205,25 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         bad.set(o.name, v.problem!)
         problems.push({kind: 'bad-object', object: o.name, problem: v.problem!})
       } else present.add(o.name)
+    }
+    // cold objects: decompressed and hashed by velo-cold (src/store/cold.ts)
+    for (let [name, problem] of verifyCold(home, cold)) {
+      if (problem === 'unreadable') {
+        unreadable++
+        present.add(name)
+        continue
+      }
+      if (problem === 'hot') {
+        // made plain meanwhile (a checkout's thaw): the plain file is the object now
+        const v = store.verify(parseObjectName(name)!)
+        problem = v.ok ? 'ok' : v.problem!
+      }
+      checked++
+      opts.onProgress?.(checked)
+      if (problem !== 'ok') {
+        bad.set(name, problem)
+        problems.push({kind: 'bad-object', object: name, problem})
+      } else present.add(name)
     }
     // the manifest database only now: a reader of a shared store holds it against the owner's writes while open
     db = ManifestDb.open(home)
@@ -222,8 +278,10 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       let removedStray = 0
       for (const p of problems) {
         if (p.kind === 'bad-object' && p.object) {
+          // only the copy found bad: a good .zst beside a bad plain file stays the object
           const id = parseObjectName(p.object)!
-          store.delete(id)
+          if (p.problem.startsWith('compressed copy: ')) fs.rmSync(store.path(id) + COLD_SUFFIX, {force: true})
+          else store.delete(id)
           removedObjects++
         } else if (p.kind === 'stray-file' && p.object) {
           fs.rmSync(p.object, {recursive: true, force: true})
@@ -309,6 +367,12 @@ export interface GcReport {
   removedTempFiles: number
   removedFarms: number
   keptObjects: number
+  /** cold objects (only volume snapshots name them, no farm links them) compressed by this gc (src/store/cold.ts) */
+  frozenObjects: number
+  frozenBytes: number
+  frozenStoredBytes: number
+  /** farms of snapshot layers that nothing mounted, dropped so their objects could go cold (rebuilt when used) */
+  coldFarms: number
   /** files in holds/ that are not valid holds (wrong owner, not a regular file, unparsable): they keep nothing */
   ignoredHolds: string[]
   dryRun: boolean
@@ -328,13 +392,23 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
   const db = ManifestDb.open(home)
   try {
     const live = new Set<string>()
-    for (const img of db.listImages()) img.layers.forEach((l) => live.add(l))
-    for (const h of db.listHolds()) h.layers.forEach((l) => live.add(l))
+    // layers only volume snapshots name may go cold (below); every other live layer is hot
+    const hotLayers = new Set<string>()
+    const snapshotLayers = new Map<string, Set<string>>() // layer → the volumes whose snapshots name it
+    for (const img of db.listImages()) {
+      const volume = snapshotVolume(home, img.name)
+      for (const l of img.layers) {
+        live.add(l)
+        if (volume === undefined) hotLayers.add(l)
+        else snapshotLayers.set(l, (snapshotLayers.get(l) ?? new Set()).add(volume))
+      }
+    }
+    for (const h of db.listHolds()) h.layers.forEach((l) => (live.add(l), hotLayers.add(l)))
     // the holds of users who may only read this store (velo run, velo mount): files in holds/
     const user = listUserHolds(home)
-    for (const h of user.holds) h.layers.forEach((l) => live.add(l))
-    for (const l of tenantLayers(home)) live.add(l)
-    for (const l of restoringLayers(home)) live.add(l)
+    for (const h of user.holds) h.layers.forEach((l) => (live.add(l), hotLayers.add(l)))
+    for (const l of tenantLayers(home)) live.add(l), hotLayers.add(l)
+    for (const l of restoringLayers(home)) live.add(l), hotLayers.add(l)
     let removedLayers = 0
     for (const l of db.listLayers()) {
       if (live.has(l.id)) continue
@@ -345,12 +419,36 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     for (const l of live) for (const {object} of layerObjects(db, l)) keep.add(objectName(object))
     let removedObjects = 0
     let removedBytes = 0
-    for (const o of store.list()) {
-      if (o.id && keep.has(o.name)) continue
-      removedObjects++
-      removedBytes += o.id?.size ?? 0
+    const listing = [...store.list()]
+    const hotObjects = new Set(listing.filter((o) => o.id && !o.cold).map((o) => o.name))
+    let coldLeft = 0
+    const redundant: string[] = []
+    for (const o of listing) {
+      const kept = !!o.id && keep.has(o.name)
+      if (kept && o.cold && hotObjects.has(o.name) && !opts.dryRun) {
+        // a thaw or freeze cut short left both: the plain file is the object if it reads as its name says; else it
+        // goes and the .zst stays the object
+        if (store.verify(o.id!).ok) redundant.push(o.path)
+        else {
+          fs.rmSync(store.path(o.id!), {force: true})
+          coldLeft++
+        }
+        continue
+      }
+      if (kept && !(o.cold && hotObjects.has(o.name))) {
+        if (o.cold) coldLeft++
+        continue
+      }
+      // dead, or not an object at all
+      if (!kept) {
+        removedObjects++
+        removedBytes += o.id?.size ?? 0
+      }
       if (!opts.dryRun) fs.rmSync(o.path, {force: true, recursive: true})
     }
+    // the plain files durable before their compressed copies go
+    if (redundant.length) store.sync()
+    for (const p of redundant) fs.rmSync(p, {force: true})
     let removedTempFiles = 0
     for (const t of fs.existsSync(store.tmpDir) ? fs.readdirSync(store.tmpDir) : []) {
       removedTempFiles++
@@ -367,11 +465,95 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedFarms++
       if (!opts.dryRun) fs.rmSync(path.join(farms, f), {force: true, recursive: true})
     }
-    if (!opts.dryRun) emitEvent(home, 'store', 'gc', path.basename(home), {removedObjects, removedBytes, removedLayers})
-    return {removedLayers, removedObjects, removedBytes, removedTempFiles, removedFarms, keptObjects: keep.size, ignoredHolds: user.ignored, dryRun: !!opts.dryRun}
+    const cold = opts.dryRun ? {frozen: {frozen: 0, logicalBytes: 0, storedBytes: 0}, farms: 0} : freezeCold(home, db, hotLayers, snapshotLayers, lock.heldFd)
+    if (!opts.dryRun && coldLeft + cold.frozen.frozen === 0 && mayHoldCold(home)) markCold(home, false)
+    if (!opts.dryRun) emitEvent(home, 'store', 'gc', path.basename(home), {removedObjects, removedBytes, removedLayers, frozenObjects: cold.frozen.frozen})
+    return {
+      removedLayers,
+      removedObjects,
+      removedBytes,
+      removedTempFiles,
+      removedFarms,
+      keptObjects: keep.size,
+      frozenObjects: cold.frozen.frozen,
+      frozenBytes: cold.frozen.logicalBytes,
+      frozenStoredBytes: cold.frozen.storedBytes,
+      coldFarms: cold.farms,
+      ignoredHolds: user.ignored,
+      dryRun: !!opts.dryRun,
+    }
   } finally {
     db.close()
     lock.release()
+  }
+}
+
+/** NAME of a volume snapshot's image, `volume:NAME:SNAP` (src/volume/volumes.ts snapshotImage) of a volume that
+ * exists; undefined for any other image (an image a user named `volume:x` is not one). */
+function snapshotVolume(home: string, image: string): string | undefined {
+  const m = /^volume:([A-Za-z0-9][A-Za-z0-9_.-]*):([^:/]+)$/.exec(image)
+  return m && fs.existsSync(path.join(home, 'volumes', m[1], 'volume.json')) ? m[1] : undefined
+}
+/** An object this small takes one disk block plain; compressed it would take one too. */
+const COLD_MIN_BYTES = 4096
+
+/**
+ * gc's last step, under its exclusive lock (lockFd): the objects only volume snapshots name go cold (docs/volumes.md,
+ * "Cold objects"). Snapshots of a volume in use stay as they are: one a sandbox names (running or stopped), one
+ * mounted on the host, one whose lock a command holds (a create, start or mount between its check and its bind);
+ * the others' volume locks are held to the end. A farm of the others' layers that no mount in any namespace uses
+ * is a cache (a farm, a checkout or a restore of the layer makes plain what it needs and builds it anew): it is
+ * dropped, so that its objects have one link — unless some namespace's mounts could not be read. Then every object
+ * of those layers that no hot layer names, has no xattrs and is big enough to save a block is compressed by
+ * velo-cold (which keeps an object plain if it is linked anywhere after all, or would not get smaller).
+ */
+function freezeCold(home: string, db: ManifestDb, hotLayers: Set<string>, snapshotLayers: Map<string, Set<string>>, lockFd?: number): {frozen: FreezeResult; farms: number} {
+  const out = {frozen: {frozen: 0, logicalBytes: 0, storedBytes: 0} as FreezeResult, farms: 0}
+  if (![...snapshotLayers.keys()].some((l) => !hotLayers.has(l)) || !coldTool()) return out
+  const {lockUnusedVolume} = require('../volume/volumes') as typeof import('../volume/volumes')
+  const volumeLocks: StoreLock[] = []
+  const busy = new Set<string>()
+  try {
+    for (const v of new Set([...snapshotLayers.values()].flatMap((s) => [...s]))) {
+      const l = lockUnusedVolume(home, v)
+      if (l) volumeLocks.push(l)
+      else busy.add(v)
+    }
+    const mounts = mountinfoEverywhere()
+    const bound = new Set<string>()
+    for (const line of mounts.lines) for (const m of line.matchAll(/\/farms\/([0-9a-f]{64})(?=[/ ,:]|$)/g)) bound.add(m[1])
+    const cold: string[] = []
+    for (const [l, volumes] of snapshotLayers) {
+      if (hotLayers.has(l)) continue
+      if (bound.has(l) || [...volumes].some((v) => busy.has(v))) {
+        hotLayers.add(l)
+        continue
+      }
+      const farm = path.join(home, 'farms', l)
+      if (fs.existsSync(farm)) {
+        if (!mounts.complete) {
+          hotLayers.add(l)
+          continue
+        }
+        fs.rmSync(farm, {recursive: true, force: true})
+        out.farms++
+      }
+      cold.push(l)
+    }
+    const hot = new Set<string>()
+    for (const l of hotLayers) for (const {object} of layerObjects(db, l)) hot.add(objectName(object))
+    const names = new Set<string>()
+    for (const l of cold)
+      for (const {object} of layerObjects(db, l)) {
+        const name = objectName(object)
+        if (!hot.has(name) && !object.xattrs && object.size > COLD_MIN_BYTES) names.add(name)
+      }
+    if (names.size === 0) return out
+    markCold(home, true) // before the first .zst exists: readers look for cold objects only where it is
+    out.frozen = freezeObjects(home, [...names], lockFd)
+    return out
+  } finally {
+    for (const l of volumeLocks) l.release()
   }
 }
 

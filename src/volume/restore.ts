@@ -35,8 +35,10 @@ export interface ConvergeResult {
   metaOnly: number
 }
 
-/** index: the volume's fingerprint index ('' for none); indexOut: where the index of the result goes */
-export function convergeToLayer(home: string, dir: string, layer: string, index: string, indexOut: string): ConvergeResult {
+/** index: the volume's fingerprint index ('' for none); indexOut: where the index of the result goes; beforeChanges:
+ * called with the store objects the plan copies that are not there as plain files (cold ones, src/store/cold.ts),
+ * after planning and before the first change */
+export function convergeToLayer(home: string, dir: string, layer: string, index: string, indexOut: string, beforeChanges?: (objects: string[]) => void): ConvergeResult {
   const r = spawnSync(convergeTool()!, [home, layer, dir, index, indexOut], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-converge: ${r.error.message}`)
   if (r.status !== 0) throw new VeloError('NATIVE', `restore: ${String(r.stderr).trim().replace(/^velo-converge: /, '') || `velo-converge exited ${r.status}`}`)
@@ -47,6 +49,18 @@ export function convergeToLayer(home: string, dir: string, layer: string, index:
   const firstOfGroup = new Map<string, Buffer>()
   const res: ConvergeResult = {removed: 0, written: 0, metaOnly: 0}
   const f: Buffer[] = new Array(FIELDS)
+  // the objects the plan copies (field 9: the object's path), for what must be made plain first
+  const objects: string[] = []
+  for (let pos = 0, n = 0; pos < out.length; n++) {
+    const end = out.indexOf(0, pos)
+    if (end < 0) break // said below
+    if (n % FIELDS === 8 && end > pos) {
+      const o = out.toString('utf8', pos, end)
+      if (!fs.existsSync(o)) objects.push(o)
+    }
+    pos = end + 1
+  }
+  beforeChanges?.(objects)
   let pos = 0
   while (pos < out.length) {
     for (let i = 0; i < FIELDS; i++) {

@@ -128,6 +128,22 @@ function lockVolume(home: string, name: string, wait = true): StoreLock {
 }
 
 /**
+ * For gc's cold step (src/store/maintenance.ts): the volume's lock, taken exclusive without waiting, when no sandbox
+ * names the volume (running or stopped: a start binds its snapshots' farms) and it is not mounted on the host; while
+ * gc holds it no create, start or mount can come between its check and its bind. Undefined when the volume is in use
+ * or busy: its snapshots' farms and objects stay as they are.
+ */
+export function lockUnusedVolume(home: string, name: string): StoreLock | undefined {
+  if (volumeUsers(home, name).length || mountedAt(home, name).length) return undefined
+  try {
+    return lockVolume(home, name, false)
+  } catch (err) {
+    if ((err as VeloError).code === 'BUSY') return undefined
+    throw err
+  }
+}
+
+/**
  * Hold volumes for a sandbox about to start on them (or a host mount of one): each volume's lock shared, after any
  * unfinished restore or snapshot it had was finished. Snapshot and restore take that lock exclusive, so between the
  * check and the moment the caller's tenant runs (release() then) no restore can begin and find it not yet running,
@@ -419,8 +435,7 @@ async function restoreLocked(home: string, name: string, snap: string): Promise<
   if (running.length) throw new VeloError('BUSY', `volume ${name} is in use by running sandboxes: ${running.join(', ')}`, {suggestion: `stop them first (velo sandbox stop ${running.join(' ')})`})
   if (mountedAt(home, name).length) throw new VeloError('BUSY', `volume ${name} is mounted at ${mountedAt(home, name).join(', ')}`, {suggestion: `unmount it first: velo volume umount ${mountedAt(home, name)[0]}`})
   if (layer && convergeTool()) {
-    writeFileAtomic(path.join(volumeDir(home, name), RESTORING), JSON.stringify({snapshot: snap, layer}) + '\n')
-    const r = finishRestore(home, name, layer)
+    const r = finishRestore(home, name, layer, {snapshot: snap, layer})
     emitEvent(home, 'volume', 'restore', name, {snapshot: snap})
     return {volume: name, snapshot: snap, files, ...r}
   }
@@ -487,7 +502,7 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
 
 /** The data dir made equal to LAYER in place, then the marker removed: what a restore runs, and what the next
  * command runs again after a restore was killed (planning again converges on the same tree). Volume lock held. */
-function finishRestore(home: string, name: string, layer: string): {written: number; removed: number; metaOnly: number} {
+function finishRestore(home: string, name: string, layer: string, marker?: {snapshot: string; layer: string}): {written: number; removed: number; metaOnly: number} {
   const data = volumeDataDir(home, name)
   const ix = volumeIndex(home, name)
   fs.rmSync(ix.next, {force: true})
@@ -495,7 +510,13 @@ function finishRestore(home: string, name: string, layer: string): {written: num
   const store = new StoreLock(path.join(home, 'lock')).acquire('shared')
   let r: {written: number; removed: number; metaOnly: number}
   try {
-    r = convergeToLayer(home, data, layer, ix.path ?? '', ix.next)
+    // after planning, before the first change: the cold objects the plan copies made plain (a damaged one fails
+    // the restore here, the volume untouched), then the marker (a new restore's; one being finished has it)
+    const {thawObjectPaths} = require('../store/cold') as typeof import('../store/cold')
+    r = convergeToLayer(home, data, layer, ix.path ?? '', ix.next, (objects) => {
+      thawObjectPaths(home, objects)
+      if (marker) writeFileAtomic(path.join(volumeDir(home, name), RESTORING), JSON.stringify(marker) + '\n')
+    })
   } finally {
     store.release()
   }

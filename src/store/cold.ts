@@ -1,0 +1,163 @@
+import {spawnSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {VeloError, fromSystemError} from '../lib/errors'
+import {isRoot} from '../lib/home'
+import {StoreLock} from '../lib/lock'
+import {nativeBin} from '../lib/native'
+import {isReadOnlyStore} from '../lib/store-access'
+import type {ManifestDb} from '../manifest/db'
+import {S_IFMT, S_IFREG} from '../manifest/entry'
+import {entryObjectName, Store} from './cas'
+
+/**
+ * Cold objects (docs/volumes.md, "Cold objects"): an object that only volume snapshots name, that no farm links,
+ * is kept by `velo gc` as one zstd frame, `<name>.zst` beside where the plain file was (native/ingest/velo-cold.c).
+ * Everything that reads objects through a layer — a farm, a checkout, a restore, a FUSE mount, a projection, an
+ * export or a push — first makes that layer's objects hot again (thawLayers), under the store's lock, so gc cannot
+ * freeze them in between; nothing else in velo (C or Node) ever opens a `.zst`.
+ */
+
+export const COLD_SUFFIX = '.zst'
+/** $VELO_HOME/cold: this store may hold cold objects (made by gc before it freezes any, removed when none is left) */
+const MARK = 'cold'
+
+export const mayHoldCold = (home: string): boolean => fs.existsSync(path.join(home, MARK))
+export function markCold(home: string, on: boolean): void {
+  if (on) fs.writeFileSync(path.join(home, MARK), 'this store may hold zstd-compressed objects (<name>.zst): docs/volumes.md\n')
+  else fs.rmSync(path.join(home, MARK), {force: true})
+}
+
+let tool: string | null | undefined
+/** velo-cold, or undefined when it is not built (no libzstd-dev at install: gc then compresses nothing) */
+export function coldTool(): string | undefined {
+  if (tool === undefined) {
+    try {
+      tool = nativeBin('velo-cold')
+    } catch {
+      tool = null
+    }
+  }
+  return tool ?? undefined
+}
+
+/** `<h0h1>/<name>`: what velo-cold reads on stdin */
+const rel = (name: string) => `${name.slice(0, 2)}/${name}`
+
+/** lockFd: the caller's store lock, handed to velo-cold so that the lock lasts as long as it runs (a freeze must not
+ * outlive gc's exclusive lock, even for the moment between gc's death and its own) */
+function run(verb: 'freeze' | 'thaw' | 'verify', store: Store, names: string[], lockFd?: number): string[] {
+  const bin = coldTool()
+  if (!bin)
+    throw new VeloError('UNSUPPORTED', 'this store holds compressed (cold) objects, and velo-cold is not built', {
+      suggestion: 'install libzstd-dev, then run `npm run build` (or scripts/setup.sh)',
+    })
+  const stdio: Array<'pipe' | number> = lockFd === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', lockFd]
+  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT'], {input: names.map(rel).join('\n') + '\n', maxBuffer: 1 << 30, encoding: 'utf8', stdio})
+  if (r.error) throw new VeloError('NATIVE', `cannot run velo-cold: ${r.error.message}`)
+  if (r.status !== 0) {
+    const msg = (r.stderr || `velo-cold exited ${r.status ?? r.signal}`).trim()
+    if (/: damaged: /.test(msg))
+      throw new VeloError('INTEGRITY', msg.replace(/^velo-cold: /, 'compressed object '), {suggestion: 'run velo fsck: it names the images and paths the object belongs to'})
+    const errno = [['ENOSPC', /No space left/], ['EDQUOT', /Disk quota/], ['EACCES', /Permission denied/], ['EPERM', /Operation not permitted/], ['EROFS', /Read-only file system/], ['EIO', /Input\/output error/]].find(([, re]) => (re as RegExp).test(msg))
+    if (errno) throw fromSystemError(Object.assign(new Error(msg), {code: errno[0] as string}), `cold objects (${verb})`)
+    throw new VeloError('NATIVE', msg.replace(/^velo-cold: /, `cold objects (${verb}): `))
+  }
+  return r.stdout.split('\n').filter(Boolean)
+}
+
+/** Every object the layers name (regular files with content), once. */
+function objectsOf(db: ManifestDb, layers: Iterable<string>): Set<string> {
+  const out = new Set<string>()
+  for (const l of layers)
+    for (const {entry} of db.layerEntries(l)) if ((entry.mode & S_IFMT) === S_IFREG && entry.size > 0n) out.add(entryObjectName(entry))
+  return out
+}
+
+/**
+ * Make the objects of these layers hot (plain files) where they are cold. The caller holds the store's lock (shared
+ * is enough: a thaw writes objects as an ingest does; gc, which freezes, takes it exclusive) and keeps holding it
+ * while it reads them. Returns how many were thawed. A store that never held a cold object costs one stat.
+ */
+export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string>): number {
+  if (!mayHoldCold(home)) return 0
+  const store = new Store(home)
+  const need: string[] = []
+  for (const name of objectsOf(db, layers)) {
+    const p = path.join(store.casDir, rel(name))
+    if (!fs.existsSync(p) && fs.existsSync(p + COLD_SUFFIX)) need.push(name)
+  }
+  return thawNames(home, store, need)
+}
+
+/** Make these objects (paths in the store, as velo-converge prints them) hot where they are cold. Lock: as thawLayers. */
+export function thawObjectPaths(home: string, paths: string[]): number {
+  if (!mayHoldCold(home) || paths.length === 0) return 0
+  const store = new Store(home)
+  const need = paths.filter((p) => !fs.existsSync(p) && fs.existsSync(p + COLD_SUFFIX)).map((p) => path.basename(p))
+  return thawNames(home, store, [...new Set(need)])
+}
+
+function thawNames(home: string, store: Store, need: string[]): number {
+  if (need.length === 0) return 0
+  if (isReadOnlyStore(home))
+    throw new VeloError('PERMISSION_DENIED', `${need.length} object(s) of this image are compressed (cold, docs/volumes.md), and only the store's owner can decompress them`, {
+      suggestion: `run the same command once as the owner of ${home}; it decompresses them for everyone`,
+    })
+  run('thaw', store, need)
+  return need.length
+}
+
+/**
+ * thawLayers under the store's shared lock, taken here, and kept until the returned function is called: for readers
+ * (a checkout) that did not hold the lock before. A user who may not lock the store (it is shared with them
+ * read-only) reads as before, without it.
+ */
+export function holdThawed(home: string, db: ManifestDb, layers: Iterable<string>): () => void {
+  if (isReadOnlyStore(home)) {
+    thawLayers(home, db, layers) // says who can, if anything is cold
+    return () => {}
+  }
+  const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  try {
+    thawLayers(home, db, layers)
+  } catch (err) {
+    lock.release()
+    throw err
+  }
+  return () => lock.release()
+}
+
+export interface FreezeResult {
+  frozen: number
+  /** bytes of the objects frozen, and what their .zst files hold */
+  logicalBytes: number
+  storedBytes: number
+}
+
+/** Freeze these (plain) objects; gc only, under the exclusive store lock (its fd: lockFd). */
+export function freezeObjects(home: string, names: string[], lockFd?: number): FreezeResult {
+  const out: FreezeResult = {frozen: 0, logicalBytes: 0, storedBytes: 0}
+  if (names.length === 0 || !coldTool()) return out
+  for (const line of run('freeze', new Store(home), names, lockFd)) {
+    const [what, , plain, stored] = line.split(' ')
+    if (what !== 'frozen') continue
+    out.frozen++
+    out.logicalBytes += Number(plain)
+    out.storedBytes += Number(stored)
+  }
+  return out
+}
+
+/** Decompress and hash each cold object: 'ok'; 'hot' (made plain meanwhile: check the plain file); 'unreadable' (this
+ * user may not read it); or its problem. */
+export function verifyCold(home: string, names: string[]): Map<string, string> {
+  const out = new Map<string, string>()
+  if (names.length === 0) return out
+  for (const line of run('verify', new Store(home), names)) {
+    const m = /^(ok|bad|hot|unreadable) (\S+)(?: (.*))?$/.exec(line)
+    if (!m) continue
+    out.set(m[2].slice(3), m[1] === 'bad' ? `compressed copy: ${m[3] ?? 'unreadable'}` : m[1])
+  }
+  return out
+}
