@@ -16,8 +16,8 @@ export function mountinfoEverywhere(): {lines: string[]; complete: boolean} {
     try {
       const ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`)
       if (seen.has(ns)) continue
-      seen.add(ns)
       info = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+      seen.add(ns) // once read: another process of it may be readable when this one was not
     } catch (err) {
       // gone meanwhile; or not ours to look at (EACCES even for root: a process of an ancestor user namespace, such
       // as a VM's or container host's init — velo's tenants live in namespaces velo made, which this user can read)

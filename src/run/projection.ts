@@ -93,20 +93,19 @@ export function prepareProjection(home: string, image: string, opts: {at?: strin
     // read when it exists already, so the usual run writes nothing
     const holder = `projection:${skel}`
     const same = (h: HoldRecord | undefined) => !!h && h.layers.join() === img.layers.join()
-    let held = false
     if (db.readOnly) {
-      if (!same(getUserHold(home, holder))) (putUserHold(home, holder, img.layers), (held = true))
+      if (!same(getUserHold(home, holder))) putUserHold(home, holder, img.layers)
     } else if (!same(db.holds.get(holder))) {
       const l = new StoreLock(path.join(home, 'lock')).acquire('shared')
       try {
         db.putHoldSync({holder, layers: img.layers, createdAt: new Date().toISOString()})
-        held = true
       } finally {
         l.release()
       }
     }
-    // what is cold is made plain once, when the hold is new: held layers never go cold (the shim opens plain objects only)
-    if (held && mayHoldCold(home)) holdThawed(home, db, img.layers)()
+    // what is cold made plain (the shim opens plain objects only): held layers never go cold again, but a thaw that
+    // failed after the hold was written (a damaged .zst, a full disk) is tried again here, with its error
+    if (mayHoldCold(home)) holdThawed(home, db, img.layers)()
     p = {image, layers, root, mode, skel}
   } finally {
     db?.close()

@@ -401,6 +401,9 @@ async function createHolding(home: string, name: string, o: CreateOptions, held:
     const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
     try {
       if (backend === 'farm') for (const l of img.layers) ensureFarm(home, db, l)
+      // and the volumes' snapshot farms, made above before the volumes were held: gc may have dropped one as unused
+      // since (docs/volumes.md, "Cold objects"); from here the hold and then the state keep them
+      for (const m of mounts) if (m.snapshot !== undefined) ensureFarm(home, db, path.basename(m.source))
       requireVolumes(home, volumes) // volume rm holds the exclusive lock: it sees this tenant's state, or we see it gone
       fs.mkdirSync(tenantsDir(home), {recursive: true, mode: 0o700})
       try {

@@ -53,7 +53,7 @@ function run(verb: 'freeze' | 'thaw' | 'verify', store: Store, names: string[], 
       suggestion: 'install libzstd-dev, then run `npm run build` (or scripts/setup.sh)',
     })
   const stdio: Array<'pipe' | number> = lockFd === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', lockFd]
-  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT'], {input: names.map(rel).join('\n') + '\n', maxBuffer: 1 << 30, encoding: 'utf8', stdio})
+  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT'], {input: names.map(rel).join('\n') + '\n', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-cold: ${r.error.message}`)
   if (r.status !== 0) {
     const msg = (r.stderr || `velo-cold exited ${r.status ?? r.signal}`).trim()

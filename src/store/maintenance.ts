@@ -535,7 +535,10 @@ function freezeCold(home: string, db: ManifestDb, hotLayers: Set<string>, snapsh
           hotLayers.add(l)
           continue
         }
-        fs.rmSync(farm, {recursive: true, force: true})
+        // renamed away first: a farm is either whole at its name or not there (ensureFarm builds it again)
+        const drop = path.join(home, 'farms', `.drop-${l.slice(0, 16)}-${process.pid}`)
+        fs.renameSync(farm, drop)
+        fs.rmSync(drop, {recursive: true, force: true})
         out.farms++
       }
       cold.push(l)

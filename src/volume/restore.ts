@@ -51,10 +51,11 @@ export function convergeToLayer(home: string, dir: string, layer: string, index:
   const f: Buffer[] = new Array(FIELDS)
   // the objects the plan copies (field 9: the object's path), for what must be made plain first
   const objects: string[] = []
-  for (let pos = 0, n = 0; pos < out.length; n++) {
+  for (let pos = 0, n = 0, copies = false; pos < out.length; n++) {
     const end = out.indexOf(0, pos)
     if (end < 0) break // said below
-    if (n % FIELDS === 8 && end > pos) {
+    if (n % FIELDS === 0) copies = out[pos] === 0x43 || out[pos] === 0x52 // 'C' create, 'R' replace
+    if (n % FIELDS === 8 && end > pos && copies) {
       const o = out.toString('utf8', pos, end)
       if (!fs.existsSync(o)) objects.push(o)
     }

@@ -134,13 +134,19 @@ function lockVolume(home: string, name: string, wait = true): StoreLock {
  * or busy: its snapshots' farms and objects stay as they are.
  */
 export function lockUnusedVolume(home: string, name: string): StoreLock | undefined {
-  if (volumeUsers(home, name).length || mountedAt(home, name).length) return undefined
+  let lock: StoreLock
   try {
-    return lockVolume(home, name, false)
+    lock = lockVolume(home, name, false)
   } catch (err) {
     if ((err as VeloError).code === 'BUSY') return undefined
     throw err
   }
+  // checked under the lock: a start or mount that held it has bound what it binds, or written its state
+  if (volumeUsers(home, name).length || mountedAt(home, name).length) {
+    lock.release()
+    return undefined
+  }
+  return lock
 }
 
 /**
