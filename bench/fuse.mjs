@@ -9,7 +9,7 @@
 //   3. `velo mount` of that image vs `velo image checkout` of it (both whole CLI invocations)
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {benchStart, hyperfine, ratioRow, sh, VELO, ROOT, writeResults} from './lib.mjs'
+import {benchStart, freshDirEachRun, hyperfine, ratioRow, sh, VELO, ROOT, writeResults} from './lib.mjs'
 
 const {runs, W} = benchStart('fuse')
 const H = path.join(W, 'home')
@@ -112,18 +112,18 @@ try {
 
   // ---- 3. velo mount vs velo image checkout ----------------------------------------------------------------
   const m2 = path.join(W, 'mnt-many2')
-  const co2 = path.join(W, 'co2')
+  // a new checkout dir each run (an rm -rf of the last one right before a run slows it: bench/lib.mjs freshDirEachRun)
+  const co2s = freshDirEachRun(path.join(W, 'co2'))
   fs.mkdirSync(m2, {recursive: true})
   mounts.push(m2)
   r = hyperfine(
     [
-      {name: 'velo image checkout', prepare: `rm -rf ${co2}`, cmd: velo(`image checkout many ${co2}`)},
+      {name: 'velo image checkout', prepare: co2s.prepare, cmd: velo(`image checkout many ${co2s.dir}`), shell: true},
       {name: 'velo mount', prepare: `${velo(`umount ${m2}`)} >/dev/null 2>&1 || true`, cmd: velo(`mount many ${m2}`), shell: true},
     ],
     {runs: Math.min(runs, 3), warmup: 1},
   )
   rows.push(ratioRow(`velo mount of a ${files}-entry image`, r['velo mount'], r['velo image checkout'], 'velo image checkout', 0.1))
-  sh(`rm -rf ${co2}`)
 } finally {
   umountAll()
 }

@@ -10,7 +10,7 @@
 import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {benchStart, hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
+import {benchStart, freshDirEachRun, hyperfine, printRows, ratioRow, sh, VELO, ROOT} from './lib.mjs'
 
 const {runs, W} = benchStart('image')
 
@@ -79,10 +79,12 @@ try {
 
   // 1. import vs docker load of the same docker-save tar, each into an empty store / daemon.
   const wipeDocker = `${docker} rmi -f $(${docker} images -aq) >/dev/null 2>&1; true`
+  // each import into a new store (an rm -rf of the last one right before a run slows it: bench/lib.mjs freshDirEachRun)
+  const fresh = freshDirEachRun(path.join(W, 'import-homes'))
   let r = hyperfine(
     [
       {name: 'docker load', prepare: wipeDocker, cmd: `${docker} load -q -i ${tars.base}`, shell: true},
-      {name: 'velo image import', prepare: `rm -rf ${H}`, cmd: `${v} image import ${tars.base} --home ${H}`},
+      {name: 'velo image import', prepare: fresh.prepare, cmd: `${v} image import ${tars.base} --home ${fresh.dir}`, shell: true},
     ],
     {runs},
   )
@@ -108,11 +110,12 @@ try {
       `the store grew by ${((s1 - s0) / 1e6).toFixed(2)} MB on disk incl. manifests; Docker's data-root grew by ${((d1 - d0) / 1e6).toFixed(2)} MB.`,
   )
 
-  // 3. pull (daemon → velo store) vs docker save to a file.
+  // 3. pull (daemon → velo store) vs docker save to a file; each pull into a new store
+  const pullHomes = freshDirEachRun(path.join(W, 'pull-homes'))
   r = hyperfine(
     [
       {name: 'docker save > file', prepare: `rm -f ${W}/saved.tar`, cmd: `${docker} save debian:bench > ${W}/saved.tar`, shell: true},
-      {name: 'velo image pull', prepare: `rm -rf ${W}/pullhome`, cmd: `env DOCKER_HOST=${host} ${v} image pull debian:bench --home ${W}/pullhome`, shell: true},
+      {name: 'velo image pull', prepare: pullHomes.prepare, cmd: `env DOCKER_HOST=${host} ${v} image pull debian:bench --home ${pullHomes.dir}`, shell: true},
     ],
     {runs},
   )

@@ -13,7 +13,7 @@ import {spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
-import {benchStart, hyperfine, printRows, ratioRow, sh, VELO} from './lib.mjs'
+import {benchStart, freshDirEachRun, hyperfine, printRows, ratioRow, sh, VELO} from './lib.mjs'
 
 const {runs, W} = benchStart('registry', {setup: process.env.VELO_BENCH_SETUP !== '0'})
 const v = VELO
@@ -116,11 +116,12 @@ try {
   const notes = []
   const wipeDocker = `${docker} rmi -f $(${docker} images -aq) >/dev/null 2>&1; true`
   const H = path.join(W, 'pull-home')
-  // 1. Whole image: empty daemon vs empty store.
+  // 1. Whole image: empty daemon vs empty store (a new one each run: bench/lib.mjs freshDirEachRun)
+  const pullHomes = freshDirEachRun(path.join(W, 'pull-homes'))
   const r = hyperfine(
     [
       {name: 'docker pull', prepare: wipeDocker, cmd: `${docker} pull -q ${REG}/bench/docker:t1`, shell: true},
-      {name: 'velo pull', prepare: `rm -rf ${H}`, cmd: `${v} pull ${REG}/bench/velo:t1 --insecure --home ${H}`},
+      {name: 'velo pull', prepare: pullHomes.prepare, cmd: `${v} pull ${REG}/bench/velo:t1 --insecure --home ${pullHomes.dir}`, shell: true},
     ],
     {runs},
   )
