@@ -44,6 +44,9 @@ describe('velo metrics', () => {
     const sizes = spawnSync('find', [path.join(sb.home, 'cas'), '-type', 'f', '-printf', '%s\\n'], {encoding: 'utf8'}).stdout.trim().split('\n').map(Number)
     expect(m.get('velo_store_objects')).toBe(sizes.length)
     expect(m.get('velo_store_physical_bytes')).toBe(sizes.reduce((a, b) => a + b, 0))
+    // nothing cold here (no volume snapshot): stored = deduplicated, nothing compressed
+    expect(m.get('velo_store_stored_bytes')).toBe(m.get('velo_store_physical_bytes'))
+    expect(m.get('velo_store_compressed_objects')).toBe(0)
     // the running tenant: its limit and tasks as its cgroup files say; the stopped one is 0 and has no usage
     expect(m.get(`velo_sandbox_running{sandbox="${A}"}`)).toBe(1)
     expect(m.get(`velo_sandbox_running{sandbox="${B}"}`)).toBe(0)

@@ -56,6 +56,9 @@ describe('cold objects of volume snapshots', () => {
     expect(st.compressed).toMatchObject({objects: 4, logicalBytes: gc.frozenBytes, storedBytes: gc.frozenStoredBytes})
     expect(st.storedBytes).toBeLessThan(st.physicalBytes)
     expect(sb.velo(['status']).stdout).toMatch(/4 cold objects compressed/)
+    const metrics = sb.velo(['metrics']).stdout
+    expect(metrics).toMatch(/^velo_store_compressed_objects 4$/m)
+    expect(metrics).toMatch(new RegExp(`^velo_store_compressed_stored_bytes ${gc.frozenStoredBytes}$`, 'm'))
     const fsck = sb.json(['fsck'])
     expect(fsck.problems).toEqual([])
 
