@@ -16,6 +16,19 @@ export function packageRoot(): string {
   }
 }
 
+const optional = new Map<string, string | undefined>()
+/**
+ * Path of a native tool that may be missing (an accelerator, or a tool built only when its library is installed):
+ * undefined then, and the caller takes its other way or says what is missing. Looked up once per process.
+ */
+export function optionalNativeBin(name: string): string | undefined {
+  if (!optional.has(name)) {
+    const p = path.join(packageRoot(), 'native', 'build', name)
+    optional.set(name, fs.existsSync(p) ? p : undefined)
+  }
+  return optional.get(name)
+}
+
 /** Path of a native binary built by `make -C native`; a clear error when the build is missing. */
 export function nativeBin(name: string): string {
   const p = path.join(packageRoot(), 'native', 'build', name)

@@ -7,7 +7,7 @@ import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {requireWritableStore} from '../lib/store-access'
 import {ensureHoldsDir} from './holds'
-import {nativeBin} from '../lib/native'
+import {optionalNativeBin} from '../lib/native'
 import {encodeXattrs, xattrDigest, Xattrs} from '../manifest/xattrs'
 import {readXattrs, setXattrs} from './xattr-io'
 
@@ -94,7 +94,6 @@ export function hashBuffer(b: Buffer): string {
 
 /** Files at least this large are hashed by native/build/velo-b3 when it is built. */
 const NATIVE_HASH_MIN = 32 << 20
-let b3: string | null | undefined
 
 /**
  * BLAKE3 of a large file with velo-b3 (Rust, Debian's blake3 crate): the file is memory-mapped and its
@@ -102,13 +101,7 @@ let b3: string | null | undefined
  * buffer, at about a third of that here. undefined when the tool is not built or the path is not UTF-8.
  */
 function nativeHash(file: string | Buffer): {hash: string; size: number} | undefined {
-  if (b3 === undefined) {
-    try {
-      b3 = nativeBin('velo-b3')
-    } catch {
-      b3 = null
-    }
-  }
+  const b3 = optionalNativeBin('velo-b3')
   if (!b3) return undefined
   const p = typeof file === 'string' ? file : file.toString()
   if (typeof file !== 'string' && !Buffer.from(p).equals(file)) return undefined

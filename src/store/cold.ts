@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
-import {nativeBin} from '../lib/native'
+import {optionalNativeBin} from '../lib/native'
 import {isReadOnlyStore} from '../lib/store-access'
 import type {ManifestDb} from '../manifest/db'
 import {S_IFMT, S_IFREG} from '../manifest/entry'
@@ -28,18 +28,8 @@ export function markCold(home: string, on: boolean): void {
   else fs.rmSync(path.join(home, MARK), {force: true})
 }
 
-let tool: string | null | undefined
 /** velo-cold, or undefined when it is not built (no libzstd-dev at install: gc then compresses nothing) */
-export function coldTool(): string | undefined {
-  if (tool === undefined) {
-    try {
-      tool = nativeBin('velo-cold')
-    } catch {
-      tool = null
-    }
-  }
-  return tool ?? undefined
-}
+export const coldTool = (): string | undefined => optionalNativeBin('velo-cold')
 
 /** `<h0h1>/<name>`: what velo-cold reads on stdin */
 const rel = (name: string) => `${name.slice(0, 2)}/${name}`

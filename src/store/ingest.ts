@@ -3,7 +3,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import {spawn, spawnSync} from 'node:child_process'
 import {VeloError, fromSystemError} from '../lib/errors'
-import {nativeBin} from '../lib/native'
+import {optionalNativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
 import {FLAG_OPAQUE, LayerBuilder, Meta, metaFromStat, newMeta, TreeNode, whiteoutMeta} from '../manifest/builder'
@@ -119,17 +119,8 @@ function checkDir(dir: string): {src: string; rootSt: fs.BigIntStats} {
   return {src, rootSt}
 }
 
-let ingestTool: string | null | undefined
-export function nativeIngestTool(): string | undefined {
-  if (ingestTool === undefined) {
-    try {
-      ingestTool = nativeBin('velo-ingest')
-    } catch {
-      ingestTool = null // not built (no BLAKE3 C sources at install): the Node path
-    }
-  }
-  return ingestTool ?? undefined
-}
+/** velo-ingest, or undefined when not built (no BLAKE3 C sources at install): the Node path */
+export const nativeIngestTool = (): string | undefined => optionalNativeBin('velo-ingest')
 
 const NUL = 0
 const FIELDS = 13

@@ -2,7 +2,7 @@ import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {applyMeta, MetaRecord} from '../lib/meta'
-import {nativeBin} from '../lib/native'
+import {optionalNativeBin} from '../lib/native'
 import {decodeXattrs} from '../manifest/xattrs'
 
 /**
@@ -12,17 +12,8 @@ import {decodeXattrs} from '../manifest/xattrs'
  * files first, directories deepest first). Applying a plan again, or planning again after a kill midway, converges
  * on the same tree: the caller keeps a marker until it is done and runs it again if it finds one.
  */
-let tool: string | null | undefined
-export function convergeTool(): string | undefined {
-  if (tool === undefined) {
-    try {
-      tool = nativeBin('velo-converge')
-    } catch {
-      tool = null // not built: the volume restores by a full checkout and a swap
-    }
-  }
-  return tool ?? undefined
-}
+/** velo-converge, or undefined when not built: the volume restores by a full checkout and a swap */
+export const convergeTool = (): string | undefined => optionalNativeBin('velo-converge')
 
 const FIELDS = 13
 const S_IFMT = 0o170000
