@@ -127,7 +127,19 @@ describe('pause', () => {
     const holders = () => (fs.existsSync(holdsFile) ? JSON.parse(fs.readFileSync(holdsFile, 'utf8')).map((h: any) => h.by).sort() : [])
     // a snapshot caught while it holds W: new files to read make its pass long enough to stop it in
     let round = 0
-    const caughtSnapshot = () => {
+    const caughtSnapshot = async () => {
+      // a pass short enough to end before the loop below looks (a fast run) is tried again with a new snapshot
+      for (let attempt = 1; ; attempt++) {
+        const r = startSnapshot()
+        if (r.caught || attempt === 5) {
+          expect(r.caught, 'the snapshot was seen holding the writer').toBe(true)
+          r.c.kill('SIGSTOP')
+          return {c: r.c, closed: r.closed}
+        }
+        await r.closed
+      }
+    }
+    const startSnapshot = () => {
       const dir = path.join(data, `new${round++}`)
       fs.mkdirSync(dir)
       for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(dir, `f${i}`), `${round} ${i}\n`)
@@ -140,13 +152,11 @@ describe('pause', () => {
       }
       let caught = false
       for (let i = 0; i < 200_000 && c.exitCode === null && !caught; i++) caught = holders().includes('snapshot') && lockFree()
-      expect(caught, 'the snapshot was seen holding the writer').toBe(true)
-      c.kill('SIGSTOP')
-      return {c, closed}
+      return {c, closed, caught}
     }
     try {
       // 1. held by a snapshot: the user's unpause is refused; the user's pause is added to it and outlives it
-      let snap = caughtSnapshot()
+      let snap = await caughtSnapshot()
       expect(statusOf(W)).toBe('paused')
       const refused = sb.velo(['sandbox', 'unpause', W])
       expect(refused.status).not.toBe(0)
@@ -160,7 +170,7 @@ describe('pause', () => {
       expect(holders()).toEqual(['user'])
       // 2. paused by the user first, then a snapshot: the user's unpause lets go of theirs only; killed, the
       // snapshot's hold is let go by the next volume command, and W runs again
-      snap = caughtSnapshot()
+      snap = await caughtSnapshot()
       expect(holders()).toEqual(['snapshot', 'user'])
       ok(['sandbox', 'unpause', W])
       expect(statusOf(W)).toBe('paused')
@@ -171,7 +181,7 @@ describe('pause', () => {
       expect(holders()).toEqual([])
       // 3. paused by the user, then a snapshot killed: the user's pause stays after its recovery
       ok(['sandbox', 'pause', W])
-      snap = caughtSnapshot()
+      snap = await caughtSnapshot()
       snap.c.kill('SIGKILL')
       await snap.closed
       sb.json(['volume', 'inspect', V])
@@ -179,7 +189,7 @@ describe('pause', () => {
       ok(['sandbox', 'unpause', W])
       expect(statusOf(W)).toBe('running')
       // 4. a stop waits for the snapshot reading the writer (both front doors: the native one hands it to Node)
-      snap = caughtSnapshot()
+      snap = await caughtSnapshot()
       const stop = spawn(VELO, ['sandbox', 'stop', '-t', '5', W], {env: {...process.env, VELO_HOME: sb.home}, stdio: ['ignore', 'ignore', 'pipe']})
       let err = ''
       stop.stderr.on('data', (d) => (err += d))
