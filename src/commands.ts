@@ -44,6 +44,9 @@ import VolumeRestore from './commands/volume/restore'
 import VolumeSnapshot from './commands/volume/snapshot'
 import VolumeSnapshotRm from './commands/volume/snapshot/rm'
 import VolumeSnapshots from './commands/volume/snapshots'
+import VolumeVaultCreate from './commands/volume/vault/create'
+import VolumeVaultLock from './commands/volume/vault/lock'
+import VolumeVaultUnlock from './commands/volume/vault/unlock'
 import VolumeUmount from './commands/volume/umount'
 import Run from './commands/run'
 import Inception from './commands/inception'
@@ -106,6 +109,9 @@ export const COMMANDS = {
   'volume:snapshot': VolumeSnapshot,
   'volume:snapshot:rm': VolumeSnapshotRm,
   'volume:snapshots': VolumeSnapshots,
+  'volume:vault:create': VolumeVaultCreate,
+  'volume:vault:lock': VolumeVaultLock,
+  'volume:vault:unlock': VolumeVaultUnlock,
   'volume:umount': VolumeUmount,
   run: Run,
   inception: Inception,

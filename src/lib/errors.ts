@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'NATIVE'
   | 'UNREACHABLE'
   | 'AUTH'
+  | 'RATE_LIMITED'
   | 'INTERNAL'
 
 const EXIT: Record<ErrorCode, number> = {
@@ -40,6 +41,7 @@ const EXIT: Record<ErrorCode, number> = {
   NATIVE: 1,
   UNREACHABLE: 1,
   AUTH: 1,
+  RATE_LIMITED: 1,
   INTERNAL: 70,
 }
 

@@ -32,3 +32,30 @@ export function procStat(pid: number): {state: string; start: string} | undefine
   const rest = s.slice(s.lastIndexOf(')') + 2).split(' ')
   return {state: rest[0], start: rest[19]}
 }
+
+/**
+ * Make BASE/parts[0]/parts[1]/... as directories (each missing one with `mode`), never through a symlink below BASE:
+ * each component is opened O_NOFOLLOW | O_DIRECTORY through the fd of the one above it (/proc/self/fd), so a tenant
+ * that writes under BASE (a volume's data dir) cannot swap a component for a symlink and have root make directories
+ * elsewhere. BASE itself is velo's. Throws ELOOP/ENOTDIR when a component is not a real directory.
+ */
+export function mkdirsNoFollow(base: string, parts: string[], mode = 0o755): void {
+  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW
+  let fd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
+  try {
+    for (const p of parts) {
+      if (!p || p === '.' || p === '..' || p.includes('/')) throw new Error(`bad path component ${JSON.stringify(p)}`)
+      const at = `/proc/self/fd/${fd}/${p}`
+      try {
+        fs.mkdirSync(at, {mode})
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const next = fs.openSync(at, flags)
+      fs.closeSync(fd)
+      fd = next
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+}

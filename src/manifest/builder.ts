@@ -119,6 +119,18 @@ export class LayerBuilder {
     return node
   }
 
+  /** Take `name` out of `dir` with everything below it; hard links left elsewhere count one member less each. */
+  drop(dir: TreeNode, name: Buffer): void {
+    const node = dir.children!.get(key(name))
+    if (!node) return
+    dir.children!.delete(key(name))
+    const uncount = (n: TreeNode) => {
+      if (n.group) n.group.members--
+      for (const c of n.children?.values() ?? []) uncount(c)
+    }
+    uncount(node)
+  }
+
   /** Make `name` a hard link to `target` (a regular file already in this layer). */
   link(dir: TreeNode, name: Buffer, target: TreeNode, where: string): TreeNode {
     if ((target.meta.mode & S_IFMT) !== S_IFREG) throw new VeloError('BAD_INPUT', `${where}: hard link target is not a regular file`)

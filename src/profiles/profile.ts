@@ -33,7 +33,12 @@ export interface MountSpec {
   volume?: string
   /** one of that volume's snapshots, read-only at TARGET/.snapshots/SNAP (source: its layer's farm) */
   snapshot?: string
+  /** that volume's vault, at TARGET/.vault while it was unlocked at the tenant's start (src/volume/vault.ts) */
+  vault?: true
 }
+
+/** A mount that comes with a volume's own (its snapshots, its vault): made again at every start, never given by the user. */
+export const isVolumeExtra = (m: MountSpec): boolean => m.snapshot !== undefined || m.vault === true
 
 /** Linux capability numbers (include/uapi/linux/capability.h). */
 export const CAPS: Record<string, number> = {

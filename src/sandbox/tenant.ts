@@ -5,7 +5,7 @@ import {isRoot} from '../lib/home'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {validateName} from '../lib/names'
 import type {ManifestDb} from '../manifest/db'
-import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
+import {CAPS, capMask, checkEnvKey, FORBIDDEN_CAPS, checkPathValue, DISK_MIN, isVolumeExtra, loadProfileCached, MountSpec, parseBytes, parseCpus, parsePids, Profile, RATE_MIN} from '../profiles/profile'
 import {cgroupStats, layout, Limits} from './cgroup'
 import {DEFAULT_IMAGE} from './default-image'
 import {containerBoot, containerDelete, containerExec, containerKill, containerPurge} from './container'
@@ -16,6 +16,7 @@ import {clearPauseHolds, isPaused, whileNoReaders} from './pause'
 import {NETWORK_MODES, parsePublish, parseRates, resolveNetwork, tenantAddress, type PortMapping, type TenantAddress} from '../network/networks'
 import {monitorAlive, parseLogOpts, parseRestart, readWorkload} from './workload'
 import {ensureVolumes, holdVolumes, isVolumeName, requireVolumes, snapshotMounts, volumeDataDir} from '../volume/volumes'
+import {vaultMounts} from '../volume/vault'
 import {isRunning, listTenantNames, lockSandbox, readState, TenantState, tenantDir, tenantIdRanges, tenantsDir, TmpfsSpec, writeState} from './state'
 
 /**
@@ -397,7 +398,10 @@ async function createHolding(home: string, name: string, o: CreateOptions, held:
     // and before it, gc cannot run. (The native front-end claims the same way: native/cli/sandbox.c.)
     t = process.hrtime.bigint()
     // the volumes held from here until the tenant runs (not across the image and farm builds above, which can be long)
-    if (volumes.length) held.push(holdVolumes(home, volumes).release)
+    if (volumes.length) {
+      held.push(holdVolumes(home, volumes).release)
+      mounts.push(...volumesVaultMounts(home, mounts)) // unlocked now; a lock waits for this tenant to run
+    }
     const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
     try {
       if (backend === 'farm') for (const l of img.layers) ensureFarm(home, db, l)
@@ -568,8 +572,13 @@ function fuseNotIdmappable(): VeloError {
 /** The snapshots of the volumes among mounts, read-only at TARGET/.snapshots/SNAP (as they are now). */
 async function volumesSnapshotMounts(home: string, mounts: MountSpec[]): Promise<MountSpec[]> {
   const out: MountSpec[] = []
-  for (const m of mounts) if (m.volume !== undefined && m.snapshot === undefined) out.push(...(await snapshotMounts(home, m.volume, m.target)))
+  for (const m of mounts) if (m.volume !== undefined && !isVolumeExtra(m)) out.push(...(await snapshotMounts(home, m.volume, m.target)))
   return out
+}
+
+/** The vaults of the volumes among mounts that are unlocked now, at TARGET/.vault (called while the volumes are held). */
+function volumesVaultMounts(home: string, mounts: MountSpec[]): MountSpec[] {
+  return mounts.flatMap((m) => (m.volume !== undefined && !isVolumeExtra(m) ? vaultMounts(home, m.volume, m.target, m.readonly) : []))
 }
 
 export async function startSandbox(home: string, name: string, o: {transient?: boolean} = {}): Promise<CreateResult> {
@@ -585,7 +594,7 @@ export async function startSandbox(home: string, name: string, o: {transient?: b
 async function startLocked(home: string, name: string, t0: bigint, o: {transient?: boolean}): Promise<CreateResult> {
   const s = readState(home, name)
   if (isRunning(s)) throw new VeloError('STATE', `sandbox ${name} is already running`, {suggestion: `run commands in it with velo sandbox exec ${name} -- CMD, or stop it first`})
-  const volumes = s.mounts.flatMap((m) => (m.volume !== undefined && m.snapshot === undefined ? [m.volume] : []))
+  const volumes = s.mounts.flatMap((m) => (m.volume !== undefined && !isVolumeExtra(m) ? [m.volume] : []))
   const held = holdVolumes(home, volumes)
   try {
     return await startHoldingVolumes(home, s, t0, o)
@@ -599,8 +608,8 @@ async function startHoldingVolumes(home: string, s: TenantState, t0: bigint, o: 
   const name = s.name
   // a volume's snapshots as they are at this start (taken or removed since the last one)
   if (s.mounts.some((m) => m.volume !== undefined)) {
-    const kept = s.mounts.filter((m) => m.snapshot === undefined)
-    s.mounts = [...kept, ...(await volumesSnapshotMounts(home, kept))]
+    const kept = s.mounts.filter((m) => !isVolumeExtra(m))
+    s.mounts = [...kept, ...(await volumesSnapshotMounts(home, kept)), ...volumesVaultMounts(home, kept)]
   }
   const timings: Record<string, number> = {}
   const db = await openDb(home)

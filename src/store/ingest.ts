@@ -66,7 +66,7 @@ export interface IndexOptions {
 
 /** index: files unchanged since the index was written are not read again; ignored on the Node path (it hashes
  * everything, and writes no index). */
-export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides, opts: {index?: IndexOptions; onLocked?: () => void} = {}): Promise<IngestResult> {
+export async function ingestDirectory(home: string, dir: string, name: string, progress?: Progress, owners?: OwnerOverrides, opts: IngestTreesOptions = {}): Promise<IngestResult> {
   const r = await ingestTrees(home, [dir], (layers) => ({name, layers: layers.map((l) => l.id), createdAt: new Date().toISOString(), source: layers[0].source}), progress, owners, opts)
   const t = r.trees[0]
   const info = t.info
@@ -86,6 +86,14 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
     layerExisted: t.layerExisted,
     warnings: r.warnings,
   }
+}
+
+export interface IngestTreesOptions {
+  index?: IndexOptions
+  /** a step that must wait for the store lock */
+  onLocked?: () => void
+  /** entries of each tree's root left out of its layer, with all below them (a volume's `.vault`) */
+  omitRootNames?: string[]
 }
 
 export interface TreesResult {
@@ -446,7 +454,7 @@ export async function ingestTrees(
   makeImage: (layers: LayerInfo[]) => ImageRecord,
   progress?: Progress,
   owners?: OwnerOverrides,
-  opts: {index?: IndexOptions; onLocked?: () => void} = {},
+  opts: IngestTreesOptions = {},
 ): Promise<TreesResult> {
   const t0 = process.hrtime.bigint()
   const xfilter = newXattrFilter()
@@ -501,6 +509,7 @@ export async function ingestTrees(
     // the native pass ended with a syncfs of its own: another only for objects stored here after it
     if (!tool || jobs.length > 0) store.sync()
     const tSync = process.hrtime.bigint()
+    for (const s of scanned) for (const n of opts.omitRootNames ?? []) s.builder.drop(s.builder.root, Buffer.from(n))
     const built = scanned.map((s) => s.builder.finish(s.src))
     mark('layers built')
     const existed = built.map((b) => db.hasLayer(b.info.id))

@@ -1,14 +1,17 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
-import {writeFileAtomic} from '../lib/fsutil'
+import {mkdirsNoFollow, writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
+import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
 import {emitEvent} from '../lib/events'
 import {validateName} from '../lib/names'
-import {DISK_MIN, parseBytes} from '../profiles/profile'
+import {DISK_MIN, isVolumeExtra, parseBytes} from '../profiles/profile'
 import {listTenantNames, readState} from '../sandbox/state'
 import {convergeTool, convergeToLayer} from './restore'
+import {refuseUnlockedVault, VAULT_DIR, vaultMounts, vaultState} from './vault'
+import type {VaultState} from './vault'
 
 /**
  * Named volumes: tenant data that outlives its tenants (`velo volume create`, `-v NAME:/path`).
@@ -45,6 +48,8 @@ export interface SnapshotInfo {
 export interface VolumeInfo extends VolumeRecord {
   dir: string // the data dir (the host's view of the files)
   usedBy: string[] // sandboxes whose state names it (running or not)
+  /** its vault, if it has one: unlocked (at .vault in its mounts) or locked (absent) */
+  vault?: VaultState
 }
 
 export const volumesDir = (home: string) => path.join(home, 'volumes')
@@ -89,7 +94,7 @@ export function isVolumeName(src: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(src) && !src.includes('/')
 }
 
-function readRecord(home: string, name: string): VolumeRecord {
+export function readRecord(home: string, name: string): VolumeRecord {
   validateName('volume', name)
   let text: string
   try {
@@ -118,7 +123,7 @@ export function volumeUsers(home: string, name: string): string[] {
 }
 
 /** One volume command at a time changes a volume's files through velo (snapshot, restore, finishing a restore). */
-function lockVolume(home: string, name: string, wait = true): StoreLock {
+export function lockVolume(home: string, name: string, wait = true): StoreLock {
   const file = path.join(volumeDir(home, name), 'lock')
   return new StoreLock(file).acquire('exclusive', {
     wait,
@@ -220,8 +225,13 @@ export async function snapshotMounts(home: string, name: string, target: string)
   try {
     return snaps.map((s) => {
       ensureFarm(home, db, s.layer)
-      // the mount point, made from the host (a read-only mount of the volume could not get it made inside)
-      fs.mkdirSync(path.join(volumeDataDir(home, name), SNAPSHOTS_DIR, s.name), {recursive: true, mode: 0o755})
+      // the mount point, made from the host (a read-only mount of the volume could not get it made inside); its
+      // tenants write there, so never through a symlink one of them put in place of .snapshots
+      try {
+        mkdirsNoFollow(volumeDataDir(home, name), [SNAPSHOTS_DIR, s.name])
+      } catch (err) {
+        throw fromSystemError(err, `cannot make the mount point of snapshot ${s.name} in volume ${name} (is ${SNAPSHOTS_DIR} a real directory?)`)
+      }
       return {source: farmPath(home, s.layer), target: path.posix.join(target, SNAPSHOTS_DIR, s.name), readonly: true as const, volume: name, snapshot: s.name}
     })
   } finally {
@@ -263,6 +273,7 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
   const lock = lockVolume(home, name)
   try {
     recoverRestore(home, name, 'locked')
+    refuseMountsInside(home, name, 'a snapshot')
     const image = snapshotImage(name, snap)
     if (await hasImage(home, image)) throw new VeloError('ALREADY_EXISTS', `volume ${name} has a snapshot named ${snap}`, {suggestion: `pick another name, or remove it: velo volume snapshot rm ${name} ${snap}`})
     const {ingestDirectory} = await import('../store/ingest')
@@ -274,6 +285,9 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
       fs.rmSync(ix.next, {force: true})
       const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {
         index: {in: ix.path, out: ix.next, layer: ix.layer},
+        // never the vault: its files are secrets, and the store's objects are shared and unencrypted (only its
+        // mount point is in the data dir, but a snapshot restored while it is locked must not make it appear)
+        omitRootNames: [VAULT_DIR],
         // the writers paused once the store lock is held: never frozen while a gc holds the store
         onLocked: () => {
           if (o.pause !== false) guard = pauseWriters(home, name)
@@ -303,7 +317,7 @@ function pauseWriters(home: string, name: string): {paused: string[]; release: (
   const writers = volumeUsers(home, name).filter((t) => {
     try {
       const s = readState(home, t)
-      return isRunning(s) && s.mounts.some((m) => m.volume === name && m.snapshot === undefined && !m.readonly)
+      return isRunning(s) && s.mounts.some((m) => m.volume === name && !isVolumeExtra(m) && !m.readonly)
     } catch {
       return false
     }
@@ -406,6 +420,9 @@ export async function restoreVolume(home: string, name: string, snap: string): P
   validateSnapshotName(snap)
   const lock = lockVolume(home, name)
   try {
+    // the vault's mount point is not a snapshot's to remove, and its files are in no snapshot
+    refuseUnlockedVault(home, name, 'a restore')
+    refuseMountsInside(home, name, 'a restore')
     return await restoreLocked(home, name, snap)
   } finally {
     lock.release()
@@ -539,7 +556,7 @@ function finishRestore(home: string, name: string, layer: string, marker?: {snap
  * caller holds the volume lock; 'wait' for it (a sandbox about to use the volume); 'try': a volume busy with a
  * live snapshot or restore is left to it (a listing never waits for one).
  */
-function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 'try' = 'wait', o: {restoring?: boolean} = {}): void {
+export function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 'try' = 'wait', o: {restoring?: boolean} = {}): void {
   const dir = volumeDir(home, name)
   let names: string[]
   try {
@@ -598,7 +615,8 @@ function recoverRestore(home: string, name: string, mode: 'locked' | 'wait' | 't
 export function inspectVolume(home: string, name: string): VolumeInfo {
   const rec = readRecord(home, name)
   recoverRestore(home, name, 'try')
-  return {...rec, dir: volumeDataDir(home, name), usedBy: volumeUsers(home, name)}
+  const vault = vaultState(home, name)
+  return {...rec, dir: volumeDataDir(home, name), usedBy: volumeUsers(home, name), ...(vault ? {vault} : {})}
 }
 
 export function listVolumes(home: string): VolumeInfo[] {
@@ -628,6 +646,7 @@ export function removeVolume(home: string, name: string): {name: string} {
     const users = volumeUsers(home, name)
     if (users.length)
       throw new VeloError('BUSY', `volume ${name} is in use by ${users.join(', ')}`, {suggestion: `remove those sandboxes first (velo sandbox rm -f ${users.join(' ')})`})
+    refuseUnlockedVault(home, name, 'removing the volume')
     if (mountedAt(home, name).length)
       throw new VeloError('BUSY', `volume ${name} is mounted at ${mountedAt(home, name).join(', ')}`, {suggestion: `unmount it first: velo volume umount ${mountedAt(home, name)[0]}`})
     const trash = path.join(volumesDir(home), `.rm-${name}-${process.pid}`)
@@ -655,8 +674,26 @@ export async function removeVolumeSnapshots(home: string, name: string): Promise
   }
 }
 
+/**
+ * Snapshot and restore walk the data dir on the host, where nothing is ever mounted by velo (its binds of snapshots
+ * and the vault are private mounts elsewhere): a mount found inside it (propagated there by a host's shared mount,
+ * or made by hand) would have its files read into the store, or rewritten, so the pass is refused.
+ */
+function refuseMountsInside(home: string, name: string, what: string): void {
+  const data = fs.realpathSync(volumeDataDir(home, name)) + '/'
+  const inside: string[] = []
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const point = (line.split(' ')[4] ?? '').replace(/\\(\d{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+    if (point.startsWith(data)) inside.push(point)
+  }
+  if (inside.length)
+    throw new VeloError('BUSY', `${what} of volume ${name} would read what is mounted inside its data dir: ${inside.join(', ')}`, {
+      suggestion: `unmount it (umount ${inside[0]}); velo never mounts there itself`,
+    })
+}
+
 /** Mount points on this host whose source is the volume's data dir (`velo volume mount`). */
-function mountedAt(home: string, name: string): string[] {
+export function mountedAt(home: string, name: string): string[] {
   const data = volumeDataDir(home, name)
   let real: string
   try {
@@ -702,21 +739,23 @@ export async function mountVolume(home: string, name: string, target: string): P
 
 async function mountHeld(home: string, name: string, dir: string): Promise<{name: string; dir: string; snapshots: string[]}> {
   const {execFileSync} = require('node:child_process') as typeof import('node:child_process')
+  // its snapshots, read-only below .snapshots/, and its vault while unlocked: their mount points are in the data dir,
+  // made first (a volume whose tenant broke them is refused before anything is mounted); tenants write that dir, so
+  // the binds never reach a mount point through a symlink (velo-bind)
+  const snaps = await snapshotMounts(home, name, dir)
+  const extra = [...snaps, ...vaultMounts(home, name, dir, false)]
   try {
-    execFileSync('mount', ['--bind', volumeDataDir(home, name), dir], {stdio: ['ignore', 'ignore', 'pipe']})
+    // private (velo-bind): the snapshots and vault mounted below it must not propagate back into the data dir, as
+    // they would from a host whose / is shared (systemd's default) through a plain `mount --bind`
+    execFileSync(nativeBin('velo-bind'), [volumeDataDir(home, name), fs.realpathSync(dir)], {stdio: ['ignore', 'ignore', 'pipe']})
   } catch (err) {
     throw new VeloError('NATIVE', `cannot mount volume ${name} at ${dir}: ${String((err as {stderr?: Buffer}).stderr ?? err).trim()}`)
   }
-  // its snapshots, read-only below .snapshots/ (a bind, then a read-only remount: util-linux does both)
-  const snaps = await snapshotMounts(home, name, dir)
   try {
-    for (const m of snaps) {
-      fs.mkdirSync(m.target, {recursive: true})
-      execFileSync('mount', ['--bind', '-o', 'ro', m.source, m.target], {stdio: ['ignore', 'ignore', 'pipe']})
-    }
+    for (const m of extra) execFileSync(nativeBin('velo-bind'), [m.source, m.target, '--nosuid', ...(m.readonly ? ['--ro'] : [])], {stdio: ['ignore', 'ignore', 'pipe']})
   } catch (err) {
     execFileSync('umount', ['-R', dir], {stdio: 'ignore'})
-    throw new VeloError('NATIVE', `cannot mount the snapshots of volume ${name} at ${dir}: ${String((err as {stderr?: Buffer}).stderr ?? err).trim()}`)
+    throw new VeloError('NATIVE', `cannot mount the snapshots or the vault of volume ${name} at ${dir}: ${String((err as {stderr?: Buffer}).stderr ?? err).trim()}`)
   }
   return {name, dir, snapshots: snaps.map((m) => m.snapshot)}
 }

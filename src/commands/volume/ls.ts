@@ -8,7 +8,7 @@ export default class VolumeLs extends VeloCommand<typeof VolumeLs> {
     const {listVolumes} = await import('../../volume/volumes')
     const {table} = await import('../../lib/table')
     const l = listVolumes(this.home)
-    if (!this.jsonEnabled()) process.stdout.write(table(['NAME', 'CREATED', 'FROM', 'USED BY'], l.map((v) => [v.name, v.createdAt, v.from ?? '', v.usedBy.join(',')])) + '\n')
+    if (!this.jsonEnabled()) process.stdout.write(table(['NAME', 'CREATED', 'FROM', 'VAULT', 'USED BY'], l.map((v) => [v.name, v.createdAt, v.from ?? '', v.vault ?? '', v.usedBy.join(',')])) + '\n')
     return l
   }
 }
