@@ -1,26 +1,39 @@
 /* velo-cold: cold objects of the store kept zstd-compressed (docs/volumes.md, "Cold objects").
  *
- *   velo-cold freeze|thaw|verify CASDIR TMPDIR ROOT|NOROOT   < object names (<h0h1>/<name>), one per line
+ *   velo-cold freeze|thaw|verify CASDIR TMPDIR ROOT|NOROOT CHUNKDIR   < object names (<h0h1>/<name>), one per line
+ *   velo-cold sweep-chunks CASDIR TMPDIR ROOT|NOROOT CHUNKDIR         (no input)
  *
  * An object HASH_SIZE_MODE_UID_GID (docs/format.md, "Objects"; none with xattrs: a compressed file could not carry
- * them) is either hot — the plain file CASDIR/<h0h1>/<name>, what farms link and readers open — or cold: the file
- * <name>.zst beside it, one zstd frame of the same bytes, 0600, with no plain file.
+ * them) is either hot — the plain file CASDIR/<h0h1>/<name>, what farms link and readers open — or cold, in one of
+ * two forms with no plain file beside it:
+ *   <name>.zst  one zstd frame of the same bytes, 0600 (objects under CDC_MIN_BYTES);
+ *   <name>.cdc  a recipe (objects of CDC_MIN_BYTES or more): the object cut by content-defined chunking (FastCDC,
+ *               below) into chunks of 16-256 KiB, each stored once in CHUNKDIR/<h0h1>/<BLAKE3 of the chunk> as a zstd
+ *               frame, and shared by every recipe that has it: a large file changed in place (a VM image, a
+ *               database) costs its changed chunks. Recipe: "VELOCDC1", u32 count, then per chunk its 32-byte
+ *               BLAKE3 and u32 length (little-endian); the chunks in order make the object.
  *
  * freeze: each plain object with one link (no farm or checkout shares its inode) is compressed into a temp file in
  *   TMPDIR, which is decompressed again and must hash to the name; one that would not use fewer disk blocks
  *   compressed stays hot. Then one syncfs, every <name>.zst renamed into place, one syncfs, and only then the plain
  *   files unlinked (each still with one link): a kill at any point leaves each object hot, or hot and cold at once
  *   (the next gc drops the redundant .zst), or cold — never neither. Prints "frozen NAME PLAIN_BYTES ZST_BYTES" or
- *   "kept NAME WHY" per name.
+ *   "kept NAME WHY" per name; an object of CDC_MIN_BYTES or more is chunked instead (its new chunks written, each
+ *   checked by decompressing it, before the recipe; the whole hashed while it is cut): "chunked NAME PLAIN_BYTES
+ *   NEW_BYTES CHUNKS NEW_CHUNKS", NEW_BYTES what its new chunk files and recipe take.
  * thaw: each cold object is decompressed into a temp file while it is hashed; one whose bytes do not hash to its
  *   name fails the run (exit 1, "velo-cold: NAME.zst: damaged: ...") and nothing is linked. The temp files get their
  *   names' mode and owner (ROOT); one syncfs; each is linked into place (EEXIST: hot already); one syncfs; the .zst
  *   files unlinked. Prints "thawed NAME" or "hot NAME" (a plain file was there, or came meanwhile; its .zst is left
  *   for gc).
  * verify: prints "ok NAME", "bad NAME WHY", "hot NAME" (thawed meanwhile: check the plain file) or "unreadable NAME"
- *   (this user may not read it) for each cold object; exit 0 (the caller reports).
+ *   (this user may not read it) for each cold object; exit 0 (the caller reports). A chunked one is put together
+ *   from its chunks, each checked against its own name, and the whole against the object's.
+ * sweep-chunks: every chunk no recipe in CASDIR names is removed (gc, after its sweep of objects); prints "swept
+ *   COUNT BYTES" and "kept COUNT BYTES" (the chunks left, what they take).
  * Errors: "velo-cold: PATH: what: strerror" on stderr, exit 1. The caller holds the store's lock: exclusive for
  * freeze (gc), shared for thaw (as a writer) and verify (fsck). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,9 +50,16 @@
 
 #define BUF (1u << 20)
 #define LEVEL 3 /* zstd -3: 4x faster than -9 here for 15% more bytes (a node_modules tree); gc holds the store meanwhile */
+/* FastCDC (Xia et al., USENIX ATC 2016): a gear rolling hash, cut where its masked bits are all zero; a stricter mask
+ * before the normal size and a looser one after ("normalized chunking", level 2) keep sizes near the average */
+#define CDC_MIN_BYTES (8u << 20) /* smaller cold objects are compressed whole */
+#define CHUNK_MIN (16u << 10)
+#define CHUNK_AVG (64u << 10)
+#define CHUNK_MAX (256u << 10)
+#define CDC_MAGIC "VELOCDC1"
 
-static const char *cas_dir, *tmp_dir;
-static int cas_fd = -1, as_root;
+static const char *cas_dir, *tmp_dir, *chunk_dir;
+static int cas_fd = -1, chunk_fd = -1, as_root;
 static unsigned long seq;
 static uint8_t *in_buf, *out_buf;
 
@@ -48,8 +68,9 @@ static void die(const char *path, const char *what) {
   fprintf(stderr, "velo-cold: %s: %s: %s\n", path, what, strerror(e));
   exit(1);
 }
-static void damaged(const char *name, const char *why) {
-  fprintf(stderr, "velo-cold: %s.zst: damaged: %s\n", name, why);
+/* cold: NAME.zst or NAME.cdc */
+static void damaged(const char *cold, const char *why) {
+  fprintf(stderr, "velo-cold: %s: damaged: %s\n", cold, why);
   exit(1);
 }
 
@@ -107,8 +128,9 @@ static int open_temp(char *tmp, size_t cap) {
   return fd;
 }
 
-/* Decompress the frame in fd (from 0) into out (-1: nowhere) while hashing; "" when it hashes to o, else why not. */
-static const char *unpack(int fd, int out, const struct oname *o, const char *what) {
+/* Decompress the frame in fd (from 0) into out (-1: nowhere) while hashing (and into outer, when given); "" when it
+ * hashes to hash (hex) and is size bytes long, else why not. */
+static const char *unpack_as(int fd, int out, const char *hash, uint64_t size, blake3_hasher *outer, const char *what) {
   static char why[200];
   ZSTD_DCtx *d = ZSTD_createDCtx();
   if (!d) die(what, "zstd context");
@@ -134,6 +156,7 @@ static const char *unpack(int fd, int out, const struct oname *o, const char *wh
         return why;
       }
       blake3_hasher_update(&h, out_buf, ob.pos);
+      if (outer) blake3_hasher_update(outer, out_buf, ob.pos);
       if (out >= 0) write_all(out, out_buf, ob.pos, what);
       total += ob.pos;
     }
@@ -144,16 +167,237 @@ static const char *unpack(int fd, int out, const struct oname *o, const char *wh
   char hex[65];
   blake3_hasher_finalize(&h, dg, 32);
   hex_into(dg, 32, hex);
-  if (total != o->size || strcmp(hex, o->hash)) {
+  if (total != size || strcmp(hex, hash)) {
     snprintf(why, sizeof why, "content hashes to %s (%" PRIu64 " bytes), not to its name", hex, total);
     return why;
   }
   return "";
 }
 
+static const char *unpack(int fd, int out, const struct oname *o, const char *what) { return unpack_as(fd, out, o->hash, o->size, NULL, what); }
+
+/* ---- content-defined chunks ---- */
+
+static uint64_t gear[256], mask_s, mask_l;
+
+/* the gear table from splitmix64 with a fixed seed: chunk boundaries (hence sharing) must be the same in every run */
+static void cdc_init(void) {
+  uint64_t x = 0x76656c6f2d636463ull; /* "velo-cdc" */
+  for (int i = 0; i < 256; i++) {
+    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    gear[i] = z ^ (z >> 31);
+  }
+  /* one bits spread over the high half, where the gear hash mixes the last bytes: 18 before the average, 14 after */
+  for (int i = 0; i < 18; i++) mask_s |= 1ull << (63 - 2 * i);
+  for (int i = 0; i < 14; i++) mask_l |= 1ull << (63 - 2 * i);
+}
+
+/* The length of the next chunk of the n bytes at p (n < CHUNK_MAX only at the end of the object). */
+static size_t cdc_cut(const uint8_t *p, size_t n) {
+  if (n <= CHUNK_MIN) return n;
+  size_t end = n < CHUNK_MAX ? n : CHUNK_MAX, normal = n < CHUNK_AVG ? n : CHUNK_AVG;
+  uint64_t fp = 0;
+  size_t i = CHUNK_MIN;
+  for (; i < normal; i++) {
+    fp = (fp << 1) + gear[p[i]];
+    if (!(fp & mask_s)) return i + 1;
+  }
+  for (; i < end; i++) {
+    fp = (fp << 1) + gear[p[i]];
+    if (!(fp & mask_l)) return i + 1;
+  }
+  return end;
+}
+
+/* the chunk's path below CHUNKDIR: "<h0h1>/<64 hex>" */
+static void chunk_rel(const uint8_t dg[32], char out[68]) {
+  char hex[65];
+  hex_into(dg, 32, hex);
+  snprintf(out, 68, "%.2s/%s", hex, hex);
+}
+
+struct new_chunk {
+  uint8_t dg[32];
+  char *tmp;
+};
+static struct new_chunk *new_chunks;
+static size_t n_new_chunks, cap_new_chunks;
+
+/* Whether the store has this chunk, whole: one in place is read back and checked (a recipe must never name a damaged
+ * chunk: the caller writes a good one over it, from the bytes it has); one this run wrote is checked already. */
+static int chunk_known(const uint8_t dg[32], size_t len) {
+  for (size_t i = 0; i < n_new_chunks; i++) /* written by this run, not yet in place (a recipe repeating a chunk) */
+    if (!memcmp(new_chunks[i].dg, dg, 32)) return 1;
+  char rel[68], hex[65];
+  chunk_rel(dg, rel);
+  int fd = openat(chunk_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return 0;
+  hex_into(dg, 32, hex);
+  int ok = !*unpack_as(fd, -1, hex, len, NULL, rel);
+  close(fd);
+  return ok;
+}
+
+/* A new chunk compressed into a temp file and checked by decompressing it; returns what the file takes on disk. */
+static uint64_t chunk_store(ZSTD_CCtx *c, const uint8_t *p, size_t n, const uint8_t dg[32]) {
+  char tmp[4200], hex[65];
+  int t = open_temp(tmp, sizeof tmp);
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+  size_t z = ZSTD_compress2(c, out_buf, BUF, p, n);
+  if (ZSTD_isError(z)) {
+    errno = EIO;
+    die(tmp, ZSTD_getErrorName(z));
+  }
+  write_all(t, out_buf, z, tmp);
+  hex_into(dg, 32, hex);
+  const char *why = unpack_as(t, -1, hex, n, NULL, tmp);
+  if (*why) {
+    errno = EIO;
+    die(tmp, why);
+  }
+  if (close(t) < 0) die(tmp, "close");
+  if (n_new_chunks == cap_new_chunks && !(new_chunks = realloc(new_chunks, (cap_new_chunks = cap_new_chunks ? 2 * cap_new_chunks : 256) * sizeof *new_chunks))) die("-", "malloc");
+  memcpy(new_chunks[n_new_chunks].dg, dg, 32);
+  if (!(new_chunks[n_new_chunks++].tmp = strdup(tmp))) die("-", "malloc");
+  return z;
+}
+
+static void put_u32(uint8_t *b, uint32_t v) { b[0] = v & 255, b[1] = (v >> 8) & 255, b[2] = (v >> 16) & 255, b[3] = v >> 24; }
+static uint32_t get_u32(const uint8_t *b) { return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24; }
+
+/* Cut the object in fd into chunks, store the new ones (temp files, see new_chunks) and write its recipe into a temp
+ * file; its path in tmp. Returns "" or why the object stays hot (it is not what its name says). */
+static const char *chunk_object(int fd, const struct oname *o, const char *name, ZSTD_CCtx *c, char *tmp, size_t cap, uint64_t *new_bytes, uint64_t *chunks, uint64_t *fresh) {
+  static uint8_t *win;
+  if (!win && !(win = malloc(BUF))) die("-", "malloc");
+  int r = open_temp(tmp, cap);
+  uint8_t head[12];
+  memcpy(head, CDC_MAGIC, 8);
+  put_u32(head + 8, 0); /* the count, written at the end */
+  write_all(r, head, sizeof head, tmp);
+  blake3_hasher whole;
+  blake3_hasher_init(&whole);
+  uint64_t off = 0, total = 0;
+  size_t have = 0;
+  int eof = 0;
+  *new_bytes = 0, *chunks = 0, *fresh = 0;
+  for (;;) {
+    while (!eof && have < CHUNK_MAX) {
+      ssize_t n = pread(fd, win + have, BUF - have, (off_t)off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) die(name, "read");
+      if (n == 0) eof = 1;
+      off += (uint64_t)n, have += (size_t)n;
+    }
+    if (have == 0) break;
+    size_t len = cdc_cut(win, have);
+    uint8_t dg[32], ent[36];
+    blake3_hasher h;
+    blake3_hasher_init(&h);
+    blake3_hasher_update(&h, win, len);
+    blake3_hasher_finalize(&h, dg, 32);
+    blake3_hasher_update(&whole, win, len);
+    if (!chunk_known(dg, len)) {
+      *new_bytes += chunk_store(c, win, len, dg);
+      (*fresh)++;
+    }
+    memcpy(ent, dg, 32);
+    put_u32(ent + 32, (uint32_t)len);
+    write_all(r, ent, sizeof ent, tmp);
+    (*chunks)++, total += len;
+    memmove(win, win + len, have - len);
+    have -= len;
+  }
+  uint8_t dg[32];
+  char hex[65];
+  blake3_hasher_finalize(&whole, dg, 32);
+  hex_into(dg, 32, hex);
+  if (total != o->size || strcmp(hex, o->hash)) {
+    close(r);
+    unlink(tmp);
+    return "changed";
+  }
+  put_u32(head + 8, (uint32_t)*chunks);
+  if (pwrite(r, head, sizeof head, 0) != (ssize_t)sizeof head) die(tmp, "write");
+  struct stat st;
+  if (fstat(r, &st) < 0) die(tmp, "stat");
+  *new_bytes += (uint64_t)st.st_size;
+  if (close(r) < 0) die(tmp, "close");
+  return "";
+}
+
+/* Put a chunked object together from its recipe (fd) into out (-1: nowhere), each chunk checked against its name;
+ * "" when the whole hashes to o, else why not. */
+static const char *unchunk(int rfd, int out, const struct oname *o, const char *what) {
+  static char why[300];
+  struct stat st;
+  if (fstat(rfd, &st) < 0) die(what, "stat");
+  uint8_t head[12];
+  if (pread(rfd, head, sizeof head, 0) != (ssize_t)sizeof head || memcmp(head, CDC_MAGIC, 8)) return "not a chunk recipe";
+  uint32_t count = get_u32(head + 8);
+  if ((uint64_t)st.st_size != sizeof head + 36ull * count) return "the recipe is cut short";
+  blake3_hasher whole;
+  blake3_hasher_init(&whole);
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint8_t ent[36];
+    if (pread(rfd, ent, sizeof ent, (off_t)(sizeof head + 36ull * i)) != (ssize_t)sizeof ent) die(what, "read");
+    char rel[68], hex[65];
+    chunk_rel(ent, rel);
+    hex_into(ent, 32, hex);
+    int cfd = openat(chunk_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (cfd < 0) {
+      snprintf(why, sizeof why, "chunk %s: %s", hex, strerror(errno));
+      return why;
+    }
+    const char *w = unpack_as(cfd, out, hex, get_u32(ent + 32), &whole, rel);
+    close(cfd);
+    if (*w) {
+      snprintf(why, sizeof why, "chunk %s: %s", hex, w);
+      return why;
+    }
+    total += get_u32(ent + 32);
+  }
+  uint8_t dg[32];
+  char hex[65];
+  blake3_hasher_finalize(&whole, dg, 32);
+  hex_into(dg, 32, hex);
+  if (total != o->size || strcmp(hex, o->hash)) {
+    snprintf(why, sizeof why, "its chunks put together hash to %s (%" PRIu64 " bytes), not to its name", hex, total);
+    return why;
+  }
+  return "";
+}
+
+/* The cold copy of name: its .zst (*cdc = 0) or its .cdc (*cdc = 1), opened; -1 with errno when neither is there. */
+static int open_cold(const char *name, int *cdc) {
+  char p[4200];
+  snprintf(p, sizeof p, "%s.zst", name);
+  int fd = openat(cas_fd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  *cdc = 0;
+  if (fd >= 0 || errno != ENOENT) return fd;
+  snprintf(p, sizeof p, "%s.cdc", name);
+  *cdc = 1;
+  return openat(cas_fd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+
 struct pending {
   char *name, *tmp;
+  int cdc; /* its cold copy is a recipe (.cdc), not a frame (.zst) */
 };
+
+/* Chunks written by this run into their places (before any recipe naming them) */
+static void place_new_chunks(void) {
+  for (size_t i = 0; i < n_new_chunks; i++) {
+    char rel[68];
+    chunk_rel(new_chunks[i].dg, rel);
+    char dir[3] = {rel[0], rel[1], 0};
+    if (mkdirat(chunk_fd, dir, 0755) < 0 && errno != EEXIST) die(dir, "mkdir");
+    if (renameat(AT_FDCWD, new_chunks[i].tmp, chunk_fd, rel) < 0) die(rel, "rename");
+  }
+}
 
 static void freeze(char **names, size_t n) {
   struct pending *p = calloc(n ? n : 1, sizeof *p);
@@ -181,6 +425,21 @@ static void freeze(char **names, size_t n) {
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (uint64_t)st.st_size != o.size) {
       printf("kept %s %s\n", names[i], st.st_nlink != 1 ? "linked" : "not-as-named");
       close(fd);
+      continue;
+    }
+    if (o.size >= CDC_MIN_BYTES) {
+      char rtmp[4200];
+      uint64_t nb, nch, fresh;
+      const char *why = chunk_object(fd, &o, names[i], c, rtmp, sizeof rtmp, &nb, &nch, &fresh);
+      close(fd);
+      if (*why) {
+        printf("kept %s %s\n", names[i], why);
+        continue;
+      }
+      p[np].name = names[i];
+      p[np].cdc = 1;
+      if (!(p[np++].tmp = strdup(rtmp))) die("-", "malloc");
+      printf("chunked %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", names[i], o.size, nb, nch, fresh);
       continue;
     }
     char tmp[4200];
@@ -237,9 +496,10 @@ static void freeze(char **names, size_t n) {
   }
   ZSTD_freeCCtx(c);
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
+  place_new_chunks();
   for (size_t i = 0; i < np; i++) {
     char dst[4200];
-    snprintf(dst, sizeof dst, "%s.zst", p[i].name);
+    snprintf(dst, sizeof dst, "%s.%s", p[i].name, p[i].cdc ? "cdc" : "zst");
     if (renameat(AT_FDCWD, p[i].tmp, cas_fd, dst) < 0) die(dst, "rename");
   }
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
@@ -272,27 +532,29 @@ static void thaw(char **names, size_t n) {
       continue;
     }
     char zname[4200], tmp[4200];
-    snprintf(zname, sizeof zname, "%s.zst", names[i]);
-    int z = openat(cas_fd, zname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int cdc;
+    int z = open_cold(names[i], &cdc);
+    snprintf(zname, sizeof zname, "%s.%s", names[i], cdc ? "cdc" : "zst");
     if (z < 0 && errno == ENOENT && plain_now(names[i])) {
       printf("hot %s\n", names[i]);
       continue;
     }
     if (z < 0) die(zname, "open");
     int t = open_temp(tmp, sizeof tmp);
-    const char *why = unpack(z, t, &o, zname);
+    const char *why = cdc ? unchunk(z, t, &o, zname) : unpack(z, t, &o, zname);
     close(z);
     if (*why) {
       close(t);
       unlink(tmp);
       for (size_t j = 0; j < np; j++) unlink(p[j].tmp);
-      damaged(names[i], why);
+      damaged(zname, why);
     }
     /* chown before chmod: chown clears setuid/setgid */
     if (as_root && (o.uid != geteuid() || o.gid != getegid()) && fchown(t, o.uid, o.gid) < 0) die(tmp, "chown");
     if (fchmod(t, o.mode & 07777) < 0) die(tmp, "chmod");
     if (close(t) < 0) die(tmp, "close");
     p[np].name = names[i];
+    p[np].cdc = cdc;
     if (!(p[np++].tmp = strdup(tmp))) die("-", "malloc");
   }
   /* 2: their bytes on disk before any gets its name (a plain file is never seen short after a power loss), the names
@@ -304,9 +566,10 @@ static void thaw(char **names, size_t n) {
     printf("thawed %s\n", p[i].name);
   }
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
+  /* a recipe goes, its chunks stay (gc's sweep-chunks removes those no recipe names) */
   for (size_t i = 0; i < np; i++) {
     char zname[4200];
-    snprintf(zname, sizeof zname, "%s.zst", p[i].name);
+    snprintf(zname, sizeof zname, "%s.%s", p[i].name, p[i].cdc ? "cdc" : "zst");
     if (unlinkat(cas_fd, zname, 0) < 0 && errno != ENOENT) die(zname, "unlink");
   }
 }
@@ -319,8 +582,9 @@ static void verify(char **names, size_t n) {
       continue;
     }
     char zname[4200];
-    snprintf(zname, sizeof zname, "%s.zst", names[i]);
-    int z = openat(cas_fd, zname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int cdc;
+    int z = open_cold(names[i], &cdc);
+    snprintf(zname, sizeof zname, "%s.%s", names[i], cdc ? "cdc" : "zst");
     if (z < 0) {
       /* thawed meanwhile (a checkout): the plain file is the object now; one this user may not read is not checked */
       if (errno == ENOENT && plain_now(names[i])) printf("hot %s\n", names[i]);
@@ -328,24 +592,133 @@ static void verify(char **names, size_t n) {
       else printf("bad %s %s\n", names[i], strerror(errno));
       continue;
     }
-    const char *why = unpack(z, -1, &o, zname);
+    const char *why = cdc ? unchunk(z, -1, &o, zname) : unpack(z, -1, &o, zname);
     close(z);
     if (*why) printf("bad %s %s\n", names[i], why);
     else printf("ok %s\n", names[i]);
   }
 }
 
+/* the chunks recipes name: an open-addressing set of 32-byte digests */
+static uint8_t (*live)[32];
+static size_t live_cap, live_n;
+static size_t live_slot(const uint8_t dg[32]) {
+  uint64_t h;
+  memcpy(&h, dg, sizeof h);
+  size_t i = (size_t)h & (live_cap - 1);
+  static const uint8_t zero[32];
+  while (memcmp(live[i], zero, 32) && memcmp(live[i], dg, 32)) i = (i + 1) & (live_cap - 1);
+  return i;
+}
+static void live_add(const uint8_t dg[32]) {
+  if (2 * (live_n + 1) > live_cap) {
+    size_t old = live_cap;
+    uint8_t(*prev)[32] = live;
+    live_cap = live_cap ? 2 * live_cap : 1 << 16;
+    if (!(live = calloc(live_cap, 32))) die("-", "malloc");
+    live_n = 0;
+    for (size_t i = 0; i < old; i++) {
+      static const uint8_t zero[32];
+      if (memcmp(prev[i], zero, 32)) memcpy(live[live_slot(prev[i])], prev[i], 32), live_n++;
+    }
+    free(prev);
+  }
+  size_t i = live_slot(dg);
+  if (memcmp(live[i], dg, 32)) memcpy(live[i], dg, 32), live_n++;
+}
+static int live_has(const uint8_t dg[32]) { return live_cap && !memcmp(live[live_slot(dg)], dg, 32); }
+
+static int unhex(const char *h, uint8_t out[32]) {
+  for (int i = 0; i < 32; i++) {
+    unsigned v;
+    if (sscanf(h + 2 * i, "%2x", &v) != 1) return 0;
+    out[i] = (uint8_t)v;
+  }
+  return strlen(h) == 64 && strspn(h, "0123456789abcdef") == 64;
+}
+
+static void sweep_chunks(void) {
+  /* every recipe's chunks (gc holds the store: none is written meanwhile) */
+  DIR *top = fdopendir(dup(cas_fd));
+  if (!top) die(cas_dir, "opendir");
+  struct dirent *a;
+  while ((a = readdir(top))) {
+    if (a->d_name[0] == '.') continue;
+    int dfd = openat(cas_fd, a->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) continue; /* not a fan-out dir */
+    DIR *d = fdopendir(dfd);
+    if (!d) die(a->d_name, "opendir");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      size_t l = strlen(e->d_name);
+      if (l < 5 || strcmp(e->d_name + l - 4, ".cdc")) continue;
+      int r = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (r < 0) die(e->d_name, "open");
+      uint8_t head[12], ent[36];
+      if (pread(r, head, sizeof head, 0) == (ssize_t)sizeof head && !memcmp(head, CDC_MAGIC, 8))
+        for (uint32_t i = 0, n = get_u32(head + 8); i < n; i++) {
+          if (pread(r, ent, sizeof ent, (off_t)(sizeof head + 36ull * i)) != (ssize_t)sizeof ent) break;
+          live_add(ent);
+        }
+      else {
+        /* a recipe that cannot be read keeps every chunk: fsck names it */
+        fprintf(stderr, "velo-cold: %s/%s: not a chunk recipe; no chunk removed\n", a->d_name, e->d_name);
+        exit(1);
+      }
+      close(r);
+    }
+    closedir(d);
+  }
+  closedir(top);
+  uint64_t swept = 0, swept_bytes = 0, kept = 0, kept_bytes = 0;
+  DIR *ct = fdopendir(dup(chunk_fd));
+  if (!ct) die(chunk_dir, "opendir");
+  while ((a = readdir(ct))) {
+    if (a->d_name[0] == '.') continue;
+    int dfd = openat(chunk_fd, a->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) continue;
+    DIR *d = fdopendir(dfd);
+    if (!d) die(a->d_name, "opendir");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      struct stat st;
+      if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+      uint8_t dg[32];
+      if (unhex(e->d_name, dg) && live_has(dg)) {
+        kept++, kept_bytes += (uint64_t)st.st_size;
+        continue;
+      }
+      if (unlinkat(dirfd(d), e->d_name, 0) < 0 && errno != ENOENT) die(e->d_name, "unlink");
+      swept++, swept_bytes += (uint64_t)st.st_size;
+    }
+    closedir(d);
+  }
+  closedir(ct);
+  printf("swept %" PRIu64 " %" PRIu64 "\nkept %" PRIu64 " %" PRIu64 "\n", swept, swept_bytes, kept, kept_bytes);
+}
+
 int main(int argc, char **argv) {
-  if (argc != 5 || (strcmp(argv[1], "freeze") && strcmp(argv[1], "thaw") && strcmp(argv[1], "verify"))) {
-    fprintf(stderr, "usage: velo-cold freeze|thaw|verify CASDIR TMPDIR ROOT|NOROOT < object names\n");
+  if (argc != 6 || (strcmp(argv[1], "freeze") && strcmp(argv[1], "thaw") && strcmp(argv[1], "verify") && strcmp(argv[1], "sweep-chunks"))) {
+    fprintf(stderr, "usage: velo-cold freeze|thaw|verify|sweep-chunks CASDIR TMPDIR ROOT|NOROOT CHUNKDIR < object names\n");
     return 2;
   }
   /* the caller's store lock is its own fd: a freeze or thaw must not outlive it (a gc killed with -9) */
   const char *caller = getenv("VELO_COLD_PARENT"); /* the caller's pid: gone already, and this is an orphan */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (caller && getppid() != (pid_t)atol(caller))) return 1;
-  cas_dir = argv[2], tmp_dir = argv[3], as_root = strcmp(argv[4], "ROOT") == 0;
+  cas_dir = argv[2], tmp_dir = argv[3], as_root = strcmp(argv[4], "ROOT") == 0, chunk_dir = argv[5];
   cas_fd = open(cas_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cas_fd < 0) die(cas_dir, "open");
+  if (!strcmp(argv[1], "freeze") && mkdir(chunk_dir, 0755) < 0 && errno != EEXIST) die(chunk_dir, "mkdir");
+  chunk_fd = open(chunk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (chunk_fd < 0 && errno != ENOENT) die(chunk_dir, "open");
+  cdc_init();
+  if (!strcmp(argv[1], "sweep-chunks")) {
+    if (chunk_fd >= 0) sweep_chunks();
+    else printf("swept 0 0\nkept 0 0\n");
+    if (fflush(stdout) != 0) die("stdout", "write");
+    return 0;
+  }
   in_buf = malloc(BUF), out_buf = malloc(BUF);
   if (!in_buf || !out_buf) die("-", "malloc");
   size_t n = 0, cap = 1024;

@@ -16,7 +16,10 @@ export default class Gc extends VeloCommand<typeof Gc> {
         `${r.removedTempFiles} temp file(s), ${r.removedFarms} farm(s); kept ${r.keptObjects} object(s)`,
     )
     if (r.frozenObjects || r.coldFarms)
-      this.info(`compressed ${r.frozenObjects} cold object(s) of volume snapshots (${fmtBytes(r.frozenBytes)} → ${fmtBytes(r.frozenStoredBytes)}); dropped ${r.coldFarms} unused snapshot farm(s)`)
+      this.info(
+        `compressed ${r.frozenObjects} cold object(s) of volume snapshots (${fmtBytes(r.frozenBytes)} → ${fmtBytes(r.frozenStoredBytes)}${r.chunkedObjects ? `; ${r.chunkedObjects} of them as chunks, ${r.newChunks} new` : ''}); dropped ${r.coldFarms} unused snapshot farm(s)`,
+      )
+    if (r.removedChunks) this.info(`removed ${r.removedChunks} chunk(s) no cold object names (${fmtBytes(r.removedChunkBytes)})`)
     if (!this.jsonEnabled())
       for (const f of r.ignoredHolds) this.warning(`ignored ${f}: not a gc hold (a regular file owned by the uid its name starts with, holding a hold's JSON)`)
     return r

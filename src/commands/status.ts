@@ -14,7 +14,8 @@ export default class Status extends VeloCommand<typeof Status> {
           `logical   ${fmtBytes(s.logicalBytes)} referenced by ${s.images.length} image(s)\n` +
           `deduped   ${fmtBytes(s.physicalBytes)} in ${s.objects} objects, dedup ${ratio}\n` +
           `stored    ${fmtBytes(s.storedBytes)}` +
-          (s.compressed.objects ? `, ${s.compressed.objects} cold objects compressed (${fmtBytes(s.compressed.logicalBytes)} in ${fmtBytes(s.compressed.storedBytes)})\n` : ', none compressed\n') +
+          (s.compressed.objects ? `, ${s.compressed.objects} cold objects compressed (${fmtBytes(s.compressed.logicalBytes)} in ${fmtBytes(s.compressed.storedBytes)})` : ', none compressed') +
+          (s.chunked.objects ? `; ${s.chunked.objects} of them chunked (${fmtBytes(s.chunked.logicalBytes)}), their ${s.chunkStore.chunks} chunks in ${fmtBytes(s.chunkStore.storedBytes)}\n` : '\n') +
           `layers    ${s.layers}, farms ${s.farms}, tenants ${s.tenants}, temp files ${s.tempFiles}\n\n` +
           table(
             ['IMAGE', 'LAYERS', 'FILES', 'LOGICAL'],

@@ -98,7 +98,7 @@ export class Fetcher {
     if (id.xattrs) meta.xattrs = this.xattrsOf(id.xattrs)
     // another variant of the same content already here (another image, another mode): no request
     const dir = path.dirname(this.store.path(id))
-    const sibling = fs.readdirSync(dir).find((n) => n.startsWith(`${id.hash}_${id.size}_`) && !n.endsWith('.zst')) // a plain one, not a cold copy
+    const sibling = fs.readdirSync(dir).find((n) => n.startsWith(`${id.hash}_${id.size}_`) && !n.endsWith('.zst') && !n.endsWith('.cdc')) // a plain one, not a cold copy
     if (sibling) return this.write(() => this.store.writeFile(path.join(dir, sibling), {...meta, size: id.size}))
     const deadline = Date.now() + this.timeoutMs
     let delay = 100

@@ -396,7 +396,7 @@ export class Store {
   }
 
   /** Every object in the store (parsed from its name), plus anything in cas/ that is not a valid object name. A cold
-   * object (`<name>.zst`, src/store/cold.ts) comes with cold: true and its object's name. */
+   * object (`<name>.zst` or `<name>.cdc`, src/store/cold.ts) comes with cold: true and its object's name. */
   *list(): Generator<{id?: ObjectId; path: string; name: string; cold?: boolean}> {
     let l1: string[]
     try {
@@ -414,7 +414,7 @@ export class Store {
         continue
       }
       for (const file of names) {
-        const cold = file.endsWith('.zst')
+        const cold = file.endsWith('.zst') || file.endsWith('.cdc')
         const name = cold ? file.slice(0, -4) : file
         const id = parseObjectName(name)
         const ok = id && id.hash.startsWith(a) && !(cold && id.xattrs)

@@ -12,13 +12,19 @@ import {entryObjectName, Store} from './cas'
 
 /**
  * Cold objects (docs/volumes.md, "Cold objects"): an object that only volume snapshots name, that no farm links,
- * is kept by `velo gc` as one zstd frame, `<name>.zst` beside where the plain file was (native/ingest/velo-cold.c).
+ * is kept by `velo gc` as one zstd frame, `<name>.zst` beside where the plain file was, or — 8 MiB and more — as a
+ * recipe of content-defined chunks, `<name>.cdc`, its chunks stored once each in cas/chunks (native/ingest/velo-cold.c).
  * Everything that reads objects through a layer — a farm, a checkout, a restore, a FUSE mount, a projection, an
  * export or a push — first makes that layer's objects hot again (thawLayers), under the store's lock, so gc cannot
  * freeze them in between; nothing else in velo (C or Node) ever opens a `.zst`.
  */
 
-export const COLD_SUFFIX = '.zst'
+/** the two cold forms of an object: a zstd frame, or a recipe of chunks (both 4 characters: list() relies on it) */
+export const COLD_SUFFIXES = ['.zst', '.cdc'] as const
+/** the cold copy of the object at p, if one is there */
+export const coldCopy = (p: string): string | undefined => COLD_SUFFIXES.map((s) => p + s).find((c) => fs.existsSync(c))
+/** where chunks of chunked cold objects live */
+export const chunksDir = (home: string) => path.join(home, 'cas', 'chunks')
 /** $VELO_HOME/cold: this store may hold cold objects (made by gc before it freezes any, removed when none is left) */
 const MARK = 'cold'
 
@@ -36,14 +42,14 @@ const rel = (name: string) => `${name.slice(0, 2)}/${name}`
 
 /** lockFd: the caller's store lock, handed to velo-cold so that the lock lasts as long as it runs (a freeze must not
  * outlive gc's exclusive lock, even for the moment between gc's death and its own) */
-function run(verb: 'freeze' | 'thaw' | 'verify', store: Store, names: string[], lockFd?: number): string[] {
+function run(verb: 'freeze' | 'thaw' | 'verify' | 'sweep-chunks', store: Store, names: string[], lockFd?: number): string[] {
   const bin = coldTool()
   if (!bin)
     throw new VeloError('UNSUPPORTED', 'this store holds compressed (cold) objects, and velo-cold is not built', {
       suggestion: 'install libzstd-dev, then run `npm run build` (or scripts/setup.sh)',
     })
   const stdio: Array<'pipe' | number> = lockFd === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', lockFd]
-  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT'], {input: names.map(rel).join('\n') + '\n', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
+  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home)], {input: names.length ? names.map(rel).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-cold: ${r.error.message}`)
   if (r.status !== 0) {
     const msg = (r.stderr || `velo-cold exited ${r.status ?? r.signal}`).trim()
@@ -75,7 +81,7 @@ export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string
   const need: string[] = []
   for (const name of objectsOf(db, layers)) {
     const p = path.join(store.casDir, rel(name))
-    if (!fs.existsSync(p) && fs.existsSync(p + COLD_SUFFIX)) need.push(name)
+    if (!fs.existsSync(p) && coldCopy(p)) need.push(name)
   }
   return thawNames(home, store, need)
 }
@@ -84,7 +90,7 @@ export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string
 export function thawObjectPaths(home: string, paths: string[]): number {
   if (!mayHoldCold(home) || paths.length === 0) return 0
   const store = new Store(home)
-  const need = paths.filter((p) => !fs.existsSync(p) && fs.existsSync(p + COLD_SUFFIX)).map((p) => path.basename(p))
+  const need = paths.filter((p) => !fs.existsSync(p) && coldCopy(p)).map((p) => path.basename(p))
   return thawNames(home, store, [...new Set(need)])
 }
 
@@ -120,21 +126,68 @@ export function holdThawed(home: string, db: ManifestDb, layers: Iterable<string
 
 export interface FreezeResult {
   frozen: number
-  /** bytes of the objects frozen, and what their .zst files hold */
+  /** bytes of the objects frozen, and what their .zst files (and the new chunks and recipes of chunked ones) hold */
   logicalBytes: number
   storedBytes: number
+  /** of those, the ones kept as chunks; their chunks, and how many of them were new */
+  chunked: number
+  chunks: number
+  newChunks: number
 }
 
 /** Freeze these (plain) objects; gc only, under the exclusive store lock (its fd: lockFd). */
 export function freezeObjects(home: string, names: string[], lockFd?: number): FreezeResult {
-  const out: FreezeResult = {frozen: 0, logicalBytes: 0, storedBytes: 0}
+  const out: FreezeResult = {frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0}
   if (names.length === 0 || !coldTool()) return out
   for (const line of run('freeze', new Store(home), names, lockFd)) {
-    const [what, , plain, stored] = line.split(' ')
-    if (what !== 'frozen') continue
+    const [what, , plain, stored, chunks, fresh] = line.split(' ')
+    if (what !== 'frozen' && what !== 'chunked') continue
     out.frozen++
     out.logicalBytes += Number(plain)
     out.storedBytes += Number(stored)
+    if (what === 'chunked') {
+      out.chunked++
+      out.chunks += Number(chunks)
+      out.newChunks += Number(fresh)
+    }
+  }
+  return out
+}
+
+/** Remove the chunks no recipe names (gc, after its sweep and its freeze, under its exclusive lock: lockFd). */
+export function sweepChunks(home: string, lockFd?: number): {swept: number; sweptBytes: number; chunks: number; chunkBytes: number} {
+  const out = {swept: 0, sweptBytes: 0, chunks: 0, chunkBytes: 0}
+  if (!coldTool() || !fs.existsSync(chunksDir(home))) return out
+  for (const line of run('sweep-chunks', new Store(home), [], lockFd)) {
+    const [what, n, bytes] = line.split(' ')
+    if (what === 'swept') (out.swept = Number(n)), (out.sweptBytes = Number(bytes))
+    if (what === 'kept') (out.chunks = Number(n)), (out.chunkBytes = Number(bytes))
+  }
+  return out
+}
+
+/** The chunk store as it is: how many chunks, and the bytes their files take (status). */
+export function chunkStoreSize(home: string): {chunks: number; bytes: number} {
+  const out = {chunks: 0, bytes: 0}
+  let fan: string[]
+  try {
+    fan = fs.readdirSync(chunksDir(home))
+  } catch {
+    return out
+  }
+  for (const a of fan) {
+    let names: string[]
+    try {
+      names = fs.readdirSync(path.join(chunksDir(home), a))
+    } catch {
+      continue
+    }
+    for (const n of names) {
+      try {
+        out.bytes += fs.lstatSync(path.join(chunksDir(home), a, n)).size
+        out.chunks++
+      } catch {}
+    }
   }
   return out
 }

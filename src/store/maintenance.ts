@@ -11,7 +11,7 @@ import {listUserHolds} from './holds'
 import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
 import {mountinfoEverywhere} from '../lib/mountinfo'
-import {COLD_SUFFIX, coldTool, freezeObjects, FreezeResult, markCold, mayHoldCold, verifyCold} from './cold'
+import {chunkStoreSize, COLD_SUFFIXES, coldTool, freezeObjects, FreezeResult, markCold, mayHoldCold, sweepChunks, verifyCold} from './cold'
 
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
@@ -46,9 +46,14 @@ export interface StatusReport {
   tenants: number
   farms: number
   tempFiles: number
-  /** objects kept zstd-compressed (cold: only volume snapshots name them; src/store/cold.ts): how many, their bytes, the bytes their .zst files take */
+  /** cold objects (only volume snapshots name them; src/store/cold.ts): how many, their bytes, the bytes their .zst
+   * files and recipes take (not their chunks: see chunkStore) */
   compressed: {objects: number; logicalBytes: number; storedBytes: number}
-  /** what the objects take as stored: the plain ones' bytes plus the compressed ones' .zst bytes */
+  /** of those, the ones kept as content-defined chunks (8 MiB and more) */
+  chunked: {objects: number; logicalBytes: number}
+  /** the chunks of chunked objects, each stored once (compressed) however many objects share it */
+  chunkStore: {chunks: number; storedBytes: number}
+  /** what the objects take as stored: the plain ones' bytes, the cold ones' .zst and recipe bytes, and the chunks */
   storedBytes: number
 }
 
@@ -80,7 +85,7 @@ export function status(home: string): StatusReport {
   let objects = 0
   let physicalBytes = 0
   const plain = new Set<string>()
-  const cold = new Map<string, {size: number; stored: number}>()
+  const cold = new Map<string, {size: number; stored: number; chunked: boolean}>()
   for (const o of store.list()) {
     if (!o.id) continue
     if (o.cold) {
@@ -88,7 +93,7 @@ export function status(home: string): StatusReport {
       try {
         stored = fs.lstatSync(o.path).size
       } catch {}
-      cold.set(o.name, {size: o.id.size, stored})
+      cold.set(o.name, {size: o.id.size, stored, chunked: o.path.endsWith('.cdc')})
       continue
     }
     plain.add(o.name)
@@ -97,6 +102,7 @@ export function status(home: string): StatusReport {
   }
   let storedBytes = physicalBytes
   const compressed = {objects: 0, logicalBytes: 0, storedBytes: 0}
+  const chunked = {objects: 0, logicalBytes: 0}
   for (const [name, c] of cold) {
     if (plain.has(name)) continue // a .zst left beside its hot object (gc drops it): counted once, as the plain file
     objects++
@@ -105,7 +111,11 @@ export function status(home: string): StatusReport {
     compressed.objects++
     compressed.logicalBytes += c.size
     compressed.storedBytes += c.stored
+    if (c.chunked) (chunked.objects++, (chunked.logicalBytes += c.size))
   }
+  const cs = chunkStoreSize(home)
+  const chunkStore = {chunks: cs.chunks, storedBytes: cs.bytes}
+  storedBytes += cs.bytes
   const db = ManifestDb.open(home)
   try {
     const layers = new Map<string, LayerInfo>(db.listLayers().map((l) => [l.id, l]))
@@ -123,6 +133,8 @@ export function status(home: string): StatusReport {
       farms: dirCount(path.join(home, 'farms')),
       tempFiles: dirCount(store.tmpDir),
       compressed,
+      chunked,
+      chunkStore,
       storedBytes,
     }
   } finally {
@@ -280,7 +292,7 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         if (p.kind === 'bad-object' && p.object) {
           // only the copy found bad: a good .zst beside a bad plain file stays the object
           const id = parseObjectName(p.object)!
-          if (p.problem.startsWith('compressed copy: ')) fs.rmSync(store.path(id) + COLD_SUFFIX, {force: true})
+          if (p.problem.startsWith('compressed copy: ')) for (const s of COLD_SUFFIXES) fs.rmSync(store.path(id) + s, {force: true})
           else store.delete(id)
           removedObjects++
         } else if (p.kind === 'stray-file' && p.object) {
@@ -371,6 +383,12 @@ export interface GcReport {
   frozenObjects: number
   frozenBytes: number
   frozenStoredBytes: number
+  /** of those, the ones kept as content-defined chunks (8 MiB and more), and the chunks they added to the store */
+  chunkedObjects: number
+  newChunks: number
+  /** chunks no recipe names any more, removed */
+  removedChunks: number
+  removedChunkBytes: number
   /** farms of snapshot layers that nothing mounted, dropped so their objects could go cold (rebuilt when used) */
   coldFarms: number
   /** files in holds/ that are not valid holds (wrong owner, not a regular file, unparsable): they keep nothing */
@@ -465,7 +483,9 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedFarms++
       if (!opts.dryRun) fs.rmSync(path.join(farms, f), {force: true, recursive: true})
     }
-    const cold = opts.dryRun ? {frozen: {frozen: 0, logicalBytes: 0, storedBytes: 0}, farms: 0} : freezeCold(home, db, hotLayers, snapshotLayers, lock.heldFd)
+    const cold = opts.dryRun ? {frozen: {frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0}, farms: 0} : freezeCold(home, db, hotLayers, snapshotLayers, lock.heldFd)
+    // chunks no recipe names any more (their objects thawed, or dead and swept above)
+    const chunks = opts.dryRun ? {swept: 0, sweptBytes: 0, chunks: 0, chunkBytes: 0} : sweepChunks(home, lock.heldFd)
     if (!opts.dryRun && coldLeft + cold.frozen.frozen === 0 && mayHoldCold(home)) markCold(home, false)
     if (!opts.dryRun) emitEvent(home, 'store', 'gc', path.basename(home), {removedObjects, removedBytes, removedLayers, frozenObjects: cold.frozen.frozen})
     return {
@@ -478,6 +498,10 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       frozenObjects: cold.frozen.frozen,
       frozenBytes: cold.frozen.logicalBytes,
       frozenStoredBytes: cold.frozen.storedBytes,
+      chunkedObjects: cold.frozen.chunked,
+      newChunks: cold.frozen.newChunks,
+      removedChunks: chunks.swept,
+      removedChunkBytes: chunks.sweptBytes,
       coldFarms: cold.farms,
       ignoredHolds: user.ignored,
       dryRun: !!opts.dryRun,
