@@ -260,7 +260,13 @@ describe('volume vault', () => {
     expect(fs.readdirSync(mnt).sort()).toEqual(['.snapshots', 'p']) // absent, as locked
     ok(['volume', 'umount', mnt])
     ok(['volume', 'restore', V, 's1'])
+    // what an unlock killed between its mount and its key leaves: the image mounted, no key — locked, ciphertext
+    // names only; the next unlock finishes that state and unlocks
+    sh(`mount -t ext4 -o loop,nosuid,nodev ${vaultDir(V)}/disk.img ${vaultDir(V)}/mnt`)
+    expect(stateOf(V)).toBe('locked')
+    expect(fs.readdirSync(path.join(vaultDir(V), 'mnt', 'files'))).not.toContain('s')
     ok(['volume', 'mount', V, mnt])
+    expect(fs.readdirSync(mnt).sort()).toEqual(['.snapshots', 'p'])
     ok(['volume', 'vault', 'unlock', V, '--password-stdin'], PW)
     expect(fs.readFileSync(path.join(mnt, '.vault', 's'), 'utf8')).toBe('vault-only-5ec12e7\n')
     ok(['volume', 'umount', mnt])
