@@ -2,7 +2,7 @@ import {execFileSync, spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {afterAll, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir, velo} from '../helpers'
+import {rmrf, tmpDir, velo, VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 
 // A volume's vault (src/volume/vault.ts, native/tools/velo-vault.c): the kernel's fscrypt on an ext4 image of its
@@ -169,6 +169,19 @@ describe('volume vault', () => {
     const noTty = run(['volume', 'vault', 'unlock', V], '')
     expect(noTty.status).toBe(2)
     expect(noTty.stderr).toMatch(/--password-stdin/)
+    // on a terminal: asked for, not echoed
+    ok(['volume', 'vault', 'lock', V])
+    const pty = await import('node-pty')
+    const p = pty.spawn(VELO, ['volume', 'vault', 'unlock', V], {cols: 100, rows: 30, env: {...process.env, VELO_HOME: sb.home} as Record<string, string>})
+    let out = ''
+    p.onData((d) => (out += d))
+    const exited = new Promise<number>((r) => p.onExit((e) => r(e.exitCode)))
+    for (let i = 0; i < 500 && !/password for the vault/.test(out); i++) await new Promise((r) => setTimeout(r, 20))
+    p.write(PW + '\r')
+    expect(await exited, out).toBe(0)
+    expect(out).not.toContain(PW)
+    expect(out).toMatch(/unlocked/)
+    expect(stateOf(V)).toBe('unlocked')
   })
 
   it("a tenant's symlink in place of .snapshots or .vault sends no directory or mount of root's elsewhere", () => {
