@@ -142,7 +142,9 @@ static const char *unpack_as(int fd, int out, const char *hash, uint64_t size, b
     ssize_t n = pread(fd, in_buf, BUF, (off_t)off);
     if (n < 0) {
       if (errno == EINTR) continue;
-      die(what, "read");
+      snprintf(why, sizeof why, "read: %s", strerror(errno)); /* a disk error reads as damage: the copy is not usable */
+      ZSTD_freeDCtx(d);
+      return why;
     }
     if (n == 0) break;
     off += (uint64_t)n;
@@ -218,18 +220,45 @@ static void chunk_rel(const uint8_t dg[32], char out[68]) {
   snprintf(out, 68, "%.2s/%s", hex, hex);
 }
 
+/* a set of 32-byte digests (open addressing; the all-zero digest marks an empty slot) */
+struct dset {
+  uint8_t (*k)[32];
+  size_t cap, n;
+};
+static const uint8_t ZERO[32];
+static size_t dset_slot(const struct dset *s, const uint8_t dg[32]) {
+  uint64_t h;
+  memcpy(&h, dg, sizeof h);
+  size_t i = (size_t)h & (s->cap - 1);
+  while (memcmp(s->k[i], ZERO, 32) && memcmp(s->k[i], dg, 32)) i = (i + 1) & (s->cap - 1);
+  return i;
+}
+static void dset_add(struct dset *s, const uint8_t dg[32]) {
+  if (2 * (s->n + 1) > s->cap) {
+    struct dset g = {calloc(s->cap ? 2 * s->cap : 1 << 12, 32), s->cap ? 2 * s->cap : 1 << 12, 0};
+    if (!g.k) die("-", "malloc");
+    for (size_t i = 0; i < s->cap; i++)
+      if (memcmp(s->k[i], ZERO, 32)) memcpy(g.k[dset_slot(&g, s->k[i])], s->k[i], 32), g.n++;
+    free(s->k);
+    *s = g;
+  }
+  size_t i = dset_slot(s, dg);
+  if (memcmp(s->k[i], dg, 32)) memcpy(s->k[i], dg, 32), s->n++;
+}
+static int dset_has(const struct dset *s, const uint8_t dg[32]) { return s->cap && !memcmp(s->k[dset_slot(s, dg)], dg, 32); }
+
 struct new_chunk {
   uint8_t dg[32];
   char *tmp;
 };
 static struct new_chunk *new_chunks;
 static size_t n_new_chunks, cap_new_chunks;
+static struct dset new_set; /* the digests of new_chunks */
 
 /* Whether the store has this chunk, whole: one in place is read back and checked (a recipe must never name a damaged
  * chunk: the caller writes a good one over it, from the bytes it has); one this run wrote is checked already. */
 static int chunk_known(const uint8_t dg[32], size_t len) {
-  for (size_t i = 0; i < n_new_chunks; i++) /* written by this run, not yet in place (a recipe repeating a chunk) */
-    if (!memcmp(new_chunks[i].dg, dg, 32)) return 1;
+  if (dset_has(&new_set, dg)) return 1; /* written by this run, not yet in place (a recipe repeating a chunk) */
   char rel[68], hex[65];
   chunk_rel(dg, rel);
   int fd = openat(chunk_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -261,6 +290,7 @@ static uint64_t chunk_store(ZSTD_CCtx *c, const uint8_t *p, size_t n, const uint
   if (n_new_chunks == cap_new_chunks && !(new_chunks = realloc(new_chunks, (cap_new_chunks = cap_new_chunks ? 2 * cap_new_chunks : 256) * sizeof *new_chunks))) die("-", "malloc");
   memcpy(new_chunks[n_new_chunks].dg, dg, 32);
   if (!(new_chunks[n_new_chunks++].tmp = strdup(tmp))) die("-", "malloc");
+  dset_add(&new_set, dg);
   return z;
 }
 
@@ -280,35 +310,40 @@ static const char *chunk_object(int fd, const struct oname *o, const char *name,
   blake3_hasher whole;
   blake3_hasher_init(&whole);
   uint64_t off = 0, total = 0;
-  size_t have = 0;
+  size_t start = 0, have = 0; /* the bytes not yet cut: win[start, start + have) */
   int eof = 0;
   *new_bytes = 0, *chunks = 0, *fresh = 0;
   for (;;) {
-    while (!eof && have < CHUNK_MAX) {
-      ssize_t n = pread(fd, win + have, BUF - have, (off_t)off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) die(name, "read");
-      if (n == 0) eof = 1;
-      off += (uint64_t)n, have += (size_t)n;
+    if (!eof && have < CHUNK_MAX) {
+      /* refill: what is left moves to the front only now, once per ~1 MiB read */
+      memmove(win, win + start, have);
+      start = 0;
+      while (!eof && have < BUF) {
+        ssize_t n = pread(fd, win + have, BUF - have, (off_t)off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) die(name, "read");
+        if (n == 0) eof = 1;
+        off += (uint64_t)n, have += (size_t)n;
+      }
     }
     if (have == 0) break;
-    size_t len = cdc_cut(win, have);
+    const uint8_t *p = win + start;
+    size_t len = cdc_cut(p, have);
     uint8_t dg[32], ent[36];
     blake3_hasher h;
     blake3_hasher_init(&h);
-    blake3_hasher_update(&h, win, len);
+    blake3_hasher_update(&h, p, len);
     blake3_hasher_finalize(&h, dg, 32);
-    blake3_hasher_update(&whole, win, len);
+    blake3_hasher_update(&whole, p, len);
     if (!chunk_known(dg, len)) {
-      *new_bytes += chunk_store(c, win, len, dg);
+      *new_bytes += chunk_store(c, p, len, dg);
       (*fresh)++;
     }
     memcpy(ent, dg, 32);
     put_u32(ent + 32, (uint32_t)len);
     write_all(r, ent, sizeof ent, tmp);
     (*chunks)++, total += len;
-    memmove(win, win + len, have - len);
-    have -= len;
+    start += len, have -= len;
   }
   uint8_t dg[32];
   char hex[65];
@@ -318,6 +353,11 @@ static const char *chunk_object(int fd, const struct oname *o, const char *name,
     close(r);
     unlink(tmp);
     return "changed";
+  }
+  if (*chunks > UINT32_MAX) { /* a recipe counts its chunks in 32 bits (an object of ~64 TiB and more) */
+    close(r);
+    unlink(tmp);
+    return "too-large";
   }
   put_u32(head + 8, (uint32_t)*chunks);
   if (pwrite(r, head, sizeof head, 0) != (ssize_t)sizeof head) die(tmp, "write");
@@ -599,34 +639,7 @@ static void verify(char **names, size_t n) {
   }
 }
 
-/* the chunks recipes name: an open-addressing set of 32-byte digests */
-static uint8_t (*live)[32];
-static size_t live_cap, live_n;
-static size_t live_slot(const uint8_t dg[32]) {
-  uint64_t h;
-  memcpy(&h, dg, sizeof h);
-  size_t i = (size_t)h & (live_cap - 1);
-  static const uint8_t zero[32];
-  while (memcmp(live[i], zero, 32) && memcmp(live[i], dg, 32)) i = (i + 1) & (live_cap - 1);
-  return i;
-}
-static void live_add(const uint8_t dg[32]) {
-  if (2 * (live_n + 1) > live_cap) {
-    size_t old = live_cap;
-    uint8_t(*prev)[32] = live;
-    live_cap = live_cap ? 2 * live_cap : 1 << 16;
-    if (!(live = calloc(live_cap, 32))) die("-", "malloc");
-    live_n = 0;
-    for (size_t i = 0; i < old; i++) {
-      static const uint8_t zero[32];
-      if (memcmp(prev[i], zero, 32)) memcpy(live[live_slot(prev[i])], prev[i], 32), live_n++;
-    }
-    free(prev);
-  }
-  size_t i = live_slot(dg);
-  if (memcmp(live[i], dg, 32)) memcpy(live[i], dg, 32), live_n++;
-}
-static int live_has(const uint8_t dg[32]) { return live_cap && !memcmp(live[live_slot(dg)], dg, 32); }
+static struct dset live; /* the chunks recipes name */
 
 static int unhex(const char *h, uint8_t out[32]) {
   for (int i = 0; i < 32; i++) {
@@ -639,17 +652,29 @@ static int unhex(const char *h, uint8_t out[32]) {
 
 static void sweep_chunks(void) {
   /* every recipe's chunks (gc holds the store: none is written meanwhile) */
+  /* every error stops the sweep: a recipe missed would have its chunks removed */
   DIR *top = fdopendir(dup(cas_fd));
   if (!top) die(cas_dir, "opendir");
   struct dirent *a;
-  while ((a = readdir(top))) {
+  for (;;) {
+    errno = 0;
+    if (!(a = readdir(top))) {
+      if (errno) die(cas_dir, "readdir");
+      break;
+    }
     if (a->d_name[0] == '.') continue;
-    int dfd = openat(cas_fd, a->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) continue; /* not a fan-out dir */
+    int dfd = openat(cas_fd, a->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 && (errno == ENOTDIR || errno == ELOOP)) continue; /* not a fan-out dir (fsck names it) */
+    if (dfd < 0) die(a->d_name, "open");
     DIR *d = fdopendir(dfd);
     if (!d) die(a->d_name, "opendir");
     struct dirent *e;
-    while ((e = readdir(d))) {
+    for (;;) {
+      errno = 0;
+      if (!(e = readdir(d))) {
+        if (errno) die(a->d_name, "readdir");
+        break;
+      }
       size_t l = strlen(e->d_name);
       if (l < 5 || strcmp(e->d_name + l - 4, ".cdc")) continue;
       int r = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -657,12 +682,15 @@ static void sweep_chunks(void) {
       uint8_t head[12], ent[36];
       if (pread(r, head, sizeof head, 0) == (ssize_t)sizeof head && !memcmp(head, CDC_MAGIC, 8))
         for (uint32_t i = 0, n = get_u32(head + 8); i < n; i++) {
-          if (pread(r, ent, sizeof ent, (off_t)(sizeof head + 36ull * i)) != (ssize_t)sizeof ent) break;
-          live_add(ent);
+          if (pread(r, ent, sizeof ent, (off_t)(sizeof head + 36ull * i)) != (ssize_t)sizeof ent) {
+            fprintf(stderr, "velo-cold: %s/%s: damaged: the recipe is cut short; no chunk removed\n", a->d_name, e->d_name);
+            exit(1);
+          }
+          dset_add(&live, ent);
         }
       else {
         /* a recipe that cannot be read keeps every chunk: fsck names it */
-        fprintf(stderr, "velo-cold: %s/%s: not a chunk recipe; no chunk removed\n", a->d_name, e->d_name);
+        fprintf(stderr, "velo-cold: %s/%s: damaged: not a chunk recipe; no chunk removed\n", a->d_name, e->d_name);
         exit(1);
       }
       close(r);
@@ -685,7 +713,7 @@ static void sweep_chunks(void) {
       struct stat st;
       if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
       uint8_t dg[32];
-      if (unhex(e->d_name, dg) && live_has(dg)) {
+      if (unhex(e->d_name, dg) && dset_has(&live, dg)) {
         kept++, kept_bytes += (uint64_t)st.st_size;
         continue;
       }

@@ -30,7 +30,7 @@ const MARK = 'cold'
 
 export const mayHoldCold = (home: string): boolean => fs.existsSync(path.join(home, MARK))
 export function markCold(home: string, on: boolean): void {
-  if (on) fs.writeFileSync(path.join(home, MARK), 'this store may hold zstd-compressed objects (<name>.zst): docs/volumes.md\n')
+  if (on) fs.writeFileSync(path.join(home, MARK), 'this store may hold cold objects (<name>.zst, <name>.cdc): docs/volumes.md\n')
   else fs.rmSync(path.join(home, MARK), {force: true})
 }
 
@@ -124,6 +124,8 @@ export function holdThawed(home: string, db: ManifestDb, layers: Iterable<string
   return () => lock.release()
 }
 
+export const noFreeze = (): FreezeResult => ({frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0})
+
 export interface FreezeResult {
   frozen: number
   /** bytes of the objects frozen, and what their .zst files (and the new chunks and recipes of chunked ones) hold */
@@ -137,7 +139,7 @@ export interface FreezeResult {
 
 /** Freeze these (plain) objects; gc only, under the exclusive store lock (its fd: lockFd). */
 export function freezeObjects(home: string, names: string[], lockFd?: number): FreezeResult {
-  const out: FreezeResult = {frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0}
+  const out = noFreeze()
   if (names.length === 0 || !coldTool()) return out
   for (const line of run('freeze', new Store(home), names, lockFd)) {
     const [what, , plain, stored, chunks, fresh] = line.split(' ')

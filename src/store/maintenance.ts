@@ -11,7 +11,7 @@ import {listUserHolds} from './holds'
 import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
 import {mountinfoEverywhere} from '../lib/mountinfo'
-import {chunkStoreSize, COLD_SUFFIXES, coldTool, freezeObjects, FreezeResult, markCold, mayHoldCold, sweepChunks, verifyCold} from './cold'
+import {chunksDir, chunkStoreSize, COLD_SUFFIXES, coldTool, freezeObjects, FreezeResult, markCold, mayHoldCold, noFreeze, sweepChunks, verifyCold} from './cold'
 
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
@@ -290,9 +290,14 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       let removedStray = 0
       for (const p of problems) {
         if (p.kind === 'bad-object' && p.object) {
-          // only the copy found bad: a good .zst beside a bad plain file stays the object
+          // only the copy found bad: a good cold copy beside a bad plain file stays the object; a damaged chunk goes
+          // and the recipes naming it stay (a later freeze of those bytes writes the chunk again: the object heals)
           const id = parseObjectName(p.object)!
-          if (p.problem.startsWith('compressed copy: ')) for (const s of COLD_SUFFIXES) fs.rmSync(store.path(id) + s, {force: true})
+          const chunk = /^compressed copy: chunk ([0-9a-f]{64}): /.exec(p.problem)
+          if (chunk) fs.rmSync(path.join(chunksDir(home), chunk[1].slice(0, 2), chunk[1]), {force: true})
+          else if (p.problem.startsWith('compressed copy: '))
+            // the one verified: velo-cold reads the .zst when both are there
+            fs.rmSync(COLD_SUFFIXES.map((s) => store.path(id) + s).find((c) => fs.existsSync(c)) ?? store.path(id) + COLD_SUFFIXES[0], {force: true})
           else store.delete(id)
           removedObjects++
         } else if (p.kind === 'stray-file' && p.object) {
@@ -483,7 +488,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedFarms++
       if (!opts.dryRun) fs.rmSync(path.join(farms, f), {force: true, recursive: true})
     }
-    const cold = opts.dryRun ? {frozen: {frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0}, farms: 0} : freezeCold(home, db, hotLayers, snapshotLayers, lock.heldFd)
+    const cold = opts.dryRun ? {frozen: noFreeze(), farms: 0} : freezeCold(home, db, hotLayers, snapshotLayers, lock.heldFd)
     // chunks no recipe names any more (their objects thawed, or dead and swept above)
     const chunks = opts.dryRun ? {swept: 0, sweptBytes: 0, chunks: 0, chunkBytes: 0} : sweepChunks(home, lock.heldFd)
     if (!opts.dryRun && coldLeft + cold.frozen.frozen === 0 && mayHoldCold(home)) markCold(home, false)
@@ -532,7 +537,7 @@ const COLD_MIN_BYTES = 4096
  * velo-cold (which keeps an object plain if it is linked anywhere after all, or would not get smaller).
  */
 function freezeCold(home: string, db: ManifestDb, hotLayers: Set<string>, snapshotLayers: Map<string, Set<string>>, lockFd?: number): {frozen: FreezeResult; farms: number} {
-  const out = {frozen: {frozen: 0, logicalBytes: 0, storedBytes: 0} as FreezeResult, farms: 0}
+  const out = {frozen: noFreeze(), farms: 0}
   if (![...snapshotLayers.keys()].some((l) => !hotLayers.has(l)) || !coldTool()) return out
   const {lockUnusedVolume} = require('../volume/volumes') as typeof import('../volume/volumes')
   const volumeLocks: StoreLock[] = []
