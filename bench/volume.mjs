@@ -135,16 +135,19 @@ function cold(tar) {
   const data = JSON.parse(sh(`${v} volume inspect cv --home ${H} --json`)).dir
   sh(`tar -C ${data} -xf ${tar} && sync && sleep 2`)
   sh(`${env} ${v} volume snapshot cv s0 --home ${H} >/dev/null`)
-  const all = sh(`cd ${data} && find . -type f -size +4k | sort`).trim().split('\n')
+  const all = sh(`cd ${data} && find . -type f -size +0 | sort`).trim().split('\n')
   const changed = all.filter((_, i) => i % 100 === 7)
   fs.writeFileSync(path.join(W, 'cold-changed.txt'), changed.map((f) => path.join(data, f)).join('\n') + '\n')
   fs.writeFileSync(path.join(W, 'cold-change.sh'), `#!/bin/sh\nwhile read -r f; do echo "// $(date +%s%N)" >> "$f"; done < ${W}/cold-changed.txt\nsync\n`)
+  const casKiB = () => Number(sh(`du -sk ${H}/cas | cut -f1`).split('\t')[0])
+  const duBefore = casKiB()
   const t0 = performance.now()
   const gc = JSON.parse(sh(`${v} gc --home ${H} --json`))
   const gcSeconds = (performance.now() - t0) / 1000
   const st = JSON.parse(sh(`${v} status --home ${H} --json`))
+  const duAfter = casKiB()
   notes.push(
-    `cold objects: velo gc compressed ${gc.frozenObjects} objects of a ${all.length}-file node_modules snapshot (files over 4 KiB), ${(gc.frozenBytes / 2 ** 20).toFixed(1)} MiB into ${(gc.frozenStoredBytes / 2 ** 20).toFixed(1)} MiB (${(gc.frozenStoredBytes / gc.frozenBytes).toFixed(2)}), in ${gcSeconds.toFixed(2)} s; the store: ${(st.physicalBytes / 2 ** 20).toFixed(1)} MiB deduplicated, ${(st.storedBytes / 2 ** 20).toFixed(1)} MiB stored`,
+    `cold objects: velo gc froze ${gc.frozenObjects} objects of a ${all.length}-file node_modules snapshot (${gc.packedObjects} small ones into ${gc.newPacks} pack(s), the others one by one), ${(gc.frozenBytes / 2 ** 20).toFixed(1)} MiB into ${(gc.frozenStoredBytes / 2 ** 20).toFixed(1)} MiB (${(gc.frozenStoredBytes / gc.frozenBytes).toFixed(2)}), in ${gcSeconds.toFixed(2)} s; the store: ${(st.physicalBytes / 2 ** 20).toFixed(1)} MiB deduplicated, ${(st.storedBytes / 2 ** 20).toFixed(1)} MiB stored; its cas/ on disk (du, blocks): ${(duBefore / 1024).toFixed(1)} MiB before the gc, ${(duAfter / 1024).toFixed(1)} MiB after`,
   )
   const co = path.join(W, 'cold-co')
   const r = hyperfine(

@@ -1,12 +1,16 @@
 /* velo-cold: cold objects of the store kept zstd-compressed (docs/volumes.md, "Cold objects").
  *
- *   velo-cold freeze|thaw|verify CASDIR TMPDIR ROOT|NOROOT CHUNKDIR   < object names (<h0h1>/<name>), one per line
- *   velo-cold sweep-chunks CASDIR TMPDIR ROOT|NOROOT CHUNKDIR         (no input)
+ *   velo-cold freeze|thaw|verify CASDIR TMPDIR ROOT|NOROOT CHUNKDIR PACKDIR   < object names (<h0h1>/<name>), one a line
+ *   velo-cold sweep-chunks|packed CASDIR TMPDIR ROOT|NOROOT CHUNKDIR PACKDIR  (no input)
+ *   velo-cold compact CASDIR TMPDIR ROOT|NOROOT CHUNKDIR PACKDIR THRESHOLD    < names of objects to drop from packs
  *
  * An object HASH_SIZE_MODE_UID_GID (docs/format.md, "Objects"; none with xattrs: a compressed file could not carry
  * them) is either hot — the plain file CASDIR/<h0h1>/<name>, what farms link and readers open — or cold, in one of
- * two forms with no plain file beside it:
- *   <name>.zst  one zstd frame of the same bytes, 0600 (objects under CDC_MIN_BYTES);
+ * three forms with no plain file beside it:
+ *   packed      under PACK_OBJ_MAX: in a pack in PACKDIR with other small objects (zstd frames of several objects
+ *               each, an index, a trailer: see "Packs" below), where a small file costs a share of a frame, not a
+ *               disk block; a pack is rewritten without its dead objects by compact;
+ *   <name>.zst  one zstd frame of the same bytes, 0600 (objects from PACK_OBJ_MAX to CDC_MIN_BYTES);
  *   <name>.cdc  a recipe (objects of CDC_MIN_BYTES or more): the object cut by content-defined chunking (FastCDC,
  *               below) into chunks of 16-256 KiB, each stored once in CHUNKDIR/<h0h1>/<BLAKE3 of the chunk> as a zstd
  *               frame, and shared by every recipe that has it: a large file changed in place (a VM image, a
@@ -31,6 +35,11 @@
  *   from its chunks, each checked against its own name, and the whole against the object's.
  * sweep-chunks: every chunk no recipe in CASDIR names is removed (gc, after its sweep of objects); prints "swept
  *   COUNT BYTES" and "kept COUNT BYTES" (the chunks left, what they take).
+ * packed, compact: see list_packed and compact below. freeze puts its small objects into one new pack (more past
+ *   PACK_RAW_MAX) — or, for one a pack still holds (a reader made it plain), checks that copy and keeps it — prints
+ *   "packed NAME BYTES" for each and "pack HEX BYTES" for each new pack; thaw and verify read a
+ *   packed object from the first pack (by name) that has it, and thaw prints "absent NAME" for a name with no cold
+ *   copy anywhere (a lazy image's object, fetched when read). A thawed object's packed copy stays until compact.
  * Errors: "velo-cold: PATH: what: strerror" on stderr, exit 1. The caller holds the store's lock: exclusive for
  * freeze (gc), shared for thaw (as a writer) and verify (fsck). */
 #include <dirent.h>
@@ -411,6 +420,420 @@ static const char *unchunk(int rfd, int out, const struct oname *o, const char *
   return "";
 }
 
+/* ---- packs of small cold objects ---- */
+
+/* A pack (docs/format.md, "Packs"): PACKDIR/<BLAKE3 of the file>.pack, zstd frames each holding whole objects one
+ * after another (about FRAME_RAW bytes a frame: small files compress together), then an index, one text line per
+ * object — "<h0h1>/<name> FRAME_OFFSET FRAME_LENGTH OFFSET_IN_FRAME" — then a trailer: u64 index offset, u64 index
+ * length (little-endian), PACK_MAGIC. A pack is written whole into TMPDIR, read back and checked, and renamed into
+ * place: it is there whole or not at all. An object in two packs (a compaction cut short) is read from the first by
+ * name; the later copy counts as dead. */
+#define PACK_OBJ_MAX (64u << 10) /* objects under this go into packs; larger ones are compressed one by one */
+#define FRAME_RAW (128u << 10)
+#define PACK_RAW_MAX (64u << 20)
+#define PACK_MAGIC "VELOPAK1"
+#define TRAILER 24
+
+static const char *pack_dir;
+static int pack_fd = -1;
+
+struct pentry {
+  char *name; /* "<h0h1>/<name>" */
+  uint64_t size, foff;
+  uint32_t flen, ioff, pack;
+  int dup, drop;
+};
+struct pack {
+  char *file;
+  uint64_t bytes, raw, dead_raw;
+  const char *bad; /* why it cannot be read, or NULL */
+  int rewrite;
+};
+static struct pentry *pe;
+static size_t npe, cap_pe;
+static struct pack *packs;
+static size_t npacks;
+static size_t *pmap, pmap_cap; /* name → 1 + index into pe (the first pack with it), open addressing */
+static int packs_loaded;
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
+  return h;
+}
+static size_t *pmap_slot(const char *name) {
+  size_t i = (size_t)name_hash(name) & (pmap_cap - 1);
+  while (pmap[i] && strcmp(pe[pmap[i] - 1].name, name)) i = (i + 1) & (pmap_cap - 1);
+  return &pmap[i];
+}
+static struct pentry *pack_find(const char *name) {
+  if (!pmap_cap) return NULL;
+  size_t v = *pmap_slot(name);
+  return v ? &pe[v - 1] : NULL;
+}
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void put_u64(uint8_t *b, uint64_t v) {
+  for (int i = 0; i < 8; i++) b[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get_u64(const uint8_t *b) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
+  return v;
+}
+
+/* One pack's index into pe; "" or why it cannot be read. */
+static const char *load_pack(uint32_t k) {
+  static char why[300];
+  int fd = openat(pack_fd, packs[k].file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return snprintf(why, sizeof why, "open: %s", strerror(errno)), why;
+  struct stat st;
+  uint8_t t[TRAILER];
+  if (fstat(fd, &st) < 0 || st.st_size < TRAILER || pread(fd, t, TRAILER, st.st_size - TRAILER) != TRAILER || memcmp(t + 16, PACK_MAGIC, 8)) {
+    close(fd);
+    return "no pack trailer";
+  }
+  uint64_t ioff = get_u64(t), ilen = get_u64(t + 8);
+  packs[k].bytes = (uint64_t)st.st_size;
+  if (ioff > (uint64_t)st.st_size || ilen != (uint64_t)st.st_size - TRAILER - ioff || ilen > (1ull << 31)) {
+    close(fd);
+    return "the trailer does not match the file";
+  }
+  char *idx = malloc(ilen + 1);
+  if (!idx) die("-", "malloc");
+  if (pread(fd, idx, ilen, (off_t)ioff) != (ssize_t)ilen) {
+    snprintf(why, sizeof why, "read: %s", strerror(errno));
+    close(fd), free(idx);
+    return why;
+  }
+  close(fd);
+  idx[ilen] = 0;
+  size_t first = npe;
+  for (char *line = idx, *nl; *line; line = nl + 1) {
+    if (!(nl = strchr(line, '\n'))) break;
+    *nl = 0;
+    char name[4200];
+    unsigned long long foff, flen, io;
+    struct oname o;
+    if (sscanf(line, "%4199s %llu %llu %llu", name, &foff, &flen, &io) != 4 || !parse_name(name, &o) || foff + flen > ioff || flen > BUF || io + o.size > FRAME_RAW + PACK_OBJ_MAX) {
+      npe = first; /* none of this pack's entries: fsck names the pack */
+      free(idx);
+      return "a bad index line";
+    }
+    if (npe == cap_pe && !(pe = realloc(pe, (cap_pe = cap_pe ? 2 * cap_pe : 4096) * sizeof *pe))) die("-", "malloc");
+    pe[npe] = (struct pentry){strdup(name), o.size, foff, (uint32_t)flen, (uint32_t)io, k, 0, 0};
+    if (!pe[npe].name) die("-", "malloc");
+    packs[k].raw += o.size;
+    npe++;
+  }
+  free(idx);
+  return "";
+}
+
+/* Every pack's index (once a run), in the order of their names: the first pack naming an object serves it. */
+static void load_packs(void) {
+  if (packs_loaded++ || pack_fd < 0) return;
+  DIR *d = fdopendir(dup(pack_fd));
+  if (!d) die(pack_dir, "opendir");
+  char **files = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *e;
+  for (;;) {
+    errno = 0;
+    if (!(e = readdir(d))) {
+      if (errno) die(pack_dir, "readdir");
+      break;
+    }
+    size_t l = strlen(e->d_name);
+    if (e->d_name[0] == '.' || l < 6 || strcmp(e->d_name + l - 5, ".pack")) continue;
+    if (n == cap && !(files = realloc(files, (cap = cap ? 2 * cap : 64) * sizeof *files))) die("-", "malloc");
+    if (!(files[n++] = strdup(e->d_name))) die("-", "malloc");
+  }
+  closedir(d);
+  qsort(files, n, sizeof *files, cmp_str);
+  if (!(packs = calloc(n ? n : 1, sizeof *packs))) die("-", "malloc");
+  for (size_t k = 0; k < n; k++) {
+    packs[k].file = files[k];
+    const char *why = load_pack((uint32_t)k);
+    if (*why && !(packs[k].bad = strdup(why))) die("-", "malloc");
+  }
+  npacks = n;
+  free(files);
+  for (pmap_cap = 1024; pmap_cap < 2 * npe + 2; pmap_cap *= 2) {
+  }
+  if (!(pmap = calloc(pmap_cap, sizeof *pmap))) die("-", "malloc");
+  for (size_t i = 0; i < npe; i++) {
+    size_t *s = pmap_slot(pe[i].name);
+    if (*s) pe[i].dup = 1;
+    else *s = i + 1;
+  }
+}
+
+/* The frame of e decompressed into fbuf (the last one is kept: a thaw takes neighbours in turn); "" or why not. */
+static uint8_t *fbuf;
+static size_t fraw;
+static const char *load_frame(const struct pentry *e) {
+  static char why[300];
+  static uint32_t cpack = UINT32_MAX;
+  static uint64_t cfoff;
+  if (cpack == e->pack && cfoff == e->foff) return "";
+  cpack = UINT32_MAX;
+  if (!fbuf && !(fbuf = malloc(FRAME_RAW + PACK_OBJ_MAX))) die("-", "malloc");
+  int fd = openat(pack_fd, packs[e->pack].file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return snprintf(why, sizeof why, "pack %s: open: %s", packs[e->pack].file, strerror(errno)), why;
+  ssize_t n = pread(fd, in_buf, e->flen, (off_t)e->foff);
+  int err = errno;
+  close(fd);
+  if (n != (ssize_t)e->flen) return snprintf(why, sizeof why, "pack %s: read: %s", packs[e->pack].file, n < 0 ? strerror(err) : "cut short"), why;
+  size_t r = ZSTD_decompress(fbuf, FRAME_RAW + PACK_OBJ_MAX, in_buf, e->flen);
+  if (ZSTD_isError(r)) return snprintf(why, sizeof why, "pack %s: zstd: %s", packs[e->pack].file, ZSTD_getErrorName(r)), why;
+  fraw = r, cpack = e->pack, cfoff = e->foff;
+  return "";
+}
+
+/* A packed object into out (-1: nowhere), checked against its name; "" or why not. */
+static const char *unpack_packed(const struct pentry *e, int out, const struct oname *o) {
+  static char why[400];
+  const char *w = load_frame(e);
+  if (*w) return w;
+  if ((uint64_t)e->ioff + o->size > fraw) return snprintf(why, sizeof why, "pack %s: the frame is shorter than its index says", packs[e->pack].file), why;
+  uint8_t dg[32];
+  char hex[65];
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, fbuf + e->ioff, o->size);
+  blake3_hasher_finalize(&h, dg, 32);
+  hex_into(dg, 32, hex);
+  if (strcmp(hex, o->hash)) return snprintf(why, sizeof why, "pack %s: content hashes to %s, not to its name", packs[e->pack].file, hex), why;
+  if (out >= 0) write_all(out, fbuf + e->ioff, o->size, "temp file");
+  return "";
+}
+
+/* The pack being written: frames into a temp file, its entries' index lines kept until it is finished. */
+struct pw_entry {
+  char *name;
+  uint64_t size, foff;
+  uint32_t flen, ioff;
+};
+static struct {
+  int fd;
+  char tmp[4200];
+  blake3_hasher h;
+  uint8_t *fb, *rb; /* the frame being filled; a frame read back */
+  size_t fl;
+  uint64_t off, raw;
+  struct pw_entry *e;
+  size_t n, cap, frame_first;
+} pw = {.fd = -1};
+struct done_pack {
+  char *tmp, hex[65];
+};
+static struct done_pack *done_packs;
+static size_t n_done_packs;
+
+static void pw_flush(ZSTD_CCtx *c) {
+  if (!pw.fl) return;
+  ZSTD_CCtx_reset(c, ZSTD_reset_session_only);
+  size_t z = ZSTD_compress2(c, out_buf, BUF, pw.fb, pw.fl);
+  if (ZSTD_isError(z)) {
+    errno = EIO;
+    die(pw.tmp, ZSTD_getErrorName(z));
+  }
+  write_all(pw.fd, out_buf, z, pw.tmp);
+  blake3_hasher_update(&pw.h, out_buf, z);
+  for (size_t i = pw.frame_first; i < pw.n; i++) pw.e[i].foff = pw.off, pw.e[i].flen = (uint32_t)z;
+  pw.off += z, pw.fl = 0, pw.frame_first = pw.n;
+}
+
+/* The pack finished: its index and trailer written, every object read back and checked; kept for placing. */
+static void pw_finish(ZSTD_CCtx *c) {
+  if (pw.fd < 0) return;
+  pw_flush(c);
+  uint64_t ioff = pw.off, ilen = 0;
+  char line[4300];
+  for (size_t i = 0; i < pw.n; i++) {
+    int l = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIu32 " %" PRIu32 "\n", pw.e[i].name, pw.e[i].foff, pw.e[i].flen, pw.e[i].ioff);
+    write_all(pw.fd, line, (size_t)l, pw.tmp);
+    blake3_hasher_update(&pw.h, line, (size_t)l);
+    ilen += (uint64_t)l;
+  }
+  uint8_t t[TRAILER];
+  put_u64(t, ioff), put_u64(t + 8, ilen), memcpy(t + 16, PACK_MAGIC, 8);
+  write_all(pw.fd, t, TRAILER, pw.tmp);
+  blake3_hasher_update(&pw.h, t, TRAILER);
+  /* read back: each frame decompressed, each object hashed against its name */
+  size_t rlen = 0;
+  for (size_t i = 0; i < pw.n; i++) {
+    if (i == 0 || pw.e[i].foff != pw.e[i - 1].foff) {
+      if (pread(pw.fd, in_buf, pw.e[i].flen, (off_t)pw.e[i].foff) != (ssize_t)pw.e[i].flen) die(pw.tmp, "read back");
+      size_t r = ZSTD_decompress(pw.rb, FRAME_RAW + PACK_OBJ_MAX, in_buf, pw.e[i].flen);
+      if (ZSTD_isError(r)) {
+        errno = EIO;
+        die(pw.tmp, ZSTD_getErrorName(r));
+      }
+      rlen = r;
+    }
+    struct oname o;
+    uint8_t dg[32];
+    char hex[65];
+    parse_name(pw.e[i].name, &o);
+    blake3_hasher h;
+    blake3_hasher_init(&h);
+    if ((uint64_t)pw.e[i].ioff + o.size > rlen) damaged(pw.tmp, "a frame read back is short");
+    blake3_hasher_update(&h, pw.rb + pw.e[i].ioff, o.size);
+    blake3_hasher_finalize(&h, dg, 32);
+    hex_into(dg, 32, hex);
+    if (strcmp(hex, o.hash)) damaged(pw.tmp, "an object read back does not hash to its name");
+  }
+  if (close(pw.fd) < 0) die(pw.tmp, "close");
+  pw.fd = -1;
+  uint8_t dg[32];
+  blake3_hasher_finalize(&pw.h, dg, 32);
+  if (!(done_packs = realloc(done_packs, (n_done_packs + 1) * sizeof *done_packs))) die("-", "malloc");
+  hex_into(dg, 32, done_packs[n_done_packs].hex);
+  if (!(done_packs[n_done_packs++].tmp = strdup(pw.tmp))) die("-", "malloc");
+  for (size_t i = 0; i < pw.n; i++) free(pw.e[i].name);
+  pw.n = 0, pw.off = 0, pw.raw = 0, pw.frame_first = 0;
+}
+
+/* Add an object's bytes (already checked against its name) to the pack being written. */
+static void pw_add(ZSTD_CCtx *c, const char *name, const uint8_t *p, uint64_t size) {
+  if (pw.fd < 0) {
+    pw.fd = open_temp(pw.tmp, sizeof pw.tmp);
+    blake3_hasher_init(&pw.h);
+    if (!pw.fb && (!(pw.fb = malloc(FRAME_RAW + PACK_OBJ_MAX)) || !(pw.rb = malloc(FRAME_RAW + PACK_OBJ_MAX)))) die("-", "malloc");
+  }
+  if (pw.n == pw.cap && !(pw.e = realloc(pw.e, (pw.cap = pw.cap ? 2 * pw.cap : 1024) * sizeof *pw.e))) die("-", "malloc");
+  pw.e[pw.n] = (struct pw_entry){strdup(name), size, 0, 0, (uint32_t)pw.fl};
+  if (!pw.e[pw.n++].name) die("-", "malloc");
+  memcpy(pw.fb + pw.fl, p, size);
+  pw.fl += size, pw.raw += size;
+  if (pw.fl >= FRAME_RAW) pw_flush(c);
+  if (pw.raw >= PACK_RAW_MAX) pw_finish(c);
+}
+
+/* The packs this run wrote into place (after a syncfs; the caller syncs again before anything depends on them). */
+static void place_done_packs(void) {
+  for (size_t i = 0; i < n_done_packs; i++) {
+    char dst[80];
+    snprintf(dst, sizeof dst, "%s.pack", done_packs[i].hex);
+    if (renameat(AT_FDCWD, done_packs[i].tmp, pack_fd, dst) < 0) die(dst, "rename");
+  }
+}
+
+/* A small object read whole into buf (PACK_OBJ_MAX bytes) and hashed: 1 when it is what its name says. */
+static int read_small(int fd, const struct oname *o, uint8_t *buf, const char *name) {
+  uint64_t got = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf + got, PACK_OBJ_MAX - got, (off_t)got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) die(name, "read");
+    if (n == 0 || (got += (uint64_t)n) >= PACK_OBJ_MAX) break;
+  }
+  if (got != o->size) return 0;
+  uint8_t dg[32];
+  char hex[65];
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, buf, got);
+  blake3_hasher_finalize(&h, dg, 32);
+  hex_into(dg, 32, hex);
+  return !strcmp(hex, o->hash);
+}
+
+/* A set of names (the ones to drop from packs) */
+static char **drop_names;
+static size_t n_drop;
+
+/* compact: every pack whose dead share (objects named on stdin, and second copies) is THRESHOLD or more of its raw
+ * bytes is rewritten with its live objects (all such packs into new ones together, each object checked on the way:
+ * a pack with a damaged live object is left as it is and named), then removed. Prints "compacted REWRITTEN REMOVED
+ * MOVED DROPPED DROPPED_BYTES BYTES_BEFORE BYTES_AFTER" (DROPPED: the objects named, not second copies), "dropped
+ * NAME" for each of those, and "damaged PACK NAME WHY". */
+static void compact(double threshold) {
+  load_packs();
+  for (size_t i = 0; i < n_drop; i++) {
+    struct pentry *e = pack_find(drop_names[i]);
+    if (e) e->drop = 1;
+  }
+  /* an object named once: every pack's copy of it is dropped */
+  for (size_t i = 0; i < npe; i++)
+    if (pe[i].dup && pack_find(pe[i].name)->drop) pe[i].drop = 1;
+  for (size_t i = 0; i < npe; i++)
+    if (pe[i].drop || pe[i].dup) packs[pe[i].pack].dead_raw += pe[i].size;
+  for (size_t k = 0; k < npacks; k++)
+    packs[k].rewrite = !packs[k].bad && packs[k].dead_raw > 0 && (double)packs[k].dead_raw >= threshold * (double)packs[k].raw;
+  /* check every live object of the packs to rewrite first: a damaged one keeps its pack */
+  ZSTD_CCtx *c = ZSTD_createCCtx();
+  if (!c) die("-", "malloc");
+  ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, LEVEL);
+  ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+  for (size_t i = 0; i < npe; i++) {
+    if (!packs[pe[i].pack].rewrite || pe[i].drop || pe[i].dup) continue;
+    struct oname o;
+    parse_name(pe[i].name, &o);
+    const char *why = unpack_packed(&pe[i], -1, &o);
+    if (*why) {
+      printf("damaged %s %s %s\n", packs[pe[i].pack].file, pe[i].name, why);
+      packs[pe[i].pack].rewrite = 0;
+    }
+  }
+  uint64_t rewritten = 0, removed = 0, moved = 0, dropped = 0, dropped_bytes = 0, before = 0, after = 0;
+  for (size_t i = 0; i < npe; i++) {
+    if (!packs[pe[i].pack].rewrite) continue;
+    if (pe[i].drop || pe[i].dup) {
+      if (!pe[i].dup) dropped++, dropped_bytes += pe[i].size, printf("dropped %s\n", pe[i].name); /* a second copy is no object of its own */
+      continue;
+    }
+    struct oname o;
+    parse_name(pe[i].name, &o);
+    const char *why = load_frame(&pe[i]); /* checked above */
+    if (*why) damaged(packs[pe[i].pack].file, why);
+    pw_add(c, pe[i].name, fbuf + pe[i].ioff, o.size);
+    moved++;
+  }
+  pw_finish(c);
+  ZSTD_freeCCtx(c);
+  for (size_t k = 0; k < npacks; k++)
+    if (packs[k].rewrite) rewritten++, before += packs[k].bytes;
+  /* new packs durable and in place before an old one goes: a kill in between leaves objects in two packs */
+  if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
+  place_done_packs();
+  if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
+  for (size_t i = 0; i < n_done_packs; i++) {
+    struct stat st;
+    char f[80];
+    snprintf(f, sizeof f, "%s.pack", done_packs[i].hex);
+    if (fstatat(pack_fd, f, &st, 0) == 0) after += (uint64_t)st.st_size;
+  }
+  for (size_t k = 0; k < npacks; k++)
+    if (packs[k].rewrite) {
+      int again = 0; /* a pack rewritten to the very same bytes (nothing dropped) has the same name */
+      for (size_t i = 0; i < n_done_packs; i++) again |= !strncmp(packs[k].file, done_packs[i].hex, 64);
+      if (!again && unlinkat(pack_fd, packs[k].file, 0) < 0 && errno != ENOENT) die(packs[k].file, "unlink");
+      removed++;
+    }
+  printf("compacted %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", rewritten, removed, moved, dropped, dropped_bytes, before, after);
+}
+
+/* packed: every packed object, once ("packed NAME PACK STORED_SHARE"), every pack ("pack PACK BYTES RAW OBJECTS"),
+ * and every pack that cannot be read ("damaged PACK WHY"). */
+static void list_packed(void) {
+  load_packs();
+  uint64_t *count = calloc(npacks ? npacks : 1, sizeof *count);
+  if (!count) die("-", "malloc");
+  for (size_t i = 0; i < npe; i++) {
+    count[pe[i].pack]++;
+    if (pe[i].dup) continue;
+    const struct pack *k = &packs[pe[i].pack];
+    printf("packed %s %s %" PRIu64 "\n", pe[i].name, k->file, k->raw ? (uint64_t)((double)k->bytes * (double)pe[i].size / (double)k->raw) : 0);
+  }
+  for (size_t k = 0; k < npacks; k++)
+    if (packs[k].bad) printf("damaged %s %s\n", packs[k].file, packs[k].bad);
+    else printf("pack %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", packs[k].file, packs[k].bytes, packs[k].raw, count[k]);
+  free(count);
+}
+
 /* The cold copy of name: its .zst (*cdc = 0) or its .cdc (*cdc = 1), opened; -1 with errno when neither is there. */
 static int open_cold(const char *name, int *cdc) {
   char p[4200];
@@ -423,9 +846,30 @@ static int open_cold(const char *name, int *cdc) {
   return openat(cas_fd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* The cold object name (o: its parts) read into out (-1: nowhere) and checked, from its .zst, its .cdc or a pack:
+ * 1 with *why "" or what is wrong (*form: 0 .zst, 1 .cdc, 2 packed; what: the copy read, for messages); 0 when it has
+ * no cold copy (errno ENOENT), -1 when one cannot be opened (errno). */
+static int read_cold(const char *name, const struct oname *o, int out, const char **why, int *form, char *what, size_t wcap) {
+  int z = open_cold(name, form);
+  snprintf(what, wcap, "%s.%s", name, *form ? "cdc" : "zst");
+  if (z >= 0) {
+    *why = *form ? unchunk(z, out, o, what) : unpack(z, out, o, what);
+    close(z);
+    return 1;
+  }
+  if (errno != ENOENT) return -1;
+  load_packs();
+  const struct pentry *e = pack_find(name);
+  if (!e) return errno = ENOENT, 0;
+  *form = 2;
+  snprintf(what, wcap, "%s (pack %s)", name, packs[e->pack].file);
+  *why = unpack_packed(e, out, o);
+  return 1;
+}
+
 struct pending {
   char *name, *tmp;
-  int cdc; /* its cold copy is a recipe (.cdc), not a frame (.zst) */
+  int cdc; /* its cold copy: 0 a frame (.zst), 1 a recipe (.cdc), 2 in a pack */
 };
 
 /* Chunks written by this run into their places (before any recipe naming them) */
@@ -465,6 +909,30 @@ static void freeze(char **names, size_t n) {
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (uint64_t)st.st_size != o.size) {
       printf("kept %s %s\n", names[i], st.st_nlink != 1 ? "linked" : "not-as-named");
       close(fd);
+      continue;
+    }
+    if (o.size < PACK_OBJ_MAX) {
+      static uint8_t small[PACK_OBJ_MAX];
+      /* packed already (made plain by a reader, its pack not rewritten since): that copy, checked, serves again */
+      load_packs();
+      const struct pentry *had = pack_find(names[i]);
+      if (had && !*unpack_packed(had, -1, &o)) {
+        close(fd);
+        p[np].name = names[i];
+        p[np++].cdc = 2;
+        printf("packed %s %" PRIu64 "\n", names[i], o.size);
+        continue;
+      }
+      int same = read_small(fd, &o, small, names[i]);
+      close(fd);
+      if (!same) {
+        printf("kept %s changed\n", names[i]);
+        continue;
+      }
+      pw_add(c, names[i], small, o.size);
+      p[np].name = names[i];
+      p[np++].cdc = 2;
+      printf("packed %s %" PRIu64 "\n", names[i], o.size);
       continue;
     }
     if (o.size >= CDC_MIN_BYTES) {
@@ -534,11 +1002,19 @@ static void freeze(char **names, size_t n) {
     printf("frozen %s %" PRIu64 " %" PRIu64 "\n", names[i], o.size, (uint64_t)zs.st_size);
     np++;
   }
+  pw_finish(c);
   ZSTD_freeCCtx(c);
+  for (size_t i = 0; i < n_done_packs; i++) {
+    struct stat st;
+    if (stat(done_packs[i].tmp, &st) < 0) die(done_packs[i].tmp, "stat");
+    printf("pack %s %" PRIu64 "\n", done_packs[i].hex, (uint64_t)st.st_size);
+  }
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
   place_new_chunks();
+  place_done_packs();
   for (size_t i = 0; i < np; i++) {
     char dst[4200];
+    if (p[i].cdc == 2) continue;
     snprintf(dst, sizeof dst, "%s.%s", p[i].name, p[i].cdc ? "cdc" : "zst");
     if (renameat(AT_FDCWD, p[i].tmp, cas_fd, dst) < 0) die(dst, "rename");
   }
@@ -573,16 +1049,19 @@ static void thaw(char **names, size_t n) {
     }
     char zname[4200], tmp[4200];
     int cdc;
-    int z = open_cold(names[i], &cdc);
-    snprintf(zname, sizeof zname, "%s.%s", names[i], cdc ? "cdc" : "zst");
-    if (z < 0 && errno == ENOENT && plain_now(names[i])) {
-      printf("hot %s\n", names[i]);
+    const char *why;
+    int t = open_temp(tmp, sizeof tmp);
+    int found = read_cold(names[i], &o, t, &why, &cdc, zname, sizeof zname);
+    if (found <= 0) {
+      int e = errno;
+      close(t);
+      unlink(tmp);
+      errno = e;
+      if (found < 0) die(zname, "open");
+      /* no cold copy: made plain meanwhile, or not in this store at all (a lazy image's, fetched on read) */
+      printf("%s %s\n", plain_now(names[i]) ? "hot" : "absent", names[i]);
       continue;
     }
-    if (z < 0) die(zname, "open");
-    int t = open_temp(tmp, sizeof tmp);
-    const char *why = cdc ? unchunk(z, t, &o, zname) : unpack(z, t, &o, zname);
-    close(z);
     if (*why) {
       close(t);
       unlink(tmp);
@@ -609,6 +1088,7 @@ static void thaw(char **names, size_t n) {
   /* a recipe goes, its chunks stay (gc's sweep-chunks removes those no recipe names) */
   for (size_t i = 0; i < np; i++) {
     char zname[4200];
+    if (p[i].cdc == 2) continue; /* a pack keeps its copy until gc's compaction drops it */
     snprintf(zname, sizeof zname, "%s.%s", p[i].name, p[i].cdc ? "cdc" : "zst");
     if (unlinkat(cas_fd, zname, 0) < 0 && errno != ENOENT) die(zname, "unlink");
   }
@@ -623,17 +1103,14 @@ static void verify(char **names, size_t n) {
     }
     char zname[4200];
     int cdc;
-    int z = open_cold(names[i], &cdc);
-    snprintf(zname, sizeof zname, "%s.%s", names[i], cdc ? "cdc" : "zst");
-    if (z < 0) {
+    const char *why;
+    if (read_cold(names[i], &o, -1, &why, &cdc, zname, sizeof zname) <= 0) {
       /* thawed meanwhile (a checkout): the plain file is the object now; one this user may not read is not checked */
       if (errno == ENOENT && plain_now(names[i])) printf("hot %s\n", names[i]);
       else if (errno == EACCES || errno == EPERM) printf("unreadable %s\n", names[i]);
       else printf("bad %s %s\n", names[i], strerror(errno));
       continue;
     }
-    const char *why = cdc ? unchunk(z, -1, &o, zname) : unpack(z, -1, &o, zname);
-    close(z);
     if (*why) printf("bad %s %s\n", names[i], why);
     else printf("ok %s\n", names[i]);
   }
@@ -727,8 +1204,13 @@ static void sweep_chunks(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6 || (strcmp(argv[1], "freeze") && strcmp(argv[1], "thaw") && strcmp(argv[1], "verify") && strcmp(argv[1], "sweep-chunks"))) {
-    fprintf(stderr, "usage: velo-cold freeze|thaw|verify|sweep-chunks CASDIR TMPDIR ROOT|NOROOT CHUNKDIR < object names\n");
+  const char *verb = argc > 1 ? argv[1] : "";
+  int known = !strcmp(verb, "freeze") || !strcmp(verb, "thaw") || !strcmp(verb, "verify") || !strcmp(verb, "sweep-chunks") || !strcmp(verb, "packed");
+  double threshold = -1;
+  if (!strcmp(verb, "compact") && argc == 8) threshold = strtod(argv[7], NULL);
+  if (!(known && argc == 7) && !(threshold >= 0 && threshold <= 1)) {
+    fprintf(stderr, "usage: velo-cold freeze|thaw|verify|sweep-chunks|packed CASDIR TMPDIR ROOT|NOROOT CHUNKDIR PACKDIR < object names\n"
+                    "       velo-cold compact CASDIR TMPDIR ROOT|NOROOT CHUNKDIR PACKDIR THRESHOLD < names to drop\n");
     return 2;
   }
   /* the caller's store lock is its own fd: a freeze or thaw must not outlive it (a gc killed with -9) */
@@ -737,9 +1219,13 @@ int main(int argc, char **argv) {
   cas_dir = argv[2], tmp_dir = argv[3], as_root = strcmp(argv[4], "ROOT") == 0, chunk_dir = argv[5];
   cas_fd = open(cas_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cas_fd < 0) die(cas_dir, "open");
+  pack_dir = argv[6];
   if (!strcmp(argv[1], "freeze") && mkdir(chunk_dir, 0755) < 0 && errno != EEXIST) die(chunk_dir, "mkdir");
+  if ((!strcmp(argv[1], "freeze") || !strcmp(argv[1], "compact")) && mkdir(pack_dir, 0755) < 0 && errno != EEXIST) die(pack_dir, "mkdir");
   chunk_fd = open(chunk_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (chunk_fd < 0 && errno != ENOENT) die(chunk_dir, "open");
+  pack_fd = open(pack_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pack_fd < 0 && errno != ENOENT) die(pack_dir, "open");
   cdc_init();
   if (!strcmp(argv[1], "sweep-chunks")) {
     if (chunk_fd >= 0) sweep_chunks();
@@ -762,6 +1248,8 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOFBF, 1 << 16);
   if (!strcmp(argv[1], "freeze")) freeze(names, n);
   else if (!strcmp(argv[1], "thaw")) thaw(names, n);
+  else if (!strcmp(argv[1], "compact")) drop_names = names, n_drop = n, compact(threshold);
+  else if (!strcmp(argv[1], "packed")) list_packed();
   else verify(names, n);
   if (fflush(stdout) != 0) die("stdout", "write");
   return 0;

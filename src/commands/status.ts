@@ -15,6 +15,7 @@ export default class Status extends VeloCommand<typeof Status> {
           `deduped   ${fmtBytes(s.physicalBytes)} in ${s.objects} objects, dedup ${ratio}\n` +
           `stored    ${fmtBytes(s.storedBytes)}` +
           (s.compressed.objects ? `, ${s.compressed.objects} cold objects compressed (${fmtBytes(s.compressed.logicalBytes)} in ${fmtBytes(s.compressed.storedBytes)})` : ', none compressed') +
+          (s.packed.objects ? `; ${s.packed.objects} of them in ${s.packed.packs} pack(s) (${fmtBytes(s.packed.logicalBytes)} in ${fmtBytes(s.packed.storedBytes)})` : '') +
           (s.chunked.objects ? `; ${s.chunked.objects} of them chunked (${fmtBytes(s.chunked.logicalBytes)}), their ${s.chunkStore.chunks} chunks in ${fmtBytes(s.chunkStore.storedBytes)}\n` : '\n') +
           `layers    ${s.layers}, farms ${s.farms}, tenants ${s.tenants}, temp files ${s.tempFiles}\n\n` +
           table(

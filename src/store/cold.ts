@@ -12,8 +12,9 @@ import {entryObjectName, Store} from './cas'
 
 /**
  * Cold objects (docs/volumes.md, "Cold objects"): an object that only volume snapshots name, that no farm links,
- * is kept by `velo gc` as one zstd frame, `<name>.zst` beside where the plain file was, or — 8 MiB and more — as a
- * recipe of content-defined chunks, `<name>.cdc`, its chunks stored once each in cas/chunks (native/ingest/velo-cold.c).
+ * is kept by `velo gc` in a pack with other small ones (under 64 KiB: cas/packs, zstd frames of several objects),
+ * as one zstd frame, `<name>.zst` beside where the plain file was, or — 8 MiB and more — as a recipe of
+ * content-defined chunks, `<name>.cdc`, its chunks stored once each in cas/chunks (native/ingest/velo-cold.c).
  * Everything that reads objects through a layer — a farm, a checkout, a restore, a FUSE mount, a projection, an
  * export or a push — first makes that layer's objects hot again (thawLayers), under the store's lock, so gc cannot
  * freeze them in between; nothing else in velo (C or Node) ever opens a `.zst`.
@@ -25,6 +26,10 @@ export const COLD_SUFFIXES = ['.zst', '.cdc'] as const
 export const coldCopy = (p: string): string | undefined => COLD_SUFFIXES.map((s) => p + s).find((c) => fs.existsSync(c))
 /** where chunks of chunked cold objects live */
 export const chunksDir = (home: string) => path.join(home, 'cas', 'chunks')
+/** where packs of small cold objects live (docs/format.md, "Packs") */
+export const packsDir = (home: string) => path.join(home, 'cas', 'packs')
+/** gc rewrites a pack once this share of its bytes (objects nothing names, second copies) is dead */
+export const DEFAULT_COMPACT_THRESHOLD = 0.5
 /** $VELO_HOME/cold: this store may hold cold objects (made by gc before it freezes any, removed when none is left) */
 const MARK = 'cold'
 
@@ -42,14 +47,14 @@ const rel = (name: string) => `${name.slice(0, 2)}/${name}`
 
 /** lockFd: the caller's store lock, handed to velo-cold so that the lock lasts as long as it runs (a freeze must not
  * outlive gc's exclusive lock, even for the moment between gc's death and its own) */
-function run(verb: 'freeze' | 'thaw' | 'verify' | 'sweep-chunks', store: Store, names: string[], lockFd?: number): string[] {
+function run(verb: 'freeze' | 'thaw' | 'verify' | 'sweep-chunks' | 'packed' | 'compact', store: Store, names: string[], lockFd?: number, extra: string[] = []): string[] {
   const bin = coldTool()
   if (!bin)
     throw new VeloError('UNSUPPORTED', 'this store holds compressed (cold) objects, and velo-cold is not built', {
       suggestion: 'install libzstd-dev, then run `npm run build` (or scripts/setup.sh)',
     })
   const stdio: Array<'pipe' | number> = lockFd === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', lockFd]
-  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home)], {input: names.length ? names.map(rel).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
+  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home), packsDir(store.home), ...extra], {input: names.length ? names.map(rel).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-cold: ${r.error.message}`)
   if (r.status !== 0) {
     const msg = (r.stderr || `velo-cold exited ${r.status ?? r.signal}`).trim()
@@ -79,10 +84,7 @@ export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string
   if (!mayHoldCold(home)) return 0
   const store = new Store(home)
   const need: string[] = []
-  for (const name of objectsOf(db, layers)) {
-    const p = path.join(store.casDir, rel(name))
-    if (!fs.existsSync(p) && coldCopy(p)) need.push(name)
-  }
+  for (const name of objectsOf(db, layers)) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
   return thawNames(home, store, need)
 }
 
@@ -90,18 +92,77 @@ export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string
 export function thawObjectPaths(home: string, paths: string[]): number {
   if (!mayHoldCold(home) || paths.length === 0) return 0
   const store = new Store(home)
-  const need = paths.filter((p) => !fs.existsSync(p) && coldCopy(p)).map((p) => path.basename(p))
+  const need = paths.filter((p) => !fs.existsSync(p)).map((p) => path.basename(p))
   return thawNames(home, store, [...new Set(need)])
 }
 
+/** need: objects with no plain file; velo-cold finds their cold copies (a .zst, a .cdc, a pack), and says "absent"
+ * for the ones that have none (not in this store: a lazy image's, fetched when read) */
 function thawNames(home: string, store: Store, need: string[]): number {
   if (need.length === 0) return 0
-  if (isReadOnlyStore(home))
-    throw new VeloError('PERMISSION_DENIED', `${need.length} object(s) of this image are compressed (cold, docs/volumes.md), and only the store's owner can decompress them`, {
+  if (isReadOnlyStore(home)) {
+    const packs = listPacked(home)
+    const packed = new Set(packs.objects.map((o) => o.name))
+    // a pack this user may not read (packs are the owner's, 0600) may hold any of them
+    const unreadable = packs.damaged.some((d) => /Permission denied|Operation not permitted/.test(d.why))
+    const cold = need.filter((n) => unreadable || packed.has(n) || coldCopy(path.join(store.casDir, rel(n))))
+    if (cold.length === 0) return 0
+    throw new VeloError('PERMISSION_DENIED', `${cold.length} object(s) of this image are compressed (cold, docs/volumes.md), and only the store's owner can decompress them`, {
       suggestion: `run the same command once as the owner of ${home}; it decompresses them for everyone`,
     })
-  run('thaw', store, need)
-  return need.length
+  }
+  return run('thaw', store, need).filter((l) => l.startsWith('thawed ')).length
+}
+
+export interface PackListing {
+  /** every packed object once (the first pack that has it), with its share of its pack's bytes */
+  objects: Array<{name: string; pack: string; stored: number}>
+  packs: Array<{pack: string; bytes: number; rawBytes: number; objects: number}>
+  /** packs whose trailer or index cannot be read (fsck names them; their objects read as missing) */
+  damaged: Array<{pack: string; why: string}>
+}
+
+/** What the packs hold, from their indexes (velo-cold packed). */
+export function listPacked(home: string): PackListing {
+  const out: PackListing = {objects: [], packs: [], damaged: []}
+  if (!fs.existsSync(packsDir(home)) || !coldTool()) return out
+  for (const line of run('packed', new Store(home), [])) {
+    const [what, a, b, c, d] = line.split(' ')
+    if (what === 'packed') out.objects.push({name: a.slice(3), pack: b, stored: Number(c)})
+    else if (what === 'pack') out.packs.push({pack: a, bytes: Number(b), rawBytes: Number(c), objects: Number(d)})
+    else if (what === 'damaged') out.damaged.push({pack: a, why: line.slice(`damaged ${a} `.length)})
+  }
+  return out
+}
+
+export interface CompactResult {
+  /** packs rewritten (their live objects into new packs) and removed */
+  rewritten: number
+  removed: number
+  /** objects moved into new packs; dropped (dead, or second copies) and the bytes of the dead ones */
+  moved: number
+  dropped: number
+  droppedBytes: number
+  bytesBefore: number
+  bytesAfter: number
+  /** packs left as they were because a live object in them would not read back right (fsck names it) */
+  damaged: string[]
+  /** the objects dropped (of the ones named: each once, when its pack was rewritten) */
+  droppedNames: string[]
+}
+
+/** Drop these objects from the packs and rewrite every pack whose dead share reaches threshold (gc under its exclusive
+ * lock, lockFd; fsck --repair with threshold 0 for the damaged ones). */
+export function compactPacks(home: string, drop: string[], threshold: number, lockFd?: number): CompactResult {
+  const out: CompactResult = {rewritten: 0, removed: 0, moved: 0, dropped: 0, droppedBytes: 0, bytesBefore: 0, bytesAfter: 0, damaged: [], droppedNames: []}
+  if (!fs.existsSync(packsDir(home)) || !coldTool()) return out
+  for (const line of run('compact', new Store(home), drop, lockFd, [String(threshold)])) {
+    const f = line.split(' ')
+    if (f[0] === 'compacted') [out.rewritten, out.removed, out.moved, out.dropped, out.droppedBytes, out.bytesBefore, out.bytesAfter] = f.slice(1).map(Number)
+    else if (f[0] === 'damaged') out.damaged.push(line.slice('damaged '.length))
+    else if (f[0] === 'dropped') out.droppedNames.push(f[1].slice(3))
+  }
+  return out
 }
 
 /**
@@ -124,7 +185,7 @@ export function holdThawed(home: string, db: ManifestDb, layers: Iterable<string
   return () => lock.release()
 }
 
-export const noFreeze = (): FreezeResult => ({frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0})
+export const noFreeze = (): FreezeResult => ({frozen: 0, logicalBytes: 0, storedBytes: 0, chunked: 0, chunks: 0, newChunks: 0, packed: 0, packs: 0})
 
 export interface FreezeResult {
   frozen: number
@@ -135,6 +196,9 @@ export interface FreezeResult {
   chunked: number
   chunks: number
   newChunks: number
+  /** of those, the ones put into packs (under 64 KiB), and the new packs */
+  packed: number
+  packs: number
 }
 
 /** Freeze these (plain) objects; gc only, under the exclusive store lock (its fd: lockFd). */
@@ -143,6 +207,17 @@ export function freezeObjects(home: string, names: string[], lockFd?: number): F
   if (names.length === 0 || !coldTool()) return out
   for (const line of run('freeze', new Store(home), names, lockFd)) {
     const [what, , plain, stored, chunks, fresh] = line.split(' ')
+    if (what === 'pack') {
+      out.packs++
+      out.storedBytes += Number(plain) // "pack HEX BYTES"
+      continue
+    }
+    if (what === 'packed') {
+      out.frozen++
+      out.packed++
+      out.logicalBytes += Number(plain)
+      continue
+    }
     if (what !== 'frozen' && what !== 'chunked') continue
     out.frozen++
     out.logicalBytes += Number(plain)

@@ -11,7 +11,7 @@ import {listUserHolds} from './holds'
 import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
 import {mountinfoEverywhere} from '../lib/mountinfo'
-import {chunksDir, chunkStoreSize, COLD_SUFFIXES, coldTool, freezeObjects, FreezeResult, markCold, mayHoldCold, noFreeze, sweepChunks, verifyCold} from './cold'
+import {chunksDir, chunkStoreSize, COLD_SUFFIXES, coldTool, compactPacks, CompactResult, DEFAULT_COMPACT_THRESHOLD, freezeObjects, FreezeResult, listPacked, markCold, mayHoldCold, noFreeze, packsDir, sweepChunks, verifyCold} from './cold'
 
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
@@ -53,6 +53,9 @@ export interface StatusReport {
   chunked: {objects: number; logicalBytes: number}
   /** the chunks of chunked objects, each stored once (compressed) however many objects share it */
   chunkStore: {chunks: number; storedBytes: number}
+  /** of the cold objects, the small ones kept in packs; the packs and their bytes (dead objects included until gc
+   * compacts a pack: rawBytes counts every object a pack holds) */
+  packed: {objects: number; logicalBytes: number; packs: number; storedBytes: number; rawBytes: number}
   /** what the objects take as stored: the plain ones' bytes, the cold ones' .zst and recipe bytes, and the chunks */
   storedBytes: number
 }
@@ -85,7 +88,7 @@ export function status(home: string): StatusReport {
   let objects = 0
   let physicalBytes = 0
   const plain = new Set<string>()
-  const cold = new Map<string, {size: number; stored: number; chunked: boolean}>()
+  const cold = new Map<string, {size: number; stored: number; chunked: boolean; packed?: boolean}>()
   for (const o of store.list()) {
     if (!o.id) continue
     if (o.cold) {
@@ -100,6 +103,13 @@ export function status(home: string): StatusReport {
     objects++
     physicalBytes += o.id.size
   }
+  const packs = listPacked(home)
+  for (const o of packs.objects) {
+    const id = parseObjectName(o.name)
+    if (id && !cold.has(o.name)) cold.set(o.name, {size: id.size, stored: o.stored, chunked: false, packed: true})
+  }
+  const packed = {objects: 0, logicalBytes: 0, packs: packs.packs.length, storedBytes: 0, rawBytes: 0}
+  for (const k of packs.packs) (packed.storedBytes += k.bytes), (packed.rawBytes += k.rawBytes)
   let storedBytes = physicalBytes
   const compressed = {objects: 0, logicalBytes: 0, storedBytes: 0}
   const chunked = {objects: 0, logicalBytes: 0}
@@ -107,12 +117,14 @@ export function status(home: string): StatusReport {
     if (plain.has(name)) continue // a .zst left beside its hot object (gc drops it): counted once, as the plain file
     objects++
     physicalBytes += c.size
-    storedBytes += c.stored
     compressed.objects++
     compressed.logicalBytes += c.size
-    compressed.storedBytes += c.stored
+    if (!c.packed) (storedBytes += c.stored), (compressed.storedBytes += c.stored) // packs: counted whole, below
     if (c.chunked) (chunked.objects++, (chunked.logicalBytes += c.size))
+    if (c.packed) (packed.objects++, (packed.logicalBytes += c.size))
   }
+  storedBytes += packed.storedBytes
+  compressed.storedBytes += packed.storedBytes
   const cs = chunkStoreSize(home)
   const chunkStore = {chunks: cs.chunks, storedBytes: cs.bytes}
   storedBytes += cs.bytes
@@ -135,6 +147,7 @@ export function status(home: string): StatusReport {
       compressed,
       chunked,
       chunkStore,
+      packed,
       storedBytes,
     }
   } finally {
@@ -218,6 +231,12 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         problems.push({kind: 'bad-object', object: o.name, problem: v.problem!})
       } else present.add(o.name)
     }
+    // small cold objects in packs (one copy each: the first pack that has it); a pack whose index cannot be read is a
+    // problem of its own, and its objects read as missing below
+    const packs = listPacked(home)
+    const coldNames = new Set(cold)
+    for (const o of packs.objects) if (!hot.has(o.name) && !coldNames.has(o.name)) cold.push(o.name)
+    for (const d of packs.damaged) problems.push({kind: 'stray-file', object: path.join(packsDir(home), d.pack), problem: `a pack that cannot be read: ${d.why}`})
     // cold objects: decompressed and hashed by velo-cold (src/store/cold.ts)
     for (let [name, problem] of verifyCold(home, cold)) {
       if (problem === 'unreadable') {
@@ -288,8 +307,12 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     if (opts.repair) {
       let removedObjects = 0
       let removedStray = 0
+      const badPacked: string[] = []
       for (const p of problems) {
-        if (p.kind === 'bad-object' && p.object) {
+        if (p.kind === 'bad-object' && p.object && /^compressed copy: pack [0-9a-f]{64}\.pack: /.test(p.problem)) {
+          badPacked.push(p.object) // dropped from its pack below: the pack is rewritten without it
+          removedObjects++
+        } else if (p.kind === 'bad-object' && p.object) {
           // only the copy found bad: a good cold copy beside a bad plain file stays the object; a damaged chunk goes
           // and the recipes naming it stay (a later freeze of those bytes writes the chunk again: the object heals)
           const id = parseObjectName(p.object)!
@@ -304,6 +327,13 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
           fs.rmSync(p.object, {recursive: true, force: true})
           removedStray++
         }
+      }
+      if (badPacked.length) {
+        // a pack is rewritten and the old one removed: under the exclusive lock, as gc's compaction (a thaw reading it
+        // holds the shared one)
+        lock.release()
+        lock.acquire('exclusive', {timeoutSec: 300})
+        compactPacks(home, badPacked, 0, lock.heldFd)
       }
       repaired = {removedObjects, removedStray}
     }
@@ -396,6 +426,12 @@ export interface GcReport {
   removedChunkBytes: number
   /** farms of snapshot layers that nothing mounted, dropped so their objects could go cold (rebuilt when used) */
   coldFarms: number
+  /** of the frozen objects, the small ones put into packs, and the new packs */
+  packedObjects: number
+  newPacks: number
+  /** packs of small cold objects: dead ones (nothing names them, or they are plain again) dropped where a pack's dead
+   * share reached the threshold — those packs rewritten with their live objects; bytes the packs took before/after */
+  compaction: {threshold: number; rewrittenPacks: number; droppedObjects: number; droppedBytes: number; movedObjects: number; bytesBefore: number; bytesAfter: number; damagedPacks: string[]}
   /** files in holds/ that are not valid holds (wrong owner, not a regular file, unparsable): they keep nothing */
   ignoredHolds: string[]
   dryRun: boolean
@@ -406,7 +442,9 @@ export interface GcReport {
  * files, farms of dead layers), all under the EXCLUSIVE store lock: a writer holds the shared lock from its
  * first object to its manifest commit, so nothing it links can be swept between its dedup hit and commit.
  */
-export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}): GcReport {
+export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; compactThreshold?: number} = {}): GcReport {
+  const threshold = opts.compactThreshold ?? DEFAULT_COMPACT_THRESHOLD
+  if (!(threshold >= 0 && threshold <= 1)) throw new VeloError('USAGE', `compaction threshold ${threshold} is not between 0 and 1`, {suggestion: 'give the dead share of a pack that makes gc rewrite it, e.g. 0.5'})
   if (!fs.existsSync(home)) throw new VeloError('NOT_FOUND', `no store at ${home}`)
   // even a dry run: its exclusive lock would stop every reader and writer of a store this user may not change
   requireWritableStore(home, 'gc')
@@ -446,12 +484,18 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
     const hotObjects = new Set(listing.filter((o) => o.id && !o.cold).map((o) => o.name))
     let coldLeft = 0
     const redundant: string[] = []
+    const packed = listPacked(home).objects
+    // the xattrs of plain files that have a cold copy too (checked below), in one native pass: verify would read them a
+    // process per object
+    const both = opts.dryRun ? [] : [...listing.filter((o) => o.cold && o.id).map((o) => o.name), ...packed.map((o) => o.name)].filter((n) => hotObjects.has(n))
+    const plainXattrs = readXattrs(both.map((n) => store.path(parseObjectName(n)!)))
+    const plainGood = (id: ObjectId) => store.verify(id, plainXattrs.get(store.path(id)) ?? []).ok
     for (const o of listing) {
       const kept = !!o.id && keep.has(o.name)
       if (kept && o.cold && hotObjects.has(o.name) && !opts.dryRun) {
         // a thaw or freeze cut short left both: the plain file is the object if it reads as its name says; else it
         // goes and the .zst stays the object
-        if (store.verify(o.id!).ok) redundant.push(o.path)
+        if (plainGood(o.id!)) redundant.push(o.path)
         else {
           fs.rmSync(store.path(o.id!), {force: true})
           coldLeft++
@@ -469,9 +513,33 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       }
       if (!opts.dryRun) fs.rmSync(o.path, {force: true, recursive: true})
     }
+    // small cold objects in packs: a dead one (or one plain again, the plain file good) is dropped from its pack by
+    // the compaction below, when its pack's dead share reaches the threshold
+    const dropPacked: string[] = []
+    const deadPacked = new Set<string>()
+    for (const o of packed) {
+      const id = parseObjectName(o.name)
+      const kept = !!id && keep.has(o.name)
+      if (kept && hotObjects.has(o.name)) {
+        if (opts.dryRun) continue
+        if (plainGood(id!)) dropPacked.push(o.name)
+        else {
+          fs.rmSync(store.path(id!), {force: true})
+          coldLeft++
+        }
+      } else if (kept) coldLeft++
+      else dropPacked.push(o.name), deadPacked.add(o.name)
+    }
     // the plain files durable before their compressed copies go
-    if (redundant.length) store.sync()
+    if (redundant.length || dropPacked.length) store.sync()
     for (const p of redundant) fs.rmSync(p, {force: true})
+    // before the freeze: it may pack again an object dropped here (plain again, and cold)
+    const compaction = opts.dryRun ? undefined : compactPacks(home, dropPacked, threshold, lock.heldFd)
+    // a dead packed object counts as removed once its pack is rewritten without it (until then it is still stored)
+    for (const n of opts.dryRun ? deadPacked : (compaction?.droppedNames ?? []).filter((n) => deadPacked.has(n))) {
+      removedObjects++
+      removedBytes += parseObjectName(n)?.size ?? 0
+    }
     let removedTempFiles = 0
     for (const t of fs.existsSync(store.tmpDir) ? fs.readdirSync(store.tmpDir) : []) {
       removedTempFiles++
@@ -508,6 +576,18 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number} = {}
       removedChunks: chunks.swept,
       removedChunkBytes: chunks.sweptBytes,
       coldFarms: cold.farms,
+      packedObjects: cold.frozen.packed,
+      newPacks: cold.frozen.packs,
+      compaction: {
+        threshold,
+        rewrittenPacks: compaction?.rewritten ?? 0,
+        droppedObjects: compaction?.dropped ?? 0,
+        droppedBytes: compaction?.droppedBytes ?? 0,
+        movedObjects: compaction?.moved ?? 0,
+        bytesBefore: compaction?.bytesBefore ?? 0,
+        bytesAfter: compaction?.bytesAfter ?? 0,
+        damagedPacks: compaction?.damaged ?? [],
+      },
       ignoredHolds: user.ignored,
       dryRun: !!opts.dryRun,
     }
@@ -523,8 +603,6 @@ function snapshotVolume(home: string, image: string): string | undefined {
   const m = /^volume:([A-Za-z0-9][A-Za-z0-9_.-]*):([^:/]+)$/.exec(image)
   return m && fs.existsSync(path.join(home, 'volumes', m[1], 'volume.json')) ? m[1] : undefined
 }
-/** An object this small takes one disk block plain; compressed it would take one too. */
-const COLD_MIN_BYTES = 4096
 
 /**
  * gc's last step, under its exclusive lock (lockFd): the objects only volume snapshots name go cold (docs/volumes.md,
@@ -533,8 +611,8 @@ const COLD_MIN_BYTES = 4096
  * the others' volume locks are held to the end. A farm of the others' layers that no mount in any namespace uses
  * is a cache (a farm, a checkout or a restore of the layer makes plain what it needs and builds it anew): it is
  * dropped, so that its objects have one link — unless some namespace's mounts could not be read. Then every object
- * of those layers that no hot layer names, has no xattrs and is big enough to save a block is compressed by
- * velo-cold (which keeps an object plain if it is linked anywhere after all, or would not get smaller).
+ * of those layers that no hot layer names and has no xattrs is frozen by velo-cold: packed with other small ones,
+ * compressed alone, or chunked (it keeps an object plain if it is linked anywhere after all, or would not get smaller).
  */
 function freezeCold(home: string, db: ManifestDb, hotLayers: Set<string>, snapshotLayers: Map<string, Set<string>>, lockFd?: number): {frozen: FreezeResult; farms: number} {
   const out = {frozen: noFreeze(), farms: 0}
@@ -578,7 +656,7 @@ function freezeCold(home: string, db: ManifestDb, hotLayers: Set<string>, snapsh
     for (const l of cold)
       for (const {object} of layerObjects(db, l)) {
         const name = objectName(object)
-        if (!hot.has(name) && !object.xattrs && object.size > COLD_MIN_BYTES) names.add(name)
+        if (!hot.has(name) && !object.xattrs && object.size > 0) names.add(name)
       }
     if (names.size === 0) return out
     markCold(home, true) // before the first .zst exists: readers look for cold objects only where it is

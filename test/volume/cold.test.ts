@@ -1,7 +1,7 @@
 import {execFileSync, spawn} from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {afterAll, describe, expect, it} from 'vitest'
+import {afterAll, describe, expect, it, onTestFinished} from 'vitest'
 import {rmrf, tmpDir} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 
@@ -23,9 +23,10 @@ describe('cold objects of volume snapshots', () => {
     return r
   }
   const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], {encoding: 'utf8'})
-  /** every file under DIR: path, type, mode, owner, size and sha256 (what a reader must get back) */
+  /** every file under DIR: path, type, mode, owner, size (not a directory's: ext4's depends on its history) and
+   * sha256 (what a reader must get back) */
   const listing = (dir: string) =>
-    sh(`cd ${dir} && find . -path ./.snapshots -prune -o -printf '%p %y %m %U:%G %s\\n' | sort && find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0r sha256sum`)
+    sh(`cd ${dir} && find . -path ./.snapshots -prune -o -type d -printf '%p %y %m %U:%G\\n' -o -printf '%p %y %m %U:%G %s\\n' | sort && find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0r sha256sum`)
   const cas = () => path.join(sb.home, 'cas', 'blake3')
   const coldFiles = () => sh(`find ${cas()} -name '*.zst' | wc -l`).trim()
   const frozenOf = (name: string) => fs.existsSync(path.join(cas(), name.slice(0, 2), name + '.zst'))
@@ -48,16 +49,18 @@ describe('cold objects of volume snapshots', () => {
     const s2 = listing(data)
 
     const gc = sb.json(['gc'])
-    // big (twice), d/tool, d/mine: compressible; rand gains nothing, small is one block, x has an xattr
-    expect(gc).toMatchObject({frozenObjects: 4, removedObjects: 0})
+    // big (twice), d/tool, d/mine: compressible, each its own .zst; small goes into a pack; rand gains nothing, x has
+    // an xattr
+    expect(gc).toMatchObject({frozenObjects: 5, packedObjects: 1, newPacks: 1, removedObjects: 0})
     expect(gc.frozenStoredBytes).toBeLessThan(gc.frozenBytes / 3)
     expect(coldFiles()).toBe('4')
     const st = sb.json(['status'])
-    expect(st.compressed).toMatchObject({objects: 4, logicalBytes: gc.frozenBytes, storedBytes: gc.frozenStoredBytes})
+    expect(st.compressed).toMatchObject({objects: 5, logicalBytes: gc.frozenBytes, storedBytes: gc.frozenStoredBytes})
+    expect(st.packed).toMatchObject({objects: 1, logicalBytes: 6, packs: 1})
     expect(st.storedBytes).toBeLessThan(st.physicalBytes)
-    expect(sb.velo(['status']).stdout).toMatch(/4 cold objects compressed/)
+    expect(sb.velo(['status']).stdout).toMatch(/5 cold objects compressed/)
     const metrics = sb.velo(['metrics']).stdout
-    expect(metrics).toMatch(/^velo_store_compressed_objects 4$/m)
+    expect(metrics).toMatch(/^velo_store_compressed_objects 5$/m)
     expect(metrics).toMatch(new RegExp(`^velo_store_compressed_stored_bytes ${gc.frozenStoredBytes}$`, 'm'))
     const fsck = sb.json(['fsck'])
     expect(fsck.problems).toEqual([])
@@ -68,8 +71,9 @@ describe('cold objects of volume snapshots', () => {
     expect(listing(out)).toBe(s1)
     expect(coldFiles()).toBe('1') // what only s2 names (its big) stays cold
 
-    // cold again, then a restore in place to s1, and a mount that shows both snapshots
-    expect(sb.json(['gc']).frozenObjects).toBe(3)
+    // cold again (small: its packed copy dropped, being plain, and packed anew), then a restore in place to s1, and a
+    // mount that shows both snapshots
+    expect(sb.json(['gc'])).toMatchObject({frozenObjects: 4, packedObjects: 1, compaction: expect.objectContaining({rewrittenPacks: 1, droppedObjects: 1})})
     ok(['volume', 'restore', V, 's1'])
     expect(listing(data)).toBe(s1)
     const mnt = path.join(work, 'mnt')
@@ -86,7 +90,7 @@ describe('cold objects of volume snapshots', () => {
     // unmounted: the snapshots' farms are a cache again, dropped, and their objects go cold
     const again = sb.json(['gc'])
     expect(again.coldFarms).toBe(2)
-    expect(again.frozenObjects).toBe(4)
+    expect(again.frozenObjects).toBe(5)
     expect(sb.json(['fsck']).problems).toEqual([])
     ok(['volume', 'rm', V]) // its snapshots go with it
     expect(sb.json(['gc']).removedObjects).toBe(7) // big twice, d/tool, d/mine, rand, small, x
@@ -108,7 +112,7 @@ describe('cold objects of volume snapshots', () => {
     ok(['sandbox', 'start', T])
     expect(sb.exec(T, ['sh', '-c', 'cmp /d/big /d/.snapshots/s1/big && echo same']).stdout).toBe('same\n')
     ok(['sandbox', 'rm', '-f', T])
-    expect(sb.json(['gc']).frozenObjects).toBe(3)
+    expect(sb.json(['gc']).frozenObjects).toBe(4)
     ok(['volume', 'rm', V])
     sb.json(['gc'])
   })
@@ -119,7 +123,7 @@ describe('cold objects of volume snapshots', () => {
     ok(['volume', 'snapshot', V, 's1'])
     sh(`cd ${data} && echo changed > big`)
     const before = listing(data)
-    expect(sb.json(['gc']).frozenObjects).toBe(3)
+    expect(sb.json(['gc']).frozenObjects).toBe(4)
     const zst = sh(`find ${cas()} -name '*.zst' -size +20k | head -1`).trim()
     const name = path.basename(zst, '.zst')
     const fd = fs.openSync(zst, 'r+')
@@ -144,7 +148,7 @@ describe('cold objects of volume snapshots', () => {
     const data = fill(V)
     ok(['volume', 'snapshot', V, 's1'])
     const s1 = listing(data)
-    expect(sb.json(['gc']).frozenObjects).toBe(3)
+    expect(sb.json(['gc']).frozenObjects).toBe(4)
     const zst = sh(`find ${cas()} -name '*.zst' | head -1`).trim()
     const plain = zst.slice(0, -'.zst'.length)
     fs.writeFileSync(plain, '') // linked, its data never written: what the thaw's syncfs is there to prevent
@@ -262,5 +266,176 @@ describe('cold objects of volume snapshots', () => {
     expect(sb.json(['fsck']).problems).toEqual([])
     co(99)
     ok(['volume', 'rm', V])
+  })
+
+  /** n small text files (about 0.1-25 KiB, each different) under DIR/PREFIX, and five of 8-56 KB: all under a pack's
+   * 64 KiB limit */
+  function smallFiles(dir: string, prefix: string, n: number): void {
+    fs.mkdirSync(path.join(dir, prefix, 'sub'), {recursive: true})
+    for (let i = 0; i < n; i++) {
+      const lines = 5 + ((i * 7919) % 900)
+      let body = ''
+      for (let j = 0; j < lines; j++) body += `${prefix} ${i} line ${j} ${(i * j) % 97}\n`
+      fs.writeFileSync(path.join(dir, prefix, i % 3 ? 'sub' : '', `f${i}.txt`), body)
+    }
+    for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(dir, prefix, `mid${i}.txt`), `${prefix} ${i} `.repeat(20000).slice(0, 8000 + 12000 * i))
+  }
+  const packFiles = () => sh(`find ${path.join(sb.home, 'cas', 'packs')} -name '*.pack' 2>/dev/null | sort`).trim().split('\n').filter(Boolean)
+  const casKiB = () => Number(sh(`du -sk ${path.join(sb.home, 'cas')} | cut -f1`))
+
+  it('small cold objects go into packs: far fewer blocks; they read back everywhere; gc compacts a pack once its dead share reaches the threshold; a damaged pack is named, refused and repaired', () => {
+    sb.json(['gc', '--compact-threshold', '0']) // what earlier tests left: gone, so the counts below are this test's
+    expect(packFiles()).toEqual([])
+    const A = uniq('pka')
+    const B = uniq('pkb')
+    onTestFinished(() => void [A, B].forEach((v) => sb.velo(['volume', 'rm', v]))) // gone even when the test fails
+    ok(['volume', 'create', A])
+    ok(['volume', 'create', B])
+    const dataA = sb.json(['volume', 'inspect', A]).dir
+    const dataB = sb.json(['volume', 'inspect', B]).dir
+    smallFiles(dataA, 'a', 1200)
+    smallFiles(dataB, 'b', 800)
+    ok(['volume', 'snapshot', A, 's1'])
+    ok(['volume', 'snapshot', B, 's1'])
+    const sA = listing(dataA)
+    const sB = listing(dataB)
+    const before = casKiB()
+    const plainKiB = Number(sh(`du -skc ${dataA}/a ${dataB}/b | tail -1 | cut -f1`)) // the same files, plain
+    const g = sb.json(['gc'])
+    expect(g).toMatchObject({frozenObjects: 2010, packedObjects: 2010, newPacks: 1, removedObjects: 0})
+    expect(packFiles()).toHaveLength(1)
+    // 2,010 files of at least one 4 KiB block each, now one compressed pack: the store shrank by most of them
+    expect(before - casKiB()).toBeGreaterThan(plainKiB * 0.75)
+    const st = sb.json(['status'])
+    expect(st.packed).toMatchObject({objects: 2010, packs: 1})
+    expect(st.packed.storedBytes).toBeLessThan(st.packed.logicalBytes / 5)
+    expect(sb.velo(['metrics']).stdout).toMatch(/^velo_store_packed_objects 2010$/m)
+    expect(sb.json(['fsck']).problems).toEqual([])
+    const co = (V: string, want: string, n: string) => {
+      const out = path.join(work, `pk-${n}`)
+      ok(['image', 'checkout', `volume:${V}:s1`, out])
+      expect(listing(out)).toBe(want)
+      rmrf(out)
+    }
+    co(A, sA, 'a1')
+    co(B, sB, 'b1')
+    // what the checkouts made plain is dropped from the pack (each plain file checked first) and packed anew
+    const g2 = sb.json(['gc'])
+    expect(g2).toMatchObject({packedObjects: 2010, removedObjects: 0, compaction: expect.objectContaining({rewrittenPacks: 1, droppedObjects: 2010, movedObjects: 0})})
+    expect(packFiles()).toHaveLength(1)
+
+    // B's objects dead: 40% of the pack, under the default threshold (0.5): the pack stays as it is
+    ok(['volume', 'rm', B])
+    const g3 = sb.json(['gc'])
+    expect(g3.compaction).toMatchObject({threshold: 0.5, rewrittenPacks: 0})
+    expect(g3.removedObjects).toBe(0) // still stored, until their pack is rewritten
+    const [pack] = packFiles()
+    // at 0.3 it is rewritten with A's objects only; B's counted removed now, once
+    const g4 = sb.json(['gc', '--compact-threshold', '0.3'])
+    expect(g4.compaction).toMatchObject({rewrittenPacks: 1, droppedObjects: 805, movedObjects: 1205})
+    expect(g4.removedObjects).toBe(805)
+    expect(g4.compaction.bytesAfter).toBeLessThan(g4.compaction.bytesBefore * 0.8)
+    expect(packFiles()).toHaveLength(1)
+    expect(packFiles()[0]).not.toBe(pack)
+    expect(sb.json(['gc']).compaction.rewrittenPacks).toBe(0)
+    expect(sb.json(['status']).packed.objects).toBe(1205)
+    expect(sb.json(['fsck']).problems).toEqual([])
+    co(A, sA, 'a2')
+    expect(sb.json(['gc']).compaction).toMatchObject({rewrittenPacks: 1, droppedObjects: 1205})
+    expect(sb.velo(['gc', '--compact-threshold', '2']).stderr).toMatch(/USAGE.*between 0 and 1/)
+
+    // a byte run overwritten in the pack's first frame: fsck names the objects of that frame; a restore that needs
+    // them refuses; --repair rewrites the pack without them and every other object still reads back
+    const victim = packFiles()[0]
+    const fd = fs.openSync(victim, 'r+')
+    fs.writeSync(fd, Buffer.alloc(64, 0x55), 0, 64, 200)
+    fs.closeSync(fd)
+    const f = sb.velo(['fsck', '--json'])
+    expect(f.status).not.toBe(0)
+    const bad = JSON.parse(f.stdout).problems
+    expect(bad.length).toBeGreaterThan(0)
+    expect(bad.length).toBeLessThan(100) // one frame: 128 KiB of objects
+    for (const p of bad) expect(p).toMatchObject({kind: 'bad-object', image: `volume:${A}:s1`, problem: expect.stringMatching(/^compressed copy: pack [0-9a-f]{64}\.pack: /)})
+    sh(`cd ${dataA} && rm -rf a/sub`)
+    const now = listing(dataA)
+    const r = sb.velo(['volume', 'restore', A, 's1'])
+    expect(r.status).toBe(3)
+    expect(r.stderr).toMatch(/INTEGRITY.*damaged/)
+    expect(listing(dataA)).toBe(now)
+    const rep = sb.velo(['fsck', '--repair', '--json'])
+    expect(rep.status).toBe(3)
+    expect(JSON.parse(rep.stdout).repaired.removedObjects).toBe(bad.length)
+    expect(fs.existsSync(victim)).toBe(false)
+    const after = JSON.parse(sb.velo(['fsck', '--json']).stdout).problems
+    // the dropped objects are missing now (the image names them); nothing else is wrong
+    expect(after.map((p: {object: string}) => p.object).sort()).toEqual(bad.map((p: {object: string}) => p.object).sort())
+    for (const p of after) expect(p.problem).toMatch(/absent/)
+    ok(['volume', 'rm', A])
+    expect(sb.json(['gc', '--compact-threshold', '0'])).toMatchObject({compaction: expect.objectContaining({rewrittenPacks: 1})})
+    expect(packFiles()).toEqual([])
+    expect(sb.json(['fsck']).problems).toEqual([])
+  })
+
+  it('gc killed (-9) while it packs and while it compacts: every object stays readable, fsck passes, the next gc finishes', async () => {
+    sb.json(['gc', '--compact-threshold', '0'])
+    expect(packFiles()).toEqual([])
+    const made: string[] = []
+    onTestFinished(() => void made.forEach((v) => sb.velo(['volume', 'rm', v]))) // gone even when the test fails
+    /** a volume of n small files, snapshotted as s1; its listing */
+    const volume = (prefix: string, n: number) => {
+      const V = uniq(prefix)
+      made.push(V)
+      ok(['volume', 'create', V])
+      const data = sb.json(['volume', 'inspect', V]).dir
+      smallFiles(data, prefix, n)
+      ok(['volume', 'snapshot', V, 's1'])
+      return {V, want: listing(data)}
+    }
+    const readsBack = ({V, want}: {V: string; want: string}) => {
+      const out = path.join(work, `pkk-${V}`)
+      ok(['image', 'checkout', `volume:${V}:s1`, out])
+      expect(listing(out)).toBe(want)
+      rmrf(out)
+    }
+    const velo = path.join(__dirname, '..', '..', 'bin', 'velo')
+    const killAt = async (args: string[], ms: number) => {
+      const gc = spawn(velo, args, {env: {...process.env, VELO_HOME: sb.home}, stdio: 'ignore'})
+      const closed = new Promise<string | null>((r) => gc.on('close', (_code, signal) => r(signal)))
+      await new Promise((r) => setTimeout(r, ms))
+      gc.kill('SIGKILL')
+      const cut = (await closed) === 'SIGKILL' // still running when killed (not finished before)
+      expect(JSON.parse(sb.velo(['fsck', '--json']).stdout).problems, `${args.join(' ')} killed after ${ms} ms`).toEqual([])
+      return cut
+    }
+    // cut while it packs 3,010 objects
+    const a = volume('pka', 1500)
+    const b = volume('pkb', 1500)
+    for (const ms of [350, 700]) expect(await killAt(['gc'], ms), `gc cut after ${ms} ms`).toBe(true)
+    sb.json(['gc'])
+    expect(sb.json(['status']).packed.objects).toBe(3010)
+    readsBack(a)
+    readsBack(b)
+    sb.json(['gc'])
+    // cut while it compacts: each time a pack of a live volume's objects and a dead one's, rewritten (threshold 0)
+    let cut = 0
+    for (const ms of [300, 450, 600]) {
+      const live = volume('pkl', 1000)
+      const dead = volume('pkd', 1000)
+      expect(sb.json(['gc']).newPacks).toBe(1)
+      ok(['volume', 'rm', dead.V])
+      if (await killAt(['gc', '--compact-threshold', '0'], ms)) cut++
+      readsBack(live)
+      ok(['volume', 'rm', live.V])
+    }
+    expect(cut).toBeGreaterThanOrEqual(2) // most kills landed in a running gc (a fast one may end before 600 ms)
+    expect(sb.json(['gc', '--compact-threshold', '0']).compaction.damagedPacks).toEqual([])
+    expect(sb.json(['gc', '--compact-threshold', '0']).compaction.rewrittenPacks).toBe(0)
+    expect(sb.json(['fsck']).problems).toEqual([])
+    readsBack(a)
+    ok(['volume', 'rm', a.V])
+    ok(['volume', 'rm', b.V])
+    sb.json(['gc', '--compact-threshold', '0'])
+    expect(packFiles()).toEqual([])
+    expect(sb.json(['status']).packed).toMatchObject({objects: 0, packs: 0})
   })
 })
