@@ -433,6 +433,7 @@ static const char *unchunk(int rfd, int out, const struct oname *o, const char *
 #define PACK_RAW_MAX (64u << 20)
 #define PACK_MAGIC "VELOPAK1"
 #define TRAILER 24
+#define NPOS_NONE ((size_t)-1)
 
 static const char *pack_dir;
 static int pack_fd = -1;
@@ -441,12 +442,14 @@ struct pentry {
   char *name; /* "<h0h1>/<name>" */
   uint64_t size, foff;
   uint32_t flen, ioff, pack;
-  int dup, drop;
+  size_t next; /* 1 + index of the next copy of the same name (a later pack), 0: none */
+  int dup, drop, extra; /* dup: not the first copy; drop: to go; extra: redundant beside a good copy */
 };
 struct pack {
   char *file;
   uint64_t bytes, raw, dead_raw;
   const char *bad; /* why it cannot be read, or NULL */
+  int io_error;    /* bad for an I/O error (EACCES, EIO...: errno in io_error), not for its format */
   int rewrite;
 };
 static struct pentry *pe;
@@ -455,6 +458,7 @@ static struct pack *packs;
 static size_t npacks;
 static size_t *pmap, pmap_cap; /* name → 1 + index into pe (the first pack with it), open addressing */
 static int packs_loaded;
+static size_t unloaded = NPOS_NONE; /* a pack whose index could not be read (the first), or NPOS_NONE */
 
 static uint64_t name_hash(const char *s) {
   uint64_t h = 1469598103934665603ull;
@@ -486,10 +490,21 @@ static uint64_t get_u64(const uint8_t *b) {
 static const char *load_pack(uint32_t k) {
   static char why[300];
   int fd = openat(pack_fd, packs[k].file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return snprintf(why, sizeof why, "open: %s", strerror(errno)), why;
+  if (fd < 0) return packs[k].io_error = errno, snprintf(why, sizeof why, "open: %s", strerror(errno)), why;
   struct stat st;
   uint8_t t[TRAILER];
-  if (fstat(fd, &st) < 0 || st.st_size < TRAILER || pread(fd, t, TRAILER, st.st_size - TRAILER) != TRAILER || memcmp(t + 16, PACK_MAGIC, 8)) {
+  if (fstat(fd, &st) < 0) {
+    packs[k].io_error = errno;
+    close(fd);
+    return snprintf(why, sizeof why, "stat: %s", strerror(packs[k].io_error)), why;
+  }
+  ssize_t tn = st.st_size < TRAILER ? 0 : pread(fd, t, TRAILER, st.st_size - TRAILER);
+  if (tn < 0) {
+    packs[k].io_error = errno;
+    close(fd);
+    return snprintf(why, sizeof why, "read: %s", strerror(packs[k].io_error)), why;
+  }
+  if (tn != TRAILER || memcmp(t + 16, PACK_MAGIC, 8)) {
     close(fd);
     return "no pack trailer";
   }
@@ -501,8 +516,10 @@ static const char *load_pack(uint32_t k) {
   }
   char *idx = malloc(ilen + 1);
   if (!idx) die("-", "malloc");
-  if (pread(fd, idx, ilen, (off_t)ioff) != (ssize_t)ilen) {
-    snprintf(why, sizeof why, "read: %s", strerror(errno));
+  ssize_t in = pread(fd, idx, ilen, (off_t)ioff);
+  if (in != (ssize_t)ilen) {
+    packs[k].io_error = in < 0 ? errno : EIO;
+    snprintf(why, sizeof why, "read: %s", in < 0 ? strerror(errno) : "cut short");
     close(fd), free(idx);
     return why;
   }
@@ -515,13 +532,16 @@ static const char *load_pack(uint32_t k) {
     char name[4200];
     unsigned long long foff, flen, io;
     struct oname o;
-    if (sscanf(line, "%4199s %llu %llu %llu", name, &foff, &flen, &io) != 4 || !parse_name(name, &o) || foff + flen > ioff || flen > BUF || io + o.size > FRAME_RAW + PACK_OBJ_MAX) {
+    /* every bound checked without overflow: an object under PACK_OBJ_MAX starting in the frame's first FRAME_RAW
+     * bytes (pw_add flushes a frame once it reaches FRAME_RAW), a frame inside the data before the index */
+    if (sscanf(line, "%4199s %llu %llu %llu", name, &foff, &flen, &io) != 4 || !parse_name(name, &o) || o.size == 0 || o.size >= PACK_OBJ_MAX ||
+        io >= FRAME_RAW || foff > ioff || flen > ioff - foff || flen > BUF) {
       npe = first; /* none of this pack's entries: fsck names the pack */
       free(idx);
       return "a bad index line";
     }
     if (npe == cap_pe && !(pe = realloc(pe, (cap_pe = cap_pe ? 2 * cap_pe : 4096) * sizeof *pe))) die("-", "malloc");
-    pe[npe] = (struct pentry){strdup(name), o.size, foff, (uint32_t)flen, (uint32_t)io, k, 0, 0};
+    pe[npe] = (struct pentry){strdup(name), o.size, foff, (uint32_t)flen, (uint32_t)io, k, 0, 0, 0, 0};
     if (!pe[npe].name) die("-", "malloc");
     packs[k].raw += o.size;
     npe++;
@@ -556,6 +576,7 @@ static void load_packs(void) {
     packs[k].file = files[k];
     const char *why = load_pack((uint32_t)k);
     if (*why && !(packs[k].bad = strdup(why))) die("-", "malloc");
+    if (*why && unloaded == NPOS_NONE) unloaded = k;
   }
   npacks = n;
   free(files);
@@ -564,9 +585,33 @@ static void load_packs(void) {
   if (!(pmap = calloc(pmap_cap, sizeof *pmap))) die("-", "malloc");
   for (size_t i = 0; i < npe; i++) {
     size_t *s = pmap_slot(pe[i].name);
-    if (*s) pe[i].dup = 1;
-    else *s = i + 1;
+    if (!*s) {
+      *s = i + 1;
+      continue;
+    }
+    pe[i].dup = 1; /* a later copy: chained after the others, in the order of the packs */
+    size_t j = *s - 1;
+    while (pe[j].next) j = pe[j].next - 1;
+    pe[j].next = i + 1;
   }
+}
+
+static const char *unpack_packed(const struct pentry *e, int out, const struct oname *o);
+
+/* The first copy of name that reads back right (into out, -1: nowhere); NULL and *why (the first copy's problem)
+ * when none does. */
+static const struct pentry *packed_read(const struct pentry *e, int out, const struct oname *o, const char **why) {
+  *why = "";
+  for (; e; e = e->next ? &pe[e->next - 1] : NULL) {
+    const char *w = unpack_packed(e, out, o);
+    if (!*w) return *why = "", e;
+    if (!**why) {
+      static char first[400];
+      snprintf(first, sizeof first, "%s", w);
+      *why = first;
+    }
+  }
+  return NULL;
 }
 
 /* The frame of e decompressed into fbuf (the last one is kept: a thaw takes neighbours in turn); "" or why not. */
@@ -741,26 +786,42 @@ static int read_small(int fd, const struct oname *o, uint8_t *buf, const char *n
   return !strcmp(hex, o->hash);
 }
 
-/* A set of names (the ones to drop from packs) */
+/* The names to drop from packs, as read from stdin: "NAME" drops every copy, "NAME bad" only the copies that do not
+ * read back right (fsck --repair: a good copy stays) */
 static char **drop_names;
 static size_t n_drop;
 
-/* compact: every pack whose dead share (objects named on stdin, and second copies) is THRESHOLD or more of its raw
- * bytes is rewritten with its live objects (all such packs into new ones together, each object checked on the way:
- * a pack with a damaged live object is left as it is and named), then removed. Prints "compacted REWRITTEN REMOVED
- * MOVED DROPPED DROPPED_BYTES BYTES_BEFORE BYTES_AFTER" (DROPPED: the objects named, not second copies), "dropped
- * NAME" for each of those, and "damaged PACK NAME WHY". */
+/* compact: drop what stdin names; of the other names with several copies, every copy but the first that reads back
+ * right is redundant ("extra"). Every pack whose dead share (dropped and redundant copies) is THRESHOLD or more of its
+ * raw bytes is rewritten with its live objects (all such packs into new ones together, each object checked on the
+ * way: a pack with a damaged live object is left as it is and named), then removed. Prints "compacted REWRITTEN
+ * REMOVED MOVED DROPPED DROPPED_BYTES BYTES_BEFORE BYTES_AFTER", "dropped NAME" for each name no pack holds any more
+ * (DROPPED counts those), and "damaged PACK NAME WHY". */
 static void compact(double threshold) {
   load_packs();
   for (size_t i = 0; i < n_drop; i++) {
+    char *sp = strchr(drop_names[i], ' ');
+    int only_bad = sp && !strcmp(sp, " bad");
+    if (sp) *sp = 0;
     struct pentry *e = pack_find(drop_names[i]);
-    if (e) e->drop = 1;
+    struct oname o;
+    if (!e || !parse_name(drop_names[i], &o)) continue;
+    for (; e; e = e->next ? &pe[e->next - 1] : NULL) e->drop = !only_bad || *unpack_packed(e, -1, &o);
   }
-  /* an object named once: every pack's copy of it is dropped */
+  /* several copies of a name kept: the first that reads back right stays, the others are redundant; none right:
+   * all stay (fsck names them) */
+  for (size_t i = 0; i < npe; i++) {
+    if (pe[i].dup || !pe[i].next) continue;
+    struct oname o;
+    parse_name(pe[i].name, &o);
+    const struct pentry *good = NULL;
+    for (struct pentry *e = &pe[i]; e && !good; e = e->next ? &pe[e->next - 1] : NULL)
+      if (!e->drop && !*unpack_packed(e, -1, &o)) good = e;
+    if (good)
+      for (struct pentry *e = &pe[i]; e; e = e->next ? &pe[e->next - 1] : NULL) e->extra = !e->drop && e != good;
+  }
   for (size_t i = 0; i < npe; i++)
-    if (pe[i].dup && pack_find(pe[i].name)->drop) pe[i].drop = 1;
-  for (size_t i = 0; i < npe; i++)
-    if (pe[i].drop || pe[i].dup) packs[pe[i].pack].dead_raw += pe[i].size;
+    if (pe[i].drop || pe[i].extra) packs[pe[i].pack].dead_raw += pe[i].size;
   for (size_t k = 0; k < npacks; k++)
     packs[k].rewrite = !packs[k].bad && packs[k].dead_raw > 0 && (double)packs[k].dead_raw >= threshold * (double)packs[k].raw;
   /* check every live object of the packs to rewrite first: a damaged one keeps its pack */
@@ -769,7 +830,7 @@ static void compact(double threshold) {
   ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, LEVEL);
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
   for (size_t i = 0; i < npe; i++) {
-    if (!packs[pe[i].pack].rewrite || pe[i].drop || pe[i].dup) continue;
+    if (!packs[pe[i].pack].rewrite || pe[i].drop || pe[i].extra) continue;
     struct oname o;
     parse_name(pe[i].name, &o);
     const char *why = unpack_packed(&pe[i], -1, &o);
@@ -780,17 +841,20 @@ static void compact(double threshold) {
   }
   uint64_t rewritten = 0, removed = 0, moved = 0, dropped = 0, dropped_bytes = 0, before = 0, after = 0;
   for (size_t i = 0; i < npe; i++) {
-    if (!packs[pe[i].pack].rewrite) continue;
-    if (pe[i].drop || pe[i].dup) {
-      if (!pe[i].dup) dropped++, dropped_bytes += pe[i].size, printf("dropped %s\n", pe[i].name); /* a second copy is no object of its own */
-      continue;
-    }
+    if (!packs[pe[i].pack].rewrite || pe[i].drop || pe[i].extra) continue;
     struct oname o;
     parse_name(pe[i].name, &o);
     const char *why = load_frame(&pe[i]); /* checked above */
     if (*why) damaged(packs[pe[i].pack].file, why);
     pw_add(c, pe[i].name, fbuf + pe[i].ioff, o.size);
     moved++;
+  }
+  /* a name is gone when every copy of it is dropped from a pack being rewritten */
+  for (size_t i = 0; i < npe; i++) {
+    if (pe[i].dup) continue;
+    int gone = 1;
+    for (const struct pentry *e = &pe[i]; e && gone; e = e->next ? &pe[e->next - 1] : NULL) gone = e->drop && packs[e->pack].rewrite;
+    if (gone) dropped++, dropped_bytes += pe[i].size, printf("dropped %s\n", pe[i].name);
   }
   pw_finish(c);
   ZSTD_freeCCtx(c);
@@ -817,7 +881,8 @@ static void compact(double threshold) {
 }
 
 /* packed: every packed object, once ("packed NAME PACK STORED_SHARE"), every pack ("pack PACK BYTES RAW OBJECTS"),
- * and every pack that cannot be read ("damaged PACK WHY"). */
+ * and every pack whose index cannot be read: "damaged PACK WHY" (its format), "unreadable PACK WHY" (an I/O error or
+ * a permission: the pack may be whole). */
 static void list_packed(void) {
   load_packs();
   uint64_t *count = calloc(npacks ? npacks : 1, sizeof *count);
@@ -829,7 +894,7 @@ static void list_packed(void) {
     printf("packed %s %s %" PRIu64 "\n", pe[i].name, k->file, k->raw ? (uint64_t)((double)k->bytes * (double)pe[i].size / (double)k->raw) : 0);
   }
   for (size_t k = 0; k < npacks; k++)
-    if (packs[k].bad) printf("damaged %s %s\n", packs[k].file, packs[k].bad);
+    if (packs[k].bad) printf("%s %s %s\n", packs[k].io_error ? "unreadable" : "damaged", packs[k].file, packs[k].bad);
     else printf("pack %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", packs[k].file, packs[k].bytes, packs[k].raw, count[k]);
   free(count);
 }
@@ -860,10 +925,20 @@ static int read_cold(const char *name, const struct oname *o, int out, const cha
   if (errno != ENOENT) return -1;
   load_packs();
   const struct pentry *e = pack_find(name);
+  if (!e && unloaded != NPOS_NONE) {
+    /* fail closed: the object may be in the pack that cannot be read */
+    const struct pack *k = &packs[unloaded];
+    snprintf(what, wcap, "%s (pack %s)", name, k->file);
+    if (k->io_error == EACCES || k->io_error == EPERM) return errno = k->io_error, -1;
+    static char w[400];
+    snprintf(w, sizeof w, "in no pack that can be read; pack %s: %s", k->file, k->bad);
+    *form = 2, *why = w;
+    return 1;
+  }
   if (!e) return errno = ENOENT, 0;
   *form = 2;
   snprintf(what, wcap, "%s (pack %s)", name, packs[e->pack].file);
-  *why = unpack_packed(e, out, o);
+  packed_read(e, out, o, why);
   return 1;
 }
 
@@ -916,13 +991,15 @@ static void freeze(char **names, size_t n) {
       /* packed already (made plain by a reader, its pack not rewritten since): that copy, checked, serves again */
       load_packs();
       const struct pentry *had = pack_find(names[i]);
-      if (had && !*unpack_packed(had, -1, &o)) {
+      const char *hwhy;
+      if (had && packed_read(had, -1, &o, &hwhy)) {
         close(fd);
         p[np].name = names[i];
         p[np++].cdc = 2;
         printf("packed %s %" PRIu64 "\n", names[i], o.size);
         continue;
       }
+      /* every packed copy damaged (or none): a new copy, read when the earlier ones fail; compact drops those */
       int same = read_small(fd, &o, small, names[i]);
       close(fd);
       if (!same) {

@@ -82,9 +82,12 @@ function objectsOf(db: ManifestDb, layers: Iterable<string>): Set<string> {
  */
 export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string>): number {
   if (!mayHoldCold(home)) return 0
+  // only layers of volume snapshots go cold (gc's freezeCold); any other object without a plain file is simply not
+  // here (a lazy image's, fetched when read) and is not looked for
+  const snapshotLayers = new Set(db.listImages().filter((i) => i.name.startsWith('volume:')).flatMap((i) => i.layers))
   const store = new Store(home)
   const need: string[] = []
-  for (const name of objectsOf(db, layers)) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
+  for (const name of objectsOf(db, [...layers].filter((l) => snapshotLayers.has(l)))) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
   return thawNames(home, store, need)
 }
 
@@ -104,7 +107,7 @@ function thawNames(home: string, store: Store, need: string[]): number {
     const packs = listPacked(home)
     const packed = new Set(packs.objects.map((o) => o.name))
     // a pack this user may not read (packs are the owner's, 0600) may hold any of them
-    const unreadable = packs.damaged.some((d) => /Permission denied|Operation not permitted/.test(d.why))
+    const unreadable = packs.unreadable.some((d) => /Permission denied|Operation not permitted/.test(d.why))
     const cold = need.filter((n) => unreadable || packed.has(n) || coldCopy(path.join(store.casDir, rel(n))))
     if (cold.length === 0) return 0
     throw new VeloError('PERMISSION_DENIED', `${cold.length} object(s) of this image are compressed (cold, docs/volumes.md), and only the store's owner can decompress them`, {
@@ -118,19 +121,22 @@ export interface PackListing {
   /** every packed object once (the first pack that has it), with its share of its pack's bytes */
   objects: Array<{name: string; pack: string; stored: number}>
   packs: Array<{pack: string; bytes: number; rawBytes: number; objects: number}>
-  /** packs whose trailer or index cannot be read (fsck names them; their objects read as missing) */
+  /** packs whose trailer or index is broken (fsck names them, --repair removes them; their objects read as missing) */
   damaged: Array<{pack: string; why: string}>
+  /** packs an I/O error or a permission keeps from being read (they may be whole): readers of an object found in no
+   * other pack fail closed */
+  unreadable: Array<{pack: string; why: string}>
 }
 
 /** What the packs hold, from their indexes (velo-cold packed). */
 export function listPacked(home: string): PackListing {
-  const out: PackListing = {objects: [], packs: [], damaged: []}
+  const out: PackListing = {objects: [], packs: [], damaged: [], unreadable: []}
   if (!fs.existsSync(packsDir(home)) || !coldTool()) return out
   for (const line of run('packed', new Store(home), [])) {
     const [what, a, b, c, d] = line.split(' ')
     if (what === 'packed') out.objects.push({name: a.slice(3), pack: b, stored: Number(c)})
     else if (what === 'pack') out.packs.push({pack: a, bytes: Number(b), rawBytes: Number(c), objects: Number(d)})
-    else if (what === 'damaged') out.damaged.push({pack: a, why: line.slice(`damaged ${a} `.length)})
+    else if (what === 'damaged' || what === 'unreadable') out[what].push({pack: a, why: line.slice(`${what} ${a} `.length)})
   }
   return out
 }

@@ -158,7 +158,7 @@ export function status(home: string): StatusReport {
 // ---- fsck ------------------------------------------------------------------------------------------
 
 export interface FsckProblem {
-  kind: 'bad-object' | 'stray-file' | 'missing-object' | 'missing-layer'
+  kind: 'bad-object' | 'stray-file' | 'missing-object' | 'missing-layer' | 'unreadable-pack'
   object?: string
   problem: string
   image?: string
@@ -236,7 +236,13 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     const packs = listPacked(home)
     const coldNames = new Set(cold)
     for (const o of packs.objects) if (!hot.has(o.name) && !coldNames.has(o.name)) cold.push(o.name)
-    for (const d of packs.damaged) problems.push({kind: 'stray-file', object: path.join(packsDir(home), d.pack), problem: `a pack that cannot be read: ${d.why}`})
+    // a pack whose format is broken is removed by --repair; one that an I/O error keeps from being read is named and
+    // left (it may be whole); one this user may not read (a store shared for reading) hides its objects, counted as
+    // unreadable below rather than missing
+    for (const d of packs.damaged) problems.push({kind: 'stray-file', object: path.join(packsDir(home), d.pack), problem: `a pack whose index cannot be read: ${d.why}`})
+    const packsHidden = packs.unreadable.some((d) => /Permission denied|Operation not permitted/.test(d.why))
+    for (const d of packs.unreadable)
+      if (!/Permission denied|Operation not permitted/.test(d.why)) problems.push({kind: 'unreadable-pack', object: path.join(packsDir(home), d.pack), problem: d.why})
     // cold objects: decompressed and hashed by velo-cold (src/store/cold.ts)
     for (let [name, problem] of verifyCold(home, cold)) {
       if (problem === 'unreadable') {
@@ -266,12 +272,17 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     const lazy = new Set<string>()
     for (const r of listLazyRecords(home)) if (db.getImage(r.image)?.layers.join('/') === r.layers.join('/')) r.layers.forEach((l) => lazy.add(l))
     const remote = new Set<string>()
+    const hidden = new Set<string>()
     for (const l of layers) {
       for (const {path: p, object} of layerObjects(db, l.id)) {
         const name = objectName(object)
         if (present.has(name)) continue
         if (lazy.has(l.id) && !bad.has(name)) {
           remote.add(name)
+          continue
+        }
+        if (packsHidden && !bad.has(name)) {
+          hidden.add(name) // maybe in a pack this user may not read
           continue
         }
         hitLayers.add(l.id)
@@ -309,9 +320,8 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       let removedStray = 0
       const badPacked: string[] = []
       for (const p of problems) {
-        if (p.kind === 'bad-object' && p.object && /^compressed copy: pack [0-9a-f]{64}\.pack: /.test(p.problem)) {
-          badPacked.push(p.object) // dropped from its pack below: the pack is rewritten without it
-          removedObjects++
+        if (p.kind === 'bad-object' && p.object && /^compressed copy: (pack [0-9a-f]{64}\.pack: |in no pack that can be read)/.test(p.problem)) {
+          badPacked.push(p.object) // its damaged copies dropped below: their packs rewritten without them
         } else if (p.kind === 'bad-object' && p.object) {
           // only the copy found bad: a good cold copy beside a bad plain file stays the object; a damaged chunk goes
           // and the recipes naming it stay (a later freeze of those bytes writes the chunk again: the object heals)
@@ -333,7 +343,8 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         // holds the shared one)
         lock.release()
         lock.acquire('exclusive', {timeoutSec: 300})
-        compactPacks(home, badPacked, 0, lock.heldFd)
+        // "NAME bad": only the copies that do not read back right, checked again under this lock
+        removedObjects += compactPacks(home, badPacked.map((n) => `${n} bad`), 0, lock.heldFd).droppedNames.length
       }
       repaired = {removedObjects, removedStray}
     }
@@ -344,7 +355,7 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       problems,
       affectedImages: [...affected].sort(),
       tempFiles: dirCount(store.tmpDir),
-      unreadable,
+      unreadable: unreadable + hidden.size,
       remoteObjects: remote.size,
       repaired,
     }
@@ -431,7 +442,7 @@ export interface GcReport {
   newPacks: number
   /** packs of small cold objects: dead ones (nothing names them, or they are plain again) dropped where a pack's dead
    * share reached the threshold — those packs rewritten with their live objects; bytes the packs took before/after */
-  compaction: {threshold: number; rewrittenPacks: number; droppedObjects: number; droppedBytes: number; movedObjects: number; bytesBefore: number; bytesAfter: number; damagedPacks: string[]}
+  compaction: {threshold: number; deadObjects: number; rewrittenPacks: number; droppedObjects: number; droppedBytes: number; movedObjects: number; bytesBefore: number; bytesAfter: number; damagedPacks: string[]}
   /** files in holds/ that are not valid holds (wrong owner, not a regular file, unparsable): they keep nothing */
   ignoredHolds: string[]
   dryRun: boolean
@@ -484,7 +495,9 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; comp
     const hotObjects = new Set(listing.filter((o) => o.id && !o.cold).map((o) => o.name))
     let coldLeft = 0
     const redundant: string[] = []
-    const packed = listPacked(home).objects
+    const countedDead = new Set<string>()
+    const packListing = listPacked(home)
+    const packed = packListing.objects
     // the xattrs of plain files that have a cold copy too (checked below), in one native pass: verify would read them a
     // process per object
     const both = opts.dryRun ? [] : [...listing.filter((o) => o.cold && o.id).map((o) => o.name), ...packed.map((o) => o.name)].filter((n) => hotObjects.has(n))
@@ -507,9 +520,10 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; comp
         continue
       }
       // dead, or not an object at all
-      if (!kept) {
+      if (!kept && !(o.id && countedDead.has(o.name))) {
         removedObjects++
         removedBytes += o.id?.size ?? 0
+        if (o.id) countedDead.add(o.name) // a plain file and its cold copy: one object
       }
       if (!opts.dryRun) fs.rmSync(o.path, {force: true, recursive: true})
     }
@@ -535,11 +549,14 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; comp
     for (const p of redundant) fs.rmSync(p, {force: true})
     // before the freeze: it may pack again an object dropped here (plain again, and cold)
     const compaction = opts.dryRun ? undefined : compactPacks(home, dropPacked, threshold, lock.heldFd)
-    // a dead packed object counts as removed once its pack is rewritten without it (until then it is still stored)
-    for (const n of opts.dryRun ? deadPacked : (compaction?.droppedNames ?? []).filter((n) => deadPacked.has(n))) {
+    // a dead packed object counts as removed once no pack holds it any more (until then it is still stored; a dry
+    // run does not know which packs the threshold would rewrite: compaction.deadObjects says how many are dead)
+    for (const n of (compaction?.droppedNames ?? []).filter((n) => deadPacked.has(n) && !countedDead.has(n))) {
       removedObjects++
       removedBytes += parseObjectName(n)?.size ?? 0
     }
+    // a pack that cannot be read may hold cold objects: readers keep looking for them
+    if (packListing.damaged.length || packListing.unreadable.length) coldLeft++
     let removedTempFiles = 0
     for (const t of fs.existsSync(store.tmpDir) ? fs.readdirSync(store.tmpDir) : []) {
       removedTempFiles++
@@ -580,6 +597,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; comp
       newPacks: cold.frozen.packs,
       compaction: {
         threshold,
+        deadObjects: deadPacked.size,
         rewrittenPacks: compaction?.rewritten ?? 0,
         droppedObjects: compaction?.dropped ?? 0,
         droppedBytes: compaction?.droppedBytes ?? 0,
