@@ -445,4 +445,37 @@ describe('a store this user may read but not write', () => {
     expectPermissionError(ph, 'phantom without a cache')
     expect(ph.stderr).toMatch(/VELO_CACHE_HOME/)
   })
+
+  it('cold objects the owner\'s gc packed: nobody\'s fsck counts them as unreadable, not missing; a read says the owner must run it once', () => {
+    veloJson(home, ['volume', 'create', 'pv'])
+    try {
+      const data = veloJson(home, ['volume', 'inspect', 'pv']).dir
+      for (let i = 0; i < 20; i++) fs.writeFileSync(path.join(data, `f${i}`), `file ${i}\n`.repeat(50 + i))
+      veloJson(home, ['volume', 'snapshot', 'pv', 's1'])
+      expect(veloJson(home, ['gc']).packedObjects).toBe(20)
+      share(home)
+      // packs are the owner's (0600): nobody cannot tell what they hold
+      const fsck = asNobody(['fsck', '--json'])
+      expect(fsck.status, fsck.stderr).toBe(0)
+      const report = JSON.parse(fsck.stdout)
+      expect(report.problems).toEqual([])
+      expect(report.unreadable).toBe(21) // priv's 0600 object, and the 20 a pack may hold
+      const out = path.join(nh, 'co-pv')
+      const co = asNobody(['image', 'checkout', 'volume:pv:s1', out])
+      expectPermissionError(co, 'checkout of packed objects')
+      expect(co.stderr).toMatch(/compressed \(cold.*only the store's owner can decompress/)
+      rmrf(out)
+      // the owner's read makes them plain, for everyone
+      const own = path.join(work, 'co-pv-owner')
+      expect(velo(home, ['image', 'checkout', 'volume:pv:s1', own]).status).toBe(0)
+      rmrf(own)
+      const again = asNobody(['image', 'checkout', 'volume:pv:s1', out])
+      expect(again.status, again.stderr).toBe(0)
+      expect(fs.readFileSync(path.join(out, 'f7'), 'utf8')).toBe('file 7\n'.repeat(57))
+      rmrf(out)
+    } finally {
+      velo(home, ['volume', 'rm', 'pv'])
+      veloJson(home, ['gc', '--compact-threshold', '0'])
+    }
+  })
 })
