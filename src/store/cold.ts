@@ -82,12 +82,13 @@ function objectsOf(db: ManifestDb, layers: Iterable<string>): Set<string> {
  */
 export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string>): number {
   if (!mayHoldCold(home)) return 0
-  // only layers of volume snapshots go cold (gc's freezeCold); any other object without a plain file is simply not
-  // here (a lazy image's, fetched when read) and is not looked for
-  const snapshotLayers = new Set(db.listImages().filter((i) => i.name.startsWith('volume:')).flatMap((i) => i.layers))
+  // a lazy image's objects without a plain file are in its registry, fetched when read (docs/registry.md): not
+  // looked for here (a pack that cannot be read would make them fail closed)
+  const {listLazyRecords} = require('../registry/lazy') as typeof import('../registry/lazy')
+  const lazy = new Set(listLazyRecords(home).flatMap((r) => r.layers))
   const store = new Store(home)
   const need: string[] = []
-  for (const name of objectsOf(db, [...layers].filter((l) => snapshotLayers.has(l)))) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
+  for (const name of objectsOf(db, [...layers].filter((l) => !lazy.has(l)))) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
   return thawNames(home, store, need)
 }
 
