@@ -448,9 +448,9 @@ struct pentry {
 struct pack {
   char *file;
   uint64_t bytes, raw, dead_raw;
-  const char *bad; /* why it cannot be read, or NULL */
+  const char *bad; /* why it cannot be read (whole), or NULL */
   int io_error;    /* bad for an I/O error (EACCES, EIO...: errno in io_error), not for its format */
-  int rewrite;
+  int rewrite, salvage; /* salvage: rewritten with what reads back right (fsck --repair of a damaged pack) */
 };
 static struct pentry *pe;
 static size_t npe, cap_pe;
@@ -525,7 +525,7 @@ static const char *load_pack(uint32_t k) {
   }
   close(fd);
   idx[ilen] = 0;
-  size_t first = npe;
+  int bad_lines = 0;
   for (char *line = idx, *nl; *line; line = nl + 1) {
     if (!(nl = strchr(line, '\n'))) break;
     *nl = 0;
@@ -536,9 +536,8 @@ static const char *load_pack(uint32_t k) {
      * bytes (pw_add flushes a frame once it reaches FRAME_RAW), a frame inside the data before the index */
     if (sscanf(line, "%4199s %llu %llu %llu", name, &foff, &flen, &io) != 4 || !parse_name(name, &o) || o.size == 0 || o.size >= PACK_OBJ_MAX ||
         io >= FRAME_RAW || foff > ioff || flen > ioff - foff || flen > BUF) {
-      npe = first; /* none of this pack's entries: fsck names the pack */
-      free(idx);
-      return "a bad index line";
+      bad_lines++; /* the other lines still serve their objects (checked when read); fsck names the pack */
+      continue;
     }
     if (npe == cap_pe && !(pe = realloc(pe, (cap_pe = cap_pe ? 2 * cap_pe : 4096) * sizeof *pe))) die("-", "malloc");
     pe[npe] = (struct pentry){strdup(name), o.size, foff, (uint32_t)flen, (uint32_t)io, k, 0, 0, 0, 0};
@@ -547,6 +546,7 @@ static const char *load_pack(uint32_t k) {
     npe++;
   }
   free(idx);
+  if (bad_lines) return snprintf(why, sizeof why, "%d bad index line(s)", bad_lines), why;
   return "";
 }
 
@@ -597,6 +597,7 @@ static void load_packs(void) {
 }
 
 static const char *unpack_packed(const struct pentry *e, int out, const struct oname *o);
+static int plain_now(const char *name);
 
 /* The first copy of name that reads back right (into out, -1: nowhere); NULL and *why (the first copy's problem)
  * when none does. */
@@ -800,8 +801,17 @@ static size_t n_drop;
 static void compact(double threshold) {
   load_packs();
   for (size_t i = 0; i < n_drop; i++) {
+    if (!strncmp(drop_names[i], "pack:", 5)) { /* "pack:FILE": rewrite that pack with whatever of it reads back right */
+      for (size_t k = 0; k < npacks; k++)
+        if (!strcmp(packs[k].file, drop_names[i] + 5)) packs[k].salvage = !packs[k].io_error;
+      continue;
+    }
     char *sp = strchr(drop_names[i], ' ');
-    int only_bad = sp && !strcmp(sp, " bad");
+    if (sp && strcmp(sp, " bad")) {
+      errno = EINVAL;
+      die(drop_names[i], "not a name to drop (NAME, NAME bad or pack:FILE)");
+    }
+    int only_bad = sp != NULL;
     if (sp) *sp = 0;
     struct pentry *e = pack_find(drop_names[i]);
     struct oname o;
@@ -823,7 +833,7 @@ static void compact(double threshold) {
   for (size_t i = 0; i < npe; i++)
     if (pe[i].drop || pe[i].extra) packs[pe[i].pack].dead_raw += pe[i].size;
   for (size_t k = 0; k < npacks; k++)
-    packs[k].rewrite = !packs[k].bad && packs[k].dead_raw > 0 && (double)packs[k].dead_raw >= threshold * (double)packs[k].raw;
+    packs[k].rewrite = packs[k].salvage || (!packs[k].bad && packs[k].dead_raw > 0 && (double)packs[k].dead_raw >= threshold * (double)packs[k].raw);
   /* check every live object of the packs to rewrite first: a damaged one keeps its pack */
   ZSTD_CCtx *c = ZSTD_createCCtx();
   if (!c) die("-", "malloc");
@@ -834,7 +844,8 @@ static void compact(double threshold) {
     struct oname o;
     parse_name(pe[i].name, &o);
     const char *why = unpack_packed(&pe[i], -1, &o);
-    if (*why) {
+    if (*why && packs[pe[i].pack].salvage) pe[i].drop = 1; /* salvaged: what does not read back right stays behind */
+    else if (*why) {
       printf("damaged %s %s %s\n", packs[pe[i].pack].file, pe[i].name, why);
       packs[pe[i].pack].rewrite = 0;
     }
@@ -925,6 +936,7 @@ static int read_cold(const char *name, const struct oname *o, int out, const cha
   if (errno != ENOENT) return -1;
   load_packs();
   const struct pentry *e = pack_find(name);
+  if (!e && unloaded != NPOS_NONE && plain_now(name)) return errno = ENOENT, 0; /* made plain meanwhile */
   if (!e && unloaded != NPOS_NONE) {
     /* fail closed: the object may be in the pack that cannot be read */
     const struct pack *k = &packs[unloaded];
@@ -983,6 +995,11 @@ static void freeze(char **names, size_t n) {
     if (fstat(fd, &st) < 0) die(names[i], "stat");
     if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || (uint64_t)st.st_size != o.size) {
       printf("kept %s %s\n", names[i], st.st_nlink != 1 ? "linked" : "not-as-named");
+      close(fd);
+      continue;
+    }
+    if (o.size == 0) { /* nothing to store: an empty object costs no block */
+      printf("kept %s empty\n", names[i]);
       close(fd);
       continue;
     }

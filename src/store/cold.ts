@@ -54,7 +54,7 @@ function run(verb: 'freeze' | 'thaw' | 'verify' | 'sweep-chunks' | 'packed' | 'c
       suggestion: 'install libzstd-dev, then run `npm run build` (or scripts/setup.sh)',
     })
   const stdio: Array<'pipe' | number> = lockFd === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', lockFd]
-  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home), packsDir(store.home), ...extra], {input: names.length ? names.map(rel).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
+  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home), packsDir(store.home), ...extra], {input: names.length ? names.map((n) => (n.startsWith('pack:') ? n : rel(n))).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-cold: ${r.error.message}`)
   if (r.status !== 0) {
     const msg = (r.stderr || `velo-cold exited ${r.status ?? r.signal}`).trim()
@@ -82,14 +82,16 @@ function objectsOf(db: ManifestDb, layers: Iterable<string>): Set<string> {
  */
 export function thawLayers(home: string, db: ManifestDb, layers: Iterable<string>): number {
   if (!mayHoldCold(home)) return 0
-  // a lazy image's objects without a plain file are in its registry, fetched when read (docs/registry.md): not
-  // looked for here (a pack that cannot be read would make them fail closed)
-  const {listLazyRecords} = require('../registry/lazy') as typeof import('../registry/lazy')
-  const lazy = new Set(listLazyRecords(home).flatMap((r) => r.layers))
   const store = new Store(home)
   const need: string[] = []
-  for (const name of objectsOf(db, [...layers].filter((l) => !lazy.has(l)))) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
-  return thawNames(home, store, need)
+  for (const name of objectsOf(db, layers)) if (!fs.existsSync(path.join(store.casDir, rel(name)))) need.push(name)
+  // a lazy image's objects not fetched yet are in its registry (docs/registry.md): velo-cold says "absent" for them
+  const lazyObjects = () => {
+    const {listLazyRecords} = require('../registry/lazy') as typeof import('../registry/lazy')
+    const live = listLazyRecords(home).filter((r) => db.getImage(r.image)?.layers.join('/') === r.layers.join('/'))
+    return objectsOf(db, new Set(live.flatMap((r) => r.layers)))
+  }
+  return thawNames(home, store, need, lazyObjects)
 }
 
 /** Make these objects (paths in the store, as velo-converge prints them) hot where they are cold. Lock: as thawLayers. */
@@ -102,14 +104,15 @@ export function thawObjectPaths(home: string, paths: string[]): number {
 
 /** need: objects with no plain file; velo-cold finds their cold copies (a .zst, a .cdc, a pack), and says "absent"
  * for the ones that have none (not in this store: a lazy image's, fetched when read) */
-function thawNames(home: string, store: Store, need: string[]): number {
+function thawNames(home: string, store: Store, need: string[], lazyObjects?: () => Set<string>): number {
   if (need.length === 0) return 0
   if (isReadOnlyStore(home)) {
     const packs = listPacked(home)
     const packed = new Set(packs.objects.map((o) => o.name))
-    // a pack this user may not read (packs are the owner's, 0600) may hold any of them
+    // a pack this user may not read (packs are the owner's, 0600) may hold any of them, but a lazy image's
     const unreadable = packs.unreadable.some((d) => /Permission denied|Operation not permitted/.test(d.why))
-    const cold = need.filter((n) => unreadable || packed.has(n) || coldCopy(path.join(store.casDir, rel(n))))
+    const lazy = unreadable && lazyObjects ? lazyObjects() : new Set<string>()
+    const cold = need.filter((n) => (unreadable && !lazy.has(n)) || packed.has(n) || coldCopy(path.join(store.casDir, rel(n))))
     if (cold.length === 0) return 0
     throw new VeloError('PERMISSION_DENIED', `${cold.length} object(s) of this image are compressed (cold, docs/volumes.md), and only the store's owner can decompress them`, {
       suggestion: `run the same command once as the owner of ${home}; it decompresses them for everyone`,

@@ -158,7 +158,7 @@ export function status(home: string): StatusReport {
 // ---- fsck ------------------------------------------------------------------------------------------
 
 export interface FsckProblem {
-  kind: 'bad-object' | 'stray-file' | 'missing-object' | 'missing-layer' | 'unreadable-pack'
+  kind: 'bad-object' | 'stray-file' | 'missing-object' | 'missing-layer' | 'damaged-pack' | 'unreadable-pack'
   object?: string
   problem: string
   image?: string
@@ -239,7 +239,7 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     // a pack whose format is broken is removed by --repair; one that an I/O error keeps from being read is named and
     // left (it may be whole); one this user may not read (a store shared for reading) hides its objects, counted as
     // unreadable below rather than missing
-    for (const d of packs.damaged) problems.push({kind: 'stray-file', object: path.join(packsDir(home), d.pack), problem: `a pack whose index cannot be read: ${d.why}`})
+    for (const d of packs.damaged) problems.push({kind: 'damaged-pack', object: path.join(packsDir(home), d.pack), problem: `a pack whose index cannot be read whole: ${d.why}`})
     const packsHidden = packs.unreadable.some((d) => /Permission denied|Operation not permitted/.test(d.why))
     for (const d of packs.unreadable)
       if (!/Permission denied|Operation not permitted/.test(d.why)) problems.push({kind: 'unreadable-pack', object: path.join(packsDir(home), d.pack), problem: d.why})
@@ -320,6 +320,11 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       let removedStray = 0
       const badPacked: string[] = []
       for (const p of problems) {
+        if (p.kind === 'damaged-pack' && p.object) {
+          badPacked.push(`pack:${path.basename(p.object)}`) // rewritten below with whatever of it reads back right
+          removedStray++
+          continue
+        }
         if (p.kind === 'bad-object' && p.object && /^compressed copy: (pack [0-9a-f]{64}\.pack: |in no pack that can be read)/.test(p.problem)) {
           badPacked.push(p.object) // its damaged copies dropped below: their packs rewritten without them
         } else if (p.kind === 'bad-object' && p.object) {
@@ -339,12 +344,13 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
         }
       }
       if (badPacked.length) {
+        // (a damaged pack's objects that read back right go into a new pack; the others are dropped)
         // a pack is rewritten and the old one removed: under the exclusive lock, as gc's compaction (a thaw reading it
         // holds the shared one)
         lock.release()
         lock.acquire('exclusive', {timeoutSec: 300})
         // "NAME bad": only the copies that do not read back right, checked again under this lock
-        removedObjects += compactPacks(home, badPacked.map((n) => `${n} bad`), 0, lock.heldFd).droppedNames.length
+        removedObjects += compactPacks(home, badPacked.map((n) => (n.startsWith('pack:') ? n : `${n} bad`)), 0, lock.heldFd).droppedNames.length
       }
       repaired = {removedObjects, removedStray}
     }
@@ -498,6 +504,7 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; comp
     const countedDead = new Set<string>()
     const packListing = listPacked(home)
     const packed = packListing.objects
+    const packedNames = new Set(packed.map((o) => o.name))
     // the xattrs of plain files that have a cold copy too (checked below), in one native pass: verify would read them a
     // process per object
     const both = opts.dryRun ? [] : [...listing.filter((o) => o.cold && o.id).map((o) => o.name), ...packed.map((o) => o.name)].filter((n) => hotObjects.has(n))
@@ -520,7 +527,8 @@ export function gc(home: string, opts: {dryRun?: boolean; waitSec?: number; comp
         continue
       }
       // dead, or not an object at all
-      if (!kept && !(o.id && countedDead.has(o.name))) {
+      // a dead object a pack still holds is counted when no pack does any more (the compaction below, or a later one)
+      if (!kept && !(o.id && (countedDead.has(o.name) || packedNames.has(o.name)))) {
         removedObjects++
         removedBytes += o.id?.size ?? 0
         if (o.id) countedDead.add(o.name) // a plain file and its cold copy: one object
