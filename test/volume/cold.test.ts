@@ -326,6 +326,10 @@ describe('cold objects of volume snapshots', () => {
 
     // B's objects dead: 40% of the pack, under the default threshold (0.5): the pack stays as it is
     ok(['volume', 'rm', B])
+    const [packed] = packFiles()
+    const dry = sb.json(['gc', '--dry-run', '--compact-threshold', '0'])
+    expect(dry).toMatchObject({dryRun: true, compaction: expect.objectContaining({deadObjects: 805, rewrittenPacks: 0})})
+    expect(packFiles()).toEqual([packed]) // a dry run rewrites nothing
     const g3 = sb.json(['gc'])
     expect(g3.compaction).toMatchObject({threshold: 0.5, rewrittenPacks: 0})
     expect(g3.removedObjects).toBe(0) // still stored, until their pack is rewritten
