@@ -11,7 +11,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # runtime tests drive (docker.io, containerd, podman with its conmon; uidmap, slirp4netns and the CNI plugins
 # are what podman expects beside it; docker-registry, CNCF Distribution 2.8, is the registry the push/pull tests start
 # on loopback; chromium, headless, is what test/bench/report.test.ts opens the benchmark report in).
-APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev libjson-c-dev libzstd-dev busybox-static util-linux mount e2fsprogs coreutils
+APT_PACKAGES=(gcc make pkg-config libc6-dev libfuse3-dev fuse3 libseccomp-dev libjson-c-dev libzstd-dev zstd busybox-static util-linux mount e2fsprogs coreutils
   b3sum cargo librust-blake3-dev librust-rayon-dev librust-memmap2-dev libarchive-tools strace fio runc bubblewrap hyperfine debootstrap docker.io containerd podman conmon uidmap slirp4netns containernetworking-plugins iptables iproute2 procps psmisc docker-registry golang-github-containerd-containerd-dev
   git python3 tar rsync attr prometheus chromium)
 missing=()

@@ -37,7 +37,8 @@
  *   COUNT BYTES" and "kept COUNT BYTES" (the chunks left, what they take).
  * packed, compact: see list_packed and compact below. freeze puts its small objects into one new pack (more past
  *   PACK_RAW_MAX) — or, for one a pack still holds (a reader made it plain), checks that copy and keeps it — prints
- *   "packed NAME BYTES" for each and "pack HEX BYTES" for each new pack; thaw and verify read a
+ *   "packed NAME BYTES" for each and "pack HEX BYTES" for each new pack; a small object an older gc froze alone
+ *   (<name>.zst) is moved into a pack the same way, its .zst unlinked last; thaw and verify read a
  *   packed object from the first pack (by name) that has it, and thaw prints "absent NAME" for a name with no cold
  *   copy anywhere (a lazy image's object, fetched when read). A thawed object's packed copy stays until compact.
  * Errors: "velo-cold: PATH: what: strerror" on stderr, exit 1. The caller holds the store's lock: exclusive for
@@ -956,7 +957,7 @@ static int read_cold(const char *name, const struct oname *o, int out, const cha
 
 struct pending {
   char *name, *tmp;
-  int cdc; /* its cold copy: 0 a frame (.zst), 1 a recipe (.cdc), 2 in a pack */
+  int cdc; /* its cold copy: 0 a frame (.zst), 1 a recipe (.cdc), 2 in a pack, 3 in a pack and its .zst to go */
 };
 
 /* Chunks written by this run into their places (before any recipe naming them) */
@@ -984,6 +985,38 @@ static void freeze(char **names, size_t n) {
       continue;
     }
     int fd = openat(cas_fd, names[i], O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && o.size > 0 && o.size < PACK_OBJ_MAX) {
+      /* a small object frozen alone before packs existed (<name>.zst): moved into a pack, checked on the way */
+      char zname[4200];
+      snprintf(zname, sizeof zname, "%s.zst", names[i]);
+      int z = openat(cas_fd, zname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (z >= 0) {
+        static uint8_t small[PACK_OBJ_MAX];
+        load_packs();
+        const struct pentry *had = pack_find(names[i]);
+        const char *hwhy;
+        if (!(had && packed_read(had, -1, &o, &hwhy))) {
+          char tmp[4200];
+          int t = open_temp(tmp, sizeof tmp);
+          const char *why = unpack(z, t, &o, zname);
+          int same = !*why && read_small(t, &o, small, tmp);
+          close(t);
+          unlink(tmp);
+          if (!same) { /* a damaged .zst stays as it is: fsck names it */
+            close(z);
+            printf("kept %s unreadable-copy\n", names[i]);
+            continue;
+          }
+          pw_add(c, names[i], small, o.size);
+        }
+        close(z);
+        p[np].name = names[i];
+        p[np++].cdc = 3;
+        printf("packed %s %" PRIu64 "\n", names[i], o.size);
+        continue;
+      }
+      errno = ENOENT;
+    }
     if (fd < 0) {
       if (errno == ENOENT) {
         printf("kept %s absent\n", names[i]);
@@ -1108,13 +1141,19 @@ static void freeze(char **names, size_t n) {
   place_done_packs();
   for (size_t i = 0; i < np; i++) {
     char dst[4200];
-    if (p[i].cdc == 2) continue;
+    if (p[i].cdc >= 2) continue;
     snprintf(dst, sizeof dst, "%s.%s", p[i].name, p[i].cdc ? "cdc" : "zst");
     if (renameat(AT_FDCWD, p[i].tmp, cas_fd, dst) < 0) die(dst, "rename");
   }
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");
   for (size_t i = 0; i < np; i++) {
     struct stat st;
+    if (p[i].cdc == 3) { /* moved into a pack (in place and synced above): its .zst goes */
+      char zname[4200];
+      snprintf(zname, sizeof zname, "%s.zst", p[i].name);
+      if (unlinkat(cas_fd, zname, 0) < 0 && errno != ENOENT) die(zname, "unlink");
+      continue;
+    }
     /* a link made since (none should be: gc holds the store) keeps it hot; its .zst goes at the next gc */
     if (fstatat(cas_fd, p[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink == 1 && unlinkat(cas_fd, p[i].name, 0) < 0) die(p[i].name, "unlink");
   }

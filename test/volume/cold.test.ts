@@ -403,6 +403,32 @@ describe('cold objects of volume snapshots', () => {
     expect(sb.json(['fsck']).problems).toEqual([])
   })
 
+  it('small objects an older gc froze one by one (<name>.zst) are moved into a pack by the next gc, checked on the way', () => {
+    const F = uniq('pkz')
+    onTestFinished(() => void sb.velo(['volume', 'rm', F]))
+    ok(['volume', 'create', F])
+    const data = sb.json(['volume', 'inspect', F]).dir
+    for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(data, `f${i}`), `pkz ${i}\n`.repeat(2000 + i)) // ~14 KB each
+    ok(['volume', 'snapshot', F, 's1'])
+    const want = listing(data)
+    // what gc did before packs: each object its own zstd frame (with its checksum), the plain file gone
+    const objs = sh(`find ${cas()} -type f -size +8k -size -20k -name '*_644_0_0' | xargs -r grep -l '^pkz '`).trim().split('\n')
+    expect(objs).toHaveLength(6)
+    for (const o of objs) sh(`zstd -q --check -c ${o} > ${o}.zst && chmod 600 ${o}.zst && rm ${o}`)
+    const g = sb.json(['gc'])
+    expect(g.packedObjects).toBe(6)
+    for (const o of objs) {
+      expect(fs.existsSync(o + '.zst')).toBe(false)
+      expect(fs.existsSync(o)).toBe(false)
+    }
+    expect(sb.json(['fsck']).problems).toEqual([])
+    const out = path.join(work, 'pkz')
+    ok(['image', 'checkout', `volume:${F}:s1`, out])
+    expect(listing(out)).toBe(want)
+    rmrf(out)
+    ok(['volume', 'rm', F])
+  })
+
   it('a pack whose index is damaged: its other objects still read; reads of objects it may hold fail closed; --repair salvages the rest into a new pack', () => {
     sb.json(['gc', '--compact-threshold', '0'])
     const D = uniq('pkx')
