@@ -788,6 +788,20 @@ static int read_small(int fd, const struct oname *o, uint8_t *buf, const char *n
   return !strcmp(hex, o->hash);
 }
 
+/* A small object (o) packed: kept where a pack already holds a copy that reads back right (a reader made it plain,
+ * its pack not rewritten since), else its bytes (read from fd, from 0, and hashed) added to the pack being written —
+ * behind any damaged copies, which readers pass and compact drops. 0 when the bytes are not what the name says. */
+static int pack_small(ZSTD_CCtx *c, const char *name, const struct oname *o, int fd) {
+  static uint8_t small[PACK_OBJ_MAX];
+  const char *why;
+  load_packs();
+  const struct pentry *had = pack_find(name);
+  if (had && packed_read(had, -1, o, &why)) return 1;
+  if (!read_small(fd, o, small, name)) return 0;
+  pw_add(c, name, small, o->size);
+  return 1;
+}
+
 /* The names to drop from packs, as read from stdin: "NAME" drops every copy, "NAME bad" only the copies that do not
  * read back right (fsck --repair: a good copy stays) */
 static char **drop_names;
@@ -991,25 +1005,16 @@ static void freeze(char **names, size_t n) {
       snprintf(zname, sizeof zname, "%s.zst", names[i]);
       int z = openat(cas_fd, zname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (z >= 0) {
-        static uint8_t small[PACK_OBJ_MAX];
-        load_packs();
-        const struct pentry *had = pack_find(names[i]);
-        const char *hwhy;
-        if (!(had && packed_read(had, -1, &o, &hwhy))) {
-          char tmp[4200];
-          int t = open_temp(tmp, sizeof tmp);
-          const char *why = unpack(z, t, &o, zname);
-          int same = !*why && read_small(t, &o, small, tmp);
-          close(t);
-          unlink(tmp);
-          if (!same) { /* a damaged .zst stays as it is: fsck names it */
-            close(z);
-            printf("kept %s unreadable-copy\n", names[i]);
-            continue;
-          }
-          pw_add(c, names[i], small, o.size);
-        }
+        char tmp[4200];
+        int t = open_temp(tmp, sizeof tmp);
+        int same = !*unpack(z, t, &o, zname) && pack_small(c, names[i], &o, t);
+        close(t);
+        unlink(tmp);
         close(z);
+        if (!same) { /* a damaged .zst stays as it is: fsck names it */
+          printf("kept %s unreadable-copy\n", names[i]);
+          continue;
+        }
         p[np].name = names[i];
         p[np++].cdc = 3;
         printf("packed %s %" PRIu64 "\n", names[i], o.size);
@@ -1037,26 +1042,12 @@ static void freeze(char **names, size_t n) {
       continue;
     }
     if (o.size < PACK_OBJ_MAX) {
-      static uint8_t small[PACK_OBJ_MAX];
-      /* packed already (made plain by a reader, its pack not rewritten since): that copy, checked, serves again */
-      load_packs();
-      const struct pentry *had = pack_find(names[i]);
-      const char *hwhy;
-      if (had && packed_read(had, -1, &o, &hwhy)) {
-        close(fd);
-        p[np].name = names[i];
-        p[np++].cdc = 2;
-        printf("packed %s %" PRIu64 "\n", names[i], o.size);
-        continue;
-      }
-      /* every packed copy damaged (or none): a new copy, read when the earlier ones fail; compact drops those */
-      int same = read_small(fd, &o, small, names[i]);
+      int same = pack_small(c, names[i], &o, fd);
       close(fd);
       if (!same) {
         printf("kept %s changed\n", names[i]);
         continue;
       }
-      pw_add(c, names[i], small, o.size);
       p[np].name = names[i];
       p[np++].cdc = 2;
       printf("packed %s %" PRIu64 "\n", names[i], o.size);

@@ -110,7 +110,7 @@ function thawNames(home: string, store: Store, need: string[], lazyObjects?: () 
     const packs = listPacked(home)
     const packed = new Set(packs.objects.map((o) => o.name))
     // a pack this user may not read (packs are the owner's, 0600) may hold any of them, but a lazy image's
-    const unreadable = packs.unreadable.some((d) => /Permission denied|Operation not permitted/.test(d.why))
+    const unreadable = packs.unreadable.some((d) => d.denied)
     const lazy = unreadable && lazyObjects ? lazyObjects() : new Set<string>()
     const cold = need.filter((n) => (unreadable && !lazy.has(n)) || packed.has(n) || coldCopy(path.join(store.casDir, rel(n))))
     if (cold.length === 0) return 0
@@ -129,7 +129,7 @@ export interface PackListing {
   damaged: Array<{pack: string; why: string}>
   /** packs an I/O error or a permission keeps from being read (they may be whole): readers of an object found in no
    * other pack fail closed */
-  unreadable: Array<{pack: string; why: string}>
+  unreadable: Array<{pack: string; why: string; denied: boolean}>
 }
 
 /** What the packs hold, from their indexes (velo-cold packed). */
@@ -140,7 +140,12 @@ export function listPacked(home: string): PackListing {
     const [what, a, b, c, d] = line.split(' ')
     if (what === 'packed') out.objects.push({name: a.slice(3), pack: b, stored: Number(c)})
     else if (what === 'pack') out.packs.push({pack: a, bytes: Number(b), rawBytes: Number(c), objects: Number(d)})
-    else if (what === 'damaged' || what === 'unreadable') out[what].push({pack: a, why: line.slice(`${what} ${a} `.length)})
+    else if (what === 'damaged') out.damaged.push({pack: a, why: line.slice(`damaged ${a} `.length)})
+    else if (what === 'unreadable') {
+      const why = line.slice(`unreadable ${a} `.length)
+      // this user may not read it (packs are the owner's, 0600): not a problem of the store
+      out.unreadable.push({pack: a, why, denied: /Permission denied|Operation not permitted/.test(why)})
+    }
   }
   return out
 }

@@ -240,9 +240,9 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     // left (it may be whole); one this user may not read (a store shared for reading) hides its objects, counted as
     // unreadable below rather than missing
     for (const d of packs.damaged) problems.push({kind: 'damaged-pack', object: path.join(packsDir(home), d.pack), problem: `a pack whose index cannot be read whole: ${d.why}`})
-    const packsHidden = packs.unreadable.some((d) => /Permission denied|Operation not permitted/.test(d.why))
+    const packsHidden = packs.unreadable.some((d) => d.denied)
     for (const d of packs.unreadable)
-      if (!/Permission denied|Operation not permitted/.test(d.why)) problems.push({kind: 'unreadable-pack', object: path.join(packsDir(home), d.pack), problem: d.why})
+      if (!d.denied) problems.push({kind: 'unreadable-pack', object: path.join(packsDir(home), d.pack), problem: d.why})
     // cold objects: decompressed and hashed by velo-cold (src/store/cold.ts)
     for (let [name, problem] of verifyCold(home, cold)) {
       if (problem === 'unreadable') {
