@@ -30,9 +30,13 @@
  *   names' mode and owner (ROOT); one syncfs; each is linked into place (EEXIST: hot already); one syncfs; the .zst
  *   files unlinked. Prints "thawed NAME" or "hot NAME" (a plain file was there, or came meanwhile; its .zst is left
  *   for gc).
- * verify: prints "ok NAME", "bad NAME WHY", "hot NAME" (thawed meanwhile: check the plain file) or "unreadable NAME"
- *   (this user may not read it) for each cold object; exit 0 (the caller reports). A chunked one is put together
- *   from its chunks, each checked against its own name, and the whole against the object's.
+ * verify: prints "ok NAME", "bad NAME COPY WHY", "hot NAME" (thawed meanwhile: check the plain file) or "unreadable
+ *   NAME" (this user may not read it) for each cold object; exit 0 (the caller reports). COPY says which copy is bad,
+ *   for a repair to act on without reading WHY (text for people): "zst" (NAME.zst), "cdc" (the recipe NAME.cdc, or
+ *   its chunks put together), "chunk:HEX" (that chunk of its recipe), "packed" (every packed copy, or the pack that
+ *   cannot be read and may hold it), "name" (not an object name), "open" (its cold copy could not be opened). A
+ *   chunked one is put together from its chunks, each checked against its own name, and the whole against the
+ *   object's.
  * sweep-chunks: every chunk no recipe in CASDIR names is removed (gc, after its sweep of objects); prints "swept
  *   COUNT BYTES" and "kept COUNT BYTES" (the chunks left, what they take).
  * packed, compact: see list_packed and compact below. freeze puts its small objects into one new pack (more past
@@ -378,10 +382,14 @@ static const char *chunk_object(int fd, const struct oname *o, const char *name,
   return "";
 }
 
+/* the chunk the last unchunk found bad (hex), or "" when what it found was not one chunk's fault */
+static char bad_chunk[65];
+
 /* Put a chunked object together from its recipe (fd) into out (-1: nowhere), each chunk checked against its name;
- * "" when the whole hashes to o, else why not. */
+ * "" when the whole hashes to o, else why not (bad_chunk: the chunk at fault, when one is). */
 static const char *unchunk(int rfd, int out, const struct oname *o, const char *what) {
   static char why[300];
+  bad_chunk[0] = 0;
   struct stat st;
   if (fstat(rfd, &st) < 0) die(what, "stat");
   uint8_t head[12];
@@ -400,12 +408,14 @@ static const char *unchunk(int rfd, int out, const struct oname *o, const char *
     int cfd = openat(chunk_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (cfd < 0) {
       snprintf(why, sizeof why, "chunk %s: %s", hex, strerror(errno));
+      memcpy(bad_chunk, hex, sizeof bad_chunk);
       return why;
     }
     const char *w = unpack_as(cfd, out, hex, get_u32(ent + 32), &whole, rel);
     close(cfd);
     if (*w) {
       snprintf(why, sizeof why, "chunk %s: %s", hex, w);
+      memcpy(bad_chunk, hex, sizeof bad_chunk);
       return why;
     }
     total += get_u32(ent + 32);
@@ -1222,21 +1232,25 @@ static void verify(char **names, size_t n) {
   for (size_t i = 0; i < n; i++) {
     struct oname o;
     if (!parse_name(names[i], &o)) {
-      printf("bad %s not an object name\n", names[i]);
+      printf("bad %s name not an object name\n", names[i]);
       continue;
     }
     char zname[4200];
-    int cdc;
+    int form;
     const char *why;
-    if (read_cold(names[i], &o, -1, &why, &cdc, zname, sizeof zname) <= 0) {
+    if (read_cold(names[i], &o, -1, &why, &form, zname, sizeof zname) <= 0) {
       /* thawed meanwhile (a checkout): the plain file is the object now; one this user may not read is not checked */
       if (errno == ENOENT && plain_now(names[i])) printf("hot %s\n", names[i]);
       else if (errno == EACCES || errno == EPERM) printf("unreadable %s\n", names[i]);
-      else printf("bad %s %s\n", names[i], strerror(errno));
+      else printf("bad %s open %s\n", names[i], strerror(errno));
       continue;
     }
-    if (*why) printf("bad %s %s\n", names[i], why);
-    else printf("ok %s\n", names[i]);
+    if (!*why) {
+      printf("ok %s\n", names[i]);
+      continue;
+    }
+    if (form == 1 && bad_chunk[0]) printf("bad %s chunk:%s %s\n", names[i], bad_chunk, why);
+    else printf("bad %s %s %s\n", names[i], form == 0 ? "zst" : form == 1 ? "cdc" : "packed", why);
   }
 }
 

@@ -284,15 +284,25 @@ export function chunkStoreSize(home: string): {chunks: number; bytes: number} {
   return out
 }
 
-/** Decompress and hash each cold object: 'ok'; 'hot' (made plain meanwhile: check the plain file); 'unreadable' (this
- * user may not read it); or its problem. */
-export function verifyCold(home: string, names: string[]): Map<string, string> {
-  const out = new Map<string, string>()
+/** What velo-cold verify found of one cold object: 'ok'; 'hot' (made plain meanwhile: check the plain file);
+ * 'unreadable' (this user may not read it); or bad, with the copy at fault (what a repair removes) and the problem in
+ * words. */
+export type ColdCheck = 'ok' | 'hot' | 'unreadable' | {copy: 'zst' | 'cdc' | 'chunk' | 'packed' | 'name' | 'open'; chunk?: string; problem: string}
+
+/** Decompress and hash each cold object (native/ingest/velo-cold.c verify). */
+export function verifyCold(home: string, names: string[]): Map<string, ColdCheck> {
+  const out = new Map<string, ColdCheck>()
   if (names.length === 0) return out
   for (const line of run('verify', new Store(home), names)) {
-    const m = /^(ok|bad|hot|unreadable) (\S+)(?: (.*))?$/.exec(line)
-    if (!m) continue
-    out.set(m[2].slice(3), m[1] === 'bad' ? `compressed copy: ${m[3] ?? 'unreadable'}` : m[1])
+    const m = /^(ok|hot|unreadable) (\S+)$/.exec(line)
+    if (m) {
+      out.set(m[2].slice(3), m[1] as 'ok' | 'hot' | 'unreadable')
+      continue
+    }
+    const b = /^bad (\S+) (zst|cdc|packed|name|open|chunk:([0-9a-f]{64})) (.*)$/.exec(line)
+    if (!b) throw new VeloError('NATIVE', `velo-cold verify: unexpected line ${JSON.stringify(line)}`)
+    const copy = b[3] ? 'chunk' : (b[2] as 'zst' | 'cdc' | 'packed' | 'name' | 'open')
+    out.set(b[1].slice(3), {copy, ...(b[3] ? {chunk: b[3]} : {}), problem: `compressed copy: ${b[4]}`})
   }
   return out
 }

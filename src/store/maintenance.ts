@@ -11,7 +11,7 @@ import {listUserHolds} from './holds'
 import {listLazyRecords} from '../registry/lazy'
 import {requireWritableStore} from '../lib/store-access'
 import {mountinfoEverywhere} from '../lib/mountinfo'
-import {chunksDir, chunkStoreSize, COLD_SUFFIXES, coldTool, compactPacks, CompactResult, DEFAULT_COMPACT_THRESHOLD, freezeObjects, FreezeResult, listPacked, markCold, mayHoldCold, noFreeze, packsDir, sweepChunks, verifyCold} from './cold'
+import {chunksDir, chunkStoreSize, coldTool, compactPacks, CompactResult, DEFAULT_COMPACT_THRESHOLD, freezeObjects, FreezeResult, listPacked, markCold, mayHoldCold, noFreeze, packsDir, sweepChunks, verifyCold} from './cold'
 
 
 /** Every (path, object) of a layer's regular files with content, paths rebuilt from the ino → dir map. */
@@ -161,6 +161,10 @@ export interface FsckProblem {
   kind: 'bad-object' | 'stray-file' | 'missing-object' | 'missing-layer' | 'damaged-pack' | 'unreadable-pack'
   object?: string
   problem: string
+  /** a bad object: the copy found bad — the plain file, its compressed copy (.zst), its chunk recipe (.cdc) or one
+   * chunk of it (`chunk`: its BLAKE3), or its packed copies; what --repair removes */
+  copy?: 'plain' | 'zst' | 'cdc' | 'chunk' | 'packed'
+  chunk?: string
   image?: string
   layer?: string
   paths?: string[]
@@ -228,7 +232,7 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
       opts.onProgress?.(checked)
       if (!v.ok) {
         bad.set(o.name, v.problem!)
-        problems.push({kind: 'bad-object', object: o.name, problem: v.problem!})
+        problems.push({kind: 'bad-object', object: o.name, problem: v.problem!, copy: 'plain'})
       } else present.add(o.name)
     }
     // small cold objects in packs (one copy each: the first pack that has it); a pack whose index cannot be read is a
@@ -244,22 +248,27 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
     for (const d of packs.unreadable)
       if (!d.denied) problems.push({kind: 'unreadable-pack', object: path.join(packsDir(home), d.pack), problem: d.why})
     // cold objects: decompressed and hashed by velo-cold (src/store/cold.ts)
-    for (let [name, problem] of verifyCold(home, cold)) {
-      if (problem === 'unreadable') {
+    for (const [name, check] of verifyCold(home, cold)) {
+      if (check === 'unreadable') {
         unreadable++
         present.add(name)
         continue
       }
-      if (problem === 'hot') {
+      let found: FsckProblem | undefined
+      if (check === 'hot') {
         // made plain meanwhile (a checkout's thaw): the plain file is the object now
         const v = store.verify(parseObjectName(name)!)
-        problem = v.ok ? 'ok' : v.problem!
+        if (!v.ok) found = {kind: 'bad-object', object: name, problem: v.problem!, copy: 'plain'}
+      } else if (check !== 'ok') {
+        // a name that is not an object's, or a cold copy that could not be opened: the object is not usable as it is
+        const copy = check.copy === 'name' || check.copy === 'open' ? undefined : check.copy
+        found = {kind: 'bad-object', object: name, problem: check.problem, ...(copy ? {copy} : {}), ...(check.chunk ? {chunk: check.chunk} : {})}
       }
       checked++
       opts.onProgress?.(checked)
-      if (problem !== 'ok') {
-        bad.set(name, problem)
-        problems.push({kind: 'bad-object', object: name, problem})
+      if (found) {
+        bad.set(name, found.problem)
+        problems.push(found)
       } else present.add(name)
     }
     // the manifest database only now: a reader of a shared store holds it against the owner's writes while open
@@ -325,18 +334,15 @@ export function fsck(home: string, opts: {repair?: boolean; onProgress?: (done: 
           removedStray++
           continue
         }
-        if (p.kind === 'bad-object' && p.object && /^compressed copy: (pack [0-9a-f]{64}\.pack: |in no pack that can be read)/.test(p.problem)) {
+        if (p.kind === 'bad-object' && p.object && p.copy === 'packed') {
           badPacked.push(p.object) // its damaged copies dropped below: their packs rewritten without them
-        } else if (p.kind === 'bad-object' && p.object) {
+        } else if (p.kind === 'bad-object' && p.object && p.copy) {
           // only the copy found bad: a good cold copy beside a bad plain file stays the object; a damaged chunk goes
           // and the recipes naming it stay (a later freeze of those bytes writes the chunk again: the object heals)
           const id = parseObjectName(p.object)!
-          const chunk = /^compressed copy: chunk ([0-9a-f]{64}): /.exec(p.problem)
-          if (chunk) fs.rmSync(path.join(chunksDir(home), chunk[1].slice(0, 2), chunk[1]), {force: true})
-          else if (p.problem.startsWith('compressed copy: '))
-            // the one verified: velo-cold reads the .zst when both are there
-            fs.rmSync(COLD_SUFFIXES.map((s) => store.path(id) + s).find((c) => fs.existsSync(c)) ?? store.path(id) + COLD_SUFFIXES[0], {force: true})
-          else store.delete(id)
+          if (p.copy === 'chunk' && p.chunk) fs.rmSync(path.join(chunksDir(home), p.chunk.slice(0, 2), p.chunk), {force: true})
+          else if (p.copy === 'zst' || p.copy === 'cdc') fs.rmSync(store.path(id) + `.${p.copy}`, {force: true})
+          else if (p.copy === 'plain') store.delete(id)
           removedObjects++
         } else if (p.kind === 'stray-file' && p.object) {
           fs.rmSync(p.object, {recursive: true, force: true})
