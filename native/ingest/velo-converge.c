@@ -1,6 +1,7 @@
-/* velo-converge: what must change in a directory to make it equal to one layer (`velo volume restore`).
+/* velo-converge: what must change in a directory to make it equal to a layer, or to a stack of them (`velo volume
+ * restore`; a volume snapshot stored as a delta is its base's layers and its own, docs/volumes.md).
  *
- *   velo-converge HOME LAYER DIR INDEX INDEX_OUT
+ *   velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT      (layers bottom first, as an image lists them)
  *
  * Walks DIR (no symlink followed; directories opened relative to their parent with O_NOFOLLOW) and the layer's
  * tree side by side, names in bytewise order, and prints the plan; it changes nothing in DIR. A regular file is
@@ -13,8 +14,9 @@
  *   hex(xattr block)  link-group  size
  * action: 'D' remove the path (and all below it), 'C' create it (absent), 'R' remove then create, 'M' set its
  * metadata (owner, mode, mtime, xattrs; a directory whose contents changed gets one after them). Parents come
- * before their children; 'M' of a directory after them. link-group: the layer's inode number for files with
- * nlink > 1 (the apply side links later members to the first), else empty.
+ * before their children; 'M' of a directory after them. link-group: "L:INO", the layer (its place in the stack,
+ * top 0) and its inode number there, for files with nlink > 1 (the apply side links later members to the first),
+ * else empty: a hard-link group lives in one layer.
  * Subtrees down to SPLIT_DEPTH are planned on up to MAX_THREADS threads (one per CPU), each with its own read
  * transaction and its own output and index buffers, written out at the end: a subtree's records only ever concern
  * paths inside it (its directory exists on both sides), so their order among subtrees does not matter to the
@@ -61,7 +63,7 @@ static void die(const char *what, int e) {
 }
 
 
-static void emit(char action, const char *rel, const struct velo_entry *e) {
+static void emit(char action, const char *rel, const struct velo_entry *e, int layer) {
   rec_field(out, &action, 1);
   rec_str(out, rel);
   if (!e) {
@@ -79,9 +81,11 @@ static void emit(char action, const char *rel, const struct velo_entry *e) {
   rec_str(out, obj);
   rec_hex(out, e->target ? e->target : "", e->target ? e->target_len : 0);
   rec_hex(out, e->xattrs ? e->xattrs : "", e->xattrs ? e->xattrs_len : 0);
-  if (S_ISREG(e->mode) && e->nlink > 1)
-    rec_i64(out, e->ino);
-  else
+  if (S_ISREG(e->mode) && e->nlink > 1) {
+    char g[32];
+    snprintf(g, sizeof g, "%d:%" PRIu32, layer, e->ino);
+    rec_str(out, g);
+  } else
     rec_str(out, "");
   rec_i64(out, (int64_t)e->size);
 }
@@ -90,13 +94,13 @@ static void emit(char action, const char *rel, const struct velo_entry *e) {
 struct child {
   char *name;
   struct velo_entry e;
+  int layer; /* the layer it comes from (top 0) */
 };
 struct children {
   struct child *v;
   size_t n, cap;
 };
 static int collect(void *ctx, const char *name, size_t len, const struct velo_entry *e, int layer) {
-  (void)layer;
   struct children *c = ctx;
   if (c->n == c->cap) {
     c->cap = c->cap ? 2 * c->cap : 16;
@@ -109,6 +113,7 @@ static int collect(void *ctx, const char *name, size_t len, const struct velo_en
   n[len] = 0;
   c->v[c->n].name = n;
   c->v[c->n].e = *e;
+  c->v[c->n].layer = layer;
   c->n++;
   return 0;
 }
@@ -149,7 +154,7 @@ static void create_all(const struct velo_dir *d, char *rel, size_t rlen) {
 /* Child CH of layer dir D (at REL) as 'C', and everything below it. */
 static void create_entry(const struct velo_dir *d, const struct child *ch, char *rel, size_t rlen) {
   size_t l = join(rel, rlen, ch->name);
-  emit('C', rel, &ch->e);
+  emit('C', rel, &ch->e, ch->layer);
   if (S_ISDIR(ch->e.mode)) {
     struct velo_dir sub;
     sub_dir(d, ch->name, &sub);
@@ -221,7 +226,7 @@ static void run_task(struct task *t) {
   memcpy(rel, t->rel, t->rlen + 1);
   int below = converge(t->dfd, &t->d, rel, t->rlen);
   close(t->dfd);
-  if (t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs : below || !same_meta(&t->st, &t->e, 1)) emit('M', t->root ? "." : rel, &t->e);
+  if (t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs : below || !same_meta(&t->st, &t->e, 1)) emit('M', t->root ? "." : rel, &t->e, 0);
   if (fclose(plan) != 0 || fclose(w.f) != 0) die("out of memory", ENOMEM);
   t->ix_count = w.count;
   out = NULL;
@@ -293,12 +298,13 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
     if (!nm) break;
     size_t l = join(rel, rlen, nm);
     if (j >= c.n || strcmp(c.v[j].name, nm) != 0) {
-      emit('D', rel, NULL); /* not in the layer */
+      emit('D', rel, NULL, 0); /* not in the layer */
       changed = 1;
       rel[rlen] = 0;
       continue;
     }
     const struct velo_entry *e = &c.v[j].e;
+    int elayer = c.v[j].layer;
     j++;
     struct stat st;
     if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) die(rel, errno);
@@ -317,7 +323,7 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
         if (!split(sfd, &sub, rel, l, &st, e)) {
           int below = converge(sfd, &sub, rel, l);
           close(sfd);
-          if (below || !same_meta(&st, e, 1)) emit('M', rel, e); /* its mtime moved, or never was the layer's */
+          if (below || !same_meta(&st, e, 1)) emit('M', rel, e, elayer); /* its mtime moved, or never was the layer's */
         }
         action = 0; /* its own entry stays: the parent's mtime does not move */
       }
@@ -348,14 +354,14 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
         action = 'M';
     }
     if (action == 'R') {
-      emit('R', rel, e);
+      emit('R', rel, e, elayer);
       if (S_ISDIR(e->mode)) {
         struct velo_dir sub;
         sub_dir(d, nm, &sub);
         create_all(&sub, rel, l);
       }
     } else if (action == 'M' && !S_ISDIR(st.st_mode))
-      emit('M', rel, e);
+      emit('M', rel, e, elayer);
     if (action == 'R') changed = 1; /* a name removed and made: this dir's mtime moves */
     rel[rlen] = 0;
   }
@@ -366,15 +372,26 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
 
 int main(int argc, char **argv) {
   if (argc != 6) {
-    fprintf(stderr, "usage: velo-converge HOME LAYER DIR INDEX INDEX_OUT\n");
+    fprintf(stderr, "usage: velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT\n");
     return 2;
+  }
+  /* the stack, top first for the view */
+  const char *layers[64];
+  int n_layers = 0;
+  for (char *p = argv[2], *comma; p; p = comma ? comma + 1 : NULL) {
+    if ((comma = strchr(p, ','))) *comma = 0;
+    if (n_layers == 64) die("too many layers (at most 64)", E2BIG);
+    layers[n_layers++] = p;
+  }
+  for (int i = 0; i < n_layers / 2; i++) {
+    const char *t = layers[i];
+    layers[i] = layers[n_layers - 1 - i], layers[n_layers - 1 - i] = t;
   }
   struct timespec started;
   clock_gettime(CLOCK_REALTIME, &started);
   struct velo_err err;
   if (velo_store_open(&store, argv[1], &err) < 0) die(err.msg, 0);
-  const char *layers[1] = {argv[2]};
-  if (velo_view_init(&view, &store, layers, 1, &err) < 0) die(err.msg, 0);
+  if (velo_view_init(&view, &store, layers, n_layers, &err) < 0) die(err.msg, 0);
   struct task *root = calloc(1, sizeof *root);
   if (!root || !(root->rel = strdup(""))) die("out of memory", ENOMEM);
   root->root = 1;
@@ -392,7 +409,7 @@ int main(int argc, char **argv) {
     velo_txn_end(&store, t0);
   }
   if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
-  if (fpindex_writer_open(&index_out, argv[5], &started) < 0) die(argv[5], errno);
+  if (fpindex_writer_open(&index_out, argv[5], &started, 0) < 0) die(argv[5], errno);
   writing_index = 1;
   root_fd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) die(argv[3], errno);

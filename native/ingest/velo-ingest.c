@@ -25,6 +25,15 @@
  * its record in IN is taken as the content recorded there (not opened, not read) when that object is in the store
  * (--trust-index: the caller vouches that it is — IN describes a layer the store holds, and the store lock keeps
  * gc away — so it is not looked up); OUT receives the fingerprints of every file stored or found this run.
+ * OUT records every entry (directories, symlinks and the rest as present, fpindex.h: a complete index).
+ * --delta (with --index): the records of a delta over the layers IN describes — what a volume snapshot stores on
+ * top of the last one (docs/volumes.md, "Snapshots as deltas"). An entry IN vouches for as unchanged gets no record
+ * (a directory still does, flag 'u', or 'U' with extended attributes: the TypeScript side drops those with nothing
+ * below them); every entry of IN
+ * that the pass does not find, under a directory it found, gets a whiteout record after the walk (st_mode S_IFCHR,
+ * flag 'w'); last comes a summary record (flag 'S', relpath empty): size = the bytes of every regular file in the
+ * tree (an inode with several links once), rdev = their number (every path). Exit 3, before any work, when IN does
+ * not list every entry (an older index, one a restore wrote, none): the caller runs the full pass.
  * --adopt (root; a tree that is deleted after the pass and that nothing writes, e.g. a layer containerd just unpacked):
  * a file with one link is taken into the store as it is, hard-linked into place, instead of copied (adopt()).
  * Exit 0; or "velo-ingest: PATH: what: strerror" on stderr and exit 1 (nothing is linked for a failed file). */
@@ -61,6 +70,14 @@ static struct fpindex index_in;
 static struct fpindex_writer index_out;
 static int use_index_out;
 static int trust_index;
+static int delta; /* --delta: records of what changed since IN only */
+/* --delta's summary: every regular file's path, and its bytes once per inode */
+static uint64_t sum_files, sum_bytes;
+static pthread_mutex_t links_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+  uint64_t (*k)[2];
+  size_t cap, n;
+} links; /* (dev, ino) of files with several links counted so far */
 /* --adopt: a file is taken into the store by a hard link instead of a copy (see adopt()) */
 static int adopt_files;
 
@@ -287,6 +304,52 @@ static void record(int tree, const char *rel, const struct stat *st, const char 
   rec_field(out, &flag, 1);
 }
 
+/* A directory's flag: 'x' it has extended attributes (the TypeScript side reads them), 'u' a delta's base has it as
+ * it is ('U' both) */
+static char dir_flag(int xattrs, int unchanged) { return xattrs ? (unchanged ? 'U' : 'x') : unchanged ? 'u' : '-'; }
+
+/* --delta's summary: a regular file counted (its bytes once per inode: hard links share them, as in a layer) */
+static void count_file(const struct stat *st) {
+  if (!delta) return;
+  __atomic_add_fetch(&sum_files, 1, __ATOMIC_RELAXED);
+  if (st->st_nlink > 1) {
+    pthread_mutex_lock(&links_lock);
+    if (2 * (links.n + 1) > links.cap) {
+      size_t cap = links.cap ? 2 * links.cap : 1024;
+      uint64_t (*k)[2] = calloc(cap, sizeof *k);
+      if (!k) die("-", "malloc");
+      for (size_t i = 0; i < links.cap; i++) {
+        if (!links.k[i][1]) continue;
+        size_t j = (size_t)(links.k[i][0] * 31 + links.k[i][1]) & (cap - 1);
+        while (k[j][1]) j = (j + 1) & (cap - 1);
+        memcpy(k[j], links.k[i], sizeof k[j]);
+      }
+      free(links.k);
+      links.k = k, links.cap = cap;
+    }
+    /* inode numbers are never 0 on the filesystems a volume lives on: 0 marks an empty slot */
+    size_t j = (size_t)((uint64_t)st->st_dev * 31 + (uint64_t)st->st_ino) & (links.cap - 1);
+    while (links.k[j][1] && !(links.k[j][0] == (uint64_t)st->st_dev && links.k[j][1] == (uint64_t)st->st_ino)) j = (j + 1) & (links.cap - 1);
+    int seen = links.k[j][1] != 0;
+    if (!seen) links.k[j][0] = (uint64_t)st->st_dev, links.k[j][1] = (uint64_t)st->st_ino, links.n++;
+    pthread_mutex_unlock(&links_lock);
+    if (seen) return;
+  }
+  __atomic_add_fetch(&sum_bytes, (uint64_t)st->st_size, __ATOMIC_RELAXED);
+}
+
+/* --delta: an entry of the index gone from the tree (fpindex_each_gone) */
+static void record_whiteout(void *ctx, const char *rel, size_t len) {
+  (void)ctx;
+  char *p = strndup(rel, len);
+  if (!p) die("-", "malloc");
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  st.st_mode = S_IFCHR;
+  record(0, p, &st, NULL, 0, NULL, 'w');
+  free(p);
+}
+
 /* After a failed call on an entry: 1 when the name was removed or renamed away since the listing (a live tree: a
  * volume's writers not paused), so it is not part of the tree any more, as tar and rsync treat it (rel cut back to
  * its parent); any other error ends the pass. */
@@ -398,7 +461,11 @@ static void run_task(struct task *t) {
   if (t->root) {
     struct stat st;
     if (fstat(dfd, &st) < 0) die(t->abs, "stat");
-    record(t->tree, ".", &st, NULL, 0, NULL, has_xattrs_fd(dfd) ? 'x' : '-');
+    int x = has_xattrs_fd(dfd);
+    long slot = fpindex_find(&index_in, ".", 1);
+    fpindex_mark(&index_in, slot, 1);
+    record(t->tree, ".", &st, NULL, 0, NULL, dir_flag(x, delta && fpindex_same(&index_in, slot, &st)));
+    if (kept && fpindex_writer_seen(kept, ".", 1, &st, 1) < 0) die(".", "write index");
   }
   memcpy(rel, t->rel, t->rlen + 1);
   walk(t->tree, dfd, rel, t->rlen, t->abs);
@@ -454,30 +521,47 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
     memcpy(rel + at, nm, nl + 1);
     struct stat st;
     if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0 && gone(rel, rlen, "stat")) continue;
+    size_t rl = at + nl;
+    /* sockets are in no layer: one in place of an entry of the index leaves that entry gone (a whiteout) */
+    long slot = S_ISSOCK(st.st_mode) ? -1 : fpindex_find(&index_in, rel, rl);
+    /* each kind below marks it found once it is sure the entry is there (one gone since the listing is not) */
     if (S_ISDIR(st.st_mode)) {
       int c = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (c < 0 && gone(rel, rlen, "open directory")) continue;
-      record(tree, rel, &st, NULL, 0, NULL, has_xattrs_fd(c) ? 'x' : '-');
+      fpindex_mark(&index_in, slot, 1);
+      int x = has_xattrs_fd(c);
+      record(tree, rel, &st, NULL, 0, NULL, dir_flag(x, delta && fpindex_same(&index_in, slot, &st)));
+      if (kept && fpindex_writer_seen(kept, rel, rl, &st, 1) < 0) die(rel, "write index");
       if (!split(tree, c, rel, at + nl, abs, &st)) {
         walk(tree, c, rel, at + nl, abs);
         close(c);
       }
     } else if (S_ISREG(st.st_mode)) {
-      const uint8_t *known = st.st_size > 0 ? fpindex_lookup(&index_in, rel, at + nl, &st) : NULL;
+      const uint8_t *known = fpindex_match(&index_in, slot, &st);
+      if (delta && trust_index && fpindex_same(&index_in, slot, &st)) {
+        /* as the index saw it: in the base already (its object too: the base's layers are held) */
+        fpindex_mark(&index_in, slot, 0);
+        count_file(&st);
+        if (kept && (known ? fpindex_writer_add(kept, rel, rl, &st, known) : fpindex_writer_seen(kept, rel, rl, &st, 1)) < 0) die(rel, "write index");
+        rel[rlen] = 0;
+        continue;
+      }
+      if (known) fpindex_mark(&index_in, slot, 0), count_file(&st);
       if (known) {
         /* unchanged since the index saw it (and it had no extended attributes then): its object, if still there */
         char hash[65], name[256];
         hex_into(known, 32, hash);
         object_name(name, sizeof name, hash, (uint64_t)st.st_size, &st);
         if (trust_index || exists_at(name)) {
-          record(tree, rel, &st, NULL, 0, hash, 'd');
-          if (kept && fpindex_writer_add(kept, rel, at + nl, &st, known) < 0) die(rel, "write index");
+          if (!delta) record(tree, rel, &st, NULL, 0, hash, 'd');
+          if (kept && fpindex_writer_add(kept, rel, rl, &st, known) < 0) die(rel, "write index");
           rel[rlen] = 0;
           continue;
         }
       }
       int f = openat(dfd, nm, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
       if (f < 0 && gone(rel, rlen, "open")) continue;
+      if (!known) fpindex_mark(&index_in, slot, 0), count_file(&st);
       char hash[65];
       char flag = '-';
       uint64_t stored = 0;
@@ -495,21 +579,39 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         if (kept && stored == (uint64_t)st.st_size) {
           uint8_t d[32];
           unhex32(hash, d);
-          if (fpindex_writer_add(kept, rel, at + nl, &st, d) < 0) die(rel, "write index");
-        }
-      } else
+          if (fpindex_writer_add(kept, rel, rl, &st, d) < 0) die(rel, "write index");
+        } else if (kept && fpindex_writer_seen(kept, rel, rl, &st, 0) < 0)
+          die(rel, "write index");
+      } else {
         record(tree, rel, &st, NULL, 0, NULL, flag);
+        /* '-': empty; 'x', 'X', 's': read by the TypeScript side, as long as the fingerprint holds the same */
+        if (kept && fpindex_writer_seen(kept, rel, rl, &st, 1) < 0) die(rel, "write index");
+      }
       close(f);
     } else if (S_ISLNK(st.st_mode)) {
+      if (delta && fpindex_same(&index_in, slot, &st)) {
+        /* a symlink's target cannot change without its ctime (a new link replaces it) */
+        fpindex_mark(&index_in, slot, 0);
+        if (kept && fpindex_writer_seen(kept, rel, rl, &st, 1) < 0) die(rel, "write index");
+        rel[rlen] = 0;
+        continue;
+      }
       char target[4096];
       ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
       if (tl < 0 && gone(rel, rlen, "read link")) continue;
+      fpindex_mark(&index_in, slot, 0);
       char px[4200];
       snprintf(px, sizeof px, "/proc/self/fd/%d/%s", dfd, nm);
       ssize_t xl = llistxattr(px, NULL, 0);
       record(tree, rel, &st, target, (size_t)tl, NULL, xl > 0 ? 'x' : '-');
+      if (kept && fpindex_writer_seen(kept, rel, rl, &st, 1) < 0) die(rel, "write index");
+    } else if (S_ISSOCK(st.st_mode)) {
+      record(tree, rel, &st, NULL, 0, NULL, '-'); /* the TypeScript side leaves it out, as tar does */
     } else {
-      record(tree, rel, &st, NULL, 0, NULL, '-'); /* fifo, device, socket: the TypeScript side decides */
+      /* fifo, device: their extended attributes are not read (as before: the layer has none for them) */
+      fpindex_mark(&index_in, slot, 0);
+      if (!(delta && fpindex_same(&index_in, slot, &st))) record(tree, rel, &st, NULL, 0, NULL, '-');
+      if (kept && fpindex_writer_seen(kept, rel, rl, &st, 1) < 0) die(rel, "write index");
     }
     rel[rlen] = 0;
   }
@@ -524,6 +626,9 @@ int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--trust-index") == 0) {
       trust_index = 1;
       argv++, argc--;
+    } else if (argc > 1 && strcmp(argv[1], "--delta") == 0) {
+      delta = 1;
+      argv++, argc--;
     } else if (argc > 1 && strcmp(argv[1], "--adopt") == 0) {
       adopt_files = 1;
       argv++, argc--;
@@ -534,13 +639,17 @@ int main(int argc, char **argv) {
     } else
       break;
   }
-  if (argc < 5 || ((index_in_path || index_out_path) && argc != 5)) {
-    fprintf(stderr, "usage: velo-ingest [--adopt] [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
+  if (argc < 5 || ((index_in_path || index_out_path) && argc != 5) || (delta && !index_in_path)) {
+    fprintf(stderr, "usage: velo-ingest [--adopt] [--index IN [--trust-index] [--delta] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
     return 2;
   }
   if (index_in_path && fpindex_load(&index_in, index_in_path) < 0) die(index_in_path, "read index");
+  if (delta && !index_in.complete) {
+    fprintf(stderr, "velo-ingest: %s: does not list every entry: no delta\n", index_in_path);
+    return 3;
+  }
   if (index_out_path) {
-    if (fpindex_writer_open(&index_out, index_out_path, &started) < 0) die(index_out_path, "write index");
+    if (fpindex_writer_open(&index_out, index_out_path, &started, 1) < 0) die(index_out_path, "write index");
     use_index_out = 1;
   }
   cas_dir = argv[1];
@@ -572,6 +681,17 @@ int main(int argc, char **argv) {
   if (next_flush != n_tasks) {
     errno = EIO;
     die("-", "records left unwritten");
+  }
+  if (delta) {
+    /* every thread is done: what the index has and the walk did not find, then the summary */
+    out = stdout;
+    fpindex_each_gone(&index_in, record_whiteout, NULL);
+    struct stat sum;
+    memset(&sum, 0, sizeof sum);
+    sum.st_size = (off_t)sum_bytes;
+    sum.st_rdev = (dev_t)sum_files;
+    record(0, "", &sum, NULL, 0, NULL, 'S');
+    out = NULL;
   }
   /* always: an object found here may have been linked by a concurrent writer that has not synced yet */
   if (syncfs(cas_fd) < 0) die(cas_dir, "syncfs");

@@ -1,5 +1,6 @@
-import {FLAG_OPAQUE, FLAG_WHITEOUT, ManifestDb} from '../manifest/db'
-import {Entry, kindOf, S_IFDIR, S_IFMT, ZERO_HASH} from '../manifest/entry'
+import {FLAG_OPAQUE, FLAG_WHITEOUT, LayerInfo, ManifestDb} from '../manifest/db'
+import {Entry, kindOf, S_IFDIR, S_IFMT, S_IFREG, ZERO_HASH} from '../manifest/entry'
+import {LayerBuilder, Meta, newMeta, TreeNode} from '../manifest/builder'
 
 /**
  * The merged view of an image computed from its manifests alone (no farm, no mount): layers applied bottom
@@ -49,6 +50,48 @@ export function mergedView(db: ManifestDb, layers: string[]): ViewNode {
   }
   if (!root) throw new Error('image has no layers')
   return root
+}
+
+/**
+ * One layer with what a stack of layers shows (mergedView): no whiteouts, no opaque marks, hard links kept (a group
+ * lives in one layer). Its entries are those a walk of the same tree gives, so it has the id a full ingest of that
+ * tree gets. What a volume snapshot stored as a delta becomes where one layer is needed (its `.snapshots` view).
+ */
+export function squashLayers(db: ManifestDb, layers: string[], source: string): {info: LayerInfo; entries: Array<{key: Buffer; value: Buffer}>} {
+  const view = mergedView(db, layers)
+  const metaOf = (e: Entry): Meta => {
+    const m = newMeta(e.mode, e.uid, e.gid, e.mtimeSec, e.mtimeNsec)
+    const type = e.mode & S_IFMT
+    if (type === S_IFREG) {
+      m.size = e.size
+      if (e.size > 0n) m.hash = e.hash
+    } else if (e.target) {
+      m.target = e.target
+      m.size = e.size
+    } else if (type !== S_IFDIR) m.rdev = e.rdev
+    if (e.xattrs?.length) m.xattrs = e.xattrs
+    return m
+  }
+  const builder = new LayerBuilder(metaOf(view.entry))
+  const groups = new Map<string, TreeNode>() // "layer:ino" of a hard-link group → its first member
+  const visit = (from: ViewNode, to: TreeNode, where: string) => {
+    for (const [k, c] of from.children!) {
+      const name = Buffer.from(k, 'latin1')
+      const at = `${where}/${k}`
+      const e = c.entry
+      const g = (e.mode & S_IFMT) === S_IFREG && e.nlink > 1 ? `${c.layer}:${e.ino}` : undefined
+      const first = g ? groups.get(g) : undefined
+      if (first) {
+        builder.link(to, name, first, at)
+        continue
+      }
+      const node = builder.put(to, name, metaOf(e), at, k)
+      if (g) groups.set(g, node)
+      if (c.children) visit(c, node, at)
+    }
+  }
+  visit(view, builder.root, '')
+  return builder.finish(source)
 }
 
 export interface ListingRow {

@@ -38,6 +38,9 @@ export interface ImageRecord {
   createdAt: string
   source: string
   config?: ImageConfig
+  /** a volume snapshot stored as a delta: what its whole tree holds (its top layer counts only what changed) */
+  files?: number
+  logicalBytes?: number
 }
 
 /** Something other than an image that keeps layers alive for gc, e.g. a sandbox ("tenant:NAME"). */

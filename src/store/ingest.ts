@@ -36,6 +36,9 @@ export interface IngestResult {
   seconds: number
   layerExisted: boolean
   warnings: string[]
+  /** a delta pass (IndexOptions.base): the image's layers, and whether a delta layer was written (nothing changed) */
+  layers?: string[]
+  delta?: boolean
 }
 
 
@@ -57,11 +60,15 @@ export interface OwnerOverrides {
 }
 
 /** A volume's fingerprint index (native/ingest/fpindex.h) for the native pass: read from `in`, written to `out`;
- * `layer`: the layer `in` describes — while the store holds it, the objects of the index's hits are not looked up. */
+ * `layer`: the layer `in` describes — while the store holds it, the objects of the index's hits are not looked up.
+ * `base`: asked under the store lock, the layers (bottom first) of the image whose top layer `in` describes, when the
+ * layer this pass makes may be a delta over them (velo-ingest --delta: changed entries and whiteouts only); the
+ * image is then those layers and the delta (none when nothing changed). */
 export interface IndexOptions {
   in?: string
   out: string
   layer?: string
+  base?: (db: ManifestDb) => string[] | undefined
 }
 
 /** index: files unchanged since the index was written are not read again; ignored on the Node path (it hashes
@@ -72,16 +79,18 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   const info = t.info
   return {
     image: name,
-    layer: info.id,
-    files: info.files,
+    // a delta pass: the image's top layer (its base's when nothing changed), the whole tree's counts
+    layer: r.image.layers[r.image.layers.length - 1],
+    ...(r.delta ? {layers: r.image.layers, delta: !r.delta.empty} : {}),
+    files: r.delta?.files ?? info.files,
     dirs: info.dirs,
     symlinks: info.symlinks,
     others: info.others,
     skippedSockets: r.skippedSockets,
-    logicalBytes: info.logicalBytes,
+    logicalBytes: r.delta?.logicalBytes ?? info.logicalBytes,
     newObjects: r.newObjects,
     newBytes: r.newBytes,
-    dedupRatio: r.newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : info.logicalBytes / r.newBytes,
+    dedupRatio: r.newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : (r.delta?.logicalBytes ?? info.logicalBytes) / r.newBytes,
     seconds: r.seconds,
     layerExisted: t.layerExisted,
     warnings: r.warnings,
@@ -99,6 +108,9 @@ export interface IngestTreesOptions {
 export interface TreesResult {
   /** one per directory, in the order given: its layer (one layer per directory) */
   trees: Array<{src: string; info: LayerInfo; layerExisted: boolean}>
+  /** the pass was a delta over these layers (IndexOptions.base): the image is them and the delta, whose info is the
+   * tree's above (`empty`: nothing changed, no layer written); files and bytes of the whole tree */
+  delta?: {base: string[]; empty: boolean; files: number; logicalBytes: number}
   image: ImageRecord
   skippedSockets: number
   newObjects: number
@@ -113,6 +125,9 @@ export interface Scanned {
   jobs: Job[]
   totalBytes: number
   skippedSockets: number
+  /** a delta pass: the directories it found unchanged ('u'), and its summary of the whole tree ('S') */
+  unchanged?: Set<TreeNode>
+  summary?: {files: number; logicalBytes: number}
 }
 
 function checkDir(dir: string): {src: string; rootSt: fs.BigIntStats} {
@@ -146,10 +161,10 @@ const FIELDS = 13
  */
 type Pre = {newObjects: number; newBytes: number; files: number; bytes: number}
 
-type NativeIndex = {in?: string; out: string; trust: boolean}
+type NativeIndex = {in?: string; out: string; trust: boolean; delta?: boolean}
 const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex, adopt?: boolean) => [
   ...(adopt ? ['--adopt'] : []),
-  ...(index ? [...(index.in ? ['--index', index.in] : []), ...(index.trust ? ['--trust-index'] : []), '--index-out', index.out] : []),
+  ...(index ? [...(index.in ? ['--index', index.in] : []), ...(index.trust ? ['--trust-index'] : []), ...(index.delta ? ['--delta'] : []), '--index-out', index.out] : []),
   store.casDir,
   store.tmpDir,
   isRoot() ? 'ROOT' : 'NOROOT',
@@ -179,9 +194,10 @@ export function scanNative(tool: string, store: Store, srcs: string[], xfilter: 
 
 /**
  * The same pass, its records parsed while it runs (a second core): a large tree's parse costs nothing beside the
- * walk instead of coming after it (a 72,000-entry volume snapshot: ~400 ms less).
+ * walk instead of coming after it (a 72,000-entry volume snapshot: ~400 ms less). undefined: --delta was asked over
+ * an index that does not list every entry, and nothing was done.
  */
-export async function scanNativeStreaming(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, index?: NativeIndex): Promise<Scanned[]> {
+export async function scanNativeStreaming(tool: string, store: Store, srcs: string[], xfilter: ReturnType<typeof newXattrFilter>, pre: Pre, index?: NativeIndex): Promise<Scanned[] | undefined> {
   const child = spawn(tool, nativeArgs(store, srcs, index), {stdio: ['ignore', 'pipe', 'pipe']})
   const err: Buffer[] = []
   child.stderr.on('data', (c: Buffer) => err.push(c))
@@ -204,6 +220,8 @@ export async function scanNativeStreaming(tool: string, store: Store, srcs: stri
   }
   const {status, signal} = await done
   if (parseError) throw parseError
+  // --delta over an index that does not list every entry: nothing done, the caller runs the full pass
+  if (status === 3 && index?.delta) return undefined
   if (status !== 0) throw nativeFailure(Buffer.concat(err).toString(), status, signal)
   if (err.length) process.stderr.write(Buffer.concat(err))
   if (rest) throw new VeloError('NATIVE', 'velo-ingest: truncated output')
@@ -261,16 +279,21 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
       }
       pos = at[FIELDS]
       const t = num(0)
+      const flag = String.fromCharCode(out[at[12]])
+      const tree = trees[t]
+      if (flag === 'S') {
+        // a delta pass's last record: the whole tree's regular files (size: their bytes; rdev: their number)
+        tree.summary = {files: num(8), logicalBytes: num(5)}
+        continue
+      }
       const relB = out.subarray(at[1], at[2] - 1)
       const rel = str(1)
       const mode = num(2)
       const meta = newMeta(mode, num(3), num(4), big(6), num(7))
-      const flag = String.fromCharCode(out[at[12]])
-      const tree = trees[t]
       const type = mode & S_IFMT
       // the path for messages (a rope: built only if read); the Buffer path only for the Node path's jobs
       const where = rel === '.' ? tree.src : tree.src + '/' + rel
-      if (flag === 'x' || flag === 'X') {
+      if (flag === 'x' || flag === 'X' || flag === 'U') {
         treeX[t] ??= readXattrTree(tree.src)
         const x = treeX[t]!.get(rel)
         if (x)
@@ -286,6 +309,7 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
       if (rel === '.') {
         tree.builder = new LayerBuilder(meta)
         if (upper?.opaque.has('.')) tree.builder.root.meta.flags = FLAG_OPAQUE
+        if (flag === 'u' || flag === 'U') (tree.unchanged ??= new Set()).add(tree.builder.root)
         dirsOf[t].set('', tree.builder.root)
         continue
       }
@@ -294,9 +318,14 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
       if (!parent) throw new VeloError('NATIVE', `velo-ingest: ${where} before its directory`)
       const n = slash < 0 ? relB : relB.subarray(slash + 1)
       const nKey = slash < 0 ? rel : rel.slice(slash + 1)
-      if (type === S_IFDIR) {
+      if (flag === 'w') {
+        // a delta's whiteout: an entry of the base gone from the tree
+        tree.builder.put(parent, n, whiteoutMeta(), where)
+      } else if (type === S_IFDIR) {
         if (upper?.opaque.has(rel)) meta.flags = FLAG_OPAQUE
-        dirsOf[t].set(rel, tree.builder.put(parent, n, meta, where, nKey))
+        const node = tree.builder.put(parent, n, meta, where, nKey)
+        if (flag === 'u' || flag === 'U') (tree.unchanged ??= new Set()).add(node)
+        dirsOf[t].set(rel, node)
       } else if (upper && type === S_IFCHR && at[9] - at[8] === 2 && out[at[8]] === 0x30) {
         tree.builder.put(parent, n, whiteoutMeta(), where)
       } else if (type === S_IFREG) {
@@ -342,6 +371,18 @@ function nativeParser(srcs: string[], xfilter: ReturnType<typeof newXattrFilter>
     return trees
   }
   return {feed, finish}
+}
+
+/** A delta pass's tree without the directories it found unchanged that hold nothing changed below them (the
+ * directories it records whole, so that each change has its parents; the base has the others). */
+function pruneUnchanged(tree: Scanned): void {
+  const unchanged = tree.unchanged
+  if (!unchanged) return
+  const prune = (node: TreeNode): boolean => {
+    for (const [k, c] of node.children!) if (c.children && prune(c)) node.children!.delete(k)
+    return unchanged.has(node) && node.children!.size === 0
+  }
+  prune(tree.builder.root)
 }
 
 /** Phase 1 of an ingest: walk one tree (sorted, lstat only) into a layer builder and the list of files to store. */
@@ -476,8 +517,16 @@ export async function ingestTrees(
     opts.onLocked?.()
     const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
     // the index's layer held by the store, checked under its lock (gc waits): the objects its hits name are there
-    const index = opts.index && dirs.length === 1 ? {in: opts.index.in, out: opts.index.out, trust: !!opts.index.in && !!opts.index.layer && db.hasLayer(opts.index.layer)} : undefined
-    if (tool) scanned = await scanNativeStreaming(tool, store, scanned.map((s) => s.src), xfilter, pre, index)
+    const index: NativeIndex | undefined = opts.index && dirs.length === 1 ? {in: opts.index.in, out: opts.index.out, trust: !!opts.index.in && !!opts.index.layer && db.hasLayer(opts.index.layer)} : undefined
+    // a delta over the image the index describes, held under this lock (gc cannot take its layers meanwhile)
+    const base = tool && index?.trust ? opts.index!.base?.(db) : undefined
+    if (tool && base) {
+      const srcs = scanned.map((s) => s.src)
+      const tried = await scanNativeStreaming(tool, store, srcs, xfilter, pre, {...index!, delta: true})
+      scanned = tried ?? (await scanNativeStreaming(tool, store, srcs, xfilter, pre, index))!
+      if (tried) pruneUnchanged(scanned[0])
+    } else if (tool) scanned = (await scanNativeStreaming(tool, store, scanned.map((s) => s.src), xfilter, pre, index))!
+    const delta = base && scanned[0].summary ? {base, ...scanned[0].summary} : undefined
     mark('native pass done')
     const jobs = scanned.flatMap((s) => s.jobs)
     const totalBytes = scanned.reduce((a, s) => a + s.totalBytes, 0)
@@ -514,8 +563,25 @@ export async function ingestTrees(
     mark('layers built')
     const existed = built.map((b) => db.hasLayer(b.info.id))
     const image = makeImage(built.map((b) => b.info))
+    // a delta with nothing in it (the root unchanged, no entry below) is no layer: the image is its base
+    const empty = !!delta && !scanned[0].builder.root.children!.size && !!scanned[0].unchanged?.has(scanned[0].builder.root)
+    if (delta) Object.assign(image, {layers: empty ? [...delta.base] : [...delta.base, built[0].info.id], files: delta.files, logicalBytes: delta.logicalBytes})
+    let squashed: {info: LayerInfo; entries: Array<{key: Buffer; value: Buffer}>} | undefined
+    if (delta && !empty && (delta.base.includes(built[0].info.id) || built[0].info.files * 2 > delta.files)) {
+      // stored whole instead: the same delta twice in one stack (a change made, undone and made again), or a delta of
+      // most of the files (written since the last snapshot, or too recently for the index to vouch for them), which
+      // would cost a layer of the stack for what a whole one holds
+      const {squashLayers} = await import('../image/view')
+      // the delta first, for the merge to read (named by no image: gc removes it)
+      if (!delta.base.includes(built[0].info.id)) db.writeSync(() => db.putLayerInTxn(built[0].info, built[0].entries), 'ingest')
+      squashed = squashLayers(db, image.layers, built[0].info.source)
+      image.layers = [squashed.info.id]
+      delete image.files
+      delete image.logicalBytes
+    }
     db.writeSync(() => {
-      for (const b of built) db.putLayerInTxn(b.info, b.entries)
+      if (squashed) db.putLayerInTxn(squashed.info, squashed.entries)
+      else if (!empty) for (const b of built) db.putLayerInTxn(b.info, b.entries)
       db.images.putSync(image.name, image)
     }, 'ingest')
     mark('committed')
@@ -525,7 +591,8 @@ export async function ingestTrees(
         `timing: walk ${Number(tWalk - t0) / 1e6} ms, content ${Number(tContent - tWalk) / 1e6} ms, syncfs ${Number(tSync - tContent) / 1e6} ms, commit ${Number(process.hrtime.bigint() - tSync) / 1e6} ms\n`,
       )
     return {
-      trees: scanned.map((s, i) => ({src: s.src, info: built[i].info, layerExisted: existed[i]})),
+      trees: scanned.map((s, i) => ({src: s.src, info: squashed?.info ?? built[i].info, layerExisted: existed[i]})),
+      ...(delta && !squashed ? {delta: {base: delta.base, empty, files: delta.files, logicalBytes: delta.logicalBytes}} : {}),
       image,
       skippedSockets: scanned.reduce((a, s) => a + s.skippedSockets, 0),
       newObjects: counts.newObjects,

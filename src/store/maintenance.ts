@@ -394,15 +394,17 @@ function restoringLayers(home: string): string[] {
     } catch {
       continue // none (or not a volume dir)
     }
-    let layer: unknown
+    let layers: unknown
     try {
-      layer = (JSON.parse(text) as {layer?: unknown}).layer
+      // {layer} of a one-layer snapshot (and of older markers), {layers} of a stack (a snapshot stored as a delta)
+      const m = JSON.parse(text) as {layer?: unknown; layers?: unknown}
+      layers = m.layers ?? [m.layer]
     } catch {}
-    if (typeof layer !== 'string' || !/^[0-9a-f]{64}$/.test(layer))
-      throw new VeloError('STATE', `cannot tell which layer volume ${n}'s unfinished restore needs (volumes/${n}/restoring is damaged); gc keeps everything`, {
+    if (!Array.isArray(layers) || !layers.length || !layers.every((l) => typeof l === 'string' && /^[0-9a-f]{64}$/.test(l)))
+      throw new VeloError('STATE', `cannot tell which layers volume ${n}'s unfinished restore needs (volumes/${n}/restoring is damaged); gc keeps everything`, {
         suggestion: `restore a snapshot of it again (velo volume restore ${n} SNAP), then run gc again`,
       })
-    out.push(layer)
+    out.push(...(layers as string[]))
   }
   return out
 }

@@ -29,8 +29,8 @@ export interface ConvergeResult {
 /** index: the volume's fingerprint index ('' for none); indexOut: where the index of the result goes; beforeChanges:
  * called with the store objects the plan copies that are not there as plain files (cold ones, src/store/cold.ts),
  * after planning and before the first change */
-export function convergeToLayer(home: string, dir: string, layer: string, index: string, indexOut: string, beforeChanges?: (objects: string[]) => void): ConvergeResult {
-  const r = spawnSync(convergeTool()!, [home, layer, dir, index, indexOut], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
+export function convergeToLayer(home: string, dir: string, layers: string[], index: string, indexOut: string, beforeChanges?: (objects: string[]) => void): ConvergeResult {
+  const r = spawnSync(convergeTool()!, [home, layers.join(','), dir, index, indexOut], {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-converge: ${r.error.message}`)
   if (r.status !== 0) throw new VeloError('NATIVE', `restore: ${String(r.stderr).trim().replace(/^velo-converge: /, '') || `velo-converge exited ${r.status}`}`)
   const out: Buffer = r.stdout

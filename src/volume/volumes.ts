@@ -38,7 +38,9 @@ export interface VolumeRecord {
 export interface SnapshotInfo {
   name: string
   image: string
+  /** its top layer; `layers`: all of them, bottom first (a snapshot stored as a delta is its base's and its own) */
   layer: string
+  layers: string[]
   createdAt: string
   files: number
   logicalBytes: number
@@ -224,7 +226,9 @@ export async function snapshotMounts(home: string, name: string, target: string)
   const db = ManifestDb.open(home)
   try {
     return snaps.map((s) => {
-      ensureFarm(home, db, s.layer)
+      // a view is one farm: a snapshot stored as a delta is made one layer first (once: its image then names it)
+      const layer = s.layers.length > 1 ? squashSnapshot(home, db, name, s) : s.layer
+      ensureFarm(home, db, layer)
       // the mount point, made from the host (a read-only mount of the volume could not get it made inside); its
       // tenants write there, so never through a symlink one of them put in place of .snapshots
       try {
@@ -232,7 +236,7 @@ export async function snapshotMounts(home: string, name: string, target: string)
       } catch (err) {
         throw fromSystemError(err, `cannot make the mount point of snapshot ${s.name} in volume ${name} (is ${SNAPSHOTS_DIR} a real directory?)`)
       }
-      return {source: farmPath(home, s.layer), target: path.posix.join(target, SNAPSHOTS_DIR, s.name), readonly: true as const, volume: name, snapshot: s.name}
+      return {source: farmPath(home, layer), target: path.posix.join(target, SNAPSHOTS_DIR, s.name), readonly: true as const, volume: name, snapshot: s.name}
     })
   } finally {
     db.close()
@@ -284,7 +288,8 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
       const ix = volumeIndex(home, name)
       fs.rmSync(ix.next, {force: true})
       const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {
-        index: {in: ix.path, out: ix.next, layer: ix.layer},
+        // a delta over the snapshot the index describes, while its stack is short enough
+        index: {in: ix.path, out: ix.next, layer: ix.layer, base: (db) => (ix.layer ? snapshotStack(db, name, ix.layer) : undefined)},
         // never the vault: its files are secrets, and the store's objects are shared and unencrypted (only its
         // mount point is in the data dir, but a snapshot restored while it is locked must not make it appear)
         omitRootNames: [VAULT_DIR],
@@ -296,10 +301,48 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
       adoptIndex(home, name, r.layer)
       const paused = guard?.paused ?? []
       emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer, paused: paused.length})
-      return {name: snap, image, layer: r.layer, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
+      return {name: snap, image, layer: r.layer, layers: r.layers ?? [r.layer], createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
     } finally {
       if (guard) thawWriters(home, name, guard)
     }
+  } finally {
+    lock.release()
+  }
+}
+
+/** At most this many layers in a snapshot's stack: a snapshot over a longer one is stored whole (views, restores and
+ * checkouts read every layer of the stack). */
+export const MAX_SNAPSHOT_LAYERS = 8
+
+/** The layers (bottom first) of a snapshot of volume NAME whose top layer is TOP — what the volume's index describes —
+ * when a delta may go on them; undefined: the next snapshot is stored whole. */
+function snapshotStack(db: import('../manifest/db').ManifestDb, name: string, top: string): string[] | undefined {
+  const prefix = snapshotImage(name, '')
+  const img = db.listImages().find((i) => i.name.startsWith(prefix) && i.layers[i.layers.length - 1] === top)
+  return img && img.layers.length < MAX_SNAPSHOT_LAYERS ? img.layers : undefined
+}
+
+/**
+ * A snapshot stored as a delta made one layer (src/image/view.ts squashLayers: the layer a full snapshot of the same
+ * files has), its image then naming that layer alone; the volume's index follows it when it described the old stack.
+ * Under the store's shared lock, as an ingest; two at once write the same layer. Returns the layer.
+ */
+function squashSnapshot(home: string, db: import('../manifest/db').ManifestDb, name: string, s: SnapshotInfo): string {
+  const {squashLayers} = require('../image/view') as typeof import('../image/view')
+  const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
+  try {
+    const img = db.getImage(s.image)
+    if (!img || img.layers.join('/') !== s.layers.join('/')) return img?.layers.length === 1 ? img.layers[0] : s.layer
+    const squashed = squashLayers(db, img.layers, img.source)
+    db.writeSync(() => {
+      db.putLayerInTxn(squashed.info, squashed.entries)
+      const {files: _f, logicalBytes: _b, ...rest} = img
+      db.images.putSync(img.name, {...rest, layers: [squashed.info.id]})
+    }, 'squash')
+    try {
+      fs.renameSync(path.join(volumeDir(home, name), `index-${s.layer}`), path.join(volumeDir(home, name), `index-${squashed.info.id}`))
+    } catch {} // it describes another snapshot, or another squash moved it
+    return squashed.info.id
   } finally {
     lock.release()
   }
@@ -376,10 +419,12 @@ export async function listSnapshots(home: string, name: string): Promise<Snapsho
     const prefix = snapshotImage(name, '')
     return db
       .listImages()
-      .filter((i) => i.name.startsWith(prefix) && i.layers.length === 1)
+      .filter((i) => i.name.startsWith(prefix) && i.layers.length > 0)
       .map((i) => {
-        const l = db.getLayer(i.layers[0])
-        return {name: i.name.slice(prefix.length), image: i.name, layer: i.layers[0], createdAt: i.createdAt, files: l?.files ?? 0, logicalBytes: l?.logicalBytes ?? 0, newBytes: 0}
+        const top = i.layers[i.layers.length - 1]
+        const l = db.getLayer(top)
+        // a delta's layer counts what changed; its image, the whole tree
+        return {name: i.name.slice(prefix.length), image: i.name, layer: top, layers: i.layers, createdAt: i.createdAt, files: i.files ?? l?.files ?? 0, logicalBytes: i.logicalBytes ?? l?.logicalBytes ?? 0, newBytes: 0}
       })
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
   } finally {
@@ -437,13 +482,13 @@ async function restoreLocked(home: string, name: string, snap: string): Promise<
   const image = snapshotImage(name, snap)
   const {ManifestDb} = await import('../manifest/db')
   const db = ManifestDb.open(home)
-  let layer: string | undefined
+  let layers: string[] = []
   let files = 0
   try {
     const img = db.getImage(image)
     if (!img) throw new VeloError('NOT_FOUND', `volume ${name} has no snapshot named ${snap}`, {suggestion: `list them: velo volume snapshots ${name}`})
-    layer = img.layers.length === 1 ? img.layers[0] : undefined
-    files = layer ? (db.getLayer(layer)?.files ?? 0) : 0
+    layers = img.layers
+    files = img.files ?? db.getLayer(layers[layers.length - 1])?.files ?? 0
   } finally {
     db.close()
   }
@@ -457,8 +502,8 @@ async function restoreLocked(home: string, name: string, snap: string): Promise<
   })
   if (running.length) throw new VeloError('BUSY', `volume ${name} is in use by running sandboxes: ${running.join(', ')}`, {suggestion: `stop them first (velo sandbox stop ${running.join(' ')})`})
   if (mountedAt(home, name).length) throw new VeloError('BUSY', `volume ${name} is mounted at ${mountedAt(home, name).join(', ')}`, {suggestion: `unmount it first: velo volume umount ${mountedAt(home, name)[0]}`})
-  if (layer && convergeTool()) {
-    const r = finishRestore(home, name, layer, {snapshot: snap, layer})
+  if (layers.length && convergeTool()) {
+    const r = finishRestore(home, name, layers, {snapshot: snap, layer: layers[layers.length - 1], layers})
     emitEvent(home, 'volume', 'restore', name, {snapshot: snap})
     return {volume: name, snapshot: snap, files, ...r}
   }
@@ -523,9 +568,10 @@ export async function createVolume(home: string, name: string, o: CreateVolumeOp
   }
 }
 
-/** The data dir made equal to LAYER in place, then the marker removed: what a restore runs, and what the next
- * command runs again after a restore was killed (planning again converges on the same tree). Volume lock held. */
-function finishRestore(home: string, name: string, layer: string, marker?: {snapshot: string; layer: string}): {written: number; removed: number; metaOnly: number} {
+/** The data dir made equal to LAYERS (bottom first) in place, then the marker removed: what a restore runs, and what
+ * the next command runs again after a restore was killed (planning again converges on the same tree). Volume lock
+ * held. */
+function finishRestore(home: string, name: string, layers: string[], marker?: {snapshot: string; layer: string; layers: string[]}): {written: number; removed: number; metaOnly: number} {
   const data = volumeDataDir(home, name)
   const ix = volumeIndex(home, name)
   fs.rmSync(ix.next, {force: true})
@@ -536,7 +582,7 @@ function finishRestore(home: string, name: string, layer: string, marker?: {snap
     // after planning, before the first change: the cold objects the plan copies made plain (a damaged one fails
     // the restore here, the volume untouched), then the marker (a new restore's; one being finished has it)
     const {thawObjectPaths} = require('../store/cold') as typeof import('../store/cold')
-    r = convergeToLayer(home, data, layer, ix.path ?? '', ix.next, (objects) => {
+    r = convergeToLayer(home, data, layers, ix.path ?? '', ix.next, (objects) => {
       thawObjectPaths(home, objects)
       if (marker) writeFileAtomic(path.join(volumeDir(home, name), RESTORING), JSON.stringify(marker) + '\n')
     })
@@ -544,7 +590,7 @@ function finishRestore(home: string, name: string, layer: string, marker?: {snap
     store.release()
   }
   fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
-  adoptIndex(home, name, layer)
+  adoptIndex(home, name, layers[layers.length - 1])
   fs.rmSync(path.join(volumeDir(home, name), RESTORING), {force: true})
   return r
 }
@@ -598,14 +644,14 @@ export function recoverRestore(home: string, name: string, mode: 'locked' | 'wai
     return
   }
   try {
-    let pending: {snapshot: string; layer: string}
+    let pending: {snapshot: string; layer: string; layers?: string[]}
     try {
       pending = JSON.parse(fs.readFileSync(path.join(dir, RESTORING), 'utf8'))
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // finished meanwhile by another command
       throw new VeloError('STATE', `volume ${name}: the marker of an unfinished restore is damaged`, {suggestion: `restore a snapshot again: velo volume restore ${name} SNAP`})
     }
-    finishRestore(home, name, pending.layer)
+    finishRestore(home, name, pending.layers ?? [pending.layer])
     emitEvent(home, 'volume', 'restore', name, {snapshot: pending.snapshot, resumed: 1})
   } finally {
     lock?.release()

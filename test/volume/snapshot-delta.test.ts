@@ -1,0 +1,182 @@
+import {execFileSync} from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {rmrf, tmpDir} from '../helpers'
+import {SandboxHome, uniq} from '../sandbox/fixture'
+
+// Volume snapshots stored as deltas (docs/volumes.md, "Snapshots as deltas"): velo-ingest --delta records only what
+// changed since the snapshot the volume's fingerprint index describes, plus whiteouts; the snapshot's image is that
+// snapshot's layers and the delta. Every reader must see exactly the files as they were: checked against the data dir
+// with real tools, against a full ingest of the same files (the same layer id once squashed), through a view, a
+// restore, a checkout.
+describe('volume snapshots stored as deltas', () => {
+  const sb = new SandboxHome()
+  const work = tmpDir('velo-delta-')
+  const racy = process.env.VELO_INDEX_RACY_SECONDS
+  beforeAll(() => {
+    // files older than 1 s count as settled (the default window is ~40 s: dirty page writeback)
+    process.env.VELO_INDEX_RACY_SECONDS = '1'
+  })
+  afterAll(() => {
+    if (racy === undefined) delete process.env.VELO_INDEX_RACY_SECONDS
+    else process.env.VELO_INDEX_RACY_SECONDS = racy
+    try {
+      execFileSync('umount', [path.join(work, 'mnt')], {stdio: 'ignore'})
+    } catch {}
+    rmrf(work)
+    expect(sb.cleanup()).toEqual({mounts: [], cgroups: [], tenants: []})
+  })
+  const ok = (args: string[]) => {
+    const r = sb.velo(args)
+    expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0)
+    return r
+  }
+  const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], {encoding: 'utf8'})
+  const settle = () => sh('sleep 1.2')
+  /** every entry under DIR but .snapshots: path, type, mode, owner, size of non-directories, mtime, link count,
+   * symlink target, xattrs, and each file's sha256 */
+  const listing = (dir: string) =>
+    sh(
+      `cd ${dir} && find . -path ./.snapshots -prune -o -type d -printf '%p %y %m %U:%G %T@\\n' -o -printf '%p %y %m %U:%G %s %T@ %n %l\\n' | sort && ` +
+        `find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0r sha256sum && ` +
+        `getfattr -R -d -m - --absolute-names . 2>/dev/null | grep -v '^# file: ./.snapshots' || true`,
+    )
+  /** what a view shows of the same (a farm: its files are the store's objects, their times and link counts shared) */
+  const viewListing = (dir: string) =>
+    sh(
+      `cd ${dir} && find . -path ./.snapshots -prune -o -type d -printf '%p %y %m %U:%G\n' -o -printf '%p %y %m %U:%G %s %l\n' | sort && ` +
+        `find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0r sha256sum`,
+    )
+  const snapshot = (V: string, s: string) => sb.json(['volume', 'snapshot', V, s]) as {layer: string; layers: string[]; files: number; logicalBytes: number}
+  const layersOf = (V: string, s: string) => (sb.json(['volume', 'snapshots', V]) as Array<{name: string; layers: string[]; files: number}>).find((x) => x.name === s)!
+  const checkout = (image: string) => {
+    const out = path.join(work, `co-${uniq('c')}`)
+    ok(['image', 'checkout', image, out])
+    return out
+  }
+
+  /** a tree with what a layer can hold: nested dirs, files of two owners and modes, an empty one, hard links, a
+   * symlink, a fifo, a file and a dir with an xattr */
+  function fill(V: string): string {
+    ok(['volume', 'create', V])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    sh(
+      `cd ${data} && mkdir -p a/b/c d e/f && seq 1 5000 > a/one && echo two > a/b/two && echo three > a/b/c/three && ` +
+        `seq 1 900 > d/keep && echo gone > d/gone && echo x > e/f/x && : > empty && ln a/one a/one-link && ln -s b/two a/sym && ` +
+        `mkfifo fifo && echo mine > mine && chown 1000:1000 mine && chmod 640 mine && echo attr > attr && setfattr -n user.k -v v attr && ` +
+        `mkdir xdir && setfattr -n user.d -v 1 xdir && for i in $(seq 1 40); do echo $i > a/b/n$i; done`,
+    )
+    return data
+  }
+
+  it('after a few changes a snapshot is a delta over the last one, and reads back as the files were everywhere', () => {
+    const V = uniq('delta')
+    const data = fill(V)
+    settle()
+    const s0 = snapshot(V, 's0')
+    expect(s0.layers).toHaveLength(1)
+    const before = listing(data)
+    const beforeView = viewListing(data)
+    settle()
+    // every kind of change: content, mode, owner, mtime, a file removed, a tree removed, a dir replaced by a file and a
+    // file by a dir, a rename, a new hard link, a symlink retargeted, a new dir, a file gaining an xattr
+    sh(
+      `cd ${data} && echo more >> a/b/two && chmod 600 a/b/c/three && chown 1000:1000 d/keep && touch -d @1000000000 a/b/n7 && ` +
+        `rm d/gone && rm -r e && echo now-a-file > e && rm -r a/b/c && mkdir a/b/c && echo new > a/b/c/new && ` +
+        `mv a/b/n1 a/moved && ln mine mine-link && ln -sfn other a/sym && mkdir -p g/h && echo deep > g/h/deep && ` +
+        `rm a/b/n2 && mkdir a/b/n2 && setfattr -n user.z -v 1 a/b/n3`,
+    )
+    const s1 = snapshot(V, 's1')
+    const after = listing(data)
+    const afterView = viewListing(data)
+    // a delta on s0's layer: a few entries, while the snapshot still counts the whole tree
+    expect(s1.layers).toEqual([s0.layer, s1.layer])
+    const regular = Number(sh(`cd ${data} && find . -path ./.snapshots -prune -o -type f -print | wc -l`).trim())
+    expect(s1.files).toBe(regular)
+    expect(layersOf(V, 's1')).toMatchObject({layers: [s0.layer, s1.layer], files: regular})
+
+    // both read back as they were: a checkout of each
+    expect(listing(checkout(`volume:${V}:s1`))).toBe(after)
+    expect(listing(checkout(`volume:${V}:s0`))).toBe(before)
+
+    // a restore from the stack, after more changes
+    sh(`cd ${data} && rm -rf a g && echo junk > junk`)
+    ok(['volume', 'restore', V, 's1'])
+    expect(listing(data)).toBe(after)
+    expect(sb.json(['fsck']).problems).toEqual([])
+    const full = sb.json(['ingest', data, '--name', uniq('full')]).layer
+    // a restore's index lists files only: the next snapshot is whole, and lists every entry for the one after
+    settle()
+    const s2 = snapshot(V, 's2')
+    expect(s2.layers).toEqual([s2.layer])
+    sh(`cd ${data} && echo again >> a/moved`)
+    expect(snapshot(V, 's3').layers).toEqual([s2.layer, expect.any(String)])
+    expect(listing(checkout(`volume:${V}:s3`))).toBe(listing(data))
+
+    // a view needs one layer: the stack is squashed into the very layer a full ingest of the same files gets
+    const mnt = path.join(work, 'mnt')
+    fs.mkdirSync(mnt, {recursive: true})
+    ok(['volume', 'mount', V, mnt])
+    try {
+      expect(layersOf(V, 's1').layers).toEqual([full])
+      expect(viewListing(path.join(mnt, '.snapshots', 's1'))).toBe(afterView)
+      expect(viewListing(path.join(mnt, '.snapshots', 's0'))).toBe(beforeView)
+    } finally {
+      ok(['volume', 'umount', mnt])
+    }
+    expect(sb.json(['fsck']).problems).toEqual([])
+    ok(['volume', 'rm', V])
+  })
+
+  it('nothing changed: the snapshot is the last one; most files changed, or the same delta twice: stored whole', () => {
+    const V = uniq('dsame')
+    const data = fill(V)
+    settle()
+    const s0 = snapshot(V, 's0')
+    settle()
+    expect(snapshot(V, 's1').layers).toEqual([s0.layer])
+    // one file set to A, B, then A again with the same mtime: the third delta is the first one again
+    const set = (v: string) => sh(`cd ${data} && echo ${v} > a/b/two && touch -d @1000000000 a/b/two`)
+    set('A')
+    const s2 = snapshot(V, 's2')
+    expect(s2.layers).toEqual([s0.layer, s2.layer])
+    const s2list = listing(data)
+    set('B')
+    expect(snapshot(V, 's3').layers).toHaveLength(3)
+    set('A')
+    const s4 = snapshot(V, 's4')
+    expect(s4.layers).toEqual([s4.layer])
+    expect(listing(checkout(`volume:${V}:s4`))).toBe(s2list)
+    // every file rewritten since the last snapshot: a whole layer, not a delta of everything
+    sh(`cd ${data} && find . -path ./.snapshots -prune -o -type f -exec sh -c 'echo x >> "$1"' _ {} \\;`)
+    const s5 = snapshot(V, 's5')
+    expect(s5.layers).toEqual([s5.layer])
+    expect(listing(checkout(`volume:${V}:s5`))).toBe(listing(data))
+    expect(sb.json(['fsck']).problems).toEqual([])
+    ok(['volume', 'rm', V])
+  })
+
+  it('a stack is cut at 8 layers; removing the snapshots below keeps the later ones whole through gc; fsck passes', () => {
+    const V = uniq('dchain')
+    const data = fill(V)
+    settle()
+    const lists: string[] = []
+    const depth: number[] = []
+    for (let i = 0; i < 10; i++) {
+      sh(`cd ${data} && echo v${i} > a/b/n${10 + i} && rm a/b/n${30 + i}`)
+      depth.push(snapshot(V, `s${i}`).layers.length)
+      lists.push(listing(data))
+    }
+    expect(depth).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 1, 2])
+    for (let i = 0; i < 7; i++) ok(['volume', 'snapshot', 'rm', V, `s${i}`])
+    sb.json(['gc'])
+    for (const i of [7, 8, 9]) expect(listing(checkout(`volume:${V}:s${i}`))).toBe(lists[i])
+    expect(sb.json(['fsck']).problems).toEqual([])
+    // the volume's index described s9's stack: the next snapshot is a delta on it
+    sh(`cd ${data} && echo last > a/b/n20`)
+    expect(snapshot(V, 's10').layers).toHaveLength(3)
+    ok(['volume', 'rm', V])
+    sb.json(['gc'])
+  })
+})
