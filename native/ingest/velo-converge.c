@@ -7,8 +7,9 @@
  * tree side by side, names in bytewise order, and prints the plan; it changes nothing in DIR. A regular file is
  * kept only when its stat fingerprint matches its record in INDEX (fpindex.h: its content is known without
  * reading it) and content, size, owner and mode equal the layer's; everything it cannot prove equal is replaced.
- * INDEX_OUT receives the files kept (the ones the plan rewrites are read again by the next snapshot): once the plan
- * is applied, an index of LAYER.
+ * INDEX_OUT lists every entry the tree will have once the plan is applied (fpindex.h, COMPLETE): what the plan keeps as
+ * it is, vouched for (a file with its content's hash); what it makes, replaces or sets the metadata of, as present
+ * only (the next snapshot reads it again). An index of LAYERS, on which the next snapshot can be a delta.
  * The plan, applied by src/volume/restore.ts, one record per path, 13 fields each ending in NUL:
  *   action  relpath  st_mode  uid  gid  mtime_sec  mtime_nsec  rdev  object-path  hex(symlink target)
  *   hex(xattr block)  link-group  size
@@ -142,6 +143,7 @@ static void sub_dir(const struct velo_dir *d, const char *name, struct velo_dir 
 }
 
 static void create_entry(const struct velo_dir *d, const struct child *ch, char *rel, size_t rlen);
+static void ix_entry(const char *rel, size_t len, const struct stat *st, uint32_t mode);
 
 /* Everything below layer dir D as 'C' (the path does not exist on disk). */
 static void create_all(const struct velo_dir *d, char *rel, size_t rlen) {
@@ -155,12 +157,24 @@ static void create_all(const struct velo_dir *d, char *rel, size_t rlen) {
 static void create_entry(const struct velo_dir *d, const struct child *ch, char *rel, size_t rlen) {
   size_t l = join(rel, rlen, ch->name);
   emit('C', rel, &ch->e, ch->layer);
+  ix_entry(rel, l, NULL, ch->e.mode);
   if (S_ISDIR(ch->e.mode)) {
     struct velo_dir sub;
     sub_dir(d, ch->name, &sub);
     create_all(&sub, rel, l);
   }
   rel[rlen] = 0;
+}
+
+/* INDEX_OUT: REL as the plan leaves it — ST, vouched for, when it keeps it (NULL: made or changed by the plan, present
+ * only, with the layer's MODE) */
+static void ix_entry(const char *rel, size_t len, const struct stat *st, uint32_t mode) {
+  struct stat made;
+  if (!st) {
+    memset(&made, 0, sizeof made);
+    made.st_mode = mode;
+  }
+  if (fpindex_writer_seen(kept, rel, len, st ? st : &made, st != NULL) < 0) die("write index", errno);
 }
 
 static int same_meta(const struct stat *st, const struct velo_entry *e, int with_mtime) {
@@ -226,7 +240,9 @@ static void run_task(struct task *t) {
   memcpy(rel, t->rel, t->rlen + 1);
   int below = converge(t->dfd, &t->d, rel, t->rlen);
   close(t->dfd);
-  if (t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs : below || !same_meta(&t->st, &t->e, 1)) emit('M', t->root ? "." : rel, &t->e, 0);
+  int m = t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs : below || !same_meta(&t->st, &t->e, 1);
+  if (m) emit('M', t->root ? "." : rel, &t->e, 0);
+  ix_entry(t->root ? "." : rel, t->root ? 1 : t->rlen, m ? NULL : &t->st, t->e.mode);
   if (fclose(plan) != 0 || fclose(w.f) != 0) die("out of memory", ENOMEM);
   t->ix_count = w.count;
   out = NULL;
@@ -309,6 +325,7 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
     struct stat st;
     if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) die(rel, errno);
     char action = 0; /* 0 keep, 'M', 'R' */
+    int indexed = 0;  /* its index record written where the decision was made (a directory kept, a file kept) */
     if ((st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
       action = 'R';
     } else if (S_ISDIR(st.st_mode)) {
@@ -323,14 +340,20 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
         if (!split(sfd, &sub, rel, l, &st, e)) {
           int below = converge(sfd, &sub, rel, l);
           close(sfd);
-          if (below || !same_meta(&st, e, 1)) emit('M', rel, e, elayer); /* its mtime moved, or never was the layer's */
-        }
+          int m = below || !same_meta(&st, e, 1);
+          if (m) emit('M', rel, e, elayer); /* its mtime moved, or never was the layer's */
+          ix_entry(rel, l, m ? NULL : &st, e->mode);
+        } /* a split one: its task writes its 'M' and its index record */
         action = 0; /* its own entry stays: the parent's mtime does not move */
+        indexed = 1;
       }
     } else if (S_ISREG(st.st_mode)) {
+      indexed = 1; /* below: kept with its content, as present, or made again */
       const uint8_t *known = st.st_nlink == 1 && e->nlink <= 1 && !e->xattrs ? fpindex_lookup(&index_in, rel, l, &st) : NULL;
-      if (st.st_size == 0 && e->size == 0 && st.st_nlink == 1 && e->nlink <= 1 && !e->xattrs && !has_xattrs_at(dfd, nm))
+      if (st.st_size == 0 && e->size == 0 && st.st_nlink == 1 && e->nlink <= 1 && !e->xattrs && !has_xattrs_at(dfd, nm)) {
         action = same_meta(&st, e, 1) ? 0 : 'M';
+        if (!action) ix_entry(rel, l, &st, e->mode);
+      }
       else if (!known || (uint64_t)st.st_size != e->size || memcmp(known, e->hash, 32) != 0)
         action = 'R';
       else {
@@ -362,6 +385,8 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
       }
     } else if (action == 'M' && !S_ISDIR(st.st_mode))
       emit('M', rel, e, elayer);
+    if (action) ix_entry(rel, l, NULL, e->mode);
+    else if (!indexed) ix_entry(rel, l, &st, e->mode); /* a symlink, fifo or device kept */
     if (action == 'R') changed = 1; /* a name removed and made: this dir's mtime moves */
     rel[rlen] = 0;
   }
@@ -409,7 +434,7 @@ int main(int argc, char **argv) {
     velo_txn_end(&store, t0);
   }
   if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
-  if (fpindex_writer_open(&index_out, argv[5], &started, 0) < 0) die(argv[5], errno);
+  if (fpindex_writer_open(&index_out, argv[5], &started, 1) < 0) die(argv[5], errno);
   writing_index = 1;
   root_fd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (root_fd < 0) die(argv[3], errno);
