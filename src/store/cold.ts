@@ -14,7 +14,7 @@ import {entryObjectName, Store} from './cas'
  * Cold objects (docs/volumes.md, "Cold objects"): an object that only volume snapshots name, that no farm links,
  * is kept by `velo gc` in a pack with other small ones (under 64 KiB: cas/packs, zstd frames of several objects),
  * as one zstd frame, `<name>.zst` beside where the plain file was, or — 8 MiB and more — as a recipe of
- * content-defined chunks, `<name>.cdc`, its chunks stored once each in cas/chunks (native/ingest/velo-cold.c).
+ * content-defined chunks, `<name>.cdc`, its chunks stored once each in cas/chunks (native/ingest/cold-cdc.c).
  * Everything that reads objects through a layer — a farm, a checkout, a restore, a FUSE mount, a projection, an
  * export or a push — first makes that layer's objects hot again (thawLayers), under the store's lock, so gc cannot
  * freeze them in between; nothing else in velo (C or Node) ever opens a `.zst`.
