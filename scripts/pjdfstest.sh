@@ -2,11 +2,13 @@
 # POSIX conformance of a velo volume: runs pjdfstest (github.com/pjd/pjdfstest) on a volume mounted with
 # `velo volume mount`, in a store of its own, and reports assertions passed / failed per test file.
 #
-# usage: scripts/pjdfstest.sh [--src DIR] [--baseline] [--jobs N]
+# usage: scripts/pjdfstest.sh [--src DIR] [--baseline] [--vault] [--jobs N]
 #   --src DIR    a pjdfstest checkout (default: $PJDFSTEST_SRC, else /work/ext/pjdfstest). It must live outside
 #                this repository: the suite is built there (autoreconf -ifs; ./configure; make pjdfstest) and
 #                nothing of it enters velo. Get it with: git clone https://github.com/pjd/pjdfstest DIR
 #   --baseline   also run the suite on a plain directory of the same filesystem (the store's), for comparison
+#   --vault      also run it in the .vault of a volume (docs/volumes.md, "The vault": an fscrypt-encrypted ext4 of
+#                its own, loop-mounted while unlocked), through a `velo volume mount` of that volume
 #   --jobs N     test files run at once by prove (default 1, as pjdfstest's README runs it)
 #
 # Root only (pjdfstest changes owners and makes device nodes). The script downloads nothing but Debian's
@@ -22,13 +24,15 @@ die() { say "$*"; exit 1; }
 
 SRC=${PJDFSTEST_SRC:-/work/ext/pjdfstest}
 BASELINE=0
+VAULT=0
 JOBS=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --src) SRC=$2; shift 2 ;;
     --baseline) BASELINE=1; shift ;;
+    --vault) VAULT=1; shift ;;
     --jobs) JOBS=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -59,9 +63,14 @@ fi
 WORK=$(mktemp -d /var/tmp/velo-pjdfstest.XXXXXX)
 HOME_DIR="$WORK/home"
 MNT="$WORK/mnt"
+VMNT="$WORK/vault-mnt"
 cleanup() {
   set +e
-  if mountpoint -q "$MNT" 2>/dev/null; then VELO_HOME="$HOME_DIR" "$VELO" volume umount "$MNT" >/dev/null 2>&1 || umount -l "$MNT"; fi
+  for m in "$MNT" "$VMNT"; do
+    if mountpoint -q "$m" 2>/dev/null; then VELO_HOME="$HOME_DIR" "$VELO" volume umount "$m" >/dev/null 2>&1 || umount -l "$m"; fi
+  done
+  # the vault's filesystem is loop-mounted from the store while unlocked: locked before the store goes
+  [ "$VAULT" = 1 ] && VELO_HOME="$HOME_DIR" "$VELO" volume vault lock pjdfstest-vault >/dev/null 2>&1
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -97,6 +106,19 @@ read -r vfiles vfailed vasserts vnot vtodo < <(run_suite "$MNT" "$OUT/pjdfstest-
 "$VELO" volume umount "$MNT" >/dev/null
 
 rows=("volume (velo volume mount)|$vfiles|$vfailed|$vasserts|$vnot|$vtodo|$OUT/pjdfstest-$STAMP-volume.tap")
+if [ "$VAULT" = 1 ]; then
+  say "a volume with a vault ($HOME_DIR), mounted on $VMNT; the suite runs in its .vault"
+  mkdir -p "$VMNT"
+  "$VELO" volume create pjdfstest-vault >/dev/null
+  # a throwaway password for a throwaway vault (removed with the store below)
+  printf 'pjdfstest vault password\n' | "$VELO" volume vault create pjdfstest-vault --size 1g --password-stdin >/dev/null
+  "$VELO" volume mount pjdfstest-vault "$VMNT" >/dev/null
+  [ -d "$VMNT/.vault" ] || die "the vault is not at $VMNT/.vault"
+  read -r xfiles xfailed xasserts xnot xtodo < <(run_suite "$VMNT/.vault" "$OUT/pjdfstest-$STAMP-vault.tap")
+  "$VELO" volume umount "$VMNT" >/dev/null
+  "$VELO" volume vault lock pjdfstest-vault >/dev/null
+  rows+=("vault (.vault of a mounted volume: fscrypt ext4)|$xfiles|$xfailed|$xasserts|$xnot|$xtodo|$OUT/pjdfstest-$STAMP-vault.tap")
+fi
 if [ "$BASELINE" = 1 ]; then
   mkdir -p "$WORK/plain"
   read -r bfiles bfailed basserts bnot btodo < <(run_suite "$WORK/plain" "$OUT/pjdfstest-$STAMP-plain.tap")
