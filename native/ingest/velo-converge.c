@@ -239,8 +239,10 @@ static void run_task(struct task *t) {
   kept = &w;
   memcpy(rel, t->rel, t->rlen + 1);
   int below = converge(t->dfd, &t->d, rel, t->rlen);
+  /* the root is not made again when its attributes differ (another directory is, 'R'): an 'M' sets them exactly */
+  int root_xattrs = t->root && flistxattr(t->dfd, NULL, 0) != 0;
   close(t->dfd);
-  int m = t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs : below || !same_meta(&t->st, &t->e, 1);
+  int m = t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs || root_xattrs : below || !same_meta(&t->st, &t->e, 1);
   if (m) emit('M', t->root ? "." : rel, &t->e, 0);
   ix_entry(t->root ? "." : rel, t->root ? 1 : t->rlen, m ? NULL : &t->st, t->e.mode);
   if (fclose(plan) != 0 || fclose(w.f) != 0) die("out of memory", ENOMEM);

@@ -27,9 +27,9 @@
  * gc away — so it is not looked up); OUT receives the fingerprints of every file stored or found this run.
  * OUT records every entry (directories, symlinks and the rest as present, fpindex.h: a complete index).
  * --delta (with --index): the records of a delta over the layers IN describes — what a volume snapshot stores on
- * top of the last one (docs/volumes.md, "Snapshots as deltas"). An entry IN vouches for as unchanged gets no record
- * (a directory still does, flag 'u', or 'U' with extended attributes: the TypeScript side drops those with nothing
- * below them); every entry of IN
+ * top of the last one (docs/volumes.md, "Snapshots as deltas"). An entry IN vouches for as unchanged gets no record —
+ * but a directory does (flag 'u', or 'U' with extended attributes: the TypeScript side drops those with nothing below
+ * them), and so does a file with several links (a hard-link group is recorded whole, in one layer); every entry of IN
  * that the pass does not find, under a directory it found, gets a whiteout record after the walk (st_mode S_IFCHR,
  * flag 'w'); last comes a summary record (flag 'S', relpath empty): size = the bytes of every regular file in the
  * tree (an inode with several links once), rdev = their number (every path). Exit 3, before any work, when IN does
@@ -538,7 +538,9 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
       }
     } else if (S_ISREG(st.st_mode)) {
       const uint8_t *known = fpindex_match(&index_in, slot, &st);
-      if (delta && trust_index && fpindex_same(&index_in, slot, &st)) {
+      /* a file with several links is recorded however unchanged: its group must be whole in one layer, and a rename
+       * of a directory holding another of its links changes no ctime of it */
+      if (delta && trust_index && st.st_nlink == 1 && fpindex_same(&index_in, slot, &st)) {
         /* as the index saw it: in the base already (its object too: the base's layers are held) */
         fpindex_mark(&index_in, slot, 0);
         count_file(&st);
@@ -553,7 +555,7 @@ static void walk(int tree, int dfd, char *rel, size_t rlen, const char *abs) {
         hex_into(known, 32, hash);
         object_name(name, sizeof name, hash, (uint64_t)st.st_size, &st);
         if (trust_index || exists_at(name)) {
-          if (!delta) record(tree, rel, &st, NULL, 0, hash, 'd');
+          if (!delta || st.st_nlink > 1) record(tree, rel, &st, NULL, 0, hash, 'd');
           if (kept && fpindex_writer_add(kept, rel, rl, &st, known) < 0) die(rel, "write index");
           rel[rlen] = 0;
           continue;

@@ -10,7 +10,9 @@
  *   type: f file, d dir, l symlink (all must exist), p fifo, c char dev, b block dev, w overlay whiteout
  *         (p/c/b/w are created here if absent)
  *   mode (octal permission bits, 07777), uid, gid, mtime_sec, mtime_nsec, rdev, flags (bit 0: opaque dir →
- *   xattr trusted.overlay.opaque=y), xattrs (hex of a canonical xattr block, native/common/velo_xattrs.h;
+ *   xattr trusted.overlay.opaque=y; bit 1: the xattrs are the whole set — any other attribute of the path is removed,
+ *   but security.selinux, which the kernel gives every new inode: what a restore makes of a root it cannot recreate),
+ *   xattrs (hex of a canonical xattr block, native/common/velo_xattrs.h;
  *   empty = none; overlayfs' own attributes in it are refused: only the opaque flag may set one)
  * Order: chown before chmod (chown clears setuid bits), xattrs after both (chown clears security.capability),
  * times last. Send a directory after its children so
@@ -75,6 +77,37 @@ static int apply_xattrs(int dir, const char *base, const char *path, const char 
     char why[sizeof err->msg];
     snprintf(why, sizeof why, "%s", err->msg);
     return velo_fail(err, 0, "%s: %s", path, why);
+  }
+  return 0;
+}
+
+/* Remove every attribute of the path that the block (hex) does not name, but security.selinux (flags bit 1). */
+static int drop_other_xattrs(int dir, const char *base, const char *path, const char *hex, struct velo_err *err) {
+  cleanup_free uint8_t *block = NULL;
+  size_t len = 0;
+  if (hex[0] && unhex(hex, &block, &len, err) < 0) return velo_fail(err, 0, "%s: malformed xattr field", path);
+  char p[4096];
+  if ((size_t)snprintf(p, sizeof p, "/proc/self/fd/%d/%s", dir, base) >= sizeof p) return velo_fail(err, ENAMETOOLONG, "%s", path);
+  ssize_t n = llistxattr(p, NULL, 0);
+  if (n < 0 && errno == ENOTSUP) return 0;
+  if (n < 0) return VELO_FAIL_ERRNO(err, "%s: list xattrs", path);
+  if (n == 0) return 0;
+  cleanup_free char *names = malloc((size_t)n);
+  if (!names) return velo_fail(err, ENOMEM, "%s: list xattrs", path);
+  n = llistxattr(p, names, (size_t)n);
+  if (n < 0) return VELO_FAIL_ERRNO(err, "%s: list xattrs", path);
+  for (char *name = names; name < names + n; name += strlen(name) + 1) {
+    if (!strcmp(name, "security.selinux")) continue;
+    int named = 0;
+    if (len) {
+      struct velo_xattr_it it;
+      struct velo_xattr x;
+      int r;
+      if (velo_xattrs_begin(&it, block, len, err) < 0) return -1;
+      while (!named && (r = velo_xattrs_next(&it, &x, err)) > 0) named = !strcmp(x.name, name);
+      if (r < 0) return -1;
+    }
+    if (!named && lremovexattr(p, name) < 0 && errno != ENODATA) return VELO_FAIL_ERRNO(err, "%s: remove xattr %s", path, name);
   }
   return 0;
 }
@@ -150,6 +183,7 @@ static int apply(int root, struct record *r, int do_chown, struct velo_err *err)
     const char *name = geteuid() == 0 ? "trusted.overlay.opaque" : "user.overlay.opaque";
     if (setxattr(proc, name, "y", 1, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set %s", r->path, name);
   }
+  if (r->flags & 2 && drop_other_xattrs(dir, base, r->path, r->xattrs_hex ? r->xattrs_hex : "", err) < 0) return -1;
   if (r->xattrs_hex && r->xattrs_hex[0] && apply_xattrs(dir, base, r->path, r->xattrs_hex, err) < 0) return -1;
   struct timespec ts[2] = {r->mtime, r->mtime};
   if (utimensat(dir, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: set times", r->path);

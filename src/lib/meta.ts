@@ -16,6 +16,8 @@ export interface MetaRecord {
   rdev?: bigint
   opaque?: boolean // trusted.overlay.opaque=y
   xattrs?: Xattrs // set after chown/chmod (chown clears security.capability)
+  /** xattrs are the whole set: any other attribute of the path is removed (a restored volume's root) */
+  exactXattrs?: boolean
 }
 
 /** The metadata record of a manifest entry at relative path `rel` (velo-meta applies it). */
@@ -38,7 +40,7 @@ export function encodeMeta(records: MetaRecord[]): Buffer {
     const p = typeof r.path === 'string' ? Buffer.from(r.path) : r.path
     if (p.includes(0)) throw new VeloError('INTERNAL', 'path with NUL byte')
     parts.push(p, NUL)
-    const rest = [r.type, (r.mode & 0o7777).toString(8), r.uid, r.gid, r.mtimeSec, r.mtimeNsec, r.rdev ?? 0n, r.opaque ? 1 : 0, r.xattrs?.length ? encodeXattrs(r.xattrs).toString('hex') : '']
+    const rest = [r.type, (r.mode & 0o7777).toString(8), r.uid, r.gid, r.mtimeSec, r.mtimeNsec, r.rdev ?? 0n, (r.opaque ? 1 : 0) | (r.exactXattrs ? 2 : 0), r.xattrs?.length ? encodeXattrs(r.xattrs).toString('hex') : '']
     parts.push(Buffer.from(rest.join('\0') + '\0'))
   }
   return Buffer.concat(parts)

@@ -36,7 +36,7 @@ export interface IngestResult {
   seconds: number
   layerExisted: boolean
   warnings: string[]
-  /** a delta pass (IndexOptions.base): the image's layers, and whether a delta layer was written (nothing changed) */
+  /** a delta pass (IndexOptions.held): the image's layers, and whether a delta layer was written (nothing changed) */
   layers?: string[]
   delta?: boolean
 }
@@ -59,16 +59,15 @@ export interface OwnerOverrides {
   paths?: Map<string, {uid: number; gid: number}>
 }
 
-/** A volume's fingerprint index (native/ingest/fpindex.h) for the native pass: read from `in`, written to `out`;
- * `layer`: the layer `in` describes — while the store holds it, the objects of the index's hits are not looked up.
- * `base`: asked under the store lock, the layers (bottom first) of the image whose top layer `in` describes, when the
- * layer this pass makes may be a delta over them (velo-ingest --delta: changed entries and whiteouts only); the
- * image is then those layers and the delta (none when nothing changed). */
+/** A volume's fingerprint index (native/ingest/fpindex.h) for the native pass: read from `in`, written to `out`.
+ * `held`, asked under the store lock: the layers (bottom first) of an image that holds exactly the stack `in`
+ * describes, if one does — the objects of the index's hits are then in the store and are not looked up — and whether
+ * this pass may be a delta over them (velo-ingest --delta: changed entries and whiteouts only; the image is then those
+ * layers and the delta, none when nothing changed). */
 export interface IndexOptions {
   in?: string
   out: string
-  layer?: string
-  base?: (db: ManifestDb) => string[] | undefined
+  held?: (db: ManifestDb) => {layers: string[]; delta: boolean} | undefined
 }
 
 /** index: files unchanged since the index was written are not read again; ignored on the Node path (it hashes
@@ -108,7 +107,7 @@ export interface IngestTreesOptions {
 export interface TreesResult {
   /** one per directory, in the order given: its layer (one layer per directory) */
   trees: Array<{src: string; info: LayerInfo; layerExisted: boolean}>
-  /** the pass was a delta over these layers (IndexOptions.base): the image is them and the delta, whose info is the
+  /** the pass was a delta over these layers (IndexOptions.held): the image is them and the delta, whose info is the
    * tree's above (`empty`: nothing changed, no layer written); files and bytes of the whole tree */
   delta?: {base: string[]; empty: boolean; files: number; logicalBytes: number}
   image: ImageRecord
@@ -517,9 +516,10 @@ export async function ingestTrees(
     opts.onLocked?.()
     const pre = {newObjects: 0, newBytes: 0, files: 0, bytes: 0}
     // the index's layer held by the store, checked under its lock (gc waits): the objects its hits name are there
-    const index: NativeIndex | undefined = opts.index && dirs.length === 1 ? {in: opts.index.in, out: opts.index.out, trust: !!opts.index.in && !!opts.index.layer && db.hasLayer(opts.index.layer)} : undefined
+    const held = opts.index?.in && dirs.length === 1 ? opts.index.held?.(db) : undefined
+    const index: NativeIndex | undefined = opts.index && dirs.length === 1 ? {in: opts.index.in, out: opts.index.out, trust: !!held} : undefined
     // a delta over the image the index describes, held under this lock (gc cannot take its layers meanwhile)
-    const base = tool && index?.trust ? opts.index!.base?.(db) : undefined
+    const base = tool && held?.delta ? held.layers : undefined
     if (tool && base) {
       const srcs = scanned.map((s) => s.src)
       const tried = await scanNativeStreaming(tool, store, srcs, xfilter, pre, {...index!, delta: true})

@@ -108,6 +108,8 @@ export function convergeToLayer(home: string, dir: string, layers: string[], ind
         mtimeNsec: Number(f[6].toString('latin1')),
         rdev: BigInt(f[7].toString('latin1')),
         ...(xhex ? {xattrs: decodeXattrs(Buffer.from(xhex, 'hex'))} : {}),
+        // the root cannot be made again as a directory with other attributes is: its own that the snapshot lacks go
+        ...(rel.length === 1 && rel[0] === 0x2e ? {exactXattrs: true} : {}),
       })
     } catch (err) {
       throw err instanceof VeloError ? err : fromSystemError(err, `restore of ${rel.toString()}`)

@@ -5,6 +5,7 @@ import {mkdirsNoFollow, writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
 import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
+import {newHasher} from '../lib/blake3'
 import {emitEvent} from '../lib/events'
 import {validateName} from '../lib/names'
 import {DISK_MIN, isVolumeExtra, parseBytes} from '../profiles/profile'
@@ -63,25 +64,33 @@ export const volumeDataDir = (home: string, name: string) => path.join(volumeDir
  * files equal to), so a pass may skip looking up the objects of its hits while the store holds that layer.
  * `index.new` while a pass writes one; it takes the name when the snapshot is committed or the restore applied.
  */
-export function volumeIndex(home: string, name: string): {path?: string; layer?: string; next: string} {
+/**
+ * What a volume's index is named by: the stack of layers (bottom first) it describes — its one layer, or for a snapshot
+ * stored as a delta the BLAKE3 of its layers' ids. A layer may top two different stacks (layers are named by their
+ * content), so an index is only ever read against the very stack it was written for.
+ */
+export const stackId = (layers: string[]): string => (layers.length === 1 ? layers[0] : newHasher().update(`velo-stack\n${layers.join('\n')}`).digest('hex'))
+
+export function volumeIndex(home: string, name: string): {path?: string; stack?: string; next: string} {
   const dir = volumeDir(home, name)
   const next = path.join(dir, 'index.new')
-  let best: {path: string; layer: string; mtime: number} | undefined
+  let best: {path: string; stack: string; mtime: number} | undefined
   try {
     for (const n of fs.readdirSync(dir)) {
       const m = /^index-([0-9a-f]{64})$/.exec(n)
       if (!m) continue
       const mtime = fs.statSync(path.join(dir, n)).mtimeMs
-      if (!best || mtime > best.mtime) best = {path: path.join(dir, n), layer: m[1], mtime}
+      if (!best || mtime > best.mtime) best = {path: path.join(dir, n), stack: m[1], mtime}
     }
   } catch {}
-  return best ? {path: best.path, layer: best.layer, next} : {next}
+  return best ? {path: best.path, stack: best.stack, next} : {next}
 }
 
-/** index.new becomes the index of LAYER; older ones go (a kill in between leaves two: the newest is read). */
-function adoptIndex(home: string, name: string, layer: string): void {
+/** index.new becomes the index of the stack STACK (stackId); older ones go (a kill in between leaves two: the newest
+ * is read). */
+function adoptIndex(home: string, name: string, stack: string): void {
   const dir = volumeDir(home, name)
-  const keep = `index-${layer}`
+  const keep = `index-${stack}`
   try {
     fs.renameSync(path.join(dir, 'index.new'), path.join(dir, keep))
   } catch (err) {
@@ -225,9 +234,10 @@ export async function snapshotMounts(home: string, name: string, target: string)
   const {ensureFarm, farmPath} = await import('../sandbox/farm')
   const db = ManifestDb.open(home)
   try {
-    return snaps.map((s) => {
+    return snaps.flatMap((s) => {
       // a view is one farm: a snapshot stored as a delta is made one layer first (once: its image then names it)
       const layer = s.layers.length > 1 ? squashSnapshot(home, db, name, s) : s.layer
+      if (!layer) return [] // removed meanwhile (velo volume snapshot rm)
       ensureFarm(home, db, layer)
       // the mount point, made from the host (a read-only mount of the volume could not get it made inside); its
       // tenants write there, so never through a symlink one of them put in place of .snapshots
@@ -289,7 +299,7 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
       fs.rmSync(ix.next, {force: true})
       const r = await ingestDirectory(home, volumeDataDir(home, name), image, undefined, undefined, {
         // a delta over the snapshot the index describes, while its stack is short enough
-        index: {in: ix.path, out: ix.next, layer: ix.layer, base: (db) => (ix.layer ? snapshotStack(db, name, ix.layer) : undefined)},
+        index: {in: ix.path, out: ix.next, held: (db) => (ix.stack ? heldStack(db, name, ix.stack) : undefined)},
         // never the vault: its files are secrets, and the store's objects are shared and unencrypted (only its
         // mount point is in the data dir, but a snapshot restored while it is locked must not make it appear)
         omitRootNames: [VAULT_DIR],
@@ -298,7 +308,7 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
           if (o.pause !== false) guard = pauseWriters(home, name)
         },
       })
-      adoptIndex(home, name, r.layer)
+      adoptIndex(home, name, stackId(r.layers ?? [r.layer]))
       const paused = guard?.paused ?? []
       emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer, paused: paused.length})
       return {name: snap, image, layer: r.layer, layers: r.layers ?? [r.layer], createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
@@ -314,34 +324,48 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
  * checkouts read every layer of the stack). */
 export const MAX_SNAPSHOT_LAYERS = 8
 
-/** The layers (bottom first) of a snapshot of volume NAME whose top layer is TOP — what the volume's index describes —
- * when a delta may go on them; undefined: the next snapshot is stored whole. */
-function snapshotStack(db: import('../manifest/db').ManifestDb, name: string, top: string): string[] | undefined {
+/** The layers (bottom first) of a snapshot of volume NAME that holds exactly the stack STACK (stackId) — what the
+ * volume's index describes — and whether a delta may go on them (shorter than MAX_SNAPSHOT_LAYERS); undefined: no
+ * snapshot holds it (the index's hits are looked up, and the snapshot is stored whole). */
+function heldStack(db: import('../manifest/db').ManifestDb, name: string, stack: string): {layers: string[]; delta: boolean} | undefined {
   const prefix = snapshotImage(name, '')
-  const img = db.listImages().find((i) => i.name.startsWith(prefix) && i.layers[i.layers.length - 1] === top)
-  return img && img.layers.length < MAX_SNAPSHOT_LAYERS ? img.layers : undefined
+  const img = db.listImages().find((i) => i.name.startsWith(prefix) && i.layers.length > 0 && stackId(i.layers) === stack)
+  return img ? {layers: img.layers, delta: img.layers.length < MAX_SNAPSHOT_LAYERS} : undefined
 }
 
 /**
  * A snapshot stored as a delta made one layer (src/image/view.ts squashLayers: the layer a full snapshot of the same
  * files has), its image then naming that layer alone; the volume's index follows it when it described the old stack.
- * Under the store's shared lock, as an ingest; two at once write the same layer. Returns the layer.
+ * Under the store's shared lock, as an ingest; two at once write the same layer. Returns the layer, or undefined when
+ * the snapshot was removed meanwhile.
  */
-function squashSnapshot(home: string, db: import('../manifest/db').ManifestDb, name: string, s: SnapshotInfo): string {
+function squashSnapshot(home: string, db: import('../manifest/db').ManifestDb, name: string, s: SnapshotInfo): string | undefined {
   const {squashLayers} = require('../image/view') as typeof import('../image/view')
   const lock = new StoreLock(path.join(home, 'lock')).acquire('shared')
   try {
+    // squashed by another call meanwhile: its one layer; removed meanwhile: no view
+    const settled = () => {
+      const now = db.getImage(s.image)
+      return now?.layers.length === 1 ? now.layers[0] : undefined
+    }
     const img = db.getImage(s.image)
-    if (!img || img.layers.join('/') !== s.layers.join('/')) return img?.layers.length === 1 ? img.layers[0] : s.layer
+    if (!img || img.layers.join('/') !== s.layers.join('/')) return settled()
     const squashed = squashLayers(db, img.layers, img.source)
+    // the image as it is now, in the write's own transaction: one removed (snapshot rm) or squashed meanwhile stays so
+    let replaced = false
     db.writeSync(() => {
+      const now = db.getImage(s.image)
+      if (!now || now.layers.join('/') !== s.layers.join('/')) return
       db.putLayerInTxn(squashed.info, squashed.entries)
-      const {files: _f, logicalBytes: _b, ...rest} = img
-      db.images.putSync(img.name, {...rest, layers: [squashed.info.id]})
+      const {files: _f, logicalBytes: _b, ...rest} = now
+      db.images.putSync(now.name, {...rest, layers: [squashed.info.id]})
+      replaced = true
     }, 'squash')
+    if (!replaced) return settled()
     try {
-      fs.renameSync(path.join(volumeDir(home, name), `index-${s.layer}`), path.join(volumeDir(home, name), `index-${squashed.info.id}`))
-    } catch {} // it describes another snapshot, or another squash moved it
+      // the index of exactly this stack now describes the squashed layer (the same tree)
+      fs.renameSync(path.join(volumeDir(home, name), `index-${stackId(s.layers)}`), path.join(volumeDir(home, name), `index-${squashed.info.id}`))
+    } catch {} // it describes another stack, or another squash moved it
     return squashed.info.id
   } finally {
     lock.release()
@@ -590,7 +614,7 @@ function finishRestore(home: string, name: string, layers: string[], marker?: {s
     store.release()
   }
   fs.mkdirSync(path.join(data, SNAPSHOTS_DIR), {recursive: true, mode: 0o755})
-  adoptIndex(home, name, layers[layers.length - 1])
+  adoptIndex(home, name, stackId(layers))
   fs.rmSync(path.join(volumeDir(home, name), RESTORING), {force: true})
   return r
 }

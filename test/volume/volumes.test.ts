@@ -4,6 +4,7 @@ import {execFileSync, spawn} from 'node:child_process'
 import {afterAll, describe, expect, it} from 'vitest'
 import {rmrf, tmpDir, VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
+import {stackId} from '../../src/volume/volumes'
 
 // Named volumes (src/volume/volumes.ts): a dir of the store holding the ids tenants see, idmapped into every
 // tenant with a user namespace. Real tenants, real idmapped mounts.
@@ -249,9 +250,9 @@ describe('volumes', () => {
     expect(fileOpens(['volume', 'snapshot', V, 's3']).n).toBe(1)
     ok(['volume', 'create', `${V}c`, '--from', `volume:${V}:s3`])
     expect(fs.readFileSync(path.join(sb.json(['volume', 'inspect', `${V}c`]).dir, 'f3'), 'utf8')).toBe(`CONTENT 3\n`.repeat(100))
-    // the index is named after the layer it describes (s3's)
+    // the index is named after the stack of layers it describes (s3's: s1's layer and s3's delta)
     const indexes = () => fs.readdirSync(path.dirname(data)).filter((n) => n.startsWith('index'))
-    expect(indexes()).toEqual([`index-${sb.json(['volume', 'snapshots', V]).find((x: any) => x.name === 's3').layer}`])
+    expect(indexes()).toEqual([`index-${stackId(sb.json(['volume', 'snapshots', V]).find((x: any) => x.name === 's3').layers)}`])
     // once no image holds that layer and gc took its objects, the index's hits are looked up, not trusted:
     // the next snapshot stores them again and fsck finds every object
     ok(['volume', 'snapshot', 'rm', V, 's1'])
