@@ -173,6 +173,8 @@ static int apply(int root, struct record *r, int do_chown, struct velo_err *err)
 
   if (do_chown && fchownat(dir, base, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: chown %u:%u", r->path, r->uid, r->gid);
   if (!is_link && fchmodat(dir, base, r->mode & 07777, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: chmod %o", r->path, r->mode);
+  /* the whole set first: the opaque mark below is not in the block */
+  if (r->flags & 2 && drop_other_xattrs(dir, base, r->path, r->xattrs_hex ? r->xattrs_hex : "", err) < 0) return -1;
   if (r->flags & 1) {
     cleanup_fd int fd = openat(dir, base, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return VELO_FAIL_ERRNO(err, "%s: open", r->path);
@@ -183,7 +185,6 @@ static int apply(int root, struct record *r, int do_chown, struct velo_err *err)
     const char *name = geteuid() == 0 ? "trusted.overlay.opaque" : "user.overlay.opaque";
     if (setxattr(proc, name, "y", 1, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: set %s", r->path, name);
   }
-  if (r->flags & 2 && drop_other_xattrs(dir, base, r->path, r->xattrs_hex ? r->xattrs_hex : "", err) < 0) return -1;
   if (r->xattrs_hex && r->xattrs_hex[0] && apply_xattrs(dir, base, r->path, r->xattrs_hex, err) < 0) return -1;
   struct timespec ts[2] = {r->mtime, r->mtime};
   if (utimensat(dir, base, ts, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: set times", r->path);

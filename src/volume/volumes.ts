@@ -59,45 +59,46 @@ export const volumesDir = (home: string) => path.join(home, 'volumes')
 export const volumeDir = (home: string, name: string) => path.join(volumesDir(home), name)
 export const volumeDataDir = (home: string, name: string) => path.join(volumeDir(home, name), 'data')
 /**
- * The fingerprint index of the data dir (native/ingest/fpindex.h), a cache the snapshot and restore passes keep, named
- * after the layer it describes: `index-<layer id>` (the snapshot it was written with, or the one a restore made the
- * files equal to), so a pass may skip looking up the objects of its hits while the store holds that layer.
- * `index.new` while a pass writes one; it takes the name when the snapshot is committed or the restore applied.
- */
-/**
  * What a volume's index is named by: the stack of layers (bottom first) it describes — its one layer, or for a snapshot
  * stored as a delta the BLAKE3 of its layers' ids. A layer may top two different stacks (layers are named by their
  * content), so an index is only ever read against the very stack it was written for.
  */
 export const stackId = (layers: string[]): string => (layers.length === 1 ? layers[0] : newHasher().update(`velo-stack\n${layers.join('\n')}`).digest('hex'))
 
+/**
+ * The fingerprint index of the data dir (native/ingest/fpindex.h), a cache the snapshot and restore passes keep, named
+ * after the stack it describes: `stack-<stackId>` (the snapshot it was written with, or the one a restore made the
+ * files equal to). `index.new` while a pass writes one; it takes the name when the snapshot is committed or the
+ * restore applied. An `index-<layer>` of an older velo named only the stack's top layer, which may top another stack
+ * too: it is read for its fingerprints (`stack` undefined: its hits are looked up, and the snapshot is stored whole).
+ */
 export function volumeIndex(home: string, name: string): {path?: string; stack?: string; next: string} {
   const dir = volumeDir(home, name)
   const next = path.join(dir, 'index.new')
-  let best: {path: string; stack: string; mtime: number} | undefined
+  let best: {path: string; stack?: string; mtime: number} | undefined
   try {
     for (const n of fs.readdirSync(dir)) {
-      const m = /^index-([0-9a-f]{64})$/.exec(n)
+      const m = /^(stack|index)-([0-9a-f]{64})$/.exec(n)
       if (!m) continue
       const mtime = fs.statSync(path.join(dir, n)).mtimeMs
-      if (!best || mtime > best.mtime) best = {path: path.join(dir, n), stack: m[1], mtime}
+      if (!best || mtime > best.mtime) best = {path: path.join(dir, n), stack: m[1] === 'stack' ? m[2] : undefined, mtime}
     }
   } catch {}
-  return best ? {path: best.path, stack: best.stack, next} : {next}
+  return best ? {path: best.path, ...(best.stack ? {stack: best.stack} : {}), next} : {next}
 }
 
 /** index.new becomes the index of the stack STACK (stackId); older ones go (a kill in between leaves two: the newest
  * is read). */
 function adoptIndex(home: string, name: string, stack: string): void {
   const dir = volumeDir(home, name)
-  const keep = `index-${stack}`
+  const keep = `stack-${stack}`
   try {
     fs.renameSync(path.join(dir, 'index.new'), path.join(dir, keep))
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // no native pass wrote one
     throw fromSystemError(err, `cannot keep the index of volume ${name}`)
   }
-  for (const n of fs.readdirSync(dir)) if ((n === 'index' || n.startsWith('index-')) && n !== keep) fs.rmSync(path.join(dir, n), {force: true})
+  for (const n of fs.readdirSync(dir)) if ((n === 'index' || n.startsWith('index-') || n.startsWith('stack-')) && n !== keep) fs.rmSync(path.join(dir, n), {force: true})
 }
 
 /** Docker's rule for `-v SRC:DST`: a SRC that is a bare name (no `/`, not starting with `.` or `~`) is a volume. */
@@ -364,7 +365,7 @@ function squashSnapshot(home: string, db: import('../manifest/db').ManifestDb, n
     if (!replaced) return settled()
     try {
       // the index of exactly this stack now describes the squashed layer (the same tree)
-      fs.renameSync(path.join(volumeDir(home, name), `index-${stackId(s.layers)}`), path.join(volumeDir(home, name), `index-${squashed.info.id}`))
+      fs.renameSync(path.join(volumeDir(home, name), `stack-${stackId(s.layers)}`), path.join(volumeDir(home, name), `stack-${squashed.info.id}`))
     } catch {} // it describes another stack, or another squash moved it
     return squashed.info.id
   } finally {

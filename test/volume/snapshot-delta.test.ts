@@ -209,6 +209,19 @@ describe('volume snapshots stored as deltas', () => {
     snapshot(W, 's5')
     expect(listing(checkout(`volume:${W}:s5`))).toBe(listing(w))
     expect(sb.json(['fsck']).problems).toEqual([])
+
+    // an index an older velo named after its stack's top layer only (index-<layer>) — here after s3's one layer, while
+    // it describes s5's tree: read for its fingerprints, never as a base — the next snapshot is whole and right
+    const vdir = path.dirname(w)
+    const current = fs.readdirSync(vdir).filter((n) => n.startsWith('stack-'))
+    expect(current).toHaveLength(1)
+    fs.renameSync(path.join(vdir, current[0]), path.join(vdir, `index-${s3.layer}`))
+    sh(`cd ${w} && echo more >> x`)
+    settle()
+    const s6 = snapshot(W, 's6')
+    expect(s6.layers).toEqual([s6.layer])
+    expect(listing(checkout(`volume:${W}:s6`))).toBe(listing(w))
+    expect(fs.readdirSync(vdir).filter((n) => n.startsWith('index') || n.startsWith('stack-'))).toEqual([`stack-${s6.layer}`])
     ok(['volume', 'rm', V])
     ok(['volume', 'rm', W])
   })
