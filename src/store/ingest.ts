@@ -36,9 +36,8 @@ export interface IngestResult {
   seconds: number
   layerExisted: boolean
   warnings: string[]
-  /** a delta pass (IndexOptions.held): the image's layers, and whether a delta layer was written (nothing changed) */
-  layers?: string[]
-  delta?: boolean
+  /** the image's layers: a volume snapshot stored as a delta (IndexOptions.held) is its base's and its own */
+  layers: string[]
 }
 
 
@@ -78,18 +77,18 @@ export async function ingestDirectory(home: string, dir: string, name: string, p
   const info = t.info
   return {
     image: name,
-    // a delta pass: the image's top layer (its base's when nothing changed), the whole tree's counts
+    // a delta pass: the image's top layer (its base's when nothing changed), the whole tree's counts (its record's)
     layer: r.image.layers[r.image.layers.length - 1],
-    ...(r.delta ? {layers: r.image.layers, delta: !r.delta.empty} : {}),
-    files: r.delta?.files ?? info.files,
+    layers: r.image.layers,
+    files: r.image.files ?? info.files,
     dirs: info.dirs,
     symlinks: info.symlinks,
     others: info.others,
     skippedSockets: r.skippedSockets,
-    logicalBytes: r.delta?.logicalBytes ?? info.logicalBytes,
+    logicalBytes: r.image.logicalBytes ?? info.logicalBytes,
     newObjects: r.newObjects,
     newBytes: r.newBytes,
-    dedupRatio: r.newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : (r.delta?.logicalBytes ?? info.logicalBytes) / r.newBytes,
+    dedupRatio: r.newBytes === 0 ? (info.logicalBytes === 0 ? 1 : Infinity) : (r.image.logicalBytes ?? info.logicalBytes) / r.newBytes,
     seconds: r.seconds,
     layerExisted: t.layerExisted,
     warnings: r.warnings,
@@ -107,9 +106,6 @@ export interface IngestTreesOptions {
 export interface TreesResult {
   /** one per directory, in the order given: its layer (one layer per directory) */
   trees: Array<{src: string; info: LayerInfo; layerExisted: boolean}>
-  /** the pass was a delta over these layers (IndexOptions.held): the image is them and the delta, whose info is the
-   * tree's above (`empty`: nothing changed, no layer written); files and bytes of the whole tree */
-  delta?: {base: string[]; empty: boolean; files: number; logicalBytes: number}
   image: ImageRecord
   skippedSockets: number
   newObjects: number
@@ -592,7 +588,6 @@ export async function ingestTrees(
       )
     return {
       trees: scanned.map((s, i) => ({src: s.src, info: squashed?.info ?? built[i].info, layerExisted: existed[i]})),
-      ...(delta && !squashed ? {delta: {base: delta.base, empty, files: delta.files, logicalBytes: delta.logicalBytes}} : {}),
       image,
       skippedSockets: scanned.reduce((a, s) => a + s.skippedSockets, 0),
       newObjects: counts.newObjects,

@@ -309,10 +309,10 @@ export async function snapshotVolume(home: string, name: string, snap: string, o
           if (o.pause !== false) guard = pauseWriters(home, name)
         },
       })
-      adoptIndex(home, name, stackId(r.layers ?? [r.layer]))
+      adoptIndex(home, name, stackId(r.layers))
       const paused = guard?.paused ?? []
       emitEvent(home, 'volume', 'snapshot', name, {snapshot: snap, layer: r.layer, paused: paused.length})
-      return {name: snap, image, layer: r.layer, layers: r.layers ?? [r.layer], createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
+      return {name: snap, image, layer: r.layer, layers: r.layers, createdAt: new Date().toISOString(), files: r.files, logicalBytes: r.logicalBytes, newBytes: r.newBytes, paused}
     } finally {
       if (guard) thawWriters(home, name, guard)
     }
