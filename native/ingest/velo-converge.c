@@ -1,27 +1,32 @@
 /* velo-converge: what must change in a directory to make it equal to a layer, or to a stack of them (`velo volume
- * restore`; a volume snapshot stored as a delta is its base's layers and its own, docs/volumes.md).
+ * restore`; a volume snapshot stored as a delta is its base's layers and its own, docs/volumes.md), and then that
+ * change made (converge-apply.c). Two passes, so the caller can act between them (make the cold objects the plan
+ * copies plain, write its marker) before the first change:
  *
- *   velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT      (layers bottom first, as an image lists them)
+ *   velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT PLAN      (layers bottom first, as an image lists them)
+ *   velo-converge --apply DIR PLAN [--no-chown]
  *
  * Walks DIR (no symlink followed; directories opened relative to their parent with O_NOFOLLOW) and the layer's
- * tree side by side, names in bytewise order, and prints the plan; it changes nothing in DIR. A regular file is
+ * tree side by side, names in bytewise order, and writes the plan; it changes nothing in DIR. A regular file is
  * kept only when its stat fingerprint matches its record in INDEX (fpindex.h: its content is known without
  * reading it) and content, size, owner and mode equal the layer's; everything it cannot prove equal is replaced.
  * INDEX_OUT lists every entry the tree will have once the plan is applied (fpindex.h, COMPLETE): what the plan keeps as
  * it is, vouched for (a file with its content's hash); what it makes, replaces or sets the metadata of, as present
  * only (the next snapshot reads it again). An index of LAYERS, on which the next snapshot can be a delta.
- * The plan, applied by src/volume/restore.ts, one record per path, 13 fields each ending in NUL:
+ * The plan goes to PLAN, in segments (below); stdout gets the store objects its copies need that are not plain files
+ * now (cold ones, src/store/cold.ts), each path ended by a NUL. One record per path, 13 fields each ending in NUL:
  *   action  relpath  st_mode  uid  gid  mtime_sec  mtime_nsec  rdev  object-path  hex(symlink target)
  *   hex(xattr block)  link-group  size
  * action: 'D' remove the path (and all below it), 'C' create it (absent), 'R' remove then create, 'M' set its
  * metadata (owner, mode, mtime, xattrs; a directory whose contents changed gets one after them). Parents come
  * before their children; 'M' of a directory after them. link-group: "L:INO", the layer (its place in the stack,
- * top 0) and its inode number there, for files with nlink > 1 (the apply side links later members to the first),
+ * top 0) and its inode number there, for files with nlink > 1 (the apply pass links later members to the first),
  * else empty: a hard-link group lives in one layer.
  * Subtrees down to SPLIT_DEPTH are planned on up to MAX_THREADS threads (one per CPU), each with its own read
- * transaction and its own output and index buffers, written out at the end: a subtree's records only ever concern
- * paths inside it (its directory exists on both sides), so their order among subtrees does not matter to the
- * apply side, while inside each the order above holds.
+ * transaction and its own output and index buffers, written out at the end, each subtree's records as one segment
+ * of PLAN (a u64 little-endian byte count, then the records): a subtree's records only ever concern paths inside it
+ * (its directory exists on both sides), so segments can be applied side by side, while inside each the order above
+ * holds.
  * Exit 0; or "velo-converge: what: why" on stderr and exit 1. */
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -39,6 +46,7 @@
 #include "dirlist.h"
 #include "records.h"
 #include "fpindex.h"
+#include "converge.h"
 
 #define SPLIT_DEPTH 3
 #define MAX_THREADS 4
@@ -52,10 +60,11 @@ static int n_threads = 1;
 /* each thread's: read transaction, plan buffer, index records of the files it keeps */
 static __thread MDB_txn *txn;
 static __thread FILE *out;
+static __thread FILE *absent; /* the objects its copies need that are not plain files now (cold ones) */
 static __thread struct fpindex_writer *kept;
 
 static pthread_mutex_t die_lock = PTHREAD_MUTEX_INITIALIZER;
-static void die(const char *what, int e) {
+void converge_die(const char *what, int e) {
   pthread_mutex_lock(&die_lock); /* the first to fail reports and exits; never unlocked */
   /* other threads may be writing: the temp index goes by name, and _exit flushes no stream under their feet */
   if (writing_index) unlink(index_out.tmp);
@@ -78,8 +87,9 @@ static void emit(char action, const char *rel, const struct velo_entry *e, int l
   rec_i64(out, e->mtime_nsec);
   rec_i64(out, (int64_t)e->rdev);
   char obj[4096] = "";
-  if (S_ISREG(e->mode) && e->size > 0 && velo_object_path(&store, e, obj, sizeof obj) < 0) die(rel, ENAMETOOLONG);
+  if (S_ISREG(e->mode) && e->size > 0 && velo_object_path(&store, e, obj, sizeof obj) < 0) converge_die(rel, ENAMETOOLONG);
   rec_str(out, obj);
+  if (obj[0] && action != 'M' && access(obj, F_OK) < 0) rec_str(absent, obj);
   rec_hex(out, e->target ? e->target : "", e->target ? e->target_len : 0);
   rec_hex(out, e->xattrs ? e->xattrs : "", e->xattrs ? e->xattrs_len : 0);
   if (S_ISREG(e->mode) && e->nlink > 1) {
@@ -106,10 +116,10 @@ static int collect(void *ctx, const char *name, size_t len, const struct velo_en
   if (c->n == c->cap) {
     c->cap = c->cap ? 2 * c->cap : 16;
     c->v = realloc(c->v, c->cap * sizeof *c->v);
-    if (!c->v) die("out of memory", ENOMEM);
+    if (!c->v) converge_die("out of memory", ENOMEM);
   }
   char *n = malloc(len + 1);
-  if (!n) die("out of memory", ENOMEM);
+  if (!n) converge_die("out of memory", ENOMEM);
   memcpy(n, name, len);
   n[len] = 0;
   c->v[c->n].name = n;
@@ -121,7 +131,7 @@ static int collect(void *ctx, const char *name, size_t len, const struct velo_en
 static void layer_children(const struct velo_dir *d, struct children *c) {
   struct velo_err err;
   memset(c, 0, sizeof *c);
-  if (velo_view_readdir(txn, &view, d, collect, c, &err) != 0) die(err.msg, 0);
+  if (velo_view_readdir(txn, &view, d, collect, c, &err) != 0) converge_die(err.msg, 0);
 }
 static void free_children(struct children *c) {
   for (size_t i = 0; i < c->n; i++) free(c->v[i].name);
@@ -130,7 +140,7 @@ static void free_children(struct children *c) {
 
 static size_t join(char *rel, size_t rlen, const char *name) {
   size_t nl = strlen(name), at = rlen;
-  if (rlen + nl + 2 >= 65536) die("path too long", ENAMETOOLONG);
+  if (rlen + nl + 2 >= 65536) converge_die("path too long", ENAMETOOLONG);
   if (rlen) rel[at++] = '/';
   memcpy(rel + at, name, nl + 1);
   return at + nl;
@@ -139,7 +149,7 @@ static size_t join(char *rel, size_t rlen, const char *name) {
 static void sub_dir(const struct velo_dir *d, const char *name, struct velo_dir *sub) {
   struct velo_err err;
   struct velo_entry e;
-  if (velo_view_lookup(txn, &view, d, name, strlen(name), &e, sub, NULL, &err) != 1) die(err.msg, 0);
+  if (velo_view_lookup(txn, &view, d, name, strlen(name), &e, sub, NULL, &err) != 1) converge_die(err.msg, 0);
 }
 
 static void create_entry(const struct velo_dir *d, const struct child *ch, char *rel, size_t rlen);
@@ -174,7 +184,7 @@ static void ix_entry(const char *rel, size_t len, const struct stat *st, uint32_
     memset(&made, 0, sizeof made);
     made.st_mode = mode;
   }
-  if (fpindex_writer_seen(kept, rel, len, st ? st : &made, st != NULL) < 0) die("write index", errno);
+  if (fpindex_writer_seen(kept, rel, len, st ? st : &made, st != NULL) < 0) converge_die("write index", errno);
 }
 
 static int same_meta(const struct stat *st, const struct velo_entry *e, int with_mtime) {
@@ -199,8 +209,8 @@ struct task {
   struct stat st;
   struct velo_entry e; /* a directory's: no pointers into the map are used (no target, no xattrs) */
   int root;
-  char *plan, *ix; /* its output, its kept files' index records */
-  size_t plan_len, ix_len;
+  char *plan, *ix, *absent; /* its output, its kept files' index records, objects its copies need that are absent */
+  size_t plan_len, ix_len, absent_len;
   uint64_t ix_count;
   struct task *next_done;
 };
@@ -215,7 +225,7 @@ static void push_task(struct task *t) {
   if (q_len == q_cap) {
     q_cap = q_cap ? 2 * q_cap : 64;
     queue = realloc(queue, q_cap * sizeof *queue);
-    if (!queue) die("out of memory", ENOMEM);
+    if (!queue) converge_die("out of memory", ENOMEM);
   }
   queue[q_len++] = t;
   pthread_cond_signal(&q_cond);
@@ -229,12 +239,13 @@ static int root_fd = -1;
 
 static void run_task(struct task *t) {
   static __thread char rel[65536];
-  if (t->dfd < 0 && (t->dfd = open_dir_beneath(root_fd, t->rel)) < 0) die(t->rel, errno);
+  if (t->dfd < 0 && (t->dfd = open_dir_beneath(root_fd, t->rel)) < 0) converge_die(t->rel, errno);
   FILE *plan = open_memstream(&t->plan, &t->plan_len);
+  absent = open_memstream(&t->absent, &t->absent_len);
   struct fpindex_writer w = index_out; /* its cutoff; records go to a buffer */
   w.count = 0;
   w.f = open_memstream(&t->ix, &t->ix_len);
-  if (!plan || !w.f) die("out of memory", ENOMEM);
+  if (!plan || !w.f || !absent) converge_die("out of memory", ENOMEM);
   out = plan;
   kept = &w;
   memcpy(rel, t->rel, t->rlen + 1);
@@ -245,7 +256,7 @@ static void run_task(struct task *t) {
   int m = t->root ? below || !same_meta(&t->st, &t->e, 1) || t->e.xattrs || root_xattrs : below || !same_meta(&t->st, &t->e, 1);
   if (m) emit('M', t->root ? "." : rel, &t->e, 0);
   ix_entry(t->root ? "." : rel, t->root ? 1 : t->rlen, m ? NULL : &t->st, t->e.mode);
-  if (fclose(plan) != 0 || fclose(w.f) != 0) die("out of memory", ENOMEM);
+  if (fclose(plan) != 0 || fclose(w.f) != 0 || fclose(absent) != 0) converge_die("out of memory", ENOMEM);
   t->ix_count = w.count;
   out = NULL;
   kept = NULL;
@@ -254,7 +265,7 @@ static void run_task(struct task *t) {
 static void *worker(void *arg) {
   (void)arg;
   struct velo_err err;
-  if (velo_txn_begin(&store, &txn, &err) < 0) die(err.msg, 0);
+  if (velo_txn_begin(&store, &txn, &err) < 0) converge_die(err.msg, 0);
   pthread_mutex_lock(&q_lock);
   for (;;) {
     if (q_len) {
@@ -284,7 +295,7 @@ static int split(int sfd, const struct velo_dir *sub, const char *rel, size_t l,
   for (size_t i = 0; i < l; i++) depth += rel[i] == '/';
   if (depth > SPLIT_DEPTH) return 0;
   struct task *t = calloc(1, sizeof *t);
-  if (!t || !(t->rel = strdup(rel))) die("out of memory", ENOMEM);
+  if (!t || !(t->rel = strdup(rel))) converge_die("out of memory", ENOMEM);
   close(sfd); /* opened again by the thread that takes it */
   t->dfd = -1;
   t->d = *sub;
@@ -300,7 +311,7 @@ static int split(int sfd, const struct velo_dir *sub, const char *rel, size_t l,
  * (which moves its mtime: it needs an 'M' after them). */
 static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
   struct dirlist dl;
-  if (dirlist_read(dfd, &dl) < 0) die(rel[0] ? rel : ".", errno);
+  if (dirlist_read(dfd, &dl) < 0) converge_die(rel[0] ? rel : ".", errno);
   size_t n = dl.n;
   struct children c;
   layer_children(d, &c);
@@ -325,14 +336,14 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
     int elayer = c.v[j].layer;
     j++;
     struct stat st;
-    if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) die(rel, errno);
+    if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) converge_die(rel, errno);
     char action = 0; /* 0 keep, 'M', 'R' */
     int indexed = 0;  /* its index record written where the decision was made (a directory kept, a file kept) */
     if ((st.st_mode & S_IFMT) != (e->mode & S_IFMT)) {
       action = 'R';
     } else if (S_ISDIR(st.st_mode)) {
       int sfd = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sfd < 0) die(rel, errno);
+      if (sfd < 0) converge_die(rel, errno);
       if (e->xattrs || flistxattr(sfd, NULL, 0) != 0) {
         close(sfd);
         action = 'R'; /* xattrs to remove or to set on a dir: recreated with all below it */
@@ -361,12 +372,12 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
       else {
         action = same_meta(&st, e, 1) ? 0 : 'M';
         /* kept with its content: still indexed (a chmod/chown/utimes by the plan changes its ctime anyway) */
-        if (!action && fpindex_writer_add(kept, rel, l, &st, known) < 0) die("write index", errno);
+        if (!action && fpindex_writer_add(kept, rel, l, &st, known) < 0) converge_die("write index", errno);
       }
     } else if (S_ISLNK(st.st_mode)) {
       char target[4096];
       ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
-      if (tl < 0) die(rel, errno);
+      if (tl < 0) converge_die(rel, errno);
       if ((size_t)tl != e->target_len || memcmp(target, e->target, (size_t)tl) != 0 || e->xattrs || has_xattrs_at(dfd, nm))
         action = 'R';
       else if (st.st_uid != e->uid || st.st_gid != e->gid || st.st_mtim.tv_sec != e->mtime_sec || (uint32_t)st.st_mtim.tv_nsec != e->mtime_nsec)
@@ -398,8 +409,12 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT\n");
+  /* the caller holds the volume's lock while we run: its death (the lock gone) must end us, never leave us writing */
+  pid_t parent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) converge_die("the caller is gone", 0);
+  if (argc > 1 && !strcmp(argv[1], "--apply")) return converge_apply(argc, argv);
+  if (argc != 7) {
+    fprintf(stderr, "usage: velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT PLAN\n       velo-converge --apply DIR PLAN [--no-chown]\n");
     return 2;
   }
   /* the stack, top first for the view */
@@ -407,7 +422,7 @@ int main(int argc, char **argv) {
   int n_layers = 0;
   for (char *p = argv[2], *comma; p; p = comma ? comma + 1 : NULL) {
     if ((comma = strchr(p, ','))) *comma = 0;
-    if (n_layers == 64) die("too many layers (at most 64)", E2BIG);
+    if (n_layers == 64) converge_die("too many layers (at most 64)", E2BIG);
     layers[n_layers++] = p;
   }
   for (int i = 0; i < n_layers / 2; i++) {
@@ -417,49 +432,57 @@ int main(int argc, char **argv) {
   struct timespec started;
   clock_gettime(CLOCK_REALTIME, &started);
   struct velo_err err;
-  if (velo_store_open(&store, argv[1], &err) < 0) die(err.msg, 0);
-  if (velo_view_init(&view, &store, layers, n_layers, &err) < 0) die(err.msg, 0);
+  if (velo_store_open(&store, argv[1], &err) < 0) converge_die(err.msg, 0);
+  if (velo_view_init(&view, &store, layers, n_layers, &err) < 0) converge_die(err.msg, 0);
   struct task *root = calloc(1, sizeof *root);
-  if (!root || !(root->rel = strdup(""))) die("out of memory", ENOMEM);
+  if (!root || !(root->rel = strdup(""))) converge_die("out of memory", ENOMEM);
   root->root = 1;
   {
     MDB_txn *t0;
-    if (velo_txn_begin(&store, &t0, &err) < 0) die(err.msg, 0);
-    if (velo_view_root(t0, &view, &root->d, &root->e, &err) < 0) die(err.msg, 0);
+    if (velo_txn_begin(&store, &t0, &err) < 0) converge_die(err.msg, 0);
+    if (velo_view_root(t0, &view, &root->d, &root->e, &err) < 0) converge_die(err.msg, 0);
     /* the root's xattr block points into the map, valid only in this transaction: a copy, for its 'M' */
     if (root->e.xattrs) {
       void *x = malloc(root->e.xattrs_len ? root->e.xattrs_len : 1);
-      if (!x) die("out of memory", ENOMEM);
+      if (!x) converge_die("out of memory", ENOMEM);
       memcpy(x, root->e.xattrs, root->e.xattrs_len);
       root->e.xattrs = x;
     }
     velo_txn_end(&store, t0);
   }
-  if (fpindex_load(&index_in, argv[4]) < 0) die(argv[4], errno);
-  if (fpindex_writer_open(&index_out, argv[5], &started, 1) < 0) die(argv[5], errno);
+  if (fpindex_load(&index_in, argv[4]) < 0) converge_die(argv[4], errno);
+  if (fpindex_writer_open(&index_out, argv[5], &started, 1) < 0) converge_die(argv[5], errno);
   writing_index = 1;
   root_fd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (root_fd < 0) die(argv[3], errno);
-  if (fstat(root_fd, &root->st) < 0) die(argv[3], errno);
+  if (root_fd < 0) converge_die(argv[3], errno);
+  if (fstat(root_fd, &root->st) < 0) converge_die(argv[3], errno);
   root->dfd = dup(root_fd); /* the task closes its own; root_fd stays for the subtrees' opens */
-  if (root->dfd < 0) die("dup", errno);
+  if (root->dfd < 0) converge_die("dup", errno);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   n_threads = cpus < 1 ? 1 : cpus > MAX_THREADS ? MAX_THREADS : (int)cpus;
   push_task(root);
   pthread_t th[MAX_THREADS];
   for (int i = 1; i < n_threads; i++)
-    if (pthread_create(&th[i], NULL, worker, NULL) != 0) die("pthread_create", errno);
+    if (pthread_create(&th[i], NULL, worker, NULL) != 0) converge_die("pthread_create", errno);
   worker(NULL);
   for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL);
-  /* every subtree's plan, then the index of the files kept */
-  setvbuf(stdout, NULL, _IOFBF, 1 << 20);
+  /* every subtree's plan (a segment: its byte count, u64 little-endian, then its records), the objects absent, then
+   * the index of the files kept */
+  FILE *plan = fopen(argv[6], "we");
+  if (!plan) converge_die(argv[6], errno);
+  setvbuf(plan, NULL, _IOFBF, 1 << 20);
+  setvbuf(stdout, NULL, _IOFBF, 1 << 16);
   for (struct task *t = done_list; t; t = t->next_done) {
-    if (t->plan_len && fwrite(t->plan, 1, t->plan_len, stdout) != t->plan_len) die("stdout", errno);
-    if (t->ix_len && fwrite(t->ix, 1, t->ix_len, index_out.f) != t->ix_len) die(argv[5], errno);
+    uint8_t n[8];
+    for (int i = 0; i < 8; i++) n[i] = (uint8_t)((uint64_t)t->plan_len >> (8 * i));
+    if (t->plan_len && (fwrite(n, 1, 8, plan) != 8 || fwrite(t->plan, 1, t->plan_len, plan) != t->plan_len)) converge_die(argv[6], errno);
+    if (t->absent_len && fwrite(t->absent, 1, t->absent_len, stdout) != t->absent_len) converge_die("stdout", errno);
+    if (t->ix_len && fwrite(t->ix, 1, t->ix_len, index_out.f) != t->ix_len) converge_die(argv[5], errno);
     index_out.count += t->ix_count;
   }
-  if (fflush(stdout) != 0) die("stdout", errno);
-  if (fpindex_writer_commit(&index_out) < 0) die(argv[5], errno);
+  if (fclose(plan) != 0) converge_die(argv[6], errno);
+  if (fflush(stdout) != 0) converge_die("stdout", errno);
+  if (fpindex_writer_commit(&index_out) < 0) converge_die(argv[5], errno);
   writing_index = 0;
   velo_store_close(&store);
   return 0;

@@ -200,6 +200,8 @@ export function holdVolumes(home: string, names: string[]): {release: () => void
 
 /** Marker of a restore in place under way: {snapshot, layer}; the next command on the volume finishes it. */
 const RESTORING = 'restoring'
+/** A restore's plan between velo-converge's two passes (removed after; the next restore writes it again). */
+const RESTORE_PLAN = 'restore.plan'
 
 function withStoreLock<T>(home: string, mode: 'shared' | 'exclusive', fn: () => T): T {
   fs.mkdirSync(home, {recursive: true, mode: 0o711})
@@ -607,7 +609,7 @@ function finishRestore(home: string, name: string, layers: string[], marker?: {s
     // after planning, before the first change: the cold objects the plan copies made plain (a damaged one fails
     // the restore here, the volume untouched), then the marker (a new restore's; one being finished has it)
     const {thawObjectPaths} = require('../store/cold') as typeof import('../store/cold')
-    r = convergeToLayer(home, data, layers, ix.path ?? '', ix.next, (objects) => {
+    r = convergeToLayer(home, data, layers, ix.path ?? '', ix.next, path.join(volumeDir(home, name), RESTORE_PLAN), (objects) => {
       thawObjectPaths(home, objects)
       if (marker) writeFileAtomic(path.join(volumeDir(home, name), RESTORING), JSON.stringify(marker) + '\n')
     })

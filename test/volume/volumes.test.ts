@@ -310,6 +310,45 @@ describe('volumes', () => {
     ok(['volume', 'rm', V, `${V}c`])
   })
 
+  it("a restore's apply: a hard-link group across subtrees applied side by side is one inode again; a store object of the wrong size is refused", () => {
+    const V = uniq('apl')
+    ok(['volume', 'create', V])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    const t = (cmd: string) => execFileSync('timeout', ['60', 'sh', '-c', `cd ${data} && ${cmd}`], {encoding: 'utf8'})
+    // subtrees down to depth 3 are planned (and applied) as separate segments: a group of three links spans three
+    t('for d in a b c; do mkdir -p $d/x/y; for i in $(seq 50); do echo $d$i > $d/x/y/f$i; done; done && echo linked > a/x/y/l && ln a/x/y/l b/x/y/l && ln a/x/y/l c/x/l && chmod 0640 a/x/y/l && chown 7:8 a/x/y/l')
+    t("head -c 4321 /dev/zero | tr '\\0' z > c/x/y/sized")
+    ok(['volume', 'snapshot', V, 's1'])
+    const before = listing(data)
+    t('rm b/x/y/l c/x/l && echo other > b/x/y/l && mkdir c/x/l && rm c/x/y/sized && echo 1 > a/x/y/f1')
+    ok(['volume', 'restore', V, 's1'])
+    expect(listing(data)).toBe(before)
+    const ino = (p: string) => fs.statSync(path.join(data, p)).ino
+    expect(new Set([ino('a/x/y/l'), ino('b/x/y/l'), ino('c/x/l')]).size).toBe(1)
+    expect(fs.statSync(path.join(data, 'c/x/l')).nlink).toBe(3)
+    // the object of c/x/y/sized cut short in the store: the copy is refused by its size, nothing else said about it
+    const obj = execFileSync('sh', ['-c', `find ${sb.home}/cas/blake3 -name '*_4321_644_0_0'`], {encoding: 'utf8'}).trim()
+    expect(obj).not.toBe('')
+    const saved = fs.readFileSync(obj)
+    const mode = fs.statSync(obj).mode & 0o7777
+    fs.chmodSync(obj, 0o644)
+    fs.truncateSync(obj, 100)
+    try {
+      fs.rmSync(path.join(data, 'c/x/y/sized'))
+      const r = sb.velo(['volume', 'restore', V, 's1'])
+      expect(r.status).not.toBe(0)
+      expect(r.stderr).toMatch(/c\/x\/y\/sized: its object has 100 bytes, the snapshot says 4321/)
+      expect(r.stderr).toMatch(/velo fsck/)
+    } finally {
+      fs.writeFileSync(obj, saved)
+      fs.chmodSync(obj, mode)
+    }
+    // the object whole again: the next command finishes the restore that failed
+    sb.json(['volume', 'inspect', V])
+    expect(listing(data)).toBe(before)
+    ok(['volume', 'rm', V])
+  })
+
   it("an unfinished restore outlives its snapshot's removal and a gc; a restore to another snapshot replaces it", async () => {
     const V = uniq('unf')
     ok(['volume', 'create', V, '--from', 'default'])
