@@ -142,7 +142,9 @@ int velo_meta_apply(int root, struct velo_meta *r, int do_chown, struct velo_err
   if (is_link != (r->type == 'l')) return velo_fail(err, 0, "%s: is %sa symlink, record says type %c", r->path, is_link ? "" : "not ", r->type);
 
   if (do_chown && fchownat(dir, base, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: chown %u:%u", r->path, r->uid, r->gid);
-  if (!is_link && fchmodat(dir, base, r->mode & 07777, 0) < 0) return VELO_FAIL_ERRNO(err, "%s: chmod %o", r->path, r->mode);
+  /* never through a symlink: one renamed over the path since the stat above would carry the mode elsewhere (glibc does
+   * this through an O_PATH fd; a symlink found there is refused, EOPNOTSUPP) */
+  if (!is_link && fchmodat(dir, base, r->mode & 07777, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: chmod %o", r->path, r->mode);
   /* the whole set first: the opaque mark below is not in the block */
   if (r->flags & 2 && drop_other_xattrs(dir, base, r->path, r->xattrs_hex ? r->xattrs_hex : "", err) < 0) return -1;
   if (r->flags & 1) {

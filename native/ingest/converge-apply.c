@@ -10,9 +10,11 @@
  * thread: hard-link groups (a group may span subtrees: its first path in plan order gets the copy and the metadata,
  * the others are linked to it) and the metadata of directories, deepest first and the root last, so nothing made
  * later moves a directory's mtime. Every path is reached beneath DIR without following a symlink (openat2, as
- * velo-meta). A regular file's bytes come from its store object (copy_file_range), and a copy must have the size
- * the snapshot records. Prints "REMOVED WRITTEN META_ONLY" on success; on the first failure, "velo-converge: what:
- * why" on stderr and exit 1 (applying the plan again, or planning again, converges on the same tree). */
+ * velo-meta); an 'M' never changes an inode that is linked from elsewhere too (st_nlink > 1: the plan replaces those),
+ * and removing a tree of any depth holds at most RM_DEPTH directories open. A regular file's bytes come from its
+ * store object (copy_file_range), and a copy must have the size the snapshot records. Prints "REMOVED WRITTEN META_ONLY" on success; on the first failure, "velo-converge: what:
+ * why" on stderr and exit 1. A plan is applied once: a restore killed midway is finished by planning again, which
+ * converges on the same tree from whatever state the kill left. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -89,8 +91,13 @@ static int parent_of(struct rec *r, const char **base) {
   return fd;
 }
 
-/* Everything inside directory FD, removed (no symlink followed: entries are unlinked, never opened through). */
-static void empty_dir(int fd, const char *rel) {
+/* Everything inside directory FD removed, never through a symlink (entries are unlinked, never opened through).
+ * A tree of any depth needs at most RM_DEPTH open directories: a directory deeper than that below TOP is moved up
+ * into TOP (renameat2, RENAME_NOREPLACE: the same filesystem) rather than entered, and TOP is read again until a
+ * pass moves nothing up. *MOVED counts those. */
+#define RM_DEPTH 32
+static unsigned long moved_seq;
+static void empty_dir_at(int fd, int top, int depth, const char *rel, unsigned long *moved) {
   DIR *d = fdopendir(fd);
   if (!d) converge_die(rel, errno);
   struct dirent *de;
@@ -103,16 +110,33 @@ static void empty_dir(int fd, const char *rel) {
       if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) converge_die(rel, errno);
       is_dir = S_ISDIR(st.st_mode);
     }
+    if (is_dir && depth >= RM_DEPTH) {
+      char up[64];
+      snprintf(up, sizeof up, ".velo-rm-%d-%lu", (int)getpid(), __atomic_add_fetch(&moved_seq, 1, __ATOMIC_RELAXED));
+      if (renameat2(dirfd(d), de->d_name, top, up, RENAME_NOREPLACE) < 0) converge_die(rel, errno);
+      (*moved)++;
+      errno = 0;
+      continue;
+    }
     if (is_dir) {
       int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub < 0) converge_die(rel, errno);
-      empty_dir(sub, rel);
+      empty_dir_at(sub, top, depth + 1, rel, moved);
     }
     if (unlinkat(dirfd(d), de->d_name, is_dir ? AT_REMOVEDIR : 0) < 0) converge_die(rel, errno);
     errno = 0;
   }
   if (errno) converge_die(rel, errno);
   closedir(d);
+}
+static void empty_dir(int top, const char *rel) {
+  for (unsigned long moved = 1; moved;) {
+    moved = 0;
+    int fd = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* its own offset: read from the start */
+    if (fd < 0) converge_die(rel, errno);
+    empty_dir_at(fd, top, 0, rel, &moved);
+  }
+  close(top);
 }
 
 /* R's path and everything below it removed; absent is fine (a plan applied again) */
@@ -142,9 +166,11 @@ static void make_file(struct rec *r) {
   if (r->object[0]) {
     int in = open(r->object, O_RDONLY | O_CLOEXEC);
     if (in < 0) {
+      int en = errno;
       char m[4400];
-      snprintf(m, sizeof m, "%s: its object is missing from the store (%s)", r->rel, r->object);
-      converge_die(m, errno == ENOENT ? 0 : errno);
+      if (en == ENOENT) snprintf(m, sizeof m, "%s: its object is missing from the store (%s)", r->rel, r->object);
+      else snprintf(m, sizeof m, "%s: its object %s", r->rel, r->object);
+      converge_die(m, en == ENOENT ? 0 : en);
     }
     uint64_t total = 0;
     int plain = 0; /* copy_file_range refused (an old kernel across filesystems): read and write */
@@ -192,17 +218,28 @@ static void set_meta(struct rec *r) {
   if (velo_meta_apply(root, &m, do_chown, &err) < 0) fail(&err);
 }
 
+/* An 'M' changes the inode at the path: never one linked from elsewhere too (the plan replaces those; one that
+ * gained a link since it was planned is refused) */
+static void refuse_shared(struct rec *r) {
+  const char *base;
+  int pfd = parent_of(r, &base);
+  struct stat st;
+  if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) converge_die(r->rel, errno);
+  close(pfd);
+  if (st.st_nlink > 1) converge_die(r->rel, EMLINK);
+}
+
 static void apply_segment(struct segment *s) {
   uint64_t rm = 0, wr = 0, mo = 0;
   for (size_t i = 0; i < s->n; i++) {
     struct rec *r = &s->v[i];
     char t = type_of(r->mode);
+    if (r->action != 'D' && !t) converge_die(r->rel, EINVAL); /* a type the snapshot cannot have: nothing removed */
     if (r->action == 'D' || r->action == 'R') remove_path(r);
     if (r->action == 'D') {
       rm++;
       continue;
     }
-    if (!t) converge_die(r->rel, EINVAL); /* a type the snapshot cannot have */
     if (r->action == 'C' || r->action == 'R') {
       wr++;
       if (t == 'f' && r->group[0]) {
@@ -229,8 +266,10 @@ static void apply_segment(struct segment *s) {
       if (pfd >= 0) close(pfd);
       if (t == 'f') make_file(r);
       /* a fifo or a device node: velo_meta_apply makes it */
-    } else if (r->action == 'M')
+    } else if (r->action == 'M') {
       mo++;
+      if (t != 'd') refuse_shared(r);
+    }
     else
       converge_die("plan: unknown action", EINVAL);
     if (t == 'd') {
@@ -344,7 +383,7 @@ int converge_apply(int argc, char **argv) {
   int n_threads = cpus < 1 ? 1 : cpus > MAX_APPLY_THREADS ? MAX_APPLY_THREADS : (int)cpus;
   pthread_t th[MAX_APPLY_THREADS];
   for (int i = 1; i < n_threads; i++)
-    if (pthread_create(&th[i], NULL, worker, NULL) != 0) converge_die("pthread_create", errno);
+    if ((errno = pthread_create(&th[i], NULL, worker, NULL)) != 0) converge_die("pthread_create", errno);
   worker(NULL);
   for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL);
 

@@ -378,13 +378,15 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
       char target[4096];
       ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
       if (tl < 0) converge_die(rel, errno);
-      if ((size_t)tl != e->target_len || memcmp(target, e->target, (size_t)tl) != 0 || e->xattrs || has_xattrs_at(dfd, nm))
+      /* a link to it from elsewhere (st_nlink > 1) is replaced rather than given the layer's owner: that inode is
+       * not only this volume's */
+      if ((size_t)tl != e->target_len || memcmp(target, e->target, (size_t)tl) != 0 || e->xattrs || st.st_nlink > 1 || has_xattrs_at(dfd, nm))
         action = 'R';
       else if (st.st_uid != e->uid || st.st_gid != e->gid || st.st_mtim.tv_sec != e->mtime_sec || (uint32_t)st.st_mtim.tv_nsec != e->mtime_nsec)
         action = 'M';
     } else {
       /* fifo, device, socket */
-      if (st.st_rdev != e->rdev || e->xattrs || has_xattrs_at(dfd, nm))
+      if (st.st_rdev != e->rdev || e->xattrs || st.st_nlink > 1 || has_xattrs_at(dfd, nm))
         action = 'R';
       else if (!same_meta(&st, e, 1))
         action = 'M';
@@ -463,7 +465,7 @@ int main(int argc, char **argv) {
   push_task(root);
   pthread_t th[MAX_THREADS];
   for (int i = 1; i < n_threads; i++)
-    if (pthread_create(&th[i], NULL, worker, NULL) != 0) converge_die("pthread_create", errno);
+    if ((errno = pthread_create(&th[i], NULL, worker, NULL)) != 0) converge_die("pthread_create", errno);
   worker(NULL);
   for (int i = 1; i < n_threads; i++) pthread_join(th[i], NULL);
   /* every subtree's plan (a segment: its byte count, u64 little-endian, then its records), the objects absent, then

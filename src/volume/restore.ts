@@ -8,9 +8,9 @@ import {optionalNativeBin} from '../lib/native'
  * A restore in place, in native/ingest/velo-converge: its first pass compares the data dir with the snapshot's
  * layers (file contents known from the volume's fingerprint index, never read) and writes a plan of only what
  * differs; its second (`--apply`, converge-apply.c) carries it out — removals, copies of the store's objects, links,
- * symlinks, then owners, modes, times and xattrs (directories deepest first). Applying a plan again, or planning
- * again after a kill midway, converges on the same tree: the caller keeps a marker until it is done and runs it
- * again if it finds one.
+ * symlinks, then owners, modes, times and xattrs (directories deepest first). A plan is applied once; planning again
+ * after a kill midway converges on the same tree: the caller keeps a marker until it is done and runs the whole
+ * restore again if it finds one.
  */
 /** velo-converge, or undefined when not built: the volume restores by a full checkout and a swap */
 export const convergeTool = (): string | undefined => optionalNativeBin('velo-converge')

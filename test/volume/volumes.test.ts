@@ -310,7 +310,7 @@ describe('volumes', () => {
     ok(['volume', 'rm', V, `${V}c`])
   })
 
-  it("a restore's apply: a hard-link group across subtrees applied side by side is one inode again; a store object of the wrong size is refused", () => {
+  it("a restore's apply: a hard-link group across subtrees applied side by side is one inode again; a store object of the wrong size is refused; a symlink linked from outside is replaced, not changed; a tree of any depth is removed", () => {
     const V = uniq('apl')
     ok(['volume', 'create', V])
     const data = sb.json(['volume', 'inspect', V]).dir
@@ -346,6 +346,25 @@ describe('volumes', () => {
     // the object whole again: the next command finishes the restore that failed
     sb.json(['volume', 'inspect', V])
     expect(listing(data)).toBe(before)
+    // a symlink linked from outside the data dir too is replaced, never given the snapshot's owner in place: the
+    // outside link keeps its own
+    t('ln -s target sym && chown -h 0:0 sym')
+    ok(['volume', 'snapshot', V, 's2'])
+    const outside = path.join(path.dirname(data), 'outside-link')
+    t(`chown -h 5:5 sym && ln -P sym ${outside}`)
+    const symIno = fs.lstatSync(path.join(data, 'sym')).ino
+    ok(['volume', 'restore', V, 's2'])
+    expect(fs.lstatSync(outside).uid).toBe(5)
+    expect(fs.lstatSync(path.join(data, 'sym')).uid).toBe(0)
+    expect(fs.lstatSync(path.join(data, 'sym')).ino).not.toBe(symIno)
+    fs.rmSync(outside)
+    // a tree far deeper than the open files the restore may hold is removed whole (directories deeper than its
+    // bound are moved up and emptied from there)
+    t('d=deep; for i in $(seq 300); do d=$d/d; done; mkdir -p $d && echo bottom > $d/f')
+    const r = execFileSync('prlimit', ['--nofile=128:128', VELO, 'volume', 'restore', V, 's2', '--json'], {env: {...process.env, VELO_HOME: sb.home}, encoding: 'utf8'})
+    expect(JSON.parse(r).removed).toBe(1)
+    expect(fs.existsSync(path.join(data, 'deep'))).toBe(false)
+    expect(fs.readdirSync(data).filter((n) => n.startsWith('.velo-rm-'))).toEqual([])
     ok(['volume', 'rm', V])
   })
 
