@@ -104,21 +104,28 @@ describe('sandbox lifecycle', () => {
     sb.track(N)
     sb.create(N)
     expect(sb.velo(['sandbox', 'stop', '-t', '1', N]).status).toBe(0)
-    // the tenant's processes, from its pids cgroup (init only: no workload was given)
+    // the tenant's processes, from its pids cgroup (init only: no workload was given); v1's pids hierarchy, or v2's tree
     const procs = () => {
-      const base = '/sys/fs/cgroup/pids/velo'
+      const base = fs.existsSync('/sys/fs/cgroup/pids/velo') ? '/sys/fs/cgroup/pids/velo' : '/sys/fs/cgroup/velo'
       const d = fs.readdirSync(base).find((x) => x.startsWith(`${N}.`))
       return d ? fs.readFileSync(path.join(base, d, 'cgroup.procs'), 'utf8').trim().split('\n').filter(Boolean).map(Number) : []
     }
     const alive = (pid: number) => fs.existsSync(`/proc/${pid}`) && !/\) [ZX] /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
-    // both calls made to overlap: the test holds the sandbox's lock while they start, so both are in flight when it
-    // lets go (without the lock in velo they would not wait for it, and would race as they did)
+    // both calls made to overlap: the test holds the sandbox's lock until both are blocked on it (/proc/locks lists a
+    // waiter as "->"), however long they take to get there (a TCG guest's Node takes seconds), then lets go (without
+    // the lock in velo they would not wait for it, and would race as they did)
     const lockFile = path.join(sb.home, 'tenants', N, 'lock')
+    const locks = (waiting: boolean) => {
+      const ino = fs.statSync(lockFile).ino
+      return fs.readFileSync('/proc/locks', 'utf8').split('\n').filter((l) => l.includes(`:${ino} `) && l.includes('->') === waiting).length
+    }
     const together = async (calls: string[][]) => {
-      const holder = spawn('flock', ['-x', lockFile, 'sleep', '0.5'], {stdio: 'ignore'})
+      const holder = spawn('flock', ['-x', lockFile, 'cat'], {stdio: ['pipe', 'ignore', 'ignore']})
       const held = new Promise((r) => holder.on('close', r))
-      for (let i = 0; i < 500 && !fs.readFileSync('/proc/locks', 'utf8').includes(`:${fs.statSync(lockFile).ino} `); i++) await new Promise((r) => setTimeout(r, 5))
-      const results = await Promise.all(calls.map((c) => sb.veloAsync(c)))
+      for (let i = 0; i < 2000 && locks(false) === 0; i++) await new Promise((r) => setTimeout(r, 5))
+      const results = Promise.all(calls.map((c) => sb.veloAsync(c)))
+      for (let i = 0; i < 1200 && locks(true) < calls.length; i++) await new Promise((r) => setTimeout(r, 50))
+      holder.stdin!.end()
       await held
       return results
     }
