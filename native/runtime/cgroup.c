@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <linux/bpf.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -1227,11 +1228,12 @@ int oci_cgroup_create(struct oci_cgroup *cg, json_object *linux_, struct velo_er
 
 /* ---- join */
 
-int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, struct velo_err *e) {
+int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, int which, struct velo_err *e) {
   char b[32];
   snprintf(b, sizeof b, "%d", (int)pid);
   for (size_t i = 0; i < cg->n; i++) {
     const struct cg_hier *h = &cg->h[i];
+    if (!(which & (*h->controllers ? CG_V1 : CG_V2))) continue;
     /* v1, the caller itself: through `tasks`, which moves only the calling thread and so skips the global
      * cgroup_threadgroup_rwsem (and its RCU grace period, 10-20 ms) that a cgroup.procs write takes. The caller
      * must be single-threaded (as the runtime is when it joins: before clone, or right after fork), so moving
@@ -1241,6 +1243,28 @@ int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, struct velo_err *e) 
     if (write_str(h->path, "cgroup.procs", b) < 0) return VELO_FAIL_ERRNO(e, "cgroup: move %s into %s", pid ? b : "self", h->path);
   }
   return 0;
+}
+
+pid_t oci_cgroup_clone(const struct oci_cgroup *cg, unsigned long flags, bool *born) {
+  *born = false;
+  const char *v2 = NULL;
+  for (size_t i = 0; cg && i < cg->n; i++)
+    if (!*cg->h[i].controllers) v2 = cg->h[i].path;
+  int fd = v2 ? open(v2, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (fd >= 0) {
+    struct clone_args ca = {.flags = (uint64_t)flags | CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)fd};
+    pid_t p = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+    if (p >= 0) {
+      close(fd);
+      *born = true;
+      return p;
+    }
+    int en = errno;
+    close(fd);
+    /* not this kernel's, or a filter's (Docker's default seccomp profile answers ENOSYS): a plain clone */
+    if (en != ENOSYS && en != E2BIG && en != EPERM) return errno = en, -1;
+  }
+  return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }
 
 /* ---- pids */

@@ -47,6 +47,7 @@ struct child_ctx {
   json_object *sysctl;
   long persona;
   int sync, fifo, console;
+  bool born_in_cg; /* born in its v2 cgroup (oci_cgroup_clone) */
 };
 
 /* ---- linux.sysctl: only what a namespace of the container's own isolates (as runc checks) */
@@ -224,6 +225,12 @@ static void child_main(struct child_ctx *x) {
   int *prepared = calloc(nm ? nm : 1, sizeof *prepared);
   if (!prepared) _exit(1);
   for (size_t i = 0; i < nm; i++) prepared[i] = -1;
+  /* its cgroups, before anything else: the v1 hierarchies by itself (through `tasks`, which takes no global lock:
+   * cgroup.c), with a new user namespace before it has maps — until then its ids are still the caller's on the host;
+   * once mapped, the host's cgroup files are not its to write. The v2 one, unless it was born there: by itself
+   * without a new user namespace, else by the parent while it writes the maps. */
+  int which = CG_V1 | (x->born_in_cg || (x->ns->clone_flags & CLONE_NEWUSER) ? 0 : CG_V2);
+  if (oci_cgroup_join(x->cg, 0, which, &e) < 0) child_fail(sync, &e);
   if (x->ns->clone_flags & CLONE_NEWUSER) {
     if (send(sync, "M", 1, MSG_NOSIGNAL) < 0) _exit(1);
     recv_mount_fds(sync, prepared, nm);
@@ -232,9 +239,6 @@ static void child_main(struct child_ctx *x) {
       child_fail(sync, &e);
     }
   }
-  /* the cgroup before any user namespace change: once our uid is a mapped one, the host's cgroup files are not
-   * ours to write (a new user namespace: the parent moved us in while writing the maps) */
-  if (!(x->ns->clone_flags & CLONE_NEWUSER) && oci_cgroup_join(x->cg, 0, &e) < 0) child_fail(sync, &e);
   if (ns_child_join(x->ns, &e) < 0) child_fail(sync, &e);
   if (x->ns->listed[NS_CGROUP] && x->ns->join_fd[NS_CGROUP] < 0 && unshare(CLONE_NEWCGROUP) < 0) {
     VELO_FAIL_ERRNO(&e, "new cgroup namespace");
@@ -498,7 +502,8 @@ int container_create(const struct create_opts *o, pid_t *child_out, struct velo_
   }
   if (ns_parent_prepare(&ns, &e) < 0) goto fail;
   fflush(NULL);
-  child = (pid_t)syscall(SYS_clone, (unsigned long)ns.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  bool born_in_cg = false;
+  child = oci_cgroup_clone(&cg, (unsigned long)ns.clone_flags, &born_in_cg);
   if (child < 0) {
     VELO_FAIL_ERRNO(&e, "clone into new namespaces (flags 0x%x)", ns.clone_flags);
     goto fail;
@@ -507,7 +512,7 @@ int container_create(const struct create_opts *o, pid_t *child_out, struct velo_
     close(sv[0]);
     struct child_ctx x = {.o = o, .config = cfg, .ns = &ns, .pp = &pp, .sc = sc, .cg = &cg, .bundle = bundle, .rootfs = rootfs,
                           .hostname = hostname, .domainname = domainname, .sysctl = sysctl, .persona = persona, .sync = sv[1],
-                          .fifo = fifo, .console = console};
+                          .fifo = fifo, .console = console, .born_in_cg = born_in_cg};
     child_main(&x);
   }
   close(sv[1]), sv[1] = -1;
@@ -532,7 +537,7 @@ int container_create(const struct create_opts *o, pid_t *child_out, struct velo_
       goto fail;
     }
     if (buf[0] == 'M') {
-      if (oci_cgroup_join(&cg, child, &e) < 0 || ns_write_maps(&ns, child, &e) < 0) goto fail;
+      if ((!born_in_cg && oci_cgroup_join(&cg, child, CG_V2, &e) < 0) || ns_write_maps(&ns, child, &e) < 0) goto fail;
       /* the idmapped mounts, made here in the host's user namespace with the child's new one */
       json_object *mounts = cfg_get(cfg, "mounts");
       size_t nm = mounts ? json_object_array_length(mounts) : 0;

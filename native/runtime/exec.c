@@ -120,7 +120,8 @@ int container_exec(const struct container *c, json_object *process, const struct
   proc_forward_set(&set);
   sigprocmask(SIG_BLOCK, &set, NULL);
   fflush(NULL);
-  pid_t child = fork();
+  bool born_in_cg = false;
+  pid_t child = c->has_cg ? oci_cgroup_clone(&c->cg, 0, &born_in_cg) : fork();
   if (child < 0) {
     VELO_FAIL_ERRNO(e, "fork");
     goto out;
@@ -128,7 +129,7 @@ int container_exec(const struct container *c, json_object *process, const struct
   if (child == 0) {
     close(ep[0]);
     proc_reset_signals();
-    if (c->has_cg && oci_cgroup_join(&c->cg, 0, e) < 0) report(ep[1], e, 1);
+    if (c->has_cg && oci_cgroup_join(&c->cg, 0, born_in_cg ? CG_V1 : CG_ALL, e) < 0) report(ep[1], e, 1);
     static const int ORDER[] = {NS_USER, NS_PID, NS_TIME, NS_IPC, NS_UTS, NS_NET, NS_CGROUP, NS_MNT};
     for (size_t i = 0; i < sizeof ORDER / sizeof *ORDER; i++) {
       int t = ORDER[i];

@@ -59,8 +59,16 @@ struct oci_cgroup {
 int oci_cgroup_plan(json_object *linux_, const char *id, bool systemd, struct oci_cgroup *cg, struct velo_err *e);
 /* Make the dirs and write the limits. */
 int oci_cgroup_create(struct oci_cgroup *cg, json_object *linux_, struct velo_err *e);
-/* Move pid into every hierarchy (pid 0 = the caller). */
-int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, struct velo_err *e);
+/* Which hierarchies a join moves into: the v1 ones (with controllers, or named), the v2 (unified) one. */
+enum { CG_V1 = 1, CG_V2 = 2, CG_ALL = 3 };
+/* Move pid into the hierarchies WHICH names (pid 0 = the caller). */
+int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, int which, struct velo_err *e);
+/* A child (fork semantics; FLAGS: namespaces to make) born in the container's v2 cgroup when it has one
+ * (clone3 with CLONE_INTO_CGROUP, Linux 5.7): a process born in its cgroup is never migrated, and a migration
+ * through cgroup.procs waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem; tens of ms, see
+ * docs/operations.md). *BORN (in parent and child) says whether it was; when not (no v2 cgroup, no clone3, a
+ * seccomp filter that refuses it), the child is forked as clone(2) would, and the caller joins as before. */
+pid_t oci_cgroup_clone(const struct oci_cgroup *cg, unsigned long flags, bool *born);
 /* Host pids of every process in the container's cgroup (malloc'd, sorted). */
 int oci_cgroup_pids(const struct oci_cgroup *cg, pid_t **pids, size_t *n, struct velo_err *e);
 int oci_cgroup_freeze(const struct oci_cgroup *cg, bool frozen, struct velo_err *e);

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import {spawnSync} from 'node:child_process'
 import {afterAll, describe, expect, it} from 'vitest'
 import {bundles, rt, runBundle, RUNTIMES, shArgs, VELO_RUNTIME} from './fixture'
 
@@ -383,6 +384,50 @@ describe('cgroups', () => {
     expect(r.status).not.toBe(0)
     expect(r.stderr).toMatch(/linux\.resources\.memory\.limit: the cgroup v2 memory controller is not available/)
     expect(fs.existsSync(path.join(UNIFIED!.mountpoint, m.config.linux.cgroupsPath))).toBe(false)
+  })
+
+  // velo-runtime makes its processes in their cgroups rather than moving them there (docs/runtime.md, "Cgroups"): born
+  // in the v2 dir (clone3 with CLONE_INTO_CGROUP), v1 hierarchies joined through `tasks`. Without clone3 (a seccomp
+  // filter answering ENOSYS, as Docker's default profile does) it moves them as before. Either way the container's
+  // process and an exec'd one are in the dir of every hierarchy.
+  it('velo: the container and an exec are born in their v2 cgroup (clone3), and without clone3 still join every hierarchy', () => {
+    const noClone3 = path.join(__dirname, 'tools', 'noclone3.py')
+    const trace = path.join('/tmp', `velo-cgtest-trace-${process.pid}`)
+    for (const withClone3 of [true, false]) {
+      const cp = cgPath('born')
+      // run (create, start, wait) and exec, each of the container's processes printing its cgroups; traced by strace
+      // (run and exec return once every process they made has exited), or under the filter
+      const veloRt = (root: string, args: string[]) => {
+        const cmd = withClone3 ? ['strace', '-f', '-qq', '-e', 'trace=clone3', '-o', trace, VELO_RUNTIME] : ['python3', noClone3, VELO_RUNTIME]
+        const r = spawnSync(cmd[0], [...cmd.slice(1), '--root', root, ...args], {encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe']})
+        expect(r.status, r.stderr).toBe(0)
+        return {stdout: r.stdout, trace: withClone3 ? fs.readFileSync(trace, 'utf8') : ''}
+      }
+      const expected = HIERS.map((h) => `${h.controllers.join(',')}:${cp}`).sort()
+      const cgroupsOf = (text: string) => text.trim().split('\n').map((l) => l.replace(/^\d+:/, '')).sort()
+      try {
+        const b = make(VELO_RUNTIME, (c) => {
+          c.linux.cgroupsPath = cp
+          shArgs('cat /proc/self/cgroup')(c)
+        })
+        const run = veloRt(b.root, ['run', '--bundle', b.dir, b.id])
+        expect(cgroupsOf(run.stdout)).toEqual(expected)
+        if (withClone3) expect(run.trace).toMatch(/clone3\(\{flags=[^}]*CLONE_NEWPID[^}]*CLONE_INTO_CGROUP/)
+        expect(leftovers(cp)).toEqual([])
+        const b2 = make(VELO_RUNTIME, (c) => {
+          c.linux.cgroupsPath = cp
+          shArgs('exec sleep 1000')(c)
+        })
+        expect(createStart('velo', b2)).toEqual({status: 0, log: ''})
+        const x = veloRt(b2.root, ['exec', b2.id, 'cat', '/proc/self/cgroup'])
+        expect(cgroupsOf(x.stdout)).toEqual(expected)
+        if (withClone3) expect(x.trace).toMatch(/clone3\(\{flags=CLONE_INTO_CGROUP/)
+        expect(rt(VELO_RUNTIME, b2.root, ['delete', '--force', b2.id]).status).toBe(0)
+        expect(leftovers(cp)).toEqual([])
+      } finally {
+        fs.rmSync(trace, {force: true})
+      }
+    }
   })
 
   it('velo: --systemd-cgroup is refused with a clear error', () => {
