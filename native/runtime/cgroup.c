@@ -1259,10 +1259,10 @@ pid_t oci_cgroup_clone(const struct oci_cgroup *cg, unsigned long flags, bool *b
       *born = true;
       return p;
     }
-    int en = errno;
     close(fd);
-    /* not this kernel's, or a filter's (Docker's default seccomp profile answers ENOSYS): a plain clone */
-    if (en != ENOSYS && en != E2BIG && en != EPERM) return errno = en, -1;
+    /* not this kernel's (ENOSYS, E2BIG), a filter's (Docker's default seccomp profile answers ENOSYS), or refused for
+     * the cgroup (EACCES, EBUSY): a plain clone, then a move whose error, if it fails too, names the cgroup. An error
+     * that is the namespaces' comes back from the clone as well. */
   }
   return (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 }

@@ -67,7 +67,8 @@ int oci_cgroup_join(const struct oci_cgroup *cg, pid_t pid, int which, struct ve
  * (clone3 with CLONE_INTO_CGROUP, Linux 5.7): a process born in its cgroup is never migrated, and a migration
  * through cgroup.procs waits for an RCU grace period (the kernel's cgroup_threadgroup_rwsem; tens of ms, see
  * docs/operations.md). *BORN (in parent and child) says whether it was; when not (no v2 cgroup, no clone3, a
- * seccomp filter that refuses it), the child is forked as clone(2) would, and the caller joins as before. */
+ * seccomp filter that refuses it, clone3 failing for any reason), the child is forked as clone(2) would, and the
+ * caller joins as before. */
 pid_t oci_cgroup_clone(const struct oci_cgroup *cg, unsigned long flags, bool *born);
 /* Host pids of every process in the container's cgroup (malloc'd, sorted). */
 int oci_cgroup_pids(const struct oci_cgroup *cg, pid_t **pids, size_t *n, struct velo_err *e);

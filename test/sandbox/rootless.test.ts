@@ -238,7 +238,10 @@ describe('rootless velo (an ordinary user with subordinate ids)', () => {
       const c = inLeaf(['sandbox', 'create', name, '--memory', '64m', '--pids', '32'])
       expect(c.status, c.stderr).toBe(0)
       expect(c.stderr).not.toMatch(/warning/)
-      const tenantCg = path.join(deleg, 'velo', name)
+      // a tenant's cgroup is named after it and its store (NAME.STORE), as on a host's own hierarchy
+      const tenantDir = fs.readdirSync(path.join(deleg, 'velo')).find((d) => d.startsWith(`${name}.`))
+      expect(tenantDir).toBeDefined()
+      const tenantCg = path.join(deleg, 'velo', tenantDir!)
       expect(fs.readFileSync(path.join(tenantCg, 'memory.max'), 'utf8').trim()).toBe(String(64 << 20))
       expect(fs.readFileSync(path.join(tenantCg, 'pids.max'), 'utf8').trim()).toBe('32')
       const info = JSON.parse(inLeaf(['sandbox', 'inspect', name, '--json']).stdout)
