@@ -1,5 +1,6 @@
 /* File metadata applied beneath a root: meta.h. */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -140,6 +141,8 @@ int velo_meta_apply(int root, struct velo_meta *r, int do_chown, struct velo_err
   if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: stat", r->path);
   int is_link = S_ISLNK(st.st_mode);
   if (is_link != (r->type == 'l')) return velo_fail(err, 0, "%s: is %sa symlink, record says type %c", r->path, is_link ? "" : "not ", r->type);
+  if (r->flags & 4 && !S_ISDIR(st.st_mode) && st.st_nlink > 1)
+    return velo_fail(err, 0, "%s: linked from elsewhere too (%ju links): its owner, mode and times are left as they are", r->path, (uintmax_t)st.st_nlink);
 
   if (do_chown && fchownat(dir, base, r->uid, r->gid, AT_SYMLINK_NOFOLLOW) < 0) return VELO_FAIL_ERRNO(err, "%s: chown %u:%u", r->path, r->uid, r->gid);
   /* never through a symlink: one renamed over the path since the stat above would carry the mode elsewhere (glibc does

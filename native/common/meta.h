@@ -13,8 +13,9 @@
 
 /* type: f file, d dir, l symlink (these must exist), p fifo, c char dev, b block dev, w overlay whiteout (made if
  * absent); flags bit 0: opaque dir (trusted.overlay.opaque=y, user.overlay.opaque for a rootless store), bit 1: the
- * xattrs are the whole set (any other attribute is removed but security.selinux); xattrs_hex: a canonical xattr
- * block (velo_xattrs.h) in hex, "" or NULL for none */
+ * xattrs are the whole set (any other attribute is removed but security.selinux), bit 2: refused on a non-directory
+ * with more than one link (its inode may be shared with a path outside the root: a restore's 'M'); xattrs_hex: a
+ * canonical xattr block (velo_xattrs.h) in hex, "" or NULL for none */
 struct velo_meta {
   char *path;
   char type;

@@ -210,23 +210,13 @@ static void set_meta(struct rec *r) {
       .gid = r->gid,
       .mtime = {.tv_sec = r->mtime_sec, .tv_nsec = r->mtime_nsec},
       .rdev = r->rdev,
-      /* the root cannot be made again as another directory whose attributes differ is: its own the snapshot lacks go */
-      .flags = strcmp(r->rel, ".") == 0 ? 2 : 0,
+      /* the root cannot be made again as another directory whose attributes differ is: its own the snapshot lacks go;
+       * an 'M' never changes an inode linked from elsewhere too (the plan replaces those; one linked since, refused) */
+      .flags = (strcmp(r->rel, ".") == 0 ? 2 : 0) | (r->action == 'M' ? 4 : 0),
       .xattrs_hex = r->xattrs_hex,
   };
   struct velo_err err;
   if (velo_meta_apply(root, &m, do_chown, &err) < 0) fail(&err);
-}
-
-/* An 'M' changes the inode at the path: never one linked from elsewhere too (the plan replaces those; one that
- * gained a link since it was planned is refused) */
-static void refuse_shared(struct rec *r) {
-  const char *base;
-  int pfd = parent_of(r, &base);
-  struct stat st;
-  if (fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0) converge_die(r->rel, errno);
-  close(pfd);
-  if (st.st_nlink > 1) converge_die(r->rel, EMLINK);
 }
 
 static void apply_segment(struct segment *s) {
@@ -266,10 +256,8 @@ static void apply_segment(struct segment *s) {
       if (pfd >= 0) close(pfd);
       if (t == 'f') make_file(r);
       /* a fifo or a device node: velo_meta_apply makes it */
-    } else if (r->action == 'M') {
+    } else if (r->action == 'M')
       mo++;
-      if (t != 'd') refuse_shared(r);
-    }
     else
       converge_die("plan: unknown action", EINVAL);
     if (t == 'd') {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {execFileSync, spawn} from 'node:child_process'
+import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {afterAll, describe, expect, it} from 'vitest'
 import {rmrf, tmpDir, VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
@@ -216,6 +216,14 @@ describe('volumes', () => {
   // everything a snapshot skips or a restore keeps must be proven unchanged by its stat fingerprint.
   const listing = (dir: string) =>
     execFileSync('sh', ['-c', `cd ${dir} && find . -path ./.snapshots -prune -o -printf '%p %y %m %u:%g %s %T@ %n %l\\n' | sort && find . -path ./.snapshots -prune -o -type f -print0 | sort -z | xargs -0r sha256sum && getfattr -R -h -d -m - . 2>/dev/null | grep -v '^$' || true`], {encoding: 'utf8'})
+  /** a new volume, its data dir, and a shell command run in it (under timeout) */
+  const shellVolume = (tag: string) => {
+    const V = uniq(tag)
+    ok(['volume', 'create', V])
+    const data: string = sb.json(['volume', 'inspect', V]).dir
+    const t = (cmd: string) => execFileSync('timeout', ['60', 'sh', '-c', `cd ${data} && ${cmd}`], {encoding: 'utf8'})
+    return {V, data, t}
+  }
   const fileOpens = (args: string[], env: Record<string, string | undefined> = {}) => {
     // velo-ingest opens a file to read it with O_NOCTTY (directories: O_DIRECTORY); count those opens
     const log = path.join(tmpDir('velo-vol-strace-'), 'log')
@@ -277,10 +285,7 @@ describe('volumes', () => {
   })
 
   it('a restore in place rewrites only what differs and ends equal to a fresh checkout of the snapshot', async () => {
-    const V = uniq('conv')
-    ok(['volume', 'create', V])
-    const data = sb.json(['volume', 'inspect', V]).dir
-    const t = (cmd: string) => execFileSync('timeout', ['60', 'sh', '-c', `cd ${data} && ${cmd}`], {encoding: 'utf8'})
+    const {V, data, t} = shellVolume('conv')
     // what a tenant's data holds: many files, links, a fifo, xattrs on a file and a dir, empty files, owners, modes, times
     t('mkdir -p usr/share bin && for i in $(seq 300); do echo $i > usr/share/f$i; echo $i$i > bin/b$i; done && echo x > bin/busybox')
     t('mkdir -p t/d t/x && echo a > t/a && ln t/a t/hard && ln -s a t/sym && mkfifo t/fifo && : > t/empty && echo b > t/b && chown 1000:1000 t/b && chmod 0600 t/b && setfattr -n user.k -v v t/b && setfattr -n user.d -v 1 t/x && echo same > t/same && echo gone > t/d/gone && touch -d 2021-02-03T04:05:06 t/a t/same')
@@ -311,10 +316,7 @@ describe('volumes', () => {
   })
 
   it("a restore's apply: a hard-link group across subtrees applied side by side is one inode again; a store object of the wrong size is refused; a symlink linked from outside is replaced, not changed; a tree of any depth is removed", () => {
-    const V = uniq('apl')
-    ok(['volume', 'create', V])
-    const data = sb.json(['volume', 'inspect', V]).dir
-    const t = (cmd: string) => execFileSync('timeout', ['60', 'sh', '-c', `cd ${data} && ${cmd}`], {encoding: 'utf8'})
+    const {V, data, t} = shellVolume('apl')
     // subtrees down to depth 3 are planned (and applied) as separate segments: a group of three links spans three
     t('for d in a b c; do mkdir -p $d/x/y; for i in $(seq 50); do echo $d$i > $d/x/y/f$i; done; done && echo linked > a/x/y/l && ln a/x/y/l b/x/y/l && ln a/x/y/l c/x/l && chmod 0640 a/x/y/l && chown 7:8 a/x/y/l')
     t("head -c 4321 /dev/zero | tr '\\0' z > c/x/y/sized")
@@ -358,6 +360,19 @@ describe('volumes', () => {
     expect(fs.lstatSync(path.join(data, 'sym')).uid).toBe(0)
     expect(fs.lstatSync(path.join(data, 'sym')).ino).not.toBe(symIno)
     fs.rmSync(outside)
+    // and the apply pass alone refuses an 'M' on an inode linked since it was planned (a plan of one record, as the
+    // planning pass writes it: a segment's u64 byte count, then 13 NUL-ended fields)
+    t('echo one > one && ln one two')
+    const rec = Buffer.from(['M', 'one', String(0o100644), '0', '0', '0', '0', '0', '', '', '', '', '4'].map((f) => f + '\0').join(''))
+    const len = Buffer.alloc(8)
+    len.writeBigUInt64LE(BigInt(rec.length))
+    const plan = path.join(path.dirname(data), 'test.plan')
+    fs.writeFileSync(plan, Buffer.concat([len, rec]))
+    const m = spawnSync(path.join(__dirname, '../../native/build/velo-converge'), ['--apply', data, plan], {encoding: 'utf8'})
+    fs.rmSync(plan)
+    expect(m.status).toBe(1)
+    expect(m.stderr).toMatch(/one: linked from elsewhere too \(2 links\)/)
+    t('rm one two')
     // a tree far deeper than the open files the restore may hold is removed whole (directories deeper than its
     // bound are moved up and emptied from there)
     t('d=deep; for i in $(seq 300); do d=$d/d; done; mkdir -p $d && echo bottom > $d/f')
