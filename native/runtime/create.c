@@ -229,8 +229,8 @@ static void child_main(struct child_ctx *x) {
    * cgroup.c), with a new user namespace before it has maps — until then its ids are still the caller's on the host;
    * once mapped, the host's cgroup files are not its to write. The v2 one, unless it was born there: by itself
    * without a new user namespace, else by the parent while it writes the maps. */
-  int which = CG_V1 | (x->born_in_cg || (x->ns->clone_flags & CLONE_NEWUSER) ? 0 : CG_V2);
-  if (oci_cgroup_join(x->cg, 0, which, &e) < 0) child_fail(sync, &e);
+  bool v2_by_itself = !x->born_in_cg && !(x->ns->clone_flags & CLONE_NEWUSER);
+  if (oci_cgroup_join(x->cg, 0, CG_V1 | (v2_by_itself ? CG_V2 : 0), &e) < 0) child_fail(sync, &e);
   if (x->ns->clone_flags & CLONE_NEWUSER) {
     if (send(sync, "M", 1, MSG_NOSIGNAL) < 0) _exit(1);
     recv_mount_fds(sync, prepared, nm);
