@@ -201,11 +201,17 @@ static void close_fds(unsigned lo, unsigned hi) {
   for (long fd = lo; fd <= (long)hi && fd < (max > 0 ? max : 65536); fd++) close((int)fd);
 }
 
-/* close every fd from `from` on but `keep` */
-static void close_from_except(int from, int keep) {
-  if (keep < from) return close_fds((unsigned)from, ~0U);
-  if (keep > from) close_fds((unsigned)from, (unsigned)keep - 1);
-  close_fds((unsigned)keep + 1, ~0U);
+/* close every fd from `from` on but the two kept (either may be -1) */
+static void close_from_except(int from, int keep_a, int keep_b) {
+  int lo = keep_a < keep_b ? keep_a : keep_b, hi = keep_a < keep_b ? keep_b : keep_a;
+  int next = from;
+  for (int k = 0; k < 2; k++) {
+    int keep = k ? hi : lo;
+    if (keep < next) continue;
+    if (keep > next) close_fds((unsigned)next, (unsigned)keep - 1);
+    next = keep + 1;
+  }
+  close_fds((unsigned)next, ~0U);
 }
 
 static void child_main(struct child_ctx *x) __attribute__((noreturn));
@@ -291,13 +297,14 @@ static void child_main(struct child_ctx *x) {
   }
   if (proc_finalize(x->pp, x->sc, &e) < 0) child_fail(sync, &e);
   prctl(PR_SET_PDEATHSIG, 0);
-  if (send(sync, "R", 1, MSG_NOSIGNAL) < 0) _exit(1);
-  close(sync);
   /* Of the caller's fds, only the container's own (--preserve-fds) and exec.fifo stay: the rest are closed now
    * rather than at exec. A created container may wait for `start` for good (its caller killed), and must not hold
    * what the caller held meanwhile: velo's store and sandbox locks are flock(2)s, held by every fd of their open
-   * file (an rm -f of such a sandbox waited forever on its own init). */
-  close_from_except(3 + x->o->preserve_fds, x->fifo);
+   * file (an rm -f of such a sandbox waited forever on its own init). Closed before "R", not after: once told, the
+   * caller lets its locks go and goes on, and a next call on the sandbox must not find one still held here. */
+  close_from_except(3 + x->o->preserve_fds, x->fifo, sync);
+  if (send(sync, "R", 1, MSG_NOSIGNAL) < 0) _exit(1);
+  close(sync);
   /* created: wait for start. It writes a 4-byte length and the state JSON (for startContainer hooks). */
   uint32_t len = 0;
   size_t got = 0;

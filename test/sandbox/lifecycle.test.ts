@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import {spawn} from 'node:child_process'
+import {spawn, spawnSync} from 'node:child_process'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {ManifestDb} from '../../src/manifest/db'
 import {rmrf, velo, VELO} from '../helpers'
@@ -95,6 +95,36 @@ describe('sandbox lifecycle', () => {
     const loser = a.status === 1 ? a : b
     expect(JSON.parse(loser.stdout).error.code).toBe('ALREADY_EXISTS')
     // the winner is intact and usable
+    expect(sb.exec(N, ['true']).status).toBe(0)
+    expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
+  })
+
+  it('the init holds none of create\'s locks once create is done, even when it is slow to go on after saying it is ready', async () => {
+    // strace holds every send of the create (and of the init it clones) 1.5 s after it is made: the init's "ready"
+    // reaches create at once, the init then sleeps. Create ends meanwhile; its sandbox lock must be free then (an
+    // init that still had create's fd of it made the next call on the sandbox wait, as `run --rm` did in CI).
+    const N = uniq('held')
+    sb.track(N)
+    const c = spawn('strace', ['-f', '-qq', '-I', '1', '-o', '/dev/null', '-e', 'trace=sendto', '-e', 'inject=sendto:delay_exit=1500000', VELO, 'sandbox', 'create', N], {
+      env: {...process.env, VELO_HOME: sb.home},
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    const exited = new Promise((resolve) => c.on('close', resolve))
+    try {
+      let stderr = ''
+      await new Promise<void>((resolve, reject) => {
+        c.stderr!.on('data', (d) => {
+          stderr += d
+          if (/created sandbox/.test(stderr)) resolve()
+        })
+        c.on('close', () => reject(new Error(`create ended without creating: ${stderr}`)))
+      })
+      const free = spawnSync('flock', ['-n', path.join(sb.home, 'tenants', N, 'lock'), 'true'])
+      expect(free.status, 'the sandbox lock is free once create has said it is done').toBe(0)
+    } finally {
+      c.kill('SIGTERM') // strace follows the init for good; told to end (-I 1: it may be), it lets go of it
+      await exited
+    }
     expect(sb.exec(N, ['true']).status).toBe(0)
     expect(sb.velo(['sandbox', 'rm', '-f', N]).status).toBe(0)
   })
