@@ -170,7 +170,8 @@ static void make_file(struct rec *r) {
       char m[4400];
       if (en == ENOENT) snprintf(m, sizeof m, "%s: its object is missing from the store (%s)", r->rel, r->object);
       else snprintf(m, sizeof m, "%s: its object %s", r->rel, r->object);
-      converge_die(m, en == ENOENT ? 0 : en);
+      if (en == ENOENT) converge_die_integrity(m);
+      converge_die(m, en);
     }
     uint64_t total = 0;
     int plain = 0; /* copy_file_range refused (an old kernel across filesystems): read and write */
@@ -195,7 +196,7 @@ static void make_file(struct rec *r) {
     if (total != r->size) {
       char m[4400];
       snprintf(m, sizeof m, "%s: its object has %" PRIu64 " bytes, the snapshot says %" PRIu64 " (%s is damaged)", r->rel, total, r->size, r->object);
-      converge_die(m, 0);
+      converge_die_integrity(m);
     }
   }
   if (close(out) < 0) converge_die(r->rel, errno);

@@ -64,14 +64,23 @@ static __thread FILE *absent; /* the objects its copies need that are not plain 
 static __thread struct fpindex_writer *kept;
 
 static pthread_mutex_t die_lock = PTHREAD_MUTEX_INITIALIZER;
-void converge_die(const char *what, int e) {
+static void die_with(const char *what, int e, int status) __attribute__((noreturn));
+static void die_with(const char *what, int e, int status) {
   pthread_mutex_lock(&die_lock); /* the first to fail reports and exits; never unlocked */
   /* other threads may be writing: the temp index goes by name, and _exit flushes no stream under their feet */
   if (writing_index) unlink(index_out.tmp);
   fprintf(stderr, "velo-converge: %s%s%s\n", what, e ? ": " : "", e ? strerror(e) : "");
-  _exit(1);
+  _exit(status);
 }
 
+void converge_die(const char *what, int e) {
+  die_with(what, e,
+           e == ENOSPC || e == EDQUOT ? CONVERGE_EXIT_NO_SPACE
+           : e == EACCES || e == EPERM ? CONVERGE_EXIT_PERMISSION
+                                       : CONVERGE_EXIT_OTHER);
+}
+
+void converge_die_integrity(const char *what) { die_with(what, 0, CONVERGE_EXIT_INTEGRITY); }
 
 static void emit(char action, const char *rel, const struct velo_entry *e, int layer) {
   rec_field(out, &action, 1);

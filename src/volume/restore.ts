@@ -1,6 +1,6 @@
 import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
-import {isPermissionMessage, PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
+import {type ErrorCode, PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {optionalNativeBin} from '../lib/native'
 
@@ -36,13 +36,19 @@ export function convergeToLayer(home: string, dir: string, layers: string[], ind
   }
 }
 
+/** velo-converge's exit statuses (native/ingest/converge.h): what kind of failure, without reading its message */
+const CONVERGE_EXIT: Record<number, {code: ErrorCode; suggestion: string}> = {
+  2: {code: 'INTEGRITY', suggestion: 'run velo fsck; the snapshot cannot be restored whole'},
+  3: {code: 'NO_SPACE', suggestion: "free space on the volume's filesystem (or raise its --size), then restore again"},
+  4: {code: 'PERMISSION_DENIED', suggestion: PERMISSION_SUGGESTION},
+}
+
 function converge(args: string[]): string {
   const r = spawnSync(convergeTool()!, args, {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31, encoding: 'utf8'})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-converge: ${r.error.message}`)
   if (r.status === 0) return r.stdout
   const msg = `restore: ${r.stderr.trim().replace(/^velo-converge: /, '') || `velo-converge exited ${r.status ?? r.signal}`}`
-  if (/missing from the store|the snapshot says/.test(msg)) throw new VeloError('INTEGRITY', msg, {suggestion: 'run velo fsck; the snapshot cannot be restored whole'})
-  if (/No space left|Disk quota exceeded/.test(msg)) throw new VeloError('NO_SPACE', msg, {suggestion: 'free space on the volume\'s filesystem (or raise its --size), then restore again'})
-  if (isPermissionMessage(msg)) throw new VeloError('PERMISSION_DENIED', msg, {suggestion: PERMISSION_SUGGESTION})
+  const kind = r.status !== null ? CONVERGE_EXIT[r.status] : undefined
+  if (kind) throw new VeloError(kind.code, msg, {suggestion: kind.suggestion})
   throw new VeloError('NATIVE', msg)
 }

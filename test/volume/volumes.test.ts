@@ -339,7 +339,7 @@ describe('volumes', () => {
       fs.rmSync(path.join(data, 'c/x/y/sized'))
       const r = sb.velo(['volume', 'restore', V, 's1'])
       expect(r.status).not.toBe(0)
-      expect(r.stderr).toMatch(/c\/x\/y\/sized: its object has 100 bytes, the snapshot says 4321/)
+      expect(r.stderr).toMatch(/INTEGRITY.*c\/x\/y\/sized: its object has 100 bytes, the snapshot says 4321/)
       expect(r.stderr).toMatch(/velo fsck/)
     } finally {
       fs.writeFileSync(obj, saved)
@@ -381,6 +381,48 @@ describe('volumes', () => {
     expect(fs.existsSync(path.join(data, 'deep'))).toBe(false)
     expect(fs.readdirSync(data).filter((n) => n.startsWith('.velo-rm-'))).toEqual([])
     ok(['volume', 'rm', V])
+  })
+
+  it('a restore that runs out of space is NO_SPACE with its suggestion, changes nothing when its plan cannot be written, and is finished by the next command once there is room', () => {
+    // a store of its own on a small tmpfs: its volume, store objects and plan all on one filesystem, filled at will
+    const home = tmpDir('velo-vol-full-')
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'velo-test-vol-full', home])
+    try {
+      const v = (args: string[]) => spawnSync(VELO, [...args, '--home', home], {encoding: 'utf8'})
+      const fill = (leaveKiB: number) => {
+        const avail = Number(execFileSync('df', ['-k', '--output=avail', home], {encoding: 'utf8'}).trim().split('\n').pop())
+        fs.writeFileSync(path.join(home, 'filler'), Buffer.alloc(Math.max(0, avail - leaveKiB) * 1024))
+      }
+      expect(v(['volume', 'create', 'v']).status).toBe(0)
+      const data = JSON.parse(v(['volume', 'inspect', 'v', '--json']).stdout).dir
+      const big = Buffer.alloc(2_000_000)
+      for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i)
+      fs.writeFileSync(path.join(data, 'big'), big)
+      fs.writeFileSync(path.join(data, 'small'), 'small\n')
+      expect(v(['volume', 'snapshot', 'v', 's1']).status).toBe(0)
+      fs.rmSync(path.join(data, 'big'))
+      for (const [leave, midway] of [[0, false], [300, true]] as Array<[number, boolean]>) {
+        fill(leave)
+        const r = v(['volume', 'restore', 'v', 's1', '--json'])
+        expect(r.status).toBe(1)
+        const err = JSON.parse(r.stdout).error
+        expect(err.code, err.message).toBe('NO_SPACE')
+        expect(err.suggestion).toMatch(/free space/)
+        // no room for the plan: the data dir is as it was, and no restore is left to finish; room for the plan but
+        // not for the copy: the restore is unfinished (its marker stays)
+        expect(fs.existsSync(path.join(home, 'volumes', 'v', 'restoring'))).toBe(midway)
+        if (!midway) expect(fs.readdirSync(data).filter((n) => !n.startsWith('.'))).toEqual(['small'])
+        fs.rmSync(path.join(home, 'filler'))
+      }
+      // room again: the next command on the volume finishes the restore
+      expect(v(['volume', 'inspect', 'v', '--json']).status).toBe(0)
+      expect(fs.existsSync(path.join(home, 'volumes', 'v', 'restoring'))).toBe(false)
+      expect(fs.readFileSync(path.join(data, 'big')).equals(big)).toBe(true)
+      expect(v(['fsck']).status).toBe(0)
+    } finally {
+      execFileSync('umount', [home])
+      rmrf(home)
+    }
   })
 
   it("an unfinished restore outlives its snapshot's removal and a gc; a restore to another snapshot replaces it", async () => {
