@@ -397,6 +397,8 @@ export async function unlockVault(home: string, name: string, password: string):
     const key = unwrapKey(kek, h)
     kek.fill(0)
     if (!key) {
+      // the wait runs from the answer, not from the try's start: a slow key derivation does not use it up
+      writeFileAtomic(failuresFile(home, name), JSON.stringify({count: tries, last: Date.now()}) + '\n')
       emitEvent(home, 'volume', 'vault-auth-failed', name, {tries})
       throw new VeloError('AUTH', `wrong password for the vault of volume ${name}`, {suggestion: `the next try waits ${Math.min(2 ** (tries - 1), MAX_BACKOFF_S)} s`})
     }
