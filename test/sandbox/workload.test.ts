@@ -138,10 +138,14 @@ describe('sandbox workloads', () => {
   })
 
   it('run -d --rm: the monitor removes the tenant when its command ends; wait still gets the exit code; stop removes it too', async () => {
-    // ended by itself, with a waiter registered: the exit code reaches it, then the tenant is gone
-    const A = runD(['--rm', '--name', uniq('arm'), '--', 'sh', '-c', 'sleep 0.5; exit 7'])
-    const w = wait(A)
-    expect(w.stdout).toBe('7\n')
+    // ended by itself, with a waiter registered: the exit code reaches it, then the tenant is gone. The command ends
+    // when told, once the wait is registered (a wait begun after an --rm tenant is gone finds nothing, as in docker)
+    const A = runD(['--rm', '--name', uniq('arm'), '--', 'sh', '-c', 'while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 7'])
+    const w = sb.veloAsync(['sandbox', 'wait', A])
+    const waiters = path.join(sb.home, 'tenants', A, 'waiters')
+    for (let i = 0; i < 1500 && !(fs.existsSync(waiters) && fs.readdirSync(waiters).some((n) => /^\d+$/.test(n))); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(sb.velo(['sandbox', 'exec', A, '--', 'touch', '/tmp/go']).status).toBe(0)
+    expect((await w).stdout).toBe('7\n')
     for (let i = 0; i < 250 && fs.existsSync(path.join(sb.home, 'tenants', A)); i++) await new Promise((r) => setTimeout(r, 20))
     expect(fs.existsSync(path.join(sb.home, 'tenants', A))).toBe(false)
     expect(monitors(sb.home, A)).toEqual([])
