@@ -178,9 +178,25 @@ function mountImage(home: string, name: string): void {
  * it is never made. The processes holding it are named.
  */
 function refuseWhileHeld(home: string, name: string): void {
-  const out = run('losetup', ['--noheadings', '--output', 'NAME', '-j', imageFile(home, name)], 'cannot list loop devices').trim()
+  const loops = () => run('losetup', ['--noheadings', '--output', 'NAME', '-j', imageFile(home, name)], 'cannot list loop devices').trim()
+  let out = loops()
   if (!out) return
   const devs = out.split('\n').map((d) => fs.statSync(d.trim()).rdev)
+  const holders = heldBy(devs)
+  // No process holds it: a mount namespace made while the vault was mounted (any tenant's or container's start
+  // copies the host's mounts) may not have let its copy go yet; one that is being set up does within moments.
+  for (const until = Date.now() + HELD_GRACE_MS; !holders.size && out && Date.now() < until; out = loops()) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
+  if (!out) return
+  throw new VeloError('BUSY', `the vault of volume ${name} was locked while files of it were open, and ${holders.size ? `processes ${[...holders].join(', ')} still hold` : 'something still holds'} them (each call on them fails with EIO)`, {
+    suggestion: holders.size ? 'end those processes or close those files, then unlock again' : `a sandbox may still have it mounted: restart the sandboxes that mount volume ${name}, then unlock again`,
+  })
+}
+
+/** How long an unlock waits for a loop device no process holds to be let go of before it refuses */
+const HELD_GRACE_MS = 3000
+
+/** The processes with an open file or their cwd on one of the devices */
+function heldBy(devs: number[]): Set<string> {
   const holders = new Set<string>()
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     let fds: string[]
@@ -201,9 +217,7 @@ function refuseWhileHeld(home: string, name: string): void {
       if (devs.includes(fs.statSync(`/proc/${pid}/cwd`).dev)) holders.add(`${pid} (${fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()})`)
     } catch {}
   }
-  throw new VeloError('BUSY', `the vault of volume ${name} was locked while files of it were open, and ${holders.size ? `processes ${[...holders].join(', ')} still hold` : 'something still holds'} them (each call on them fails with EIO)`, {
-    suggestion: holders.size ? 'end those processes or close those files, then unlock again' : `a sandbox may still have it mounted: restart the sandboxes that mount volume ${name}, then unlock again`,
-  })
+  return holders
 }
 
 /** A bind of the vault at `target` (in a tenant's mount namespace with `pid`), never through a symlink (velo-bind). */

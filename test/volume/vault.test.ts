@@ -129,12 +129,9 @@ describe('volume vault', () => {
     } finally {
       await h.end()
     }
-    // once it is gone (the loop device goes with the filesystem's last user), the files are back, identical
-    let unlocked = run(['volume', 'vault', 'unlock', V, '--password-stdin'], PW)
-    for (let i = 0; i < 50 && unlocked.status !== 0 && /BUSY/.test(unlocked.stderr); i++) {
-      await new Promise((r) => setTimeout(r, 100))
-      unlocked = run(['volume', 'vault', 'unlock', V, '--password-stdin'], PW)
-    }
+    // once it is gone, the files are back, identical: the loop device goes with the filesystem's last user, a
+    // moment later, and the unlock waits for it
+    const unlocked = run(['volume', 'vault', 'unlock', V, '--password-stdin'], PW)
     expect(unlocked.status, unlocked.stderr).toBe(0)
     expect(sh(`cd ${vault} && find . -printf '%p %y %m %U:%G %n %l\\n' | sort && sha256sum launch-codes.txt keys/hosts`)).toBe(listing)
     // the running tenant has it again (the unlock bound it in its namespace, idmapped), and so does its next start
@@ -181,6 +178,37 @@ describe('volume vault', () => {
     expect(await exited, out).toBe(0)
     expect(out).not.toContain(PW)
     expect(out).toMatch(/unlocked/)
+    expect(stateOf(V)).toBe('unlocked')
+  })
+
+  it("a mount namespace made while the vault was mounted: an unlock waits for it to let its copy go, and refuses one that keeps it", async () => {
+    const {V, mnt} = newVault()
+    ok(['volume', 'umount', mnt])
+    // a copy of every host mount, the vault's among them, in a private namespace (any tenant or container start
+    // makes one); the first ends after 1 s, the second holds it until killed
+    const copy = (secs: number) => spawn('unshare', ['-m', '--propagation', 'private', 'sleep', String(secs)], {stdio: 'ignore'})
+    const inNs = (c: ReturnType<typeof spawn>) => fs.readFileSync(`/proc/${c.pid}/mountinfo`, 'utf8').includes(vaultDir(V))
+    for (const [secs, unlocks] of [[1, true], [600, false]] as Array<[number, boolean]>) {
+      const c = copy(secs)
+      const gone = new Promise((r) => c.on('close', r))
+      try {
+        for (let i = 0; i < 250 && !(c.pid && fs.existsSync(`/proc/${c.pid}/mountinfo`) && inNs(c)); i++) await new Promise((r) => setTimeout(r, 20))
+        expect(inNs(c), 'the namespace has its copy of the vault').toBe(true)
+        ok(['volume', 'vault', 'lock', V])
+        const u = run(['volume', 'vault', 'unlock', V, '--password-stdin'], PW)
+        if (unlocks) expect(u.status, u.stderr).toBe(0)
+        else {
+          expect(u.status).toBe(1)
+          expect(u.stderr).toMatch(/BUSY.*something still holds/)
+          expect(stateOf(V)).toBe('locked')
+        }
+      } finally {
+        c.kill('SIGKILL')
+        await gone
+      }
+    }
+    // its holder gone, the vault unlocks
+    ok(['volume', 'vault', 'unlock', V, '--password-stdin'], PW)
     expect(stateOf(V)).toBe('unlocked')
   })
 
