@@ -13,6 +13,7 @@ import {isReadOnlyStore} from '../lib/store-access'
 import {ManifestDb} from '../manifest/db'
 import {dropUserHold, putUserHold} from '../store/holds'
 import {holdThawed, mayHoldCold} from '../store/cold'
+import {sleepSync} from '../lib/sleep'
 
 /**
  * FUSE mounts of images: `velo-fuse` daemons and their records in `$VELO_HOME/mounts/<id>.json` (id = hash of
@@ -194,13 +195,11 @@ export function pidStartTime(pid: number): string | undefined {
 
 const daemonAlive = (rec: MountRecord): boolean => rec.pid > 0 && pidStartTime(rec.pid) === rec.pidStart
 
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
-
 function waitGone(rec: MountRecord, ms: number): boolean {
   const end = Date.now() + ms
   while (daemonAlive(rec)) {
     if (Date.now() > end) return false
-    sleep(20)
+    sleepSync(20)
   }
   return true
 }

@@ -7,6 +7,7 @@ import {onInterrupt} from '../lib/interrupt'
 import {StoreLock} from '../lib/lock'
 import {containerFreeze} from './container'
 import {isRunning, readState, tenantDir} from './state'
+import {sleepSync} from '../lib/sleep'
 
 /**
  * Who holds a sandbox paused. The user (`velo sandbox pause`) and velo's own readers of its files (a volume
@@ -133,7 +134,6 @@ const readerHolds = (home: string, name: string): PauseHolder[] => readHolds(hom
  */
 export function whileNoReaders<T>(home: string, name: string, fn: () => T, timeoutMs = 60_000): T {
   const said = new Set<number>()
-  const wait = new Int32Array(new SharedArrayBuffer(4))
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const lock = lockHolds(home, name)
@@ -151,7 +151,7 @@ export function whileNoReaders<T>(home: string, name: string, fn: () => T, timeo
         said.add(r.pid)
         process.stderr.write(`sandbox ${name}: waiting for ${r.by === 'snapshot' ? `the snapshot of volume ${r.volume}` : 'the commit'} (pid ${r.pid}) that holds it paused\n`)
       }
-    Atomics.wait(wait, 0, 0, 50)
+    sleepSync(50)
   }
 }
 

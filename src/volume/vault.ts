@@ -5,6 +5,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {emitEvent} from '../lib/events'
 import {writeFileAtomic} from '../lib/fsutil'
+import {sleepSync} from '../lib/sleep'
 import {isRoot} from '../lib/home'
 import {nativeBin} from '../lib/native'
 import {isVolumeExtra, parseBytes} from '../profiles/profile'
@@ -183,17 +184,41 @@ function refuseWhileHeld(home: string, name: string): void {
   if (!out) return
   const devs = out.split('\n').map((d) => fs.statSync(d.trim()).rdev)
   const holders = heldBy(devs)
+  if (holders.size)
+    throw new VeloError('BUSY', `the vault of volume ${name} was locked while files of it were open, and processes ${[...holders].join(', ')} still hold them (each call on them fails with EIO)`, {
+      suggestion: 'end those processes or close those files, then unlock again',
+    })
   // No process holds it: a mount namespace made while the vault was mounted (any tenant's or container's start
-  // copies the host's mounts) may not have let its copy go yet; one that is being set up does within moments.
-  for (const until = Date.now() + HELD_GRACE_MS; !holders.size && out && Date.now() < until; out = loops()) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
+  // copies the host's mounts) may not have let its copy go yet; one that is being set up does within moments, and
+  // the loop device goes a moment after its last user.
+  for (const until = Date.now() + HELD_GRACE_MS; out && Date.now() < until; out = loops()) sleepSync(50)
   if (!out) return
-  throw new VeloError('BUSY', `the vault of volume ${name} was locked while files of it were open, and ${holders.size ? `processes ${[...holders].join(', ')} still hold` : 'something still holds'} them (each call on them fails with EIO)`, {
-    suggestion: holders.size ? 'end those processes or close those files, then unlock again' : `a sandbox may still have it mounted: restart the sandboxes that mount volume ${name}, then unlock again`,
+  const namespaces = mountedIn(devs)
+  throw new VeloError('BUSY', `the vault of volume ${name} is still mounted in ${namespaces.length ? `the mount namespaces of processes ${namespaces.join(', ')}` : 'a mount namespace'}, made while it was unlocked (locked there too: each call on it fails with EIO)`, {
+    suggestion: namespaces.length ? 'end those processes (or unmount it there), then unlock again' : `restart the sandboxes that mount volume ${name}, then unlock again`,
   })
 }
 
 /** How long an unlock waits for a loop device no process holds to be let go of before it refuses */
 const HELD_GRACE_MS = 3000
+
+/** One process of each mount namespace that has a mount of one of the devices (/proc/PID/mountinfo's MAJ:MIN) */
+function mountedIn(devs: number[]): string[] {
+  // a device number as mountinfo writes it: the kernel's new_encode_dev split back into major and minor
+  const ids = devs.map((d) => `${Math.floor(d / 256) & 0xfff}:${(d & 0xff) | (Math.floor(d / 4096) & 0xfff00)}`)
+  const seen = new Set<string>()
+  const found: string[] = []
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`)
+      if (seen.has(ns)) continue
+      seen.add(ns)
+      if (fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n').some((l) => ids.includes(l.split(' ')[2])))
+        found.push(`${pid} (${fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()})`)
+    } catch {} // gone meanwhile, or not ours to read
+  }
+  return found
+}
 
 /** The processes with an open file or their cwd on one of the devices */
 function heldBy(devs: number[]): Set<string> {
@@ -385,9 +410,12 @@ function countTry(home: string, name: string): number {
     if (left > 0)
       throw new VeloError('RATE_LIMITED', `too many wrong passwords for the vault of volume ${name}`, {suggestion: `try again in ${Math.ceil(left / 1000)} s`})
   }
-  writeFileAtomic(failuresFile(home, name), JSON.stringify({count: f.count + 1, last: Date.now()}) + '\n')
+  writeFailures(home, name, f.count + 1)
   return f.count + 1
 }
+
+/** The wrong tries in a row, and when the last one was counted or answered (the next wait runs from it) */
+const writeFailures = (home: string, name: string, count: number) => writeFileAtomic(failuresFile(home, name), JSON.stringify({count, last: Date.now()}) + '\n')
 
 /** `velo volume vault unlock NAME`: the vault's files at `.vault` again. */
 export async function unlockVault(home: string, name: string, password: string): Promise<{volume: string; state: VaultState; already?: boolean; warnings: string[]}> {
@@ -412,7 +440,7 @@ export async function unlockVault(home: string, name: string, password: string):
     kek.fill(0)
     if (!key) {
       // the wait runs from the answer, not from the try's start: a slow key derivation does not use it up
-      writeFileAtomic(failuresFile(home, name), JSON.stringify({count: tries, last: Date.now()}) + '\n')
+      writeFailures(home, name, tries)
       emitEvent(home, 'volume', 'vault-auth-failed', name, {tries})
       throw new VeloError('AUTH', `wrong password for the vault of volume ${name}`, {suggestion: `the next try waits ${Math.min(2 ** (tries - 1), MAX_BACKOFF_S)} s`})
     }

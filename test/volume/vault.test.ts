@@ -199,7 +199,9 @@ describe('volume vault', () => {
         if (unlocks) expect(u.status, u.stderr).toBe(0)
         else {
           expect(u.status).toBe(1)
-          expect(u.stderr).toMatch(/BUSY.*something still holds/)
+          // named: the namespace's process, found by the loop device in its mountinfo
+          expect(u.stderr).toMatch(new RegExp(`BUSY.*still mounted in the mount namespaces of processes .*\\b${c.pid} \\(sleep\\)`))
+          expect(u.stderr).toMatch(/suggestion: end those processes/)
           expect(stateOf(V)).toBe('locked')
         }
       } finally {
