@@ -34,6 +34,29 @@ export function procStat(pid: number): {state: string; start: string} | undefine
 }
 
 /**
+ * rmdir base/parts[0]/.../parts[n-1], never through a symlink: each directory on the way is opened O_NOFOLLOW
+ * through its parent's fd, and rmdir(2) of the last does not follow one (a symlink there is ENOTDIR). For paths a
+ * tenant can rewrite (a volume's root): one of them swapping a component for a link to a host dir removes nothing
+ * there. Errors are thrown as they came (ENOENT, ENOTEMPTY, EBUSY for a mount point, ENOTDIR, ELOOP).
+ */
+export function rmdirNoFollow(base: string, parts: string[]): void {
+  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW
+  let fd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
+  try {
+    for (const [i, p] of parts.entries()) {
+      if (!p || p === '.' || p === '..' || p.includes('/')) throw new Error(`bad path component ${JSON.stringify(p)}`)
+      const at = `/proc/self/fd/${fd}/${p}`
+      if (i === parts.length - 1) return fs.rmdirSync(at)
+      const next = fs.openSync(at, flags)
+      fs.closeSync(fd)
+      fd = next
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+/**
  * Make BASE/parts[0]/parts[1]/... as directories (each missing one with `mode`), never through a symlink below BASE:
  * each component is opened O_NOFOLLOW | O_DIRECTORY through the fd of the one above it (/proc/self/fd), so a tenant
  * that writes under BASE (a volume's data dir) cannot swap a component for a symlink and have root make directories

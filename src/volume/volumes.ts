@@ -1,7 +1,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
-import {mkdirsNoFollow, writeFileAtomic} from '../lib/fsutil'
+import {mkdirsNoFollow, rmdirNoFollow, writeFileAtomic} from '../lib/fsutil'
 import {isRoot} from '../lib/home'
 import {nativeBin} from '../lib/native'
 import {StoreLock} from '../lib/lock'
@@ -472,9 +472,10 @@ export async function removeSnapshot(home: string, name: string, snap: string): 
   } finally {
     db.close()
   }
-  // its mount point, if empty (a tenant may have put files there: those stay)
+  // its mount point, if empty (a tenant may have put files there: those stay), never through a symlink a tenant
+  // put in place of .snapshots
   try {
-    fs.rmdirSync(path.join(volumeDataDir(home, name), SNAPSHOTS_DIR, snap))
+    rmdirNoFollow(volumeDataDir(home, name), [SNAPSHOTS_DIR, snap])
   } catch {}
   return {volume: name, snapshot: snap}
 }

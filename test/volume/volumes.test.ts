@@ -383,6 +383,24 @@ describe('volumes', () => {
     ok(['volume', 'rm', V])
   })
 
+  it("a snapshot rm removes nothing through a symlink a tenant put in place of .snapshots", () => {
+    const {V, data} = shellVolume('srm')
+    ok(['volume', 'snapshot', V, 'gone'])
+    // what a tenant writing the volume's root can do: .snapshots a link to a host dir holding an empty dir of the name
+    const host = tmpDir('velo-vol-host-')
+    fs.mkdirSync(path.join(host, 'gone'))
+    fs.rmSync(path.join(data, '.snapshots'), {recursive: true, force: true})
+    fs.symlinkSync(host, path.join(data, '.snapshots'))
+    try {
+      ok(['volume', 'snapshot', 'rm', V, 'gone'])
+      expect(fs.existsSync(path.join(host, 'gone')), "the host's dir is left alone").toBe(true)
+      expect(sb.json(['volume', 'snapshots', V])).toEqual([])
+    } finally {
+      rmrf(host)
+    }
+    ok(['volume', 'rm', V])
+  })
+
   it('a restore that runs out of space is NO_SPACE with its suggestion, changes nothing when its plan cannot be written, and is finished by the next command once there is room', () => {
     // a store of its own on a small tmpfs: its volume, store objects and plan all on one filesystem, filled at will
     const home = tmpDir('velo-vol-full-')
