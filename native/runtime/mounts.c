@@ -1270,7 +1270,9 @@ static int setup_readonly(const struct oci_mount_ctx *m, int rootfd, struct velo
   return 0;
 }
 
-/* Each maskedPaths entry that exists: a directory gets an empty read-only tmpfs, anything else /dev/null. */
+/* Each maskedPaths entry that exists: a directory gets an empty read-only tmpfs, anything else /dev/null. The
+ * directories share one tmpfs (each a bind of the first): every superblock is a memcg-aware shrinker, and each
+ * memory cgroup on the host allocates shrinker state for every one of them (docs/operations.md). */
 static int setup_masked(const struct oci_mount_ctx *m, int rootfd, struct velo_err *e) {
   json_object *a = cfg_get(cfg_get(m->config, "linux"), "maskedPaths");
   if (!a || !json_object_array_length(a)) return 0;
@@ -1282,6 +1284,7 @@ static int setup_masked(const struct oci_mount_ctx *m, int rootfd, struct velo_e
     null = -1;
   }
   if (null < 0 && (null = open("/dev/null", O_PATH | O_CLOEXEC)) < 0) return VELO_FAIL_ERRNO(e, "open /dev/null");
+  cleanup_fd int empty = -1; /* the first masked directory's tmpfs */
   for (size_t i = 0; i < json_object_array_length(a); i++) {
     const char *p = json_object_get_string(json_object_array_get_idx(a, i));
     cleanup_fd int t = openat2_in_root(rootfd, p, O_PATH);
@@ -1292,10 +1295,14 @@ static int setup_masked(const struct oci_mount_ctx *m, int rootfd, struct velo_e
     if (fstat(t, &st) < 0) return VELO_FAIL_ERRNO(e, "linux.maskedPaths[%zu]: stat %s", i, p);
     char what[PATH_MAX + 40];
     snprintf(what, sizeof what, "linux.maskedPaths[%zu] (%s)", i, p);
-    int mnt = S_ISDIR(st.st_mode) ? mount_new("tmpfs", "tmpfs", NULL, NULL, MOUNT_ATTR_RDONLY, -1, t, what, e)
-                                  : bind_fd(null, false, 0, 0, -1, t, what, e);
+    int mnt = !S_ISDIR(st.st_mode) ? bind_fd(null, false, 0, 0, -1, t, what, e)
+              : empty >= 0         ? bind_fd(empty, false, MOUNT_ATTR_RDONLY, 0, -1, t, what, e)
+                                   : mount_new("tmpfs", "tmpfs", NULL, NULL, MOUNT_ATTR_RDONLY, -1, t, what, e);
     if (mnt < 0) return -1;
-    close(mnt);
+    if (S_ISDIR(st.st_mode) && empty < 0)
+      empty = mnt;
+    else
+      close(mnt);
   }
   return 0;
 }
