@@ -443,6 +443,35 @@ describe('volumes', () => {
     }
   })
 
+  it('a restore the filesystem refuses (an immutable file) is PERMISSION_DENIED with its suggestion, and is finished by the next command once allowed', () => {
+    const {V, data} = shellVolume('perm')
+    fs.writeFileSync(path.join(data, 'locked'), 'before\n')
+    fs.writeFileSync(path.join(data, 'other'), 'other\n')
+    ok(['volume', 'snapshot', V, 's1'])
+    fs.writeFileSync(path.join(data, 'locked'), 'after\n')
+    fs.rmSync(path.join(data, 'other'))
+    // root is refused too: the file cannot be unlinked, renamed over or written (EPERM)
+    execFileSync('chattr', ['+i', path.join(data, 'locked')])
+    try {
+      const r = sb.velo(['volume', 'restore', V, 's1', '--json'])
+      expect(r.status).toBe(1)
+      const err = JSON.parse(r.stdout).error
+      expect(err.code, err.message).toBe('PERMISSION_DENIED')
+      expect(err.message).toMatch(/locked/)
+      expect(err.suggestion).toMatch(/permission|owner|root|sudo/i)
+      expect(fs.readFileSync(path.join(data, 'locked'), 'utf8')).toBe('after\n')
+      expect(fs.existsSync(path.join(path.dirname(data), 'restoring')), 'the restore is left to finish').toBe(true)
+    } finally {
+      execFileSync('chattr', ['-i', path.join(data, 'locked')])
+    }
+    sb.json(['volume', 'inspect', V]) // finishes it
+    expect(fs.existsSync(path.join(path.dirname(data), 'restoring'))).toBe(false)
+    expect(fs.readFileSync(path.join(data, 'locked'), 'utf8')).toBe('before\n')
+    expect(fs.readFileSync(path.join(data, 'other'), 'utf8')).toBe('other\n')
+    ok(['fsck'])
+    ok(['volume', 'rm', V])
+  })
+
   it("an unfinished restore outlives its snapshot's removal and a gc; a restore to another snapshot replaces it", async () => {
     const V = uniq('unf')
     ok(['volume', 'create', V, '--from', 'default'])
