@@ -10,6 +10,6 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
 // Commands run through dist/fast.js (the same command classes without @oclif/core's start-up cost); help,
 // unknown commands, and VELO_NO_FAST=1 go to real oclif.
 ;(async () => {
-  if (!process.env.VELO_NO_FAST && (await require('../dist/fast.js').main(argv))) return
+  if (!process.env.VELO_NO_FAST && (await require('./code-cache.js').load(`${__dirname}/../dist/fast.js`).main(argv))) return
   await require('../dist/cli.js').run(__filename)
 })()

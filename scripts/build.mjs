@@ -14,6 +14,9 @@ const common = {
 }
 await build({...common, entryPoints: {cli: 'src/cli.ts', 'ingest-worker': 'src/store/ingest-worker.ts', 'lazy-fetcher': 'src/registry/fetcher.ts'}, minify: true, outdir: 'dist'})
 // The fast path: the same commands against src/lib/mini-oclif.ts instead of @oclif/core (see that file).
-await build({...common, entryPoints: {fast: 'src/fast.ts'}, outdir: 'dist', minify: true, alias: {'@oclif/core': './src/lib/mini-oclif.ts'}})
+// Its import() calls become require() (all of them load CommonJS or node: modules), so that bin/velo.js can run it
+// from V8's code cache (bin/code-cache.js), written right after.
+await build({...common, entryPoints: {fast: 'src/fast.ts'}, outdir: 'dist', minify: true, alias: {'@oclif/core': './src/lib/mini-oclif.ts'}, supported: {'dynamic-import': false}})
+execFileSync(process.execPath, ['bin/code-cache.js', 'dist/fast.js'], {stdio: ['ignore', 'ignore', 'inherit']})
 // oclif.manifest.json lets oclif answer --help and route commands without loading command code.
 execFileSync(process.execPath, ['node_modules/oclif/bin/run.js', 'manifest'], {stdio: ['ignore', 'ignore', 'inherit']})

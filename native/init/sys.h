@@ -2,7 +2,7 @@
 #define VELO_INIT_SYS_H
 /* The few system calls velo-init makes. On x86_64 and aarch64 it is built without a C library (-nostdlib): an
  * idle tenant is only its init, and a static glibc's start-up (TLS set up on a heap, ifunc relocations, the vDSO
- * looked up) leaves ~44 KiB of private pages and three page-table pages more in every tenant (measured with
+ * looked up) leaves ~44 KiB of private pages and 16 KiB more page tables in every tenant (measured with
  * /proc/PID/smaps_rollup and VmPTE; docs/operations.md). Elsewhere the same code calls syscall(2). Only
  * macros and types come from the C library's headers. Every call returns -errno on failure, as the kernel does. */
 #include <fcntl.h>
