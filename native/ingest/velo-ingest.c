@@ -1,6 +1,6 @@
 /* velo-ingest: the walk and content phases of `velo ingest` / `velo cache save` in one native pass.
  *
- *   velo-ingest [--adopt] [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
+ *   velo-ingest [--adopt] [--b3 PATH MIN] [--index IN [--trust-index] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR...
  *
  * For each DIR (tree index 0, 1, ...): walk it without following symlinks (directories opened with O_NOFOLLOW
  * relative to their parent's fd, names sorted bytewise as the TypeScript walk sorts them), and store every
@@ -45,7 +45,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <time.h>
@@ -80,6 +82,10 @@ static struct {
 } links; /* (dev, ino) of files with several links counted so far */
 /* --adopt: a file is taken into the store by a hard link instead of a copy (see adopt()) */
 static int adopt_files;
+/* --b3 PATH MIN: files of MIN bytes and more are hashed for the first, deciding pass by velo-b3 (src/store/cas.ts
+ * sets MIN): mapped and hashed on every core as b3sum does, where this pass reads (a copy) on one thread. */
+static const char *b3_tool;
+static uint64_t b3_min = UINT64_MAX;
 
 /* each thread's: its records' buffer, read buffer, the index records of what it stored, the temp file it fills */
 static __thread FILE *out;
@@ -131,6 +137,49 @@ static uint64_t hash_fd(int fd, int tfd, blake3_hasher *h, const char *path) {
     if (tfd >= 0) write_all(tfd, chunk, (size_t)n, tmp_dir);
     off += (uint64_t)n;
   }
+}
+
+/* The BLAKE3 (hex) and size of the open file fd by velo-b3: 0, or -1 when the caller must read it itself (no tool,
+ * or it failed, e.g. killed by SIGBUS when the file shrank under its mapping). The child has the file as its fd 3
+ * and opens /dev/fd/3 (the same inode, whatever its path is now); its stderr goes nowhere (ours is parsed). */
+static int b3_hash(int fd, char *hash, uint64_t *size) {
+  int pfd[2];
+  if (!b3_tool || pipe2(pfd, O_CLOEXEC) < 0) return -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, fd, 3);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  char *const args[] = {(char *)b3_tool, "--", "/dev/fd/3", NULL};
+  extern char **environ;
+  pid_t pid;
+  int err = posix_spawn(&pid, b3_tool, &fa, NULL, args, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pfd[1]);
+  char line[160];
+  size_t len = 0;
+  while (!err && len < sizeof line - 1) {
+    ssize_t n = read(pfd[0], line + len, sizeof line - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+  }
+  close(pfd[0]);
+  int status = 0;
+  if (!err)
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  if (err || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  line[len] = 0;
+  /* "<64 hex> <size>\n" */
+  char *end;
+  if (len < 66 || line[64] != ' ' || strspn(line, "0123456789abcdef") != 64) return -1;
+  unsigned long long n = strtoull(line + 65, &end, 10);
+  if (end == line + 65 || *end != '\n') return -1;
+  memcpy(hash, line, 64);
+  hash[64] = 0;
+  *size = n;
+  return 0;
 }
 
 static void object_name(char *dst, size_t cap, const char *hash, uint64_t size, const struct stat *st) {
@@ -251,10 +300,13 @@ static char store_once(int fd, struct stat *st, const char *path, char *hash, ui
   }
 large:
   /* large: hash first (a hit costs no write), then copy while hashing again: the name is the bytes written */
-  blake3_hasher_init(&h);
-  uint64_t size = hash_fd(fd, -1, &h, path);
-  blake3_hasher_finalize(&h, d, 32);
-  hex_into(d, 32, hash);
+  uint64_t size;
+  if ((uint64_t)st->st_size < b3_min || b3_hash(fd, hash, &size) < 0) {
+    blake3_hasher_init(&h);
+    size = hash_fd(fd, -1, &h, path);
+    blake3_hasher_finalize(&h, d, 32);
+    hex_into(d, 32, hash);
+  }
   object_name(name, sizeof name, hash, size, st);
   *stored = size;
   if (exists_at(name)) return 'd';
@@ -634,6 +686,15 @@ int main(int argc, char **argv) {
     } else if (argc > 1 && strcmp(argv[1], "--adopt") == 0) {
       adopt_files = 1;
       argv++, argc--;
+    } else if (argc > 3 && strcmp(argv[1], "--b3") == 0) {
+      char *end;
+      b3_tool = argv[2];
+      b3_min = strtoull(argv[3], &end, 10);
+      if (*end || end == argv[3]) {
+        fprintf(stderr, "velo-ingest: --b3 PATH MIN: MIN is a size in bytes, not %s\n", argv[3]);
+        return 2;
+      }
+      argv += 3, argc -= 3;
     } else if (argc > 2 && (strcmp(argv[1], "--index") == 0 || strcmp(argv[1], "--index-out") == 0)) {
       if (strcmp(argv[1], "--index") == 0) index_in_path = argv[2];
       else index_out_path = argv[2];
@@ -642,7 +703,7 @@ int main(int argc, char **argv) {
       break;
   }
   if (argc < 5 || ((index_in_path || index_out_path) && argc != 5) || (delta && !index_in_path)) {
-    fprintf(stderr, "usage: velo-ingest [--adopt] [--index IN [--trust-index] [--delta] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
+    fprintf(stderr, "usage: velo-ingest [--adopt] [--b3 PATH MIN] [--index IN [--trust-index] [--delta] --index-out OUT] CASDIR TMPDIR ROOT|NOROOT DIR... (an index: one DIR)\n");
     return 2;
   }
   if (index_in_path && fpindex_load(&index_in, index_in_path) < 0) die(index_in_path, "read index");

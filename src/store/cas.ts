@@ -92,8 +92,9 @@ export function hashBuffer(b: Buffer): string {
   return newHasher().update(b).digest('hex')
 }
 
-/** Files at least this large are hashed by native/build/velo-b3 when it is built. */
-const NATIVE_HASH_MIN = 32 << 20
+/** Files at least this large are hashed by native/build/velo-b3 when it is built (here, and by velo-ingest, which
+ * is given this size: src/store/ingest.ts nativeArgs). */
+export const NATIVE_HASH_MIN = 32 << 20
 
 /**
  * BLAKE3 of a large file with velo-b3 (Rust, Debian's blake3 crate): the file is memory-mapped and its

@@ -66,6 +66,34 @@ describe('velo ingest: native pass = Node path', () => {
     expect(JSON.stringify(listDir(path.join(w, 'ca')))).toBe(JSON.stringify(listDir(path.join(w, 'cb'))))
   })
 
+  it('files of 32 MiB and more are hashed by velo-b3 (one call each); a velo-b3 that fails leaves the pass to read them itself, with the same objects', () => {
+    const big = path.join(w, 'big')
+    fs.mkdirSync(big)
+    const bytes = Buffer.alloc(40 << 20)
+    for (let i = 0; i < bytes.length; i += 4096) bytes.writeUInt32LE((i * 2654435761) >>> 0, i)
+    fs.writeFileSync(path.join(big, 'large'), bytes)
+    fs.writeFileSync(path.join(big, 'small'), 'small\n')
+    const H = path.join(w, 'H')
+    const log = path.join(w, 'execs')
+    const r = spawnSync('strace', ['-f', '-qq', '-e', 'trace=execve', '-o', log, path.join(ROOT, 'bin', 'velo'), 'ingest', big, '--name', 'big', '--home', H, '--json'], {encoding: 'utf8'})
+    expect(r.status, r.stderr).toBe(0)
+    expect(fs.readFileSync(log, 'utf8').split('\n').filter((l) => /execve\("[^"]*\/velo-b3"/.test(l) && !/ENOENT/.test(l)).length).toBe(1)
+    const objects = (cas: string) => spawnSync('bash', ['-c', `cd ${cas} && ls */ | sort`], {encoding: 'utf8'}).stdout
+    const want = objects(path.join(H, 'cas', 'blake3'))
+    const b3sum = spawnSync('b3sum', ['--no-names', path.join(big, 'large')], {encoding: 'utf8'}).stdout.trim()
+    expect(want).toContain(`${b3sum}_${40 << 20}_`)
+    // the pass alone, into an empty store dir, told to ask a tool that fails (for every file of a byte or more)
+    const cas = path.join(w, 'cas2')
+    const tmp = path.join(w, 'tmp2')
+    for (let i = 0; i < 256; i++) fs.mkdirSync(path.join(cas, i.toString(16).padStart(2, '0')), {recursive: true}) // as a store has them
+    fs.mkdirSync(tmp)
+    const p = spawnSync(path.join(ROOT, 'native', 'build', 'velo-ingest'), ['--b3', '/bin/false', '1', cas, tmp, 'ROOT', big], {encoding: 'utf8'})
+    expect(p.status, p.stderr).toBe(0)
+    expect(p.stderr).toBe('')
+    expect(objects(cas)).toBe(want)
+    expect(spawnSync(path.join(ROOT, 'native', 'build', 'velo-ingest'), ['--b3', '/bin/false', 'lots', cas, tmp, 'ROOT', big]).status).toBe(2)
+  })
+
   it('a directory that is not there fails before the store is made', () => {
     const H = path.join(w, 'none')
     const r = velo(H, ['ingest', path.join(w, 'missing')])
