@@ -90,11 +90,14 @@ r = hyperfine(
     {name: 'node -e 0', cmd: 'node -e 0'},
     {name: 'velo --version', cmd: `${v} --version`},
     {name: 'velo image ls', cmd: `${v} image ls --home ${H} --json`},
+    {name: 'velo image ls, no code cache', cmd: `env VELO_NO_CODE_CACHE=1 ${v} image ls --home ${H} --json`},
   ],
   {runs: Math.max(runs, 20), warmup: 3},
 )
 rows.push(ratioRow('velo --version', r['velo --version'], r['node -e 0'], 'node -e 0', 1.5))
 rows.push(ratioRow('velo image ls --json (a whole command)', r['velo image ls'], r['node -e 0'], 'node -e 0', 2.0))
+// the fast bundle from V8's code cache (bin/code-cache.js) vs compiled at every call: the cache must not cost
+rows.push(ratioRow('velo image ls --json, the bundle from its code cache', r['velo image ls'], r['velo image ls, no code cache'], 'compiled each call', 1.0))
 
 const text = printRows(`Store (bench/store.mjs, ${new Date().toISOString().slice(0, 10)}, ${files} files / ${(bytes / 1e6).toFixed(0)} MB node_modules)`, rows)
 fs.mkdirSync(path.join(ROOT, 'bench', 'results'), {recursive: true})

@@ -10,6 +10,8 @@ if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v' || argv[0]
 // Commands run through dist/fast.js (the same command classes without @oclif/core's start-up cost); help,
 // unknown commands, and VELO_NO_FAST=1 go to real oclif.
 ;(async () => {
-  if (!process.env.VELO_NO_FAST && (await require('./code-cache.js').load(`${__dirname}/../dist/fast.js`).main(argv))) return
+  // VELO_NO_CODE_CACHE=1: compile the bundle as require() does (for comparison: bench/store.mjs)
+  const fast = () => (process.env.VELO_NO_CODE_CACHE ? require('../dist/fast.js') : require('./code-cache.js').load(`${__dirname}/../dist/fast.js`))
+  if (!process.env.VELO_NO_FAST && (await fast().main(argv))) return
   await require('../dist/cli.js').run(__filename)
 })()
