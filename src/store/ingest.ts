@@ -8,7 +8,7 @@ import {StoreLock} from '../lib/lock'
 import {ManifestDb, LayerInfo, ImageRecord} from '../manifest/db'
 import {FLAG_OPAQUE, LayerBuilder, Meta, metaFromStat, newMeta, TreeNode, whiteoutMeta} from '../manifest/builder'
 import {S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK} from '../manifest/entry'
-import {Store} from './cas'
+import {NATIVE_HASH_MIN, Store} from './cas'
 import type {WorkerResult} from './ingest-worker'
 import {probePlaceholders} from '../run/native'
 import {isRoot} from '../lib/home'
@@ -159,6 +159,8 @@ type Pre = {newObjects: number; newBytes: number; files: number; bytes: number}
 type NativeIndex = {in?: string; out: string; trust: boolean; delta?: boolean}
 const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex, adopt?: boolean) => [
   ...(adopt ? ['--adopt'] : []),
+  // large files: velo-ingest asks velo-b3 for the hash that decides whether the object is new (all cores, mapped)
+  ...(optionalNativeBin('velo-b3') ? ['--b3', optionalNativeBin('velo-b3')!, String(NATIVE_HASH_MIN)] : []),
   ...(index ? [...(index.in ? ['--index', index.in] : []), ...(index.trust ? ['--trust-index'] : []), ...(index.delta ? ['--delta'] : []), '--index-out', index.out] : []),
   store.casDir,
   store.tmpDir,
