@@ -34,19 +34,21 @@ export function procStat(pid: number): {state: string; start: string} | undefine
 }
 
 /**
- * rmdir base/parts[0]/.../parts[n-1], never through a symlink: each directory on the way is opened O_NOFOLLOW
- * through its parent's fd, and rmdir(2) of the last does not follow one (a symlink there is ENOTDIR). For paths a
- * tenant can rewrite (a volume's root): one of them swapping a component for a link to a host dir removes nothing
- * there. Errors are thrown as they came (ENOENT, ENOTEMPTY, EBUSY for a mount point, ENOTDIR, ELOOP).
+ * Walk BASE/parts[0]/parts[1]/... never through a symlink below BASE (BASE itself is velo's): each component is
+ * reached through the fd of the one above it (/proc/self/fd) and opened O_NOFOLLOW | O_DIRECTORY, so a tenant that
+ * writes under BASE (a volume's data dir) cannot swap a component for a symlink and have root act elsewhere.
+ * `each(at)` runs on every component's path before it is opened; `last(at)`, when given, takes the last component
+ * instead of opening it.
  */
-export function rmdirNoFollow(base: string, parts: string[]): void {
+function walkNoFollow(base: string, parts: string[], each: (at: string) => void, last?: (at: string) => void): void {
   const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW
   let fd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
   try {
     for (const [i, p] of parts.entries()) {
       if (!p || p === '.' || p === '..' || p.includes('/')) throw new Error(`bad path component ${JSON.stringify(p)}`)
       const at = `/proc/self/fd/${fd}/${p}`
-      if (i === parts.length - 1) return fs.rmdirSync(at)
+      if (last && i === parts.length - 1) return last(at)
+      each(at)
       const next = fs.openSync(at, flags)
       fs.closeSync(fd)
       fd = next
@@ -57,28 +59,24 @@ export function rmdirNoFollow(base: string, parts: string[]): void {
 }
 
 /**
- * Make BASE/parts[0]/parts[1]/... as directories (each missing one with `mode`), never through a symlink below BASE:
- * each component is opened O_NOFOLLOW | O_DIRECTORY through the fd of the one above it (/proc/self/fd), so a tenant
- * that writes under BASE (a volume's data dir) cannot swap a component for a symlink and have root make directories
- * elsewhere. BASE itself is velo's. Throws ELOOP/ENOTDIR when a component is not a real directory.
+ * rmdir BASE/parts[0]/.../parts[n-1], never through a symlink (walkNoFollow; rmdir(2) of the last does not follow
+ * one either: a symlink there is ENOTDIR). A tenant swapping a component for a link to a host dir removes nothing
+ * there. Errors are thrown as they came (ENOENT, ENOTEMPTY, EBUSY for a mount point, ENOTDIR, ELOOP).
+ */
+export function rmdirNoFollow(base: string, parts: string[]): void {
+  walkNoFollow(base, parts, () => {}, (at) => fs.rmdirSync(at))
+}
+
+/**
+ * Make BASE/parts[0]/parts[1]/... as directories (each missing one with `mode`), never through a symlink below BASE
+ * (walkNoFollow). Throws ELOOP/ENOTDIR when a component is not a real directory.
  */
 export function mkdirsNoFollow(base: string, parts: string[], mode = 0o755): void {
-  const flags = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW
-  let fd = fs.openSync(base, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY)
-  try {
-    for (const p of parts) {
-      if (!p || p === '.' || p === '..' || p.includes('/')) throw new Error(`bad path component ${JSON.stringify(p)}`)
-      const at = `/proc/self/fd/${fd}/${p}`
-      try {
-        fs.mkdirSync(at, {mode})
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      }
-      const next = fs.openSync(at, flags)
-      fs.closeSync(fd)
-      fd = next
+  walkNoFollow(base, parts, (at) => {
+    try {
+      fs.mkdirSync(at, {mode})
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
-  } finally {
-    fs.closeSync(fd)
-  }
+  })
 }
