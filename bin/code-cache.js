@@ -22,6 +22,22 @@ function compile(file, source, cachedData) {
   return new vm.Script(Module.wrap(source), {filename: file, cachedData})
 }
 
+/** Run a compiled module wrapper as require() runs `file`: its own module object, require and paths. */
+function run(script, file, register) {
+  const m = new Module(file, module)
+  m.filename = file
+  m.paths = Module._nodeModulePaths(path.dirname(file))
+  if (register) Module._cache[file] = m
+  try {
+    script.runInThisContext().call(m.exports, m.exports, Module.createRequire(file), m, file, path.dirname(file))
+  } catch (err) {
+    if (register) delete Module._cache[file]
+    throw err
+  }
+  m.loaded = true
+  return m.exports
+}
+
 /** Run `file` as require() would, but compiled from its code cache when that cache was made from this source. */
 function load(file) {
   file = path.resolve(file)
@@ -37,18 +53,7 @@ function load(file) {
   } catch {
     return require(file)
   }
-  const m = new Module(file, module)
-  m.filename = file
-  m.paths = Module._nodeModulePaths(path.dirname(file))
-  Module._cache[file] = m
-  try {
-    script.runInThisContext().call(m.exports, m.exports, Module.createRequire(file), m, file, path.dirname(file))
-  } catch (err) {
-    delete Module._cache[file]
-    throw err
-  }
-  m.loaded = true
-  return m.exports
+  return run(script, file, true)
 }
 
 /** Write `file`.cache: the source's hash, the data's hash, then V8's code cache of the bundle once its top level has run. A bundle
@@ -63,10 +68,7 @@ function write(file) {
     return 0
   }
   const script = compile(file, source, undefined)
-  const m = new Module(file, module)
-  m.filename = file
-  m.paths = Module._nodeModulePaths(path.dirname(file))
-  script.runInThisContext().call(m.exports, m.exports, Module.createRequire(file), m, file, path.dirname(file))
+  run(script, file, false) // its top level compiled too, not only pre-parsed
   const data = script.createCachedData()
   const tmp = `${file}.cache.${process.pid}`
   fs.writeFileSync(tmp, Buffer.concat([sha256(source), sha256(data), data]))
