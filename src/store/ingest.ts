@@ -157,10 +157,10 @@ const FIELDS = 13
 type Pre = {newObjects: number; newBytes: number; files: number; bytes: number}
 
 type NativeIndex = {in?: string; out: string; trust: boolean; delta?: boolean}
-const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex, adopt?: boolean) => [
+const nativeArgs = (store: Store, srcs: string[], index?: NativeIndex, adopt?: boolean, b3 = optionalNativeBin('velo-b3')) => [
   ...(adopt ? ['--adopt'] : []),
   // large files: velo-ingest asks velo-b3 for the hash that decides whether the object is new (all cores, mapped)
-  ...(optionalNativeBin('velo-b3') ? ['--b3', optionalNativeBin('velo-b3')!, String(NATIVE_HASH_MIN)] : []),
+  ...(b3 ? ['--b3', b3, String(NATIVE_HASH_MIN)] : []),
   ...(index ? [...(index.in ? ['--index', index.in] : []), ...(index.trust ? ['--trust-index'] : []), ...(index.delta ? ['--delta'] : []), '--index-out', index.out] : []),
   store.casDir,
   store.tmpDir,
