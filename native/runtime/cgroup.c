@@ -1106,6 +1106,7 @@ static int make_dirs(const struct oci_cgroup *cg, const struct cg_hier *h, char 
   char *p = strdup(h->path);
   if (!p) return VELO_FAIL_ERRNO(e, "out of memory");
   bool cpuset = !cg->v2 && word_in(h->controllers, "cpuset", ",");
+  bool balanced = false; /* v1 cpuset: some level above the one being made has cpuset.sched_load_balance on */
   for (char *s = p + ml; s && *s;) {
     char *next = strchr(s + 1, '/');
     if (next) *next = 0;
@@ -1126,9 +1127,21 @@ static int make_dirs(const struct oci_cgroup *cg, const struct cg_hier *h, char 
         (void)write_str(parent, "cgroup.subtree_control", b);
       }
     }
+    if (cpuset && parent && !balanced) {
+      cleanup_free char *flag = read_str(parent, "cpuset.sched_load_balance");
+      balanced = flag && !strcmp(flag, "1");
+    }
     if (mkdir(p, 0755) == 0) {
       if (!*made) *made = strdup(p);
       if (cpuset && parent) {
+        /* With an ancestor balancing load, its sched domain spans this cpuset's CPUs and the kernel never reads
+         * this flag (generate_sched_domains skips the subtree of a balancing cpuset); left on, as it starts,
+         * every write of cpuset.cpus and the rmdir rebuild the host's sched domains, which walks every cpuset
+         * on the host: a cost per container that grows with the number of containers (docs/operations.md).
+         * Written while the dir has no CPUs, so this write rebuilds nothing either. Only the container's own
+         * dir: a parent made here keeps the kernel's default, so a host that later turns balancing off above it
+         * still balances the containers below. Errors ignored: the flag only saves work. */
+        if (balanced && !next) (void)write_str(p, "cpuset.sched_load_balance", "0");
         for (const char *f = "cpuset.cpus"; f; f = strcmp(f, "cpuset.cpus") ? NULL : "cpuset.mems") {
           cleanup_free char *mine = read_str(p, f);
           if (mine && *mine) continue;

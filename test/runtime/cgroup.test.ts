@@ -430,6 +430,45 @@ describe('cgroups', () => {
     }
   })
 
+  it('velo (v1 cpuset): a container balanced by an ancestor does not balance load itself (no sched-domain rebuild per container); dirs it makes above keep the default', (ctx) => {
+    const h = V2 ? undefined : hier('cpuset')
+    if (!h) {
+      console.log('skipped: no v1 cpuset hierarchy on this host (the flag is cgroup v1 only)')
+      return ctx.skip()
+    }
+    const flag = (d: string) => read(path.join(d, 'cpuset.sched_load_balance'))
+    // a made parent that does not balance: the root above it still does, so the container needs no flag of its own
+    const unbalanced = path.join(h.mountpoint, PARENT, `unbalanced-${process.pid}`)
+    for (const d of [path.join(h.mountpoint, PARENT), unbalanced]) {
+      fs.mkdirSync(d, {recursive: true})
+      // a new v1 cpuset has no CPUs and no memory nodes until given its parent's
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) if (!read(path.join(d, f))) fs.writeFileSync(path.join(d, f), read(path.join(h.mountpoint, f)))
+    }
+    fs.writeFileSync(path.join(unbalanced, 'cpuset.sched_load_balance'), '0')
+    const cases = [
+      {cp: `${cgPath('balance')}/made-above/c`, parentFlag: '1'}, // two new levels: the upper one keeps the default
+      {cp: `${PARENT}/unbalanced-${process.pid}/c-${process.pid}`, parentFlag: '0'},
+    ]
+    for (const name of NAMES) {
+      for (const {cp, parentFlag} of cases) {
+        const b = make(RUNTIMES[name], (c) => {
+          c.linux.cgroupsPath = cp
+          shArgs('exec sleep 1000')(c)
+        })
+        expect(createStart(name, b)).toEqual({status: 0, log: ''})
+        const dir = hostDir(h, cp)
+        expect(flag(dir), `${name} ${cp}`).toBe(name === 'velo' ? '0' : '1') // runc leaves the kernel's default
+        expect(flag(path.dirname(dir))).toBe(parentFlag)
+        expect(read(path.join(dir, 'cpuset.cpus'))).toBe(read(path.join(path.dirname(dir), 'cpuset.cpus')))
+        // the container still runs on every CPU its cpuset allows
+        const pid = read(path.join(dir, 'cgroup.procs')).split('\n')[0]
+        expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(new RegExp(`Cpus_allowed_list:\\s+${read(path.join(dir, 'cpuset.cpus'))}\\n`))
+        expect(rt(RUNTIMES[name], b.root, ['delete', '--force', b.id]).status).toBe(0)
+        expect(fs.existsSync(dir)).toBe(false) // the parents go with PARENT, after the file
+      }
+    }
+  })
+
   it('velo: --systemd-cgroup is refused with a clear error', () => {
     const b = make(RUNTIMES.velo)
     const r = rt(RUNTIMES.velo, b.root, ['--systemd-cgroup', 'create', '--bundle', b.dir, b.id], {stdio: ['ignore', 'pipe', 'pipe']})
