@@ -5,7 +5,10 @@
 // bucket of 100 (so growth with the count shows), host memory per idle tenant (MemAvailable, and the PSS of the
 // inits and monitors), open files and mounts at peak, and what is left after rm (must be nothing).
 // Then IDLE tenants without a main command (velo-init alone): the host memory of an idle tenant, kernel + init.
-// Not part of npm test. Usage: node stress/sandbox-1000.mjs [--tenants N] [--bucket B] [--idle IDLE] [--json FILE]
+// With --peer runc, the same number of runc containers follows in the same run (runc's own `runc spec` config, the
+// default image's files as a read-only root, the same main command, `runc run -d` and `runc delete -f` one at a
+// time): the growth of create with the count, and what a container holds, beside velo's.
+// Not part of npm test. Usage: node stress/sandbox-1000.mjs [--tenants N] [--bucket B] [--idle IDLE] [--peer runc] [--json FILE]
 import {argv} from 'zx'
 import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
@@ -17,6 +20,9 @@ const VELO = path.join(ROOT, 'bin', 'velo')
 const N = Number(argv.tenants ?? 1000)
 const B = Number(argv.bucket ?? 100)
 const IDLE = Number(argv.idle ?? 100)
+const PEER = argv.peer
+if (PEER !== undefined && PEER !== 'runc') throw new Error(`--peer: only runc is known, not ${PEER}`)
+const RUNC = '/usr/sbin/runc'
 const home = fs.mkdtempSync(path.join('/var/tmp', 'velo-stress-1k-'))
 process.env.VELO_HOME = home
 const names = Array.from({length: N}, (_, i) => `k-${String(i).padStart(4, '0')}`)
@@ -56,6 +62,81 @@ const timed = async (fn) => {
   const t = now()
   await fn()
   return now() - t
+}
+
+// the same workload under runc, one call at a time: `runc run -d` (create + start) and `runc delete -f`, each
+// container in its own cgroup under one parent of this run's (removed at the end), memory read as for velo's
+const peerRunc = async () => {
+  const rootfs = path.join(home, 'peer-rootfs')
+  velo('image', 'checkout', 'default', rootfs)
+  const bundle = path.join(home, 'peer-bundle')
+  const state = path.join(home, 'peer-state')
+  fs.mkdirSync(bundle)
+  const spec = spawnSync(RUNC, ['spec'], {cwd: bundle, encoding: 'utf8'})
+  if (spec.status !== 0) throw new Error(`runc spec failed: ${spec.stderr}`)
+  const parent = `velo-stress-peer-${process.pid}`
+  const ids = names.map((n) => `r-${n}`)
+  const cfg = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8'))
+  cfg.root = {path: rootfs, readonly: true}
+  cfg.process.terminal = false
+  cfg.process.args = ['sh', '-c', 'while :; do sleep 3600; done']
+  // no pipe to runc: a detached container keeps its stdio open, so a pipe would never end; errors go to runc's log
+  const runcLog = path.join(home, 'peer-runc.log')
+  const runc = (...args) => {
+    const r = spawnSync(RUNC, ['--root', state, '--log', runcLog, ...args], {stdio: 'ignore'})
+    if (r.status !== 0) throw Object.assign(new Error(`runc ${args.join(' ')} exited ${r.status}`), {stderr: fs.readFileSync(runcLog, 'utf8').split('\n').slice(-3).join('\n')})
+  }
+  const peer = {runtime: 'runc', buckets: []}
+  try {
+    await new Promise((r) => setTimeout(r, 1000))
+    const info0 = meminfo()
+    const create = []
+    for (const id of ids) {
+      cfg.linux.cgroupsPath = `/${parent}/${id}`
+      fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(cfg))
+      create.push(await timed(() => runc('run', '-d', '--bundle', bundle, id)))
+    }
+    await new Promise((r) => setTimeout(r, 1000))
+    const info1 = meminfo()
+    const pids = ids.map((id) => Number(JSON.parse(spawnSync(RUNC, ['--root', state, 'state', id], {encoding: 'utf8'}).stdout).pid))
+    const children = (pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)
+      } catch {
+        return []
+      }
+    }
+    const procs = pids.flatMap((p) => [p, ...children(p)])
+    const procPss = procs.reduce((a, p) => a + pss(p), 0)
+    const kernelPerTenantKiB = Object.fromEntries(KERNEL_PARTS.map((k) => [k, (info1[k] - info0[k]) / N / 1024]))
+    const rm = []
+    for (const id of ids) rm.push(await timed(() => runc('delete', '-f', id)))
+    for (let b = 0; b < N; b += B)
+      peer.buckets.push({tenants: `${b + 1}-${Math.min(N, b + B)}`, createP50: pct(create.slice(b, b + B), 50), createP99: pct(create.slice(b, b + B), 99), rmP50: pct(rm.slice(b, b + B), 50), rmP99: pct(rm.slice(b, b + B), 99)})
+    const lastHalf = create.slice(N / 2)
+    Object.assign(peer, {
+      createLastOverFirstP50: peer.buckets[peer.buckets.length - 1].createP50 / peer.buckets[0].createP50,
+      createP99OverP50LastHalf: pct(lastHalf, 99) / pct(lastHalf, 50),
+      processesPerTenant: procs.length / N,
+      processPssPerTenantKiB: procPss / N / 1024,
+      kernelPerTenantKiB,
+      heldPerTenantMiB: (held(kernelPerTenantKiB) + procPss / N / 1024) / 1024,
+    })
+  } finally {
+    for (const id of ids) spawnSync(RUNC, ['--root', state, 'delete', '-f', id], {stdio: 'ignore'})
+    // runc leaves the parent it was given; what is still there after that is a leftover
+    const left = []
+    for (const h of fs.readdirSync('/sys/fs/cgroup')) {
+      const d = path.join('/sys/fs/cgroup', h, parent)
+      if (!fs.existsSync(d)) continue
+      left.push(...fs.readdirSync(d, {withFileTypes: true}).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name)))
+      try {
+        fs.rmdirSync(d)
+      } catch {}
+    }
+    peer.leftBehind = {cgroups: left.length, containers: fs.existsSync(state) ? fs.readdirSync(state).length : 0}
+  }
+  return peer
 }
 
 let failed = false
@@ -174,6 +255,10 @@ try {
   const leftDirs = fs.readdirSync(path.join(home, 'tenants'))
   report.leftBehind = {mounts: leftMounts.length, processes: leftProcs.length, cgroups: leftCgroups.length, tenantDirs: leftDirs.length}
   if (leftMounts.length || leftProcs.length || leftCgroups.length || leftDirs.length) failed = true
+  if (PEER) {
+    report.peer = await peerRunc()
+    if (report.peer.leftBehind.cgroups || report.peer.leftBehind.containers) failed = true
+  }
 
   const f = (x) => x.toFixed(1)
   console.log(`stress: ${N} tenants (each with a main command under its monitor), one CLI call at a time, ${report.cpus} CPUs`)
@@ -187,6 +272,15 @@ try {
   console.log(`  an idle tenant (no main command; ${IDLE} of them): ${report.idleHeldPerTenantMiB.toFixed(2)} MiB held (target ≤ 0.3), ${report.idleHostMemPerTenantMiB.toFixed(2)} MiB MemAvailable drop; PSS init ${f(report.idleInitPssPerTenantKiB)} KiB; kernel: ${KERNEL_PARTS.map((k) => `${k} ${f(report.idleKernelPerTenantKiB[k])}`).join(', ')} KiB`)
   console.log(`  at peak: ${files} more open files, ${mounts} more mounts in the host namespace`)
   console.log(`  left behind: ${JSON.stringify(report.leftBehind)}`)
+  if (report.peer) {
+    const p = report.peer
+    console.log(`peer: ${N} runc containers of the same image and main command (runc run -d, runc delete -f), same run`)
+    console.log('  tenants     create p50   p99    rm p50    p99   (ms, whole runc call)   velo create p50 / runc')
+    p.buckets.forEach((b, i) => console.log(`  ${b.tenants.padEnd(10)} ${f(b.createP50).padStart(8)} ${f(b.createP99).padStart(6)} ${f(b.rmP50).padStart(8)} ${f(b.rmP99).padStart(6)}   ${(report.buckets[i].createP50 / b.createP50).toFixed(2)}×`))
+    console.log(`  create p50, last bucket / first: ${p.createLastOverFirstP50.toFixed(2)} (velo ${report.createLastOverFirstP50.toFixed(2)}); p99/p50 of the last half: ${p.createP99OverP50LastHalf.toFixed(2)} (velo ${report.createP99OverP50LastHalf.toFixed(2)})`)
+    console.log(`  host memory per container: ${p.heldPerTenantMiB.toFixed(2)} MiB held (velo ${report.heldPerTenantMiB.toFixed(2)}); its ${p.processesPerTenant.toFixed(1)} processes: PSS ${f(p.processPssPerTenantKiB)} KiB; kernel: ${KERNEL_PARTS.map((k) => `${k} ${f(p.kernelPerTenantKiB[k])}`).join(', ')} KiB`)
+    console.log(`  left behind: ${JSON.stringify(p.leftBehind)}`)
+  }
   // --json FILE, else bench/results/sandbox-1000-<timestamp>.json (the growth curves of `npm run bench:report`)
   const jsonFile = argv.json || path.join(ROOT, 'bench', 'results', `sandbox-1000-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   fs.mkdirSync(path.dirname(jsonFile), {recursive: true})
