@@ -48,6 +48,7 @@
  * Errors: "velo-cold: PATH: what: strerror" on stderr, exit 1. The caller holds the store's lock: exclusive for
  * freeze (gc), shared for thaw (as a writer) and verify (fsck). */
 #include "cold.h"
+#include "../common/caller.h"
 
 const char *cas_dir, *tmp_dir, *chunk_dir;
 int cas_fd = -1, chunk_fd = -1, as_root;
@@ -482,8 +483,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   /* the caller's store lock is its own fd: a freeze or thaw must not outlive it (a gc killed with -9) */
-  const char *caller = getenv("VELO_COLD_PARENT"); /* the caller's pid: gone already, and this is an orphan */
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (caller && getppid() != (pid_t)atol(caller))) return 1;
+  if (velo_bind_to_caller() < 0) return 1;
   cas_dir = argv[2], tmp_dir = argv[3], as_root = strcmp(argv[4], "ROOT") == 0, chunk_dir = argv[5];
   cas_fd = open(cas_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cas_fd < 0) die(cas_dir, "open");

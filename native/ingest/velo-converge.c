@@ -47,6 +47,7 @@
 #include "records.h"
 #include "fpindex.h"
 #include "converge.h"
+#include "../common/caller.h"
 
 #define SPLIT_DEPTH 3
 #define MAX_THREADS 4
@@ -421,8 +422,7 @@ static int converge(int dfd, const struct velo_dir *d, char *rel, size_t rlen) {
 
 int main(int argc, char **argv) {
   /* the caller holds the volume's lock while we run: its death (the lock gone) must end us, never leave us writing */
-  pid_t parent = getppid();
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) converge_die("the caller is gone", 0);
+  if (velo_bind_to_caller() < 0) converge_die("the caller is gone", 0);
   if (argc > 1 && !strcmp(argv[1], "--apply")) return converge_apply(argc, argv);
   if (argc != 7) {
     fprintf(stderr, "usage: velo-converge HOME LAYER[,LAYER...] DIR INDEX INDEX_OUT PLAN\n       velo-converge --apply DIR PLAN [--no-chown]\n");

@@ -36,3 +36,12 @@ export function nativeBin(name: string): string {
     throw new VeloError('NATIVE', `native binary ${name} is not built`, {suggestion: `run: make -C ${path.join(packageRoot(), 'native')}`})
   return p
 }
+
+/**
+ * The environment for a native helper that works under this process's lock (velo-converge, velo-cold): our pid as
+ * VELO_CALLER_PID, by which the helper tells that we died before it could ask to die with us, and exits instead of
+ * writing on without the lock (native/common/caller.h).
+ */
+export function callerEnv(): NodeJS.ProcessEnv {
+  return {...process.env, VELO_CALLER_PID: String(process.pid)}
+}

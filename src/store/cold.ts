@@ -4,7 +4,7 @@ import * as path from 'node:path'
 import {VeloError, fromSystemError} from '../lib/errors'
 import {isRoot} from '../lib/home'
 import {StoreLock} from '../lib/lock'
-import {optionalNativeBin} from '../lib/native'
+import {callerEnv, optionalNativeBin} from '../lib/native'
 import {isReadOnlyStore} from '../lib/store-access'
 import type {ManifestDb} from '../manifest/db'
 import {S_IFMT, S_IFREG} from '../manifest/entry'
@@ -54,7 +54,7 @@ function run(verb: 'freeze' | 'thaw' | 'verify' | 'sweep-chunks' | 'packed' | 'c
       suggestion: 'install libzstd-dev, then run `npm run build` (or scripts/setup.sh)',
     })
   const stdio: Array<'pipe' | number> = lockFd === undefined ? ['pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe', lockFd]
-  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home), packsDir(store.home), ...extra], {input: names.length ? names.map((n) => (n.startsWith('pack:') ? n : rel(n))).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: {...process.env, VELO_COLD_PARENT: String(process.pid)}})
+  const r = spawnSync(bin, [verb, store.casDir, store.tmpDir, isRoot() ? 'ROOT' : 'NOROOT', chunksDir(store.home), packsDir(store.home), ...extra], {input: names.length ? names.map((n) => (n.startsWith('pack:') ? n : rel(n))).join('\n') + '\n' : '', maxBuffer: 1 << 30, encoding: 'utf8', stdio, env: callerEnv()})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-cold: ${r.error.message}`)
   if (r.status !== 0) {
     const msg = (r.stderr || `velo-cold exited ${r.status ?? r.signal}`).trim()

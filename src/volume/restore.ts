@@ -2,7 +2,7 @@ import {spawnSync} from 'node:child_process'
 import * as fs from 'node:fs'
 import {type ErrorCode, PERMISSION_SUGGESTION, VeloError} from '../lib/errors'
 import {isRoot} from '../lib/home'
-import {optionalNativeBin} from '../lib/native'
+import {callerEnv, optionalNativeBin} from '../lib/native'
 
 /**
  * A restore in place, in native/ingest/velo-converge: its first pass compares the data dir with the snapshot's
@@ -44,7 +44,7 @@ const CONVERGE_EXIT: Record<number, {code: ErrorCode; suggestion: string}> = {
 }
 
 function converge(args: string[]): string {
-  const r = spawnSync(convergeTool()!, args, {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31, encoding: 'utf8'})
+  const r = spawnSync(convergeTool()!, args, {stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 2 ** 31, encoding: 'utf8', env: callerEnv()})
   if (r.error) throw new VeloError('NATIVE', `cannot run velo-converge: ${r.error.message}`)
   if (r.status === 0) return r.stdout
   const msg = `restore: ${r.stderr.trim().replace(/^velo-converge: /, '') || `velo-converge exited ${r.status ?? r.signal}`}`

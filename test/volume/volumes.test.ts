@@ -509,6 +509,42 @@ describe('volumes', () => {
     ok(['volume', 'rm', V])
   })
 
+  it('velo-converge whose caller died before it started (re-parented: VELO_CALLER_PID is not its parent) changes nothing; with its caller alive it applies the plan', () => {
+    // A restore killed between spawning velo-converge and the helper's request to die with it left an orphan that
+    // applied its plan after the volume lock was gone, beside the next command's restore (EEXIST in CI). The caller's
+    // pid in the environment is what tells the helper so; here another live process's pid stands for a dead caller.
+    const V = uniq('orph')
+    ok(['volume', 'create', V])
+    const data = sb.json(['volume', 'inspect', V]).dir
+    fs.mkdirSync(path.join(data, 'd'))
+    fs.writeFileSync(path.join(data, 'd', 'f'), 'kept')
+    ok(['volume', 'snapshot', V, 's1'])
+    const layers: string[] = sb.json(['image', 'inspect', `volume:${V}:s1`]).layers
+    fs.rmSync(path.join(data, 'd'), {recursive: true})
+    const work = tmpDir('velo-orph-')
+    const bin = path.join(__dirname, '..', '..', 'native', 'build', 'velo-converge')
+    const other = spawn('sleep', ['60'], {stdio: 'ignore'})
+    try {
+      const run = (args: string[], caller: number) => spawnSync(bin, args, {encoding: 'utf8', env: {...process.env, VELO_CALLER_PID: String(caller)}})
+      const planArgs = [sb.home, layers.join(','), data, '', path.join(work, 'index'), path.join(work, 'plan')]
+      expect(run(planArgs, other.pid!).stderr).toMatch(/the caller is gone/)
+      expect(fs.existsSync(path.join(work, 'plan'))).toBe(false)
+      const planned = run(planArgs, process.pid)
+      expect(planned.status, planned.stderr).toBe(0)
+      const orphan = run(['--apply', data, path.join(work, 'plan')], other.pid!)
+      expect(orphan.status).not.toBe(0)
+      expect(orphan.stderr).toMatch(/the caller is gone/)
+      expect(fs.existsSync(path.join(data, 'd'))).toBe(false)
+      const applied = run(['--apply', data, path.join(work, 'plan')], process.pid)
+      expect(applied.status, applied.stderr).toBe(0)
+      expect(fs.readFileSync(path.join(data, 'd', 'f'), 'utf8')).toBe('kept')
+    } finally {
+      other.kill('SIGKILL')
+      rmrf(work)
+    }
+    ok(['volume', 'rm', V])
+  })
+
   it('the gates through a mount with real tools: cp, mkdir, mv, cat, rm, rmdir, rsync -a/--inplace/--delete (links, modes, owners, xattrs, times), sha256sum across remounts; snapshots read-only in .snapshots', () => {
     const V = uniq('gate')
     ok(['volume', 'create', V])
