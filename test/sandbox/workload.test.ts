@@ -103,14 +103,23 @@ describe('sandbox workloads', () => {
   })
 
   it('logs -f prints lines as they come and ends with the workload', async () => {
-    const N = runD(['--', 'sh', '-c', 'for i in 1 2 3; do echo line$i; sleep 0.3; done'])
+    // the workload writes its later lines only once the follower has printed the first (the test then lets it go on,
+    // through an exec), so they can only reach the follower as they come: no timing assumed (a follower that starts
+    // late on a slow host, a TCG guest, would otherwise read every line at once)
+    const N = runD(['--', 'sh', '-c', 'echo line1; while [ ! -e /tmp/go ]; do sleep 0.05; done; echo line2; sleep 0.3; echo line3'])
     const c = spawn(VELO, ['sandbox', 'logs', '-f', N], {env: {...process.env, VELO_HOME: sb.home}})
-    const seen: Array<{at: number; text: string}> = []
-    c.stdout.on('data', (d) => seen.push({at: Date.now(), text: String(d)}))
+    // (a follower that printed only at the end would never show line1 alone: the workload would wait, and the test
+    // time out)
+    let seen = ''
+    let released = false
+    c.stdout.on('data', (d) => {
+      seen += String(d)
+      if (!released && seen === 'line1\n') released = sb.velo(['sandbox', 'exec', N, '--', 'touch', '/tmp/go']).status === 0
+    })
     const code = await new Promise<number | null>((r) => c.on('exit', r))
     expect(code).toBe(0)
-    expect(seen.map((s) => s.text).join('')).toBe('line1\nline2\nline3\n')
-    expect(seen.length).toBeGreaterThan(1) // streamed, not read once at the end
+    expect(released).toBe(true)
+    expect(seen).toBe('line1\nline2\nline3\n')
   })
 
   it('--log-opt max-size/max-file: the log is rotated and bounded, the newest lines kept in order', () => {
