@@ -63,6 +63,28 @@ const timed = async (fn) => {
   await fn()
   return now() - t
 }
+// a process's children (one level), from the kernel's list
+const children = (pid) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+// create/rm p50 and p99 per bucket of B, and the two ratios the issue's targets are on
+const summarize = (create, rm) => {
+  const buckets = []
+  for (let b = 0; b < N; b += B)
+    buckets.push({
+      tenants: `${b + 1}-${Math.min(N, b + B)}`,
+      createP50: pct(create.slice(b, b + B), 50),
+      createP99: pct(create.slice(b, b + B), 99),
+      rmP50: pct(rm.slice(b, b + B), 50),
+      rmP99: pct(rm.slice(b, b + B), 99),
+    })
+  const lastHalf = create.slice(N / 2)
+  return {buckets, createLastOverFirstP50: buckets[buckets.length - 1].createP50 / buckets[0].createP50, createP99OverP50LastHalf: pct(lastHalf, 99) / pct(lastHalf, 50)}
+}
 
 // the same workload under runc, one call at a time: `runc run -d` (create + start) and `runc delete -f`, each
 // container in its own cgroup under one parent of this run's (removed at the end), memory read as for velo's
@@ -86,7 +108,7 @@ const peerRunc = async () => {
     const r = spawnSync(RUNC, ['--root', state, '--log', runcLog, ...args], {stdio: 'ignore'})
     if (r.status !== 0) throw Object.assign(new Error(`runc ${args.join(' ')} exited ${r.status}`), {stderr: fs.readFileSync(runcLog, 'utf8').split('\n').slice(-3).join('\n')})
   }
-  const peer = {runtime: 'runc', buckets: []}
+  const peer = {runtime: 'runc'}
   try {
     await new Promise((r) => setTimeout(r, 1000))
     const info0 = meminfo()
@@ -99,24 +121,12 @@ const peerRunc = async () => {
     await new Promise((r) => setTimeout(r, 1000))
     const info1 = meminfo()
     const pids = ids.map((id) => Number(JSON.parse(spawnSync(RUNC, ['--root', state, 'state', id], {encoding: 'utf8'}).stdout).pid))
-    const children = (pid) => {
-      try {
-        return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)
-      } catch {
-        return []
-      }
-    }
     const procs = pids.flatMap((p) => [p, ...children(p)])
     const procPss = procs.reduce((a, p) => a + pss(p), 0)
     const kernelPerTenantKiB = Object.fromEntries(KERNEL_PARTS.map((k) => [k, (info1[k] - info0[k]) / N / 1024]))
     const rm = []
     for (const id of ids) rm.push(await timed(() => runc('delete', '-f', id)))
-    for (let b = 0; b < N; b += B)
-      peer.buckets.push({tenants: `${b + 1}-${Math.min(N, b + B)}`, createP50: pct(create.slice(b, b + B), 50), createP99: pct(create.slice(b, b + B), 99), rmP50: pct(rm.slice(b, b + B), 50), rmP99: pct(rm.slice(b, b + B), 99)})
-    const lastHalf = create.slice(N / 2)
-    Object.assign(peer, {
-      createLastOverFirstP50: peer.buckets[peer.buckets.length - 1].createP50 / peer.buckets[0].createP50,
-      createP99OverP50LastHalf: pct(lastHalf, 99) / pct(lastHalf, 50),
+    Object.assign(peer, summarize(create, rm), {
       processesPerTenant: procs.length / N,
       processPssPerTenantKiB: procPss / N / 1024,
       kernelPerTenantKiB,
@@ -126,7 +136,8 @@ const peerRunc = async () => {
     for (const id of ids) spawnSync(RUNC, ['--root', state, 'delete', '-f', id], {stdio: 'ignore'})
     // runc leaves the parent it was given; what is still there after that is a leftover
     const left = []
-    for (const h of fs.readdirSync('/sys/fs/cgroup')) {
+    // below each v1 hierarchy (and a hybrid host's unified tree), or below the root of a pure v2 host
+    for (const h of ['', ...fs.readdirSync('/sys/fs/cgroup')]) {
       const d = path.join('/sys/fs/cgroup', h, parent)
       if (!fs.existsSync(d)) continue
       left.push(...fs.readdirSync(d, {withFileTypes: true}).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name)))
@@ -140,7 +151,7 @@ const peerRunc = async () => {
 }
 
 let failed = false
-const report = {tenants: N, cpus: os.cpus().length, buckets: []}
+const report = {tenants: N, cpus: os.cpus().length}
 try {
   velo('sandbox', 'run', '--rm', '--', 'true') // the default image and its farm, once
   // idle tenants first (no main command: velo-init alone, as a CI job's tenant between execs): what one costs the
@@ -181,13 +192,6 @@ try {
   const initPss = states.reduce((a, s) => a + pss(s.pid), 0)
   const monPss = monitorPids.reduce((a, p) => a + pss(p), 0)
   // the workload's own processes: every process in the tenant but its init (the main command runs as the monitor's child)
-  const children = (pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean).map(Number)
-    } catch {
-      return []
-    }
-  }
   const tree = (pid) => children(pid).flatMap((c) => [c, ...tree(c)])
   const workPids = monitorPids.flatMap(tree)
   const workPss = workPids.reduce((a, p) => a + pss(p), 0)
@@ -211,21 +215,8 @@ try {
   const rm = []
   for (const n of names) rm.push(await timed(() => velo('sandbox', 'rm', '-f', n)))
 
-  for (let b = 0; b < N; b += B)
-    report.buckets.push({
-      tenants: `${b + 1}-${Math.min(N, b + B)}`,
-      createP50: pct(create.slice(b, b + B), 50),
-      createP99: pct(create.slice(b, b + B), 99),
-      rmP50: pct(rm.slice(b, b + B), 50),
-      rmP99: pct(rm.slice(b, b + B), 99),
-    })
-  const first = report.buckets[0]
-  const last = report.buckets[report.buckets.length - 1]
-  const lastHalf = create.slice(N / 2)
-  Object.assign(report, {
+  Object.assign(report, summarize(create, rm), {
     runningAtPeak: running,
-    createLastOverFirstP50: last.createP50 / first.createP50,
-    createP99OverP50LastHalf: pct(lastHalf, 99) / pct(lastHalf, 50),
     execP50: pct(exec, 50),
     execP99: pct(exec, 99),
     stopStartP50: pct(restart, 50),

@@ -2,7 +2,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import {execFileSync, spawn, spawnSync} from 'node:child_process'
 import {afterAll, describe, expect, it} from 'vitest'
-import {rmrf, tmpDir, VELO} from '../helpers'
+import {rmrf, ROOT, tmpDir, VELO} from '../helpers'
 import {SandboxHome, uniq} from '../sandbox/fixture'
 import {stackId} from '../../src/volume/volumes'
 
@@ -522,7 +522,7 @@ describe('volumes', () => {
     const layers: string[] = sb.json(['image', 'inspect', `volume:${V}:s1`]).layers
     fs.rmSync(path.join(data, 'd'), {recursive: true})
     const work = tmpDir('velo-orph-')
-    const bin = path.join(__dirname, '..', '..', 'native', 'build', 'velo-converge')
+    const bin = path.join(ROOT, 'native', 'build', 'velo-converge')
     const other = spawn('sleep', ['60'], {stdio: 'ignore'})
     try {
       const run = (args: string[], caller: number) => spawnSync(bin, args, {encoding: 'utf8', env: {...process.env, VELO_CALLER_PID: String(caller)}})
